@@ -1,0 +1,37 @@
+# One task runner for people and CI. `make run` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: run test test-unit lint format proto services-up services-down bench clean
+
+$(INSTALLED): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(INSTALLED)
+
+run: $(INSTALLED)
+	$(BIN)/ledgerd serve
+
+test: $(INSTALLED)
+	$(BIN)/pytest -q
+
+test-unit: $(INSTALLED)
+	$(BIN)/pytest -q tests/unit
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+
+format: $(INSTALLED)
+	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests
+
+proto: $(INSTALLED)
+	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=src --pyi_out=src \
+		--grpc_python_out=src proto/ledgerd/v1/balance.proto
+
+clean:
+	rm -rf $(VENV) data .services build

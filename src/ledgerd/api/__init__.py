@@ -1,0 +1,1 @@
+"""The gRPC API: ledgerd.v1.BalanceService, health and reflection."""

@@ -1,0 +1,68 @@
+"""The grpc.aio server: BalanceService, grpc.health.v1 and reflection."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from ledgerd.api.servicer import BalanceServicer
+from ledgerd.service import LedgerService
+from ledgerd.v1 import balance_pb2, balance_pb2_grpc
+
+SERVICE_NAME = balance_pb2.DESCRIPTOR.services_by_name["BalanceService"].full_name
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # a full batch of 10,000 changes fits with room to spare
+
+
+class GrpcServer:
+    """Serves the API on one address; keeps grpc.health.v1 in step with HealthCheck."""
+
+    def __init__(self, service: LedgerService, address: str, max_concurrent_rpcs: int) -> None:
+        self._service = service
+        self._server = grpc.aio.server(
+            maximum_concurrent_rpcs=max_concurrent_rpcs,
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.so_reuseport", 1),
+            ],
+        )
+        servicer = BalanceServicer(service)
+        balance_pb2_grpc.add_BalanceServiceServicer_to_server(servicer, self._server)  # type: ignore[no-untyped-call]
+        self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
+        )
+        self.port = self._server.add_insecure_port(address)
+        self._health_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._server.start()
+        await self._refresh_health()
+        self._health_task = asyncio.create_task(self._health_loop(), name="health")
+
+    async def stop(self, grace_s: float) -> None:
+        """Refuse new calls, let in-flight ones finish within the grace period."""
+        if self._health_task is not None:
+            self._health_task.cancel()
+            self._health_task = None
+        await self._health.enter_graceful_shutdown()
+        await self._server.stop(grace_s)
+
+    async def _health_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            await self._refresh_health()
+
+    async def _refresh_health(self) -> None:
+        state = await self._service.health()
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if state.serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", SERVICE_NAME):
+            await self._health.set(name, status)

@@ -1,0 +1,183 @@
+"""Wiring: builds the backends and the roles this process runs, and runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from dataclasses import dataclass, field
+
+import structlog
+from prometheus_client import start_http_server
+
+from ledgerd.api.server import GrpcServer
+from ledgerd.cache import BalanceCache, open_cache
+from ledgerd.consumer.outcomes import OutcomeHub
+from ledgerd.consumer.worker import BatchConsumer, ConsumerConfig
+from ledgerd.log import EventLog, open_log
+from ledgerd.outbox.acceptor import Acceptor
+from ledgerd.outbox.relay import Relay
+from ledgerd.service import HealthProbe, LedgerService
+from ledgerd.settings import Settings
+from ledgerd.store import Store, open_store
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Backends:
+    store: Store
+    event_log: EventLog
+    cache: BalanceCache
+
+    def close(self) -> None:
+        self.cache.close()
+        self.event_log.close()
+        self.store.close()
+
+
+def open_backends(settings: Settings) -> Backends:
+    """Open store, log and cache from their URLs; create schema and topics."""
+    store = open_store(
+        settings.effective_store_url, connect_timeout_s=settings.db_connect_timeout_s
+    )
+    store.migrate()
+    event_log = open_log(
+        settings.log_url, data_dir=settings.data_dir, partition_count=settings.partitions
+    )
+    event_log.ensure_topics([settings.topic, settings.dlq_topic])
+    cache = open_cache(settings.cache_url)
+    return Backends(store, event_log, cache)
+
+
+def consumer_config(settings: Settings) -> ConsumerConfig:
+    return ConsumerConfig(
+        topic=settings.topic,
+        dlq_topic=settings.dlq_topic,
+        group_id=settings.consumer_group,
+        batch_max_messages=settings.consumer_batch_max_messages,
+        batch_delay_s=settings.consumer_batch_delay_ms / 1000,
+        poll_timeout_s=settings.consumer_poll_timeout_ms / 1000,
+        max_retries=settings.consumer_max_retries,
+    )
+
+
+@dataclass
+class Ledgerd:
+    """One ledgerd process: the roles its settings ask for, over shared backends."""
+
+    settings: Settings
+    backends: Backends
+    outcomes: OutcomeHub = field(default_factory=OutcomeHub)
+    relay: Relay | None = None
+    consumer: BatchConsumer | None = None
+    acceptor: Acceptor | None = None
+    server: GrpcServer | None = None
+
+    @classmethod
+    def build(cls, settings: Settings, backends: Backends) -> Ledgerd:
+        app = cls(settings, backends)
+        if settings.start_relay:
+            app.relay = Relay(
+                backends.store,
+                backends.event_log.producer(),
+                topic=settings.topic,
+                partition_count=settings.partitions,
+                batch_max_messages=settings.relay_batch_max_messages,
+                sweep_interval_s=settings.relay_sweep_interval_s,
+                # Without a local acceptor handing rows over, the sweep is the only path.
+                sweep_min_age_s=settings.relay_sweep_min_age_s if settings.start_api else 0.0,
+                retry_base_ms=settings.relay_retry_base_ms,
+                retry_max_ms=settings.relay_retry_max_ms,
+            )
+        if settings.start_consumer:
+            app.consumer = BatchConsumer(
+                backends.store,
+                backends.event_log,
+                backends.cache,
+                app.outcomes,
+                consumer_config(settings),
+            )
+        return app
+
+    async def start(self) -> None:
+        settings, backends = self.settings, self.backends
+        self.outcomes.attach(asyncio.get_running_loop())
+        if self.relay is not None:
+            self.relay.start()
+        if self.consumer is not None:
+            self.consumer.start()
+        if settings.start_api:
+            self.acceptor = Acceptor(
+                backends.store,
+                on_committed=self.relay.hand_off if self.relay is not None else None,
+                batch_max_rows=settings.accept_batch_max_rows,
+                queue_max_changes=settings.accept_queue_max_changes,
+            )
+            await self.acceptor.start()
+            service = LedgerService(
+                backends.store,
+                backends.cache,
+                self.acceptor,
+                self.outcomes,
+                wait_max_s=settings.wait_max_s,
+                wait_poll_interval_s=settings.wait_poll_interval_ms / 1000,
+                probes=self._probes(),
+                log_ping=backends.event_log.ping,
+            )
+            self.server = GrpcServer(service, settings.grpc_addr, settings.max_concurrent_rpcs)
+            await self.server.start()
+        log.info(
+            "ledgerd started",
+            grpc=settings.grpc_addr if settings.start_api else None,
+            metrics=settings.metrics_addr,
+            store=settings.effective_store_url.split("@")[-1],
+            log=settings.log_url,
+            cache=settings.cache_url,
+            relay=self.relay is not None,
+            consumer=self.consumer is not None,
+        )
+
+    def _probes(self) -> dict[str, HealthProbe]:
+        consumer = self.consumer
+        if consumer is None:
+            return {}
+
+        def consumer_probe() -> tuple[bool, str]:
+            paused = consumer.paused_partitions
+            if paused:
+                return False, f"paused partitions {paused}"
+            return True, f"ok, partitions {consumer.owned_partitions}"
+
+        return {"consumer": consumer_probe}
+
+    async def stop(self) -> None:
+        """Graceful: stop accepting, finish calls, commit, drain the relay, close."""
+        if self.server is not None:
+            await self.server.stop(self.settings.shutdown_grace_s)
+        if self.acceptor is not None:
+            await self.acceptor.stop()
+        if self.relay is not None:
+            await asyncio.to_thread(self.relay.stop)
+        if self.consumer is not None:
+            await asyncio.to_thread(self.consumer.stop)
+        log.info("ledgerd stopped")
+
+
+async def serve(settings: Settings) -> None:
+    """Run ledgerd until SIGTERM or SIGINT, then shut down gracefully."""
+    backends = open_backends(settings)
+    host, _, port = settings.metrics_addr.rpartition(":")
+    metrics_server, _ = start_http_server(int(port), addr=host)
+    app = Ledgerd.build(settings, backends)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    try:
+        await app.start()
+        await stopping.wait()
+        log.info("ledgerd stopping")
+    finally:
+        await app.stop()
+        metrics_server.shutdown()
+        backends.close()

@@ -1,0 +1,21 @@
+"""The balance cache: in-process memory, or Redis shared by every process."""
+
+from __future__ import annotations
+
+from ledgerd.cache.base import BalanceCache
+
+
+def open_cache(url: str) -> BalanceCache:
+    """Open the cache a URL names: ``memory:`` or ``redis://host:port/db``.
+
+    Raises:
+        ValueError: the URL's scheme is not a known cache.
+    """
+    if url.startswith("memory:"):
+        from ledgerd.cache.memory import MemoryCache
+
+        return MemoryCache()
+    raise ValueError(f"unknown cache URL {url!r}; use memory: or redis://host:port/db")
+
+
+__all__ = ["BalanceCache", "open_cache"]

@@ -1,0 +1,47 @@
+"""The in-process balance cache: a bounded LRU dict, last write wins by version."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+
+from ledgerd.domain.model import Account, Balance
+
+
+class MemoryCache:
+    """BalanceCache in this process's memory; evicts the least recently used."""
+
+    def __init__(self, max_entries: int = 1_000_000) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[Account, Balance] = OrderedDict()
+        # Writers run on the consumer thread, readers on the API's.
+        self._lock = threading.Lock()
+
+    def get(self, account: Account) -> Balance | None:
+        with self._lock:
+            balance = self._entries.get(account)
+            if balance is not None:
+                self._entries.move_to_end(account)
+            return balance
+
+    def put_many(self, balances: Iterable[Balance]) -> None:
+        with self._lock:
+            for balance in balances:
+                account = balance.account
+                cached = self._entries.get(account)
+                if cached is None or cached.version < balance.version:
+                    self._entries[account] = balance
+                    self._entries.move_to_end(account)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def ping(self) -> None:
+        return None
+
+    def close(self) -> None:
+        with self._lock:
+            self._entries.clear()

@@ -1,0 +1,177 @@
+"""The ``ledgerd`` command: the server, schema migration and client commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import uuid
+from collections.abc import Sequence
+
+import grpc
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from ledgerd.logs import configure_logging
+from ledgerd.settings import SettingsError, load_settings
+
+
+def _default_target() -> str:
+    if "LEDGERD_ADDR" in os.environ:
+        return os.environ["LEDGERD_ADDR"]
+    host, _, port = os.environ.get("LEDGERD_GRPC_ADDR", "127.0.0.1:50051").rpartition(":")
+    return f"{'127.0.0.1' if host in ('0.0.0.0', '', '[::]') else host}:{port}"  # noqa: S104
+
+
+def _print(message: Message) -> None:
+    print(json_format.MessageToJson(message, preserving_proto_field_name=True, indent=2))
+
+
+def cmd_serve(_: argparse.Namespace) -> int:
+    from ledgerd.app import serve
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    asyncio.run(serve(settings))
+    return 0
+
+
+def cmd_migrate(_: argparse.Namespace) -> int:
+    from ledgerd.store import open_store
+
+    settings = load_settings()
+    store = open_store(settings.effective_store_url)
+    try:
+        store.migrate()
+    finally:
+        store.close()
+    print(f"schema up to date: {settings.effective_store_url.split('@')[-1]}")
+    return 0
+
+
+def _stub(args: argparse.Namespace) -> tuple[grpc.Channel, object]:
+    from ledgerd.v1 import balance_pb2_grpc
+
+    channel = grpc.insecure_channel(args.addr)
+    return channel, balance_pb2_grpc.BalanceServiceStub(channel)  # type: ignore[no-untyped-call]
+
+
+def _call(args: argparse.Namespace, method: str, request: Message) -> int:
+    channel, stub = _stub(args)
+    with channel:
+        try:
+            _print(getattr(stub, method)(request, timeout=args.timeout))
+        except grpc.RpcError as exc:
+            print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def cmd_balance(args: argparse.Namespace) -> int:
+    from ledgerd.v1 import balance_pb2 as pb
+
+    return _call(
+        args, "GetBalance", pb.GetBalanceRequest(user_id=args.user, currency=args.currency)
+    )
+
+
+def cmd_change(args: argparse.Namespace) -> int:
+    from ledgerd.v1 import balance_pb2 as pb
+
+    request = pb.ChangeBalanceRequest(
+        request_id=args.request_id or f"cli-{uuid.uuid4()}",
+        user_id=args.user,
+        currency=args.currency,
+        type=args.type.upper(),
+        amount=args.amount,
+        wait=args.wait,
+        memo=args.memo,
+    )
+    return _call(args, "ChangeBalance", request)
+
+
+def cmd_journal(args: argparse.Namespace) -> int:
+    from ledgerd.v1 import balance_pb2 as pb
+
+    request = pb.ListJournalRequest(
+        user_id=args.user, currency=args.currency, after_version=args.after, limit=args.limit
+    )
+    return _call(args, "ListJournal", request)
+
+
+def cmd_get_change(args: argparse.Namespace) -> int:
+    from ledgerd.v1 import balance_pb2 as pb
+
+    return _call(args, "GetChange", pb.GetChangeRequest(request_id=args.request_id))
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    from ledgerd.v1 import balance_pb2 as pb
+
+    return _call(args, "HealthCheck", pb.HealthCheckRequest())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ledgerd", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("serve", help="run the server (settings from LEDGERD_* variables)")
+    commands.add_parser("migrate", help="create or upgrade the store's schema")
+
+    def client(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("--addr", default=_default_target(), help="server host:port")
+        sub.add_argument("--timeout", type=float, default=15.0, help="deadline in seconds")
+        return sub
+
+    balance = client("balance", "show a user's balances")
+    balance.add_argument("user", type=int)
+    balance.add_argument("currency", nargs="?", default="")
+
+    change = client("change", "change a balance")
+    change.add_argument(
+        "type", choices=["deposit", "withdraw", "freeze", "unfreeze"], type=str.lower
+    )
+    change.add_argument("user", type=int)
+    change.add_argument("currency")
+    change.add_argument("amount")
+    change.add_argument("--request-id", help="idempotency key (default: a new UUID)")
+    change.add_argument("--memo", default="")
+    change.add_argument("--wait", action="store_true", help="answer once applied or rejected")
+
+    journal = client("journal", "list an account's journal")
+    journal.add_argument("user", type=int)
+    journal.add_argument("currency")
+    journal.add_argument("--after", type=int, default=0, help="only versions after this one")
+    journal.add_argument("--limit", type=int, default=100)
+
+    get_change = client("get-change", "show one change request")
+    get_change.add_argument("request_id")
+
+    client("health", "show the server's health")
+    return parser
+
+
+COMMANDS = {
+    "serve": cmd_serve,
+    "migrate": cmd_migrate,
+    "balance": cmd_balance,
+    "change": cmd_change,
+    "journal": cmd_journal,
+    "get-change": cmd_get_change,
+    "health": cmd_health,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except SettingsError as exc:
+        print(f"ledgerd: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The batch consumer: applies the event log to balances, one writer per partition."""

@@ -1,0 +1,1 @@
+"""Pure balance rules: no I/O, no clocks, no globals."""

@@ -1,0 +1,108 @@
+"""The event-log interface (embedded durable log, Apache Kafka).
+
+A topic has numbered partitions; each partition is an ordered sequence of
+records with increasing offsets. Producers report delivery asynchronously
+(through ``poll``/``flush``), like Kafka's. Consumers are told which
+partitions they own and say from which offset to resume: ledgerd keeps the
+authoritative position in its store, not in the log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+# Called once per published record: None when durable, else the error.
+DeliveryCallback = Callable[[Exception | None], None]
+# Given newly assigned partitions, returns the offset to resume each from.
+OnAssign = Callable[[Sequence[int]], Mapping[int, int]]
+# Called with partitions taken away (before another consumer gets them, when possible).
+OnRevoke = Callable[[Sequence[int]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """One record read from a partition."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = field(default=())
+
+
+class LogProducer(Protocol):
+    def publish(
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        *,
+        partition: int | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+        on_delivery: DeliveryCallback | None = None,
+    ) -> None:
+        """Queue a record; ``on_delivery`` runs from a later ``poll``/``flush``.
+
+        Raises:
+            LogUnavailable: the local queue is full or the producer is closed.
+        """
+
+    def poll(self, timeout_s: float) -> None:
+        """Serve delivery callbacks for records that completed."""
+
+    def flush(self, timeout_s: float) -> int:
+        """Wait for every queued record; returns how many are still undelivered."""
+
+    def close(self) -> None:
+        """Flush briefly and release; idempotent."""
+
+
+class LogConsumer(Protocol):
+    def subscribe(self, topic: str, on_assign: OnAssign, on_revoke: OnRevoke) -> None:
+        """Join the group for ``topic``; assignments arrive through the callbacks."""
+
+    def poll_batch(self, max_records: int, timeout_s: float) -> Sequence[LogRecord]:
+        """Up to ``max_records`` records, waiting at most ``timeout_s`` for the first."""
+
+    def commit(self, next_offsets: Mapping[int, int]) -> None:
+        """Record progress in the log too, so lag is visible (advisory only)."""
+
+    def seek(self, partition: int, offset: int) -> None:
+        """Read ``partition`` again from ``offset``."""
+
+    def pause(self, partitions: Collection[int]) -> None:
+        """Stop fetching from these partitions."""
+
+    def resume(self, partitions: Collection[int]) -> None:
+        """Fetch from paused partitions again."""
+
+    def close(self) -> None:
+        """Leave the group and release; idempotent."""
+
+
+class EventLog(Protocol):
+    """A connection to an event log: creates producers and consumers."""
+
+    partition_count: int
+
+    def ensure_topics(self, topics: Collection[str]) -> None:
+        """Create the topics (with ``partition_count`` partitions) if missing."""
+
+    def producer(self) -> LogProducer: ...
+
+    def consumer(self, group_id: str) -> LogConsumer: ...
+
+    def end_offsets(self, topic: str) -> Mapping[int, int]:
+        """The offset the next record of each partition will get."""
+
+    def ping(self) -> None:
+        """Check the log answers.
+
+        Raises:
+            LogUnavailable: it does not.
+        """
+
+    def close(self) -> None: ...

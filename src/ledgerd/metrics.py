@@ -1,0 +1,69 @@
+"""Every Prometheus metric of ledgerd, in one place."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+RPC_REQUESTS = Counter(
+    "ledgerd_rpc_requests_total",
+    "gRPC calls answered, by method and status code.",
+    ["method", "code"],
+)
+RPC_LATENCY = Histogram(
+    "ledgerd_rpc_latency_seconds",
+    "gRPC call latency, by method.",
+    ["method"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+ACCEPTED_CHANGES = Counter(
+    "ledgerd_accepted_changes_total", "Change requests committed to the outbox."
+)
+ACCEPT_COMMIT_ROWS = Histogram(
+    "ledgerd_accept_commit_rows",
+    "Requests per group commit.",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000),
+)
+OUTBOX_REQUESTS = Counter(
+    "ledgerd_outbox_requests_total",
+    "Outbox status transitions made by the relay: sent, failed.",
+    ["status"],
+)
+OUTBOX_IN_FLIGHT = Gauge(
+    "ledgerd_outbox_in_flight", "Requests handed to the relay and not yet confirmed by the log."
+)
+OUTBOX_OLDEST_UNSENT_AGE = Gauge(
+    "ledgerd_outbox_oldest_unsent_age_seconds",
+    "Age of the oldest PENDING/FAILED row found by the relay's last sweep (0 when none).",
+)
+CONSUMER_BATCH_SIZE = Histogram(
+    "ledgerd_consumer_batch_messages",
+    "Messages per consumer batch.",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000),
+)
+CONSUMER_APPLY_LATENCY = Histogram(
+    "ledgerd_consumer_apply_seconds",
+    "Time to apply and commit one consumer batch.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+CHANGES = Counter(
+    "ledgerd_changes_total", "Changes decided by the consumer, by outcome.", ["outcome"]
+)
+DUPLICATE_MESSAGES = Counter(
+    "ledgerd_consumer_duplicate_messages_total",
+    "Log messages skipped because their request already had an outcome.",
+)
+DLQ_MESSAGES = Counter("ledgerd_dlq_messages_total", "Poison messages sent to the DLQ.")
+FENCED_BATCHES = Counter(
+    "ledgerd_fenced_batches_total", "Batches refused because another consumer owns the partition."
+)
+CONSUMER_LAG = Gauge(
+    "ledgerd_consumer_lag_messages",
+    "Messages in the log not yet applied, by partition.",
+    ["partition"],
+)
+CONSUMER_RETRIES = Counter(
+    "ledgerd_consumer_retries_total", "Batch attempts retried after a transient error."
+)
+CACHE_READS = Counter(
+    "ledgerd_cache_reads_total", "GetBalance cache lookups, by result.", ["result"]
+)

@@ -1,0 +1,150 @@
+"""Durable acceptance with group commit.
+
+Callers queue their requests and wait; one flusher takes everything queued,
+commits it in a single store transaction, then answers every caller. While a
+commit runs, new requests pile up for the next one, so under load many
+requests share one fsync, and nobody is answered before their row is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import structlog
+
+from ledgerd import metrics
+from ledgerd.domain.model import ChangeRequest, StoredRequest
+from ledgerd.errors import LedgerError, Overloaded, StoreUnavailable, TransientStoreError
+from ledgerd.outbox.planning import Acceptance, GroupPlan, plan_acceptance
+from ledgerd.store.base import Store
+
+log = structlog.get_logger(__name__)
+
+# Called with the requests just committed as new (e.g. the local relay's hand-off).
+OnCommitted = Callable[[Sequence[ChangeRequest]], None]
+
+_RACE_RETRIES = 3
+
+
+@dataclass(slots=True)
+class _Waiting:
+    requests: Sequence[ChangeRequest]
+    answer: asyncio.Future[GroupPlan] = field(default_factory=asyncio.Future)
+
+
+class Acceptor:
+    """Accepts change requests into the outbox, many per transaction."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        on_committed: OnCommitted | None = None,
+        batch_max_rows: int = 10_000,
+        queue_max_changes: int = 200_000,
+    ) -> None:
+        self._store = store
+        self._on_committed = on_committed
+        self._batch_max_rows = batch_max_rows
+        self._queue_max_changes = queue_max_changes
+        self._queue: list[_Waiting] = []
+        self._queued_changes = 0
+        self._wake = asyncio.Event()
+        self._flusher: asyncio.Task[None] | None = None
+        self._stopping = False
+        # One thread: commits are serial anyway, and the next batch gathers meanwhile.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="acceptor")
+
+    async def start(self) -> None:
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._run(), name="acceptor")
+
+    async def stop(self) -> None:
+        """Commit everything already queued, then stop; idempotent."""
+        self._stopping = True
+        self._wake.set()
+        if self._flusher is not None:
+            await self._flusher
+            self._flusher = None
+        self._executor.shutdown(wait=True)
+
+    async def accept(self, requests: Sequence[ChangeRequest]) -> Sequence[Acceptance]:
+        """Commit the requests (all or nothing) and answer each in order.
+
+        Raises:
+            RequestConflict: a request_id exists with different fields; nothing was stored.
+            Overloaded: too many requests are waiting for a commit.
+            StoreUnavailable: the store could not commit them.
+        """
+        if self._stopping:
+            raise StoreUnavailable("server is shutting down")
+        if self._queued_changes + len(requests) > self._queue_max_changes and self._queue:
+            raise Overloaded("too many changes waiting for a commit")
+        waiting = _Waiting(requests)
+        self._queue.append(waiting)
+        self._queued_changes += len(requests)
+        self._wake.set()
+        plan = await waiting.answer
+        if plan.conflict is not None:
+            raise plan.conflict
+        return plan.acceptances
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                batch = self._take_batch()
+                try:
+                    plans = await loop.run_in_executor(self._executor, self._commit, batch)
+                except LedgerError as exc:
+                    for waiting in batch:
+                        waiting.answer.set_exception(exc)
+                    continue
+                for waiting, plan in zip(batch, plans, strict=True):
+                    waiting.answer.set_result(plan)
+            if self._stopping:
+                return
+
+    def _take_batch(self) -> list[_Waiting]:
+        batch: list[_Waiting] = []
+        rows = 0
+        while self._queue and (
+            not batch or rows + len(self._queue[0].requests) <= self._batch_max_rows
+        ):
+            waiting = self._queue.pop(0)
+            batch.append(waiting)
+            rows += len(waiting.requests)
+        self._queued_changes -= rows
+        return batch
+
+    def _commit(self, batch: Sequence[_Waiting]) -> list[GroupPlan]:
+        """Runs on the acceptor thread: one transaction for the whole batch."""
+        groups = [waiting.requests for waiting in batch]
+        request_ids = {request.request_id for group in groups for request in group}
+        decided: list[GroupPlan] = []
+        inserted: list[ChangeRequest] = []
+
+        def choose_new(stored: Mapping[str, StoredRequest]) -> Sequence[ChangeRequest]:
+            nonlocal decided, inserted
+            inserted, decided = plan_acceptance(groups, stored)
+            return inserted
+
+        for attempt in range(_RACE_RETRIES):
+            try:
+                self._store.accept_requests(request_ids, choose_new, int(time.time() * 1000))
+                break
+            except TransientStoreError:
+                # Another process inserted one of these ids after our read: read again.
+                if attempt == _RACE_RETRIES - 1:
+                    raise
+        metrics.ACCEPT_COMMIT_ROWS.observe(len(inserted))
+        metrics.ACCEPTED_CHANGES.inc(len(inserted))
+        if inserted and self._on_committed is not None:
+            self._on_committed(inserted)
+        return decided

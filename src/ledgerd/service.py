@@ -1,0 +1,211 @@
+"""The service layer: what every API (gRPC, later REST) calls, in domain terms."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from ledgerd import metrics
+from ledgerd.cache.base import BalanceCache
+from ledgerd.consumer.outcomes import OutcomeHub
+from ledgerd.domain.model import (
+    Account,
+    Balance,
+    ChangeRequest,
+    ChangeStatus,
+    JournalEntry,
+    RejectReason,
+    StoredRequest,
+)
+from ledgerd.errors import CacheUnavailable, LedgerError, RequestNotFound
+from ledgerd.outbox.acceptor import Acceptor
+from ledgerd.store.base import Store
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeAnswer:
+    """The state of one change request as an API answers it."""
+
+    request_id: str
+    status: ChangeStatus
+    reject_reason: RejectReason = RejectReason.NONE
+    balance: Balance | None = None
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    serving: bool
+    components: Mapping[str, str]
+
+
+# Extra health components (e.g. the consumer's paused partitions): name → (ok, detail).
+HealthProbe = Callable[[], tuple[bool, str]]
+
+
+class LedgerService:
+    """Reads and changes balances; async, safe to call from many requests at once."""
+
+    def __init__(
+        self,
+        store: Store,
+        cache: BalanceCache,
+        acceptor: Acceptor,
+        outcomes: OutcomeHub,
+        *,
+        wait_max_s: float = 10.0,
+        wait_poll_interval_s: float = 0.05,
+        probes: Mapping[str, HealthProbe] | None = None,
+        log_ping: Callable[[], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._cache = cache
+        self._acceptor = acceptor
+        self._outcomes = outcomes
+        self._wait_max_s = wait_max_s
+        self._wait_poll_interval_s = wait_poll_interval_s
+        self._probes = dict(probes or {})
+        self._log_ping = log_ping
+
+    # -- reads ----------------------------------------------------------------
+    async def get_balances(self, user_id: int, currency: str | None) -> Sequence[Balance]:
+        """One currency (zeros if untouched), or every currency the user has."""
+        if currency is None:
+            return await asyncio.to_thread(self._store.get_balances, user_id, None)
+        account = Account(user_id, currency)
+        try:
+            cached = self._cache.get(account)
+        except CacheUnavailable:
+            cached = None
+        if cached is not None:
+            metrics.CACHE_READS.labels(result="hit").inc()
+            return [cached]
+        metrics.CACHE_READS.labels(result="miss").inc()
+        stored = await asyncio.to_thread(self._store.get_balances, user_id, currency)
+        if not stored:
+            return [Balance(user_id, currency)]
+        # A cache that cannot take it only costs the next read a trip to the store.
+        with contextlib.suppress(CacheUnavailable):
+            self._cache.put_many(stored)
+        return stored
+
+    async def list_journal(
+        self, user_id: int, currency: str, after_version: int, limit: int
+    ) -> Sequence[JournalEntry]:
+        return await asyncio.to_thread(
+            self._store.get_journal, user_id, currency, after_version, limit
+        )
+
+    async def get_change(self, request_id: str) -> ChangeAnswer:
+        """Raises: RequestNotFound: no such request."""
+        answers = await self._current({request_id: False})
+        if request_id not in answers:
+            raise RequestNotFound(request_id)
+        return answers[request_id]
+
+    # -- changes --------------------------------------------------------------
+    async def change(
+        self, requests: Sequence[ChangeRequest], *, wait: bool, deadline: float | None
+    ) -> list[ChangeAnswer]:
+        """Accept the requests durably; with ``wait``, also wait for their outcomes
+        until shortly before ``deadline`` (``time.monotonic()``), at most wait_max_s.
+
+        Raises:
+            RequestConflict, Overloaded, StoreUnavailable: from acceptance.
+        """
+        acceptances = await self._acceptor.accept(requests)
+        answers = {a.stored.request.request_id: _answer(a.stored, a.duplicate) for a in acceptances}
+        duplicates_applied = {
+            rid: True
+            for rid, answer in answers.items()
+            if answer.duplicate and answer.status is ChangeStatus.APPLIED
+        }
+        if duplicates_applied:
+            answers.update(await self._current(duplicates_applied))
+        if wait:
+            answers.update(await self._wait(answers, deadline))
+        return [answers[r.request_id] for r in requests]
+
+    async def _wait(
+        self, answers: Mapping[str, ChangeAnswer], deadline: float | None
+    ) -> dict[str, ChangeAnswer]:
+        now = time.monotonic()
+        until = now + self._wait_max_s
+        if deadline is not None:
+            # Answer a little before the caller gives up, so it gets the current status.
+            margin = max(0.02, min(0.25, (deadline - now) * 0.1))
+            until = min(until, deadline - margin)
+        pending = {rid: a.duplicate for rid, a in answers.items() if not a.status.is_final}
+        updated: dict[str, ChangeAnswer] = {}
+        interval = self._wait_poll_interval_s
+        while pending:
+            registered = list(pending)
+            event = self._outcomes.register(registered)
+            try:
+                current = await self._current(pending)
+                updated.update(current)
+                pending = {
+                    rid: dup for rid, dup in pending.items() if not current[rid].status.is_final
+                }
+                remaining = until - time.monotonic()
+                if not pending or remaining <= 0:
+                    break
+                try:
+                    await asyncio.wait_for(event.wait(), timeout=min(interval, remaining))
+                except TimeoutError:
+                    interval = min(interval * 2, 0.5)
+            finally:
+                self._outcomes.unregister(registered, event)
+        return updated
+
+    async def _current(self, duplicates: Mapping[str, bool]) -> dict[str, ChangeAnswer]:
+        """Current answers from the store, with the balance after each APPLIED change."""
+        return await asyncio.to_thread(self._read_current, duplicates)
+
+    def _read_current(self, duplicates: Mapping[str, bool]) -> dict[str, ChangeAnswer]:
+        stored = self._store.get_requests(list(duplicates))
+        applied = [rid for rid, s in stored.items() if s.status is ChangeStatus.APPLIED]
+        entries = self._store.get_journal_entries(applied) if applied else {}
+        answers: dict[str, ChangeAnswer] = {}
+        for rid, row in stored.items():
+            entry = entries.get(rid)
+            answers[rid] = _answer(
+                row, duplicates[rid], entry.balance_after if entry is not None else None
+            )
+        return answers
+
+    # -- health ---------------------------------------------------------------
+    async def health(self) -> Health:
+        components: dict[str, str] = {}
+        serving = True
+        for name, check, required in (
+            ("store", self._store.ping, True),
+            ("log", self._log_ping, True),
+            ("cache", self._cache.ping, False),
+        ):
+            if check is None:
+                continue
+            try:
+                await asyncio.wait_for(asyncio.to_thread(check), timeout=2.0)
+                components[name] = "ok"
+            except (LedgerError, TimeoutError) as exc:
+                components[name] = ("unavailable: " if required else "degraded: ") + str(exc)
+                serving = serving and not required
+        for name, probe in self._probes.items():
+            ok, detail = probe()
+            components[name] = detail
+            serving = serving and ok
+        return Health(serving, components)
+
+
+def _answer(stored: StoredRequest, duplicate: bool, balance: Balance | None = None) -> ChangeAnswer:
+    return ChangeAnswer(
+        request_id=stored.request.request_id,
+        status=stored.status,
+        reject_reason=stored.reject_reason,
+        balance=balance if stored.status is ChangeStatus.APPLIED else None,
+        duplicate=duplicate,
+    )

@@ -1,0 +1,113 @@
+"""Settings from ``LEDGERD_*`` environment variables, defaults from the seed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "LEDGERD_"
+
+
+class SettingsError(Exception):
+    """A setting has a bad value; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    """Every knob of ledgerd; each field is the variable ``LEDGERD_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    # Backends, chosen by URL (DESIGN.md section 2). An empty store URL means
+    # SQLite inside data_dir.
+    data_dir: Path = Path("./data")
+    store_url: str = ""
+    log_url: str = "embedded:"
+    cache_url: str = "memory:"
+
+    # Roles this process runs.
+    start_api: bool = True
+    start_relay: bool = True
+    start_consumer: bool = True
+    start_cache_updater: bool = True
+
+    grpc_addr: str = "0.0.0.0:50051"
+    metrics_addr: str = "0.0.0.0:9091"
+
+    # Event log.
+    partitions: int = Field(3, ge=1, le=1024)
+    topic: str = "balance-changes"
+    dlq_topic: str = "balance-changes-dlq"
+    consumer_group: str = "balance-consumer-group"
+
+    # Consumer batching (seed: 200 messages, 100 ms delay, 1000 ms long poll, 3 retries).
+    consumer_batch_max_messages: int = Field(200, ge=1, le=100_000)
+    consumer_batch_delay_ms: int = Field(100, ge=0, le=60_000)
+    consumer_poll_timeout_ms: int = Field(1000, ge=1, le=60_000)
+    consumer_max_retries: int = Field(3, ge=0, le=100)
+
+    # Acceptance (group commit) and relay.
+    accept_batch_max_rows: int = Field(10_000, ge=1, le=1_000_000)
+    accept_queue_max_changes: int = Field(200_000, ge=1)
+    relay_batch_max_messages: int = Field(10_000, ge=1)
+    relay_sweep_interval_s: float = Field(1.0, gt=0)
+    relay_sweep_min_age_s: float = Field(5.0, ge=0)
+    relay_retry_base_ms: int = Field(100, ge=1)
+    relay_retry_max_ms: int = Field(30_000, ge=1)
+
+    # Waiting for an outcome (ChangeBalance wait=true) when the call has no deadline.
+    wait_max_s: float = Field(10.0, gt=0, le=300)
+    wait_poll_interval_ms: int = Field(50, ge=1)
+
+    # Database (seed: pool 15, queue limit 100, connect timeout 30 s).
+    db_pool_size: int = Field(15, ge=1)
+    db_queue_limit: int = Field(100, ge=0)
+    db_connect_timeout_s: float = Field(30.0, gt=0)
+
+    # Leader election (seed: TTL 5 s, renewal every 2 s).
+    leader_lock_ttl_s: float = Field(5.0, gt=0)
+    leader_renew_interval_s: float = Field(2.0, gt=0)
+
+    # Cache updater (seed: 4 workers, every 100 ms); memory cache bound.
+    cache_updater_workers: int = Field(4, ge=1)
+    cache_update_interval_ms: int = Field(100, ge=1)
+    cache_max_entries: int = Field(1_000_000, ge=1)
+
+    max_concurrent_rpcs: int = Field(1000, ge=1)
+    shutdown_grace_s: float = Field(10.0, ge=0)
+    log_level: str = "info"
+
+    @field_validator("grpc_addr", "metrics_addr")
+    @classmethod
+    def _host_and_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError("must be host:port")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.lower() not in {"debug", "info", "warning", "error"}:
+            raise ValueError("must be debug, info, warning or error")
+        return value.lower()
+
+    @property
+    def effective_store_url(self) -> str:
+        return self.store_url or f"sqlite:///{self.data_dir / 'ledgerd.sqlite'}"
+
+
+def load_settings() -> Settings:
+    """Read the settings from the environment.
+
+    Raises:
+        SettingsError: a variable has a bad value; the message names each one.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = [
+            f"{ENV_PREFIX}{str(error['loc'][0]).upper()}: {error['msg']}" for error in exc.errors()
+        ]
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None

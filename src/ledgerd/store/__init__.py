@@ -1,0 +1,25 @@
+"""The store: outbox rows, balances, journal, partition offsets, leader locks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ledgerd.store.base import Store
+
+
+def open_store(url: str, *, connect_timeout_s: float = 30.0) -> Store:
+    """Open the store a URL names: ``sqlite:///path`` or ``mysql://user:pass@host:port/db``.
+
+    Raises:
+        ValueError: the URL's scheme is not a known store.
+    """
+    if url.startswith("sqlite:///"):
+        from ledgerd.store.sqlite import SqliteStore
+
+        return SqliteStore(Path(url.removeprefix("sqlite:///")), busy_timeout_s=connect_timeout_s)
+    raise ValueError(
+        f"unknown store URL scheme in {url.split('://', maxsplit=1)[0]!r}; use sqlite:/// or mysql://"
+    )
+
+
+__all__ = ["Store", "open_store"]

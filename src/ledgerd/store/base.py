@@ -1,0 +1,128 @@
+"""The store interface every backend implements (SQLite embedded, MySQL in production).
+
+Methods are synchronous and thread-safe; async callers run them in a thread.
+Every method raises ``StoreUnavailable`` when the database cannot be reached
+and ``TransientStoreError`` for deadlocks and lost races.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from ledgerd.domain.model import (
+    Account,
+    Balance,
+    ChangeRequest,
+    JournalEntry,
+    RequestOutcome,
+    StoredRequest,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionClaim:
+    """Ownership of one partition: the fencing epoch and where to resume."""
+
+    topic: str
+    partition: int
+    epoch: int
+    next_offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class BatchCommit:
+    """Everything one consumer batch writes, committed in one transaction.
+
+    ``positions`` carry each partition's next offset and the epoch the writer
+    claimed it with; a stale epoch makes the whole commit fail with ``Fenced``.
+    """
+
+    positions: Sequence[PartitionClaim]
+    balances: Sequence[Balance]
+    journal: Sequence[JournalEntry]
+    outcomes: Sequence[RequestOutcome]
+    applied_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class UnsentRequest:
+    """An outbox row the relay still has to publish."""
+
+    stored: StoredRequest
+    attempts: int
+    updated_at_ms: int
+
+
+# Given the already stored requests among the candidates, returns those to insert.
+ChooseNew = Callable[[Mapping[str, StoredRequest]], Sequence[ChangeRequest]]
+
+
+class Store(Protocol):
+    """Durable state of ledgerd."""
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema; safe to run at every start."""
+
+    def ping(self) -> None:
+        """Check the database answers.
+
+        Raises:
+            StoreUnavailable: it does not.
+        """
+
+    def close(self) -> None:
+        """Release connections; idempotent."""
+
+    # -- outbox ---------------------------------------------------------------
+    def accept_requests(
+        self, request_ids: Collection[str], choose_new: ChooseNew, now_ms: int
+    ) -> Mapping[str, StoredRequest]:
+        """In one transaction, read the stored requests among ``request_ids``, insert
+        the PENDING rows ``choose_new`` picks, and commit; returns what was read.
+
+        Raises:
+            TransientStoreError: another writer inserted one of the ids meanwhile.
+        """
+
+    def get_requests(self, request_ids: Collection[str]) -> Mapping[str, StoredRequest]:
+        """The stored requests among ``request_ids``."""
+
+    def mark_sent(self, request_ids: Collection[str], now_ms: int) -> None:
+        """PENDING/FAILED → SENT (rows already APPLIED or REJECTED keep their status)."""
+
+    def mark_failed(self, request_ids: Collection[str], now_ms: int) -> None:
+        """PENDING → FAILED and one more attempt counted."""
+
+    def find_unsent(self, created_before_ms: int, limit: int) -> Sequence[UnsentRequest]:
+        """PENDING rows created before the time, and every FAILED row, oldest first."""
+
+    # -- consumer -------------------------------------------------------------
+    def claim_partition(self, topic: str, partition: int) -> PartitionClaim:
+        """Take ownership of a partition: bump its epoch, return where to resume."""
+
+    def load_balances(self, accounts: Collection[Account]) -> Mapping[Account, Balance]:
+        """Stored balances of the accounts that have one."""
+
+    def commit_batch(self, batch: BatchCommit) -> None:
+        """Write balances, journal, outcomes and partition offsets atomically.
+
+        Raises:
+            Fenced: a position's epoch is no longer current; nothing was written.
+        """
+
+    # -- reads ----------------------------------------------------------------
+    def get_balances(self, user_id: int, currency: str | None) -> Sequence[Balance]:
+        """The user's balance in one currency, or in all (``None``)."""
+
+    def get_journal(
+        self, user_id: int, currency: str, after_version: int, limit: int
+    ) -> Sequence[JournalEntry]:
+        """Journal entries of an account with version > after_version, ascending."""
+
+    def get_journal_entries(self, request_ids: Collection[str]) -> Mapping[str, JournalEntry]:
+        """The journal entries written by these requests, by request_id."""
+
+    def get_positions(self, topic: str) -> Mapping[int, int]:
+        """Next offset to apply, by partition (what has been committed)."""

@@ -1,0 +1,91 @@
+"""Per-thread SQLite connections in WAL mode with synchronous=FULL.
+
+SQLite connections must not be shared between threads mid-transaction, so
+each thread gets its own; writes take the write lock up front
+(``BEGIN IMMEDIATE``) instead of failing when a read upgrades to a write.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ledgerd.errors import BackendUnavailable, TransientStoreError
+
+
+class ThreadConnections:
+    """Opens one connection per calling thread; ``close`` closes them all."""
+
+    def __init__(
+        self, path: Path, unavailable: type[BackendUnavailable], busy_timeout_s: float = 30.0
+    ) -> None:
+        self.path = path
+        self._unavailable = unavailable
+        self._busy_timeout_s = busy_timeout_s
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def get(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is not None:
+            return connection
+        with self._lock:
+            if self._closed:
+                raise self._unavailable(f"{self.path} is closed")
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                connection = sqlite3.connect(
+                    self.path,
+                    timeout=self._busy_timeout_s,
+                    isolation_level=None,  # transactions are explicit, see write()
+                    check_same_thread=False,  # close() runs on another thread
+                )
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute("PRAGMA synchronous=FULL")
+            except (sqlite3.Error, OSError) as exc:
+                raise self._unavailable(f"cannot open {self.path}: {exc}") from exc
+            self._all.append(connection)
+        self._local.connection = connection
+        return connection
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: committed on normal exit, rolled back on any error.
+
+        Raises:
+            TransientStoreError: a uniqueness constraint failed (a lost race).
+            BackendUnavailable: the database file cannot be used.
+        """
+        connection = self.get()
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+        except sqlite3.IntegrityError as exc:
+            raise TransientStoreError(f"constraint violated: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise self._unavailable(f"sqlite: {exc}") from exc
+
+    def read(self, sql: str, params: Any = ()) -> list[Any]:
+        """Rows of one query, outside any explicit transaction."""
+        try:
+            return self.get().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise self._unavailable(f"sqlite: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            connections, self._all = self._all, []
+        for connection in connections:
+            connection.close()

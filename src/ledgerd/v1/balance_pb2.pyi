@@ -1,0 +1,196 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ChangeType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CHANGE_TYPE_UNSPECIFIED: _ClassVar[ChangeType]
+    DEPOSIT: _ClassVar[ChangeType]
+    WITHDRAW: _ClassVar[ChangeType]
+    FREEZE: _ClassVar[ChangeType]
+    UNFREEZE: _ClassVar[ChangeType]
+
+class ChangeStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CHANGE_STATUS_UNSPECIFIED: _ClassVar[ChangeStatus]
+    PENDING: _ClassVar[ChangeStatus]
+    SENT: _ClassVar[ChangeStatus]
+    APPLIED: _ClassVar[ChangeStatus]
+    REJECTED: _ClassVar[ChangeStatus]
+    FAILED: _ClassVar[ChangeStatus]
+
+class RejectReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REJECT_REASON_UNSPECIFIED: _ClassVar[RejectReason]
+    INSUFFICIENT_AVAILABLE: _ClassVar[RejectReason]
+    INSUFFICIENT_FROZEN: _ClassVar[RejectReason]
+    AMOUNT_OVERFLOW: _ClassVar[RejectReason]
+CHANGE_TYPE_UNSPECIFIED: ChangeType
+DEPOSIT: ChangeType
+WITHDRAW: ChangeType
+FREEZE: ChangeType
+UNFREEZE: ChangeType
+CHANGE_STATUS_UNSPECIFIED: ChangeStatus
+PENDING: ChangeStatus
+SENT: ChangeStatus
+APPLIED: ChangeStatus
+REJECTED: ChangeStatus
+FAILED: ChangeStatus
+REJECT_REASON_UNSPECIFIED: RejectReason
+INSUFFICIENT_AVAILABLE: RejectReason
+INSUFFICIENT_FROZEN: RejectReason
+AMOUNT_OVERFLOW: RejectReason
+
+class Balance(_message.Message):
+    __slots__ = ("user_id", "currency", "available", "frozen", "version")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    FROZEN_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    currency: str
+    available: str
+    frozen: str
+    version: int
+    def __init__(self, user_id: _Optional[int] = ..., currency: _Optional[str] = ..., available: _Optional[str] = ..., frozen: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class GetBalanceRequest(_message.Message):
+    __slots__ = ("user_id", "currency")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    currency: str
+    def __init__(self, user_id: _Optional[int] = ..., currency: _Optional[str] = ...) -> None: ...
+
+class GetBalanceResponse(_message.Message):
+    __slots__ = ("balances",)
+    BALANCES_FIELD_NUMBER: _ClassVar[int]
+    balances: _containers.RepeatedCompositeFieldContainer[Balance]
+    def __init__(self, balances: _Optional[_Iterable[_Union[Balance, _Mapping]]] = ...) -> None: ...
+
+class ChangeBalanceRequest(_message.Message):
+    __slots__ = ("request_id", "user_id", "currency", "type", "amount", "wait", "memo")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    WAIT_FIELD_NUMBER: _ClassVar[int]
+    MEMO_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    user_id: int
+    currency: str
+    type: ChangeType
+    amount: str
+    wait: bool
+    memo: str
+    def __init__(self, request_id: _Optional[str] = ..., user_id: _Optional[int] = ..., currency: _Optional[str] = ..., type: _Optional[_Union[ChangeType, str]] = ..., amount: _Optional[str] = ..., wait: _Optional[bool] = ..., memo: _Optional[str] = ...) -> None: ...
+
+class ChangeResult(_message.Message):
+    __slots__ = ("request_id", "status", "reject_reason", "balance", "duplicate")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REJECT_REASON_FIELD_NUMBER: _ClassVar[int]
+    BALANCE_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    status: ChangeStatus
+    reject_reason: RejectReason
+    balance: Balance
+    duplicate: bool
+    def __init__(self, request_id: _Optional[str] = ..., status: _Optional[_Union[ChangeStatus, str]] = ..., reject_reason: _Optional[_Union[RejectReason, str]] = ..., balance: _Optional[_Union[Balance, _Mapping]] = ..., duplicate: _Optional[bool] = ...) -> None: ...
+
+class ChangeBalancesRequest(_message.Message):
+    __slots__ = ("changes", "wait")
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    WAIT_FIELD_NUMBER: _ClassVar[int]
+    changes: _containers.RepeatedCompositeFieldContainer[ChangeBalanceRequest]
+    wait: bool
+    def __init__(self, changes: _Optional[_Iterable[_Union[ChangeBalanceRequest, _Mapping]]] = ..., wait: _Optional[bool] = ...) -> None: ...
+
+class ChangeBalancesResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[ChangeResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[ChangeResult, _Mapping]]] = ...) -> None: ...
+
+class GetChangeRequest(_message.Message):
+    __slots__ = ("request_id",)
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    def __init__(self, request_id: _Optional[str] = ...) -> None: ...
+
+class ListJournalRequest(_message.Message):
+    __slots__ = ("user_id", "currency", "after_version", "limit")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    AFTER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    currency: str
+    after_version: int
+    limit: int
+    def __init__(self, user_id: _Optional[int] = ..., currency: _Optional[str] = ..., after_version: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class JournalEntry(_message.Message):
+    __slots__ = ("request_id", "user_id", "currency", "type", "amount", "available_after", "frozen_after", "version", "applied_at_unix_ms", "memo")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_AFTER_FIELD_NUMBER: _ClassVar[int]
+    FROZEN_AFTER_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    MEMO_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    user_id: int
+    currency: str
+    type: ChangeType
+    amount: str
+    available_after: str
+    frozen_after: str
+    version: int
+    applied_at_unix_ms: int
+    memo: str
+    def __init__(self, request_id: _Optional[str] = ..., user_id: _Optional[int] = ..., currency: _Optional[str] = ..., type: _Optional[_Union[ChangeType, str]] = ..., amount: _Optional[str] = ..., available_after: _Optional[str] = ..., frozen_after: _Optional[str] = ..., version: _Optional[int] = ..., applied_at_unix_ms: _Optional[int] = ..., memo: _Optional[str] = ...) -> None: ...
+
+class ListJournalResponse(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[JournalEntry]
+    def __init__(self, entries: _Optional[_Iterable[_Union[JournalEntry, _Mapping]]] = ...) -> None: ...
+
+class HealthCheckRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class HealthCheckResponse(_message.Message):
+    __slots__ = ("status", "components")
+    class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        UNKNOWN: _ClassVar[HealthCheckResponse.Status]
+        SERVING: _ClassVar[HealthCheckResponse.Status]
+        NOT_SERVING: _ClassVar[HealthCheckResponse.Status]
+    UNKNOWN: HealthCheckResponse.Status
+    SERVING: HealthCheckResponse.Status
+    NOT_SERVING: HealthCheckResponse.Status
+    class ComponentsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    COMPONENTS_FIELD_NUMBER: _ClassVar[int]
+    status: HealthCheckResponse.Status
+    components: _containers.ScalarMap[str, str]
+    def __init__(self, status: _Optional[_Union[HealthCheckResponse.Status, str]] = ..., components: _Optional[_Mapping[str, str]] = ...) -> None: ...
