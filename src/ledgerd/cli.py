@@ -50,6 +50,37 @@ def cmd_migrate(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    import json
+
+    from ledgerd.audit import audit
+    from ledgerd.store import open_store
+
+    settings = load_settings()
+    store = open_store(settings.effective_store_url)
+    try:
+        report = audit(store)
+    finally:
+        store.close()
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "ok": report.ok,
+                    "accounts": report.accounts,
+                    "journal_entries": report.journal_entries,
+                    "requests": dict(report.requests),
+                    "in_flight": report.in_flight,
+                    "problem_count": report.problem_count,
+                    "problems": report.problems,
+                }
+            )
+        )
+    else:
+        print(report.summary())
+    return 0 if report.ok else 1
+
+
 def _stub(args: argparse.Namespace) -> tuple[grpc.Channel, object]:
     from ledgerd.v1 import balance_pb2_grpc
 
@@ -118,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("serve", help="run the server (settings from LEDGERD_* variables)")
     commands.add_parser("migrate", help="create or upgrade the store's schema")
+    audit = commands.add_parser("audit", help="check the store's invariants; exit 1 on any")
+    audit.add_argument("--json", action="store_true", help="machine-readable report")
 
     def client(name: str, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text)
@@ -156,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
 COMMANDS = {
     "serve": cmd_serve,
     "migrate": cmd_migrate,
+    "audit": cmd_audit,
     "balance": cmd_balance,
     "change": cmd_change,
     "journal": cmd_journal,

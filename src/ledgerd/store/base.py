@@ -126,3 +126,15 @@ class Store(Protocol):
 
     def get_positions(self, topic: str) -> Mapping[int, int]:
         """Next offset to apply, by partition (what has been committed)."""
+
+    # -- audit scans (keyset pagination, stable order) ------------------------
+    def scan_balances(self, after: Account | None, limit: int) -> Sequence[Balance]:
+        """Balances ordered by (user_id, currency), after the given account."""
+
+    def scan_journal(
+        self, after: tuple[int, str, int] | None, limit: int
+    ) -> Sequence[JournalEntry]:
+        """Journal ordered by (user_id, currency, version), after the given key."""
+
+    def scan_requests(self, after: str | None, limit: int) -> Sequence[StoredRequest]:
+        """Outbox rows ordered by request_id, after the given one."""

@@ -118,6 +118,12 @@ def _stored_request(row: Sequence[Any]) -> StoredRequest:
     return StoredRequest(request, ChangeStatus(row[6]), RejectReason(row[7]))
 
 
+def _balance(row: Sequence[Any]) -> Balance:
+    return Balance(
+        row[0] + _USER_SHIFT, row[1], parse_decimal(row[2]), parse_decimal(row[3]), row[4]
+    )
+
+
 def _journal_entry(row: Sequence[Any]) -> JournalEntry:
     return JournalEntry(
         request_id=row[0],
@@ -267,22 +273,17 @@ class SqliteStore:
         # Two parameters per account.
         for chunk in _chunks(wanted, _MAX_PARAMS // 2):
             condition = " OR ".join(["(user_id = ? AND currency = ?)"] * len(chunk))
-            params: list[object] = []
-            for account in chunk:
-                assert isinstance(account, Account)
-                params += [account.user_id - _USER_SHIFT, account.currency]
+            params = [
+                value
+                for account in chunk
+                for value in (account.user_id - _USER_SHIFT, account.currency)  # type: ignore[attr-defined]
+            ]
             for row in self._db.read(
                 "SELECT user_id, currency, available, frozen, version FROM balances"
                 f" WHERE {condition}",
                 params,
             ):
-                balance = Balance(
-                    row[0] + _USER_SHIFT,
-                    row[1],
-                    parse_decimal(row[2]),
-                    parse_decimal(row[3]),
-                    row[4],
-                )
+                balance = _balance(row)
                 found[balance.account] = balance
         return found
 
@@ -354,12 +355,7 @@ class SqliteStore:
         if currency is not None:
             sql += " AND currency = ?"
             params.append(currency)
-        return [
-            Balance(
-                row[0] + _USER_SHIFT, row[1], parse_decimal(row[2]), parse_decimal(row[3]), row[4]
-            )
-            for row in self._db.read(sql + " ORDER BY currency", params)
-        ]
+        return [_balance(row) for row in self._db.read(sql + " ORDER BY currency", params)]
 
     def get_journal(
         self, user_id: int, currency: str, after_version: int, limit: int
@@ -382,6 +378,40 @@ class SqliteStore:
             ):
                 found[row[0]] = _journal_entry(row)
         return found
+
+    def scan_balances(self, after: Account | None, limit: int) -> Sequence[Balance]:
+        condition, params = "", []
+        if after is not None:
+            condition = "WHERE (user_id, currency) > (?, ?)"
+            params = [after.user_id - _USER_SHIFT, after.currency]
+        rows = self._db.read(
+            f"SELECT user_id, currency, available, frozen, version FROM balances {condition}"
+            " ORDER BY user_id, currency LIMIT ?",
+            [*params, limit],
+        )
+        return [_balance(row) for row in rows]
+
+    def scan_journal(
+        self, after: tuple[int, str, int] | None, limit: int
+    ) -> Sequence[JournalEntry]:
+        condition, params = "", []
+        if after is not None:
+            condition = "WHERE (user_id, currency, version) > (?, ?, ?)"
+            params = [after[0] - _USER_SHIFT, after[1], after[2]]
+        rows = self._db.read(
+            f"SELECT {_JOURNAL_COLUMNS} FROM journal {condition}"
+            " ORDER BY user_id, currency, version LIMIT ?",
+            [*params, limit],
+        )
+        return [_journal_entry(row) for row in rows]
+
+    def scan_requests(self, after: str | None, limit: int) -> Sequence[StoredRequest]:
+        rows = self._db.read(
+            f"SELECT {_REQUEST_COLUMNS} FROM change_requests WHERE request_id > ?"
+            " ORDER BY request_id LIMIT ?",
+            (after or "", limit),
+        )
+        return [_stored_request(row) for row in rows]
 
     def get_positions(self, topic: str) -> Mapping[int, int]:
         rows = self._db.read(

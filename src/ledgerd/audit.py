@@ -1,0 +1,163 @@
+"""``ledgerd audit``: check the store's invariants, readable on a live system.
+
+Per account: the balance equals the replay of its journal, versions run
+1, 2, 3 … without gaps, and no amount is ever negative. Per request: a
+request_id is journaled at most once, APPLIED requests have exactly one
+journal entry, REJECTED and unfinished ones have none. Requests still
+PENDING/SENT/FAILED are "in flight", not errors.
+
+On a live system a batch may commit between two pages of the scan; run it
+again (or on a quiet system) before trusting one lone discrepancy.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from ledgerd.domain.amounts import format_amount
+from ledgerd.domain.model import (
+    Account,
+    Balance,
+    ChangeRequest,
+    ChangeStatus,
+    JournalEntry,
+    StoredRequest,
+)
+from ledgerd.domain.rules import Applied, apply_change
+from ledgerd.store.base import Store
+
+PAGE_ROWS = 10_000
+MAX_REPORTED = 20
+
+
+@dataclass
+class AuditReport:
+    accounts: int = 0
+    journal_entries: int = 0
+    requests: Counter[str] = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
+    problem_count: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.problem_count == 0
+
+    @property
+    def in_flight(self) -> int:
+        return sum(
+            self.requests[s.name]
+            for s in (ChangeStatus.PENDING, ChangeStatus.SENT, ChangeStatus.FAILED)
+        )
+
+    def problem(self, text: str) -> None:
+        self.problem_count += 1
+        if len(self.problems) < MAX_REPORTED:
+            self.problems.append(text)
+
+    def summary(self) -> str:
+        lines = [
+            f"accounts          {self.accounts}",
+            f"journal entries   {self.journal_entries}",
+            "requests          "
+            + (", ".join(f"{k} {v}" for k, v in sorted(self.requests.items())) or "none"),
+            f"in flight         {self.in_flight}",
+            f"problems          {self.problem_count}",
+        ]
+        lines += [f"  - {p}" for p in self.problems]
+        if self.problem_count > len(self.problems):
+            lines.append(f"  … and {self.problem_count - len(self.problems)} more")
+        lines.append("AUDIT OK" if self.ok else "AUDIT FAILED")
+        return "\n".join(lines)
+
+
+def _balances(store: Store) -> Iterator[Balance]:
+    after: Account | None = None
+    while page := store.scan_balances(after, PAGE_ROWS):
+        yield from page
+        after = page[-1].account
+
+
+def _journal(store: Store) -> Iterator[JournalEntry]:
+    after: tuple[int, str, int] | None = None
+    while page := store.scan_journal(after, PAGE_ROWS):
+        yield from page
+        last = page[-1]
+        after = (last.user_id, last.currency, last.version)
+
+
+def _requests(store: Store) -> Iterator[StoredRequest]:
+    after: str | None = None
+    while page := store.scan_requests(after, PAGE_ROWS):
+        yield from page
+        after = page[-1].request.request_id
+
+
+def audit(store: Store) -> AuditReport:
+    """Scan the whole store and report every broken invariant."""
+    report = AuditReport()
+    journaled: Counter[str] = Counter()
+    replayed: dict[Account, Balance] = {}
+    for entry in _journal(store):
+        report.journal_entries += 1
+        journaled[entry.request_id] += 1
+        _replay(report, replayed, entry)
+    for balance in _balances(store):
+        report.accounts += 1
+        _check_balance(report, balance, replayed.pop(balance.account, None))
+    for account in replayed:
+        report.problem(f"{account}: journal entries but no balance row")
+    for row in _requests(store):
+        status = row.status
+        report.requests[status.name] += 1
+        count = journaled.pop(row.request.request_id, 0)
+        expected = 1 if status is ChangeStatus.APPLIED else 0
+        if count != expected:
+            report.problem(
+                f"request {row.request.request_id}: status {status.name}"
+                f" but {count} journal entries"
+            )
+    for request_id in journaled:
+        report.problem(f"journal entry {request_id}: no change request")
+    return report
+
+
+def _replay(report: AuditReport, replayed: dict[Account, Balance], entry: JournalEntry) -> None:
+    account = Account(entry.user_id, entry.currency)
+    before = replayed.get(account) or Balance(entry.user_id, entry.currency)
+    if entry.version != before.version + 1:
+        report.problem(f"{account}: version {entry.version} follows {before.version}")
+    if entry.available_after < 0 or entry.frozen_after < 0:
+        report.problem(f"{account} v{entry.version}: negative amount after the change")
+    result = apply_change(
+        before,
+        ChangeRequest(entry.request_id, entry.user_id, entry.currency, entry.type, entry.amount),
+    )
+    if not isinstance(result, Applied):
+        report.problem(f"{account} v{entry.version}: journaled change was not applicable")
+    elif (result.balance.available, result.balance.frozen) != (
+        entry.available_after,
+        entry.frozen_after,
+    ):
+        report.problem(f"{account} v{entry.version}: amounts after differ from the replay")
+    replayed[account] = Balance(
+        entry.user_id, entry.currency, entry.available_after, entry.frozen_after, entry.version
+    )
+
+
+def _check_balance(report: AuditReport, balance: Balance, replay: Balance | None) -> None:
+    expected = replay or Balance(balance.user_id, balance.currency)
+    if balance.available < 0 or balance.frozen < 0:
+        report.problem(f"{balance.account}: negative balance")
+    if (balance.available, balance.frozen, balance.version) != (
+        expected.available,
+        expected.frozen,
+        expected.version,
+    ):
+        report.problem(
+            f"{balance.account}: balance {format_amount(balance.available)}/"
+            f"{format_amount(balance.frozen)} v{balance.version} but the journal replays to "
+            f"{format_amount(expected.available)}/{format_amount(expected.frozen)}"
+            f" v{expected.version}"
+        )

@@ -1,0 +1,129 @@
+"""Helpers for tests and benchmarks that drive a real ``ledgerd serve`` process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from ledgerd.v1 import balance_pb2 as pb
+from ledgerd.v1 import balance_pb2_grpc as pb_grpc
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def ledgerd_command(*args: str) -> list[str]:
+    """The command line running ``ledgerd`` with this interpreter."""
+    return [sys.executable, "-m", "ledgerd.cli", *args]
+
+
+class ServerProcess:
+    """``ledgerd serve`` in a child process, with its own ports and data directory."""
+
+    def __init__(self, data_dir: Path, env: Mapping[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.grpc_port = free_port()
+        self.metrics_port = free_port()
+        self.env = {
+            **os.environ,
+            "LEDGERD_DATA_DIR": str(data_dir),
+            "LEDGERD_GRPC_ADDR": f"127.0.0.1:{self.grpc_port}",
+            "LEDGERD_METRICS_ADDR": f"127.0.0.1:{self.metrics_port}",
+            **(env or {}),
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = data_dir / "server.log"
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def start(self, timeout_s: float = 30.0) -> ServerProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            ledgerd_command("serve"), env=self.env, stdout=log, stderr=log
+        )
+        log.close()
+        self.wait_serving(timeout_s)
+        return self
+
+    def wait_serving(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        with grpc.insecure_channel(self.target) as channel:
+            stub = pb_grpc.BalanceServiceStub(channel)  # type: ignore[no-untyped-call]
+            while True:
+                if self.process is not None and self.process.poll() is not None:
+                    raise RuntimeError(f"ledgerd exited early:\n{self.log_tail()}")
+                try:
+                    answer = stub.HealthCheck(pb.HealthCheckRequest(), timeout=1.0)
+                    if answer.status == pb.HealthCheckResponse.SERVING:
+                        return
+                except grpc.RpcError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"ledgerd not serving:\n{self.log_tail()}")
+                time.sleep(0.1)
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def stop(self, timeout_s: float = 30.0) -> int:
+        """SIGTERM and wait for a graceful exit; returns the exit code."""
+        if self.process is None:
+            return 0
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
+        finally:
+            self.process = None
+        return code
+
+    def run_cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ledgerd_command(*args), env=self.env, capture_output=True, text=True, check=False
+        )
+
+    def audit(self) -> dict[str, Any]:
+        """The ``ledgerd audit --json`` report of this server's store."""
+        completed = self.run_cli("audit", "--json")
+        report: dict[str, Any] = json.loads(completed.stdout)
+        return report
+
+    def wait_settled(self, timeout_s: float = 60.0) -> dict[str, Any]:
+        """Wait until no request is in flight; returns the audit report."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            report = self.audit()
+            if report["in_flight"] == 0 or time.monotonic() > deadline:
+                return report
+            time.sleep(0.2)

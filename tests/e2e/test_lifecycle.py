@@ -1,0 +1,69 @@
+"""Start-up, graceful shutdown, restart and metrics of a real server process."""
+
+from __future__ import annotations
+
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import grpc
+from e2e_support import balance_of, change, new_user
+
+from ledgerd.testing import ServerProcess, ledgerd_command
+from ledgerd.v1 import balance_pb2 as pb
+from ledgerd.v1 import balance_pb2_grpc as pb_grpc
+
+
+def test_bad_setting_stops_start_up_naming_the_variable(tmp_path: Path) -> None:
+    """An invalid LEDGERD_PARTITIONS makes `ledgerd serve` exit non-zero, naming it."""
+    completed = subprocess.run(
+        ledgerd_command("serve"),
+        env={"LEDGERD_DATA_DIR": str(tmp_path), "LEDGERD_PARTITIONS": "many", "PATH": "/usr/bin"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert completed.returncode != 0
+    assert "LEDGERD_PARTITIONS" in completed.stderr
+
+
+def test_sigterm_finishes_in_flight_work_and_restart_keeps_balances(
+    fresh_server: ServerProcess,
+) -> None:
+    """SIGTERM exits 0 after committing; a restart on the same data serves the same balances."""
+    server = fresh_server.start()
+    user = new_user()
+    with grpc.insecure_channel(server.target) as channel:
+        stub = pb_grpc.BalanceServiceStub(channel)
+        for _ in range(20):
+            stub.ChangeBalance(change(user, pb.DEPOSIT, "1.5"), timeout=10)
+    assert server.stop() == 0
+    server.start()
+    report = server.wait_settled()
+    assert report["ok"] and report["in_flight"] == 0
+    with grpc.insecure_channel(server.target) as channel:
+        balance = balance_of(pb_grpc.BalanceServiceStub(channel), user)
+    assert (balance.available, balance.version) == ("30", 20)
+
+
+def test_metrics_endpoint_exposes_request_and_consumer_metrics(fresh_server: ServerProcess) -> None:
+    """/metrics serves the RPC, outbox and consumer metrics after some traffic."""
+    server = fresh_server.start()
+    with grpc.insecure_channel(server.target) as channel:
+        stub = pb_grpc.BalanceServiceStub(channel)
+        stub.ChangeBalance(change(new_user(), pb.DEPOSIT, "1", wait=True), timeout=10)
+    text = (
+        urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=5)
+        .read()
+        .decode()
+    )
+    for name in (
+        'ledgerd_rpc_requests_total{code="OK",method="ChangeBalance"}',
+        "ledgerd_rpc_latency_seconds_bucket",
+        'ledgerd_outbox_requests_total{status="sent"}',
+        "ledgerd_consumer_batch_messages_bucket",
+        'ledgerd_changes_total{outcome="applied"}',
+        "ledgerd_consumer_lag_messages",
+    ):
+        assert name in text, name
