@@ -1,0 +1,42 @@
+"""Backends under contract: every implementation of Store and EventLog runs the same tests.
+
+Production backends join the parameter lists as they are added; their
+servers come from scripts/services (started by `make test`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ledgerd.log.base import EventLog
+from ledgerd.log.embedded import EmbeddedLog
+from ledgerd.store.base import Store
+from ledgerd.store.sqlite import SqliteStore
+
+STORE_BACKENDS = ["sqlite"]
+LOG_BACKENDS = ["embedded"]
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    backend = SqliteStore(tmp_path / "store.sqlite")
+    backend.migrate()
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(params=LOG_BACKENDS)
+def event_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventLog]:
+    log = EmbeddedLog(tmp_path / "log.sqlite", partition_count=3)
+    yield log
+    log.close()
+
+
+@pytest.fixture
+def topic() -> str:
+    """A topic name no other test uses."""
+    return f"contract-{uuid.uuid4().hex[:12]}"

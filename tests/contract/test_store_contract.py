@@ -1,0 +1,269 @@
+"""The Store interface's contract, run against every store backend."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pytest
+
+from ledgerd.domain.amounts import MAX_SCALED, SCALE
+from ledgerd.domain.model import (
+    Account,
+    Balance,
+    ChangeRequest,
+    ChangeStatus,
+    ChangeType,
+    JournalEntry,
+    RejectReason,
+    RequestOutcome,
+    StoredRequest,
+)
+from ledgerd.errors import Fenced, TransientStoreError
+from ledgerd.store.base import BatchCommit, PartitionClaim, Store
+
+MAX_USER = 2**64 - 1
+
+
+def request(n: int, user: int = 1, amount: int = SCALE, memo: str = "") -> ChangeRequest:
+    return ChangeRequest(f"r{n}", user, "USD", ChangeType.DEPOSIT, amount, memo)
+
+
+def accept(
+    store: Store, requests: Sequence[ChangeRequest], now_ms: int = 1000
+) -> Mapping[str, StoredRequest]:
+    return store.accept_requests(
+        [r.request_id for r in requests],
+        lambda stored: [r for r in requests if r.request_id not in stored],
+        now_ms,
+    )
+
+
+def entry(req: ChangeRequest, version: int, available: int) -> JournalEntry:
+    return JournalEntry(
+        req.request_id,
+        req.user_id,
+        req.currency,
+        req.type,
+        req.amount,
+        available,
+        0,
+        version,
+        5000,
+        req.memo,
+    )
+
+
+def test_migrate_twice_is_harmless(store: Store) -> None:
+    """Running migrate again on a current schema changes nothing and does not fail."""
+    store.migrate()
+    store.ping()
+
+
+def test_accepted_requests_read_back_exactly(store: Store) -> None:
+    """Accepted rows read back PENDING with every field, at the extremes of the ranges."""
+    extremes = [
+        request(1, user=MAX_USER, amount=MAX_SCALED, memo="ünïcödé ✓ 𝄞" * 20),
+        request(2, user=1, amount=1),
+    ]
+    assert accept(store, extremes) == {}
+    stored = store.get_requests(["r1", "r2", "missing"])
+    assert set(stored) == {"r1", "r2"}
+    assert stored["r1"] == StoredRequest(extremes[0], ChangeStatus.PENDING)
+    assert stored["r2"].request.amount == 1
+
+
+def test_accept_returns_what_was_already_stored(store: Store) -> None:
+    """accept_requests hands choose_new the existing rows and returns them."""
+    accept(store, [request(1)])
+    seen: list[Mapping[str, StoredRequest]] = []
+
+    def choose(stored: Mapping[str, StoredRequest]) -> list[ChangeRequest]:
+        seen.append(stored)
+        return [request(2)]
+
+    existing = store.accept_requests(["r1", "r2"], choose, 2000)
+    assert set(existing) == {"r1"} and set(seen[0]) == {"r1"}
+    assert set(store.get_requests(["r1", "r2"])) == {"r1", "r2"}
+
+
+def test_inserting_an_existing_id_is_a_transient_error_and_writes_nothing(store: Store) -> None:
+    """A lost insert race raises TransientStoreError and rolls back the whole acceptance."""
+    accept(store, [request(1)])
+    with pytest.raises(TransientStoreError):
+        store.accept_requests(["r2"], lambda _: [request(2), request(1)], 2000)
+    assert set(store.get_requests(["r1", "r2"])) == {"r1"}
+
+
+def test_relay_status_transitions(store: Store) -> None:
+    """mark_failed counts attempts; mark_sent moves PENDING/FAILED to SENT but never a final row."""
+    accept(store, [request(1), request(2), request(3)], now_ms=1000)
+    store.mark_failed(["r1"], 1100)
+    unsent = {
+        u.stored.request.request_id: u for u in store.find_unsent(created_before_ms=1500, limit=10)
+    }
+    assert set(unsent) == {"r1", "r2", "r3"}
+    assert (unsent["r1"].stored.status, unsent["r1"].attempts) == (ChangeStatus.FAILED, 1)
+    claim = store.claim_partition("t", 0)
+    store.commit_batch(
+        BatchCommit(
+            [PartitionClaim("t", 0, claim.epoch, 1)],
+            [Balance(1, "USD", SCALE, 0, 1)],
+            [entry(request(3), 1, SCALE)],
+            [RequestOutcome("r3", ChangeStatus.APPLIED)],
+            5000,
+        )
+    )
+    store.mark_sent(["r1", "r2", "r3"], 1200)
+    statuses = {k: v.status for k, v in store.get_requests(["r1", "r2", "r3"]).items()}
+    assert statuses == {
+        "r1": ChangeStatus.SENT,
+        "r2": ChangeStatus.SENT,
+        "r3": ChangeStatus.APPLIED,
+    }
+    assert store.find_unsent(created_before_ms=5000, limit=10) == []
+
+
+def test_find_unsent_skips_pending_rows_younger_than_the_cutoff(store: Store) -> None:
+    """PENDING rows created after the cutoff are left to the acceptor's hand-off."""
+    accept(store, [request(1)], now_ms=1000)
+    accept(store, [request(2)], now_ms=3000)
+    found = [
+        u.stored.request.request_id for u in store.find_unsent(created_before_ms=2000, limit=10)
+    ]
+    assert found == ["r1"]
+
+
+def test_claim_partition_bumps_the_epoch_and_keeps_the_offset(store: Store) -> None:
+    """Each claim gets a higher epoch and resumes at the committed offset."""
+    first = store.claim_partition("t", 2)
+    assert first.next_offset == 0
+    store.commit_batch(BatchCommit([PartitionClaim("t", 2, first.epoch, 42)], [], [], [], 1))
+    second = store.claim_partition("t", 2)
+    assert second.epoch > first.epoch and second.next_offset == 42
+    assert store.get_positions("t") == {2: 42}
+
+
+def test_commit_batch_writes_everything_together(store: Store) -> None:
+    """Balances, journal, outcomes and the offset all land in one commit."""
+    deposit, rejected = request(1, amount=5 * SCALE), request(2)
+    accept(store, [deposit, rejected])
+    claim = store.claim_partition("t", 0)
+    store.commit_batch(
+        BatchCommit(
+            [PartitionClaim("t", 0, claim.epoch, 7)],
+            [Balance(1, "USD", 5 * SCALE, 0, 1)],
+            [entry(deposit, 1, 5 * SCALE)],
+            [
+                RequestOutcome("r1", ChangeStatus.APPLIED),
+                RequestOutcome("r2", ChangeStatus.REJECTED, RejectReason.INSUFFICIENT_AVAILABLE),
+            ],
+            5000,
+        )
+    )
+    assert store.get_balances(1, "USD") == [Balance(1, "USD", 5 * SCALE, 0, 1)]
+    assert store.load_balances([Account(1, "USD"), Account(1, "EUR")]) == {
+        Account(1, "USD"): Balance(1, "USD", 5 * SCALE, 0, 1)
+    }
+    assert store.get_journal(1, "USD", 0, 10) == [entry(deposit, 1, 5 * SCALE)]
+    assert store.get_journal_entries(["r1", "r2"]) == {"r1": entry(deposit, 1, 5 * SCALE)}
+    stored = store.get_requests(["r1", "r2"])
+    assert stored["r2"].reject_reason is RejectReason.INSUFFICIENT_AVAILABLE
+    assert stored["r1"].status is ChangeStatus.APPLIED
+    assert store.get_positions("t") == {0: 7}
+
+
+def test_stale_epoch_is_fenced_and_writes_nothing(store: Store) -> None:
+    """A commit with an epoch older than the latest claim raises Fenced; nothing is written."""
+    accept(store, [request(1)])
+    old = store.claim_partition("t", 1)
+    store.claim_partition("t", 1)
+    with pytest.raises(Fenced) as raised:
+        store.commit_batch(
+            BatchCommit(
+                [PartitionClaim("t", 1, old.epoch, 9)],
+                [Balance(1, "USD", SCALE, 0, 1)],
+                [entry(request(1), 1, SCALE)],
+                [RequestOutcome("r1", ChangeStatus.APPLIED)],
+                5000,
+            )
+        )
+    assert raised.value.partition == 1
+    assert store.get_balances(1, None) == []
+    assert store.get_requests(["r1"])["r1"].status is ChangeStatus.PENDING
+    assert store.get_positions("t") == {1: 0}
+
+
+def test_balances_upsert_replaces_amounts_and_version(store: Store) -> None:
+    """A later batch overwrites the account's row (lazy creation, then update)."""
+    claim = store.claim_partition("t", 0)
+    for version in (1, 2):
+        store.commit_batch(
+            BatchCommit(
+                [PartitionClaim("t", 0, claim.epoch, version)],
+                [Balance(9, "BTC", version * SCALE, 3, version)],
+                [],
+                [],
+                1,
+            )
+        )
+    assert store.get_balances(9, "BTC") == [Balance(9, "BTC", 2 * SCALE, 3, 2)]
+
+
+def test_get_balances_lists_currencies_in_order(store: Store) -> None:
+    """All currencies of a user come back sorted by code; other users' do not."""
+    claim = store.claim_partition("t", 0)
+    rows = [Balance(5, c, SCALE, 0, 1) for c in ("USD", "BTC", "EUR")] + [
+        Balance(6, "AAA", 1, 0, 1)
+    ]
+    store.commit_batch(BatchCommit([PartitionClaim("t", 0, claim.epoch, 1)], rows, [], [], 1))
+    assert [b.currency for b in store.get_balances(5, None)] == ["BTC", "EUR", "USD"]
+
+
+def test_journal_pages_by_version(store: Store) -> None:
+    """get_journal returns versions after the given one, ascending, at most limit."""
+    reqs = [request(n, amount=SCALE) for n in range(1, 6)]
+    accept(store, reqs)
+    claim = store.claim_partition("t", 0)
+    store.commit_batch(
+        BatchCommit(
+            [PartitionClaim("t", 0, claim.epoch, 5)],
+            [Balance(1, "USD", 5 * SCALE, 0, 5)],
+            [entry(r, i + 1, (i + 1) * SCALE) for i, r in enumerate(reqs)],
+            [],
+            1,
+        )
+    )
+    assert [e.version for e in store.get_journal(1, "USD", 2, 2)] == [3, 4]
+    assert [e.version for e in store.get_journal(1, "USD", 5, 10)] == []
+
+
+def test_scans_page_through_everything_in_key_order(store: Store) -> None:
+    """scan_balances, scan_journal and scan_requests page by key without gaps or repeats."""
+    reqs = [
+        ChangeRequest(f"s{n:03d}", n % 4 + 1, "USD", ChangeType.DEPOSIT, SCALE) for n in range(30)
+    ]
+    accept(store, reqs)
+    claim = store.claim_partition("t", 0)
+    versions: dict[int, int] = {}
+    journal = []
+    for r in reqs:
+        versions[r.user_id] = versions.get(r.user_id, 0) + 1
+        journal.append(entry(r, versions[r.user_id], versions[r.user_id] * SCALE))
+    balances = [Balance(u, "USD", v * SCALE, 0, v) for u, v in versions.items()]
+    store.commit_batch(
+        BatchCommit([PartitionClaim("t", 0, claim.epoch, 30)], balances, journal, [], 1)
+    )
+
+    def pages(scan, key):  # type: ignore[no-untyped-def]
+        seen, after = [], None
+        while page := scan(after, 7):
+            seen += page
+            after = key(page[-1])
+        return seen
+
+    assert len(pages(store.scan_requests, lambda r: r.request.request_id)) == 30
+    scanned = pages(store.scan_journal, lambda e: (e.user_id, e.currency, e.version))
+    assert [(e.user_id, e.version) for e in scanned] == sorted(
+        (e.user_id, e.version) for e in journal
+    )
+    assert [b.user_id for b in pages(store.scan_balances, lambda b: b.account)] == [1, 2, 3, 4]
