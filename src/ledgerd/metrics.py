@@ -28,6 +28,11 @@ OUTBOX_REQUESTS = Counter(
     "Outbox status transitions made by the relay: sent, failed.",
     ["status"],
 )
+OUTBOX_ROWS = Gauge(
+    "ledgerd_outbox_rows",
+    "Outbox rows without an outcome, by status (pending, sent, failed), as of the last sweep.",
+    ["status"],
+)
 OUTBOX_IN_FLIGHT = Gauge(
     "ledgerd_outbox_in_flight", "Requests handed to the relay and not yet confirmed by the log."
 )

@@ -56,7 +56,7 @@ class ServerProcess:
     def start(self, timeout_s: float = 30.0) -> ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
+        self.process = subprocess.Popen(  # noqa: S603  (this interpreter, fixed arguments)
             ledgerd_command("serve"), env=self.env, stdout=log, stderr=log
         )
         log.close()
@@ -109,7 +109,7 @@ class ServerProcess:
         return code
 
     def run_cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
+        return subprocess.run(  # noqa: S603  (this interpreter, fixed arguments)
             ledgerd_command(*args), env=self.env, capture_output=True, text=True, check=False
         )
 

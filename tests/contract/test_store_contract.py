@@ -267,3 +267,39 @@ def test_scans_page_through_everything_in_key_order(store: Store) -> None:
         (e.user_id, e.version) for e in journal
     )
     assert [b.user_id for b in pages(store.scan_balances, lambda b: b.account)] == [1, 2, 3, 4]
+
+
+def test_count_unfinished_counts_rows_without_an_outcome(store: Store) -> None:
+    """PENDING, SENT and FAILED rows are counted by status; final rows are not."""
+    accept(store, [request(n) for n in range(1, 6)])
+    store.mark_sent(["r1", "r2"], 2000)
+    store.mark_failed(["r3"], 2000)
+    claim = store.claim_partition("t", 0)
+    store.commit_batch(
+        BatchCommit(
+            [PartitionClaim("t", 0, claim.epoch, 1)],
+            [],
+            [],
+            [RequestOutcome("r1", ChangeStatus.REJECTED)],
+            1,
+        )
+    )
+    assert store.count_unfinished() == {
+        ChangeStatus.PENDING: 2,
+        ChangeStatus.SENT: 1,
+        ChangeStatus.FAILED: 1,
+    }
+
+
+def test_snapshot_reads_do_not_see_later_commits(store: Store) -> None:
+    """Inside snapshot(), a commit made by another thread stays invisible."""
+    import threading
+
+    accept(store, [request(1)])
+    with store.snapshot():
+        assert [r.request.request_id for r in store.scan_requests(None, 10)] == ["r1"]
+        writer = threading.Thread(target=accept, args=(store, [request(2)]))
+        writer.start()
+        writer.join()
+        assert [r.request.request_id for r in store.scan_requests(None, 10)] == ["r1"]
+    assert len(store.scan_requests(None, 10)) == 2

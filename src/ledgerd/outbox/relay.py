@@ -188,6 +188,8 @@ class Relay:
         return True
 
     def _sweep(self, min_age_s: float) -> None:
+        for status, count in self._store.count_unfinished().items():
+            metrics.OUTBOX_ROWS.labels(status=status.name.lower()).set(count)
         now_ms = int(time.time() * 1000)
         rows = self._store.find_unsent(now_ms - int(min_age_s * 1000), self._batch_max)
         oldest = max((now_ms - row.updated_at_ms for row in rows), default=0)

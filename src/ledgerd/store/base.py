@@ -8,6 +8,7 @@ and ``TransientStoreError`` for deadlocks and lost races.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -15,6 +16,7 @@ from ledgerd.domain.model import (
     Account,
     Balance,
     ChangeRequest,
+    ChangeStatus,
     JournalEntry,
     RequestOutcome,
     StoredRequest,
@@ -98,6 +100,9 @@ class Store(Protocol):
     def find_unsent(self, created_before_ms: int, limit: int) -> Sequence[UnsentRequest]:
         """PENDING rows created before the time, and every FAILED row, oldest first."""
 
+    def count_unfinished(self) -> Mapping[ChangeStatus, int]:
+        """How many rows are PENDING, SENT and FAILED (requests without an outcome)."""
+
     # -- consumer -------------------------------------------------------------
     def claim_partition(self, topic: str, partition: int) -> PartitionClaim:
         """Take ownership of a partition: bump its epoch, return where to resume."""
@@ -128,6 +133,9 @@ class Store(Protocol):
         """Next offset to apply, by partition (what has been committed)."""
 
     # -- audit scans (keyset pagination, stable order) ------------------------
+    def snapshot(self) -> AbstractContextManager[None]:
+        """Reads by this thread inside the block see one consistent state."""
+
     def scan_balances(self, after: Account | None, limit: int) -> Sequence[Balance]:
         """Balances ordered by (user_id, currency), after the given account."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -248,6 +249,17 @@ class SqliteStore:
         )
         return [UnsentRequest(_stored_request(row), row[8], row[9]) for row in rows]
 
+    def count_unfinished(self) -> Mapping[ChangeStatus, int]:
+        unfinished = (ChangeStatus.PENDING, ChangeStatus.SENT, ChangeStatus.FAILED)
+        counts = dict.fromkeys(unfinished, 0)
+        for status, count in self._db.read(
+            "SELECT status, COUNT(*) FROM change_requests WHERE status IN (?, ?, ?)"
+            " GROUP BY status",
+            [int(s) for s in unfinished],
+        ):
+            counts[ChangeStatus(status)] = count
+        return counts
+
     # -- consumer -------------------------------------------------------------
     def claim_partition(self, topic: str, partition: int) -> PartitionClaim:
         with self._db.write() as connection:
@@ -378,6 +390,9 @@ class SqliteStore:
             ):
                 found[row[0]] = _journal_entry(row)
         return found
+
+    def snapshot(self) -> AbstractContextManager[None]:
+        return self._db.snapshot()
 
     def scan_balances(self, after: Account | None, limit: int) -> Sequence[Balance]:
         condition, params = "", []

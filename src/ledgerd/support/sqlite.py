@@ -76,6 +76,19 @@ class ThreadConnections:
         except sqlite3.Error as exc:
             raise self._unavailable(f"sqlite: {exc}") from exc
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """A read transaction: in WAL mode its reads all see one committed state."""
+        connection = self.get()
+        try:
+            connection.execute("BEGIN")
+        except sqlite3.Error as exc:
+            raise self._unavailable(f"sqlite: {exc}") from exc
+        try:
+            yield
+        finally:
+            connection.execute("COMMIT")
+
     def read(self, sql: str, params: Any = ()) -> list[Any]:
         """Rows of one query, outside any explicit transaction."""
         try:
