@@ -11,6 +11,9 @@ from prometheus_client import start_http_server
 
 from ledgerd.api.server import GrpcServer
 from ledgerd.cache import BalanceCache, open_cache
+from ledgerd.cache.base import BalanceSink
+from ledgerd.cache.memory import MemoryCache
+from ledgerd.cache.updater import CacheUpdater
 from ledgerd.consumer.outcomes import OutcomeHub
 from ledgerd.consumer.worker import BatchConsumer, ConsumerConfig
 from ledgerd.log import EventLog, open_log
@@ -19,6 +22,7 @@ from ledgerd.outbox.relay import Relay
 from ledgerd.service import HealthProbe, LedgerService
 from ledgerd.settings import Settings
 from ledgerd.store import Store, open_store
+from ledgerd.store.scan import iter_balances
 
 log = structlog.get_logger(__name__)
 
@@ -45,7 +49,7 @@ def open_backends(settings: Settings) -> Backends:
         settings.log_url, data_dir=settings.data_dir, partition_count=settings.partitions
     )
     event_log.ensure_topics([settings.topic, settings.dlq_topic])
-    cache = open_cache(settings.cache_url)
+    cache = open_cache(settings.cache_url, max_entries=settings.cache_max_entries)
     return Backends(store, event_log, cache)
 
 
@@ -69,6 +73,7 @@ class Ledgerd:
     backends: Backends
     outcomes: OutcomeHub = field(default_factory=OutcomeHub)
     relay: Relay | None = None
+    cache_updater: CacheUpdater | None = None
     consumer: BatchConsumer | None = None
     acceptor: Acceptor | None = None
     server: GrpcServer | None = None
@@ -89,13 +94,21 @@ class Ledgerd:
                 retry_base_ms=settings.relay_retry_base_ms,
                 retry_max_ms=settings.relay_retry_max_ms,
             )
+        sink: BalanceSink | None = None
+        if isinstance(backends.cache, MemoryCache):
+            sink = backends.cache  # in-process: the consumer writes it directly
+        elif settings.start_cache_updater:
+            app.cache_updater = CacheUpdater(
+                backends.cache,
+                workers=settings.cache_updater_workers,
+                interval_s=settings.cache_update_interval_ms / 1000,
+                full_sync_source=lambda: iter_balances(backends.store),
+                full_sync_interval_s=settings.cache_full_sync_interval_s,
+            )
+            sink = app.cache_updater
         if settings.start_consumer:
             app.consumer = BatchConsumer(
-                backends.store,
-                backends.event_log,
-                backends.cache,
-                app.outcomes,
-                consumer_config(settings),
+                backends.store, backends.event_log, sink, app.outcomes, consumer_config(settings)
             )
         return app
 
@@ -104,6 +117,8 @@ class Ledgerd:
         self.outcomes.attach(asyncio.get_running_loop())
         if self.relay is not None:
             self.relay.start()
+        if self.cache_updater is not None:
+            self.cache_updater.start()
         if self.consumer is not None:
             self.consumer.start()
         if settings.start_api:
@@ -123,6 +138,7 @@ class Ledgerd:
                 wait_poll_interval_s=settings.wait_poll_interval_ms / 1000,
                 probes=self._probes(),
                 log_ping=backends.event_log.ping,
+                local_lookup=self.consumer.lookup if self.consumer is not None else None,
             )
             self.server = GrpcServer(service, settings.grpc_addr, settings.max_concurrent_rpcs)
             await self.server.start()
@@ -138,17 +154,21 @@ class Ledgerd:
         )
 
     def _probes(self) -> dict[str, HealthProbe]:
-        consumer = self.consumer
-        if consumer is None:
-            return {}
+        probes: dict[str, HealthProbe] = {}
+        consumer, updater = self.consumer, self.cache_updater
+        if consumer is not None:
 
-        def consumer_probe() -> tuple[bool, str]:
-            paused = consumer.paused_partitions
-            if paused:
-                return False, f"paused partitions {paused}"
-            return True, f"ok, partitions {consumer.owned_partitions}"
+            def consumer_probe() -> tuple[bool, str]:
+                paused = consumer.paused_partitions
+                if paused:
+                    return False, f"paused partitions {paused}"
+                return True, f"ok, partitions {consumer.owned_partitions}"
 
-        return {"consumer": consumer_probe}
+            probes["consumer"] = consumer_probe
+        if updater is not None:
+            # A cache outage degrades reads but never stops the service.
+            probes["cache_updater"] = lambda: (True, "ok" if updater.healthy else "degraded")
+        return probes
 
     async def stop(self) -> None:
         """Graceful: stop accepting, finish calls, commit, drain the relay, close."""
@@ -160,6 +180,8 @@ class Ledgerd:
             await asyncio.to_thread(self.relay.stop)
         if self.consumer is not None:
             await asyncio.to_thread(self.consumer.stop)
+        if self.cache_updater is not None:
+            await asyncio.to_thread(self.cache_updater.stop)
         log.info("ledgerd stopped")
 
 

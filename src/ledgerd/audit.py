@@ -12,7 +12,6 @@ The whole scan reads one snapshot of the store, so it is exact on a live system.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ledgerd.domain.amounts import format_amount
@@ -22,12 +21,11 @@ from ledgerd.domain.model import (
     ChangeRequest,
     ChangeStatus,
     JournalEntry,
-    StoredRequest,
 )
 from ledgerd.domain.rules import Applied, apply_change
 from ledgerd.store.base import Store
+from ledgerd.store.scan import iter_balances, iter_journal, iter_requests
 
-PAGE_ROWS = 10_000
 MAX_REPORTED = 20
 
 
@@ -71,28 +69,6 @@ class AuditReport:
         return "\n".join(lines)
 
 
-def _balances(store: Store) -> Iterator[Balance]:
-    after: Account | None = None
-    while page := store.scan_balances(after, PAGE_ROWS):
-        yield from page
-        after = page[-1].account
-
-
-def _journal(store: Store) -> Iterator[JournalEntry]:
-    after: tuple[int, str, int] | None = None
-    while page := store.scan_journal(after, PAGE_ROWS):
-        yield from page
-        last = page[-1]
-        after = (last.user_id, last.currency, last.version)
-
-
-def _requests(store: Store) -> Iterator[StoredRequest]:
-    after: str | None = None
-    while page := store.scan_requests(after, PAGE_ROWS):
-        yield from page
-        after = page[-1].request.request_id
-
-
 def audit(store: Store) -> AuditReport:
     """Scan the whole store (one snapshot) and report every broken invariant."""
     with store.snapshot():
@@ -103,16 +79,16 @@ def _audit(store: Store) -> AuditReport:
     report = AuditReport()
     journaled: Counter[str] = Counter()
     replayed: dict[Account, Balance] = {}
-    for entry in _journal(store):
+    for entry in iter_journal(store):
         report.journal_entries += 1
         journaled[entry.request_id] += 1
         _replay(report, replayed, entry)
-    for balance in _balances(store):
+    for balance in iter_balances(store):
         report.accounts += 1
         _check_balance(report, balance, replayed.pop(balance.account, None))
     for account in replayed:
         report.problem(f"{account}: journal entries but no balance row")
-    for row in _requests(store):
+    for row in iter_requests(store):
         status = row.status
         report.requests[status.name] += 1
         count = journaled.pop(row.request.request_id, 0)

@@ -72,3 +72,9 @@ CONSUMER_RETRIES = Counter(
 CACHE_READS = Counter(
     "ledgerd_cache_reads_total", "GetBalance cache lookups, by result.", ["result"]
 )
+CACHE_UPDATES = Counter(
+    "ledgerd_cache_updates_total", "Balances written to the cache by the updater."
+)
+CACHE_UPDATE_FAILURES = Counter(
+    "ledgerd_cache_update_failures_total", "Cache update batches that failed (kept pending)."
+)

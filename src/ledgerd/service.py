@@ -60,6 +60,7 @@ class LedgerService:
         wait_poll_interval_s: float = 0.05,
         probes: Mapping[str, HealthProbe] | None = None,
         log_ping: Callable[[], None] | None = None,
+        local_lookup: Callable[[Account], Balance | None] | None = None,
     ) -> None:
         self._store = store
         self._cache = cache
@@ -69,13 +70,21 @@ class LedgerService:
         self._wait_poll_interval_s = wait_poll_interval_s
         self._probes = dict(probes or {})
         self._log_ping = log_ping
+        self._local_lookup = local_lookup
 
     # -- reads ----------------------------------------------------------------
     async def get_balances(self, user_id: int, currency: str | None) -> Sequence[Balance]:
-        """One currency (zeros if untouched), or every currency the user has."""
+        """One currency (zeros if untouched), or every currency the user has.
+
+        One currency reads this process's consumer memory, then the cache, then the store.
+        """
         if currency is None:
             return await asyncio.to_thread(self._store.get_balances, user_id, None)
         account = Account(user_id, currency)
+        local = self._local_lookup(account) if self._local_lookup is not None else None
+        if local is not None:
+            metrics.CACHE_READS.labels(result="local").inc()
+            return [local]
         try:
             cached = self._cache.get(account)
         except CacheUnavailable:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ledgerd.cache.base import BalanceCache
 
 
-def open_cache(url: str) -> BalanceCache:
+def open_cache(url: str, *, max_entries: int = 1_000_000) -> BalanceCache:
     """Open the cache a URL names: ``memory:`` or ``redis://host:port/db``.
 
     Raises:
@@ -14,7 +14,11 @@ def open_cache(url: str) -> BalanceCache:
     if url.startswith("memory:"):
         from ledgerd.cache.memory import MemoryCache
 
-        return MemoryCache()
+        return MemoryCache(max_entries)
+    if url.startswith("redis://"):
+        from ledgerd.cache.redis import RedisCache
+
+        return RedisCache(url)
     raise ValueError(f"unknown cache URL {url!r}; use memory: or redis://host:port/db")
 
 

@@ -13,6 +13,12 @@ from typing import Protocol
 from ledgerd.domain.model import Account, Balance
 
 
+class BalanceSink(Protocol):
+    """Where the consumer hands committed balances: a cache, or an updater in front of one."""
+
+    def put_many(self, balances: Iterable[Balance]) -> None: ...
+
+
 class BalanceCache(Protocol):
     def get(self, account: Account) -> Balance | None:
         """The cached balance, or None when not cached.

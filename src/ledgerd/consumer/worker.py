@@ -18,10 +18,11 @@ from dataclasses import dataclass
 import structlog
 
 from ledgerd import metrics
-from ledgerd.cache.base import BalanceCache
+from ledgerd.cache.base import BalanceSink
 from ledgerd.consumer.decide import decide_batch
 from ledgerd.consumer.outcomes import OutcomeHub
 from ledgerd.domain.model import Account, Balance, ChangeRequest
+from ledgerd.domain.partitioning import partition_for_user
 from ledgerd.errors import CacheUnavailable, Fenced, LedgerError, LogUnavailable, PoisonMessage
 from ledgerd.log.base import EventLog, LogRecord
 from ledgerd.log.codec import decode_change
@@ -56,7 +57,7 @@ class BatchConsumer:
         self,
         store: Store,
         event_log: EventLog,
-        cache: BalanceCache | None,
+        cache: BalanceSink | None,
         outcomes: OutcomeHub | None,
         config: ConsumerConfig,
     ) -> None:
@@ -97,6 +98,12 @@ class BatchConsumer:
     @property
     def owned_partitions(self) -> list[int]:
         return sorted(self._claims)
+
+    def lookup(self, account: Account) -> Balance | None:
+        """The committed balance if this consumer owns the account's partition and holds it."""
+        partition = partition_for_user(account.user_id, self._log.partition_count)
+        state = self._balances.get(partition)
+        return None if state is None else state.get(account)
 
     def run_until_idle(self, max_batches: int = 1_000_000) -> int:
         """Apply batches until the log has nothing new (burst mode); returns messages seen."""

@@ -17,6 +17,10 @@ def open_log(url: str, *, data_dir: Path, partition_count: int) -> EventLog:
         from ledgerd.log.embedded import EmbeddedLog
 
         return EmbeddedLog(data_dir / "eventlog.sqlite", partition_count)
+    if url.startswith("kafka://"):
+        from ledgerd.log.kafka import KafkaLog
+
+        return KafkaLog(url.removeprefix("kafka://").rstrip("/"), partition_count)
     raise ValueError(f"unknown log URL {url!r}; use embedded: or kafka://host:port")
 
 

@@ -1,0 +1,292 @@
+"""The Apache Kafka event log, on confluent-kafka (librdkafka).
+
+Producer: idempotent (``enable.idempotence``; librdkafka leaves it off by
+default), ``acks=all``, a long ``message.timeout.ms`` so a broker restart
+delays deliveries instead of failing them, and a small linger for batching.
+The relay chooses partitions itself (murmur2 of the user id, like Kafka's Java
+client); keyed publishes without a partition use librdkafka's
+``murmur2_random``, which is the same function.
+
+Consumer: group membership decides which partitions this process owns; the
+positions come from ledgerd's store. librdkafka only honours offsets set in
+``on_assign`` when the callback calls ``assign()`` itself, so it does. Auto
+commit is off; offsets are committed to Kafka after the store commit, only
+so that lag is visible to Kafka tools.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+import structlog
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from ledgerd.errors import LogUnavailable
+from ledgerd.log.base import DeliveryCallback, LogRecord, OnAssign, OnRevoke
+
+log = structlog.get_logger(__name__)
+
+_ADMIN_TIMEOUT_S = 10.0
+
+
+class KafkaLog:
+    """The EventLog interface on a Kafka cluster."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        partition_count: int = 3,
+        *,
+        session_timeout_ms: int = 10_000,
+        linger_ms: int = 5,
+        replication_factor: int = -1,
+    ) -> None:
+        self.partition_count = partition_count
+        self._bootstrap = bootstrap_servers
+        self._session_timeout_ms = session_timeout_ms
+        self._linger_ms = linger_ms
+        self._replication_factor = replication_factor  # -1: the broker's default
+        self._admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+        self._watermarks: Consumer | None = None
+        self._watermarks_lock = threading.Lock()
+
+    def ensure_topics(self, topics: Collection[str]) -> None:
+        """Create missing topics; an existing topic must have ``partition_count`` partitions.
+
+        Raises:
+            LogUnavailable: the cluster did not answer, or a topic has another partition count.
+        """
+        existing = self._topic_partitions()
+        missing = [t for t in topics if t not in existing]
+        if missing:
+            futures = self._admin.create_topics(
+                [NewTopic(t, self.partition_count, self._replication_factor) for t in missing],
+                operation_timeout=_ADMIN_TIMEOUT_S,
+            )
+            for topic, future in futures.items():
+                try:
+                    future.result()
+                except KafkaException as exc:
+                    if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                        raise LogUnavailable(f"cannot create topic {topic}: {exc}") from exc
+            existing = self._topic_partitions()
+        for topic in topics:
+            if existing.get(topic, self.partition_count) != self.partition_count:
+                # Partitions are chosen by hash modulo the count: a mismatch would
+                # give one user two writers.
+                raise LogUnavailable(
+                    f"topic {topic} has {existing[topic]} partitions,"
+                    f" LEDGERD_PARTITIONS is {self.partition_count}"
+                )
+
+    def _topic_partitions(self) -> dict[str, int]:
+        try:
+            metadata = self._admin.list_topics(timeout=_ADMIN_TIMEOUT_S)
+        except KafkaException as exc:
+            raise LogUnavailable(f"kafka at {self._bootstrap}: {exc}") from exc
+        return {name: len(topic.partitions) for name, topic in metadata.topics.items()}
+
+    def producer(self) -> KafkaProducer:
+        return KafkaProducer(
+            {
+                "bootstrap.servers": self._bootstrap,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": self._linger_ms,
+                "message.timeout.ms": 300_000,
+                "queue.buffering.max.messages": 1_000_000,
+                "batch.num.messages": 10_000,
+                "compression.type": "lz4",
+                "partitioner": "murmur2_random",
+            }
+        )
+
+    def consumer(self, group_id: str) -> KafkaConsumer:
+        return KafkaConsumer(
+            {
+                "bootstrap.servers": self._bootstrap,
+                "group.id": group_id,
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "earliest",
+                "session.timeout.ms": self._session_timeout_ms,
+                "heartbeat.interval.ms": max(self._session_timeout_ms // 5, 100),
+                "partition.assignment.strategy": "range",
+                "fetch.wait.max.ms": 50,
+            }
+        )
+
+    def end_offsets(self, topic: str) -> Mapping[int, int]:
+        with self._watermarks_lock:
+            if self._watermarks is None:
+                self._watermarks = Consumer(
+                    {"bootstrap.servers": self._bootstrap, "group.id": "ledgerd-watermarks"}
+                )
+            try:
+                return {
+                    partition: self._watermarks.get_watermark_offsets(
+                        TopicPartition(topic, partition), timeout=5.0
+                    )[1]
+                    for partition in range(self.partition_count)
+                }
+            except KafkaException as exc:
+                raise LogUnavailable(f"kafka watermarks: {exc}") from exc
+
+    def ping(self) -> None:
+        try:
+            self._admin.list_topics(timeout=2.0)
+        except KafkaException as exc:
+            raise LogUnavailable(f"kafka at {self._bootstrap}: {exc}") from exc
+
+    def close(self) -> None:
+        with self._watermarks_lock:
+            if self._watermarks is not None:
+                self._watermarks.close()
+                self._watermarks = None
+
+
+class KafkaProducer:
+    """LogProducer on confluent_kafka.Producer."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self._producer = Producer(config)
+        self._closed = False
+
+    def publish(
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        *,
+        partition: int | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+        on_delivery: DeliveryCallback | None = None,
+    ) -> None:
+        if self._closed:
+            raise LogUnavailable("producer is closed")
+
+        def delivered(error: KafkaError | None, _: Message) -> None:
+            if on_delivery is not None:
+                on_delivery(None if error is None else LogUnavailable(f"kafka delivery: {error}"))
+
+        extra: dict[str, Any] = {} if partition is None else {"partition": partition}
+        try:
+            self._producer.produce(
+                topic, value, key, headers=list(headers), on_delivery=delivered, **extra
+            )
+        except BufferError as exc:
+            raise LogUnavailable("kafka producer queue is full") from exc
+        except KafkaException as exc:
+            raise LogUnavailable(f"kafka produce: {exc}") from exc
+
+    def poll(self, timeout_s: float) -> None:
+        self._producer.poll(timeout_s)
+
+    def flush(self, timeout_s: float) -> int:
+        remaining: int = self._producer.flush(timeout_s)
+        return remaining
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._producer.flush(10.0)
+
+
+def _headers(message: Message) -> tuple[tuple[str, bytes], ...]:
+    raw = message.headers() or []
+    pairs = raw.items() if isinstance(raw, dict) else raw
+    return tuple(
+        (name, value.encode() if isinstance(value, str) else value or b"") for name, value in pairs
+    )
+
+
+class KafkaConsumer:
+    """LogConsumer on confluent_kafka.Consumer with store-driven positions."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self._consumer = Consumer(config)
+        self._topic: str | None = None
+        self._on_assign: OnAssign | None = None
+        self._on_revoke: OnRevoke | None = None
+        self._closed = False
+
+    def subscribe(self, topic: str, on_assign: OnAssign, on_revoke: OnRevoke) -> None:
+        self._topic, self._on_assign, self._on_revoke = topic, on_assign, on_revoke
+
+        def assigned(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            starts = on_assign([tp.partition for tp in partitions])
+            # Offsets edited in the list are ignored unless we assign() ourselves.
+            consumer.assign([TopicPartition(topic, p, starts[p]) for p in sorted(starts)])
+
+        def revoked(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            on_revoke([tp.partition for tp in partitions])
+            consumer.unassign()
+
+        self._consumer.subscribe([topic], on_assign=assigned, on_revoke=revoked, on_lost=revoked)
+
+    def poll_batch(self, max_records: int, timeout_s: float) -> Sequence[LogRecord]:
+        try:
+            messages = self._consumer.consume(num_messages=max_records, timeout=timeout_s)
+        except KafkaException as exc:
+            raise LogUnavailable(f"kafka consume: {exc}") from exc
+        records: list[LogRecord] = []
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.fatal():
+                    raise LogUnavailable(f"kafka consumer: {error}")
+                log.warning("kafka consumer error", error=str(error))
+                continue
+            records.append(
+                LogRecord(
+                    topic=message.topic() or "",
+                    partition=message.partition() or 0,
+                    offset=message.offset() or 0,
+                    key=message.key() or b"",
+                    value=message.value() or b"",
+                    headers=_headers(message),
+                )
+            )
+        return records
+
+    def commit(self, next_offsets: Mapping[int, int]) -> None:
+        if self._topic is None or not next_offsets:
+            return
+        try:
+            self._consumer.commit(
+                offsets=[TopicPartition(self._topic, p, o) for p, o in next_offsets.items()],
+                asynchronous=True,
+            )
+        except KafkaException as exc:
+            # Advisory only: the store holds the real position.
+            log.warning("kafka offset commit failed", error=str(exc))
+
+    def seek(self, partition: int, offset: int) -> None:
+        if self._topic is not None:
+            try:
+                self._consumer.seek(TopicPartition(self._topic, partition, offset))
+            except KafkaException as exc:
+                raise LogUnavailable(f"kafka seek: {exc}") from exc
+
+    def pause(self, partitions: Collection[int]) -> None:
+        if self._topic is not None:
+            self._consumer.pause([TopicPartition(self._topic, p) for p in partitions])
+
+    def resume(self, partitions: Collection[int]) -> None:
+        if self._topic is not None:
+            self._consumer.resume([TopicPartition(self._topic, p) for p in partitions])
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._consumer.close()
