@@ -39,11 +39,19 @@ class Backends:
         self.store.close()
 
 
+def store_from_settings(settings: Settings) -> Store:
+    return open_store(
+        settings.effective_store_url,
+        connect_timeout_s=settings.db_connect_timeout_s,
+        pool_size=settings.db_pool_size,
+        queue_limit=settings.db_queue_limit,
+        mysql_load_data=settings.mysql_load_data,
+    )
+
+
 def open_backends(settings: Settings) -> Backends:
     """Open store, log and cache from their URLs; create schema and topics."""
-    store = open_store(
-        settings.effective_store_url, connect_timeout_s=settings.db_connect_timeout_s
-    )
+    store = store_from_settings(settings)
     store.migrate()
     event_log = open_log(
         settings.log_url, data_dir=settings.data_dir, partition_count=settings.partitions

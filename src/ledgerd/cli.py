@@ -38,10 +38,10 @@ def cmd_serve(_: argparse.Namespace) -> int:
 
 
 def cmd_migrate(_: argparse.Namespace) -> int:
-    from ledgerd.store import open_store
+    from ledgerd.app import store_from_settings
 
     settings = load_settings()
-    store = open_store(settings.effective_store_url)
+    store = store_from_settings(settings)
     try:
         store.migrate()
     finally:
@@ -53,11 +53,11 @@ def cmd_migrate(_: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     import json
 
+    from ledgerd.app import store_from_settings
     from ledgerd.audit import audit
-    from ledgerd.store import open_store
 
     settings = load_settings()
-    store = open_store(settings.effective_store_url)
+    store = store_from_settings(settings)
     try:
         report = audit(store)
     finally:

@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(15, ge=1)
     db_queue_limit: int = Field(100, ge=0)
     db_connect_timeout_s: float = Field(30.0, gt=0)
+    # Write journal rows with LOAD DATA LOCAL INFILE instead of multi-row INSERT.
+    mysql_load_data: bool = False
 
     # Leader election (seed: TTL 5 s, renewal every 2 s).
     leader_lock_ttl_s: float = Field(5.0, gt=0)

@@ -9,12 +9,15 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import grpc
 
+from ledgerd.store.base import Store
 from ledgerd.v1 import balance_pb2 as pb
 from ledgerd.v1 import balance_pb2_grpc as pb_grpc
 
@@ -127,3 +130,54 @@ class ServerProcess:
             if report["in_flight"] == 0 or time.monotonic() > deadline:
                 return report
             time.sleep(0.2)
+
+
+class services:
+    """Where the real MariaDB, Kafka and Redis of scripts/services listen."""
+
+    @staticmethod
+    def mysql_server_url() -> str:
+        return os.environ.get("LEDGERD_TEST_MYSQL_URL", "mysql://ledgerd:ledgerd@127.0.0.1:3306")
+
+    @staticmethod
+    def kafka_bootstrap() -> str:
+        return os.environ.get("LEDGERD_TEST_KAFKA", "127.0.0.1:9092")
+
+    @staticmethod
+    def redis_url(db: int = 0) -> str:
+        return os.environ.get("LEDGERD_TEST_REDIS_URL", "redis://127.0.0.1:6379") + f"/{db}"
+
+
+def fresh_database_url() -> str:
+    """A MySQL URL naming a database no one has used (created by ``migrate``)."""
+    return f"{services.mysql_server_url()}/ledgerd_t_{uuid.uuid4().hex[:12]}"
+
+
+def drop_database(url: str) -> None:
+    import MySQLdb
+
+    from ledgerd.store.mysql import MysqlUrl
+
+    parsed = MysqlUrl.parse(url)
+    connection = MySQLdb.connect(
+        host=parsed.host, port=parsed.port, user=parsed.user, password=parsed.password
+    )
+    try:
+        connection.cursor().execute(f"DROP DATABASE IF EXISTS `{parsed.database}`")
+    finally:
+        connection.close()  # type: ignore[no-untyped-call]
+
+
+@contextmanager
+def fresh_mysql_store() -> Iterator[Store]:
+    """A migrated MySQL store on a new database, dropped afterwards."""
+    from ledgerd.store.mysql import MysqlStore
+
+    url = fresh_database_url()
+    store = MysqlStore(url)
+    try:
+        store.migrate()
+        yield store
+    finally:
+        store.close()
+        drop_database(url)

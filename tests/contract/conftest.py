@@ -14,24 +14,34 @@ import pytest
 
 from ledgerd.log.base import EventLog
 from ledgerd.log.embedded import EmbeddedLog
+from ledgerd.log.kafka import KafkaLog
 from ledgerd.store.base import Store
 from ledgerd.store.sqlite import SqliteStore
+from ledgerd.testing import fresh_mysql_store, services
 
-STORE_BACKENDS = ["sqlite"]
-LOG_BACKENDS = ["embedded"]
+STORE_BACKENDS = ["sqlite", "mysql"]
+LOG_BACKENDS = ["embedded", "kafka"]
 
 
 @pytest.fixture(params=STORE_BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    backend = SqliteStore(tmp_path / "store.sqlite")
-    backend.migrate()
-    yield backend
-    backend.close()
+    if request.param == "sqlite":
+        backend: Store = SqliteStore(tmp_path / "store.sqlite")
+        backend.migrate()
+        yield backend
+        backend.close()
+    else:
+        with fresh_mysql_store() as backend:
+            yield backend
 
 
 @pytest.fixture(params=LOG_BACKENDS)
 def event_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventLog]:
-    log = EmbeddedLog(tmp_path / "log.sqlite", partition_count=3)
+    log: EventLog
+    if request.param == "embedded":
+        log = EmbeddedLog(tmp_path / "log.sqlite", partition_count=3)
+    else:
+        log = KafkaLog(services.kafka_bootstrap(), partition_count=3)
     yield log
     log.close()
 

@@ -7,7 +7,14 @@ from pathlib import Path
 from ledgerd.store.base import Store
 
 
-def open_store(url: str, *, connect_timeout_s: float = 30.0) -> Store:
+def open_store(
+    url: str,
+    *,
+    connect_timeout_s: float = 30.0,
+    pool_size: int = 15,
+    queue_limit: int = 100,
+    mysql_load_data: bool = False,
+) -> Store:
     """Open the store a URL names: ``sqlite:///path`` or ``mysql://user:pass@host:port/db``.
 
     Raises:
@@ -17,6 +24,16 @@ def open_store(url: str, *, connect_timeout_s: float = 30.0) -> Store:
         from ledgerd.store.sqlite import SqliteStore
 
         return SqliteStore(Path(url.removeprefix("sqlite:///")), busy_timeout_s=connect_timeout_s)
+    if url.startswith("mysql://"):
+        from ledgerd.store.mysql import MysqlStore
+
+        return MysqlStore(
+            url,
+            pool_size=pool_size,
+            queue_limit=queue_limit,
+            connect_timeout_s=connect_timeout_s,
+            load_data=mysql_load_data,
+        )
     raise ValueError(
         f"unknown store URL scheme in {url.split('://', maxsplit=1)[0]!r}; use sqlite:/// or mysql://"
     )
