@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+# The MySQL driver builds against libmariadb-dev, which scripts/services installs.
+INSTALLED_MYSQL := $(VENV)/.installed-mysql
 
 .PHONY: run test test-unit lint format proto services-up services-down bench clean
 
@@ -14,8 +16,15 @@ $(INSTALLED): pyproject.toml
 run: $(INSTALLED)
 	$(BIN)/ledgerd serve
 
-test: $(INSTALLED)
-	$(BIN)/pytest -q
+$(INSTALLED_MYSQL): $(INSTALLED)
+	scripts/services up mariadb
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,mysql]'
+	touch $(INSTALLED_MYSQL)
+
+# Installs and starts MariaDB, Redis and Kafka (scripts/services), then every suite.
+test: $(INSTALLED_MYSQL)
+	scripts/services up
+	eval "$$(scripts/services env)" && $(BIN)/pytest -q
 
 test-unit: $(INSTALLED)
 	$(BIN)/pytest -q tests/unit
@@ -32,6 +41,12 @@ format: $(INSTALLED)
 proto: $(INSTALLED)
 	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=src --pyi_out=src \
 		--grpc_python_out=src proto/ledgerd/v1/balance.proto
+
+services-up:
+	scripts/services up
+
+services-down:
+	scripts/services down
 
 clean:
 	rm -rf $(VENV) data .services build

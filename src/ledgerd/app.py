@@ -57,7 +57,11 @@ def open_backends(settings: Settings) -> Backends:
         settings.log_url, data_dir=settings.data_dir, partition_count=settings.partitions
     )
     event_log.ensure_topics([settings.topic, settings.dlq_topic])
-    cache = open_cache(settings.cache_url, max_entries=settings.cache_max_entries)
+    cache = open_cache(
+        settings.cache_url,
+        max_entries=settings.cache_max_entries,
+        key_prefix=settings.cache_key_prefix,
+    )
     return Backends(store, event_log, cache)
 
 

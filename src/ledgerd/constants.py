@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+# Every Redis key starts with the deployment's prefix (LEDGERD_CACHE_KEY_PREFIX,
+# default "ledgerd:"), so deployments can share one Redis.
+DEFAULT_REDIS_PREFIX = "ledgerd:"
 # One Redis hash per account: fields available, frozen, version.
-REDIS_BALANCE_PREFIX = "ledgerd:balance:"
+REDIS_BALANCE_KEY = "balance:"
 # Replay protection of signed requests (SET NX EX).
-REDIS_NONCE_PREFIX = "ledgerd:nonce:"
+REDIS_NONCE_KEY = "nonce:"

@@ -76,6 +76,7 @@ class Settings(BaseSettings):
     cache_update_interval_ms: int = Field(100, ge=1)
     cache_max_entries: int = Field(1_000_000, ge=1)
     cache_full_sync_interval_s: float = Field(300.0, gt=0)
+    cache_key_prefix: str = "ledgerd:"
 
     max_concurrent_rpcs: int = Field(1000, ge=1)
     shutdown_grace_s: float = Field(10.0, ge=0)

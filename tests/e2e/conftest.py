@@ -1,4 +1,9 @@
-"""A real ``ledgerd serve`` process on the embedded default, driven over gRPC."""
+"""A real ``ledgerd serve`` process driven over gRPC, on each stack.
+
+``embedded``: SQLite, embedded log, memory cache (the `make run` default).
+``production``: MariaDB, Apache Kafka and Redis from scripts/services, each
+server with its own database, topics, consumer group and key prefix.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,24 @@ from pathlib import Path
 import grpc
 import pytest
 
-from ledgerd.testing import ServerProcess
+from ledgerd.testing import ServerProcess, production_env
 from ledgerd.v1 import balance_pb2_grpc as pb_grpc
+
+STACKS = ["embedded", "production"]
+
+
+def stack_env(stack: str) -> dict[str, str]:
+    return production_env() if stack == "production" else {}
+
+
+@pytest.fixture(scope="module", params=STACKS)
+def stack(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    process = ServerProcess(tmp_path_factory.mktemp("ledgerd")).start()
+def server(stack: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    process = ServerProcess(tmp_path_factory.mktemp("ledgerd"), stack_env(stack)).start()
     yield process
     process.stop()
 
@@ -31,9 +47,9 @@ def stub(channel: grpc.Channel) -> pb_grpc.BalanceServiceStub:
 
 
 @pytest.fixture
-def fresh_server(tmp_path: Path) -> Iterator[ServerProcess]:
+def fresh_server(stack: str, tmp_path: Path) -> Iterator[ServerProcess]:
     """A server of the test's own, for tests that kill or stop it."""
-    process = ServerProcess(tmp_path / "ledgerd")
+    process = ServerProcess(tmp_path / "ledgerd", stack_env(stack))
     yield process
     if process.process is not None:
         process.kill()

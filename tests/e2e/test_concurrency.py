@@ -42,7 +42,7 @@ def test_concurrent_clients_on_hot_accounts_match_the_model(server: ServerProces
     with ThreadPoolExecutor(CLIENTS) as pool:
         sent = [r for batch in pool.map(client, range(CLIENTS)) for r in batch]
 
-    model = Model.empty()
+    model = Model()
     with grpc.insecure_channel(server.target) as channel:
         stub = pb_grpc.BalanceServiceStub(channel)
         statuses = {r.request_id: final_status(stub, r.request_id).status for r in sent}

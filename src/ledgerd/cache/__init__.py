@@ -5,7 +5,9 @@ from __future__ import annotations
 from ledgerd.cache.base import BalanceCache
 
 
-def open_cache(url: str, *, max_entries: int = 1_000_000) -> BalanceCache:
+def open_cache(
+    url: str, *, max_entries: int = 1_000_000, key_prefix: str = "ledgerd:"
+) -> BalanceCache:
     """Open the cache a URL names: ``memory:`` or ``redis://host:port/db``.
 
     Raises:
@@ -18,7 +20,7 @@ def open_cache(url: str, *, max_entries: int = 1_000_000) -> BalanceCache:
     if url.startswith("redis://"):
         from ledgerd.cache.redis import RedisCache
 
-        return RedisCache(url)
+        return RedisCache(url, prefix=key_prefix)
     raise ValueError(f"unknown cache URL {url!r}; use memory: or redis://host:port/db")
 
 

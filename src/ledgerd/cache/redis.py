@@ -2,19 +2,20 @@
 
 The script compares versions inside Redis, so updates from several
 processes, retries and full syncs can arrive in any order and the newest
-version still wins. Timeouts are short: a slow Redis must not slow reads
-(they fall back to the store) or the consumer (the updater keeps pending
-writes and retries).
+version still wins. Timeouts are short, and after a failure Redis is skipped for a second: a
+slow or dead Redis must not slow reads (they fall back to the store) or the
+consumer (the updater keeps pending writes and retries).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 import redis
 from redis.exceptions import RedisError
 
-from ledgerd.constants import REDIS_BALANCE_PREFIX
+from ledgerd.constants import DEFAULT_REDIS_PREFIX, REDIS_BALANCE_KEY
 from ledgerd.domain.amounts import format_amount, parse_decimal
 from ledgerd.domain.model import Account, Balance
 from ledgerd.errors import CacheUnavailable
@@ -30,26 +31,40 @@ return 1
 """
 
 
-def balance_key(account: Account) -> str:
-    return f"{REDIS_BALANCE_PREFIX}{account.user_id}:{account.currency}"
-
-
 class RedisCache:
     """BalanceCache on Redis, shared by every ledgerd process."""
 
-    def __init__(self, url: str, timeout_s: float = 0.5) -> None:
+    def __init__(
+        self, url: str, prefix: str = DEFAULT_REDIS_PREFIX, timeout_s: float = 0.5
+    ) -> None:
+        self._balance_prefix = prefix + REDIS_BALANCE_KEY
         self._client = redis.Redis.from_url(
             url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, decode_responses=True
         )
         self._script = self._client.register_script(_LAST_WRITE_WINS)
+        # After a failure, callers skip Redis for a moment instead of each waiting a timeout.
+        self._retry_after_s = 1.0
+        self._down_until = 0.0
+
+    def balance_key(self, account: Account) -> str:
+        return f"{self._balance_prefix}{account.user_id}:{account.currency}"
+
+    def _check_breaker(self) -> None:
+        if time.monotonic() < self._down_until:
+            raise CacheUnavailable("redis: recently unreachable, not trying again yet")
+
+    def _trip(self, exc: RedisError) -> CacheUnavailable:
+        self._down_until = time.monotonic() + self._retry_after_s
+        return CacheUnavailable(f"redis: {exc}")
 
     def get(self, account: Account) -> Balance | None:
+        self._check_breaker()
         try:
             available, frozen, version = self._client.hmget(
-                balance_key(account), ["available", "frozen", "version"]
+                self.balance_key(account), ["available", "frozen", "version"]
             )
         except RedisError as exc:
-            raise CacheUnavailable(f"redis: {exc}") from exc
+            raise self._trip(exc) from exc
         if version is None or available is None or frozen is None:
             return None
         return Balance(
@@ -61,11 +76,12 @@ class RedisCache:
         )
 
     def put_many(self, balances: Iterable[Balance]) -> None:
+        self._check_breaker()
         try:
             pipeline = self._client.pipeline(transaction=False)
             for balance in balances:
                 self._script(
-                    keys=[balance_key(balance.account)],
+                    keys=[self.balance_key(balance.account)],
                     args=[
                         format_amount(balance.available),
                         format_amount(balance.frozen),
@@ -75,7 +91,7 @@ class RedisCache:
                 )
             pipeline.execute()
         except RedisError as exc:
-            raise CacheUnavailable(f"redis: {exc}") from exc
+            raise self._trip(exc) from exc
 
     def ping(self) -> None:
         try:

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -59,17 +60,25 @@ class ServerProcess:
     def start(self, timeout_s: float = 30.0) -> ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen(  # noqa: S603  (this interpreter, fixed arguments)
+        self.process = subprocess.Popen(
             ledgerd_command("serve"), env=self.env, stdout=log, stderr=log
         )
         log.close()
         self.wait_serving(timeout_s)
         return self
 
+    @property
+    def serves_api(self) -> bool:
+        return self.env.get("LEDGERD_START_API", "true").lower() not in ("false", "0", "no")
+
     def wait_serving(self, timeout_s: float) -> None:
+        """Until HealthCheck says SERVING (or, without the API role, /metrics answers)."""
         deadline = time.monotonic() + timeout_s
+        if not self.serves_api:
+            self._wait_metrics(deadline)
+            return
         with grpc.insecure_channel(self.target) as channel:
-            stub = pb_grpc.BalanceServiceStub(channel)  # type: ignore[no-untyped-call]
+            stub = pb_grpc.BalanceServiceStub(channel)
             while True:
                 if self.process is not None and self.process.poll() is not None:
                     raise RuntimeError(f"ledgerd exited early:\n{self.log_tail()}")
@@ -82,6 +91,31 @@ class ServerProcess:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"ledgerd not serving:\n{self.log_tail()}")
                 time.sleep(0.1)
+
+    def _wait_metrics(self, deadline: float) -> None:
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        while True:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"ledgerd exited early:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(url, timeout=1.0):
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"ledgerd metrics not up:\n{self.log_tail()}")
+            time.sleep(0.1)
+
+    def metric(self, name: str) -> float:
+        """The sum of a metric's samples whose line starts with ``name`` on /metrics."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5.0) as answer:
+            text = answer.read().decode()
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(name) and not line.startswith("#")
+        )
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -112,7 +146,7 @@ class ServerProcess:
         return code
 
     def run_cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(  # noqa: S603  (this interpreter, fixed arguments)
+        return subprocess.run(
             ledgerd_command(*args), env=self.env, capture_output=True, text=True, check=False
         )
 
@@ -148,6 +182,21 @@ class services:
         return os.environ.get("LEDGERD_TEST_REDIS_URL", "redis://127.0.0.1:6379") + f"/{db}"
 
 
+def production_env(store_url: str | None = None) -> dict[str, str]:
+    """Settings for a server on MariaDB + Kafka + Redis, isolated from every other one:
+    its own database, topics, consumer group and cache key prefix."""
+    tag = uuid.uuid4().hex[:10]
+    return {
+        "LEDGERD_STORE_URL": store_url or fresh_database_url(),
+        "LEDGERD_LOG_URL": f"kafka://{services.kafka_bootstrap()}",
+        "LEDGERD_CACHE_URL": services.redis_url(),
+        "LEDGERD_TOPIC": f"balance-changes-{tag}",
+        "LEDGERD_DLQ_TOPIC": f"balance-changes-dlq-{tag}",
+        "LEDGERD_CONSUMER_GROUP": f"balance-consumer-group-{tag}",
+        "LEDGERD_CACHE_KEY_PREFIX": f"ledgerd-test-{tag}:",
+    }
+
+
 def fresh_database_url() -> str:
     """A MySQL URL naming a database no one has used (created by ``migrate``)."""
     return f"{services.mysql_server_url()}/ledgerd_t_{uuid.uuid4().hex[:12]}"
@@ -165,7 +214,7 @@ def drop_database(url: str) -> None:
     try:
         connection.cursor().execute(f"DROP DATABASE IF EXISTS `{parsed.database}`")
     finally:
-        connection.close()  # type: ignore[no-untyped-call]
+        connection.close()
 
 
 @contextmanager
