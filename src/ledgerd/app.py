@@ -16,8 +16,10 @@ from ledgerd.cache.memory import MemoryCache
 from ledgerd.cache.updater import CacheUpdater
 from ledgerd.consumer.outcomes import OutcomeHub
 from ledgerd.consumer.worker import BatchConsumer, ConsumerConfig
+from ledgerd.leader import LeaderElector
 from ledgerd.log import EventLog, open_log
 from ledgerd.outbox.acceptor import Acceptor
+from ledgerd.outbox.cleanup import OutboxCleaner
 from ledgerd.outbox.relay import Relay
 from ledgerd.service import HealthProbe, LedgerService
 from ledgerd.settings import Settings
@@ -83,6 +85,8 @@ class Ledgerd:
 
     settings: Settings
     backends: Backends
+    leader: LeaderElector
+    cleaner: OutboxCleaner
     outcomes: OutcomeHub = field(default_factory=OutcomeHub)
     relay: Relay | None = None
     cache_updater: CacheUpdater | None = None
@@ -92,7 +96,18 @@ class Ledgerd:
 
     @classmethod
     def build(cls, settings: Settings, backends: Backends) -> Ledgerd:
-        app = cls(settings, backends)
+        leader = LeaderElector(
+            backends.store,
+            ttl_s=settings.leader_lock_ttl_s,
+            renew_interval_s=settings.leader_renew_interval_s,
+        )
+        cleaner = OutboxCleaner(
+            backends.store,
+            lambda: leader.token,
+            retention_s=settings.outbox_retention_s,
+            interval_s=settings.outbox_cleanup_interval_s,
+        )
+        app = cls(settings, backends, leader, cleaner)
         if settings.start_relay:
             app.relay = Relay(
                 backends.store,
@@ -105,6 +120,7 @@ class Ledgerd:
                 sweep_min_age_s=settings.relay_sweep_min_age_s if settings.start_api else 0.0,
                 retry_base_ms=settings.relay_retry_base_ms,
                 retry_max_ms=settings.relay_retry_max_ms,
+                may_sweep=leader.is_leader,
             )
         sink: BalanceSink | None = None
         if isinstance(backends.cache, MemoryCache):
@@ -116,6 +132,7 @@ class Ledgerd:
                 interval_s=settings.cache_update_interval_ms / 1000,
                 full_sync_source=lambda: iter_balances(backends.store),
                 full_sync_interval_s=settings.cache_full_sync_interval_s,
+                may_run_full_sync=leader.is_leader,
             )
             sink = app.cache_updater
         if settings.start_consumer:
@@ -127,6 +144,10 @@ class Ledgerd:
     async def start(self) -> None:
         settings, backends = self.settings, self.backends
         self.outcomes.attach(asyncio.get_running_loop())
+        # Try for the lock before the jobs start, so a lone process leads at once.
+        await asyncio.to_thread(self.leader.step)
+        self.leader.start()
+        self.cleaner.start()
         if self.relay is not None:
             self.relay.start()
         if self.cache_updater is not None:
@@ -166,7 +187,10 @@ class Ledgerd:
         )
 
     def _probes(self) -> dict[str, HealthProbe]:
-        probes: dict[str, HealthProbe] = {}
+        leader = self.leader
+        probes: dict[str, HealthProbe] = {
+            "leader": lambda: (True, f"yes, epoch {t.epoch}" if (t := leader.token) else "no")
+        }
         consumer, updater = self.consumer, self.cache_updater
         if consumer is not None:
 
@@ -194,6 +218,8 @@ class Ledgerd:
             await asyncio.to_thread(self.consumer.stop)
         if self.cache_updater is not None:
             await asyncio.to_thread(self.cache_updater.stop)
+        await asyncio.to_thread(self.cleaner.stop)
+        await asyncio.to_thread(self.leader.stop)
         log.info("ledgerd stopped")
 
 

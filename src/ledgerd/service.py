@@ -175,9 +175,16 @@ class LedgerService:
         return await asyncio.to_thread(self._read_current, duplicates)
 
     def _read_current(self, duplicates: Mapping[str, bool]) -> dict[str, ChangeAnswer]:
-        stored = self._store.get_requests(list(duplicates))
-        applied = [rid for rid, s in stored.items() if s.status is ChangeStatus.APPLIED]
-        entries = self._store.get_journal_entries(applied) if applied else {}
+        stored = dict(self._store.get_requests(list(duplicates)))
+        # Applied requests whose outbox row was cleaned up live on in the journal.
+        wanted = [
+            rid
+            for rid in duplicates
+            if rid not in stored or stored[rid].status is ChangeStatus.APPLIED
+        ]
+        entries = self._store.get_journal_entries(wanted) if wanted else {}
+        for rid, journaled in entries.items():
+            stored.setdefault(rid, journaled.as_stored_request())
         answers: dict[str, ChangeAnswer] = {}
         for rid, row in stored.items():
             entry = entries.get(rid)

@@ -67,9 +67,12 @@ class Settings(BaseSettings):
     # Write journal rows with LOAD DATA LOCAL INFILE instead of multi-row INSERT.
     mysql_load_data: bool = False
 
-    # Leader election (seed: TTL 5 s, renewal every 2 s).
+    # Leader election (seed: TTL 5 s, renewal every 2 s) and the leader's jobs.
     leader_lock_ttl_s: float = Field(5.0, gt=0)
     leader_renew_interval_s: float = Field(2.0, gt=0)
+    # Finished outbox rows are kept this long (7 days) for idempotent retries.
+    outbox_retention_s: float = Field(604_800.0, gt=0)
+    outbox_cleanup_interval_s: float = Field(60.0, gt=0)
 
     # Cache updater (seed: 4 workers, every 100 ms); memory cache bound.
     cache_updater_workers: int = Field(4, ge=1)

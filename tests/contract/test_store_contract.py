@@ -19,7 +19,7 @@ from ledgerd.domain.model import (
     StoredRequest,
 )
 from ledgerd.errors import Fenced, TransientStoreError
-from ledgerd.store.base import BatchCommit, PartitionClaim, Store
+from ledgerd.store.base import BatchCommit, LockToken, PartitionClaim, Store
 
 MAX_USER = 2**64 - 1
 
@@ -303,3 +303,68 @@ def test_snapshot_reads_do_not_see_later_commits(store: Store) -> None:
         writer.join()
         assert [r.request.request_id for r in store.scan_requests(None, 10)] == ["r1"]
     assert len(store.scan_requests(None, 10)) == 2
+
+
+def test_lock_is_exclusive_until_it_expires_and_the_epoch_grows(store: Store) -> None:
+    """A held lock refuses others; after its TTL another owner takes it with a higher epoch."""
+    import time
+
+    first = store.acquire_lock("jobs", "a", ttl_ms=300)
+    assert first is not None
+    assert store.acquire_lock("jobs", "b", ttl_ms=300) is None
+    time.sleep(0.4)
+    second = store.acquire_lock("jobs", "b", ttl_ms=300)
+    assert second is not None and second > first
+    assert not store.renew_lock(LockToken("jobs", "a", first), ttl_ms=300)
+
+
+def test_renewal_keeps_the_lock_and_release_frees_it(store: Store) -> None:
+    """Renewing extends the lock past its first TTL; releasing lets another take it at once."""
+    import time
+
+    epoch = store.acquire_lock("jobs", "a", ttl_ms=400)
+    assert epoch is not None
+    token = LockToken("jobs", "a", epoch)
+    for _ in range(3):
+        time.sleep(0.2)
+        assert store.renew_lock(token, ttl_ms=400)
+    assert store.acquire_lock("jobs", "b", ttl_ms=400) is None
+    store.release_lock(token)
+    assert store.acquire_lock("jobs", "b", ttl_ms=400) == epoch + 1
+
+
+def test_cleanup_deletes_old_finished_rows_only_under_the_lock(store: Store) -> None:
+    """Finished rows older than the cutoff go; in-flight rows stay; a stale token is fenced."""
+    accept(store, [request(1), request(2), request(3)], now_ms=1000)
+    accept(store, [request(4)], now_ms=9000)
+    claim = store.claim_partition("t", 0)
+    outcomes = [RequestOutcome(f"r{n}", ChangeStatus.REJECTED) for n in (1, 2, 4)]
+    store.commit_batch(BatchCommit([PartitionClaim("t", 0, claim.epoch, 3)], [], [], outcomes, 1))
+    epoch = store.acquire_lock("jobs", "a", ttl_ms=10_000)
+    assert epoch is not None
+    with pytest.raises(Fenced):
+        store.delete_finished_requests(5000, 100, LockToken("jobs", "a", epoch + 1))
+    assert store.delete_finished_requests(5000, 100, LockToken("jobs", "a", epoch)) == 2
+    assert set(store.get_requests(["r1", "r2", "r3", "r4"])) == {"r3", "r4"}
+
+
+def test_applied_request_is_recognised_from_the_journal_after_cleanup(store: Store) -> None:
+    """Once its outbox row is gone, an applied request reads as APPLIED from its journal entry."""
+    deposit = request(1, memo="keep")
+    accept(store, [deposit], now_ms=1000)
+    claim = store.claim_partition("t", 0)
+    store.commit_batch(
+        BatchCommit(
+            [PartitionClaim("t", 0, claim.epoch, 1)],
+            [Balance(1, "USD", SCALE, 0, 1)],
+            [entry(deposit, 1, SCALE)],
+            [RequestOutcome("r1", ChangeStatus.APPLIED)],
+            2000,
+        )
+    )
+    epoch = store.acquire_lock("jobs", "a", ttl_ms=10_000)
+    assert epoch is not None
+    assert store.delete_finished_requests(5000, 100, LockToken("jobs", "a", epoch)) == 1
+    seen = accept(store, [deposit], now_ms=9000)
+    assert seen == {"r1": StoredRequest(deposit, ChangeStatus.APPLIED)}
+    assert store.get_requests(["r1"]) == {}

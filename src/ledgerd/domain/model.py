@@ -102,6 +102,13 @@ class JournalEntry:
     applied_at_ms: int
     memo: str = ""
 
+    def as_stored_request(self) -> StoredRequest:
+        """The APPLIED request this entry records (its outbox row may be gone)."""
+        request = ChangeRequest(
+            self.request_id, self.user_id, self.currency, self.type, self.amount, self.memo
+        )
+        return StoredRequest(request, ChangeStatus.APPLIED)
+
     @property
     def balance_after(self) -> Balance:
         return Balance(

@@ -3,7 +3,7 @@
 Fresh rows arrive by hand-off from the local acceptor right after their
 commit, so the common path needs no polling. A periodic sweep finds the rest
 by status, never by an id watermark (auto-increment ids commit out of
-order): PENDING rows older than ``sweep_min_age_s`` (an acceptor that died
+order), on the leader only: PENDING rows older than ``sweep_min_age_s`` (an acceptor that died
 before handing off, or one in another process) and FAILED rows whose backoff
 has elapsed. Rows become SENT only from delivery reports. Publishing a row
 twice is harmless: the consumer applies a request at most once.
@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import structlog
 
@@ -50,6 +50,7 @@ class Relay:
         retry_base_ms: int = 100,
         retry_max_ms: int = 30_000,
         queue_max: int = 1_000_000,
+        may_sweep: Callable[[], bool] = lambda: True,
     ) -> None:
         self._store = store
         self._producer = producer
@@ -61,6 +62,7 @@ class Relay:
         self._retry_base_ms = retry_base_ms
         self._retry_max_ms = retry_max_ms
         self._queue_max = queue_max
+        self._may_sweep = may_sweep
         self._queue: deque[ChangeRequest] = deque()
         self._claimed: set[str] = set()  # queued or published, awaiting a delivery report
         self._delivered: list[str] = []
@@ -132,7 +134,9 @@ class Relay:
         now = time.monotonic()
         if sweep_min_age_s is not None and now >= self._next_sweep:
             self._next_sweep = now + self._sweep_interval_s
-            self._sweep(sweep_min_age_s)
+            # The sweep is a singleton job: with several relays, only the leader's runs.
+            if self._may_sweep():
+                self._sweep(sweep_min_age_s)
         with self._lock:
             batch = [self._queue.popleft() for _ in range(min(self._batch_max, len(self._queue)))]
         for request in batch:

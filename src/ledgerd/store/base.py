@@ -57,6 +57,15 @@ class UnsentRequest:
     updated_at_ms: int
 
 
+@dataclass(frozen=True, slots=True)
+class LockToken:
+    """A held leader lock: its epoch is the fencing token of the holder's writes."""
+
+    name: str
+    owner: str
+    epoch: int
+
+
 # Given the already stored requests among the candidates, returns those to insert.
 ChooseNew = Callable[[Mapping[str, StoredRequest]], Sequence[ChangeRequest]]
 
@@ -84,6 +93,9 @@ class Store(Protocol):
         """In one transaction, read the stored requests among ``request_ids``, insert
         the PENDING rows ``choose_new`` picks, and commit; returns what was read.
 
+        A request whose outbox row was cleaned up but whose journal entry remains
+        reads as APPLIED, so idempotency outlives the outbox retention.
+
         Raises:
             TransientStoreError: another writer inserted one of the ids meanwhile.
         """
@@ -102,6 +114,24 @@ class Store(Protocol):
 
     def count_unfinished(self) -> Mapping[ChangeStatus, int]:
         """How many rows are PENDING, SENT and FAILED (requests without an outcome)."""
+
+    def delete_finished_requests(self, created_before_ms: int, limit: int, lock: LockToken) -> int:
+        """Delete up to ``limit`` APPLIED/REJECTED rows created before the time, only
+        while ``lock`` is still held (checked inside the transaction).
+
+        Raises:
+            Fenced: the lock expired or moved to another owner; nothing was deleted.
+        """
+
+    # -- leader locks (times by the database clock) ---------------------------
+    def acquire_lock(self, name: str, owner: str, ttl_ms: int) -> int | None:
+        """Take the lock if it is free or expired; the new epoch, or None if held."""
+
+    def renew_lock(self, token: LockToken, ttl_ms: int) -> bool:
+        """Extend a held lock; False if it expired or another owner has it."""
+
+    def release_lock(self, token: LockToken) -> None:
+        """Give the lock up now, if still held by this token."""
 
     # -- consumer -------------------------------------------------------------
     def claim_partition(self, topic: str, partition: int) -> PartitionClaim:

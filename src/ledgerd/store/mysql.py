@@ -37,7 +37,13 @@ from ledgerd.domain.model import (
     StoredRequest,
 )
 from ledgerd.errors import Fenced, LedgerError, StoreUnavailable, TransientStoreError
-from ledgerd.store.base import BatchCommit, ChooseNew, PartitionClaim, UnsentRequest
+from ledgerd.store.base import (
+    BatchCommit,
+    ChooseNew,
+    LockToken,
+    PartitionClaim,
+    UnsentRequest,
+)
 from ledgerd.store.mysql_schema import MIGRATIONS
 from ledgerd.store.pool import ConnectionPool
 
@@ -49,6 +55,9 @@ _JOURNAL_COLUMNS = (
     "request_id, user_id, currency, type, amount, available_after, frozen_after,"
     " version, applied_at_ms, memo"
 )
+# The database clock in Unix milliseconds (MySQL and MariaDB): lock expiry never
+# depends on a process's own clock.
+_DB_NOW_MS = "CAST(UNIX_TIMESTAMP(CURRENT_TIMESTAMP(3)) * 1000 AS SIGNED)"
 _CONVERSIONS = {**conversions, FIELD_TYPE.NEWDECIMAL: str, FIELD_TYPE.DECIMAL: str}
 
 
@@ -242,6 +251,11 @@ class MysqlStore:
     ) -> Mapping[str, StoredRequest]:
         with self._transaction() as cursor:
             existing = self._select_requests(cursor, list(request_ids))
+            missing = [rid for rid in request_ids if rid not in existing]
+            existing.update(
+                (rid, entry.as_stored_request())
+                for rid, entry in self._select_journal(cursor, missing).items()
+            )
             new = sorted(choose_new(existing), key=lambda r: r.request_id)
             for chunk in _chunks(new):
                 params: list[Any] = []
@@ -326,6 +340,61 @@ class MysqlStore:
         ):
             counts[ChangeStatus(status)] = int(count)
         return counts
+
+    def delete_finished_requests(self, created_before_ms: int, limit: int, lock: LockToken) -> int:
+        with self._transaction() as cursor:
+            # A locking read: a plain SELECT would read this transaction's old snapshot.
+            cursor.execute(
+                "SELECT 1 FROM leader_locks WHERE name = %s AND owner = %s AND epoch = %s"
+                f" AND expires_at_ms > {_DB_NOW_MS} FOR UPDATE",
+                (lock.name, lock.owner, lock.epoch),
+            )
+            if cursor.fetchone() is None:
+                raise Fenced(f"leader lock {lock.name}")
+            cursor.execute(
+                "DELETE FROM change_requests WHERE status IN (%s, %s) AND created_at_ms < %s"
+                " ORDER BY status, created_at_ms LIMIT %s",
+                (int(ChangeStatus.APPLIED), int(ChangeStatus.REJECTED), created_before_ms, limit),
+            )
+            return int(cursor.rowcount)
+
+    # -- leader locks ---------------------------------------------------------
+    def acquire_lock(self, name: str, owner: str, ttl_ms: int) -> int | None:
+        with self._transaction() as cursor:
+            cursor.execute(
+                "INSERT IGNORE INTO leader_locks (name, owner, epoch, expires_at_ms)"
+                " VALUES (%s, '', 0, 0)",
+                (name,),
+            )
+            cursor.execute(
+                f"UPDATE leader_locks SET owner = %s, epoch = epoch + 1,"
+                f" expires_at_ms = {_DB_NOW_MS} + %s"
+                f" WHERE name = %s AND expires_at_ms <= {_DB_NOW_MS}",
+                (owner, ttl_ms, name),
+            )
+            if cursor.rowcount != 1:
+                return None
+            cursor.execute("SELECT epoch FROM leader_locks WHERE name = %s", (name,))
+            (epoch,) = cursor.fetchone()
+        return int(epoch)
+
+    def renew_lock(self, token: LockToken, ttl_ms: int) -> bool:
+        with self._cursor() as cursor:
+            cursor.execute(
+                f"UPDATE leader_locks SET expires_at_ms = {_DB_NOW_MS} + %s"
+                " WHERE name = %s AND owner = %s AND epoch = %s"
+                f" AND expires_at_ms > {_DB_NOW_MS}",
+                (ttl_ms, token.name, token.owner, token.epoch),
+            )
+            return bool(cursor.rowcount == 1)
+
+    def release_lock(self, token: LockToken) -> None:
+        with self._cursor() as cursor:
+            cursor.execute(
+                "UPDATE leader_locks SET expires_at_ms = 0"
+                " WHERE name = %s AND owner = %s AND epoch = %s",
+                (token.name, token.owner, token.epoch),
+            )
 
     # -- consumer -------------------------------------------------------------
     def claim_partition(self, topic: str, partition: int) -> PartitionClaim:
@@ -468,17 +537,21 @@ class MysqlStore:
         return [_journal_entry(row) for row in rows]
 
     def get_journal_entries(self, request_ids: Collection[str]) -> Mapping[str, JournalEntry]:
-        found: dict[str, JournalEntry] = {}
-        ids = list(request_ids)
+        if not request_ids:
+            return {}
         with self._cursor() as cursor:
-            for chunk in _chunks(ids, 5000):
-                cursor.execute(
-                    f"SELECT {_JOURNAL_COLUMNS} FROM journal"
-                    f" WHERE request_id IN ({','.join(['%s'] * len(chunk))})",
-                    list(chunk),
-                )
-                for row in cursor.fetchall():
-                    found[row[0]] = _journal_entry(row)
+            return self._select_journal(cursor, list(request_ids))
+
+    def _select_journal(self, cursor: Any, request_ids: Sequence[str]) -> dict[str, JournalEntry]:
+        found: dict[str, JournalEntry] = {}
+        for chunk in _chunks(request_ids, 5000):
+            cursor.execute(
+                f"SELECT {_JOURNAL_COLUMNS} FROM journal"
+                f" WHERE request_id IN ({','.join(['%s'] * len(chunk))})",
+                list(chunk),
+            )
+            for row in cursor.fetchall():
+                found[row[0]] = _journal_entry(row)
         return found
 
     def get_positions(self, topic: str) -> Mapping[int, int]:

@@ -25,7 +25,13 @@ from ledgerd.domain.model import (
     StoredRequest,
 )
 from ledgerd.errors import Fenced, StoreUnavailable
-from ledgerd.store.base import BatchCommit, ChooseNew, PartitionClaim, UnsentRequest
+from ledgerd.store.base import (
+    BatchCommit,
+    ChooseNew,
+    LockToken,
+    PartitionClaim,
+    UnsentRequest,
+)
 from ledgerd.support.sqlite import ThreadConnections
 
 _USER_SHIFT = 2**63
@@ -90,6 +96,9 @@ _MIGRATIONS: list[tuple[int, list[str]]] = [
         ],
     ),
 ]
+
+# The database clock in Unix milliseconds: lock expiry never depends on a process's clock.
+_DB_NOW_MS = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
 
 _REQUEST_COLUMNS = "request_id, user_id, currency, type, amount, memo, status, reject_reason"
 _JOURNAL_COLUMNS = (
@@ -172,6 +181,8 @@ class SqliteStore:
     ) -> Mapping[str, StoredRequest]:
         with self._db.write() as connection:
             existing = self._select_requests(connection, list(request_ids))
+            missing = [rid for rid in request_ids if rid not in existing]
+            existing.update(self._journaled_requests(connection, missing))
             rows = [
                 (
                     r.request_id,
@@ -205,6 +216,20 @@ class SqliteStore:
             )
             for row in cursor:
                 found[row[0]] = _stored_request(row)
+        return found
+
+    def _journaled_requests(
+        self, connection: sqlite3.Connection, request_ids: Sequence[str]
+    ) -> dict[str, StoredRequest]:
+        found: dict[str, StoredRequest] = {}
+        for chunk in _chunks(request_ids, _MAX_PARAMS):
+            cursor = connection.execute(
+                f"SELECT {_JOURNAL_COLUMNS} FROM journal"
+                f" WHERE request_id IN ({_placeholders(len(chunk))})",
+                chunk,
+            )
+            for row in cursor:
+                found[row[0]] = _journal_entry(row).as_stored_request()
         return found
 
     def get_requests(self, request_ids: Collection[str]) -> Mapping[str, StoredRequest]:
@@ -259,6 +284,63 @@ class SqliteStore:
         ):
             counts[ChangeStatus(status)] = count
         return counts
+
+    def delete_finished_requests(self, created_before_ms: int, limit: int, lock: LockToken) -> int:
+        with self._db.write() as connection:
+            self._check_lock(connection, lock)
+            cursor = connection.execute(
+                "DELETE FROM change_requests WHERE request_id IN (SELECT request_id"
+                " FROM change_requests WHERE status IN (?, ?) AND created_at_ms < ? LIMIT ?)",
+                (int(ChangeStatus.APPLIED), int(ChangeStatus.REJECTED), created_before_ms, limit),
+            )
+            return cursor.rowcount
+
+    # -- leader locks -------------------------------------------------------
+    def _check_lock(self, connection: sqlite3.Connection, lock: LockToken) -> None:
+        row = connection.execute(
+            f"SELECT 1 FROM leader_locks WHERE name = ? AND owner = ? AND epoch = ?"
+            f" AND expires_at_ms > {_DB_NOW_MS}",
+            (lock.name, lock.owner, lock.epoch),
+        ).fetchone()
+        if row is None:
+            raise Fenced(f"leader lock {lock.name}")
+
+    def acquire_lock(self, name: str, owner: str, ttl_ms: int) -> int | None:
+        with self._db.write() as connection:
+            connection.execute(
+                "INSERT INTO leader_locks (name, owner, epoch, expires_at_ms)"
+                " VALUES (?, '', 0, 0) ON CONFLICT (name) DO NOTHING",
+                (name,),
+            )
+            cursor = connection.execute(
+                f"UPDATE leader_locks SET owner = ?, epoch = epoch + 1,"
+                f" expires_at_ms = {_DB_NOW_MS} + ?"
+                f" WHERE name = ? AND expires_at_ms <= {_DB_NOW_MS}",
+                (owner, ttl_ms, name),
+            )
+            if cursor.rowcount != 1:
+                return None
+            (epoch,) = connection.execute(
+                "SELECT epoch FROM leader_locks WHERE name = ?", (name,)
+            ).fetchone()
+        return int(epoch)
+
+    def renew_lock(self, token: LockToken, ttl_ms: int) -> bool:
+        with self._db.write() as connection:
+            cursor = connection.execute(
+                f"UPDATE leader_locks SET expires_at_ms = {_DB_NOW_MS} + ?"
+                f" WHERE name = ? AND owner = ? AND epoch = ? AND expires_at_ms > {_DB_NOW_MS}",
+                (ttl_ms, token.name, token.owner, token.epoch),
+            )
+            return cursor.rowcount == 1
+
+    def release_lock(self, token: LockToken) -> None:
+        with self._db.write() as connection:
+            connection.execute(
+                "UPDATE leader_locks SET expires_at_ms = 0"
+                " WHERE name = ? AND owner = ? AND epoch = ?",
+                (token.name, token.owner, token.epoch),
+            )
 
     # -- consumer -------------------------------------------------------------
     def claim_partition(self, topic: str, partition: int) -> PartitionClaim:
