@@ -16,7 +16,7 @@ from ledgerd.cache.memory import MemoryCache
 from ledgerd.cache.updater import CacheUpdater
 from ledgerd.consumer.outcomes import OutcomeHub
 from ledgerd.consumer.worker import BatchConsumer, ConsumerConfig
-from ledgerd.leader import LeaderElector
+from ledgerd.leader import CACHE_SYNC_LOCK, OUTBOX_LOCK, LeaderElector
 from ledgerd.log import EventLog, open_log
 from ledgerd.outbox.acceptor import Acceptor
 from ledgerd.outbox.cleanup import OutboxCleaner
@@ -56,7 +56,10 @@ def open_backends(settings: Settings) -> Backends:
     store = store_from_settings(settings)
     store.migrate()
     event_log = open_log(
-        settings.log_url, data_dir=settings.data_dir, partition_count=settings.partitions
+        settings.log_url,
+        data_dir=settings.data_dir,
+        partition_count=settings.partitions,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
     )
     event_log.ensure_topics([settings.topic, settings.dlq_topic])
     cache = open_cache(
@@ -76,6 +79,7 @@ def consumer_config(settings: Settings) -> ConsumerConfig:
         batch_delay_s=settings.consumer_batch_delay_ms / 1000,
         poll_timeout_s=settings.consumer_poll_timeout_ms / 1000,
         max_retries=settings.consumer_max_retries,
+        fault_commit_delay_s=settings.fault_consumer_commit_delay_ms / 1000,
     )
 
 
@@ -85,8 +89,8 @@ class Ledgerd:
 
     settings: Settings
     backends: Backends
-    leader: LeaderElector
-    cleaner: OutboxCleaner
+    electors: list[LeaderElector] = field(default_factory=list)
+    cleaner: OutboxCleaner | None = None
     outcomes: OutcomeHub = field(default_factory=OutcomeHub)
     relay: Relay | None = None
     cache_updater: CacheUpdater | None = None
@@ -96,19 +100,15 @@ class Ledgerd:
 
     @classmethod
     def build(cls, settings: Settings, backends: Backends) -> Ledgerd:
-        leader = LeaderElector(
-            backends.store,
-            ttl_s=settings.leader_lock_ttl_s,
-            renew_interval_s=settings.leader_renew_interval_s,
-        )
-        cleaner = OutboxCleaner(
-            backends.store,
-            lambda: leader.token,
-            retention_s=settings.outbox_retention_s,
-            interval_s=settings.outbox_cleanup_interval_s,
-        )
-        app = cls(settings, backends, leader, cleaner)
+        app = cls(settings, backends)
         if settings.start_relay:
+            outbox_leader = app.elector(OUTBOX_LOCK)
+            app.cleaner = OutboxCleaner(
+                backends.store,
+                lambda: outbox_leader.token,
+                retention_s=settings.outbox_retention_s,
+                interval_s=settings.outbox_cleanup_interval_s,
+            )
             app.relay = Relay(
                 backends.store,
                 backends.event_log.producer(),
@@ -120,7 +120,7 @@ class Ledgerd:
                 sweep_min_age_s=settings.relay_sweep_min_age_s if settings.start_api else 0.0,
                 retry_base_ms=settings.relay_retry_base_ms,
                 retry_max_ms=settings.relay_retry_max_ms,
-                may_sweep=leader.is_leader,
+                may_sweep=outbox_leader.is_leader,
             )
         sink: BalanceSink | None = None
         if isinstance(backends.cache, MemoryCache):
@@ -132,7 +132,7 @@ class Ledgerd:
                 interval_s=settings.cache_update_interval_ms / 1000,
                 full_sync_source=lambda: iter_balances(backends.store),
                 full_sync_interval_s=settings.cache_full_sync_interval_s,
-                may_run_full_sync=leader.is_leader,
+                may_run_full_sync=app.elector(CACHE_SYNC_LOCK).is_leader,
             )
             sink = app.cache_updater
         if settings.start_consumer:
@@ -141,13 +141,26 @@ class Ledgerd:
             )
         return app
 
+    def elector(self, lock: str) -> LeaderElector:
+        """A contender for ``lock``, run by this process."""
+        elector = LeaderElector(
+            self.backends.store,
+            name=lock,
+            ttl_s=self.settings.leader_lock_ttl_s,
+            renew_interval_s=self.settings.leader_renew_interval_s,
+        )
+        self.electors.append(elector)
+        return elector
+
     async def start(self) -> None:
         settings, backends = self.settings, self.backends
         self.outcomes.attach(asyncio.get_running_loop())
-        # Try for the lock before the jobs start, so a lone process leads at once.
-        await asyncio.to_thread(self.leader.step)
-        self.leader.start()
-        self.cleaner.start()
+        for elector in self.electors:
+            # Try for the lock before the jobs start, so a lone process leads at once.
+            await asyncio.to_thread(elector.step)
+            elector.start()
+        if self.cleaner is not None:
+            self.cleaner.start()
         if self.relay is not None:
             self.relay.start()
         if self.cache_updater is not None:
@@ -187,10 +200,13 @@ class Ledgerd:
         )
 
     def _probes(self) -> dict[str, HealthProbe]:
-        leader = self.leader
-        probes: dict[str, HealthProbe] = {
-            "leader": lambda: (True, f"yes, epoch {t.epoch}" if (t := leader.token) else "no")
-        }
+        electors = list(self.electors)
+
+        def leader_probe() -> tuple[bool, str]:
+            held = [f"{e.name} (epoch {t.epoch})" for e in electors if (t := e.token)]
+            return True, "leads " + ", ".join(held) if held else "follower"
+
+        probes: dict[str, HealthProbe] = {"leader": leader_probe} if electors else {}
         consumer, updater = self.consumer, self.cache_updater
         if consumer is not None:
 
@@ -218,8 +234,10 @@ class Ledgerd:
             await asyncio.to_thread(self.consumer.stop)
         if self.cache_updater is not None:
             await asyncio.to_thread(self.cache_updater.stop)
-        await asyncio.to_thread(self.cleaner.stop)
-        await asyncio.to_thread(self.leader.stop)
+        if self.cleaner is not None:
+            await asyncio.to_thread(self.cleaner.stop)
+        for elector in self.electors:
+            await asyncio.to_thread(elector.stop)
         log.info("ledgerd stopped")
 
 

@@ -25,7 +25,9 @@ from ledgerd.store.base import LockToken, Store
 
 log = structlog.get_logger(__name__)
 
-SINGLETONS_LOCK = "singletons"
+# One lock per family of singleton jobs, contended only by processes that run them.
+OUTBOX_LOCK = "outbox"  # the relay's retry sweep and the outbox clean-up
+CACHE_SYNC_LOCK = "cache-sync"  # the cache's periodic full sync
 
 
 def default_owner() -> str:
@@ -40,7 +42,7 @@ class LeaderElector:
         self,
         store: Store,
         *,
-        name: str = SINGLETONS_LOCK,
+        name: str,
         owner: str | None = None,
         ttl_s: float = 5.0,
         renew_interval_s: float = 2.0,
@@ -54,6 +56,10 @@ class LeaderElector:
         self._valid_until = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    @property
+    def name(self) -> str:
+        return self._name
 
     @property
     def token(self) -> LockToken | None:
@@ -84,7 +90,7 @@ class LeaderElector:
                 log.info("leader lock released", epoch=token.epoch)
             except LedgerError as exc:
                 log.warning("leader lock not released; it will expire", error=str(exc))
-        metrics.LEADER.set(0)
+        metrics.LEADER.labels(lock=self._name).set(0)
 
     def step(self) -> None:
         """One round: renew the held lock, or try to take it."""
@@ -106,9 +112,9 @@ class LeaderElector:
             # Keep the current term; it lapses locally at _valid_until if renewals keep failing.
             log.warning("leader lock round failed", error=str(exc), retriable=exc.retriable)
         token = self.token
-        metrics.LEADER.set(1 if token is not None else 0)
+        metrics.LEADER.labels(lock=self._name).set(1 if token is not None else 0)
         if token is not None:
-            metrics.LEADER_EPOCH.set(token.epoch)
+            metrics.LEADER_EPOCH.labels(lock=self._name).set(token.epoch)
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -78,8 +78,10 @@ CACHE_UPDATES = Counter(
 CACHE_UPDATE_FAILURES = Counter(
     "ledgerd_cache_update_failures_total", "Cache update batches that failed (kept pending)."
 )
-LEADER = Gauge("ledgerd_leader", "1 while this process holds the singleton-jobs lock.")
-LEADER_EPOCH = Gauge("ledgerd_leader_epoch", "Epoch of the lock this process last held.")
+LEADER = Gauge("ledgerd_leader", "1 while this process holds the lock, by lock name.", ["lock"])
+LEADER_EPOCH = Gauge(
+    "ledgerd_leader_epoch", "Epoch of the lock this process last held, by lock name.", ["lock"]
+)
 OUTBOX_CLEANED = Counter(
     "ledgerd_outbox_cleaned_total", "Finished outbox rows deleted after the retention period."
 )

@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     consumer_batch_delay_ms: int = Field(100, ge=0, le=60_000)
     consumer_poll_timeout_ms: int = Field(1000, ge=1, le=60_000)
     consumer_max_retries: int = Field(3, ge=0, le=100)
+    # How long Kafka waits for a silent consumer before moving its partitions (broker min 6 s).
+    kafka_session_timeout_ms: int = Field(10_000, ge=1000, le=300_000)
+    # Fault injection for the reliability tests only: hold each batch this long before
+    # its commit, widening the window in which a consumer can be killed or paused.
+    fault_consumer_commit_delay_ms: int = Field(0, ge=0, le=60_000)
 
     # Acceptance (group commit) and relay.
     accept_batch_max_rows: int = Field(10_000, ge=1, le=1_000_000)

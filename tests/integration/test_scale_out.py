@@ -6,8 +6,8 @@ import time
 from decimal import Decimal
 
 import grpc
-from conftest import Cluster
 
+from ledgerd.testing import Deployment
 from ledgerd.testing.load import Load, balance_of, new_user
 from ledgerd.v1 import balance_pb2_grpc as pb_grpc
 
@@ -24,7 +24,7 @@ def wait_for_balances(
         time.sleep(0.2)
 
 
-def test_second_consumer_joins_mid_load_then_first_leaves(cluster: Cluster) -> None:
+def test_second_consumer_joins_mid_load_then_first_leaves(cluster: Deployment) -> None:
     """A consumer joins mid-load, the first leaves: every change applied once, none lost."""
     api = cluster.start("api", consumer=False)
     first = cluster.start("consumer-1", api=False, relay=False)

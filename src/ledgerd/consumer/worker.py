@@ -42,6 +42,7 @@ class ConsumerConfig:
     max_retries: int = 3
     retry_base_s: float = 0.1
     pause_s: float = 5.0
+    fault_commit_delay_s: float = 0.0  # reliability tests only
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +195,8 @@ class BatchConsumer:
         if poison:
             self._send_to_dlq(poison)
         positions = self._positions(records)
+        if self._config.fault_commit_delay_s:
+            time.sleep(self._config.fault_commit_delay_s)
         self._store.commit_batch(
             BatchCommit(
                 positions=positions,

@@ -7,7 +7,9 @@ from pathlib import Path
 from ledgerd.log.base import EventLog, LogConsumer, LogProducer, LogRecord
 
 
-def open_log(url: str, *, data_dir: Path, partition_count: int) -> EventLog:
+def open_log(
+    url: str, *, data_dir: Path, partition_count: int, session_timeout_ms: int = 10_000
+) -> EventLog:
     """Open the event log a URL names: ``embedded:`` or ``kafka://host:port``.
 
     Raises:
@@ -20,7 +22,11 @@ def open_log(url: str, *, data_dir: Path, partition_count: int) -> EventLog:
     if url.startswith("kafka://"):
         from ledgerd.log.kafka import KafkaLog
 
-        return KafkaLog(url.removeprefix("kafka://").rstrip("/"), partition_count)
+        return KafkaLog(
+            url.removeprefix("kafka://").rstrip("/"),
+            partition_count,
+            session_timeout_ms=session_timeout_ms,
+        )
     raise ValueError(f"unknown log URL {url!r}; use embedded: or kafka://host:port")
 
 

@@ -17,6 +17,7 @@ so that lag is visible to Kafka tools.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -31,7 +32,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from ledgerd.errors import LogUnavailable
+from ledgerd.errors import LedgerError, LogUnavailable
 from ledgerd.log.base import DeliveryCallback, LogRecord, OnAssign, OnRevoke
 
 log = structlog.get_logger(__name__)
@@ -224,7 +225,7 @@ class KafkaConsumer:
         self._topic, self._on_assign, self._on_revoke = topic, on_assign, on_revoke
 
         def assigned(consumer: Consumer, partitions: list[TopicPartition]) -> None:
-            starts = on_assign([tp.partition for tp in partitions])
+            starts = self._claim(on_assign, [tp.partition for tp in partitions])
             # Offsets edited in the list are ignored unless we assign() ourselves.
             consumer.assign([TopicPartition(topic, p, starts[p]) for p in sorted(starts)])
 
@@ -233,6 +234,21 @@ class KafkaConsumer:
             consumer.unassign()
 
         self._consumer.subscribe([topic], on_assign=assigned, on_revoke=revoked, on_lost=revoked)
+
+    def _claim(self, on_assign: OnAssign, partitions: list[int]) -> Mapping[int, int]:
+        """Ask for start offsets until the store answers: an assignment cannot be
+        skipped, and without assign() the partitions would sit idle until the next
+        rebalance."""
+        delay_s = 0.1
+        while True:
+            try:
+                return on_assign(partitions)
+            except LedgerError as exc:
+                if not exc.retriable or self._closed:
+                    raise
+                log.warning("partition claim failed; retrying", error=str(exc))
+                time.sleep(delay_s)
+                delay_s = min(delay_s * 2, 2.0)
 
     def poll_batch(self, max_records: int, timeout_s: float) -> Sequence[LogRecord]:
         try:

@@ -230,3 +230,38 @@ def fresh_mysql_store() -> Iterator[Store]:
     finally:
         store.close()
         drop_database(url)
+
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def run_services(*args: str) -> None:
+    """Run scripts/services, e.g. ``run_services("down", "redis")``."""
+    subprocess.run([str(REPO_ROOT / "scripts" / "services"), *args], check=True, timeout=300)
+
+
+class Deployment:
+    """Several ledgerd processes sharing one production deployment: database, topics, group."""
+
+    def __init__(self, root: Path, **settings: str) -> None:
+        self.root = root
+        self.env = {**production_env(), **{f"LEDGERD_{k.upper()}": v for k, v in settings.items()}}
+        self.processes: list[ServerProcess] = []
+
+    def start(
+        self, name: str, settings: Mapping[str, str] | None = None, **roles: bool
+    ) -> ServerProcess:
+        """Start a process with the given roles on (``api=False`` turns the API off)."""
+        env = {**self.env, **{f"LEDGERD_{k.upper()}": v for k, v in (settings or {}).items()}}
+        for role, on in roles.items():
+            env[f"LEDGERD_START_{role.upper()}"] = "true" if on else "false"
+        process = ServerProcess(self.root / name, env)
+        self.processes.append(process)
+        return process.start(timeout_s=60)
+
+    def kill_all(self) -> None:
+        for process in self.processes:
+            if process.process is not None:
+                if process.process.poll() is None:
+                    os.kill(process.process.pid, signal.SIGCONT)  # in case a test paused it
+                process.kill()

@@ -1,0 +1,111 @@
+"""Scenarios 3, 4 and 5: Kafka, MariaDB and Redis go away during a load and come back."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import grpc
+from conftest import assert_exactly_once
+
+from ledgerd.cache.redis import RedisCache
+from ledgerd.domain.model import Account
+from ledgerd.testing import Deployment, run_services
+from ledgerd.testing.load import Load, balance_of, new_user
+from ledgerd.v1 import balance_pb2 as pb
+from ledgerd.v1 import balance_pb2_grpc as pb_grpc
+
+
+def test_kafka_restart_during_load(deployment: Deployment) -> None:
+    """Restart the broker mid-load: acceptance goes on, and everything is applied once after."""
+    api = deployment.start("api", consumer=False)
+    deployment.start("consumer", api=False, relay=False)
+    users = [new_user() for _ in range(20)]
+    with Load(api.target, users, clients=6) as load:
+        time.sleep(2)
+        run_services("down", "kafka")
+        time.sleep(3)
+        run_services("up", "kafka")
+        time.sleep(3)
+    assert not load.errors, load.errors
+    assert_exactly_once(load, api, users)
+
+
+def test_mariadb_restart_during_load(deployment: Deployment) -> None:
+    """Restart MariaDB mid-load: clients get UNAVAILABLE meanwhile, nothing acknowledged is lost."""
+    api = deployment.start("api", consumer=False)
+    deployment.start("consumer", api=False, relay=False)
+    users = [new_user() for _ in range(20)]
+    with Load(api.target, users, clients=6) as load:
+        time.sleep(2)
+        run_services("down", "mariadb")
+        time.sleep(3)
+        run_services("up", "mariadb")
+        time.sleep(4)
+    assert load.errors.get("UNAVAILABLE", 0) > 0, "the outage was not visible to clients"
+    assert set(load.errors) == {"UNAVAILABLE"}, load.errors
+    assert_exactly_once(load, api, users)
+
+
+class Reader:
+    """A client reading balances in a loop, recording failed reads."""
+
+    def __init__(self, target: str, users: list[int]) -> None:
+        self.target, self.users = target, users
+        self.reads = 0
+        self.errors: list[str] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run)
+
+    def run(self) -> None:
+        with grpc.insecure_channel(self.target) as channel:
+            stub = pb_grpc.BalanceServiceStub(channel)
+            while not self.stop.is_set():
+                for user in self.users:
+                    try:
+                        stub.GetBalance(
+                            pb.GetBalanceRequest(user_id=user, currency="USD"), timeout=5
+                        )
+                        self.reads += 1
+                    except grpc.RpcError as exc:
+                        self.errors.append(exc.code().name)
+
+
+def test_redis_stopped_during_load(deployment: Deployment) -> None:
+    """Stop Redis mid-load: no client errors, reads fall back to MariaDB, then Redis matches."""
+    api = deployment.start("api", consumer=False)
+    deployment.start("consumer", api=False, relay=False)
+    users = [new_user() for _ in range(10)]
+    reader = Reader(api.target, users)
+    try:
+        with Load(api.target, users, clients=4) as load:
+            reader.thread.start()
+            time.sleep(1.5)
+            run_services("down", "redis")
+            time.sleep(2)
+            reads_before = reader.reads
+            time.sleep(2)
+            reads_during_outage = reader.reads - reads_before
+            run_services("up", "redis")
+            time.sleep(2)
+    finally:
+        reader.stop.set()
+        reader.thread.join()
+    assert not load.errors, load.errors
+    assert reader.errors == []
+    assert reads_during_outage > 0, "reads stalled while Redis was down"
+    assert_exactly_once(load, api, users)
+
+    # Redis holds what MariaDB holds again: same version of every account.
+    cache = RedisCache(api.env["LEDGERD_CACHE_URL"], prefix=api.env["LEDGERD_CACHE_KEY_PREFIX"])
+    with grpc.insecure_channel(api.target) as channel:
+        stub = pb_grpc.BalanceServiceStub(channel)
+        stored = {u: balance_of(stub, u).version for u in users}
+    deadline = time.monotonic() + 30
+    while True:
+        cached = {u: (b.version if (b := cache.get(Account(u, "USD"))) else None) for u in users}
+        if cached == stored or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    cache.close()
+    assert cached == stored
