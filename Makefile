@@ -24,7 +24,7 @@ $(INSTALLED_MYSQL): $(INSTALLED)
 # Installs and starts MariaDB, Redis and Kafka (scripts/services), then every suite.
 test: $(INSTALLED_MYSQL)
 	scripts/services up
-	eval "$$(scripts/services env)" && $(BIN)/pytest -q
+	$(BIN)/pytest -q
 
 test-unit: $(INSTALLED)
 	$(BIN)/pytest -q tests/unit

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 import structlog
 from prometheus_client import start_http_server
 
+from ledgerd.api.auth import Authenticator, NonceCache, load_keys
+from ledgerd.api.nonces import MemoryNonceCache, RedisNonceCache
 from ledgerd.api.server import GrpcServer
 from ledgerd.cache import BalanceCache, open_cache
 from ledgerd.cache.base import BalanceSink
@@ -22,7 +24,7 @@ from ledgerd.outbox.acceptor import Acceptor
 from ledgerd.outbox.cleanup import OutboxCleaner
 from ledgerd.outbox.relay import Relay
 from ledgerd.service import HealthProbe, LedgerService
-from ledgerd.settings import Settings
+from ledgerd.settings import Settings, SettingsError
 from ledgerd.store import Store, open_store
 from ledgerd.store.scan import iter_balances
 
@@ -70,6 +72,35 @@ def open_backends(settings: Settings) -> Backends:
     return Backends(store, event_log, cache)
 
 
+def authenticator(settings: Settings) -> Authenticator:
+    """Signature checks from the configured keys (none configured: signing is off).
+
+    Raises:
+        SettingsError: the keys do not parse; the message names the variable.
+    """
+    variable = "LEDGERD_HMAC_KEYS_FILE" if settings.hmac_keys_file else "LEDGERD_HMAC_KEYS"
+    try:
+        keys = load_keys(settings.hmac_keys, settings.hmac_keys_file)
+    except (ValueError, OSError) as exc:
+        raise SettingsError(f"invalid settings: {variable}: {exc}") from None
+    nonces: NonceCache
+    if settings.cache_url.startswith("redis://"):
+        nonces = RedisNonceCache(settings.cache_url, settings.cache_key_prefix)
+    else:
+        nonces = MemoryNonceCache()
+    return Authenticator(keys, nonces)
+
+
+def tls_material(settings: Settings) -> tuple[bytes, bytes] | None:
+    """(key, certificate) PEM bytes when TLS is configured."""
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return None
+    try:
+        return settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes()
+    except OSError as exc:
+        raise SettingsError(f"invalid settings: LEDGERD_TLS_*_FILE: {exc}") from None
+
+
 def consumer_config(settings: Settings) -> ConsumerConfig:
     return ConsumerConfig(
         topic=settings.topic,
@@ -89,6 +120,8 @@ class Ledgerd:
 
     settings: Settings
     backends: Backends
+    auth: Authenticator
+    tls: tuple[bytes, bytes] | None = None
     electors: list[LeaderElector] = field(default_factory=list)
     cleaner: OutboxCleaner | None = None
     outcomes: OutcomeHub = field(default_factory=OutcomeHub)
@@ -99,8 +132,14 @@ class Ledgerd:
     server: GrpcServer | None = None
 
     @classmethod
-    def build(cls, settings: Settings, backends: Backends) -> Ledgerd:
-        app = cls(settings, backends)
+    def build(
+        cls,
+        settings: Settings,
+        backends: Backends,
+        auth: Authenticator,
+        tls: tuple[bytes, bytes] | None = None,
+    ) -> Ledgerd:
+        app = cls(settings, backends, auth, tls)
         if settings.start_relay:
             outbox_leader = app.elector(OUTBOX_LOCK)
             app.cleaner = OutboxCleaner(
@@ -186,7 +225,13 @@ class Ledgerd:
                 log_ping=backends.event_log.ping,
                 local_lookup=self.consumer.lookup if self.consumer is not None else None,
             )
-            self.server = GrpcServer(service, settings.grpc_addr, settings.max_concurrent_rpcs)
+            self.server = GrpcServer(
+                service,
+                settings.grpc_addr,
+                settings.max_concurrent_rpcs,
+                self.auth,
+                self.tls,
+            )
             await self.server.start()
         log.info(
             "ledgerd started",
@@ -242,11 +287,16 @@ class Ledgerd:
 
 
 async def serve(settings: Settings) -> None:
-    """Run ledgerd until SIGTERM or SIGINT, then shut down gracefully."""
+    """Run ledgerd until SIGTERM or SIGINT, then shut down gracefully.
+
+    Raises:
+        SettingsError: keys or TLS files are unusable (checked before anything starts).
+    """
+    auth, tls = authenticator(settings), tls_material(settings)
     backends = open_backends(settings)
     host, _, port = settings.metrics_addr.rpartition(":")
     metrics_server, _ = start_http_server(int(port), addr=host)
-    app = Ledgerd.build(settings, backends)
+    app = Ledgerd.build(settings, backends, auth, tls)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

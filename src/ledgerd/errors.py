@@ -4,6 +4,8 @@
     ├── InvalidArgument              a malformed field (names the field, and the batch index)
     ├── RequestConflict              a request_id reused with different fields
     ├── RequestNotFound              GetChange of an unknown request_id
+    ├── Unauthenticated              a missing or bad signature (the reason is never told)
+    ├── PermissionDenied             a valid key used outside its scopes
     ├── Overloaded                   too much work queued; come back later
     ├── BackendUnavailable           a backend cannot be reached right now (retriable)
     │   ├── StoreUnavailable
@@ -53,6 +55,23 @@ class RequestNotFound(LedgerError):
     def __init__(self, request_id: str) -> None:
         super().__init__(f"request_id: no change request {request_id!r}")
         self.request_id = request_id
+
+
+class Unauthenticated(LedgerError):
+    """The request's signature was missing or did not verify.
+
+    ``reason`` is for metrics and logs only; clients always get the same message.
+    """
+
+    public_message = "request signature rejected"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(self.public_message)
+        self.reason = reason
+
+
+class PermissionDenied(LedgerError):
+    """A correctly signed request whose key lacks the scope for the method."""
 
 
 class Overloaded(LedgerError):

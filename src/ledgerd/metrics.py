@@ -85,3 +85,8 @@ LEADER_EPOCH = Gauge(
 OUTBOX_CLEANED = Counter(
     "ledgerd_outbox_cleaned_total", "Finished outbox rows deleted after the retention period."
 )
+AUTH_FAILURES = Counter(
+    "ledgerd_auth_failures_total",
+    "Calls refused by signature checks, by reason (never told to the client).",
+    ["reason"],
+)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "LEDGERD_"
@@ -86,6 +86,13 @@ class Settings(BaseSettings):
     cache_full_sync_interval_s: float = Field(300.0, gt=0)
     cache_key_prefix: str = "ledgerd:"
 
+    # Request signing (DESIGN.md section 5): off while no keys are configured.
+    hmac_keys: str = ""
+    hmac_keys_file: Path | None = None
+    # TLS for the gRPC port: both files, or neither.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+
     max_concurrent_rpcs: int = Field(1000, ge=1)
     shutdown_grace_s: float = Field(10.0, ge=0)
     log_level: str = "info"
@@ -105,6 +112,12 @@ class Settings(BaseSettings):
             raise ValueError("must be debug, info, warning or error")
         return value.lower()
 
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("LEDGERD_TLS_CERT_FILE and LEDGERD_TLS_KEY_FILE go together")
+        return self
+
     @property
     def effective_store_url(self) -> str:
         return self.store_url or f"sqlite:///{self.data_dir / 'ledgerd.sqlite'}"
@@ -120,6 +133,9 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         problems = [
-            f"{ENV_PREFIX}{str(error['loc'][0]).upper()}: {error['msg']}" for error in exc.errors()
+            f"{ENV_PREFIX}{str(error['loc'][0]).upper()}: {error['msg']}"
+            if error["loc"]
+            else error["msg"]
+            for error in exc.errors()
         ]
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None

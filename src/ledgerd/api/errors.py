@@ -11,6 +11,8 @@ STATUS_OF_ERROR: tuple[tuple[type[errors.LedgerError], grpc.StatusCode], ...] = 
     (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
     (errors.RequestConflict, grpc.StatusCode.ALREADY_EXISTS),
     (errors.RequestNotFound, grpc.StatusCode.NOT_FOUND),
+    (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     (errors.Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.BackendUnavailable, grpc.StatusCode.UNAVAILABLE),
     (errors.TransientStoreError, grpc.StatusCode.UNAVAILABLE),

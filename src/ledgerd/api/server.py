@@ -8,6 +8,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from ledgerd.api.auth import Authenticator
+from ledgerd.api.interceptor import GatekeeperInterceptor
 from ledgerd.api.servicer import BalanceServicer
 from ledgerd.service import LedgerService
 from ledgerd.v1 import balance_pb2, balance_pb2_grpc
@@ -19,9 +21,18 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # a full batch of 10,000 changes fits with
 class GrpcServer:
     """Serves the API on one address; keeps grpc.health.v1 in step with HealthCheck."""
 
-    def __init__(self, service: LedgerService, address: str, max_concurrent_rpcs: int) -> None:
+    def __init__(
+        self,
+        service: LedgerService,
+        address: str,
+        max_concurrent_rpcs: int,
+        authenticator: Authenticator,
+        tls: tuple[bytes, bytes] | None = None,
+    ) -> None:
         self._service = service
         self._server = grpc.aio.server(
+            interceptors=[GatekeeperInterceptor(authenticator)],
+            # Past this many calls in progress, grpc answers RESOURCE_EXHAUSTED.
             maximum_concurrent_rpcs=max_concurrent_rpcs,
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -36,7 +47,12 @@ class GrpcServer:
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
         )
-        self.port = self._server.add_insecure_port(address)
+        if tls is None:
+            self.port = self._server.add_insecure_port(address)
+        else:
+            key, certificate = tls
+            credentials = grpc.ssl_server_credentials([(key, certificate)])
+            self.port = self._server.add_secure_port(address, credentials)
         self._health_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

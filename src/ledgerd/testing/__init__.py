@@ -43,8 +43,15 @@ class ServerProcess:
         self.data_dir = data_dir
         self.grpc_port = free_port()
         self.metrics_port = free_port()
+        # Settings come only from here: a LEDGERD_* variable of the caller's shell (say,
+        # from `eval "$(scripts/services env)"`) must not leak into a test's server.
+        inherited = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("LEDGERD_") or k.startswith("LEDGERD_TEST_")
+        }
         self.env = {
-            **os.environ,
+            **inherited,
             "LEDGERD_DATA_DIR": str(data_dir),
             "LEDGERD_GRPC_ADDR": f"127.0.0.1:{self.grpc_port}",
             "LEDGERD_METRICS_ADDR": f"127.0.0.1:{self.metrics_port}",
