@@ -6,8 +6,9 @@ import argparse
 import asyncio
 import os
 import sys
-import uuid
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 from google.protobuf import json_format
@@ -15,6 +16,9 @@ from google.protobuf.message import Message
 
 from ledgerd.logs import configure_logging
 from ledgerd.settings import SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from ledgerd.client import LedgerdClient
 
 
 def _default_target() -> str:
@@ -81,18 +85,23 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def _stub(args: argparse.Namespace) -> tuple[grpc.Channel, object]:
-    from ledgerd.v1 import balance_pb2_grpc
+def _client(args: argparse.Namespace) -> LedgerdClient:
+    """A client for the target, signing with LEDGERD_CLIENT_KEY_ID/_SECRET when set."""
+    from ledgerd.client import LedgerdClient
 
-    channel = grpc.insecure_channel(args.addr)
-    return channel, balance_pb2_grpc.BalanceServiceStub(channel)  # type: ignore[no-untyped-call]
+    key_id = os.environ.get("LEDGERD_CLIENT_KEY_ID") or None
+    secret = os.environ.get("LEDGERD_CLIENT_SECRET") or None
+    ca_file = os.environ.get("LEDGERD_CLIENT_TLS_CA")
+    ca = Path(ca_file).read_bytes() if ca_file else None
+    return LedgerdClient(
+        args.addr, key_id=key_id, secret=secret, tls_root_cert=ca, timeout_s=args.timeout
+    )
 
 
 def _call(args: argparse.Namespace, method: str, request: Message) -> int:
-    channel, stub = _stub(args)
-    with channel:
+    with _client(args) as client:
         try:
-            _print(getattr(stub, method)(request, timeout=args.timeout))
+            _print(client.call(method, request))
         except grpc.RpcError as exc:
             print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
             return 1
@@ -108,14 +117,14 @@ def cmd_balance(args: argparse.Namespace) -> int:
 
 
 def cmd_change(args: argparse.Namespace) -> int:
-    from ledgerd.v1 import balance_pb2 as pb
+    from ledgerd.client import change_request
 
-    request = pb.ChangeBalanceRequest(
-        request_id=args.request_id or f"cli-{uuid.uuid4()}",
-        user_id=args.user,
-        currency=args.currency,
-        type=args.type.upper(),
-        amount=args.amount,
+    request = change_request(
+        args.type,
+        args.user,
+        args.currency,
+        args.amount,
+        request_id=args.request_id,
         wait=args.wait,
         memo=args.memo,
     )

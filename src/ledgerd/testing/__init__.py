@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ledgerd.store.base import Store
-from ledgerd.v1 import balance_pb2 as pb
-from ledgerd.v1 import balance_pb2_grpc as pb_grpc
 
 
 def free_port() -> int:
@@ -74,6 +73,16 @@ class ServerProcess:
         self.wait_serving(timeout_s)
         return self
 
+    def channel(self) -> grpc.Channel:
+        """A channel to the server; over TLS, trusting its own certificate, when it has one."""
+        certificate = self.env.get("LEDGERD_TLS_CERT_FILE")
+        if certificate:
+            credentials = grpc.ssl_channel_credentials(Path(certificate).read_bytes())
+            return grpc.secure_channel(
+                self.target, credentials, options=[("grpc.ssl_target_name_override", "localhost")]
+            )
+        return grpc.insecure_channel(self.target)
+
     @property
     def serves_api(self) -> bool:
         return self.env.get("LEDGERD_START_API", "true").lower() not in ("false", "0", "no")
@@ -84,14 +93,16 @@ class ServerProcess:
         if not self.serves_api:
             self._wait_metrics(deadline)
             return
-        with grpc.insecure_channel(self.target) as channel:
-            stub = pb_grpc.BalanceServiceStub(channel)
+        # The standard health service: open even when requests must be signed.
+        with self.channel() as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            request = health_pb2.HealthCheckRequest(service="ledgerd.v1.BalanceService")
             while True:
                 if self.process is not None and self.process.poll() is not None:
                     raise RuntimeError(f"ledgerd exited early:\n{self.log_tail()}")
                 try:
-                    answer = stub.HealthCheck(pb.HealthCheckRequest(), timeout=1.0)
-                    if answer.status == pb.HealthCheckResponse.SERVING:
+                    answer = health.Check(request, timeout=1.0)
+                    if answer.status == health_pb2.HealthCheckResponse.SERVING:
                         return
                 except grpc.RpcError:
                     pass
@@ -152,9 +163,16 @@ class ServerProcess:
             self.process = None
         return code
 
-    def run_cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def run_cli(
+        self, *args: str, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a ``ledgerd`` command with this server's settings (plus ``env``)."""
         return subprocess.run(
-            ledgerd_command(*args), env=self.env, capture_output=True, text=True, check=False
+            ledgerd_command(*args),
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            check=False,
         )
 
     def audit(self) -> dict[str, Any]:
