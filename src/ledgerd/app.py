@@ -111,6 +111,7 @@ def consumer_config(settings: Settings) -> ConsumerConfig:
         poll_timeout_s=settings.consumer_poll_timeout_ms / 1000,
         max_retries=settings.consumer_max_retries,
         fault_commit_delay_s=settings.fault_consumer_commit_delay_ms / 1000,
+        max_accounts_in_memory=settings.consumer_max_accounts_in_memory,
     )
 
 

@@ -43,6 +43,7 @@ class ConsumerConfig:
     retry_base_s: float = 0.1
     pause_s: float = 5.0
     fault_commit_delay_s: float = 0.0  # reliability tests only
+    max_accounts_in_memory: int = 1_000_000  # over all owned partitions
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,12 +210,21 @@ class BatchConsumer:
         # Committed: memory, cache, waiters and the log's own offsets follow.
         for account, balance in decision.balances.items():
             self._balances[partition_of[account]][account] = balance
+        self._bound_memory({partition_of[a] for a in decision.balances})
         self._claims.update({p.partition: p for p in positions})
         self._after_commit(decision.balances.values(), [o.request_id for o in decision.outcomes])
         self._consumer.commit({p.partition: p.next_offset for p in positions})
         metrics.CHANGES.labels(outcome="applied").inc(decision.applied)
         metrics.CHANGES.labels(outcome="rejected").inc(decision.rejected)
         metrics.DUPLICATE_MESSAGES.inc(decision.duplicates)
+
+    def _bound_memory(self, partitions: set[int]) -> None:
+        """Forget the oldest-loaded accounts past the cap; they reload from the store."""
+        cap = max(1, self._config.max_accounts_in_memory // max(1, len(self._claims)))
+        for partition in partitions:
+            state = self._balances[partition]
+            while len(state) > cap:
+                del state[next(iter(state))]
 
     def _balances_for(
         self, changes: Sequence[tuple[LogRecord, ChangeRequest]]
