@@ -85,6 +85,39 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from ledgerd.bench import report, scenarios
+
+    names = scenarios.SCENARIOS if args.scenario == "all" else [args.scenario]
+    results = []
+    for name in names:
+        print(f"== {name}", file=sys.stderr)
+        options = scenarios.Options(
+            scenario=name,
+            duration_s=args.duration,
+            accounts=args.accounts,
+            concurrency=args.concurrency,
+            batch=args.batch,
+            distribution=args.distribution,
+            stack=args.stack,
+            workdir=Path(args.workdir),
+            apply_changes=args.apply_changes,
+        )
+        result = scenarios.run(options)
+        results.append(result)
+        if args.json:
+            path = Path(args.json)
+            report.write_json(path if len(names) == 1 else path.with_name(f"{name}.json"), result)
+    print(report.table(results))
+    for target, measured, verdict in report.ratios(results):
+        print(f"{target:<36} {measured:>20}  {verdict}")
+    if args.markdown:
+        command = "ledgerd " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "ledgerd bench"
+        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.markdown).write_text(report.markdown(results, command))
+    return 0 if all(r["ok"] for r in results) else 1
+
+
 def _client(args: argparse.Namespace) -> LedgerdClient:
     """A client for the target, signing with LEDGERD_CLIENT_KEY_ID/_SECRET when set."""
     from ledgerd.client import LedgerdClient
@@ -192,6 +225,34 @@ def build_parser() -> argparse.ArgumentParser:
     get_change.add_argument("request_id")
 
     client("health", "show the server's health")
+
+    bench = commands.add_parser(
+        "bench", help="measure throughput and latency (starts its own servers)"
+    )
+    bench.add_argument(
+        "--scenario",
+        default="all",
+        choices=[
+            "all",
+            "echo",
+            "change-single",
+            "change-batch",
+            "apply",
+            "hot",
+            "read",
+            "baseline-sql",
+        ],
+    )
+    bench.add_argument("--duration", type=float, default=10.0, help="seconds per scenario")
+    bench.add_argument("--accounts", type=int, default=100_000)
+    bench.add_argument("--concurrency", type=int, default=64)
+    bench.add_argument("--batch", type=int, default=1000, help="changes per ChangeBalances call")
+    bench.add_argument("--distribution", choices=["uniform", "zipf"], default="uniform")
+    bench.add_argument("--stack", choices=["production", "embedded"], default="production")
+    bench.add_argument("--apply-changes", type=int, default=300_000, help="preloaded for apply")
+    bench.add_argument("--workdir", default="./data/bench")
+    bench.add_argument("--json", help="write the result (one scenario) or results here")
+    bench.add_argument("--markdown", help="write a markdown report (e.g. docs/benchmarks.md)")
     return parser
 
 
@@ -204,6 +265,7 @@ COMMANDS = {
     "journal": cmd_journal,
     "get-change": cmd_get_change,
     "health": cmd_health,
+    "bench": cmd_bench,
 }
 
 

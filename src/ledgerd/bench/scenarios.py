@@ -1,0 +1,318 @@
+"""The benchmark scenarios; each starts its own servers and returns one result row."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from ledgerd.audit import audit
+from ledgerd.bench.baseline import run_baseline
+from ledgerd.bench.driver import Measurement, run_callers
+from ledgerd.bench.workload import Accounts, ChangeFactory
+from ledgerd.domain.model import ChangeStatus
+from ledgerd.store import open_store
+from ledgerd.testing import (
+    ServerProcess,
+    drop_database,
+    free_port,
+    fresh_database_url,
+    production_env,
+)
+from ledgerd.v1 import balance_pb2 as pb
+
+SERVICE = "/ledgerd.v1.BalanceService/"
+CHANNEL_OPTIONS = [("grpc.max_send_message_length", 64 << 20)]
+SCENARIOS = ["echo", "change-single", "change-batch", "apply", "hot", "read", "baseline-sql"]
+
+
+@dataclass
+class Options:
+    scenario: str
+    duration_s: float = 10.0
+    accounts: int = 100_000
+    concurrency: int = 64
+    batch: int = 1000
+    distribution: str = "uniform"
+    stack: str = "production"
+    workdir: Path = Path("./data/bench")
+    apply_changes: int = 300_000
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+    }
+
+
+def stack_env(options: Options) -> dict[str, str]:
+    """Settings of a fresh deployment on the chosen stack."""
+    return production_env() if options.stack == "production" else {}
+
+
+def start_server(options: Options, name: str, env: dict[str, str]) -> ServerProcess:
+    return ServerProcess(options.workdir / f"{name}-{time.time_ns()}", env).start(timeout_s=60)
+
+
+def store_url(server: ServerProcess) -> str:
+    return server.env.get("LEDGERD_STORE_URL") or f"sqlite:///{server.data_dir / 'ledgerd.sqlite'}"
+
+
+def settle_and_audit(url: str, timeout_s: float = 600.0) -> dict[str, Any]:
+    """Wait until no request lacks an outcome, then audit the whole store."""
+    store = open_store(url)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while sum(store.count_unfinished().values()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        report = audit(store)
+    finally:
+        store.close()
+    return {"ok": report.ok, "problems": report.problems, "in_flight": report.in_flight,
+            "journal_entries": report.journal_entries}  # fmt: skip
+
+
+async def _drive(
+    options: Options,
+    target: str,
+    make_call: Callable[[Any], Callable[[int], Any]],
+    label: str,
+    concurrency: int,
+) -> Measurement:
+    async with grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS) as channel:
+        return await run_callers(
+            make_call(channel), concurrency=concurrency, duration_s=options.duration_s, label=label
+        )
+
+
+def _single_changes(factory: ChangeFactory) -> Callable[[Any], Callable[[int], Any]]:
+    def make(channel: Any) -> Callable[[int], Any]:
+        stub = channel.unary_unary(
+            SERVICE + "ChangeBalance",
+            request_serializer=pb.ChangeBalanceRequest.SerializeToString,
+            response_deserializer=pb.ChangeResult.FromString,
+        )
+
+        async def call(_: int) -> int:
+            await stub(factory.one(), timeout=30)
+            return 1
+
+        return call
+
+    return make
+
+
+def _batches(factory: ChangeFactory, size: int) -> Callable[[Any], Callable[[int], Any]]:
+    def make(channel: Any) -> Callable[[int], Any]:
+        stub = channel.unary_unary(
+            SERVICE + "ChangeBalances",
+            request_serializer=pb.ChangeBalancesRequest.SerializeToString,
+            response_deserializer=pb.ChangeBalancesResponse.FromString,
+        )
+
+        async def call(_: int) -> int:
+            await stub(factory.batch(size), timeout=60)
+            return size
+
+        return call
+
+    return make
+
+
+def _reads(accounts: Accounts) -> Callable[[Any], Callable[[int], Any]]:
+    import random
+
+    rng = random.Random(7)
+
+    def make(channel: Any) -> Callable[[int], Any]:
+        stub = channel.unary_unary(
+            SERVICE + "GetBalance",
+            request_serializer=pb.GetBalanceRequest.SerializeToString,
+            response_deserializer=pb.GetBalanceResponse.FromString,
+        )
+
+        async def call(_: int) -> int:
+            await stub(pb.GetBalanceRequest(user_id=accounts.pick(rng), currency="USD"), timeout=30)
+            return 1
+
+        return call
+
+    return make
+
+
+Runner = Callable[[Options, Accounts, ChangeFactory], tuple[Measurement, dict[str, Any] | None]]
+
+
+def _echo(options: Options, _: Accounts, factory: ChangeFactory) -> tuple[Measurement, None]:
+    port = free_port()
+    echo = subprocess.Popen([sys.executable, "-m", "ledgerd.bench.echo", str(port)])
+    try:
+        time.sleep(1.0)
+        target = f"127.0.0.1:{port}"
+        calls = _single_changes(factory)
+        return asyncio.run(_drive(options, target, calls, "echo", options.concurrency)), None
+    finally:
+        echo.terminate()
+        echo.wait()
+
+
+def _changes(
+    options: Options, _: Accounts, factory: ChangeFactory
+) -> tuple[Measurement, dict[str, Any]]:
+    server = start_server(options, options.scenario, stack_env(options))
+    try:
+        if options.scenario == "change-single":
+            calls, concurrency = _single_changes(factory), options.concurrency
+        else:
+            calls, concurrency = (
+                _batches(factory, options.batch),
+                max(1, min(options.concurrency, 8)),
+            )
+        measured = asyncio.run(_drive(options, server.target, calls, options.scenario, concurrency))
+        return measured, settle_and_audit(store_url(server))
+    finally:
+        server.stop(timeout_s=120)
+
+
+def _read(options: Options, _: Accounts, __: ChangeFactory) -> tuple[Measurement, None]:
+    accounts = Accounts(min(options.accounts, 10_000))
+    server = start_server(options, "read", stack_env(options))
+    try:
+        preload = Options(**{**options.__dict__, "duration_s": 3.0})
+        asyncio.run(
+            _drive(preload, server.target, _batches(ChangeFactory(accounts), 1000), "preload", 4)
+        )
+        settle_and_audit(store_url(server))
+        reads = _reads(accounts)
+        return asyncio.run(_drive(options, server.target, reads, "read", options.concurrency)), None
+    finally:
+        server.stop(timeout_s=120)
+
+
+def _baseline(options: Options, accounts: Accounts, _: ChangeFactory) -> tuple[Measurement, None]:
+    url = fresh_database_url()
+    try:
+        return run_baseline(url, accounts, threads=8, duration_s=options.duration_s), None
+    finally:
+        drop_database(url)
+
+
+def run(options: Options) -> dict[str, Any]:
+    """Run one scenario; returns its result (throughput, latencies, audit, parameters)."""
+    runners: dict[str, Runner] = {
+        "echo": _echo,
+        "change-single": _changes,
+        "change-batch": _changes,
+        "hot": _changes,
+        "read": _read,
+        "apply": _apply,
+        "baseline-sql": _baseline,
+    }
+    if options.scenario not in runners:
+        raise ValueError(f"unknown scenario {options.scenario!r}; one of {', '.join(SCENARIOS)}")
+    options.workdir.mkdir(parents=True, exist_ok=True)
+    distribution = "zipf" if options.scenario == "hot" else options.distribution
+    accounts = Accounts(options.accounts, distribution)
+    measured, audited = runners[options.scenario](options, accounts, ChangeFactory(accounts))
+    return {
+        "scenario": options.scenario,
+        "parameters": {
+            "duration_s": options.duration_s,
+            "accounts": options.accounts,
+            "concurrency": options.concurrency,
+            "batch": options.batch,
+            "distribution": distribution,
+            "stack": options.stack,
+        },
+        "machine": machine(),
+        "unit": "calls/s" if options.scenario in ("echo", "read") else "changes/s",
+        "throughput": round(measured.rate, 1),
+        "operations": measured.operations,
+        "calls": measured.calls,
+        "elapsed_s": round(measured.elapsed_s, 2),
+        "p50_ms": round(measured.percentile_ms(0.50), 2),
+        "p99_ms": round(measured.percentile_ms(0.99), 2),
+        "p100_ms": round(measured.percentile_ms(1.0), 2),
+        "errors": dict(measured.errors),
+        "audit": audited,
+        "ok": not measured.errors and (audited is None or audited["ok"]),
+    }
+
+
+def _apply(
+    options: Options, _: Accounts, factory: ChangeFactory
+) -> tuple[Measurement, dict[str, Any]]:
+    """Preload the log (consumer off), then time a consumer draining it into the store."""
+    deployment = stack_env(options)
+    api = start_server(options, "apply-api", {**deployment, "LEDGERD_START_CONSUMER": "false"})
+    consumer: ServerProcess | None = None
+    try:
+        total = 0
+
+        async def preload() -> None:
+            nonlocal total
+            async with grpc.aio.insecure_channel(api.target, options=CHANNEL_OPTIONS) as channel:
+                stub = channel.unary_unary(
+                    SERVICE + "ChangeBalances",
+                    request_serializer=pb.ChangeBalancesRequest.SerializeToString,
+                    response_deserializer=pb.ChangeBalancesResponse.FromString,
+                )
+                while total < options.apply_changes:
+                    await asyncio.gather(
+                        *(stub(factory.batch(options.batch), timeout=60) for _ in range(4))
+                    )
+                    total += 4 * options.batch
+
+        asyncio.run(preload())
+        url = store_url(api)
+        store = open_store(url)
+        try:
+            # Until the relay has published everything: the log holds the whole load.
+            while store.count_unfinished()[ChangeStatus.PENDING] > 0:
+                time.sleep(0.5)
+        finally:
+            store.close()
+        api.stop(timeout_s=120)
+        consumer_env = {
+            **deployment,
+            "LEDGERD_START_API": "false",
+            "LEDGERD_START_RELAY": "false",
+            "LEDGERD_STORE_URL": url,
+            # The embedded stack shares the API's data directory (store and log files).
+            "LEDGERD_DATA_DIR": str(api.data_dir),
+        }
+        consumer = start_server(options, "apply-consumer", consumer_env)
+        first = last = None
+        applied = 0.0
+        deadline = time.monotonic() + 900
+        while applied < total and time.monotonic() < deadline:
+            applied = consumer.metric("ledgerd_changes_total")
+            now = time.monotonic()
+            if applied and first is None:
+                first = (now, applied)
+            last = (now, applied)
+            sys.stderr.write(f"\r  apply: {applied:,.0f} / {total:,}   ")
+            time.sleep(0.2)
+        sys.stderr.write("\n")
+        measured = Measurement(operations=int(total), calls=0)
+        if first is not None and last is not None and last[0] > first[0]:
+            measured.operations = int(last[1] - first[1])
+            measured.elapsed_s = last[0] - first[0]
+        audited = settle_and_audit(url)
+        return measured, audited
+    finally:
+        if consumer is not None:
+            consumer.stop(timeout_s=120)
+        api.stop(timeout_s=120)
