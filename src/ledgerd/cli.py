@@ -102,6 +102,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
             stack=args.stack,
             workdir=Path(args.workdir),
             apply_changes=args.apply_changes,
+            consumer_batch=args.consumer_batch,
+            profile_dir=Path(args.profile) if args.profile else None,
         )
         result = scenarios.run(options)
         results.append(result)
@@ -250,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--distribution", choices=["uniform", "zipf"], default="uniform")
     bench.add_argument("--stack", choices=["production", "embedded"], default="production")
     bench.add_argument("--apply-changes", type=int, default=300_000, help="preloaded for apply")
+    bench.add_argument("--consumer-batch", type=int, default=5000, help="apply: batch size")
+    bench.add_argument("--profile", help="apply: py-spy flame graph of the consumer into this dir")
     bench.add_argument("--workdir", default="./data/bench")
     bench.add_argument("--json", help="write the result (one scenario) or results here")
     bench.add_argument("--markdown", help="write a markdown report (e.g. docs/benchmarks.md)")

@@ -62,7 +62,7 @@ def test_migrate_twice_is_harmless(store: Store) -> None:
 def test_accepted_requests_read_back_exactly(store: Store) -> None:
     """Accepted rows read back PENDING with every field, at the extremes of the ranges."""
     extremes = [
-        request(1, user=MAX_USER, amount=MAX_SCALED, memo="ünïcödé ✓ 𝄞" * 20),
+        request(1, user=MAX_USER, amount=MAX_SCALED, memo='it\'s \\ "q" %s ✓ 𝄞\n' * 12),
         request(2, user=1, amount=1),
     ]
     assert accept(store, extremes) == {}

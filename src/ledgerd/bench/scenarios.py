@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -46,6 +47,8 @@ class Options:
     stack: str = "production"
     workdir: Path = Path("./data/bench")
     apply_changes: int = 300_000
+    consumer_batch: int = 5000  # messages per consumer batch in apply (the seed's default is 200)
+    profile_dir: Path | None = None  # record the apply consumer with py-spy into this directory
 
 
 def machine() -> dict[str, Any]:
@@ -235,6 +238,7 @@ def run(options: Options) -> dict[str, Any]:
             "batch": options.batch,
             "distribution": distribution,
             "stack": options.stack,
+            **({"consumer_batch": options.consumer_batch} if options.scenario == "apply" else {}),
         },
         "machine": machine(),
         "unit": "calls/s" if options.scenario in ("echo", "read") else "changes/s",
@@ -249,6 +253,38 @@ def run(options: Options) -> dict[str, Any]:
         "audit": audited,
         "ok": not measured.errors and (audited is None or audited["ok"]),
     }
+
+
+def _profile(options: Options, server: ServerProcess) -> subprocess.Popen[bytes] | None:
+    """py-spy recording the server into a flame graph, when asked for."""
+    if options.profile_dir is None or server.process is None:
+        return None
+    options.profile_dir.mkdir(parents=True, exist_ok=True)
+    # Collapsed stacks: one line per stack with its sample count (flamegraph.pl input).
+    output = options.profile_dir / f"{options.scenario}.folded"
+    command = ["py-spy", "record", "-p", str(server.process.pid), "-o", str(output), "-f", "raw"]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _watch_applied(consumer: ServerProcess, total: int) -> Measurement:
+    """Poll the consumer's applied count; the rate from its first change to the last."""
+    first = last = None
+    applied = 0.0
+    deadline = time.monotonic() + 900
+    while applied < total and time.monotonic() < deadline:
+        applied = consumer.metric("ledgerd_changes_total")
+        now = time.monotonic()
+        if applied and first is None:
+            first = (now, applied)
+        last = (now, applied)
+        sys.stderr.write(f"\r  apply: {applied:,.0f} / {total:,}   ")
+        time.sleep(0.2)
+    sys.stderr.write("\n")
+    measured = Measurement()
+    if first is not None and last is not None and last[0] > first[0]:
+        measured.operations = int(last[1] - first[1])
+        measured.elapsed_s = last[0] - first[0]
+    return measured
 
 
 def _apply(
@@ -292,24 +328,14 @@ def _apply(
             "LEDGERD_STORE_URL": url,
             # The embedded stack shares the API's data directory (store and log files).
             "LEDGERD_DATA_DIR": str(api.data_dir),
+            "LEDGERD_CONSUMER_BATCH_MAX_MESSAGES": str(options.consumer_batch),
         }
         consumer = start_server(options, "apply-consumer", consumer_env)
-        first = last = None
-        applied = 0.0
-        deadline = time.monotonic() + 900
-        while applied < total and time.monotonic() < deadline:
-            applied = consumer.metric("ledgerd_changes_total")
-            now = time.monotonic()
-            if applied and first is None:
-                first = (now, applied)
-            last = (now, applied)
-            sys.stderr.write(f"\r  apply: {applied:,.0f} / {total:,}   ")
-            time.sleep(0.2)
-        sys.stderr.write("\n")
-        measured = Measurement(operations=int(total), calls=0)
-        if first is not None and last is not None and last[0] > first[0]:
-            measured.operations = int(last[1] - first[1])
-            measured.elapsed_s = last[0] - first[0]
+        profiler = _profile(options, consumer)
+        measured = _watch_applied(consumer, total)
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+            profiler.wait()
         audited = settle_and_audit(url)
         return measured, audited
     finally:

@@ -20,15 +20,23 @@ from ledgerd.domain.amounts import format_amount, parse_decimal
 from ledgerd.domain.model import Account, Balance
 from ledgerd.errors import CacheUnavailable
 
-# KEYS[1] = account hash; ARGV = available, frozen, version.
+# KEYS = account hashes; ARGV = available, frozen, version for each key in turn.
+# One call writes a whole batch: per-key round trips cost more than the writes.
 _LAST_WRITE_WINS = """
-local current = redis.call('HGET', KEYS[1], 'version')
-if current and tonumber(current) >= tonumber(ARGV[3]) then
-  return 0
+local written = 0
+for i, key in ipairs(KEYS) do
+  local base = (i - 1) * 3
+  local current = redis.call('HGET', key, 'version')
+  if (not current) or tonumber(current) < tonumber(ARGV[base + 3]) then
+    redis.call('HSET', key, 'available', ARGV[base + 1], 'frozen', ARGV[base + 2],
+               'version', ARGV[base + 3])
+    written = written + 1
+  end
 end
-redis.call('HSET', KEYS[1], 'available', ARGV[1], 'frozen', ARGV[2], 'version', ARGV[3])
-return 1
+return written
 """
+# Keys per script call: large enough to amortise, small enough not to stall Redis.
+_KEYS_PER_CALL = 500
 
 
 class RedisCache:
@@ -77,19 +85,18 @@ class RedisCache:
 
     def put_many(self, balances: Iterable[Balance]) -> None:
         self._check_breaker()
+        batch = list(balances)
         try:
-            pipeline = self._client.pipeline(transaction=False)
-            for balance in balances:
-                self._script(
-                    keys=[self.balance_key(balance.account)],
-                    args=[
+            for start in range(0, len(batch), _KEYS_PER_CALL):
+                chunk = batch[start : start + _KEYS_PER_CALL]
+                args: list[str | int] = []
+                for balance in chunk:
+                    args += [
                         format_amount(balance.available),
                         format_amount(balance.frozen),
                         balance.version,
-                    ],
-                    client=pipeline,
-                )
-            pipeline.execute()
+                    ]
+                self._script(keys=[self.balance_key(b.account) for b in chunk], args=args)
         except RedisError as exc:
             raise self._trip(exc) from exc
 

@@ -13,9 +13,10 @@ float, and parsed into scaled integers.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import threading
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -92,9 +93,31 @@ def _translate(exc: MySQLdb.Error) -> LedgerError:
     return StoreUnavailable(f"mysql {code}: {exc.args[-1] if exc.args else exc}")
 
 
-def _rows(count: int, width: int) -> str:
-    row = "(" + ",".join(["%s"] * width) + ")"
-    return ",".join([row] * count)
+_SAFE_TEXT = re.compile(r"[A-Za-z0-9._:-]*", re.ASCII)
+
+
+def _key(text: str) -> str:
+    """A request id or currency as an SQL literal.
+
+    Hot statements are built as text rather than through the driver's per-value
+    escaping (a third of the consumer's time): ids and currencies are checked
+    against their validated alphabet, which has no quote or backslash; free text
+    goes through the C escaper (``_text``).
+    """
+    if _SAFE_TEXT.fullmatch(text) is None:
+        raise ValueError(f"unexpected characters in {text[:70]!r}")
+    return f"'{text}'"
+
+
+def _keys(texts: Iterable[str]) -> str:
+    return ",".join(_key(text) for text in texts)
+
+
+def _text(cursor: Any, text: str) -> str:
+    if not text:
+        return "''"
+    literal: bytes = cursor.connection.string_literal(text.encode("utf-8"))
+    return literal.decode("utf-8")
 
 
 def _chunks(items: Sequence[Any], size: int = ROWS_PER_STATEMENT) -> Iterator[Sequence[Any]]:
@@ -257,17 +280,17 @@ class MysqlStore:
                 for rid, entry in self._select_journal(cursor, missing).items()
             )
             new = sorted(choose_new(existing), key=lambda r: r.request_id)
+            pending = int(ChangeStatus.PENDING)
             for chunk in _chunks(new):
-                params: list[Any] = []
-                for r in chunk:
-                    params += [
-                        r.request_id, r.user_id, r.currency, int(r.type), format_amount(r.amount),
-                        r.memo, int(ChangeStatus.PENDING), now_ms, now_ms,
-                    ]  # fmt: skip
+                values = ",".join(
+                    f"({_key(r.request_id)},{r.user_id},{_key(r.currency)},{int(r.type)},"
+                    f"{format_amount(r.amount)},{_text(cursor, r.memo)},{pending},"
+                    f"{now_ms},{now_ms})"
+                    for r in chunk
+                )
                 cursor.execute(
                     "INSERT INTO change_requests (request_id, user_id, currency, type, amount,"
-                    " memo, status, created_at_ms, updated_at_ms) VALUES " + _rows(len(chunk), 9),
-                    params,
+                    " memo, status, created_at_ms, updated_at_ms) VALUES " + values
                 )
         return existing
 
@@ -275,9 +298,8 @@ class MysqlStore:
         found: dict[str, StoredRequest] = {}
         for chunk in _chunks(request_ids, 5000):
             cursor.execute(
-                f"SELECT {_REQUEST_COLUMNS} FROM change_requests WHERE request_id IN"
-                f" ({','.join(['%s'] * len(chunk))})",
-                list(chunk),
+                f"SELECT {_REQUEST_COLUMNS} FROM change_requests"
+                f" WHERE request_id IN ({_keys(chunk)})"
             )
             for row in cursor.fetchall():
                 found[row[0]] = _stored_request(row)
@@ -310,9 +332,9 @@ class MysqlStore:
         with self._cursor() as cursor:
             for chunk in _chunks(ids, 5000):
                 cursor.execute(
-                    f"UPDATE change_requests SET {assignments} WHERE request_id IN"
-                    f" ({','.join(['%s'] * len(chunk))}) AND status IN (%s, %s)",
-                    [*values, *chunk, int(ChangeStatus.PENDING), int(ChangeStatus.FAILED)],
+                    f"UPDATE change_requests SET {assignments}"
+                    f" WHERE request_id IN ({_keys(chunk)}) AND status IN (%s, %s)",
+                    [*values, int(ChangeStatus.PENDING), int(ChangeStatus.FAILED)],
                 )
 
     def find_unsent(self, created_before_ms: int, limit: int) -> Sequence[UnsentRequest]:
@@ -417,11 +439,10 @@ class MysqlStore:
         wanted = sorted(accounts, key=lambda a: (a.user_id, a.currency))
         with self._cursor() as cursor:
             for chunk in _chunks(wanted, 5000):
-                params = [v for a in chunk for v in (a.user_id, a.currency)]
+                wanted_keys = ",".join(f"({a.user_id},{_key(a.currency)})" for a in chunk)
                 cursor.execute(
                     "SELECT user_id, currency, available, frozen, version FROM balances"
-                    f" WHERE (user_id, currency) IN ({_rows(len(chunk), 2)})",
-                    params,
+                    f" WHERE (user_id, currency) IN ({wanted_keys})"
                 )
                 for row in cursor.fetchall():
                     balance = _balance(row)
@@ -450,21 +471,16 @@ class MysqlStore:
     def _upsert_balances(self, cursor: Any, balances: Sequence[Balance]) -> None:
         ordered = sorted(balances, key=lambda b: (b.user_id, b.currency))
         for chunk in _chunks(ordered):
-            params: list[Any] = []
-            for b in chunk:
-                params += [
-                    b.user_id,
-                    b.currency,
-                    format_amount(b.available),
-                    format_amount(b.frozen),
-                    b.version,
-                ]
+            values = ",".join(
+                f"({b.user_id},{_key(b.currency)},{format_amount(b.available)},"
+                f"{format_amount(b.frozen)},{b.version})"
+                for b in chunk
+            )
             cursor.execute(
                 "INSERT INTO balances (user_id, currency, available, frozen, version) VALUES "
-                + _rows(len(chunk), 5)
+                + values
                 + " ON DUPLICATE KEY UPDATE available = VALUES(available),"
-                " frozen = VALUES(frozen), version = VALUES(version)",
-                params,
+                " frozen = VALUES(frozen), version = VALUES(version)"
             )
 
     @staticmethod
@@ -477,10 +493,14 @@ class MysqlStore:
 
     def _insert_journal(self, cursor: Any, journal: Sequence[JournalEntry]) -> None:
         for chunk in _chunks(journal):
-            params = [value for e in chunk for value in self._journal_row(e)]
-            cursor.execute(
-                f"INSERT INTO journal ({_JOURNAL_COLUMNS}) VALUES " + _rows(len(chunk), 10), params
+            values = ",".join(
+                f"({_key(e.request_id)},{e.user_id},{_key(e.currency)},{int(e.type)},"
+                f"{format_amount(e.amount)},{format_amount(e.available_after)},"
+                f"{format_amount(e.frozen_after)},{e.version},{e.applied_at_ms},"
+                f"{_text(cursor, e.memo)})"
+                for e in chunk
             )
+            cursor.execute(f"INSERT INTO journal ({_JOURNAL_COLUMNS}) VALUES " + values)
 
     def _load_journal(self, cursor: Any, journal: Sequence[JournalEntry]) -> None:
         with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".tsv", delete=False) as f:
@@ -509,10 +529,9 @@ class MysqlStore:
         for (status, reason), ids in sorted(by_outcome.items()):
             for chunk in _chunks(sorted(ids), 5000):
                 cursor.execute(
-                    "UPDATE change_requests SET status = %s, reject_reason = %s,"
-                    " applied_at_ms = %s, updated_at_ms = %s"
-                    f" WHERE request_id IN ({','.join(['%s'] * len(chunk))})",
-                    [status, reason, batch.applied_at_ms, batch.applied_at_ms, *chunk],
+                    f"UPDATE change_requests SET status = {status}, reject_reason = {reason},"
+                    f" applied_at_ms = {batch.applied_at_ms}, updated_at_ms = {batch.applied_at_ms}"
+                    f" WHERE request_id IN ({_keys(chunk)})"
                 )
 
     # -- reads ----------------------------------------------------------------
@@ -546,9 +565,7 @@ class MysqlStore:
         found: dict[str, JournalEntry] = {}
         for chunk in _chunks(request_ids, 5000):
             cursor.execute(
-                f"SELECT {_JOURNAL_COLUMNS} FROM journal"
-                f" WHERE request_id IN ({','.join(['%s'] * len(chunk))})",
-                list(chunk),
+                f"SELECT {_JOURNAL_COLUMNS} FROM journal WHERE request_id IN ({_keys(chunk)})"
             )
             for row in cursor.fetchall():
                 found[row[0]] = _journal_entry(row)
