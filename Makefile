@@ -24,6 +24,7 @@ $(INSTALLED_MYSQL): $(INSTALLED)
 # Installs and starts MariaDB, Redis and Kafka (scripts/services), then every suite.
 test: $(INSTALLED_MYSQL)
 	scripts/services up
+	scripts/install-ops-tools
 	$(BIN)/pytest -q
 
 test-unit: $(INSTALLED)

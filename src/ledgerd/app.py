@@ -12,6 +12,7 @@ from prometheus_client import start_http_server
 from ledgerd.api.auth import Authenticator, NonceCache, load_keys
 from ledgerd.api.nonces import MemoryNonceCache, RedisNonceCache
 from ledgerd.api.server import GrpcServer
+from ledgerd.audit_job import AuditJob
 from ledgerd.cache import BalanceCache, open_cache
 from ledgerd.cache.base import BalanceSink
 from ledgerd.cache.memory import MemoryCache
@@ -125,6 +126,7 @@ class Ledgerd:
     tls: tuple[bytes, bytes] | None = None
     electors: list[LeaderElector] = field(default_factory=list)
     cleaner: OutboxCleaner | None = None
+    auditor: AuditJob | None = None
     outcomes: OutcomeHub = field(default_factory=OutcomeHub)
     relay: Relay | None = None
     cache_updater: CacheUpdater | None = None
@@ -148,6 +150,9 @@ class Ledgerd:
                 lambda: outbox_leader.token,
                 retention_s=settings.outbox_retention_s,
                 interval_s=settings.outbox_cleanup_interval_s,
+            )
+            app.auditor = AuditJob(
+                backends.store, outbox_leader.is_leader, settings.audit_interval_s
             )
             app.relay = Relay(
                 backends.store,
@@ -201,6 +206,8 @@ class Ledgerd:
             elector.start()
         if self.cleaner is not None:
             self.cleaner.start()
+        if self.auditor is not None:
+            self.auditor.start()
         if self.relay is not None:
             self.relay.start()
         if self.cache_updater is not None:
@@ -282,6 +289,8 @@ class Ledgerd:
             await asyncio.to_thread(self.cache_updater.stop)
         if self.cleaner is not None:
             await asyncio.to_thread(self.cleaner.stop)
+        if self.auditor is not None:
+            await asyncio.to_thread(self.auditor.stop)
         for elector in self.electors:
             await asyncio.to_thread(elector.stop)
         log.info("ledgerd stopped")

@@ -90,3 +90,13 @@ AUTH_FAILURES = Counter(
     "Calls refused by signature checks, by reason (never told to the client).",
     ["reason"],
 )
+CONSUMER_PAUSED_PARTITIONS = Gauge(
+    "ledgerd_consumer_paused_partitions",
+    "Partitions this consumer paused after repeated failures (it reports unhealthy meanwhile).",
+)
+AUDIT_PROBLEMS = Gauge(
+    "ledgerd_audit_problems", "Discrepancies found by the last periodic audit (0 when clean)."
+)
+AUDIT_LAST_RUN = Gauge(
+    "ledgerd_audit_last_run_timestamp_seconds", "When the last periodic audit finished (Unix time)."
+)

@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     # Finished outbox rows are kept this long (7 days) for idempotent retries.
     outbox_retention_s: float = Field(604_800.0, gt=0)
     outbox_cleanup_interval_s: float = Field(60.0, gt=0)
+    # The leader audits the whole store this often and exports ledgerd_audit_problems.
+    audit_interval_s: float = Field(3600.0, gt=0)
 
     # Cache updater (seed: 4 workers, every 100 ms); memory cache bound.
     cache_updater_workers: int = Field(4, ge=1)

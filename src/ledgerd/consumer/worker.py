@@ -343,6 +343,7 @@ class BatchConsumer:
             self._paused_until[partition] = until
             self._consumer.seek(partition, self._next_offset(partition))
         self._consumer.pause(partitions)
+        metrics.CONSUMER_PAUSED_PARTITIONS.set(len(self._paused_until))
 
     def _resume_due(self) -> None:
         now = time.monotonic()
@@ -351,6 +352,7 @@ class BatchConsumer:
             for partition in due:
                 del self._paused_until[partition]
             self._consumer.resume(due)
+            metrics.CONSUMER_PAUSED_PARTITIONS.set(len(self._paused_until))
             log.info("consumer resuming partitions", partitions=due)
 
     def _report_lag(self) -> None:
