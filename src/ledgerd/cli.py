@@ -85,6 +85,32 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_dlq(args: argparse.Namespace) -> int:
+    from ledgerd.dlq import list_dead_letters, replay_dead_letters
+    from ledgerd.log import open_log
+
+    settings = load_settings()
+    event_log = open_log(
+        settings.log_url, data_dir=settings.data_dir, partition_count=settings.partitions
+    )
+    try:
+        event_log.ensure_topics([settings.topic, settings.dlq_topic])
+        if args.action == "replay":
+            sent = replay_dead_letters(event_log, settings.dlq_topic, settings.topic)
+            print(f"replayed {sent} messages from {settings.dlq_topic} to {settings.topic}")
+            return 0
+        letters = list_dead_letters(event_log, settings.dlq_topic, args.limit)
+        print(f"{'partition':>9} {'offset':>8}  error / message")
+        for letter in letters:
+            record = letter.record
+            print(f"{record.partition:>9} {record.offset:>8}  {letter.error}")
+            print(f"{'':>19}{record.value[:200].decode('utf-8', 'replace')}")
+        print(f"{len(letters)} messages")
+        return 0
+    finally:
+        event_log.close()
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from ledgerd.bench import report, scenarios
 
@@ -228,6 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     client("health", "show the server's health")
 
+    dlq = commands.add_parser("dlq", help="list the dead-letter topic, or replay it after a fix")
+    dlq.add_argument("action", choices=["list", "replay"])
+    dlq.add_argument("--limit", type=int, default=100, help="list: at most this many")
+
     bench = commands.add_parser(
         "bench", help="measure throughput and latency (starts its own servers)"
     )
@@ -270,6 +300,7 @@ COMMANDS = {
     "get-change": cmd_get_change,
     "health": cmd_health,
     "bench": cmd_bench,
+    "dlq": cmd_dlq,
 }
 
 

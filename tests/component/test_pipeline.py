@@ -93,3 +93,23 @@ def test_memory_stays_within_the_cap_and_evicted_accounts_reload(rig: Rig) -> No
         3 * SCALE
     }
     assert audit(rig.store).ok
+
+
+def test_dlq_replay_republishes_once_and_the_fixed_change_applies(rig: Rig) -> None:
+    """A message dead-lettered for lack of its outbox row applies after the row exists and a
+    replay; replaying again sends nothing."""
+    from ledgerd.dlq import list_dead_letters, replay_dead_letters
+
+    late = deposits(1, prefix="late")[0]
+    producer = rig.log.producer()
+    producer.publish("balance-changes", user_key(late.user_id), encode_change(late), partition=0)
+    producer.flush(5)
+    rig.consumer().run_until_idle()
+    (letter,) = list_dead_letters(rig.log, DLQ, limit=10)
+    assert "no outbox request" in letter.error
+    rig.accept([late])  # the fix: the request is now in the outbox
+    assert replay_dead_letters(rig.log, DLQ, "balance-changes") == 1
+    assert replay_dead_letters(rig.log, DLQ, "balance-changes") == 0
+    rig.consumer().run_until_idle()
+    assert rig.store.get_balances(late.user_id, "USD")[0].available == SCALE
+    assert audit(rig.store).ok

@@ -73,6 +73,9 @@ class LogConsumer(Protocol):
     def seek(self, partition: int, offset: int) -> None:
         """Read ``partition`` again from ``offset``."""
 
+    def committed(self, topic: str, partitions: Collection[int]) -> Mapping[int, int]:
+        """Offsets this group committed to the log, by partition (0 where none)."""
+
     def pause(self, partitions: Collection[int]) -> None:
         """Stop fetching from these partitions."""
 

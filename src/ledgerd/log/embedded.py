@@ -150,6 +150,16 @@ class EmbeddedLog:
                     return
                 self._appended.wait(remaining)
 
+    def group_offsets(
+        self, group_id: str, topic: str, partitions: Collection[int]
+    ) -> dict[int, int]:
+        rows = self._db.read(
+            "SELECT partition, next_offset FROM group_offsets WHERE group_id = ? AND topic = ?",
+            (group_id, topic),
+        )
+        stored = {row[0]: row[1] for row in rows}
+        return {p: stored.get(p, 0) for p in partitions}
+
     def save_group_offsets(self, group_id: str, topic: str, offsets: Mapping[int, int]) -> None:
         with self._db.write() as connection:
             connection.executemany(
@@ -268,6 +278,9 @@ class EmbeddedConsumer:
 
     def seek(self, partition: int, offset: int) -> None:
         self._positions[partition] = offset
+
+    def committed(self, topic: str, partitions: Collection[int]) -> Mapping[int, int]:
+        return self._log.group_offsets(self._group_id, topic, partitions)
 
     def pause(self, partitions: Collection[int]) -> None:
         self._paused.update(partitions)

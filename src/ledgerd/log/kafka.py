@@ -294,6 +294,15 @@ class KafkaConsumer:
             except KafkaException as exc:
                 raise LogUnavailable(f"kafka seek: {exc}") from exc
 
+    def committed(self, topic: str, partitions: Collection[int]) -> Mapping[int, int]:
+        try:
+            found = self._consumer.committed(
+                [TopicPartition(topic, p) for p in partitions], timeout=10.0
+            )
+        except KafkaException as exc:
+            raise LogUnavailable(f"kafka committed offsets: {exc}") from exc
+        return {tp.partition: max(tp.offset, 0) for tp in found}
+
     def pause(self, partitions: Collection[int]) -> None:
         if self._topic is not None:
             self._consumer.pause([TopicPartition(self._topic, p) for p in partitions])
