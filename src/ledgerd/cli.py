@@ -130,6 +130,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             apply_changes=args.apply_changes,
             consumer_batch=args.consumer_batch,
             profile_dir=Path(args.profile) if args.profile else None,
+            split_roles=not args.one_process,
         )
         result = scenarios.run(options)
         results.append(result)
@@ -140,7 +141,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for target, measured, verdict in report.ratios(results):
         print(f"{target:<36} {measured:>20}  {verdict}")
     if args.markdown:
-        command = "ledgerd " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "ledgerd bench"
+        command = "ledgerd " + " ".join(sys.argv[1:])
         Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
         Path(args.markdown).write_text(report.markdown(results, command))
     return 0 if all(r["ok"] for r in results) else 1
@@ -284,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--apply-changes", type=int, default=300_000, help="preloaded for apply")
     bench.add_argument("--consumer-batch", type=int, default=5000, help="apply: batch size")
     bench.add_argument("--profile", help="apply: py-spy flame graph of the consumer into this dir")
+    bench.add_argument(
+        "--one-process", action="store_true", help="production: every role in one process"
+    )
     bench.add_argument("--workdir", default="./data/bench")
     bench.add_argument("--json", help="write the result (one scenario) or results here")
     bench.add_argument("--markdown", help="write a markdown report (e.g. docs/benchmarks.md)")

@@ -49,6 +49,9 @@ class Options:
     apply_changes: int = 300_000
     consumer_batch: int = 5000  # messages per consumer batch in apply (the seed's default is 200)
     profile_dir: Path | None = None  # record the apply consumer with py-spy into this directory
+    # Production stack: run the API+relay and the consumer+cache updater as two processes,
+    # so the API's event loop does not share one interpreter lock with the consumer.
+    split_roles: bool = True
 
 
 def machine() -> dict[str, Any]:
@@ -171,10 +174,26 @@ def _echo(options: Options, _: Accounts, factory: ChangeFactory) -> tuple[Measur
         echo.wait()
 
 
+def start_deployment(options: Options, name: str) -> list[ServerProcess]:
+    """The servers of one scenario; the first one serves the API."""
+    env = stack_env(options)
+    if not (options.split_roles and options.stack == "production"):
+        return [start_server(options, name, env)]
+    api = start_server(options, f"{name}-api", {**env, "LEDGERD_START_CONSUMER": "false"})
+    consumer_env = {**env, "LEDGERD_START_API": "false", "LEDGERD_START_RELAY": "false"}
+    return [api, start_server(options, f"{name}-consumer", consumer_env)]
+
+
+def stop_all(servers: list[ServerProcess]) -> None:
+    for server in servers:
+        server.stop(timeout_s=120)
+
+
 def _changes(
     options: Options, _: Accounts, factory: ChangeFactory
 ) -> tuple[Measurement, dict[str, Any]]:
-    server = start_server(options, options.scenario, stack_env(options))
+    servers = start_deployment(options, options.scenario)
+    server = servers[0]
     try:
         if options.scenario == "change-single":
             calls, concurrency = _single_changes(factory), options.concurrency
@@ -186,12 +205,15 @@ def _changes(
         measured = asyncio.run(_drive(options, server.target, calls, options.scenario, concurrency))
         return measured, settle_and_audit(store_url(server))
     finally:
-        server.stop(timeout_s=120)
+        stop_all(servers)
 
 
 def _read(options: Options, _: Accounts, __: ChangeFactory) -> tuple[Measurement, None]:
     accounts = Accounts(min(options.accounts, 10_000))
-    server = start_server(options, "read", stack_env(options))
+    # One process: reads are served from the consumer's memory of its partitions,
+    # the fastest tier of GetBalance (a split API reads Redis instead).
+    servers = [start_server(options, "read", stack_env(options))]
+    server = servers[0]
     try:
         preload = Options(**{**options.__dict__, "duration_s": 3.0})
         asyncio.run(
@@ -201,7 +223,7 @@ def _read(options: Options, _: Accounts, __: ChangeFactory) -> tuple[Measurement
         reads = _reads(accounts)
         return asyncio.run(_drive(options, server.target, reads, "read", options.concurrency)), None
     finally:
-        server.stop(timeout_s=120)
+        stop_all(servers)
 
 
 def _baseline(options: Options, accounts: Accounts, _: ChangeFactory) -> tuple[Measurement, None]:
@@ -238,6 +260,9 @@ def run(options: Options) -> dict[str, Any]:
             "batch": options.batch,
             "distribution": distribution,
             "stack": options.stack,
+            "split_roles": options.split_roles
+            and options.stack == "production"
+            and options.scenario in ("change-single", "change-batch", "hot"),
             **({"consumer_batch": options.consumer_batch} if options.scenario == "apply" else {}),
         },
         "machine": machine(),
