@@ -10,7 +10,9 @@ import structlog
 from prometheus_client import start_http_server
 
 from ledgerd.api.auth import Authenticator, NonceCache, load_keys
+from ledgerd.api.handlers import Handlers
 from ledgerd.api.nonces import MemoryNonceCache, RedisNonceCache
+from ledgerd.api.rest import RestGateway
 from ledgerd.api.server import GrpcServer
 from ledgerd.audit_job import AuditJob
 from ledgerd.cache import BalanceCache, open_cache
@@ -133,6 +135,7 @@ class Ledgerd:
     consumer: BatchConsumer | None = None
     acceptor: Acceptor | None = None
     server: GrpcServer | None = None
+    rest: RestGateway | None = None
 
     @classmethod
     def build(
@@ -241,9 +244,13 @@ class Ledgerd:
                 self.tls,
             )
             await self.server.start()
+            if settings.http_addr:
+                self.rest = RestGateway(Handlers(service), settings.http_addr, self.auth)
+                await self.rest.start()
         log.info(
             "ledgerd started",
             grpc=settings.grpc_addr if settings.start_api else None,
+            http=settings.http_addr or None,
             metrics=settings.metrics_addr,
             store=settings.effective_store_url.split("@")[-1],
             log=settings.log_url,
@@ -277,6 +284,8 @@ class Ledgerd:
 
     async def stop(self) -> None:
         """Graceful: stop accepting, finish calls, commit, drain the relay, close."""
+        if self.rest is not None:
+            await self.rest.stop()
         if self.server is not None:
             await self.server.stop(self.settings.shutdown_grace_s)
         if self.acceptor is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "LEDGERD_"
@@ -34,6 +34,8 @@ class Settings(BaseSettings):
 
     grpc_addr: str = "0.0.0.0:50051"
     metrics_addr: str = "0.0.0.0:9091"
+    # The REST/JSON gateway (off while empty), e.g. 0.0.0.0:8080.
+    http_addr: str = ""
 
     # Event log.
     partitions: int = Field(3, ge=1, le=1024)
@@ -101,9 +103,11 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(10.0, ge=0)
     log_level: str = "info"
 
-    @field_validator("grpc_addr", "metrics_addr")
+    @field_validator("grpc_addr", "metrics_addr", "http_addr")
     @classmethod
-    def _host_and_port(cls, value: str) -> str:
+    def _host_and_port(cls, value: str, info: ValidationInfo) -> str:
+        if info.field_name == "http_addr" and value == "":
+            return value
         host, sep, port = value.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError("must be host:port")

@@ -104,9 +104,16 @@ class Authenticator:
         return bool(self._keys)
 
     def verify(
-        self, method: str, metadata: Mapping[str, str], body: bytes, now_ms: int | None = None
+        self,
+        method: str,
+        metadata: Mapping[str, str],
+        body: bytes,
+        now_ms: int | None = None,
+        *,
+        scope_method: str | None = None,
     ) -> ApiKey:
-        """The key that signed the call.
+        """The key that signed the call. ``method`` is what was signed; ``scope_method``
+        (default: the same) is the gRPC method whose scope the call needs.
 
         Raises:
             Unauthenticated: any check failed (``reason`` says which, for metrics only).
@@ -139,7 +146,7 @@ class Authenticator:
         # Only a correctly signed request may spend a nonce (no denial by guessing).
         if not self._nonces.first_use(key_id, nonce, ttl_s=2 * self._window_ms // 1000 + 1):
             raise Unauthenticated("replayed")
-        needed = "read" if method in READ_METHODS else "write"
+        needed = "read" if (scope_method or method) in READ_METHODS else "write"
         if needed not in key.scopes:
             raise PermissionDenied(f"key {key_id} may not call {method.rsplit('/', 1)[-1]}")
         return key

@@ -1,4 +1,4 @@
-"""ledgerd.v1.BalanceService over grpc.aio: validation, mapping, error codes, metrics."""
+"""ledgerd.v1.BalanceService over grpc.aio: the shared handlers, error codes, metrics."""
 
 from __future__ import annotations
 
@@ -10,22 +10,9 @@ import grpc
 import structlog
 
 from ledgerd import metrics
-from ledgerd.api.convert import (
-    answer_to_proto,
-    balance_to_proto,
-    change_from_proto,
-    journal_to_proto,
-)
 from ledgerd.api.errors import status_of
-from ledgerd.domain.model import ChangeRequest
-from ledgerd.domain.validation import (
-    MAX_BATCH_CHANGES,
-    validate_currency,
-    validate_journal_limit,
-    validate_request_id,
-    validate_user_id,
-)
-from ledgerd.errors import InvalidArgument, LedgerError
+from ledgerd.api.handlers import Handlers
+from ledgerd.errors import LedgerError
 from ledgerd.service import LedgerService
 from ledgerd.v1 import balance_pb2 as pb
 from ledgerd.v1 import balance_pb2_grpc as pb_grpc
@@ -37,89 +24,44 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class BalanceServicer(pb_grpc.BalanceServiceServicer):
-    """Maps each RPC onto the service layer; every LedgerError becomes its status code."""
+    """Maps each RPC onto the handlers; every LedgerError becomes its status code."""
 
     def __init__(self, service: LedgerService) -> None:
-        self._service = service
+        self._handlers = Handlers(service)
 
     async def GetBalance(
         self, request: pb.GetBalanceRequest, context: Context
     ) -> pb.GetBalanceResponse:
-        async def handle() -> pb.GetBalanceResponse:
-            user_id = validate_user_id(request.user_id)
-            currency = validate_currency(request.currency) if request.currency else None
-            balances = await self._service.get_balances(user_id, currency)
-            return pb.GetBalanceResponse(balances=[balance_to_proto(b) for b in balances])
-
-        return await _serve("GetBalance", context, handle)
+        return await _serve("GetBalance", context, lambda: self._handlers.get_balance(request))
 
     async def ChangeBalance(
         self, request: pb.ChangeBalanceRequest, context: Context
     ) -> pb.ChangeResult:
-        async def handle() -> pb.ChangeResult:
-            change = change_from_proto(request)
-            (answer,) = await self._service.change(
-                [change], wait=request.wait, deadline=_deadline(context)
-            )
-            return answer_to_proto(answer)
-
-        return await _serve("ChangeBalance", context, handle)
+        deadline = _deadline(context)
+        return await _serve(
+            "ChangeBalance", context, lambda: self._handlers.change_balance(request, deadline)
+        )
 
     async def ChangeBalances(
         self, request: pb.ChangeBalancesRequest, context: Context
     ) -> pb.ChangeBalancesResponse:
-        async def handle() -> pb.ChangeBalancesResponse:
-            if len(request.changes) > MAX_BATCH_CHANGES:
-                raise InvalidArgument("changes", f"at most {MAX_BATCH_CHANGES} changes per call")
-            changes: list[ChangeRequest] = []
-            for index, item in enumerate(request.changes):
-                try:
-                    changes.append(change_from_proto(item))
-                except InvalidArgument as exc:
-                    raise exc.at_index("changes", index) from None
-            if not changes:
-                return pb.ChangeBalancesResponse()
-            answers = await self._service.change(
-                changes, wait=request.wait, deadline=_deadline(context)
-            )
-            return pb.ChangeBalancesResponse(results=[answer_to_proto(a) for a in answers])
-
-        return await _serve("ChangeBalances", context, handle)
+        deadline = _deadline(context)
+        return await _serve(
+            "ChangeBalances", context, lambda: self._handlers.change_balances(request, deadline)
+        )
 
     async def GetChange(self, request: pb.GetChangeRequest, context: Context) -> pb.ChangeResult:
-        async def handle() -> pb.ChangeResult:
-            answer = await self._service.get_change(validate_request_id(request.request_id))
-            return answer_to_proto(answer)
-
-        return await _serve("GetChange", context, handle)
+        return await _serve("GetChange", context, lambda: self._handlers.get_change(request))
 
     async def ListJournal(
         self, request: pb.ListJournalRequest, context: Context
     ) -> pb.ListJournalResponse:
-        async def handle() -> pb.ListJournalResponse:
-            entries = await self._service.list_journal(
-                validate_user_id(request.user_id),
-                validate_currency(request.currency),
-                request.after_version,
-                validate_journal_limit(request.limit),
-            )
-            return pb.ListJournalResponse(entries=[journal_to_proto(e) for e in entries])
-
-        return await _serve("ListJournal", context, handle)
+        return await _serve("ListJournal", context, lambda: self._handlers.list_journal(request))
 
     async def HealthCheck(
         self, request: pb.HealthCheckRequest, context: Context
     ) -> pb.HealthCheckResponse:
-        async def handle() -> pb.HealthCheckResponse:
-            health = await self._service.health()
-            status = (
-                pb.HealthCheckResponse.SERVING
-                if health.serving
-                else pb.HealthCheckResponse.NOT_SERVING
-            )
-            return pb.HealthCheckResponse(status=status, components=dict(health.components))
-
-        return await _serve("HealthCheck", context, handle)
+        return await _serve("HealthCheck", context, lambda: self._handlers.health_check(request))
 
 
 def _deadline(context: Context) -> float | None:

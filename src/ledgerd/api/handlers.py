@@ -1,0 +1,77 @@
+"""The operations of ledgerd.v1.BalanceService on proto messages, shared by the gRPC
+servicer and the REST gateway. Each raises LedgerError subclasses; the transports map
+them to their status codes."""
+
+from __future__ import annotations
+
+from ledgerd.api.convert import (
+    answer_to_proto,
+    balance_to_proto,
+    change_from_proto,
+    journal_to_proto,
+)
+from ledgerd.domain.model import ChangeRequest
+from ledgerd.domain.validation import (
+    MAX_BATCH_CHANGES,
+    validate_currency,
+    validate_journal_limit,
+    validate_request_id,
+    validate_user_id,
+)
+from ledgerd.errors import InvalidArgument
+from ledgerd.service import LedgerService
+from ledgerd.v1 import balance_pb2 as pb
+
+
+class Handlers:
+    def __init__(self, service: LedgerService) -> None:
+        self._service = service
+
+    async def get_balance(self, request: pb.GetBalanceRequest) -> pb.GetBalanceResponse:
+        user_id = validate_user_id(request.user_id)
+        currency = validate_currency(request.currency) if request.currency else None
+        balances = await self._service.get_balances(user_id, currency)
+        return pb.GetBalanceResponse(balances=[balance_to_proto(b) for b in balances])
+
+    async def change_balance(
+        self, request: pb.ChangeBalanceRequest, deadline: float | None
+    ) -> pb.ChangeResult:
+        change = change_from_proto(request)
+        (answer,) = await self._service.change([change], wait=request.wait, deadline=deadline)
+        return answer_to_proto(answer)
+
+    async def change_balances(
+        self, request: pb.ChangeBalancesRequest, deadline: float | None
+    ) -> pb.ChangeBalancesResponse:
+        if len(request.changes) > MAX_BATCH_CHANGES:
+            raise InvalidArgument("changes", f"at most {MAX_BATCH_CHANGES} changes per call")
+        changes: list[ChangeRequest] = []
+        for index, item in enumerate(request.changes):
+            try:
+                changes.append(change_from_proto(item))
+            except InvalidArgument as exc:
+                raise exc.at_index("changes", index) from None
+        if not changes:
+            return pb.ChangeBalancesResponse()
+        answers = await self._service.change(changes, wait=request.wait, deadline=deadline)
+        return pb.ChangeBalancesResponse(results=[answer_to_proto(a) for a in answers])
+
+    async def get_change(self, request: pb.GetChangeRequest) -> pb.ChangeResult:
+        answer = await self._service.get_change(validate_request_id(request.request_id))
+        return answer_to_proto(answer)
+
+    async def list_journal(self, request: pb.ListJournalRequest) -> pb.ListJournalResponse:
+        entries = await self._service.list_journal(
+            validate_user_id(request.user_id),
+            validate_currency(request.currency),
+            request.after_version,
+            validate_journal_limit(request.limit),
+        )
+        return pb.ListJournalResponse(entries=[journal_to_proto(e) for e in entries])
+
+    async def health_check(self, _: pb.HealthCheckRequest) -> pb.HealthCheckResponse:
+        health = await self._service.health()
+        status = (
+            pb.HealthCheckResponse.SERVING if health.serving else pb.HealthCheckResponse.NOT_SERVING
+        )
+        return pb.HealthCheckResponse(status=status, components=dict(health.components))

@@ -1,0 +1,117 @@
+"""BalanceService over HTTP/JSON: same operations, same errors, same signing."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+from ledgerd.api.signing import Signer
+from ledgerd.testing.load import new_request_id, new_user
+
+
+def http(
+    base: str, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any]]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(base + path, data=data, method=method, headers=headers or {})
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=15) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def deposit(user: int, amount: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "request_id": new_request_id("rest"),
+        "user_id": str(user),
+        "currency": "USD",
+        "type": "DEPOSIT",
+        "amount": amount,
+        **extra,
+    }
+
+
+def test_deposit_with_wait_then_read_balance_and_journal(rest: str) -> None:
+    """POST /v1/changes applies; GET balance and journal show it."""
+    user = new_user()
+    status, result = http(rest, "POST", "/v1/changes", deposit(user, "12.5", wait=True, memo="hi"))
+    assert status == 200 and result["status"] == "APPLIED"
+    assert result["balance"]["available"] == "12.5"
+    status, balances = http(rest, "GET", f"/v1/balances/{user}?currency=USD")
+    assert status == 200 and balances["balances"][0]["available"] == "12.5"
+    status, journal = http(rest, "GET", f"/v1/journal/{user}/USD")
+    assert status == 200 and [e["memo"] for e in journal["entries"]] == ["hi"]
+    status, health = http(rest, "GET", "/v1/health")
+    assert status == 200 and health["status"] == "SERVING"
+
+
+def test_errors_map_to_http_statuses_with_the_field_named(rest: str) -> None:
+    """Malformed field → 400 naming it; conflicting id → 409; unknown request → 404."""
+    user = new_user()
+    status, error = http(rest, "POST", "/v1/changes", deposit(user, "1."))
+    assert (status, error["code"]) == (400, "INVALID_ARGUMENT") and error["message"].startswith(
+        "amount:"
+    )
+    change = deposit(user, "1", wait=True)
+    assert http(rest, "POST", "/v1/changes", change)[0] == 200
+    status, again = http(rest, "POST", "/v1/changes", change)
+    assert status == 200 and again["duplicate"] is True
+    status, error = http(rest, "POST", "/v1/changes", {**change, "amount": "2"})
+    assert (status, error["code"]) == (409, "ALREADY_EXISTS")
+    status, error = http(rest, "GET", f"/v1/changes/{new_request_id()}")
+    assert (status, error["code"]) == (404, "NOT_FOUND")
+    status, error = http(rest, "POST", "/v1/changes", {"request_id": "x", "unknown_field": 1})
+    assert status == 400
+
+
+def test_batch_with_an_invalid_item_stores_nothing(rest: str) -> None:
+    """A batch with a bad item gets 400 naming changes[i]; the good item is not stored."""
+    user = new_user()
+    good, bad = deposit(user, "1"), deposit(user, "-1")
+    status, error = http(rest, "POST", "/v1/changes:batch", {"changes": [good, bad]})
+    assert status == 400 and error["message"].startswith("changes[1].amount")
+    assert http(rest, "GET", f"/v1/changes/{good['request_id']}")[0] == 404
+
+
+def signed_headers(signer: Signer, method: str, path: str, body: bytes) -> dict[str, str]:
+    return dict(signer.headers(f"{method} {path}", body))
+
+
+def test_signing_applies_to_rest_with_the_same_scheme(signed_rest: str) -> None:
+    """Unsigned → 401; signed writer → 200; read-only key writing → 403."""
+    user = new_user()
+    body = json.dumps(deposit(user, "3", wait=True)).encode()
+    assert http(signed_rest, "POST", "/v1/changes", json.loads(body))[0] == 401
+
+    def post(signer: Signer) -> tuple[int, dict[str, Any]]:
+        request = urllib.request.Request(
+            signed_rest + "/v1/changes",
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                **signed_headers(signer, "POST", "/v1/changes", body),
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=15) as answer:
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    assert post(Signer("reader", "rest-read"))[0] == 403
+    status, result = post(Signer("writer", "rest-secret"))
+    assert status == 200 and result["status"] == "APPLIED"
+    path = f"/v1/balances/{user}?currency=USD"
+    status, balances = http(
+        signed_rest,
+        "GET",
+        path,
+        headers=signed_headers(Signer("reader", "rest-read"), "GET", path, b""),
+    )
+    assert status == 200 and balances["balances"][0]["available"] == "3"
