@@ -7,22 +7,21 @@ again as new, so keep the retention longer than any client retries.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 
 import structlog
 
 from ledgerd import metrics
-from ledgerd.errors import LedgerError
 from ledgerd.store.base import LockToken, Store
+from ledgerd.support.periodic import PeriodicJob
 
 log = structlog.get_logger(__name__)
 
 ROWS_PER_DELETE = 10_000
 
 
-class OutboxCleaner:
+class OutboxCleaner(PeriodicJob):
     """Every ``interval_s``, while this process leads, deletes rows older than the retention."""
 
     def __init__(
@@ -33,28 +32,15 @@ class OutboxCleaner:
         retention_s: float,
         interval_s: float = 60.0,
     ) -> None:
+        super().__init__("outbox-cleaner", interval_s, self._clean)
         self._store = store
         self._leader_token = leader_token
         self._retention_ms = int(retention_s * 1000)
-        self._interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="outbox-cleaner", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
 
     def run_once(self) -> int:
         """Delete what is due (in chunks) if this process leads; returns rows deleted."""
         deleted = 0
-        while (token := self._leader_token()) is not None and not self._stop.is_set():
+        while (token := self._leader_token()) is not None and not self.stopping:
             cutoff = int(time.time() * 1000) - self._retention_ms
             count = self._store.delete_finished_requests(cutoff, ROWS_PER_DELETE, token)
             deleted += count
@@ -63,11 +49,7 @@ class OutboxCleaner:
                 break
         return deleted
 
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval_s):
-            try:
-                deleted = self.run_once()
-                if deleted:
-                    log.info("outbox rows cleaned", deleted=deleted)
-            except LedgerError as exc:
-                log.warning("outbox clean-up failed", error=str(exc), retriable=exc.retriable)
+    def _clean(self) -> None:
+        deleted = self.run_once()
+        if deleted:
+            log.info("outbox rows cleaned", deleted=deleted)
