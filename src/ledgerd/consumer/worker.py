@@ -13,23 +13,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import structlog
 
 from ledgerd import metrics
 from ledgerd.cache.base import BalanceSink
-from ledgerd.consumer.decide import BatchDecision, decide_batch
+from ledgerd.consumer.decide import decide_batch
 from ledgerd.consumer.outcomes import OutcomeHub
-from ledgerd.domain.model import (
-    Account,
-    Balance,
-    ChangeRequest,
-    ChangeStatus,
-    JournalEntry,
-    RequestOutcome,
-)
+from ledgerd.domain.model import Account, Balance, ChangeRequest
 from ledgerd.domain.partitioning import partition_for_user
 from ledgerd.errors import CacheUnavailable, Fenced, LedgerError, LogUnavailable, PoisonMessage
 from ledgerd.log.base import EventLog, LogRecord
@@ -77,12 +69,6 @@ class BatchConsumer:
         self._outcomes = outcomes
         self._config = config
         self._consumer = event_log.consumer(config.group_id)
-        # Partitions' shares of a batch commit side by side on stores that allow it.
-        self._pool = (
-            ThreadPoolExecutor(max_workers=8, thread_name_prefix="commit")
-            if getattr(store, "concurrent_writers", False)
-            else None
-        )
         self._dlq = event_log.producer()
         self._claims: dict[int, PartitionClaim] = {}
         self._balances: dict[int, dict[Account, Balance]] = {}
@@ -106,8 +92,6 @@ class BatchConsumer:
             self._thread = None
         self._consumer.close()
         self._dlq.close()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
 
     @property
     def paused_partitions(self) -> list[int]:
@@ -214,57 +198,25 @@ class BatchConsumer:
         positions = self._positions(records)
         if self._config.fault_commit_delay_s:
             time.sleep(self._config.fault_commit_delay_s)
-        partition_of_request = {change.request_id: record.partition for record, change in changes}
-        commits = _split_by_partition(
-            positions, decision, partition_of, partition_of_request, now_ms
+        self._store.commit_batch(
+            BatchCommit(
+                positions=positions,
+                balances=list(decision.balances.values()),
+                journal=decision.journal,
+                outcomes=decision.outcomes,
+                applied_at_ms=now_ms,
+            )
         )
-        failures = self._commit_all(commits)
-        # Committed partitions: memory, cache, waiters and the log's own offsets follow.
-        for partition, commit in commits.items():
-            if partition not in failures:
-                self._committed(partition, commit)
+        # Committed: memory, cache, waiters and the log's own offsets follow.
+        for account, balance in decision.balances.items():
+            self._balances[partition_of[account]][account] = balance
+        self._bound_memory({partition_of[a] for a in decision.balances})
+        self._claims.update({p.partition: p for p in positions})
+        self._after_commit(decision.balances.values(), [o.request_id for o in decision.outcomes])
+        self._consumer.commit({p.partition: p.next_offset for p in positions})
+        metrics.CHANGES.labels(outcome="applied").inc(decision.applied)
+        metrics.CHANGES.labels(outcome="rejected").inc(decision.rejected)
         metrics.DUPLICATE_MESSAGES.inc(decision.duplicates)
-        if failures:
-            # A fence first: the caller drops that partition rather than retrying it.
-            errors = sorted(failures.values(), key=lambda exc: not isinstance(exc, Fenced))
-            raise errors[0]
-
-    def _commit_all(self, commits: Mapping[int, BatchCommit]) -> dict[int, LedgerError]:
-        """Commit each partition's share; in parallel when the store takes concurrent
-        writers (partitions hold disjoint accounts, so their transactions never conflict).
-        Returns the partitions that failed, with their errors."""
-        if len(commits) == 1 or self._pool is None:
-            failures: dict[int, LedgerError] = {}
-            for partition, commit in commits.items():
-                try:
-                    self._store.commit_batch(commit)
-                except LedgerError as exc:
-                    failures[partition] = exc
-                    if isinstance(exc, Fenced) or not exc.retriable:
-                        break
-            return failures
-        futures = {p: self._pool.submit(self._store.commit_batch, c) for p, c in commits.items()}
-        failures = {}
-        for partition, future in futures.items():
-            error = future.exception()
-            if isinstance(error, LedgerError):
-                failures[partition] = error
-            elif error is not None:
-                raise error
-        return failures
-
-    def _committed(self, partition: int, commit: BatchCommit) -> None:
-        state = self._balances.setdefault(partition, {})
-        for balance in commit.balances:
-            state[balance.account] = balance
-        self._bound_memory({partition})
-        (position,) = commit.positions
-        self._claims[partition] = position
-        self._after_commit(commit.balances, [o.request_id for o in commit.outcomes])
-        self._consumer.commit({partition: position.next_offset})
-        rejected = sum(1 for o in commit.outcomes if o.status is ChangeStatus.REJECTED)
-        metrics.CHANGES.labels(outcome="applied").inc(len(commit.journal))
-        metrics.CHANGES.labels(outcome="rejected").inc(rejected)
 
     def _bound_memory(self, partitions: set[int]) -> None:
         """Forget the oldest-loaded accounts past the cap; they reload from the store."""
@@ -415,29 +367,3 @@ class BatchConsumer:
         for partition, claim in self._claims.items():
             lag = max(ends.get(partition, 0) - claim.next_offset, 0)
             metrics.CONSUMER_LAG.labels(partition=str(partition)).set(lag)
-
-
-def _split_by_partition(
-    positions: Sequence[PartitionClaim],
-    decision: BatchDecision,
-    partition_of_account: Mapping[Account, int],
-    partition_of_request: Mapping[str, int],
-    applied_at_ms: int,
-) -> dict[int, BatchCommit]:
-    """One commit per partition: its offset, and the balances, journal and outcomes of its
-    accounts (a partition owns whole accounts, so the shares never overlap)."""
-    shares: dict[int, tuple[list[Balance], list[JournalEntry], list[RequestOutcome]]] = {
-        position.partition: ([], [], []) for position in positions
-    }
-    for account, balance in decision.balances.items():
-        shares[partition_of_account[account]][0].append(balance)
-    for entry in decision.journal:
-        shares[partition_of_request[entry.request_id]][1].append(entry)
-    for outcome in decision.outcomes:
-        shares[partition_of_request[outcome.request_id]][2].append(outcome)
-    return {
-        position.partition: BatchCommit(
-            [position], *shares[position.partition], applied_at_ms=applied_at_ms
-        )
-        for position in positions
-    }

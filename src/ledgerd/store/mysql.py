@@ -163,9 +163,6 @@ def _tsv_field(value: object) -> str:
 class MysqlStore:
     """The Store interface on MySQL/MariaDB."""
 
-    # Transactions on disjoint rows run side by side (the consumer commits partitions so).
-    concurrent_writers = True
-
     def __init__(
         self,
         url: str,
