@@ -14,6 +14,7 @@ import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from ledgerd.bench.names import SCENARIOS
 from ledgerd.logs import configure_logging
 from ledgerd.settings import SettingsError, load_settings
 
@@ -114,7 +115,7 @@ def cmd_dlq(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from ledgerd.bench import report, scenarios
 
-    names = scenarios.SCENARIOS if args.scenario == "all" else [args.scenario]
+    names = SCENARIOS if args.scenario == "all" else [args.scenario]
     results = []
     for name in names:
         print(f"== {name}", file=sys.stderr)
@@ -131,6 +132,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             consumer_batch=args.consumer_batch,
             profile_dir=Path(args.profile) if args.profile else None,
             split_roles=not args.one_process,
+            memory_accounts=args.memory_accounts,
         )
         result = scenarios.run(options)
         results.append(result)
@@ -265,16 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--scenario",
         default="all",
-        choices=[
-            "all",
-            "echo",
-            "change-single",
-            "change-batch",
-            "apply",
-            "hot",
-            "read",
-            "baseline-sql",
-        ],
+        choices=["all", *SCENARIOS],
     )
     bench.add_argument("--duration", type=float, default=10.0, help="seconds per scenario")
     bench.add_argument("--accounts", type=int, default=100_000)
@@ -283,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--distribution", choices=["uniform", "zipf"], default="uniform")
     bench.add_argument("--stack", choices=["production", "embedded"], default="production")
     bench.add_argument("--apply-changes", type=int, default=300_000, help="preloaded for apply")
+    bench.add_argument("--memory-accounts", type=int, default=1_000_000, help="memory: accounts")
     bench.add_argument("--consumer-batch", type=int, default=5000, help="apply: batch size")
     bench.add_argument("--profile", help="apply: py-spy flame graph of the consumer into this dir")
     bench.add_argument(

@@ -56,6 +56,17 @@ def ratios(results: Sequence[dict[str, Any]]) -> list[tuple[str, str, str]]:
     add("apply >= 100,000 changes/s", by.get("apply"), 100_000, "changes/s")
     add("apply >= 30 x baseline-sql", ratio("apply", "baseline-sql"), 30)
     add("hot >= 0.5 x change-batch", ratio("hot", "change-batch"), 0.5)
+    memory = next((r for r in results if r["scenario"] == "memory"), None)
+    if memory is not None and memory.get("audit"):
+        rss_gb = memory["audit"]["rss_bytes"] / 2**30
+        accounts = memory["audit"]["accounts"]
+        rows.append(
+            (
+                f"resident memory <= 1 GB with {accounts:,} accounts",
+                f"{rss_gb:.2f} GB ({memory['throughput']:,.0f} B/account)",
+                "met" if rss_gb <= 1.0 else "not met",
+            )
+        )
     return rows
 
 

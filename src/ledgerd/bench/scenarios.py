@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import platform
 import signal
@@ -19,6 +20,7 @@ import grpc
 from ledgerd.audit import audit
 from ledgerd.bench.baseline import run_baseline
 from ledgerd.bench.driver import Measurement, run_callers
+from ledgerd.bench.names import SCENARIOS
 from ledgerd.bench.workload import Accounts, ChangeFactory
 from ledgerd.domain.model import ChangeStatus
 from ledgerd.store import open_store
@@ -33,7 +35,6 @@ from ledgerd.v1 import balance_pb2 as pb
 
 SERVICE = "/ledgerd.v1.BalanceService/"
 CHANNEL_OPTIONS = [("grpc.max_send_message_length", 64 << 20)]
-SCENARIOS = ["echo", "change-single", "change-batch", "apply", "hot", "read", "baseline-sql"]
 
 
 @dataclass
@@ -52,6 +53,7 @@ class Options:
     # Production stack: run the API+relay and the consumer+cache updater as two processes,
     # so the API's event loop does not share one interpreter lock with the consumer.
     split_roles: bool = True
+    memory_accounts: int = 1_000_000  # accounts cached by the memory scenario
 
 
 def machine() -> dict[str, Any]:
@@ -158,6 +160,7 @@ def _reads(accounts: Accounts) -> Callable[[Any], Callable[[int], Any]]:
     return make
 
 
+UNITS = {"echo": "calls/s", "read": "calls/s", "memory": "bytes/account"}
 Runner = Callable[[Options, Accounts, ChangeFactory], tuple[Measurement, dict[str, Any] | None]]
 
 
@@ -234,6 +237,62 @@ def _baseline(options: Options, accounts: Accounts, _: ChangeFactory) -> tuple[M
         drop_database(url)
 
 
+def _rss_bytes(pid: int) -> int:
+    """Resident memory of a process, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+def _memory(options: Options, _: Accounts, __: ChangeFactory) -> tuple[Measurement, dict[str, Any]]:
+    """Resident memory per cached account: one process (API, consumer, cache) after one
+    deposit into each of memory_accounts accounts. ``operations`` holds the bytes per account."""
+    server = start_server(options, "memory", stack_env(options))
+    try:
+        assert server.process is not None
+        before = _rss_bytes(server.process.pid)
+        users = iter(range(1, options.memory_accounts + 1))
+        prefix = f"m{time.time_ns()}-"
+
+        async def load() -> None:
+            async with grpc.aio.insecure_channel(server.target, options=CHANNEL_OPTIONS) as channel:
+                stub = channel.unary_unary(
+                    SERVICE + "ChangeBalances",
+                    request_serializer=pb.ChangeBalancesRequest.SerializeToString,
+                    response_deserializer=pb.ChangeBalancesResponse.FromString,
+                )
+
+                async def worker() -> None:
+                    while batch := list(itertools.islice(users, 1000)):
+                        changes = [
+                            pb.ChangeBalanceRequest(
+                                request_id=f"{prefix}{user}",
+                                user_id=user,
+                                currency="USD",
+                                type=pb.DEPOSIT,
+                                amount="1",
+                            )
+                            for user in batch
+                        ]
+                        await stub(pb.ChangeBalancesRequest(changes=changes), timeout=60)
+                        sys.stderr.write(f"\r  memory preload: {batch[-1]:,} accounts   ")
+
+                await asyncio.gather(*(worker() for _ in range(4)))
+                sys.stderr.write("\n")
+
+        asyncio.run(load())
+        audited = settle_and_audit(store_url(server))
+        after = _rss_bytes(server.process.pid)
+    finally:
+        server.stop(timeout_s=300)
+    measured = Measurement(operations=(after - before) // max(options.memory_accounts, 1), calls=1)
+    measured.elapsed_s = 1.0
+    audited["rss_bytes"] = after
+    audited["accounts"] = options.memory_accounts
+    return measured, audited
+
+
 def run(options: Options) -> dict[str, Any]:
     """Run one scenario; returns its result (throughput, latencies, audit, parameters)."""
     runners: dict[str, Runner] = {
@@ -244,6 +303,7 @@ def run(options: Options) -> dict[str, Any]:
         "read": _read,
         "apply": _apply,
         "baseline-sql": _baseline,
+        "memory": _memory,
     }
     if options.scenario not in runners:
         raise ValueError(f"unknown scenario {options.scenario!r}; one of {', '.join(SCENARIOS)}")
@@ -266,7 +326,7 @@ def run(options: Options) -> dict[str, Any]:
             **({"consumer_batch": options.consumer_batch} if options.scenario == "apply" else {}),
         },
         "machine": machine(),
-        "unit": "calls/s" if options.scenario in ("echo", "read") else "changes/s",
+        "unit": UNITS.get(options.scenario, "changes/s"),
         "throughput": round(measured.rate, 1),
         "operations": measured.operations,
         "calls": measured.calls,
