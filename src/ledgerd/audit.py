@@ -12,7 +12,9 @@ The whole scan reads one snapshot of the store, so it is exact on a live system.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from ledgerd.domain.amounts import format_amount
 from ledgerd.domain.model import (
@@ -54,14 +56,15 @@ class AuditReport:
             self.problems.append(text)
 
     def summary(self) -> str:
-        lines = [
-            f"accounts          {self.accounts}",
-            f"journal entries   {self.journal_entries}",
-            "requests          "
-            + (", ".join(f"{k} {v}" for k, v in sorted(self.requests.items())) or "none"),
-            f"in flight         {self.in_flight}",
-            f"problems          {self.problem_count}",
+        rows = [
+            ("accounts", f"{self.accounts:,}"),
+            ("journal entries", f"{self.journal_entries:,}"),
+            *((f"requests {name}", f"{count:,}") for name, count in sorted(self.requests.items())),
+            ("requests in flight", f"{self.in_flight:,}"),
+            ("problems", f"{self.problem_count:,}"),
         ]
+        width = max(len(value) for _, value in rows)
+        lines = [f"{label:<22}{value:>{width}}" for label, value in rows]
         lines += [f"  - {p}" for p in self.problems]
         if self.problem_count > len(self.problems):
             lines.append(f"  … and {self.problem_count - len(self.problems)} more")
@@ -69,26 +72,41 @@ class AuditReport:
         return "\n".join(lines)
 
 
-def audit(store: Store) -> AuditReport:
+# Called now and then during a long scan with (what is being read, rows read so far).
+Progress = Callable[[str, int], None]
+PROGRESS_EVERY_ROWS = 100_000
+T = TypeVar("T")
+
+
+def audit(store: Store, progress: Progress | None = None) -> AuditReport:
     """Scan the whole store (one snapshot) and report every broken invariant."""
     with store.snapshot():
-        return _audit(store)
+        return _audit(store, progress or (lambda _, __: None))
 
 
-def _audit(store: Store) -> AuditReport:
+def _counted(rows: Iterable[T], what: str, progress: Progress) -> Iterator[T]:
+    count = 0
+    for count, row in enumerate(rows, 1):
+        if count % PROGRESS_EVERY_ROWS == 0:
+            progress(what, count)
+        yield row
+    progress(what, count)
+
+
+def _audit(store: Store, progress: Progress) -> AuditReport:
     report = AuditReport()
     journaled: Counter[str] = Counter()
     replayed: dict[Account, Balance] = {}
-    for entry in iter_journal(store):
+    for entry in _counted(iter_journal(store), "journal entries", progress):
         report.journal_entries += 1
         journaled[entry.request_id] += 1
         _replay(report, replayed, entry)
-    for balance in iter_balances(store):
+    for balance in _counted(iter_balances(store), "balances", progress):
         report.accounts += 1
         _check_balance(report, balance, replayed.pop(balance.account, None))
     for account in replayed:
         report.problem(f"{account}: journal entries but no balance row")
-    for row in iter_requests(store):
+    for row in _counted(iter_requests(store), "requests", progress):
         status = row.status
         report.requests[status.name] += 1
         count = journaled.pop(row.request.request_id, 0)

@@ -63,8 +63,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     store = store_from_settings(settings)
+
+    def progress(what: str, rows: int) -> None:
+        if not args.json:
+            print(f"  read {rows:,} {what}", file=sys.stderr)
+
     try:
-        report = audit(store)
+        report = audit(store, progress)
     finally:
         store.close()
     if args.json:
