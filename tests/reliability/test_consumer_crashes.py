@@ -8,9 +8,10 @@ import time
 
 from conftest import SESSION_TIMEOUT_MS, assert_exactly_once
 
-from ledgerd.testing import Deployment
+from ledgerd.testing import Deployment, ServerProcess
 from ledgerd.testing.load import Load, new_user
 
+HOLDING = "fault injection: holding batch before commit"
 # Each batch waits this long before its commit, so a kill or pause lands mid-batch.
 COMMIT_DELAY = {"fault_consumer_commit_delay_ms": "150"}
 
@@ -33,6 +34,15 @@ def test_consumer_killed_mid_batch_five_times(deployment: Deployment) -> None:
     assert_exactly_once(load, api, users)
 
 
+def wait_until_holding_a_batch(process: ServerProcess, timeout_s: float = 30.0) -> None:
+    """Return just after the process logs that it holds a decided batch (2 s before commit)."""
+    seen = process.log_tail(100_000).count(HOLDING)
+    deadline = time.monotonic() + timeout_s
+    while process.log_tail(100_000).count(HOLDING) == seen:
+        assert time.monotonic() < deadline, "the consumer never held a batch"
+        time.sleep(0.02)
+
+
 def test_zombie_consumer_is_fenced_after_its_partitions_move(deployment: Deployment) -> None:
     """SIGSTOP a consumer past the session timeout, SIGCONT it: its stale batch is fenced."""
     api = deployment.start("api", consumer=False)
@@ -46,6 +56,7 @@ def test_zombie_consumer_is_fenced_after_its_partitions_move(deployment: Deploym
         time.sleep(5)  # both members joined and the zombie is applying its share
         fenced_before = zombie.metric("ledgerd_fenced_batches_total")
         assert zombie.process is not None
+        wait_until_holding_a_batch(zombie)
         os.kill(zombie.process.pid, signal.SIGSTOP)
         time.sleep(SESSION_TIMEOUT_MS / 1000 + 4)  # the group moves its partitions away
         os.kill(zombie.process.pid, signal.SIGCONT)

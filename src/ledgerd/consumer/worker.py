@@ -197,6 +197,8 @@ class BatchConsumer:
             self._send_to_dlq(poison)
         positions = self._positions(records)
         if self._config.fault_commit_delay_s:
+            # Tests wait for this line to pause or kill the process mid-batch.
+            log.info("fault injection: holding batch before commit", records=len(records))
             time.sleep(self._config.fault_commit_delay_s)
         self._store.commit_batch(
             BatchCommit(
