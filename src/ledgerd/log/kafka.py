@@ -135,8 +135,9 @@ class KafkaLog:
                 )
             try:
                 return {
+                    # Short: the consumer thread asks this between batches.
                     partition: self._watermarks.get_watermark_offsets(
-                        TopicPartition(topic, partition), timeout=5.0
+                        TopicPartition(topic, partition), timeout=1.0
                     )[1]
                     for partition in range(self.partition_count)
                 }

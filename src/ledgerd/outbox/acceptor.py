@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -51,7 +52,7 @@ class Acceptor:
         self._on_committed = on_committed
         self._batch_max_rows = batch_max_rows
         self._queue_max_changes = queue_max_changes
-        self._queue: list[_Waiting] = []
+        self._queue: deque[_Waiting] = deque()
         self._queued_changes = 0
         self._wake = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
@@ -117,7 +118,7 @@ class Acceptor:
         while self._queue and (
             not batch or rows + len(self._queue[0].requests) <= self._batch_max_rows
         ):
-            waiting = self._queue.pop(0)
+            waiting = self._queue.popleft()
             batch.append(waiting)
             rows += len(waiting.requests)
         self._queued_changes -= rows
