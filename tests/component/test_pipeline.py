@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import DLQ, Rig
+from component_support import DLQ, Rig
 
 from ledgerd.audit import audit
 from ledgerd.domain.amounts import SCALE

@@ -3,9 +3,7 @@ against a live ledgerd and a real Prometheus."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
 import pytest
@@ -14,9 +12,6 @@ from ledgerd.testing import ServerProcess
 from ledgerd.testing.load import change, new_user
 from ledgerd.v1 import balance_pb2 as pb
 from ledgerd.v1 import balance_pb2_grpc as pb_grpc
-
-REPO = Path(__file__).resolve().parents[2]
-METRIC = re.compile(r"\bledgerd_[a-z0-9_]+")
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +27,3 @@ def busy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
         stub.GetBalance(pb.GetBalanceRequest(user_id=new_user(), currency="USD"), timeout=5)
     yield server
     server.stop()
-
-
-def metric_names(text: str) -> set[str]:
-    return set(METRIC.findall(text))

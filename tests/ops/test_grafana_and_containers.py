@@ -8,7 +8,7 @@ import tomllib
 import urllib.request
 
 import yaml
-from conftest import REPO, metric_names
+from ops_support import REPO, metric_names
 
 from ledgerd.settings import ENV_PREFIX, Settings
 from ledgerd.testing import ServerProcess

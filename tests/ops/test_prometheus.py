@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import yaml
-from conftest import REPO, metric_names
+from ops_support import REPO, metric_names
 
 from ledgerd.testing import ServerProcess, free_port
 

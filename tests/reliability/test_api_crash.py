@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import assert_exactly_once
+from reliability_support import assert_exactly_once
 
 from ledgerd.testing import Deployment
 from ledgerd.testing.load import Load, new_user

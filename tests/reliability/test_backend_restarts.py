@@ -6,7 +6,7 @@ import threading
 import time
 
 import grpc
-from conftest import assert_exactly_once
+from reliability_support import assert_exactly_once
 
 from ledgerd.cache.redis import RedisCache
 from ledgerd.domain.model import Account

@@ -6,7 +6,7 @@ import os
 import signal
 import time
 
-from conftest import SESSION_TIMEOUT_MS, assert_exactly_once
+from reliability_support import SESSION_TIMEOUT_MS, assert_exactly_once
 
 from ledgerd.testing import Deployment, ServerProcess
 from ledgerd.testing.load import Load, new_user

@@ -6,7 +6,7 @@ import time
 import uuid
 
 from confluent_kafka import Consumer, Producer
-from conftest import assert_exactly_once
+from reliability_support import assert_exactly_once
 
 from ledgerd.domain.partitioning import user_key
 from ledgerd.testing import Deployment, ServerProcess, services

@@ -7,13 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from security_support import KEYS
 
 from ledgerd.testing import ServerProcess
-
-KEYS = {
-    "writer": {"secrets": ["new-secret", "old-secret"], "scopes": ["read", "write"]},
-    "reader": {"secrets": ["read-secret"], "scopes": ["read"]},
-}
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import grpc
 import pytest
-from conftest import KEYS
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from security_support import KEYS
 
 from ledgerd.api.signing import Signer
 from ledgerd.client import LedgerdClient

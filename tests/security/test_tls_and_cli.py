@@ -8,7 +8,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import KEYS
+from security_support import KEYS
 
 from ledgerd.testing import ServerProcess
 from ledgerd.testing.load import new_user

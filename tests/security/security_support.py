@@ -1,0 +1,8 @@
+"""Keys of the security tests' signing server."""
+
+from __future__ import annotations
+
+KEYS = {
+    "writer": {"secrets": ["new-secret", "old-secret"], "scopes": ["read", "write"]},
+    "reader": {"secrets": ["read-secret"], "scopes": ["read"]},
+}
