@@ -1,0 +1,82 @@
+"""The Python clients: retries that keep the request_id, and the asyncio client."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+
+from e2e_support import new_user
+
+from ledgerd.client import AsyncLedgerdClient, LedgerdClient, RetryPolicy
+from ledgerd.testing import ServerProcess
+from ledgerd.v1 import balance_pb2 as pb
+
+
+def test_client_retries_until_the_server_is_up_and_applies_once(tmp_path: Path) -> None:
+    """A change sent while the server is down is retried (same request_id) and applied once."""
+    server = ServerProcess(tmp_path / "late")
+    user = new_user()
+    results: list[pb.ChangeResult] = []
+    patient = RetryPolicy(attempts=40, first_backoff_s=0.2, max_backoff_s=0.5)
+
+    def send() -> None:
+        with LedgerdClient(server.target, retry=patient, timeout_s=5) as client:
+            results.append(
+                client.change("deposit", user, "USD", "7", request_id=f"late-{user}", wait=True)
+            )
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    time.sleep(1.0)  # the first attempts find nothing listening
+    server.start()
+    try:
+        sender.join(timeout=60)
+        (result,) = results
+        assert result.status == pb.APPLIED
+        with LedgerdClient(server.target) as client:
+            again = client.change("deposit", user, "USD", "7", request_id=f"late-{user}", wait=True)
+            assert again.duplicate
+            assert client.get_balance(user, "USD")[0].available == "7"
+            assert [e.version for e in client.journal(user, "USD")] == [1]
+    finally:
+        server.stop()
+
+
+def test_async_client_changes_and_reads(tmp_path: Path) -> None:
+    """AsyncLedgerdClient changes balances in a batch and reads them back."""
+    server = ServerProcess(tmp_path / "async").start()
+    user = new_user()
+
+    async def scenario() -> tuple[list[pb.ChangeResult], str, pb.HealthCheckResponse]:
+        async with AsyncLedgerdClient(server.target) as client:
+            results = await client.change_many(
+                [
+                    pb.ChangeBalanceRequest(
+                        request_id=f"a1-{user}",
+                        user_id=user,
+                        currency="EUR",
+                        type=pb.DEPOSIT,
+                        amount="5",
+                    ),
+                    pb.ChangeBalanceRequest(
+                        request_id=f"a2-{user}",
+                        user_id=user,
+                        currency="EUR",
+                        type=pb.FREEZE,
+                        amount="2",
+                    ),
+                ],
+                wait=True,
+            )
+            (balance,) = await client.get_balance(user, "EUR")
+            return list(results), f"{balance.available}/{balance.frozen}", await client.health()
+
+    try:
+        results, balance, health = asyncio.run(scenario())
+        assert [r.status for r in results] == [pb.APPLIED, pb.APPLIED]
+        assert balance == "3/2"
+        assert health.status == pb.HealthCheckResponse.SERVING
+    finally:
+        server.stop()
