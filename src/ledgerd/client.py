@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 from google.protobuf.message import Message
@@ -25,7 +25,6 @@ from google.protobuf.message import Message
 from ledgerd.api.signing import Signer
 from ledgerd.v1 import balance_pb2 as pb
 
-M = TypeVar("M", bound=Message)
 SERVICE = "/ledgerd.v1.BalanceService/"
 RETRIABLE = frozenset(
     {
@@ -89,26 +88,10 @@ def _channel_credentials(tls_root_cert: bytes | None, tls: bool) -> grpc.Channel
 
 
 class _Base:
-    def __init__(
-        self,
-        *,
-        key_id: str | None,
-        secret: str | None,
-        timeout_s: float,
-        retry: RetryPolicy,
-    ) -> None:
-        if (key_id is None) != (secret is None):
-            raise ValueError("key_id and secret go together")
-        self._signer = Signer(key_id, secret) if key_id and secret else None
-        self._timeout_s = timeout_s
-        self._retry = retry
+    """What both clients share: the channel, signing, and the retry decisions."""
 
-    def _metadata(self, method: str, body: bytes) -> tuple[tuple[str, str | bytes], ...] | None:
-        return None if self._signer is None else tuple(self._signer.headers(method, body))
-
-
-class LedgerdClient(_Base):
-    """Blocking client; thread-safe (one channel shared by all calls)."""
+    # grpc or grpc.aio: both offer secure_channel/insecure_channel with one signature.
+    _grpc: Any = grpc
 
     def __init__(
         self,
@@ -121,15 +104,53 @@ class LedgerdClient(_Base):
         timeout_s: float = 10.0,
         retry: RetryPolicy | None = None,
     ) -> None:
-        super().__init__(
-            key_id=key_id, secret=secret, timeout_s=timeout_s, retry=retry or RetryPolicy()
-        )
+        if (key_id is None) != (secret is None):
+            raise ValueError("key_id and secret go together")
+        self._signer = Signer(key_id, secret) if key_id and secret else None
+        self._timeout_s = timeout_s
+        self._retry = retry or RetryPolicy()
         credentials = _channel_credentials(tls_root_cert, tls)
         self._channel = (
-            grpc.secure_channel(target, credentials, options=_CHANNEL_OPTIONS)
+            self._grpc.secure_channel(target, credentials, options=_CHANNEL_OPTIONS)
             if credentials is not None
-            else grpc.insecure_channel(target, options=_CHANNEL_OPTIONS)
+            else self._grpc.insecure_channel(target, options=_CHANNEL_OPTIONS)
         )
+
+    def _prepare(self, name: str, request: Message, timeout_s: float | None) -> _Prepared:
+        """The stub, the bytes to send (serialized once: they are what is signed), the deadline."""
+        method = SERVICE + name
+        stub = self._channel.unary_unary(
+            method, request_serializer=None, response_deserializer=_RESPONSES[name].FromString
+        )
+        return _Prepared(stub, method, request.SerializeToString(), timeout_s or self._timeout_s)
+
+    def _metadata(self, prepared: _Prepared) -> tuple[tuple[str, str | bytes], ...] | None:
+        """Signed anew for every attempt: each needs a fresh nonce and timestamp."""
+        if self._signer is None:
+            return None
+        return tuple(self._signer.headers(prepared.method, prepared.body))
+
+    def _backoff_s(self, error: grpc.RpcError, attempt: int) -> float:
+        """How long to wait before the next attempt.
+
+        Raises:
+            grpc.RpcError: ``error`` itself when it is final (not retriable, or the last attempt).
+        """
+        if error.code() not in RETRIABLE or attempt == self._retry.attempts - 1:
+            raise error
+        return self._retry.backoff_s(attempt)
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    stub: Any
+    method: str
+    body: bytes
+    timeout_s: float
+
+
+class LedgerdClient(_Base):
+    """Blocking client; thread-safe (one channel shared by all calls)."""
 
     def __enter__(self) -> LedgerdClient:
         return self
@@ -146,23 +167,15 @@ class LedgerdClient(_Base):
         Raises:
             grpc.RpcError: the final failure (non-retriable, or out of attempts).
         """
-        method = SERVICE + name
-        body = request.SerializeToString()
-        stub = self._channel.unary_unary(
-            method, request_serializer=None, response_deserializer=_RESPONSES[name].FromString
-        )
+        prepared = self._prepare(name, request, timeout_s)
         for attempt in range(self._retry.attempts):
             try:
-                return stub(
-                    body,
-                    timeout=timeout_s or self._timeout_s,
-                    metadata=self._metadata(method, body),
+                return prepared.stub(
+                    prepared.body, timeout=prepared.timeout_s, metadata=self._metadata(prepared)
                 )
             except grpc.RpcError as exc:
-                if exc.code() not in RETRIABLE or attempt == self._retry.attempts - 1:
-                    raise
-                time.sleep(self._retry.backoff_s(attempt))
-        raise AssertionError("unreachable")
+                time.sleep(self._backoff_s(exc, attempt))
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def get_balance(self, user_id: int, currency: str = "") -> Sequence[pb.Balance]:
         request = pb.GetBalanceRequest(user_id=user_id, currency=currency)
@@ -211,26 +224,7 @@ class LedgerdClient(_Base):
 class AsyncLedgerdClient(_Base):
     """asyncio client (grpc.aio); the same calls as LedgerdClient, awaited."""
 
-    def __init__(
-        self,
-        target: str,
-        *,
-        key_id: str | None = None,
-        secret: str | None = None,
-        tls: bool = False,
-        tls_root_cert: bytes | None = None,
-        timeout_s: float = 10.0,
-        retry: RetryPolicy | None = None,
-    ) -> None:
-        super().__init__(
-            key_id=key_id, secret=secret, timeout_s=timeout_s, retry=retry or RetryPolicy()
-        )
-        credentials = _channel_credentials(tls_root_cert, tls)
-        self._channel = (
-            grpc.aio.secure_channel(target, credentials, options=_CHANNEL_OPTIONS)
-            if credentials is not None
-            else grpc.aio.insecure_channel(target, options=_CHANNEL_OPTIONS)
-        )
+    _grpc = grpc.aio
 
     async def __aenter__(self) -> AsyncLedgerdClient:
         return self
@@ -243,23 +237,15 @@ class AsyncLedgerdClient(_Base):
 
     async def call(self, name: str, request: Message, timeout_s: float | None = None) -> Any:
         """Raises: grpc.RpcError: the final failure."""
-        method = SERVICE + name
-        body = request.SerializeToString()
-        stub = self._channel.unary_unary(
-            method, request_serializer=None, response_deserializer=_RESPONSES[name].FromString
-        )
+        prepared = self._prepare(name, request, timeout_s)
         for attempt in range(self._retry.attempts):
             try:
-                return await stub(
-                    body,
-                    timeout=timeout_s or self._timeout_s,
-                    metadata=self._metadata(method, body),
+                return await prepared.stub(
+                    prepared.body, timeout=prepared.timeout_s, metadata=self._metadata(prepared)
                 )
             except grpc.RpcError as exc:
-                if exc.code() not in RETRIABLE or attempt == self._retry.attempts - 1:
-                    raise
-                await asyncio.sleep(self._retry.backoff_s(attempt))
-        raise AssertionError("unreachable")
+                await asyncio.sleep(self._backoff_s(exc, attempt))
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def get_balance(self, user_id: int, currency: str = "") -> Sequence[pb.Balance]:
         answer = await self.call(

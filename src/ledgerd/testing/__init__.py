@@ -11,7 +11,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -91,37 +91,37 @@ class ServerProcess:
         """Until HealthCheck says SERVING (or, without the API role, /metrics answers)."""
         deadline = time.monotonic() + timeout_s
         if not self.serves_api:
-            self._wait_metrics(deadline)
+            url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+            def metrics_answer() -> bool:
+                with urllib.request.urlopen(url, timeout=1.0):
+                    return True
+
+            self._poll_until(metrics_answer, deadline, "metrics not up")
             return
         # The standard health service: open even when requests must be signed.
         with self.channel() as channel:
             health = health_pb2_grpc.HealthStub(channel)
             request = health_pb2.HealthCheckRequest(service="ledgerd.v1.BalanceService")
-            while True:
-                if self.process is not None and self.process.poll() is not None:
-                    raise RuntimeError(f"ledgerd exited early:\n{self.log_tail()}")
-                try:
-                    answer = health.Check(request, timeout=1.0)
-                    if answer.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-                except grpc.RpcError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"ledgerd not serving:\n{self.log_tail()}")
-                time.sleep(0.1)
 
-    def _wait_metrics(self, deadline: float) -> None:
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+            def serving() -> bool:
+                answer = health.Check(request, timeout=1.0)
+                return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
+
+            self._poll_until(serving, deadline, "not serving")
+
+    def _poll_until(self, ready: Callable[[], bool], deadline: float, what: str) -> None:
+        """Poll ``ready`` (connection errors count as not ready) until true or the deadline."""
         while True:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"ledgerd exited early:\n{self.log_tail()}")
             try:
-                with urllib.request.urlopen(url, timeout=1.0):
+                if ready():
                     return
-            except OSError:
+            except (grpc.RpcError, OSError):
                 pass
             if time.monotonic() > deadline:
-                raise TimeoutError(f"ledgerd metrics not up:\n{self.log_tail()}")
+                raise TimeoutError(f"ledgerd {what}:\n{self.log_tail()}")
             time.sleep(0.1)
 
     def metric(self, name: str) -> float:
