@@ -100,3 +100,13 @@ AUDIT_PROBLEMS = Gauge(
 AUDIT_LAST_RUN = Gauge(
     "ledgerd_audit_last_run_timestamp_seconds", "When the last periodic audit finished (Unix time)."
 )
+COMPONENT_FAILURES = Counter(
+    "ledgerd_component_failures_total",
+    "Unexpected exceptions of supervised components (each one is followed by a restart).",
+    ["component"],
+)
+COMPONENT_UP = Gauge(
+    "ledgerd_component_up",
+    "1 while a supervised component runs and makes progress; 0 when stopped, down or stalled.",
+    ["component"],
+)

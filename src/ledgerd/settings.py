@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     topic: str = "balance-changes"
     dlq_topic: str = "balance-changes-dlq"
     consumer_group: str = "balance-consumer-group"
+    # The cache feed: consumers publish every committed balance here (with a shared
+    # cache), and cache updaters in any process consume it in their own group.
+    cache_feed_topic: str = "balance-updates"
+    cache_updater_group: str = "ledgerd-cache-updater"
 
     # Consumer batching (seed: 200 messages, 100 ms delay, 1000 ms long poll, 3 retries).
     consumer_batch_max_messages: int = Field(200, ge=1, le=100_000)
@@ -52,8 +56,10 @@ class Settings(BaseSettings):
     consumer_max_accounts_in_memory: int = Field(1_000_000, ge=1)
     # How long Kafka waits for a silent consumer before moving its partitions (broker min 6 s).
     kafka_session_timeout_ms: int = Field(10_000, ge=1000, le=300_000)
-    # Fault injection for the reliability tests only: hold each batch this long before
-    # its commit, widening the window in which a consumer can be killed or paused.
+    # Fault injection (ledgerd.support.failpoints), e.g.
+    # "consumer.before_commit=sleep(100);relay.after_produce=error". Off when empty.
+    failpoints: str = ""
+    # The older spelling of failpoint consumer.before_commit=sleep(N), kept for fault drills.
     fault_consumer_commit_delay_ms: int = Field(0, ge=0, le=60_000)
 
     # Acceptance (group commit) and relay.
@@ -98,6 +104,13 @@ class Settings(BaseSettings):
     # TLS for the gRPC port: both files, or neither.
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
+
+    # Supervision: a component that fails more than this many times within the window,
+    # or has work and makes no progress for stall_after_s, is down (health NOT_SERVING;
+    # a process running only some of the roles exits non-zero so its orchestrator restarts it).
+    component_max_restarts: int = Field(5, ge=0)
+    component_restart_window_s: float = Field(60.0, gt=0)
+    component_stall_after_s: float = Field(60.0, gt=0)
 
     max_concurrent_rpcs: int = Field(1000, ge=1)
     shutdown_grace_s: float = Field(10.0, ge=0)
