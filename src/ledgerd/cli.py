@@ -38,8 +38,7 @@ def cmd_serve(_: argparse.Namespace) -> int:
 
     settings = load_settings()
     configure_logging(settings.log_level)
-    asyncio.run(serve(settings))
-    return 0
+    return asyncio.run(serve(settings))
 
 
 def cmd_migrate(_: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ from ledgerd.domain.model import (
     RejectReason,
     StoredRequest,
 )
-from ledgerd.errors import CacheUnavailable, LedgerError, RequestNotFound
+from ledgerd.errors import CacheUnavailable, RequestNotFound
 from ledgerd.outbox.acceptor import Acceptor
 from ledgerd.store.base import Store
 
@@ -36,16 +36,6 @@ class ChangeAnswer:
     duplicate: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Health:
-    serving: bool
-    components: Mapping[str, str]
-
-
-# Extra health components (e.g. the consumer's paused partitions): name → (ok, detail).
-HealthProbe = Callable[[], tuple[bool, str]]
-
-
 class LedgerService:
     """Reads and changes balances; async, safe to call from many requests at once."""
 
@@ -58,8 +48,6 @@ class LedgerService:
         *,
         wait_max_s: float = 10.0,
         wait_poll_interval_s: float = 0.05,
-        probes: Mapping[str, HealthProbe] | None = None,
-        log_ping: Callable[[], None] | None = None,
         local_lookup: Callable[[Account], Balance | None] | None = None,
     ) -> None:
         self._store = store
@@ -68,8 +56,6 @@ class LedgerService:
         self._outcomes = outcomes
         self._wait_max_s = wait_max_s
         self._wait_poll_interval_s = wait_poll_interval_s
-        self._probes = dict(probes or {})
-        self._log_ping = log_ping
         self._local_lookup = local_lookup
 
     # -- reads ----------------------------------------------------------------
@@ -192,29 +178,6 @@ class LedgerService:
                 row, duplicates[rid], entry.balance_after if entry is not None else None
             )
         return answers
-
-    # -- health ---------------------------------------------------------------
-    async def health(self) -> Health:
-        components: dict[str, str] = {}
-        serving = True
-        for name, check, required in (
-            ("store", self._store.ping, True),
-            ("log", self._log_ping, True),
-            ("cache", self._cache.ping, False),
-        ):
-            if check is None:
-                continue
-            try:
-                await asyncio.wait_for(asyncio.to_thread(check), timeout=2.0)
-                components[name] = "ok"
-            except (LedgerError, TimeoutError) as exc:
-                components[name] = ("unavailable: " if required else "degraded: ") + str(exc)
-                serving = serving and not required
-        for name, probe in self._probes.items():
-            ok, detail = probe()
-            components[name] = detail
-            serving = serving and ok
-        return Health(serving, components)
 
 
 def _answer(stored: StoredRequest, duplicate: bool, balance: Balance | None = None) -> ChangeAnswer:
