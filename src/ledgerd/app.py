@@ -17,6 +17,7 @@ from ledgerd.api.server import GrpcServer
 from ledgerd.audit_job import AuditJob
 from ledgerd.cache import BalanceCache, open_cache
 from ledgerd.cache.base import BalanceSink
+from ledgerd.cache.feed import FeedPublisher
 from ledgerd.cache.memory import MemoryCache
 from ledgerd.cache.updater import CacheUpdater
 from ledgerd.consumer.outcomes import OutcomeHub
@@ -173,16 +174,20 @@ class Ledgerd:
         sink: BalanceSink | None = None
         if isinstance(backends.cache, MemoryCache):
             sink = backends.cache  # in-process: the consumer writes it directly
-        elif settings.start_cache_updater:
-            app.cache_updater = CacheUpdater(
-                backends.cache,
-                workers=settings.cache_updater_workers,
-                interval_s=settings.cache_update_interval_ms / 1000,
-                full_sync_source=lambda: iter_balances(backends.store),
-                full_sync_interval_s=settings.cache_full_sync_interval_s,
-                may_run_full_sync=app.elector(CACHE_SYNC_LOCK).is_leader,
-            )
-            sink = app.cache_updater
+        else:
+            if settings.start_consumer:
+                # Transitional until the consumer publishes the feed itself (consumer-split).
+                sink = FeedPublisher(backends.event_log, settings.cache_feed_topic)
+            if settings.start_cache_updater:
+                app.cache_updater = CacheUpdater(
+                    backends.cache,
+                    backends.event_log,
+                    topic=settings.cache_feed_topic,
+                    group_id=settings.cache_updater_group,
+                    full_sync_source=lambda: iter_balances(backends.store),
+                    full_sync_interval_s=settings.cache_full_sync_interval_s,
+                    may_run_full_sync=app.elector(CACHE_SYNC_LOCK).is_leader,
+                )
         if settings.start_consumer:
             app.consumer = BatchConsumer(
                 backends.store, backends.event_log, sink, app.outcomes, consumer_config(settings)
@@ -234,7 +239,6 @@ class Ledgerd:
                 wait_poll_interval_s=settings.wait_poll_interval_ms / 1000,
                 probes=self._probes(),
                 log_ping=backends.event_log.ping,
-                local_lookup=self.consumer.lookup if self.consumer is not None else None,
             )
             self.server = GrpcServer(
                 service,
