@@ -17,6 +17,7 @@ from ledgerd.api.server import GrpcServer
 from ledgerd.audit_job import AuditJob
 from ledgerd.cache import BalanceCache, open_cache
 from ledgerd.cache.base import BalanceSink
+from ledgerd.cache.feed import FeedPublisher
 from ledgerd.cache.memory import MemoryCache
 from ledgerd.cache.updater import CacheUpdater
 from ledgerd.consumer.outcomes import OutcomeHub
@@ -194,16 +195,25 @@ class Ledgerd:
         sink: BalanceSink | None = None
         if isinstance(backends.cache, MemoryCache):
             sink = backends.cache  # in-process: the consumer writes it directly
-        elif settings.start_cache_updater:
-            app.cache_updater = CacheUpdater(
-                backends.cache,
-                workers=settings.cache_updater_workers,
-                interval_s=settings.cache_update_interval_ms / 1000,
-                full_sync_source=lambda: iter_balances(backends.store),
-                full_sync_interval_s=settings.cache_full_sync_interval_s,
-                may_run_full_sync=app.elector(CACHE_SYNC_LOCK).is_leader,
-            )
-            sink = app.cache_updater
+        else:
+            if settings.start_consumer:
+                # Transitional until the consumer publishes the feed itself (consumer-split).
+                sink = FeedPublisher(backends.event_log, settings.cache_feed_topic)
+            if settings.start_cache_updater:
+                app.cache_updater = CacheUpdater(
+                    backends.cache,
+                    backends.event_log,
+                    topic=settings.cache_feed_topic,
+                    group_id=settings.cache_updater_group,
+                    full_sync_source=lambda: iter_balances(backends.store),
+                    full_sync_interval_s=settings.cache_full_sync_interval_s,
+                    may_run_full_sync=app.elector(CACHE_SYNC_LOCK).is_leader,
+                )
+                updater = app.cache_updater
+                supervisor.add_thread("cache_updater.feed", updater.run_feed)
+                supervisor.add_thread(
+                    "cache_updater.sync", updater.run_full_sync, wake=updater.wake
+                )
         if settings.start_consumer:
             app.consumer = BatchConsumer(
                 backends.store, backends.event_log, sink, app.outcomes, consumer_config(settings)
@@ -254,8 +264,6 @@ class Ledgerd:
             # Try for the lock before the jobs start, so a lone process leads at once.
             await asyncio.to_thread(elector.step)
         self.supervisor.start()
-        if self.cache_updater is not None:
-            self.cache_updater.start()
         if self.acceptor is not None:
             assert self.health is not None
             service = LedgerService(
@@ -265,7 +273,6 @@ class Ledgerd:
                 self.outcomes,
                 wait_max_s=settings.wait_max_s,
                 wait_poll_interval_s=settings.wait_poll_interval_ms / 1000,
-                local_lookup=self.consumer.lookup if self.consumer is not None else None,
             )
             self.server = GrpcServer(
                 service,
@@ -334,7 +341,7 @@ class Ledgerd:
             await self.server.stop(self.settings.shutdown_grace_s)
         await self.supervisor.stop_all()
         if self.cache_updater is not None:
-            await asyncio.to_thread(self.cache_updater.stop)
+            await asyncio.to_thread(self.cache_updater.close)
         if self.acceptor is not None:
             self.acceptor.close()
         if self.consumer is not None:

@@ -110,3 +110,17 @@ COMPONENT_UP = Gauge(
     "1 while a supervised component runs and makes progress; 0 when stopped, down or stalled.",
     ["component"],
 )
+CACHE_NOT_READY_READS = Counter(
+    "ledgerd_cache_not_ready_reads_total",
+    "Cache reads refused because no full sync has vouched for the cache since it lost state.",
+)
+CACHE_ANSWER_WRITE_FAILURES = Counter(
+    "ledgerd_cache_answer_write_failures_total",
+    "Balances an answer could not write to the cache before answering (reads may lag them).",
+)
+CACHE_FULL_SYNCS = Counter(
+    "ledgerd_cache_full_syncs_total", "Cache full syncs, by result (done, failed).", ["result"]
+)
+CACHE_FEED_POISON = Counter(
+    "ledgerd_cache_feed_poison_total", "Undecodable cache feed messages skipped by the updater."
+)
