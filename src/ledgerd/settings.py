@@ -144,6 +144,36 @@ class Settings(BaseSettings):
         return self.store_url or f"sqlite:///{self.data_dir / 'ledgerd.sqlite'}"
 
 
+class ClientSettings(BaseSettings):
+    """What the client commands (`ledgerd balance`, `change` …) read from ``LEDGERD_*``."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    # The server to call; empty: the local server's LEDGERD_GRPC_ADDR (0.0.0.0 → 127.0.0.1).
+    addr: str = ""
+    grpc_addr: str = "127.0.0.1:50051"
+    # Where `ledgerd health --probe` looks by default: the local server's LEDGERD_METRICS_ADDR.
+    metrics_addr: str = "127.0.0.1:9091"
+    # Request signing and TLS trust of the client.
+    client_key_id: str = ""
+    client_secret: str = ""
+    client_tls_ca: Path | None = None
+
+    @property
+    def target(self) -> str:
+        return self.addr or _local(self.grpc_addr)
+
+    @property
+    def probe_target(self) -> str:
+        return _local(self.metrics_addr)
+
+
+def _local(address: str) -> str:
+    """A listening address as a client reaches it on this host."""
+    host, _, port = address.rpartition(":")
+    return f"{'127.0.0.1' if host in ('0.0.0.0', '', '[::]') else host}:{port}"  # noqa: S104
+
+
 def load_settings() -> Settings:
     """Read the settings from the environment.
 
