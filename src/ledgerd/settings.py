@@ -91,9 +91,9 @@ class Settings(BaseSettings):
     # The leader audits the whole store this often and exports ledgerd_audit_problems.
     audit_interval_s: float = Field(3600.0, gt=0)
 
-    # Cache updater (seed: 4 workers, every 100 ms); memory cache bound.
-    cache_updater_workers: int = Field(4, ge=1)
-    cache_update_interval_ms: int = Field(100, ge=1)
+    # Cache updater: it writes each poll of the cache feed at once (the seed's 4 worker
+    # threads every 100 ms became one feed consumer per process; the Kafka group shares
+    # partitions between processes). Memory cache bound; the leader's periodic full sync.
     cache_max_entries: int = Field(1_000_000, ge=1)
     cache_full_sync_interval_s: float = Field(300.0, gt=0)
     cache_key_prefix: str = "ledgerd:"
