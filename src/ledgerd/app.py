@@ -30,6 +30,7 @@ from ledgerd.service import HealthProbe, LedgerService
 from ledgerd.settings import Settings, SettingsError
 from ledgerd.store import Store, open_store
 from ledgerd.store.scan import iter_balances
+from ledgerd.support.supervisor import Supervisor
 
 log = structlog.get_logger(__name__)
 
@@ -104,7 +105,7 @@ def tls_material(settings: Settings) -> tuple[bytes, bytes] | None:
         raise SettingsError(f"invalid settings: LEDGERD_TLS_*_FILE: {exc}") from None
 
 
-def consumer_config(settings: Settings) -> ConsumerConfig:
+def consumer_config(settings: Settings, *, feed_topic: str | None = None) -> ConsumerConfig:
     return ConsumerConfig(
         topic=settings.topic,
         dlq_topic=settings.dlq_topic,
@@ -113,8 +114,8 @@ def consumer_config(settings: Settings) -> ConsumerConfig:
         batch_delay_s=settings.consumer_batch_delay_ms / 1000,
         poll_timeout_s=settings.consumer_poll_timeout_ms / 1000,
         max_retries=settings.consumer_max_retries,
-        fault_commit_delay_s=settings.fault_consumer_commit_delay_ms / 1000,
         max_accounts_in_memory=settings.consumer_max_accounts_in_memory,
+        feed_topic=feed_topic,
     )
 
 
@@ -130,6 +131,7 @@ class Ledgerd:
     cleaner: OutboxCleaner | None = None
     auditor: AuditJob | None = None
     outcomes: OutcomeHub = field(default_factory=OutcomeHub)
+    supervisor: Supervisor = field(default_factory=Supervisor)
     relay: Relay | None = None
     cache_updater: CacheUpdater | None = None
     consumer: BatchConsumer | None = None
@@ -184,9 +186,15 @@ class Ledgerd:
             )
             sink = app.cache_updater
         if settings.start_consumer:
-            app.consumer = BatchConsumer(
-                backends.store, backends.event_log, sink, app.outcomes, consumer_config(settings)
+            # A shared cache may be fed by an updater in another process: publish to the feed.
+            shared = not isinstance(backends.cache, MemoryCache)
+            config = consumer_config(
+                settings, feed_topic=settings.cache_feed_topic if shared else None
             )
+            app.consumer = BatchConsumer(
+                backends.store, backends.event_log, sink, app.outcomes, config
+            )
+            app.supervisor.add_thread("consumer", app.consumer.run, has_work=app.consumer.has_work)
         return app
 
     def elector(self, lock: str) -> LeaderElector:
@@ -215,8 +223,7 @@ class Ledgerd:
             self.relay.start()
         if self.cache_updater is not None:
             self.cache_updater.start()
-        if self.consumer is not None:
-            self.consumer.start()
+        self.supervisor.start()
         if settings.start_api:
             self.acceptor = Acceptor(
                 backends.store,
@@ -271,6 +278,9 @@ class Ledgerd:
         if consumer is not None:
 
             def consumer_probe() -> tuple[bool, str]:
+                supervised = self.supervisor.health()["consumer"]
+                if not supervised.ok:
+                    return False, supervised.detail
                 paused = consumer.paused_partitions
                 if paused:
                     return False, f"paused partitions {paused}"
@@ -293,7 +303,8 @@ class Ledgerd:
         if self.relay is not None:
             await asyncio.to_thread(self.relay.stop)
         if self.consumer is not None:
-            await asyncio.to_thread(self.consumer.stop)
+            await self.supervisor.stop("consumer")
+            await asyncio.to_thread(self.consumer.close)
         if self.cache_updater is not None:
             await asyncio.to_thread(self.cache_updater.stop)
         if self.cleaner is not None:

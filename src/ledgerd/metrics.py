@@ -110,3 +110,11 @@ COMPONENT_UP = Gauge(
     "1 while a supervised component runs and makes progress; 0 when stopped, down or stalled.",
     ["component"],
 )
+CACHE_FEED_MESSAGES = Counter(
+    "ledgerd_cache_feed_messages_total",
+    "Committed balances the consumer queued on the cache feed topic.",
+)
+CACHE_FEED_FAILURES = Counter(
+    "ledgerd_cache_feed_failures_total",
+    "Cache feed messages not delivered (the cache's full sync repairs their entries).",
+)
