@@ -17,7 +17,6 @@ from ledgerd.api.server import GrpcServer
 from ledgerd.audit_job import AuditJob
 from ledgerd.cache import BalanceCache, open_cache
 from ledgerd.cache.base import BalanceSink
-from ledgerd.cache.feed import FeedPublisher
 from ledgerd.cache.memory import MemoryCache
 from ledgerd.cache.updater import CacheUpdater
 from ledgerd.consumer.outcomes import OutcomeHub
@@ -109,7 +108,7 @@ def tls_material(settings: Settings) -> tuple[bytes, bytes] | None:
         raise SettingsError(f"invalid settings: LEDGERD_TLS_*_FILE: {exc}") from None
 
 
-def consumer_config(settings: Settings) -> ConsumerConfig:
+def consumer_config(settings: Settings, *, feed_topic: str | None = None) -> ConsumerConfig:
     return ConsumerConfig(
         topic=settings.topic,
         dlq_topic=settings.dlq_topic,
@@ -119,6 +118,7 @@ def consumer_config(settings: Settings) -> ConsumerConfig:
         poll_timeout_s=settings.consumer_poll_timeout_ms / 1000,
         max_retries=settings.consumer_max_retries,
         max_accounts_in_memory=settings.consumer_max_accounts_in_memory,
+        feed_topic=feed_topic,
     )
 
 
@@ -195,30 +195,29 @@ class Ledgerd:
         sink: BalanceSink | None = None
         if isinstance(backends.cache, MemoryCache):
             sink = backends.cache  # in-process: the consumer writes it directly
-        else:
-            if settings.start_consumer:
-                # Transitional until the consumer publishes the feed itself (consumer-split).
-                sink = FeedPublisher(backends.event_log, settings.cache_feed_topic)
-            if settings.start_cache_updater:
-                app.cache_updater = CacheUpdater(
-                    backends.cache,
-                    backends.event_log,
-                    topic=settings.cache_feed_topic,
-                    group_id=settings.cache_updater_group,
-                    full_sync_source=lambda: iter_balances(backends.store),
-                    full_sync_interval_s=settings.cache_full_sync_interval_s,
-                    may_run_full_sync=app.elector(CACHE_SYNC_LOCK).is_leader,
-                )
-                updater = app.cache_updater
-                supervisor.add_thread("cache_updater.feed", updater.run_feed)
-                supervisor.add_thread(
-                    "cache_updater.sync", updater.run_full_sync, wake=updater.wake
-                )
-        if settings.start_consumer:
-            app.consumer = BatchConsumer(
-                backends.store, backends.event_log, sink, app.outcomes, consumer_config(settings)
+        elif settings.start_cache_updater:
+            app.cache_updater = CacheUpdater(
+                backends.cache,
+                backends.event_log,
+                topic=settings.cache_feed_topic,
+                group_id=settings.cache_updater_group,
+                full_sync_source=lambda: iter_balances(backends.store),
+                full_sync_interval_s=settings.cache_full_sync_interval_s,
+                may_run_full_sync=app.elector(CACHE_SYNC_LOCK).is_leader,
             )
-            supervisor.add_thread("consumer", app.consumer.run)
+            updater = app.cache_updater
+            supervisor.add_thread("cache_updater.feed", updater.run_feed)
+            supervisor.add_thread("cache_updater.sync", updater.run_full_sync, wake=updater.wake)
+        if settings.start_consumer:
+            # A shared cache may be fed by an updater in another process: publish to the feed.
+            shared = not isinstance(backends.cache, MemoryCache)
+            config = consumer_config(
+                settings, feed_topic=settings.cache_feed_topic if shared else None
+            )
+            app.consumer = BatchConsumer(
+                backends.store, backends.event_log, sink, app.outcomes, config
+            )
+            supervisor.add_thread("consumer", app.consumer.run, has_work=app.consumer.has_work)
         if settings.start_api:
             app.acceptor = Acceptor(
                 backends.store,

@@ -124,3 +124,11 @@ CACHE_FULL_SYNCS = Counter(
 CACHE_FEED_POISON = Counter(
     "ledgerd_cache_feed_poison_total", "Undecodable cache feed messages skipped by the updater."
 )
+CACHE_FEED_MESSAGES = Counter(
+    "ledgerd_cache_feed_messages_total",
+    "Committed balances the consumer queued on the cache feed topic.",
+)
+CACHE_FEED_FAILURES = Counter(
+    "ledgerd_cache_feed_failures_total",
+    "Cache feed messages not delivered (the cache's full sync repairs their entries).",
+)

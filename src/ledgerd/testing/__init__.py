@@ -219,6 +219,8 @@ def production_env(store_url: str | None = None) -> dict[str, str]:
         "LEDGERD_DLQ_TOPIC": f"balance-changes-dlq-{tag}",
         "LEDGERD_CONSUMER_GROUP": f"balance-consumer-group-{tag}",
         "LEDGERD_CACHE_KEY_PREFIX": f"ledgerd-test-{tag}:",
+        "LEDGERD_CACHE_FEED_TOPIC": f"balance-updates-{tag}",
+        "LEDGERD_CACHE_UPDATER_GROUP": f"ledgerd-cache-updater-{tag}",
     }
 
 

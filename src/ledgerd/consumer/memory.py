@@ -1,0 +1,68 @@
+"""Committed balances of the partitions this consumer owns, kept between batches.
+
+The store stays the truth: memory only saves reading it again. It holds what
+the store committed, never more, so after anything that leaves the outcome of
+a commit in doubt a partition's memory is reset and reloads from the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from ledgerd.domain.model import Account, Balance
+from ledgerd.store.base import Store
+
+
+class BalanceMemory:
+    """Balances by owned partition, bounded by ``max_accounts`` over all of them."""
+
+    def __init__(self, max_accounts: int) -> None:
+        self._max_accounts = max_accounts
+        self._by_partition: dict[int, dict[Account, Balance]] = {}
+
+    def get(self, partition: int, account: Account) -> Balance | None:
+        """The committed balance, if the partition is owned and the account held."""
+        state = self._by_partition.get(partition)
+        return None if state is None else state.get(account)
+
+    def reset(self, partitions: Iterable[int]) -> None:
+        """Owned partitions whose memory is empty from now on (reloaded from the store)."""
+        for partition in partitions:
+            self._by_partition[partition] = {}
+
+    def drop(self, partitions: Iterable[int]) -> None:
+        """Partitions no longer owned."""
+        for partition in partitions:
+            self._by_partition.pop(partition, None)
+
+    def view(self, partition_of: Mapping[Account, int], store: Store) -> dict[Account, Balance]:
+        """Balances of the accounts (in their partitions): memory, else the store, else zeros."""
+        view: dict[Account, Balance] = {}
+        missing: set[Account] = set()
+        for account, partition in partition_of.items():
+            known = self._by_partition.setdefault(partition, {}).get(account)
+            if known is not None:
+                view[account] = known
+            else:
+                missing.add(account)
+        if missing:
+            loaded = store.load_balances(missing)
+            for account in missing:
+                view[account] = loaded.get(account) or Balance(account.user_id, account.currency)
+        return view
+
+    def remember(
+        self, balances: Mapping[Account, Balance], partition_of: Mapping[Account, int]
+    ) -> None:
+        """Take committed balances, then forget the oldest-loaded accounts past the cap
+        (they reload from the store when touched again)."""
+        touched: set[int] = set()
+        for account, balance in balances.items():
+            partition = partition_of[account]
+            self._by_partition.setdefault(partition, {})[account] = balance
+            touched.add(partition)
+        cap = max(1, self._max_accounts // max(1, len(self._by_partition)))
+        for partition in touched:
+            state = self._by_partition[partition]
+            while len(state) > cap:
+                del state[next(iter(state))]

@@ -1,0 +1,66 @@
+"""After a commit: everything that follows the store learns the batch's results.
+
+The order matters for "reads never go back in time": the caches and this
+consumer's memory hold the new balances before any waiter is woken, so a
+caller answered APPLIED cannot then read an older version from them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import structlog
+
+from ledgerd.cache.base import BalanceSink
+from ledgerd.consumer.feed import CacheFeed
+from ledgerd.consumer.memory import BalanceMemory
+from ledgerd.consumer.outcomes import OutcomeHub
+from ledgerd.domain.model import Account, Balance
+from ledgerd.errors import CacheUnavailable
+
+log = structlog.get_logger(__name__)
+
+
+class CommitPublisher:
+    """Hands committed balances to the in-process sink, memory and the cache feed,
+    then wakes waiters."""
+
+    def __init__(
+        self,
+        sink: BalanceSink | None,
+        memory: BalanceMemory,
+        feed: CacheFeed | None,
+        outcomes: OutcomeHub | None,
+    ) -> None:
+        self._sink = sink
+        self._memory = memory
+        self._feed = feed
+        self._outcomes = outcomes
+
+    def publish(
+        self,
+        balances: Mapping[Account, Balance],
+        partition_of: Mapping[Account, int],
+        request_ids: Sequence[str],
+    ) -> None:
+        """Tell every follower about a committed batch; never raises for a cache outage."""
+        if self._sink is not None:
+            try:
+                self._sink.put_many(balances.values())
+            except CacheUnavailable as exc:
+                # The cache catches up from later batches and its full sync.
+                log.warning("cache update failed", error=str(exc))
+        self._memory.remember(balances, partition_of)
+        if self._feed is not None:
+            self._feed.publish(balances, partition_of)
+        if self._outcomes is not None:
+            self._outcomes.publish(request_ids)
+
+    def poll(self) -> None:
+        """Between batches: serve the feed's delivery reports."""
+        if self._feed is not None:
+            self._feed.poll()
+
+    def close(self) -> None:
+        if self._feed is not None:
+            self._feed.close()
