@@ -46,14 +46,21 @@ def cmd_serve(_: argparse.Namespace) -> int:
 
 def cmd_migrate(_: argparse.Namespace) -> int:
     from ledgerd.app import store_from_settings
+    from ledgerd.errors import SchemaTooNew
 
     settings = load_settings()
     store = store_from_settings(settings)
     try:
+        before = store.schema_version()
         store.migrate()
+        after = store.schema_version()
+    except SchemaTooNew as exc:
+        print(f"ledgerd: {exc}", file=sys.stderr)
+        return 1
     finally:
         store.close()
-    print(f"schema up to date: {settings.effective_store_url.split('@')[-1]}")
+    where = settings.effective_store_url.split("@")[-1]
+    print(f"schema version {before} -> {after}: {where}")
     return 0
 
 

@@ -13,7 +13,8 @@
     │   └── CacheUnavailable
     ├── TransientStoreError          deadlock, lock wait timeout, a lost race (retriable)
     ├── Fenced                       this worker lost ownership of a partition or a lock
-    └── PoisonMessage                an event-log message that can never be applied
+    ├── PoisonMessage                an event-log message that can never be applied
+    └── SchemaTooNew                 the database was migrated by a newer ledgerd
 
 Driver exceptions are translated into these at each adapter's boundary; the
 API maps them to gRPC codes in one table (``ledgerd.api.errors``).
@@ -115,3 +116,19 @@ class Fenced(LedgerError):
 
 class PoisonMessage(LedgerError):
     """An event-log message that can never be applied (undecodable or invalid)."""
+
+
+class SchemaTooNew(LedgerError):
+    """The database records a schema version newer than this code knows.
+
+    Not retriable: an older ledgerd must not write to a schema it does not
+    understand; deploy the newer version (or restore the database).
+    """
+
+    def __init__(self, found: int, known: int) -> None:
+        super().__init__(
+            f"database schema version {found} is newer than this ledgerd knows"
+            f" (up to {known}); run a ledgerd that knows version {found}"
+        )
+        self.found = found
+        self.known = known

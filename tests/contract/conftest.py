@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from store_contract_support import BlankDatabase, FakeClock, blank_database
 
 from ledgerd.log.base import EventLog
 from ledgerd.log.embedded import EmbeddedLog
@@ -33,6 +34,29 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     else:
         with fresh_mysql_store() as backend:
             yield backend
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def clocked_store(
+    request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
+) -> Iterator[Store]:
+    """A migrated store whose leader locks read ``clock`` instead of the database's."""
+    with blank_database(request.param, tmp_path, clock_ms=clock) as database:
+        backend = database.open()
+        backend.migrate()
+        yield backend
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def blank_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlankDatabase]:
+    """A database not created yet (no schema), on every backend."""
+    with blank_database(request.param, tmp_path) as database:
+        yield database
 
 
 @pytest.fixture(params=LOG_BACKENDS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import pytest
+from store_contract_support import FakeClock
 
 from ledgerd.domain.amounts import MAX_SCALED, SCALE
 from ledgerd.domain.model import (
@@ -305,32 +306,62 @@ def test_snapshot_reads_do_not_see_later_commits(store: Store) -> None:
     assert len(store.scan_requests(None, 10)) == 2
 
 
-def test_lock_is_exclusive_until_it_expires_and_the_epoch_grows(store: Store) -> None:
+def test_lock_is_exclusive_until_it_expires_and_the_epoch_grows(
+    clocked_store: Store, clock: FakeClock
+) -> None:
     """A held lock refuses others; after its TTL another owner takes it with a higher epoch."""
-    import time
-
+    store = clocked_store
     first = store.acquire_lock("jobs", "a", ttl_ms=300)
     assert first is not None
     assert store.acquire_lock("jobs", "b", ttl_ms=300) is None
-    time.sleep(0.4)
+    clock.advance(299)
+    assert store.acquire_lock("jobs", "b", ttl_ms=300) is None
+    clock.advance(1)
     second = store.acquire_lock("jobs", "b", ttl_ms=300)
     assert second is not None and second > first
     assert not store.renew_lock(LockToken("jobs", "a", first), ttl_ms=300)
 
 
-def test_renewal_keeps_the_lock_and_release_frees_it(store: Store) -> None:
+def test_renewal_keeps_the_lock_and_release_frees_it(
+    clocked_store: Store, clock: FakeClock
+) -> None:
     """Renewing extends the lock past its first TTL; releasing lets another take it at once."""
-    import time
-
+    store = clocked_store
     epoch = store.acquire_lock("jobs", "a", ttl_ms=400)
     assert epoch is not None
     token = LockToken("jobs", "a", epoch)
     for _ in range(3):
-        time.sleep(0.2)
+        clock.advance(200)
         assert store.renew_lock(token, ttl_ms=400)
     assert store.acquire_lock("jobs", "b", ttl_ms=400) is None
     store.release_lock(token)
     assert store.acquire_lock("jobs", "b", ttl_ms=400) == epoch + 1
+
+
+def test_an_expired_lock_fences_cleanup_and_cannot_be_renewed(
+    clocked_store: Store, clock: FakeClock
+) -> None:
+    """Past its TTL a lock no longer authorises deletes, nor renews, even with no new owner."""
+    store = clocked_store
+    epoch = store.acquire_lock("jobs", "a", ttl_ms=1000)
+    assert epoch is not None
+    token = LockToken("jobs", "a", epoch)
+    clock.advance(1000)
+    with pytest.raises(Fenced):
+        store.delete_finished_requests(5000, 100, token)
+    assert not store.renew_lock(token, ttl_ms=1000)
+
+
+def test_locks_run_on_the_database_clock_by_default(store: Store) -> None:
+    """Without a test clock, expiry compares against the database's clock: a zero TTL
+    expires at once, a long one holds."""
+    zero = store.acquire_lock("now", "a", ttl_ms=0)
+    assert zero is not None
+    assert store.acquire_lock("now", "b", ttl_ms=0) == zero + 1
+    held = store.acquire_lock("later", "a", ttl_ms=600_000)
+    assert held is not None
+    assert store.acquire_lock("later", "b", ttl_ms=600_000) is None
+    assert store.renew_lock(LockToken("later", "a", held), ttl_ms=600_000)
 
 
 def test_cleanup_deletes_old_finished_rows_only_under_the_lock(store: Store) -> None:

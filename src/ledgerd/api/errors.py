@@ -18,6 +18,7 @@ STATUS_OF_ERROR: tuple[tuple[type[errors.LedgerError], grpc.StatusCode], ...] = 
     (errors.TransientStoreError, grpc.StatusCode.UNAVAILABLE),
     (errors.Fenced, grpc.StatusCode.UNAVAILABLE),
     (errors.PoisonMessage, grpc.StatusCode.INTERNAL),
+    (errors.SchemaTooNew, grpc.StatusCode.FAILED_PRECONDITION),
 )
 
 

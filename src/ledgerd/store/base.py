@@ -74,7 +74,15 @@ class Store(Protocol):
     """Durable state of ledgerd."""
 
     def migrate(self) -> None:
-        """Create or upgrade the schema; safe to run at every start."""
+        """Create or upgrade the schema; safe to run at every start, and when
+        several processes start at once.
+
+        Raises:
+            SchemaTooNew: the database was migrated by a newer ledgerd.
+        """
+
+    def schema_version(self) -> int:
+        """The schema version recorded in the database; 0 before the first migrate."""
 
     def ping(self) -> None:
         """Check the database answers.

@@ -77,6 +77,23 @@ class ThreadConnections:
             raise self._unavailable(f"sqlite: {exc}") from exc
 
     @contextmanager
+    def autocommit(self) -> Iterator[sqlite3.Connection]:
+        """The thread's connection for statements that each commit on their own
+        (or that read inside this thread's ``snapshot``).
+
+        Raises:
+            TransientStoreError: a uniqueness constraint failed (a lost race).
+            BackendUnavailable: the database file cannot be used.
+        """
+        connection = self.get()
+        try:
+            yield connection
+        except sqlite3.IntegrityError as exc:
+            raise TransientStoreError(f"constraint violated: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise self._unavailable(f"sqlite: {exc}") from exc
+
+    @contextmanager
     def snapshot(self) -> Iterator[None]:
         """A read transaction: in WAL mode its reads all see one committed state."""
         connection = self.get()

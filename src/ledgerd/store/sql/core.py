@@ -1,0 +1,375 @@
+"""The Store on any SQL engine: every statement and the write plan, once.
+
+Cold statements take ``?`` parameters; the batch paths (accepting requests,
+relay marks, consumer commits, balance loads) are built as text from
+validated literals in ``statements``. What the engine forces comes from the
+``Dialect``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import AbstractContextManager
+
+from ledgerd.domain.model import (
+    Account,
+    Balance,
+    ChangeStatus,
+    JournalEntry,
+    StoredRequest,
+)
+from ledgerd.errors import Fenced
+from ledgerd.store.base import BatchCommit, ChooseNew, LockToken, PartitionClaim, UnsentRequest
+from ledgerd.store.sql import rows, statements
+from ledgerd.store.sql.dialect import Dialect, Session
+from ledgerd.store.sql.migrate import SchemaChange, current_version, migrate
+from ledgerd.store.sql.rows import BALANCE_COLUMNS, JOURNAL_COLUMNS, REQUEST_COLUMNS
+from ledgerd.store.sql.schema import MIGRATIONS, Migration
+from ledgerd.store.sql.statements import KEYS_PER_STATEMENT, chunks, key, keys
+
+_PENDING, _SENT, _FAILED = (
+    int(ChangeStatus.PENDING),
+    int(ChangeStatus.SENT),
+    int(ChangeStatus.FAILED),
+)
+_FINAL = (int(ChangeStatus.APPLIED), int(ChangeStatus.REJECTED))
+
+
+class SqlStore:
+    """The Store interface on one SQL database.
+
+    ``clock_ms`` replaces the database clock in the leader-lock statements;
+    tests pass a clock they advance, to expire a lock without waiting for it.
+    Production leaves it unset: every process then compares lock expiry
+    against the one clock they share, the database's, so a process whose own
+    clock runs slow or fast can neither keep a lock past its expiry nor take
+    one early (DESIGN.md: "times by the database clock").
+    """
+
+    def __init__(self, dialect: Dialect, *, clock_ms: Callable[[], int] | None = None) -> None:
+        self._dialect = dialect
+        self._clock_ms = clock_ms
+        self._off = dialect.user_offset
+
+    @property
+    def dialect(self) -> Dialect:
+        return self._dialect
+
+    def migrate(self) -> None:
+        self.apply_migrations()
+
+    def apply_migrations(self, migrations: Sequence[Migration] = MIGRATIONS) -> SchemaChange:
+        """Apply the missing migrations (tests pass other lists: older or newer code).
+
+        Raises:
+            SchemaTooNew: the database was migrated by a newer ledgerd; nothing changed.
+        """
+        return migrate(self._dialect, migrations)
+
+    def schema_version(self) -> int:
+        return current_version(self._dialect)
+
+    def ping(self) -> None:
+        with self._dialect.autocommit() as session:
+            session.query("SELECT 1")
+
+    def close(self) -> None:
+        self._dialect.close()
+
+    # -- outbox ---------------------------------------------------------------
+    def accept_requests(
+        self, request_ids: Collection[str], choose_new: ChooseNew, now_ms: int
+    ) -> Mapping[str, StoredRequest]:
+        with self._dialect.transaction() as session:
+            existing = self._select_requests(session, list(request_ids))
+            missing = [rid for rid in request_ids if rid not in existing]
+            existing.update(
+                (rid, entry.as_stored_request())
+                for rid, entry in self._select_journal(session, missing).items()
+            )
+            new = choose_new(existing)
+            for statement in statements.insert_requests(new, now_ms, self._dialect, session.text):
+                session.execute(statement)
+        return existing
+
+    def _select_requests(self, session: Session, ids: Sequence[str]) -> dict[str, StoredRequest]:
+        found: dict[str, StoredRequest] = {}
+        for chunk in chunks(ids, KEYS_PER_STATEMENT):
+            for row in session.query(
+                f"SELECT {REQUEST_COLUMNS} FROM change_requests WHERE request_id IN ({keys(chunk)})"
+            ):
+                found[row[0]] = rows.stored_request(row, self._off)
+        return found
+
+    def _select_journal(self, session: Session, ids: Sequence[str]) -> dict[str, JournalEntry]:
+        found: dict[str, JournalEntry] = {}
+        for chunk in chunks(ids, KEYS_PER_STATEMENT):
+            for row in session.query(
+                f"SELECT {JOURNAL_COLUMNS} FROM journal WHERE request_id IN ({keys(chunk)})"
+            ):
+                found[row[0]] = rows.journal_entry(row, self._off)
+        return found
+
+    def get_requests(self, request_ids: Collection[str]) -> Mapping[str, StoredRequest]:
+        if not request_ids:
+            return {}
+        with self._dialect.autocommit() as session:
+            return self._select_requests(session, list(request_ids))
+
+    def mark_sent(self, request_ids: Collection[str], now_ms: int) -> None:
+        self._update_unsent(
+            request_ids, f"status = {_SENT}, sent_at_ms = {now_ms}, updated_at_ms = {now_ms}"
+        )
+
+    def mark_failed(self, request_ids: Collection[str], now_ms: int) -> None:
+        self._update_unsent(
+            request_ids,
+            f"status = {_FAILED}, attempts = attempts + 1, updated_at_ms = {now_ms}",
+        )
+
+    def _update_unsent(self, request_ids: Collection[str], assignments: str) -> None:
+        if not request_ids:
+            return
+        # Each chunk commits on its own: a relay mark is idempotent, and short.
+        with self._dialect.autocommit() as session:
+            for statement in statements.update_unsent(request_ids, assignments):
+                session.execute(statement)
+
+    def find_unsent(self, created_before_ms: int, limit: int) -> Sequence[UnsentRequest]:
+        # Two index range scans instead of an OR that would defeat the status index.
+        columns = f"{REQUEST_COLUMNS}, attempts, updated_at_ms, created_at_ms"
+        with self._dialect.autocommit() as session:
+            found = session.query(
+                f"SELECT * FROM (SELECT {columns} FROM change_requests"
+                " WHERE status = ? AND created_at_ms < ? ORDER BY created_at_ms LIMIT ?) AS pending"
+                f" UNION ALL SELECT * FROM (SELECT {columns} FROM change_requests"
+                " WHERE status = ? ORDER BY created_at_ms LIMIT ?) AS failed",
+                [_PENDING, created_before_ms, limit, _FAILED, limit],
+            )
+        found.sort(key=lambda row: int(row[10]))
+        return [
+            UnsentRequest(rows.stored_request(row, self._off), int(row[8]), int(row[9]))
+            for row in found[:limit]
+        ]
+
+    def count_unfinished(self) -> Mapping[ChangeStatus, int]:
+        counts = {ChangeStatus(s): 0 for s in (_PENDING, _SENT, _FAILED)}
+        with self._dialect.autocommit() as session:
+            for status, count in session.query(
+                "SELECT status, COUNT(*) FROM change_requests WHERE status IN (?, ?, ?)"
+                " GROUP BY status",
+                [_PENDING, _SENT, _FAILED],
+            ):
+                counts[ChangeStatus(status)] = int(count)
+        return counts
+
+    def delete_finished_requests(self, created_before_ms: int, limit: int, lock: LockToken) -> int:
+        with self._dialect.transaction() as session:
+            self._check_lock(session, lock)
+            return session.execute(
+                self._dialect.delete_first(
+                    "change_requests",
+                    "request_id",
+                    "status IN (?, ?) AND created_at_ms < ?",
+                    "status, created_at_ms",
+                ),
+                [*_FINAL, created_before_ms, limit],
+            )
+
+    # -- leader locks (times by the database clock unless a test clock is set) -
+    def _now_ms(self) -> str:
+        if self._clock_ms is None:
+            return self._dialect.db_now_ms
+        return str(int(self._clock_ms()))
+
+    def _check_lock(self, session: Session, lock: LockToken) -> None:
+        # A locking read where the engine needs one: a plain SELECT could read
+        # the transaction's old snapshot.
+        found = session.query(
+            "SELECT 1 FROM leader_locks WHERE name = ? AND owner = ? AND epoch = ?"
+            f" AND expires_at_ms > {self._now_ms()}{self._dialect.locking_read}",
+            [lock.name, lock.owner, lock.epoch],
+        )
+        if not found:
+            raise Fenced(f"leader lock {lock.name}")
+
+    def acquire_lock(self, name: str, owner: str, ttl_ms: int) -> int | None:
+        now = self._now_ms()
+        with self._dialect.transaction() as session:
+            session.execute(
+                "INSERT INTO leader_locks (name, owner, epoch, expires_at_ms) VALUES (?, '', 0, 0) "
+                + self._dialect.on_conflict_ignore(["name"]),
+                [name],
+            )
+            taken = session.execute(
+                f"UPDATE leader_locks SET owner = ?, epoch = epoch + 1, expires_at_ms = {now} + ?"
+                f" WHERE name = ? AND expires_at_ms <= {now}",
+                [owner, ttl_ms, name],
+            )
+            if taken != 1:
+                return None
+            ((epoch,),) = session.query("SELECT epoch FROM leader_locks WHERE name = ?", [name])
+        return int(epoch)
+
+    def renew_lock(self, token: LockToken, ttl_ms: int) -> bool:
+        now = self._now_ms()
+        with self._dialect.autocommit() as session:
+            renewed = session.execute(
+                f"UPDATE leader_locks SET expires_at_ms = {now} + ?"
+                f" WHERE name = ? AND owner = ? AND epoch = ? AND expires_at_ms > {now}",
+                [ttl_ms, token.name, token.owner, token.epoch],
+            )
+        return renewed == 1
+
+    def release_lock(self, token: LockToken) -> None:
+        with self._dialect.autocommit() as session:
+            session.execute(
+                "UPDATE leader_locks SET expires_at_ms = 0"
+                " WHERE name = ? AND owner = ? AND epoch = ?",
+                [token.name, token.owner, token.epoch],
+            )
+
+    # -- consumer -------------------------------------------------------------
+    def claim_partition(self, topic: str, partition: int) -> PartitionClaim:
+        keys_ = ["topic", "partition_id"]
+        with self._dialect.transaction() as session:
+            session.execute(
+                "INSERT INTO partition_offsets (topic, partition_id, next_offset, epoch)"
+                " VALUES (?, ?, 0, 1) "
+                + self._dialect.on_conflict_update(keys_, "epoch = epoch + 1"),
+                [topic, partition],
+            )
+            ((next_offset, epoch),) = session.query(
+                "SELECT next_offset, epoch FROM partition_offsets"
+                " WHERE topic = ? AND partition_id = ?",
+                [topic, partition],
+            )
+        return PartitionClaim(topic, partition, int(epoch), int(next_offset))
+
+    def load_balances(self, accounts: Collection[Account]) -> Mapping[Account, Balance]:
+        found: dict[Account, Balance] = {}
+        wanted = sorted(accounts, key=lambda a: (a.user_id, a.currency))
+        off = self._off
+        with self._dialect.autocommit() as session:
+            for chunk in chunks(wanted, KEYS_PER_STATEMENT):
+                condition = self._dialect.rows_in(
+                    ["user_id", "currency"],
+                    [f"({a.user_id - off},{key(a.currency)})" for a in chunk],
+                )
+                for row in session.query(
+                    f"SELECT {BALANCE_COLUMNS} FROM balances WHERE {condition}"
+                ):
+                    balance = rows.balance(row, off)
+                    found[balance.account] = balance
+        return found
+
+    def commit_batch(self, batch: BatchCommit) -> None:
+        dialect = self._dialect
+        with dialect.transaction() as session:
+            for position in batch.positions:
+                moved = session.execute(
+                    "UPDATE partition_offsets SET next_offset = ?"
+                    " WHERE topic = ? AND partition_id = ? AND epoch = ?",
+                    [position.next_offset, position.topic, position.partition, position.epoch],
+                )
+                if moved != 1:
+                    raise Fenced(
+                        f"partition {position.topic}/{position.partition}", position.partition
+                    )
+            upsert = dialect.on_conflict_update(
+                ["user_id", "currency"],
+                ", ".join(
+                    f"{c} = {dialect.excluded(c)}" for c in ("available", "frozen", "version")
+                ),
+            )
+            for statement in statements.upsert_balances(batch.balances, dialect, upsert):
+                session.execute(statement)
+            if dialect.bulk_load and batch.journal:
+                journal = [statements.journal_values(e, dialect) for e in batch.journal]
+                dialect.bulk_insert(session, "journal", JOURNAL_COLUMNS, journal)
+            else:
+                for statement in statements.insert_journal(batch.journal, dialect, session.text):
+                    session.execute(statement)
+            for statement in statements.record_outcomes(batch.outcomes, batch.applied_at_ms):
+                session.execute(statement)
+
+    # -- reads ----------------------------------------------------------------
+    def get_balances(self, user_id: int, currency: str | None) -> Sequence[Balance]:
+        sql = f"SELECT {BALANCE_COLUMNS} FROM balances WHERE user_id = ?"
+        params: list[object] = [user_id - self._off]
+        if currency is not None:
+            sql += " AND currency = ?"
+            params.append(currency)
+        with self._dialect.autocommit() as session:
+            found = session.query(sql + " ORDER BY currency", params)
+        return [rows.balance(row, self._off) for row in found]
+
+    def get_journal(
+        self, user_id: int, currency: str, after_version: int, limit: int
+    ) -> Sequence[JournalEntry]:
+        with self._dialect.autocommit() as session:
+            found = session.query(
+                f"SELECT {JOURNAL_COLUMNS} FROM journal WHERE user_id = ? AND currency = ?"
+                " AND version > ? ORDER BY version LIMIT ?",
+                [
+                    user_id - self._off,
+                    currency,
+                    min(after_version, self._dialect.max_integer),
+                    limit,
+                ],
+            )
+        return [rows.journal_entry(row, self._off) for row in found]
+
+    def get_journal_entries(self, request_ids: Collection[str]) -> Mapping[str, JournalEntry]:
+        if not request_ids:
+            return {}
+        with self._dialect.autocommit() as session:
+            return self._select_journal(session, list(request_ids))
+
+    def get_positions(self, topic: str) -> Mapping[int, int]:
+        with self._dialect.autocommit() as session:
+            found = session.query(
+                "SELECT partition_id, next_offset FROM partition_offsets WHERE topic = ?", [topic]
+            )
+        return {int(row[0]): int(row[1]) for row in found}
+
+    # -- audit scans ----------------------------------------------------------
+    def snapshot(self) -> AbstractContextManager[None]:
+        return self._dialect.snapshot()
+
+    def scan_balances(self, after: Account | None, limit: int) -> Sequence[Balance]:
+        condition, params = "", []
+        if after is not None:
+            condition = "WHERE (user_id, currency) > (?, ?)"
+            params = [after.user_id - self._off, after.currency]
+        with self._dialect.autocommit() as session:
+            found = session.query(
+                f"SELECT {BALANCE_COLUMNS} FROM balances {condition}"
+                " ORDER BY user_id, currency LIMIT ?",
+                [*params, limit],
+            )
+        return [rows.balance(row, self._off) for row in found]
+
+    def scan_journal(
+        self, after: tuple[int, str, int] | None, limit: int
+    ) -> Sequence[JournalEntry]:
+        condition, params = "", []
+        if after is not None:
+            condition = "WHERE (user_id, currency, version) > (?, ?, ?)"
+            params = [after[0] - self._off, after[1], after[2]]
+        with self._dialect.autocommit() as session:
+            found = session.query(
+                f"SELECT {JOURNAL_COLUMNS} FROM journal {condition}"
+                " ORDER BY user_id, currency, version LIMIT ?",
+                [*params, limit],
+            )
+        return [rows.journal_entry(row, self._off) for row in found]
+
+    def scan_requests(self, after: str | None, limit: int) -> Sequence[StoredRequest]:
+        with self._dialect.autocommit() as session:
+            found = session.query(
+                f"SELECT {REQUEST_COLUMNS} FROM change_requests WHERE request_id > ?"
+                " ORDER BY request_id LIMIT ?",
+                [after or "", limit],
+            )
+        return [rows.stored_request(row, self._off) for row in found]

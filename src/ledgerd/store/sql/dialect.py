@@ -1,0 +1,104 @@
+"""What differs between SQL engines, and nothing else.
+
+The core (``core.py``) writes every statement once. A dialect contributes the
+engine's value encoding, a few clauses whose syntax differs (upsert, the
+database clock, a limited DELETE, row-value IN lists), how connections and
+transactions are handled, and an optional bulk-load path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+Row = Sequence[Any]
+
+
+class Session(Protocol):
+    """One connection lent for a block of statements: a transaction, or autocommit."""
+
+    def execute(self, sql: str, params: Sequence[object] | None = None) -> int:
+        """Run one statement; returns the rows it matched (UPDATE) or wrote.
+
+        With ``params``, ``?`` marks each parameter. Without, the text runs as
+        is: statements built from literals (free text among them) never take
+        parameters, so no placeholder syntax can hide in their text.
+        """
+
+    def query(self, sql: str, params: Sequence[object] | None = None) -> list[Row]:
+        """The rows of one query (``params`` as in ``execute``)."""
+
+    def text(self, value: str) -> str:
+        """Free text (a memo) as a quoted string literal of this engine."""
+
+
+class Encoding(Protocol):
+    """How the engine stores the values whose type it does not have."""
+
+    # Stored user_id = user_id - user_offset (SQLite's integers are signed 64-bit).
+    user_offset: int
+    # Wrapped around an amount literal: "'" where amounts are stored as text.
+    amount_quote: str
+    # The largest integer a parameter may carry.
+    max_integer: int
+
+
+class Dialect(Encoding, Protocol):
+    """An SQL engine as the core sees it."""
+
+    name: str  # picks the engine's DDL in the migrations: "sqlite" or "mysql"
+    # An SQL expression: the database's clock in Unix milliseconds.
+    db_now_ms: str
+    # Appended to a read that must lock what it reads inside a transaction.
+    locking_read: str
+    # A query with one parameter (a table name) that returns a row if the table exists.
+    table_exists_sql: str
+    # True when ``bulk_insert`` should write the journal instead of INSERT statements.
+    bulk_load: bool
+
+    # -- clauses --------------------------------------------------------------
+    def on_conflict_update(self, keys: Sequence[str], assignments: str) -> str:
+        """Appended to an INSERT: on a duplicate ``keys``, apply ``assignments`` instead."""
+
+    def on_conflict_ignore(self, keys: Sequence[str]) -> str:
+        """Appended to an INSERT: on a duplicate ``keys``, keep the existing row."""
+
+    def excluded(self, column: str) -> str:
+        """Inside ``on_conflict_update``: the value the INSERT proposed for ``column``."""
+
+    def delete_first(self, table: str, key: str, where: str, order_by: str) -> str:
+        """DELETE the first rows matching ``where`` in ``order_by``; one ``?``: how many."""
+
+    def rows_in(self, columns: Sequence[str], rows: Sequence[str]) -> str:
+        """A condition: ``(columns)`` equals one of the row literals ``(a, b)``."""
+
+    # -- connections ------------------------------------------------------------
+    def transaction(self) -> AbstractContextManager[Session]:
+        """A read-write transaction, committed on normal exit, rolled back on error.
+
+        Raises:
+            TransientStoreError: deadlock, lock wait timeout or a duplicate key.
+            StoreUnavailable: the database cannot be used.
+        """
+
+    def autocommit(self) -> AbstractContextManager[Session]:
+        """Statements that each commit on their own (or read the thread's snapshot)."""
+
+    def snapshot(self) -> AbstractContextManager[None]:
+        """Reads by this thread inside the block see one consistent state."""
+
+    def exclusive(self) -> AbstractContextManager[Session]:
+        """A session only one process holds at a time (for migrations), the database
+        created if missing."""
+
+    def database_exists(self) -> bool:
+        """Whether the database has been created (without creating it)."""
+
+    def bulk_insert(
+        self, session: Session, table: str, columns: str, rows: Sequence[Sequence[object]]
+    ) -> None:
+        """Load rows of raw stored values in one bulk operation (if ``bulk_load``)."""
+
+    def close(self) -> None:
+        """Release every connection; idempotent."""

@@ -1,0 +1,281 @@
+"""MySQL 8 / MariaDB 10.11+ (driver: mysqlclient), through a bounded connection pool.
+
+Connections are opened with CLIENT.FOUND_ROWS so an UPDATE reports rows
+matched, which the offset compare-and-set relies on. DECIMAL columns are read
+as text, never as float. The journal can go through ``LOAD DATA LOCAL
+INFILE`` instead of INSERTs (``LEDGERD_MYSQL_LOAD_DATA``).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import MySQLdb
+from MySQLdb.constants import CLIENT, FIELD_TYPE
+from MySQLdb.converters import conversions
+
+from ledgerd.errors import LedgerError, StoreUnavailable, TransientStoreError
+from ledgerd.store.pool import ConnectionPool
+from ledgerd.store.sql.dialect import Row, Session
+
+_DEADLOCK, _LOCK_WAIT_TIMEOUT, _DUPLICATE_KEY = 1213, 1205, 1062
+_CONVERSIONS = {**conversions, FIELD_TYPE.NEWDECIMAL: str, FIELD_TYPE.DECIMAL: str}
+
+
+@dataclass(frozen=True, slots=True)
+class MysqlUrl:
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+
+    @classmethod
+    def parse(cls, url: str) -> MysqlUrl:
+        parts = urlsplit(url)
+        database = parts.path.lstrip("/")
+        if parts.scheme != "mysql" or not parts.hostname or not database:
+            raise ValueError("store URL must look like mysql://user:pass@host:3306/database")
+        return cls(
+            host=parts.hostname,
+            port=parts.port or 3306,
+            user=unquote(parts.username or ""),
+            password=unquote(parts.password or ""),
+            database=database,
+        )
+
+
+def translate(exc: MySQLdb.Error) -> LedgerError:
+    """Map a driver error to ledgerd's hierarchy (retriable or not)."""
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
+    if code in (_DEADLOCK, _LOCK_WAIT_TIMEOUT, _DUPLICATE_KEY):
+        return TransientStoreError(f"mysql {code}: {exc.args[-1]}")
+    return StoreUnavailable(f"mysql {code}: {exc.args[-1] if exc.args else exc}")
+
+
+@functools.lru_cache(maxsize=256)
+def _with_format_placeholders(sql: str) -> str:
+    # The core's parameter statements are a small fixed set: translate each once.
+    return sql.replace("?", "%s")
+
+
+def tsv_field(value: object) -> str:
+    # LOAD DATA's default escaping: backslash, tab and newline are escaped with a backslash.
+    text = str(value)
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+class MysqlSession:
+    __slots__ = ("cursor",)
+
+    def __init__(self, cursor: Any) -> None:
+        self.cursor = cursor
+
+    def execute(self, sql: str, params: Sequence[object] | None = None) -> int:
+        if params is None:
+            self.cursor.execute(sql)
+        else:
+            self.cursor.execute(_with_format_placeholders(sql), params)
+        return int(self.cursor.rowcount)
+
+    def query(self, sql: str, params: Sequence[object] | None = None) -> list[Row]:
+        self.execute(sql, params)
+        return list(self.cursor.fetchall())
+
+    def text(self, value: str) -> str:
+        if not value:
+            return "''"
+        # The C escaper of the connection, which knows its character set.
+        literal: bytes = self.cursor.connection.string_literal(value.encode("utf-8"))
+        return literal.decode("utf-8")
+
+
+class MysqlDialect:
+    name = "mysql"
+    user_offset = 0
+    amount_quote = ""
+    max_integer = 2**64 - 1
+    # The database clock in Unix milliseconds (MySQL and MariaDB).
+    db_now_ms = "CAST(UNIX_TIMESTAMP(CURRENT_TIMESTAMP(3)) * 1000 AS SIGNED)"
+    locking_read = " FOR UPDATE"
+    table_exists_sql = (
+        "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?"
+    )
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 15,
+        queue_limit: int = 100,
+        connect_timeout_s: float = 30.0,
+        load_data: bool = False,
+    ) -> None:
+        self.url = MysqlUrl.parse(url)
+        self.bulk_load = load_data
+        self._connect_timeout_s = connect_timeout_s
+        self._pool: ConnectionPool[Any] = ConnectionPool(
+            self._connect,
+            lambda connection: connection.close(),
+            size=pool_size,
+            queue_limit=queue_limit,
+            wait_timeout_s=connect_timeout_s,
+        )
+        self._pinned = threading.local()
+
+    # -- clauses --------------------------------------------------------------
+    def on_conflict_update(self, keys: Sequence[str], assignments: str) -> str:
+        return f"ON DUPLICATE KEY UPDATE {assignments}"
+
+    def on_conflict_ignore(self, keys: Sequence[str]) -> str:
+        # Not INSERT IGNORE, which would also turn a too-long value into a warning.
+        return f"ON DUPLICATE KEY UPDATE {keys[0]} = {keys[0]}"
+
+    def excluded(self, column: str) -> str:
+        # VALUES(): MariaDB has no row alias (MySQL 8.0.19's ``AS new``).
+        return f"VALUES({column})"
+
+    def delete_first(self, table: str, key: str, where: str, order_by: str) -> str:
+        return f"DELETE FROM {table} WHERE {where} ORDER BY {order_by} LIMIT ?"
+
+    def rows_in(self, columns: Sequence[str], rows: Sequence[str]) -> str:
+        return f"({', '.join(columns)}) IN ({','.join(rows)})"
+
+    # -- connections ------------------------------------------------------------
+    def _connect(self, database: str | None = None) -> Any:
+        try:
+            return MySQLdb.connect(
+                host=self.url.host,
+                port=self.url.port,
+                user=self.url.user,
+                password=self.url.password,
+                database=self.url.database if database is None else database,
+                connect_timeout=max(1, int(self._connect_timeout_s)),
+                charset="utf8mb4",
+                autocommit=True,
+                client_flag=CLIENT.FOUND_ROWS,
+                conv=_CONVERSIONS,
+                local_infile=self.bulk_load,
+            )
+        except MySQLdb.Error as exc:
+            raise translate(exc) from exc
+
+    @contextmanager
+    def transaction(self) -> Iterator[MysqlSession]:
+        try:
+            with self._pool.connection() as connection, connection.cursor() as cursor:
+                cursor.execute("START TRANSACTION")
+                try:
+                    yield MysqlSession(cursor)
+                except BaseException:
+                    connection.rollback()
+                    raise
+                connection.commit()
+        except MySQLdb.Error as exc:
+            raise translate(exc) from exc
+
+    @contextmanager
+    def autocommit(self) -> Iterator[MysqlSession]:
+        pinned = getattr(self._pinned, "connection", None)
+        try:
+            if pinned is not None:
+                with pinned.cursor() as cursor:
+                    yield MysqlSession(cursor)
+                return
+            with self._pool.connection() as connection, connection.cursor() as cursor:
+                yield MysqlSession(cursor)
+        except MySQLdb.Error as exc:
+            raise translate(exc) from exc
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        try:
+            with self._pool.connection() as connection:
+                with connection.cursor() as cursor:
+                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                    cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+                self._pinned.connection = connection
+                try:
+                    yield
+                finally:
+                    self._pinned.connection = None
+                    connection.rollback()
+        except MySQLdb.Error as exc:
+            raise translate(exc) from exc
+
+    @contextmanager
+    def exclusive(self) -> Iterator[MysqlSession]:
+        self._create_database()
+        # A named lock serialises migrators: DDL commits implicitly, so no
+        # transaction could. The server frees it if this connection dies.
+        lock_name = f"ledgerd-migrate:{self.url.database}"[:64]
+        with self.autocommit() as session:
+            ((got,),) = session.query(
+                "SELECT GET_LOCK(?, ?)", [lock_name, max(1, int(self._connect_timeout_s))]
+            )
+            if got != 1:
+                raise StoreUnavailable(f"another process holds {lock_name!r}: timed out")
+            try:
+                yield session
+            finally:
+                session.query("SELECT RELEASE_LOCK(?)", [lock_name])
+
+    def _create_database(self) -> None:
+        bootstrap = self._connect(database="")
+        try:
+            with bootstrap.cursor() as cursor:
+                cursor.execute(
+                    f"CREATE DATABASE IF NOT EXISTS `{self.url.database}`"
+                    " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+                )
+        except MySQLdb.Error as exc:
+            raise translate(exc) from exc
+        finally:
+            bootstrap.close()
+
+    def database_exists(self) -> bool:
+        bootstrap = self._connect(database="")
+        try:
+            with bootstrap.cursor() as cursor:
+                cursor.execute(
+                    "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s",
+                    (self.url.database,),
+                )
+                return cursor.fetchone() is not None
+        except MySQLdb.Error as exc:
+            raise translate(exc) from exc
+        finally:
+            bootstrap.close()
+
+    def bulk_insert(
+        self, session: Session, table: str, columns: str, rows: Sequence[Sequence[object]]
+    ) -> None:
+        assert isinstance(session, MysqlSession)  # sessions come from this dialect
+        with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".tsv", delete=False) as f:
+            for row in rows:
+                f.write("\t".join(tsv_field(v) for v in row) + "\n")
+            path = f.name
+        try:
+            session.cursor.execute(
+                f"LOAD DATA LOCAL INFILE %s INTO TABLE {table} CHARACTER SET utf8mb4"
+                f" FIELDS TERMINATED BY '\\t' LINES TERMINATED BY '\\n' ({columns})",
+                (path,),
+            )
+            if session.cursor.rowcount != len(rows):
+                # LOAD DATA skips duplicate keys with a warning instead of failing.
+                raise TransientStoreError(
+                    f"LOAD DATA wrote {session.cursor.rowcount} of {len(rows)} {table} rows"
+                )
+        finally:
+            os.unlink(path)
+
+    def close(self) -> None:
+        self._pool.close()

@@ -1,0 +1,67 @@
+"""Column lists and row mapping, the same on every engine.
+
+Rows come back with user ids as stored (shifted by the engine's
+``user_offset``) and amounts as decimal text (SQLite stores text; MySQL's
+DECIMAL columns are read as text, never as float).
+"""
+
+from __future__ import annotations
+
+from ledgerd.domain.amounts import parse_decimal
+from ledgerd.domain.model import (
+    Balance,
+    ChangeRequest,
+    ChangeStatus,
+    ChangeType,
+    JournalEntry,
+    RejectReason,
+    StoredRequest,
+)
+from ledgerd.store.sql.dialect import Row
+
+REQUEST_COLUMNS = "request_id, user_id, currency, type, amount, memo, status, reject_reason"
+BALANCE_COLUMNS = "user_id, currency, available, frozen, version"
+JOURNAL_COLUMNS = (
+    "request_id, user_id, currency, type, amount, available_after, frozen_after,"
+    " version, applied_at_ms, memo"
+)
+
+
+def stored_request(row: Row, user_offset: int) -> StoredRequest:
+    return StoredRequest(
+        ChangeRequest(
+            request_id=row[0],
+            user_id=int(row[1]) + user_offset,
+            currency=row[2],
+            type=ChangeType(row[3]),
+            amount=parse_decimal(row[4]),
+            memo=row[5],
+        ),
+        ChangeStatus(row[6]),
+        RejectReason(row[7]),
+    )
+
+
+def balance(row: Row, user_offset: int) -> Balance:
+    return Balance(
+        int(row[0]) + user_offset,
+        row[1],
+        parse_decimal(row[2]),
+        parse_decimal(row[3]),
+        int(row[4]),
+    )
+
+
+def journal_entry(row: Row, user_offset: int) -> JournalEntry:
+    return JournalEntry(
+        request_id=row[0],
+        user_id=int(row[1]) + user_offset,
+        currency=row[2],
+        type=ChangeType(row[3]),
+        amount=parse_decimal(row[4]),
+        available_after=parse_decimal(row[5]),
+        frozen_after=parse_decimal(row[6]),
+        version=int(row[7]),
+        applied_at_ms=int(row[8]),
+        memo=row[9],
+    )

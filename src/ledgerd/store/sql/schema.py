@@ -1,0 +1,152 @@
+"""The schema as numbered migrations, shared where the DDL can be, per engine where not.
+
+History is append-only: a released step never changes, a new step follows it.
+MySQL commits DDL implicitly, so a crash can leave a step half applied and
+unrecorded; each MySQL statement is therefore idempotent (``IF NOT EXISTS``)
+and the step simply runs again. SQLite runs the whole migration in one
+transaction. Identifiers and request ids compare byte for byte on both
+engines (ascii_bin on MySQL, SQLite's default BINARY): "A1" and "a1" differ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One numbered schema step: ``shared`` statements, or the engine's own."""
+
+    version: int
+    description: str
+    shared: Sequence[str] = ()
+    by_dialect: Mapping[str, Sequence[str]] = field(default_factory=dict)
+
+    def statements(self, dialect_name: str) -> Sequence[str]:
+        return self.by_dialect.get(dialect_name, self.shared)
+
+
+_SQLITE_V1 = [
+    """CREATE TABLE IF NOT EXISTS change_requests (
+        request_id TEXT PRIMARY KEY,
+        user_id INTEGER NOT NULL,
+        currency TEXT NOT NULL,
+        type INTEGER NOT NULL,
+        amount TEXT NOT NULL,
+        memo TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        reject_reason INTEGER NOT NULL DEFAULT 0,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created_at_ms INTEGER NOT NULL,
+        updated_at_ms INTEGER NOT NULL,
+        sent_at_ms INTEGER,
+        applied_at_ms INTEGER
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS change_requests_status ON change_requests (status, created_at_ms)",
+    """CREATE TABLE IF NOT EXISTS balances (
+        user_id INTEGER NOT NULL,
+        currency TEXT NOT NULL,
+        available TEXT NOT NULL,
+        frozen TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        PRIMARY KEY (user_id, currency)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS journal (
+        user_id INTEGER NOT NULL,
+        currency TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        request_id TEXT NOT NULL UNIQUE,
+        type INTEGER NOT NULL,
+        amount TEXT NOT NULL,
+        available_after TEXT NOT NULL,
+        frozen_after TEXT NOT NULL,
+        applied_at_ms INTEGER NOT NULL,
+        memo TEXT NOT NULL,
+        PRIMARY KEY (user_id, currency, version)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS partition_offsets (
+        topic TEXT NOT NULL,
+        partition INTEGER NOT NULL,
+        next_offset INTEGER NOT NULL,
+        epoch INTEGER NOT NULL,
+        PRIMARY KEY (topic, partition)
+    )""",
+    """CREATE TABLE IF NOT EXISTS leader_locks (
+        name TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        epoch INTEGER NOT NULL,
+        expires_at_ms INTEGER NOT NULL
+    )""",
+]
+
+_MYSQL_V1 = [
+    """CREATE TABLE IF NOT EXISTS change_requests (
+        request_id VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        user_id BIGINT UNSIGNED NOT NULL,
+        currency VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        type TINYINT UNSIGNED NOT NULL,
+        amount DECIMAL(38,18) NOT NULL,
+        memo VARCHAR(256) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+        status TINYINT UNSIGNED NOT NULL,
+        reject_reason TINYINT UNSIGNED NOT NULL DEFAULT 0,
+        attempts INT UNSIGNED NOT NULL DEFAULT 0,
+        created_at_ms BIGINT NOT NULL,
+        updated_at_ms BIGINT NOT NULL,
+        sent_at_ms BIGINT NULL,
+        applied_at_ms BIGINT NULL,
+        PRIMARY KEY (request_id),
+        KEY change_requests_status (status, created_at_ms)
+    ) ENGINE=InnoDB""",
+    """CREATE TABLE IF NOT EXISTS balances (
+        user_id BIGINT UNSIGNED NOT NULL,
+        currency VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        available DECIMAL(38,18) NOT NULL,
+        frozen DECIMAL(38,18) NOT NULL,
+        version BIGINT UNSIGNED NOT NULL,
+        PRIMARY KEY (user_id, currency)
+    ) ENGINE=InnoDB""",
+    """CREATE TABLE IF NOT EXISTS journal (
+        user_id BIGINT UNSIGNED NOT NULL,
+        currency VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        version BIGINT UNSIGNED NOT NULL,
+        request_id VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        type TINYINT UNSIGNED NOT NULL,
+        amount DECIMAL(38,18) NOT NULL,
+        available_after DECIMAL(38,18) NOT NULL,
+        frozen_after DECIMAL(38,18) NOT NULL,
+        applied_at_ms BIGINT NOT NULL,
+        memo VARCHAR(256) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+        PRIMARY KEY (user_id, currency, version),
+        UNIQUE KEY journal_request_id (request_id)
+    ) ENGINE=InnoDB""",
+    """CREATE TABLE IF NOT EXISTS partition_offsets (
+        topic VARCHAR(249) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        partition_id INT NOT NULL,
+        next_offset BIGINT NOT NULL,
+        epoch BIGINT NOT NULL,
+        PRIMARY KEY (topic, partition_id)
+    ) ENGINE=InnoDB""",
+    """CREATE TABLE IF NOT EXISTS leader_locks (
+        name VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        owner VARCHAR(128) NOT NULL,
+        epoch BIGINT NOT NULL,
+        expires_at_ms BIGINT NOT NULL,
+        PRIMARY KEY (name)
+    ) ENGINE=InnoDB""",
+]
+
+MIGRATIONS: Sequence[Migration] = (
+    Migration(1, "tables", by_dialect={"sqlite": _SQLITE_V1, "mysql": _MYSQL_V1}),
+    # One column name on both engines; MySQL had it from the start.
+    Migration(
+        2,
+        "partition_offsets.partition is partition_id",
+        by_dialect={
+            "sqlite": ["ALTER TABLE partition_offsets RENAME COLUMN partition TO partition_id"],
+            "mysql": [],
+        },
+    ),
+)
+
+LATEST_VERSION = MIGRATIONS[-1].version

@@ -1,0 +1,66 @@
+"""Helpers of the store contract tests: a clock the test advances, stores on it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ledgerd.store.mysql import MysqlStore
+from ledgerd.store.sql.core import SqlStore
+from ledgerd.store.sqlite import SqliteStore
+from ledgerd.testing import drop_database, fresh_database_url
+
+
+class FakeClock:
+    """Unix milliseconds that move only when the test says so."""
+
+    def __init__(self, start_ms: int = 1_700_000_000_000) -> None:
+        self.now_ms = start_ms
+
+    def __call__(self) -> int:
+        return self.now_ms
+
+    def advance(self, ms: int) -> None:
+        self.now_ms += ms
+
+
+class BlankDatabase:
+    """A database no one has created yet, by URL; ``open`` gives stores on it."""
+
+    def __init__(self, url: str, clock_ms: Callable[[], int] | None = None) -> None:
+        self.url = url
+        self._clock_ms = clock_ms
+        self._opened: list[SqlStore] = []
+
+    def open(self) -> SqlStore:
+        store: SqlStore
+        if self.url.startswith("mysql://"):
+            store = MysqlStore(self.url, clock_ms=self._clock_ms)
+        else:
+            store = SqliteStore(Path(self.url.removeprefix("sqlite:///")), clock_ms=self._clock_ms)
+        self._opened.append(store)
+        return store
+
+    def close(self) -> None:
+        for store in self._opened:
+            store.close()
+        if self.url.startswith("mysql://"):
+            drop_database(self.url)
+
+
+@contextmanager
+def blank_database(
+    backend: str, tmp_path: Path, clock_ms: Callable[[], int] | None = None
+) -> Iterator[BlankDatabase]:
+    """A new database of the backend; its stores closed and the database removed afterwards."""
+    if backend == "mysql":
+        url = fresh_database_url()
+    else:
+        url = f"sqlite:///{tmp_path / f'store-{uuid.uuid4().hex[:8]}.sqlite'}"
+    database = BlankDatabase(url, clock_ms)
+    try:
+        yield database
+    finally:
+        database.close()

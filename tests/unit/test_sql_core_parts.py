@@ -1,0 +1,133 @@
+"""The SQL store's dialect-free parts: literals, batch statements, row mapping, migration plan."""
+
+from __future__ import annotations
+
+import pytest
+
+from ledgerd.domain.amounts import SCALE
+from ledgerd.domain.model import (
+    Balance,
+    ChangeRequest,
+    ChangeStatus,
+    ChangeType,
+    JournalEntry,
+    RejectReason,
+    RequestOutcome,
+    StoredRequest,
+)
+from ledgerd.errors import SchemaTooNew
+from ledgerd.store.sql import rows, statements
+from ledgerd.store.sql.migrate import pending
+from ledgerd.store.sql.mysql_dialect import tsv_field
+from ledgerd.store.sql.schema import LATEST_VERSION, MIGRATIONS, Migration
+from ledgerd.store.sql.sqlite_dialect import text_literal
+
+
+class TextEncoding:
+    """Amounts as quoted text, user ids shifted (what SQLite forces)."""
+
+    user_offset = 2**63
+    amount_quote = "'"
+    max_integer = 2**63 - 1
+
+
+class NativeEncoding:
+    user_offset = 0
+    amount_quote = ""
+    max_integer = 2**64 - 1
+
+
+def plain_text(value: str) -> str:
+    return f"'{value}'"
+
+
+def test_key_literals_refuse_anything_outside_the_validated_alphabet() -> None:
+    """Ids and currencies go into SQL text only if they cannot end the literal."""
+    assert statements.key("r-1.a:b_C") == "'r-1.a:b_C'"
+    for bad in ("it's", "a\\b", "a b", "é"):
+        with pytest.raises(ValueError, match="unexpected characters"):
+            statements.key(bad)
+
+
+def test_sqlite_text_literals_double_quotes_and_refuse_nul() -> None:
+    """Free text keeps every character but the quote, which is doubled."""
+    assert text_literal('it\'s \\ "q" ✓\n') == "'it''s \\ \"q\" ✓\n'"
+    with pytest.raises(ValueError, match="NUL"):
+        text_literal("a\x00b")
+
+
+def test_tsv_fields_escape_what_load_data_splits_on() -> None:
+    """Backslash, tab and line breaks are escaped for LOAD DATA's default format."""
+    assert tsv_field("a\\b\tc\nd\re") == "a\\\\b\\tc\\nd\\re"
+
+
+def test_request_inserts_are_sorted_chunked_and_encoded_per_engine() -> None:
+    """New outbox rows go in primary-key order, ROWS_PER_STATEMENT per statement,
+    with user ids and amounts in the engine's encoding."""
+    count = statements.ROWS_PER_STATEMENT + 1
+    requests = [
+        ChangeRequest(f"r{n:05d}", 5, "USD", ChangeType.DEPOSIT, SCALE, "m")
+        for n in reversed(range(count))
+    ]
+    sql = list(statements.insert_requests(requests, 7, TextEncoding(), plain_text))
+    assert len(sql) == 2
+    assert sql[0].index("'r00000'") < sql[0].index("'r00001'")
+    pending_ = int(ChangeStatus.PENDING)
+    assert f"('r00000',{5 - 2**63},'USD',1,'1','m',{pending_},7,7)" in sql[0]
+    native = next(statements.insert_requests(requests[:1], 7, NativeEncoding(), plain_text))
+    assert native.endswith(f"('r{count - 1:05d}',5,'USD',1,1,'m',{pending_},7,7)")
+
+
+def test_balance_upserts_end_with_the_dialect_clause_in_key_order() -> None:
+    """Balances are written in (user, currency) order, the conflict clause appended."""
+    balances = [Balance(2, "EUR", 1, 0, 3), Balance(1, "USD", 2, 0, 1), Balance(1, "BTC", 0, 0, 2)]
+    (sql,) = statements.upsert_balances(balances, NativeEncoding(), "ON CONFLICT")
+    assert sql.index("(1,'BTC'") < sql.index("(1,'USD'") < sql.index("(2,'EUR'")
+    assert sql.endswith(" ON CONFLICT")
+
+
+def test_outcomes_are_grouped_into_one_update_per_status_and_reason() -> None:
+    """Outcomes with the same status and reason share one UPDATE … IN statement."""
+    outcomes = [
+        RequestOutcome("b", ChangeStatus.APPLIED),
+        RequestOutcome("c", ChangeStatus.REJECTED, RejectReason.INSUFFICIENT_AVAILABLE),
+        RequestOutcome("a", ChangeStatus.APPLIED),
+    ]
+    sql = list(statements.record_outcomes(outcomes, 99))
+    assert len(sql) == 2
+    assert "IN ('a','b')" in sql[0] and "IN ('c')" in sql[1]
+    assert all("applied_at_ms = 99" in s for s in sql)
+
+
+def test_rows_map_back_through_the_user_offset() -> None:
+    """Stored rows decode to the domain values the statements encoded."""
+    offset = 2**63
+    request = rows.stored_request(("r1", 2**64 - 1 - offset, "USD", 1, "1.5", "memo", 2, 0), offset)
+    assert request == StoredRequest(
+        ChangeRequest("r1", 2**64 - 1, "USD", ChangeType.DEPOSIT, 3 * SCALE // 2, "memo"),
+        ChangeStatus(2),
+    )
+    assert rows.balance((0, "EUR", "2", "0.1", 4), 0) == Balance(
+        0, "EUR", 2 * SCALE, SCALE // 10, 4
+    )
+    entry = JournalEntry("r1", 3, "USD", ChangeType.DEPOSIT, SCALE, SCALE, 0, 1, 5, "")
+    values = statements.journal_values(entry, TextEncoding())
+    assert rows.journal_entry(values, 2**63) == entry
+
+
+def test_the_migration_plan_runs_missing_steps_and_refuses_unknown_ones() -> None:
+    """pending() lists the steps after the recorded version; a newer version is refused."""
+    assert [m.version for m in pending(MIGRATIONS, 0)] == [m.version for m in MIGRATIONS]
+    assert pending(MIGRATIONS, LATEST_VERSION) == []
+    with pytest.raises(SchemaTooNew) as refused:
+        pending(MIGRATIONS, LATEST_VERSION + 3)
+    assert (refused.value.found, refused.value.known) == (LATEST_VERSION + 3, LATEST_VERSION)
+
+
+def test_migrations_are_numbered_in_order_and_cover_both_engines() -> None:
+    """Versions count up from 1 without gaps; every step says what each engine runs."""
+    assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
+    shared = Migration(9, "both", ("CREATE TABLE x (y INTEGER)",))
+    assert shared.statements("sqlite") == shared.statements("mysql")
+    for step in MIGRATIONS:
+        assert step.by_dialect.keys() >= {"sqlite", "mysql"} or step.shared
