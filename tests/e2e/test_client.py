@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 from e2e_support import new_user
+from harness import ServerProcess
 
 from ledgerd.client import AsyncLedgerdClient, LedgerdClient, RetryPolicy
-from ledgerd.testing import ServerProcess
 from ledgerd.v1 import balance_pb2 as pb
 
 

@@ -6,9 +6,9 @@ import time
 from decimal import Decimal
 
 import grpc
+from harness import Deployment
+from harness.load import Load, balance_of, new_user
 
-from ledgerd.testing import Deployment
-from ledgerd.testing.load import Load, balance_of, new_user
 from ledgerd.v1 import balance_pb2_grpc as pb_grpc
 
 

@@ -12,9 +12,8 @@ import urllib.request
 from pathlib import Path
 
 import yaml
+from harness import ServerProcess, free_port
 from ops_support import REPO, metric_names
-
-from ledgerd.testing import ServerProcess, free_port
 
 ALERTS = REPO / "deploy" / "prometheus" / "alerts.yml"
 

@@ -7,9 +7,9 @@ from decimal import Decimal
 from typing import Any
 
 import grpc
+from harness import ServerProcess
+from harness.load import Load, balance_of
 
-from ledgerd.testing import ServerProcess
-from ledgerd.testing.load import Load, balance_of
 from ledgerd.v1 import balance_pb2_grpc as pb_grpc
 
 # Kafka moves a silent consumer's partitions after this long (the broker's minimum).

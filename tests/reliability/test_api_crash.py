@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import time
 
+from harness import Deployment
+from harness.load import Load, new_user
 from reliability_support import assert_exactly_once
-
-from ledgerd.testing import Deployment
-from ledgerd.testing.load import Load, new_user
 
 
 def test_api_and_relay_killed_with_accepted_rows_unpublished(deployment: Deployment) -> None:

@@ -6,12 +6,12 @@ import threading
 import time
 
 import grpc
+from harness import Deployment, run_services
+from harness.load import Load, balance_of, new_user
 from reliability_support import assert_exactly_once
 
 from ledgerd.cache.redis import RedisCache
 from ledgerd.domain.model import Account
-from ledgerd.testing import Deployment, run_services
-from ledgerd.testing.load import Load, balance_of, new_user
 from ledgerd.v1 import balance_pb2 as pb
 from ledgerd.v1 import balance_pb2_grpc as pb_grpc
 

@@ -6,10 +6,9 @@ import os
 import signal
 import time
 
+from harness import Deployment, ServerProcess
+from harness.load import Load, new_user
 from reliability_support import SESSION_TIMEOUT_MS, assert_exactly_once
-
-from ledgerd.testing import Deployment, ServerProcess
-from ledgerd.testing.load import Load, new_user
 
 HOLDING = "fault injection: holding batch before commit"
 # Each batch waits this long before its commit, so a kill or pause lands mid-batch.

@@ -6,11 +6,11 @@ import time
 import uuid
 
 from confluent_kafka import Consumer, Producer
+from harness import Deployment, ServerProcess, services
+from harness.load import Load, new_user
 from reliability_support import assert_exactly_once
 
 from ledgerd.domain.partitioning import user_key
-from ledgerd.testing import Deployment, ServerProcess, services
-from ledgerd.testing.load import Load, new_user
 
 # Processes that contend only for the outbox lock (the relay's sweep and clean-up).
 RELAY_ONLY = {"api": False, "relay": True, "consumer": False, "cache_updater": False}
