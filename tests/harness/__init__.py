@@ -86,22 +86,22 @@ class ServerProcess(processes.ServerProcess):
                 return report
             time.sleep(0.2)
 
-    def log_events(self, event: str) -> list[dict[str, Any]]:
+    def log_events(self, *events: str) -> list[dict[str, Any]]:
         """The JSON log lines of every run of this server (its log is appended to across
-        restarts) whose event is ``event``, oldest first."""
+        restarts) whose event is one of ``events``, oldest first."""
         try:
             text = self.log_path.read_text(errors="replace")
         except OSError:
             return []
         found = []
         for line in text.splitlines():
-            if event not in line:
+            if not any(event in line for event in events):
                 continue
             try:
                 record = json.loads(line)
             except ValueError:
                 continue  # a line being written, or a traceback
-            if isinstance(record, dict) and record.get("event") == event:
+            if isinstance(record, dict) and record.get("event") in events:
                 found.append(record)
         return found
 
@@ -111,6 +111,32 @@ class ServerProcess(processes.ServerProcess):
             return self.metric('ledgerd_changes_total{outcome="applied"}')
         except OSError:
             return 0.0
+
+    def wait_applied(self, more: int, timeout_s: float = 60.0) -> None:
+        """Until this run of the server's consumer has applied ``more`` changes beyond now."""
+        target = self.applied() + more
+        wait_until(
+            lambda: self.applied() >= target,
+            timeout_s,
+            f"{more} more changes applied by {self.data_dir.name}",
+        )
+
+    def owned_partitions(self) -> set[int]:
+        """The partitions this server's consumer owns now, replayed from its log:
+        assignments add, revocations and fenced batches remove (a fenced partition is
+        dropped until assigned again). For a server that has not been restarted."""
+        owned: set[int] = set()
+        for record in self.log_events(*_OWNERSHIP_EVENTS):
+            partitions = set(record.get("partitions", []))
+            if record["event"] == "partitions assigned":
+                owned |= partitions
+            else:
+                owned -= partitions
+        return owned
+
+
+# What ledgerd.consumer.worker logs when its partitions change hands.
+_OWNERSHIP_EVENTS = ("partitions assigned", "partitions revoked", "batch fenced")
 
 
 def drop_database(url: str) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from harness import Deployment
 from harness.load import Load, new_user
 from reliability_support import assert_exactly_once
@@ -16,11 +14,11 @@ def test_api_and_relay_killed_with_accepted_rows_unpublished(deployment: Deploym
     deployment.start("consumer", api=False, relay=False)
     users = [new_user() for _ in range(20)]
     with Load(api.target, users, clients=8) as load:
-        time.sleep(2)
+        load.wait_acknowledged(200)
         api.kill()
         stranded = api.audit()["requests"].get("PENDING", 0)
         api.start(timeout_s=60)
-        time.sleep(2)
+        load.wait_acknowledged(100)  # the load goes on against the new leader
     # The kill really stranded accepted rows before publication (the case under test).
     assert stranded > 0
     assert set(load.errors) <= {"UNAVAILABLE", "DEADLINE_EXCEEDED"}, load.errors
