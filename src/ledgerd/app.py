@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import structlog
-from prometheus_client import start_http_server
 
 from ledgerd.api.auth import Authenticator, NonceCache, load_keys
 from ledgerd.api.handlers import Handlers
@@ -17,19 +17,24 @@ from ledgerd.api.server import GrpcServer
 from ledgerd.audit_job import AuditJob
 from ledgerd.cache import BalanceCache, open_cache
 from ledgerd.cache.base import BalanceSink
+from ledgerd.cache.feed import FeedPublisher
 from ledgerd.cache.memory import MemoryCache
 from ledgerd.cache.updater import CacheUpdater
 from ledgerd.consumer.outcomes import OutcomeHub
 from ledgerd.consumer.worker import BatchConsumer, ConsumerConfig
+from ledgerd.health import HealthChecker, Probe, Roles
 from ledgerd.leader import CACHE_SYNC_LOCK, OUTBOX_LOCK, LeaderElector
 from ledgerd.log import EventLog, open_log
 from ledgerd.outbox.acceptor import Acceptor
 from ledgerd.outbox.cleanup import OutboxCleaner
 from ledgerd.outbox.relay import Relay
-from ledgerd.service import HealthProbe, LedgerService
+from ledgerd.probes import ProbeServer
+from ledgerd.service import LedgerService
 from ledgerd.settings import Settings, SettingsError
 from ledgerd.store import Store, open_store
 from ledgerd.store.scan import iter_balances
+from ledgerd.support import failpoints
+from ledgerd.support.supervisor import Policy, Supervisor
 
 log = structlog.get_logger(__name__)
 
@@ -113,22 +118,25 @@ def consumer_config(settings: Settings) -> ConsumerConfig:
         batch_delay_s=settings.consumer_batch_delay_ms / 1000,
         poll_timeout_s=settings.consumer_poll_timeout_ms / 1000,
         max_retries=settings.consumer_max_retries,
-        fault_commit_delay_s=settings.fault_consumer_commit_delay_ms / 1000,
         max_accounts_in_memory=settings.consumer_max_accounts_in_memory,
     )
 
 
 @dataclass
 class Ledgerd:
-    """One ledgerd process: the roles its settings ask for, over shared backends."""
+    """One ledgerd process: the roles its settings ask for, over shared backends.
+
+    Every long-running component runs under ``supervisor``: registered in start
+    order (leaders, leader-only jobs, relay, consumer, acceptor) and stopped in
+    reverse, so what feeds a component stops before it.
+    """
 
     settings: Settings
     backends: Backends
     auth: Authenticator
     tls: tuple[bytes, bytes] | None = None
+    supervisor: Supervisor = field(default_factory=Supervisor)
     electors: list[LeaderElector] = field(default_factory=list)
-    cleaner: OutboxCleaner | None = None
-    auditor: AuditJob | None = None
     outcomes: OutcomeHub = field(default_factory=OutcomeHub)
     relay: Relay | None = None
     cache_updater: CacheUpdater | None = None
@@ -136,6 +144,7 @@ class Ledgerd:
     acceptor: Acceptor | None = None
     server: GrpcServer | None = None
     rest: RestGateway | None = None
+    health: HealthChecker | None = None
 
     @classmethod
     def build(
@@ -144,19 +153,29 @@ class Ledgerd:
         backends: Backends,
         auth: Authenticator,
         tls: tuple[bytes, bytes] | None = None,
+        *,
+        on_down: Callable[[str], None] | None = None,
     ) -> Ledgerd:
-        app = cls(settings, backends, auth, tls)
+        supervisor = Supervisor(
+            Policy(
+                max_restarts=settings.component_max_restarts,
+                restart_window_s=settings.component_restart_window_s,
+                stall_after_s=settings.component_stall_after_s,
+            ),
+            on_down=on_down,
+        )
+        app = cls(settings, backends, auth, tls, supervisor)
         if settings.start_relay:
             outbox_leader = app.elector(OUTBOX_LOCK)
-            app.cleaner = OutboxCleaner(
+            cleaner = OutboxCleaner(
                 backends.store,
                 lambda: outbox_leader.token,
                 retention_s=settings.outbox_retention_s,
                 interval_s=settings.outbox_cleanup_interval_s,
             )
-            app.auditor = AuditJob(
-                backends.store, outbox_leader.is_leader, settings.audit_interval_s
-            )
+            auditor = AuditJob(backends.store, outbox_leader.is_leader, settings.audit_interval_s)
+            for job in (cleaner, auditor):
+                supervisor.add_thread(job.name, job.run, has_work=job.has_work)
             app.relay = Relay(
                 backends.store,
                 backends.event_log.producer(),
@@ -170,27 +189,64 @@ class Ledgerd:
                 retry_max_ms=settings.relay_retry_max_ms,
                 may_sweep=outbox_leader.is_leader,
             )
+            supervisor.add_thread(
+                "relay", app.relay.run, has_work=app.relay.has_work, wake=app.relay.wake
+            )
         sink: BalanceSink | None = None
         if isinstance(backends.cache, MemoryCache):
             sink = backends.cache  # in-process: the consumer writes it directly
-        elif settings.start_cache_updater:
-            app.cache_updater = CacheUpdater(
-                backends.cache,
-                workers=settings.cache_updater_workers,
-                interval_s=settings.cache_update_interval_ms / 1000,
-                full_sync_source=lambda: iter_balances(backends.store),
-                full_sync_interval_s=settings.cache_full_sync_interval_s,
-                may_run_full_sync=app.elector(CACHE_SYNC_LOCK).is_leader,
-            )
-            sink = app.cache_updater
+        else:
+            if settings.start_consumer:
+                # Transitional until the consumer publishes the feed itself (consumer-split).
+                sink = FeedPublisher(backends.event_log, settings.cache_feed_topic)
+            if settings.start_cache_updater:
+                app.cache_updater = CacheUpdater(
+                    backends.cache,
+                    backends.event_log,
+                    topic=settings.cache_feed_topic,
+                    group_id=settings.cache_updater_group,
+                    full_sync_source=lambda: iter_balances(backends.store),
+                    full_sync_interval_s=settings.cache_full_sync_interval_s,
+                    may_run_full_sync=app.elector(CACHE_SYNC_LOCK).is_leader,
+                )
+                updater = app.cache_updater
+                supervisor.add_thread("cache_updater.feed", updater.run_feed)
+                supervisor.add_thread(
+                    "cache_updater.sync", updater.run_full_sync, wake=updater.wake
+                )
         if settings.start_consumer:
             app.consumer = BatchConsumer(
                 backends.store, backends.event_log, sink, app.outcomes, consumer_config(settings)
             )
+            supervisor.add_thread("consumer", app.consumer.run)
+        if settings.start_api:
+            app.acceptor = Acceptor(
+                backends.store,
+                on_committed=app.relay.hand_off if app.relay is not None else None,
+                batch_max_rows=settings.accept_batch_max_rows,
+                queue_max_changes=settings.accept_queue_max_changes,
+            )
+            supervisor.add_task(
+                "acceptor",
+                app.acceptor.run,
+                has_work=app.acceptor.has_work,
+                wake=app.acceptor.begin_stop,
+            )
+        app.health = app._health_checker()
         return app
 
+    @property
+    def roles(self) -> Roles:
+        settings = self.settings
+        return Roles(
+            api=settings.start_api,
+            relay=settings.start_relay,
+            consumer=settings.start_consumer,
+            cache_updater=settings.start_cache_updater,
+        )
+
     def elector(self, lock: str) -> LeaderElector:
-        """A contender for ``lock``, run by this process."""
+        """A contender for ``lock``, run by this process under its supervisor."""
         elector = LeaderElector(
             self.backends.store,
             name=lock,
@@ -198,6 +254,7 @@ class Ledgerd:
             renew_interval_s=self.settings.leader_renew_interval_s,
         )
         self.electors.append(elector)
+        self.supervisor.add_thread(f"leader:{lock}", elector.run)
         return elector
 
     async def start(self) -> None:
@@ -206,25 +263,9 @@ class Ledgerd:
         for elector in self.electors:
             # Try for the lock before the jobs start, so a lone process leads at once.
             await asyncio.to_thread(elector.step)
-            elector.start()
-        if self.cleaner is not None:
-            self.cleaner.start()
-        if self.auditor is not None:
-            self.auditor.start()
-        if self.relay is not None:
-            self.relay.start()
-        if self.cache_updater is not None:
-            self.cache_updater.start()
-        if self.consumer is not None:
-            self.consumer.start()
-        if settings.start_api:
-            self.acceptor = Acceptor(
-                backends.store,
-                on_committed=self.relay.hand_off if self.relay is not None else None,
-                batch_max_rows=settings.accept_batch_max_rows,
-                queue_max_changes=settings.accept_queue_max_changes,
-            )
-            await self.acceptor.start()
+        self.supervisor.start()
+        if self.acceptor is not None:
+            assert self.health is not None
             service = LedgerService(
                 backends.store,
                 backends.cache,
@@ -232,20 +273,19 @@ class Ledgerd:
                 self.outcomes,
                 wait_max_s=settings.wait_max_s,
                 wait_poll_interval_s=settings.wait_poll_interval_ms / 1000,
-                probes=self._probes(),
-                log_ping=backends.event_log.ping,
-                local_lookup=self.consumer.lookup if self.consumer is not None else None,
             )
             self.server = GrpcServer(
                 service,
+                self.health.check,
                 settings.grpc_addr,
-                settings.max_concurrent_rpcs,
-                self.auth,
-                self.tls,
+                max_concurrent_rpcs=settings.max_concurrent_rpcs,
+                authenticator=self.auth,
+                tls=self.tls,
             )
             await self.server.start()
             if settings.http_addr:
-                self.rest = RestGateway(Handlers(service), settings.http_addr, self.auth)
+                handlers = Handlers(service, self.health.check)
+                self.rest = RestGateway(handlers, settings.http_addr, self.auth)
                 await self.rest.start()
         log.info(
             "ledgerd started",
@@ -255,19 +295,13 @@ class Ledgerd:
             store=settings.effective_store_url.split("@")[-1],
             log=settings.log_url,
             cache=settings.cache_url,
-            relay=self.relay is not None,
-            consumer=self.consumer is not None,
+            components=self.supervisor.names,
+            failpoints=failpoints.active() or None,
         )
 
-    def _probes(self) -> dict[str, HealthProbe]:
-        electors = list(self.electors)
-
-        def leader_probe() -> tuple[bool, str]:
-            held = [f"{e.name} (epoch {t.epoch})" for e in electors if (t := e.token)]
-            return True, "leads " + ", ".join(held) if held else "follower"
-
-        probes: dict[str, HealthProbe] = {"leader": leader_probe} if electors else {}
-        consumer, updater = self.consumer, self.cache_updater
+    def _health_checker(self) -> HealthChecker:
+        electors, consumer, updater = list(self.electors), self.consumer, self.cache_updater
+        probes: dict[str, Probe] = {}
         if consumer is not None:
 
             def consumer_probe() -> tuple[bool, str]:
@@ -278,9 +312,26 @@ class Ledgerd:
 
             probes["consumer"] = consumer_probe
         if updater is not None:
-            # A cache outage degrades reads but never stops the service.
-            probes["cache_updater"] = lambda: (True, "ok" if updater.healthy else "degraded")
-        return probes
+            probes["cache_updater"] = lambda: (
+                updater.healthy,
+                "ok" if updater.healthy else "degraded: cache writes failing",
+            )
+
+        def leadership() -> str:
+            held = [f"{e.name} (epoch {t.epoch})" for e in electors if (t := e.token)]
+            return "leads " + ", ".join(held) if held else "follower"
+
+        shared_cache = not isinstance(self.backends.cache, MemoryCache)
+        return HealthChecker(
+            self.roles,
+            self.supervisor,
+            store_ping=self.backends.store.ping,
+            log_ping=self.backends.event_log.ping,
+            cache_ping=self.backends.cache.ping,
+            shared_cache=shared_cache,
+            role_probes=probes,
+            info={"leader": leadership} if electors else None,
+        )
 
     async def stop(self) -> None:
         """Graceful: stop accepting, finish calls, commit, drain the relay, close."""
@@ -288,43 +339,81 @@ class Ledgerd:
             await self.rest.stop()
         if self.server is not None:
             await self.server.stop(self.settings.shutdown_grace_s)
-        if self.acceptor is not None:
-            await self.acceptor.stop()
-        if self.relay is not None:
-            await asyncio.to_thread(self.relay.stop)
-        if self.consumer is not None:
-            await asyncio.to_thread(self.consumer.stop)
+        await self.supervisor.stop_all()
         if self.cache_updater is not None:
-            await asyncio.to_thread(self.cache_updater.stop)
-        if self.cleaner is not None:
-            await asyncio.to_thread(self.cleaner.stop)
-        if self.auditor is not None:
-            await asyncio.to_thread(self.auditor.stop)
+            await asyncio.to_thread(self.cache_updater.close)
+        if self.acceptor is not None:
+            self.acceptor.close()
+        if self.consumer is not None:
+            await asyncio.to_thread(self.consumer.close)
         for elector in self.electors:
-            await asyncio.to_thread(elector.stop)
+            await asyncio.to_thread(elector.release)
         log.info("ledgerd stopped")
 
 
-async def serve(settings: Settings) -> None:
-    """Run ledgerd until SIGTERM or SIGINT, then shut down gracefully.
+async def serve(settings: Settings) -> int:
+    """Run ledgerd until SIGTERM or SIGINT, then shut down gracefully; returns the exit code.
+
+    A process running only some of the roles ends with exit code 1 when one of its
+    components is down (failing again and again, or stalled), after a graceful stop,
+    so that its orchestrator starts a fresh one.
 
     Raises:
-        SettingsError: keys or TLS files are unusable (checked before anything starts).
+        SettingsError: keys, TLS files or failpoints are unusable (checked before anything
+            starts).
     """
+    configure_failpoints(settings)
     auth, tls = authenticator(settings), tls_material(settings)
     backends = open_backends(settings)
-    host, _, port = settings.metrics_addr.rpartition(":")
-    metrics_server, _ = start_http_server(int(port), addr=host)
-    app = Ledgerd.build(settings, backends, auth, tls)
     stopping = asyncio.Event()
+    exit_code = 0
+
+    def on_down(component: str) -> None:
+        nonlocal exit_code
+        if app.roles.split:
+            log.error(
+                "component down; exiting so the orchestrator restarts us", component=component
+            )
+            exit_code = 1
+            stopping.set()
+
+    app = Ledgerd.build(settings, backends, auth, tls, on_down=on_down)
+    assert app.health is not None
+    probes = ProbeServer(settings.metrics_addr, app.health.check)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     try:
+        await probes.start()
         await app.start()
+        watchdog = asyncio.create_task(_watch(app, stopping), name="watchdog")
         await stopping.wait()
-        log.info("ledgerd stopping")
+        watchdog.cancel()
+        log.info("ledgerd stopping", exit_code=exit_code)
     finally:
         await app.stop()
-        metrics_server.shutdown()
+        await probes.stop()
         backends.close()
+    return exit_code
+
+
+async def _watch(app: Ledgerd, stopping: asyncio.Event, interval_s: float = 1.0) -> None:
+    """Look at the components every interval, so a stall is noticed without a probe asking."""
+    while not stopping.is_set():
+        await asyncio.sleep(interval_s)
+        app.supervisor.health()
+
+
+def configure_failpoints(settings: Settings) -> None:
+    """Failpoints from LEDGERD_FAILPOINTS, plus the older fault-delay setting.
+
+    Raises:
+        SettingsError: the failpoint setting does not parse; the message names it.
+    """
+    spec = settings.failpoints
+    if settings.fault_consumer_commit_delay_ms:
+        spec += f";consumer.before_commit=sleep({settings.fault_consumer_commit_delay_ms})"
+    try:
+        failpoints.configure(spec)
+    except ValueError as exc:
+        raise SettingsError(f"invalid settings: LEDGERD_FAILPOINTS: {exc}") from None

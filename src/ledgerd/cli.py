@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
+import json
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,20 +15,21 @@ from typing import TYPE_CHECKING
 import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
+from pydantic import ValidationError
 
 from ledgerd.bench.names import SCENARIOS
 from ledgerd.logs import configure_logging
-from ledgerd.settings import SettingsError, load_settings
+from ledgerd.settings import ClientSettings, SettingsError, load_settings
 
 if TYPE_CHECKING:
     from ledgerd.client import LedgerdClient
 
 
-def _default_target() -> str:
-    if "LEDGERD_ADDR" in os.environ:
-        return os.environ["LEDGERD_ADDR"]
-    host, _, port = os.environ.get("LEDGERD_GRPC_ADDR", "127.0.0.1:50051").rpartition(":")
-    return f"{'127.0.0.1' if host in ('0.0.0.0', '', '[::]') else host}:{port}"  # noqa: S104
+def _client_settings() -> ClientSettings:
+    try:
+        return ClientSettings()
+    except ValidationError as exc:
+        raise SettingsError(f"invalid settings: {exc}") from None
 
 
 def _print(message: Message) -> None:
@@ -38,8 +41,7 @@ def cmd_serve(_: argparse.Namespace) -> int:
 
     settings = load_settings()
     configure_logging(settings.log_level)
-    asyncio.run(serve(settings))
-    return 0
+    return asyncio.run(serve(settings))
 
 
 def cmd_migrate(_: argparse.Namespace) -> int:
@@ -158,12 +160,16 @@ def _client(args: argparse.Namespace) -> LedgerdClient:
     """A client for the target, signing with LEDGERD_CLIENT_KEY_ID/_SECRET when set."""
     from ledgerd.client import LedgerdClient
 
-    key_id = os.environ.get("LEDGERD_CLIENT_KEY_ID") or None
-    secret = os.environ.get("LEDGERD_CLIENT_SECRET") or None
-    ca_file = os.environ.get("LEDGERD_CLIENT_TLS_CA")
-    ca = Path(ca_file).read_bytes() if ca_file else None
+    settings = _client_settings()
+    key_id = settings.client_key_id or None
+    secret = settings.client_secret or None
+    ca = settings.client_tls_ca.read_bytes() if settings.client_tls_ca else None
     return LedgerdClient(
-        args.addr, key_id=key_id, secret=secret, tls_root_cert=ca, timeout_s=args.timeout
+        args.addr or settings.target,
+        key_id=key_id,
+        secret=secret,
+        tls_root_cert=ca,
+        timeout_s=args.timeout,
     )
 
 
@@ -216,9 +222,24 @@ def cmd_get_change(args: argparse.Namespace) -> int:
 
 
 def cmd_health(args: argparse.Namespace) -> int:
+    """Health over gRPC from an API process, or with --probe from any process's /readyz."""
     from ledgerd.v1 import balance_pb2 as pb
 
-    return _call(args, "HealthCheck", pb.HealthCheckRequest())
+    if args.probe is None:
+        return _call(args, "HealthCheck", pb.HealthCheckRequest())
+    target = args.probe or _client_settings().probe_target
+    url = f"http://{target}/readyz"
+    try:
+        with urllib.request.urlopen(url, timeout=args.timeout) as answer:
+            body = answer.read()
+    except urllib.error.HTTPError as exc:
+        body = exc.read()
+    except (OSError, urllib.error.URLError) as exc:
+        print(f"error: UNAVAILABLE: {url}: {exc}", file=sys.stderr)
+        return 1
+    report = json.loads(body)
+    print(json.dumps(report, indent=2, sort_keys=True))
+    return 0 if report.get("status") == "SERVING" else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -232,7 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     def client(name: str, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text)
-        sub.add_argument("--addr", default=_default_target(), help="server host:port")
+        sub.add_argument(
+            "--addr",
+            default=None,
+            help="server host:port (default: LEDGERD_ADDR, else the local LEDGERD_GRPC_ADDR)",
+        )
         sub.add_argument("--timeout", type=float, default=15.0, help="deadline in seconds")
         return sub
 
@@ -260,7 +285,16 @@ def build_parser() -> argparse.ArgumentParser:
     get_change = client("get-change", "show one change request")
     get_change.add_argument("request_id")
 
-    client("health", "show the server's health")
+    health = client("health", "show a process's health (exit 1 unless SERVING)")
+    health.add_argument(
+        "--probe",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="HOST:PORT",
+        help="ask the operations port's /readyz instead (any process, whatever its roles; "
+        "default: the local LEDGERD_METRICS_ADDR)",
+    )
 
     dlq = commands.add_parser("dlq", help="list the dead-letter topic, or replay it after a fix")
     dlq.add_argument("action", choices=["list", "replay"])

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -23,6 +22,8 @@ import structlog
 from ledgerd import metrics
 from ledgerd.errors import LedgerError
 from ledgerd.store.base import LockToken, Store
+from ledgerd.support import failpoints
+from ledgerd.support.supervisor import Lifeline
 
 log = structlog.get_logger(__name__)
 
@@ -59,8 +60,6 @@ class LeaderElector:
         self._renew_interval_s = renew_interval_s
         self._token: LockToken | None = None
         self._valid_until = 0.0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     @property
     def name(self) -> str:
@@ -77,17 +76,17 @@ class LeaderElector:
     def is_leader(self) -> bool:
         return self.token is not None
 
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="leader", daemon=True)
-            self._thread.start()
+    def run(self, lifeline: Lifeline) -> None:
+        """The loop, for the supervisor: renew or contend every renewal interval."""
+        while not lifeline.stopping:
+            lifeline.beat()
+            failpoints.hit("leader.loop")
+            self.step()
+            lifeline.wait(self._renew_interval_s)
 
-    def stop(self) -> None:
-        """Release the lock so a successor need not wait for the TTL; idempotent."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+    def release(self) -> None:
+        """Give the lock up (after the loop stopped) so a successor need not wait for the TTL;
+        idempotent."""
         token, self._token = self._token, None
         if token is not None:
             try:
@@ -120,8 +119,3 @@ class LeaderElector:
         metrics.LEADER.labels(lock=self._name).set(1 if token is not None else 0)
         if token is not None:
             metrics.LEADER_EPOCH.labels(lock=self._name).set(token.epoch)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.step()
-            self._stop.wait(self._renew_interval_s)

@@ -100,3 +100,27 @@ AUDIT_PROBLEMS = Gauge(
 AUDIT_LAST_RUN = Gauge(
     "ledgerd_audit_last_run_timestamp_seconds", "When the last periodic audit finished (Unix time)."
 )
+COMPONENT_FAILURES = Counter(
+    "ledgerd_component_failures_total",
+    "Unexpected exceptions of supervised components (each one is followed by a restart).",
+    ["component"],
+)
+COMPONENT_UP = Gauge(
+    "ledgerd_component_up",
+    "1 while a supervised component runs and makes progress; 0 when stopped, down or stalled.",
+    ["component"],
+)
+CACHE_NOT_READY_READS = Counter(
+    "ledgerd_cache_not_ready_reads_total",
+    "Cache reads refused because no full sync has vouched for the cache since it lost state.",
+)
+CACHE_ANSWER_WRITE_FAILURES = Counter(
+    "ledgerd_cache_answer_write_failures_total",
+    "Balances an answer could not write to the cache before answering (reads may lag them).",
+)
+CACHE_FULL_SYNCS = Counter(
+    "ledgerd_cache_full_syncs_total", "Cache full syncs, by result (done, failed).", ["result"]
+)
+CACHE_FEED_POISON = Counter(
+    "ledgerd_cache_feed_poison_total", "Undecodable cache feed messages skipped by the updater."
+)

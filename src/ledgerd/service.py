@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ledgerd import metrics
@@ -20,7 +19,7 @@ from ledgerd.domain.model import (
     RejectReason,
     StoredRequest,
 )
-from ledgerd.errors import CacheUnavailable, LedgerError, RequestNotFound
+from ledgerd.errors import CacheUnavailable, RequestNotFound
 from ledgerd.outbox.acceptor import Acceptor
 from ledgerd.store.base import Store
 
@@ -36,16 +35,6 @@ class ChangeAnswer:
     duplicate: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Health:
-    serving: bool
-    components: Mapping[str, str]
-
-
-# Extra health components (e.g. the consumer's paused partitions): name → (ok, detail).
-HealthProbe = Callable[[], tuple[bool, str]]
-
-
 class LedgerService:
     """Reads and changes balances; async, safe to call from many requests at once."""
 
@@ -58,9 +47,6 @@ class LedgerService:
         *,
         wait_max_s: float = 10.0,
         wait_poll_interval_s: float = 0.05,
-        probes: Mapping[str, HealthProbe] | None = None,
-        log_ping: Callable[[], None] | None = None,
-        local_lookup: Callable[[Account], Balance | None] | None = None,
     ) -> None:
         self._store = store
         self._cache = cache
@@ -68,23 +54,20 @@ class LedgerService:
         self._outcomes = outcomes
         self._wait_max_s = wait_max_s
         self._wait_poll_interval_s = wait_poll_interval_s
-        self._probes = dict(probes or {})
-        self._log_ping = log_ping
-        self._local_lookup = local_lookup
 
     # -- reads ----------------------------------------------------------------
     async def get_balances(self, user_id: int, currency: str | None) -> Sequence[Balance]:
         """One currency (zeros if untouched), or every currency the user has.
 
-        One currency reads this process's consumer memory, then the cache, then the store.
+        One currency reads the cache, then the store. Never this process's consumer
+        memory: it runs ahead of the shared cache, so a read through another process
+        could then return an older version than this one did.
         """
         if currency is None:
-            return await asyncio.to_thread(self._store.get_balances, user_id, None)
+            stored = await asyncio.to_thread(self._store.get_balances, user_id, None)
+            await asyncio.to_thread(self._publish_to_cache, stored)
+            return stored
         account = Account(user_id, currency)
-        local = self._local_lookup(account) if self._local_lookup is not None else None
-        if local is not None:
-            metrics.CACHE_READS.labels(result="local").inc()
-            return [local]
         try:
             cached = self._cache.get(account)
         except CacheUnavailable:
@@ -96,10 +79,23 @@ class LedgerService:
         stored = await asyncio.to_thread(self._store.get_balances, user_id, currency)
         if not stored:
             return [Balance(user_id, currency)]
-        # A cache that cannot take it only costs the next read a trip to the store.
-        with contextlib.suppress(CacheUnavailable):
-            self._cache.put_many(stored)
+        await asyncio.to_thread(self._publish_to_cache, stored)
         return stored
+
+    def _publish_to_cache(self, balances: Sequence[Balance]) -> None:
+        """Make the cache at least as new as an answer before it is given.
+
+        A later read through any process then finds this version or a newer one
+        (last write wins, so this never moves the cache back). A failed write only
+        counts: the cache is down for everyone, or the feed and the full sync
+        repair it (see ``ledgerd.cache.redis`` for the one case this leaves open).
+        """
+        if not balances:
+            return
+        try:
+            self._cache.put_many(balances)
+        except CacheUnavailable:
+            metrics.CACHE_ANSWER_WRITE_FAILURES.inc(len(balances))
 
     async def list_journal(
         self, user_id: int, currency: str, after_version: int, limit: int
@@ -191,30 +187,19 @@ class LedgerService:
             answers[rid] = _answer(
                 row, duplicates[rid], entry.balance_after if entry is not None else None
             )
+        self._publish_to_cache(_newest_per_account(answers.values()))
         return answers
 
-    # -- health ---------------------------------------------------------------
-    async def health(self) -> Health:
-        components: dict[str, str] = {}
-        serving = True
-        for name, check, required in (
-            ("store", self._store.ping, True),
-            ("log", self._log_ping, True),
-            ("cache", self._cache.ping, False),
-        ):
-            if check is None:
-                continue
-            try:
-                await asyncio.wait_for(asyncio.to_thread(check), timeout=2.0)
-                components[name] = "ok"
-            except (LedgerError, TimeoutError) as exc:
-                components[name] = ("unavailable: " if required else "degraded: ") + str(exc)
-                serving = serving and not required
-        for name, probe in self._probes.items():
-            ok, detail = probe()
-            components[name] = detail
-            serving = serving and ok
-        return Health(serving, components)
+
+def _newest_per_account(answers: Iterable[ChangeAnswer]) -> list[Balance]:
+    newest: dict[Account, Balance] = {}
+    for answer in answers:
+        balance = answer.balance
+        if balance is not None:
+            known = newest.get(balance.account)
+            if known is None or known.version < balance.version:
+                newest[balance.account] = balance
+    return list(newest.values())
 
 
 def _answer(stored: StoredRequest, duplicate: bool, balance: Balance | None = None) -> ChangeAnswer:

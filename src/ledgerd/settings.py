@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     topic: str = "balance-changes"
     dlq_topic: str = "balance-changes-dlq"
     consumer_group: str = "balance-consumer-group"
+    # The cache feed: consumers publish every committed balance here (with a shared
+    # cache), and cache updaters in any process consume it in their own group.
+    cache_feed_topic: str = "balance-updates"
+    cache_updater_group: str = "ledgerd-cache-updater"
 
     # Consumer batching (seed: 200 messages, 100 ms delay, 1000 ms long poll, 3 retries).
     consumer_batch_max_messages: int = Field(200, ge=1, le=100_000)
@@ -52,8 +56,10 @@ class Settings(BaseSettings):
     consumer_max_accounts_in_memory: int = Field(1_000_000, ge=1)
     # How long Kafka waits for a silent consumer before moving its partitions (broker min 6 s).
     kafka_session_timeout_ms: int = Field(10_000, ge=1000, le=300_000)
-    # Fault injection for the reliability tests only: hold each batch this long before
-    # its commit, widening the window in which a consumer can be killed or paused.
+    # Fault injection (ledgerd.support.failpoints), e.g.
+    # "consumer.before_commit=sleep(100);relay.after_produce=error". Off when empty.
+    failpoints: str = ""
+    # The older spelling of failpoint consumer.before_commit=sleep(N), kept for fault drills.
     fault_consumer_commit_delay_ms: int = Field(0, ge=0, le=60_000)
 
     # Acceptance (group commit) and relay.
@@ -85,9 +91,9 @@ class Settings(BaseSettings):
     # The leader audits the whole store this often and exports ledgerd_audit_problems.
     audit_interval_s: float = Field(3600.0, gt=0)
 
-    # Cache updater (seed: 4 workers, every 100 ms); memory cache bound.
-    cache_updater_workers: int = Field(4, ge=1)
-    cache_update_interval_ms: int = Field(100, ge=1)
+    # Cache updater: it writes each poll of the cache feed at once (the seed's 4 worker
+    # threads every 100 ms became one feed consumer per process; the Kafka group shares
+    # partitions between processes). Memory cache bound; the leader's periodic full sync.
     cache_max_entries: int = Field(1_000_000, ge=1)
     cache_full_sync_interval_s: float = Field(300.0, gt=0)
     cache_key_prefix: str = "ledgerd:"
@@ -98,6 +104,13 @@ class Settings(BaseSettings):
     # TLS for the gRPC port: both files, or neither.
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
+
+    # Supervision: a component that fails more than this many times within the window,
+    # or has work and makes no progress for stall_after_s, is down (health NOT_SERVING;
+    # a process running only some of the roles exits non-zero so its orchestrator restarts it).
+    component_max_restarts: int = Field(5, ge=0)
+    component_restart_window_s: float = Field(60.0, gt=0)
+    component_stall_after_s: float = Field(60.0, gt=0)
 
     max_concurrent_rpcs: int = Field(1000, ge=1)
     shutdown_grace_s: float = Field(10.0, ge=0)
@@ -129,6 +142,36 @@ class Settings(BaseSettings):
     @property
     def effective_store_url(self) -> str:
         return self.store_url or f"sqlite:///{self.data_dir / 'ledgerd.sqlite'}"
+
+
+class ClientSettings(BaseSettings):
+    """What the client commands (`ledgerd balance`, `change` …) read from ``LEDGERD_*``."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    # The server to call; empty: the local server's LEDGERD_GRPC_ADDR (0.0.0.0 → 127.0.0.1).
+    addr: str = ""
+    grpc_addr: str = "127.0.0.1:50051"
+    # Where `ledgerd health --probe` looks by default: the local server's LEDGERD_METRICS_ADDR.
+    metrics_addr: str = "127.0.0.1:9091"
+    # Request signing and TLS trust of the client.
+    client_key_id: str = ""
+    client_secret: str = ""
+    client_tls_ca: Path | None = None
+
+    @property
+    def target(self) -> str:
+        return self.addr or _local(self.grpc_addr)
+
+    @property
+    def probe_target(self) -> str:
+        return _local(self.metrics_addr)
+
+
+def _local(address: str) -> str:
+    """A listening address as a client reaches it on this host."""
+    host, _, port = address.rpartition(":")
+    return f"{'127.0.0.1' if host in ('0.0.0.0', '', '[::]') else host}:{port}"  # noqa: S104
 
 
 def load_settings() -> Settings:

@@ -19,13 +19,15 @@ from ledgerd.domain.validation import (
     validate_user_id,
 )
 from ledgerd.errors import InvalidArgument
+from ledgerd.probes import HealthSource
 from ledgerd.service import LedgerService
 from ledgerd.v1 import balance_pb2 as pb
 
 
 class Handlers:
-    def __init__(self, service: LedgerService) -> None:
+    def __init__(self, service: LedgerService, health: HealthSource) -> None:
         self._service = service
+        self._health = health
 
     async def get_balance(self, request: pb.GetBalanceRequest) -> pb.GetBalanceResponse:
         user_id = validate_user_id(request.user_id)
@@ -70,7 +72,7 @@ class Handlers:
         return pb.ListJournalResponse(entries=[journal_to_proto(e) for e in entries])
 
     async def health_check(self, _: pb.HealthCheckRequest) -> pb.HealthCheckResponse:
-        health = await self._service.health()
+        health = await self._health()
         status = (
             pb.HealthCheckResponse.SERVING if health.serving else pb.HealthCheckResponse.NOT_SERVING
         )

@@ -9,8 +9,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ledgerd.api.auth import Authenticator
+from ledgerd.api.handlers import Handlers
 from ledgerd.api.interceptor import GatekeeperInterceptor
 from ledgerd.api.servicer import BalanceServicer
+from ledgerd.probes import HealthSource
 from ledgerd.service import LedgerService
 from ledgerd.v1 import balance_pb2, balance_pb2_grpc
 
@@ -24,12 +26,14 @@ class GrpcServer:
     def __init__(
         self,
         service: LedgerService,
+        health_source: HealthSource,
         address: str,
+        *,
         max_concurrent_rpcs: int,
         authenticator: Authenticator,
         tls: tuple[bytes, bytes] | None = None,
     ) -> None:
-        self._service = service
+        self._health_source = health_source
         self._server = grpc.aio.server(
             interceptors=[GatekeeperInterceptor(authenticator)],
             # Past this many calls in progress, grpc answers RESOURCE_EXHAUSTED.
@@ -40,7 +44,7 @@ class GrpcServer:
                 ("grpc.so_reuseport", 1),
             ],
         )
-        servicer = BalanceServicer(service)
+        servicer = BalanceServicer(Handlers(service, health_source))
         balance_pb2_grpc.add_BalanceServiceServicer_to_server(servicer, self._server)  # type: ignore[no-untyped-call]
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
@@ -74,7 +78,7 @@ class GrpcServer:
             await self._refresh_health()
 
     async def _refresh_health(self) -> None:
-        state = await self._service.health()
+        state = await self._health_source()
         status = (
             health_pb2.HealthCheckResponse.SERVING
             if state.serving

@@ -13,7 +13,6 @@ from ledgerd import metrics
 from ledgerd.api.errors import status_of
 from ledgerd.api.handlers import Handlers
 from ledgerd.errors import LedgerError
-from ledgerd.service import LedgerService
 from ledgerd.v1 import balance_pb2 as pb
 from ledgerd.v1 import balance_pb2_grpc as pb_grpc
 
@@ -26,8 +25,8 @@ Context = grpc.aio.ServicerContext[Any, Any]
 class BalanceServicer(pb_grpc.BalanceServiceServicer):
     """Maps each RPC onto the handlers; every LedgerError becomes its status code."""
 
-    def __init__(self, service: LedgerService) -> None:
-        self._handlers = Handlers(service)
+    def __init__(self, handlers: Handlers) -> None:
+        self._handlers = handlers
 
     async def GetBalance(
         self, request: pb.GetBalanceRequest, context: Context

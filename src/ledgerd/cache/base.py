@@ -3,6 +3,10 @@
 Writers put balances after the store committed them; a put only replaces an
 entry with a lower version (last write wins by version), so late or
 repeated updates can never move a balance backwards.
+
+A cache that may hold entries older than versions the service already
+answered (Redis after a restart) serves no reads until a full sync has
+rewritten every balance and vouched for it (``FullSync.complete``).
 """
 
 from __future__ import annotations
@@ -19,16 +23,54 @@ class BalanceSink(Protocol):
     def put_many(self, balances: Iterable[Balance]) -> None: ...
 
 
+class FullSync(Protocol):
+    """One full sync in progress: opened before the store is read, completed after."""
+
+    def put_many(self, balances: Iterable[Balance]) -> None:
+        """Write balances newer than the cached ones.
+
+        Raises:
+            CacheUnavailable: the cache failed; abandon this sync (close it).
+        """
+
+    def complete(self) -> None:
+        """Every balance the store held when the sync began is written: serve reads again.
+
+        Raises:
+            CacheUnavailable: the cache failed; it stays unready.
+        """
+
+    def close(self) -> None: ...
+
+
 class BalanceCache(Protocol):
     def get(self, account: Account) -> Balance | None:
-        """The cached balance, or None when not cached.
+        """The cached balance, or None when not cached or the cache is not ready.
 
         Raises:
             CacheUnavailable: the cache cannot be reached (readers fall back to the store).
         """
 
     def put_many(self, balances: Iterable[Balance]) -> None:
-        """Store balances whose version is newer than the cached one."""
+        """Store balances whose version is newer than the cached one.
+
+        Raises:
+            CacheUnavailable: the cache cannot be reached.
+        """
+
+    def ready(self) -> bool:
+        """Whether reads are served (no full sync is needed since the cache lost state).
+
+        Raises:
+            CacheUnavailable: the cache cannot be reached.
+        """
+
+    def begin_full_sync(self) -> FullSync:
+        """Start a full sync; call before reading the store.
+
+        Raises:
+            CacheUnavailable: the cache cannot be reached.
+        """
 
     def ping(self) -> None: ...
 

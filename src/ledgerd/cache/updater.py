@@ -1,24 +1,39 @@
-"""The cache updater: writes committed balances to a shared cache off the consumer's thread.
+"""The cache updater: keeps a shared cache (Redis) up to date from the cache feed.
 
-The consumer hands over balances after each commit and moves on. Each
-worker owns a shard of accounts, keeps only the newest pending version per
-account, and writes its shard in one pipelined batch per interval. If the
-cache is down, pending writes stay (bounded) and a full sync from the store
-runs when it answers again, so the cache converges without blocking writes.
+Consumers publish each committed balance to the feed topic; updaters in any
+process consume it in one consumer group, so its partitions are shared among
+them. Each poll's balances are written in one last-write-wins batch (the
+newest version per account), and the group's log offsets are committed only
+after that write succeeded: during a cache outage the batch is retried with
+backoff (health degraded) and nothing is lost, whichever updater owns the
+partition next.
+
+The leader also runs full syncs from the store: when it starts, periodically,
+when the cache answers again after failures, and whenever the cache is not
+ready (Redis restarted: see ``ledgerd.cache.redis``), which it checks every
+``readiness_check_interval_s``.
+
+Two loops, ``run_feed`` and ``run_full_sync``, each take a supervisor
+``Lifeline``; ``run_until_idle`` drains the feed once for tests.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import structlog
 
 from ledgerd import metrics
 from ledgerd.cache.base import BalanceCache
 from ledgerd.domain.model import Account, Balance
-from ledgerd.errors import LedgerError
+from ledgerd.errors import CacheUnavailable, LedgerError, PoisonMessage
+from ledgerd.log.base import EventLog, LogRecord
+from ledgerd.log.codec import decode_balance
+from ledgerd.support import failpoints
+from ledgerd.support.supervisor import Lifeline
 
 log = structlog.get_logger(__name__)
 
@@ -27,138 +42,254 @@ BalanceSource = Callable[[], Iterator[Balance]]
 # Whether this process may run the periodic full sync now (the leader, when elected).
 MayRunSingletons = Callable[[], bool]
 
+_FULL_SYNC_BATCH = 1000
+
+
+@dataclass
+class _Batch:
+    """Balances polled from the feed and not yet written, with the offsets to commit after."""
+
+    balances: dict[Account, Balance] = field(default_factory=dict)
+    next_offsets: dict[int, int] = field(default_factory=dict)
+
+    def add(self, records: Sequence[LogRecord]) -> None:
+        for record in records:
+            self.next_offsets[record.partition] = max(
+                self.next_offsets.get(record.partition, 0), record.offset + 1
+            )
+            try:
+                balance = decode_balance(record.value)
+            except PoisonMessage as exc:
+                # The feed is derived data: the full sync repairs what a bad message lacks.
+                metrics.CACHE_FEED_POISON.inc()
+                log.warning("cache feed message skipped", error=str(exc), offset=record.offset)
+                continue
+            queued = self.balances.get(balance.account)
+            if queued is None or queued.version < balance.version:
+                self.balances[balance.account] = balance
+
 
 class CacheUpdater:
-    """Batches cache writes by shard on worker threads; also the periodic full sync."""
+    """Writes the cache feed to the cache; the leader also runs full syncs from the store."""
 
     def __init__(
         self,
         cache: BalanceCache,
+        event_log: EventLog,
         *,
-        workers: int = 4,
-        interval_s: float = 0.1,
-        max_pending_per_worker: int = 250_000,
+        topic: str,
+        group_id: str,
+        batch_max_messages: int = 5000,
+        poll_timeout_s: float = 0.5,
+        retry_base_s: float = 0.1,
+        retry_max_s: float = 5.0,
         full_sync_source: BalanceSource | None = None,
         full_sync_interval_s: float = 300.0,
         may_run_full_sync: MayRunSingletons = lambda: True,
+        readiness_check_interval_s: float = 1.0,
     ) -> None:
         self._cache = cache
-        self._interval_s = interval_s
-        self._max_pending = max_pending_per_worker
-        self._pending: list[dict[Account, Balance]] = [{} for _ in range(workers)]
-        self._locks = [threading.Lock() for _ in range(workers)]
+        self._log = event_log
+        self._topic = topic
+        self._group_id = group_id
+        self._batch_max = batch_max_messages
+        self._poll_timeout_s = poll_timeout_s
+        self._retry_base_s = retry_base_s
+        self._retry_max_s = retry_max_s
         self._full_sync_source = full_sync_source
         self._full_sync_interval_s = full_sync_interval_s
         self._may_run_full_sync = may_run_full_sync
-        self._full_sync_wanted = threading.Event()
-        self._healthy = True
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._readiness_check_interval_s = readiness_check_interval_s
+        self._consumer = event_log.consumer(group_id)
+        self._subscribed = False
+        self._pending: _Batch | None = None
+        self._feed_healthy = True
+        self._sync_healthy = True
+        # A fresh process may find a stale or empty cache.
+        self._full_sync_wanted = full_sync_source is not None
+        self._wake = threading.Event()
 
     @property
     def healthy(self) -> bool:
-        return self._healthy
+        """False while cache writes or full syncs fail (the service still answers)."""
+        return self._feed_healthy and self._sync_healthy
 
-    def start(self) -> None:
-        if self._threads:
-            return
-        self._threads = [
-            threading.Thread(target=self._work, args=(shard,), name=f"cache-{shard}", daemon=True)
-            for shard in range(len(self._pending))
-        ]
-        if self._full_sync_source is not None:
-            self._full_sync_wanted.set()  # a fresh process may find a stale or empty cache
-            self._threads.append(
-                threading.Thread(target=self._full_sync_loop, name="cache-sync", daemon=True)
-            )
-        for thread in self._threads:
-            thread.start()
+    # -- the feed -------------------------------------------------------------
+    def run_feed(self, lifeline: Lifeline) -> None:
+        """Supervised loop: poll, write, commit; on cache failure retry the same batch."""
+        failures = 0
+        while not lifeline.stopping:
+            failpoints.hit("cache_updater.loop")
+            try:
+                self.feed_once(self._poll_timeout_s)
+                failures = 0
+            except CacheUnavailable:
+                failures += 1
+                lifeline.wait(min(self._retry_max_s, self._retry_base_s * 2 ** (failures - 1)))
+            # Retrying a cache outage is progress too: health shows it as degraded, not stalled.
+            lifeline.beat()
 
-    def stop(self) -> None:
-        """Write what is pending once more, then stop; idempotent."""
-        self._stop.set()
-        self._full_sync_wanted.set()
-        for thread in self._threads:
-            thread.join()
-        self._threads = []
+    def feed_once(self, timeout_s: float) -> int:
+        """Write one poll's balances (or the batch a failure left); returns records polled.
 
-    def put_many(self, balances: Iterable[Balance]) -> None:
-        """Queue balances for their shards; never blocks on the cache."""
-        shards = len(self._pending)
-        for balance in balances:
-            account = balance.account
-            shard = hash(account) % shards
-            with self._locks[shard]:
-                pending = self._pending[shard]
-                queued = pending.get(account)
-                if queued is None or queued.version < balance.version:
-                    if queued is None and len(pending) >= self._max_pending:
-                        # Bounded memory: the full sync repairs what is dropped here.
-                        self._full_sync_wanted.set()
-                        continue
-                    pending[account] = balance
-
-    def flush(self) -> None:
-        """Write every shard now (tests and shutdown)."""
-        for shard in range(len(self._pending)):
-            self._write_shard(shard)
-
-    def _work(self, shard: int) -> None:
-        while not self._stop.wait(self._interval_s):
-            self._write_shard(shard)
-        self._write_shard(shard)
-
-    def _write_shard(self, shard: int) -> None:
-        with self._locks[shard]:
-            batch, self._pending[shard] = self._pending[shard], {}
-        if not batch:
-            return
+        Raises:
+            CacheUnavailable: the write failed; the batch is kept for the next call.
+        """
+        self._ensure_subscribed()
+        polled = 0
+        if self._pending is None:
+            records = self._consumer.poll_batch(self._batch_max, timeout_s)
+            if not records:
+                return 0
+            polled = len(records)
+            self._pending = _Batch()
+            self._pending.add(records)
+        batch = self._pending
         try:
-            self._cache.put_many(batch.values())
-        except LedgerError as exc:
-            if self._healthy:
-                log.warning("cache unavailable; keeping updates pending", error=str(exc))
-            self._healthy = False
+            self._cache.put_many(batch.balances.values())
+        except CacheUnavailable as exc:
+            if self._feed_healthy:
+                log.warning("cache unavailable; holding the feed until it answers", error=str(exc))
+            self._feed_healthy = False
             metrics.CACHE_UPDATE_FAILURES.inc()
-            with self._locks[shard]:
-                for account, balance in batch.items():
-                    newer = self._pending[shard].get(account)
-                    if newer is None or newer.version < balance.version:
-                        self._pending[shard][account] = balance
-            return
-        if not self._healthy:
+            raise
+        self._pending = None
+        self._consumer.commit(batch.next_offsets)
+        metrics.CACHE_UPDATES.inc(len(batch.balances))
+        if not self._feed_healthy:
             log.info("cache available again; scheduling a full sync")
-            self._healthy = True
-            self._full_sync_wanted.set()
-        metrics.CACHE_UPDATES.inc(len(batch))
+            self._feed_healthy = True
+            self.request_full_sync()
+        return polled
 
-    def _full_sync_loop(self) -> None:
-        while not self._stop.is_set():
-            self._full_sync_wanted.wait(self._full_sync_interval_s)
-            if self._stop.is_set():
-                return
-            self._full_sync_wanted.clear()
-            if self._may_run_full_sync():
-                self._full_sync()
+    def _ensure_subscribed(self) -> None:
+        if not self._subscribed:
+            self._log.ensure_topics([self._topic])
+            self._consumer.subscribe(self._topic, self._on_assign, self._on_revoke)
+            self._subscribed = True
 
-    def _full_sync(self) -> None:
+    def _on_assign(self, partitions: Sequence[int]) -> Mapping[int, int]:
+        # The group's committed offsets are this role's position: they only move
+        # after a successful cache write.
+        starts = dict(self._consumer.committed(self._topic, partitions))
+        log.info("cache feed partitions assigned", starts=starts)
+        return {p: starts.get(p, 0) for p in partitions}
+
+    def _on_revoke(self, partitions: Sequence[int]) -> None:
+        # Their next owner re-reads from the committed offsets; writing our held
+        # balances later is still harmless (last write wins), committing them is not ours.
+        if self._pending is not None:
+            for partition in partitions:
+                self._pending.next_offsets.pop(partition, None)
+        log.info("cache feed partitions revoked", partitions=list(partitions))
+
+    # -- full syncs -----------------------------------------------------------
+    def request_full_sync(self) -> None:
+        self._full_sync_wanted = self._full_sync_source is not None
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Interrupt the full-sync loop's wait (so that it sees ``stopping``)."""
+        self._wake.set()
+
+    def run_full_sync(self, lifeline: Lifeline) -> None:
+        """Supervised loop: the leader syncs when wanted, due, or the cache is not ready."""
+        while self._full_sync_source is None and not lifeline.stopping:
+            lifeline.beat()  # nothing to sync from: idle, not stalled
+            lifeline.wait(60.0)
+        next_periodic = time.monotonic() + self._full_sync_interval_s
+        failures = 0
+        while not lifeline.stopping:
+            lifeline.beat()
+            if time.monotonic() >= next_periodic:
+                self._full_sync_wanted = True
+            self.full_sync_once(lifeline)
+            if self._full_sync_wanted and self._may_run_full_sync():
+                failures += 1  # wanted still: the sync failed
+                delay = min(self._retry_max_s, self._retry_base_s * 2 ** (failures - 1))
+            else:
+                failures = 0
+                delay = self._readiness_check_interval_s
+            if not self._full_sync_wanted:
+                next_periodic = max(next_periodic, time.monotonic() + self._full_sync_interval_s)
+            self._wake.wait(delay)
+            self._wake.clear()
+
+    def full_sync_once(self, lifeline: Lifeline | None = None) -> bool:
+        """Run a full sync if wanted (or the cache is not ready) and this process leads.
+
+        Returns whether a sync completed.
+        """
+        if self._full_sync_source is None or not self._may_run_full_sync():
+            return False
+        if not self._full_sync_wanted:
+            try:
+                if self._cache.ready():
+                    return False
+                log.warning("cache not ready (restarted?); running a full sync")
+            except CacheUnavailable:
+                return False  # the feed loop sees the outage and asks for a sync after
+            self._full_sync_wanted = True
+        if self._full_sync(lifeline):
+            self._full_sync_wanted = False
+            return True
+        return False
+
+    def _full_sync(self, lifeline: Lifeline | None) -> bool:
         assert self._full_sync_source is not None
         started, count = time.monotonic(), 0
-        batch: list[Balance] = []
         try:
+            sync = self._cache.begin_full_sync()
+        except CacheUnavailable as exc:
+            return self._sync_failed(exc)
+        try:
+            batch: list[Balance] = []
             for balance in self._full_sync_source():
                 batch.append(balance)
-                if len(batch) >= 1000:
-                    self._cache.put_many(batch)
+                if len(batch) >= _FULL_SYNC_BATCH:
+                    sync.put_many(batch)
                     count, batch = count + len(batch), []
-                if self._stop.is_set():
-                    return
-            self._cache.put_many(batch)
+                    if lifeline is not None:
+                        if lifeline.stopping:
+                            return False
+                        lifeline.beat()
+            sync.put_many(batch)
+            sync.complete()
             count += len(batch)
-        except LedgerError as exc:
-            log.warning("cache full sync failed; will retry", error=str(exc))
-            self._healthy = False
-            return
+        except LedgerError as exc:  # the cache, or the store scan
+            return self._sync_failed(exc)
+        finally:
+            sync.close()
+        self._sync_healthy = True
+        metrics.CACHE_FULL_SYNCS.labels(result="done").inc()
         log.info(
             "cache full sync done", balances=count, seconds=round(time.monotonic() - started, 2)
         )
+        return True
+
+    def _sync_failed(self, exc: LedgerError) -> bool:
+        log.warning("cache full sync failed; will retry", error=str(exc))
+        self._sync_healthy = False
+        metrics.CACHE_FULL_SYNCS.labels(result="failed").inc()
+        return False
+
+    # -- tests and the simple lifecycle ---------------------------------------
+    def run_until_idle(self, poll_timeout_s: float = 0.0, max_polls: int = 1_000_000) -> int:
+        """Burst mode: run a wanted full sync, then drain the feed; returns records polled.
+
+        Raises:
+            CacheUnavailable: a write failed (the batch is kept for the next call).
+        """
+        self.full_sync_once()
+        seen = 0
+        for _ in range(max_polls):
+            polled = self.feed_once(poll_timeout_s)
+            seen += polled
+            if polled == 0 and self._pending is None:
+                break
+        self.full_sync_once()
+        return seen
+
+    def close(self) -> None:
+        """Leave the group (after both loops returned); idempotent."""
+        self._consumer.close()

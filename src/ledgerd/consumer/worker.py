@@ -10,7 +10,6 @@ cannot commit. Only after the commit does the in-memory state move on.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +26,8 @@ from ledgerd.errors import CacheUnavailable, Fenced, LedgerError, LogUnavailable
 from ledgerd.log.base import EventLog, LogRecord
 from ledgerd.log.codec import decode_change
 from ledgerd.store.base import BatchCommit, PartitionClaim, Store
+from ledgerd.support import failpoints
+from ledgerd.support.supervisor import Lifeline
 
 log = structlog.get_logger(__name__)
 
@@ -42,7 +43,6 @@ class ConsumerConfig:
     max_retries: int = 3
     retry_base_s: float = 0.1
     pause_s: float = 5.0
-    fault_commit_delay_s: float = 0.0  # reliability tests only
     max_accounts_in_memory: int = 1_000_000  # over all owned partitions
 
 
@@ -73,23 +73,13 @@ class BatchConsumer:
         self._claims: dict[int, PartitionClaim] = {}
         self._balances: dict[int, dict[Account, Balance]] = {}
         self._paused_until: dict[int, float] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._subscribed = False
         self._next_lag_report = 0.0
+        self._lifeline: Lifeline | None = None
 
     # -- lifecycle ------------------------------------------------------------
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="consumer", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        """Finish the current batch, then leave the group; idempotent."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+    def close(self) -> None:
+        """Leave the group (after the loop returned); idempotent."""
         self._consumer.close()
         self._dlq.close()
 
@@ -117,13 +107,32 @@ class BatchConsumer:
                 break
         return seen
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
+    def run(self, lifeline: Lifeline) -> None:
+        """The loop, for the supervisor: apply batches until asked to stop."""
+        self._recover()
+        self._lifeline = lifeline
+        while not lifeline.stopping:
+            lifeline.beat()
+            failpoints.hit("consumer.loop")
             try:
                 self.run_once(self._config.poll_timeout_s)
             except LedgerError as exc:
                 log.error("consumer batch failed", error=str(exc), retriable=exc.retriable)
-                self._stop.wait(self._config.retry_base_s)
+                lifeline.wait(self._config.retry_base_s)
+
+    def _recover(self) -> None:
+        """After a crash the batch in hand may or may not be committed: forget memory and
+        read every owned partition again from its stored position (the CAS and the journal
+        keep anything from applying twice)."""
+        for partition, claim in list(self._claims.items()):
+            self._balances[partition] = {}
+            self._consumer.seek(partition, claim.next_offset)
+
+    def _sleep(self, seconds: float) -> None:
+        if self._lifeline is not None:
+            self._lifeline.wait(seconds)
+        else:
+            time.sleep(seconds)
 
     # -- one batch ------------------------------------------------------------
     def run_once(self, timeout_s: float) -> int:
@@ -154,7 +163,7 @@ class BatchConsumer:
                     self._pause(records, exc)
                     break
                 log.warning("consumer batch retry", attempt=attempt + 1, error=str(exc))
-                self._stop.wait(self._config.retry_base_s * 2**attempt)
+                self._sleep(self._config.retry_base_s * 2**attempt)
         metrics.CONSUMER_BATCH_SIZE.observe(len(records))
         metrics.CONSUMER_APPLY_LATENCY.observe(time.perf_counter() - started)
         return len(records)
@@ -196,10 +205,9 @@ class BatchConsumer:
         if poison:
             self._send_to_dlq(poison)
         positions = self._positions(records)
-        if self._config.fault_commit_delay_s:
-            # Tests wait for this line to pause or kill the process mid-batch.
-            log.info("fault injection: holding batch before commit", records=len(records))
-            time.sleep(self._config.fault_commit_delay_s)
+        failpoints.hit(
+            "consumer.before_commit", note="holding batch before commit", records=len(records)
+        )
         self._store.commit_batch(
             BatchCommit(
                 positions=positions,
@@ -209,16 +217,18 @@ class BatchConsumer:
                 applied_at_ms=now_ms,
             )
         )
+        failpoints.hit("consumer.after_commit", records=len(records))
         # Committed: memory, cache, waiters and the log's own offsets follow.
         for account, balance in decision.balances.items():
             self._balances[partition_of[account]][account] = balance
         self._bound_memory({partition_of[a] for a in decision.balances})
         self._claims.update({p.partition: p for p in positions})
-        self._after_commit(decision.balances.values(), [o.request_id for o in decision.outcomes])
-        self._consumer.commit({p.partition: p.next_offset for p in positions})
+        # Counted before waiters wake, so a caller answered APPLIED finds it in the metrics.
         metrics.CHANGES.labels(outcome="applied").inc(decision.applied)
         metrics.CHANGES.labels(outcome="rejected").inc(decision.rejected)
         metrics.DUPLICATE_MESSAGES.inc(decision.duplicates)
+        self._after_commit(decision.balances.values(), [o.request_id for o in decision.outcomes])
+        self._consumer.commit({p.partition: p.next_offset for p in positions})
 
     def _bound_memory(self, partitions: set[int]) -> None:
         """Forget the oldest-loaded accounts past the cap; they reload from the store."""

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import msgspec
 
-from ledgerd.domain.amounts import format_amount
-from ledgerd.domain.model import ChangeRequest
+from ledgerd.domain.amounts import format_amount, parse_decimal
+from ledgerd.domain.model import Balance, ChangeRequest
 from ledgerd.domain.validation import validate_change
 from ledgerd.errors import InvalidArgument, PoisonMessage
 
@@ -62,3 +62,48 @@ def decode_change(value: bytes) -> ChangeRequest:
         raise PoisonMessage(f"undecodable change message: {exc}") from exc
     except InvalidArgument as exc:
         raise PoisonMessage(f"invalid change message: {exc}") from exc
+
+
+class BalanceMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """A committed balance on the cache feed (topic ``cache_feed_topic``), published by
+    the consumer after each commit for cache updaters in any process."""
+
+    user_id: int
+    currency: str
+    available: str
+    frozen: str
+    version: int
+
+
+_balance_decoder = msgspec.json.Decoder(BalanceMessage)
+
+
+def encode_balance(balance: Balance) -> bytes:
+    return _encoder.encode(
+        BalanceMessage(
+            user_id=balance.user_id,
+            currency=balance.currency,
+            available=format_amount(balance.available),
+            frozen=format_amount(balance.frozen),
+            version=balance.version,
+        )
+    )
+
+
+def decode_balance(value: bytes) -> Balance:
+    """Decode a balance from the cache feed.
+
+    Raises:
+        PoisonMessage: the bytes are not a balance.
+    """
+    try:
+        message = _balance_decoder.decode(value)
+        return Balance(
+            message.user_id,
+            message.currency,
+            parse_decimal(message.available),
+            parse_decimal(message.frozen),
+            message.version,
+        )
+    except (msgspec.DecodeError, ValueError) as exc:
+        raise PoisonMessage(f"undecodable balance message: {exc}") from exc

@@ -22,6 +22,8 @@ from ledgerd.domain.model import ChangeRequest, StoredRequest
 from ledgerd.errors import LedgerError, Overloaded, StoreUnavailable, TransientStoreError
 from ledgerd.outbox.planning import Acceptance, GroupPlan, plan_acceptance
 from ledgerd.store.base import Store
+from ledgerd.support import failpoints
+from ledgerd.support.supervisor import Lifeline
 
 log = structlog.get_logger(__name__)
 
@@ -38,7 +40,10 @@ class _Waiting:
 
 
 class Acceptor:
-    """Accepts change requests into the outbox, many per transaction."""
+    """Accepts change requests into the outbox, many per transaction.
+
+    Its flusher is ``run(lifeline)``, a coroutine loop for the process's supervisor.
+    """
 
     def __init__(
         self,
@@ -55,26 +60,28 @@ class Acceptor:
         self._queue: deque[_Waiting] = deque()
         self._queued_changes = 0
         self._wake = asyncio.Event()
-        self._flusher: asyncio.Task[None] | None = None
         self._stopping = False
         # One thread: commits are serial anyway, and the next batch gathers meanwhile.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="acceptor")
 
-    async def start(self) -> None:
-        if self._flusher is None:
-            self._flusher = asyncio.create_task(self._run(), name="acceptor")
+    def has_work(self) -> bool:
+        return bool(self._queue)
 
-    async def stop(self) -> None:
-        """Commit everything already queued, then stop; idempotent."""
+    def begin_stop(self) -> None:
+        """Refuse new requests and wake the flusher, which commits what is queued and returns."""
         self._stopping = True
         self._wake.set()
-        if self._flusher is not None:
-            await self._flusher
-            self._flusher = None
+
+    def close(self) -> None:
+        """Release the commit thread (after the flusher returned); idempotent."""
         self._executor.shutdown(wait=True)
 
     async def accept(self, requests: Sequence[ChangeRequest]) -> Sequence[Acceptance]:
         """Commit the requests (all or nothing) and answer each in order.
+
+        A caller that stops waiting (cancelled, deadline) changes nothing for the
+        others: its requests are committed with the group they were taken in, or
+        dropped if it left before that.
 
         Raises:
             RequestConflict: a request_id exists with different fields; nothing was stored.
@@ -94,34 +101,48 @@ class Acceptor:
             raise plan.conflict
         return plan.acceptances
 
-    async def _run(self) -> None:
+    async def run(self, lifeline: Lifeline) -> None:
+        """The flusher: commit whatever is queued, group by group, until asked to stop."""
         loop = asyncio.get_running_loop()
         while True:
+            lifeline.beat()
             await self._wake.wait()
             self._wake.clear()
             while self._queue:
+                failpoints.hit("acceptor.loop")
                 batch = self._take_batch()
+                if not batch:
+                    continue
                 try:
                     plans = await loop.run_in_executor(self._executor, self._commit, batch)
                 except LedgerError as exc:
-                    for waiting in batch:
-                        waiting.answer.set_exception(exc)
+                    _answer_all(batch, exc)
                     continue
+                except Exception as exc:
+                    # A bug: its callers learn the commit did not happen as planned (they may
+                    # retry: the request_id makes that safe), then the supervisor restarts us.
+                    _answer_all(batch, StoreUnavailable(f"acceptance failed: {exc}"))
+                    raise
                 for waiting, plan in zip(batch, plans, strict=True):
-                    waiting.answer.set_result(plan)
-            if self._stopping:
+                    if not waiting.answer.done():  # its caller may have given up
+                        waiting.answer.set_result(plan)
+                lifeline.beat()
+            if self._stopping or lifeline.stopping:
                 return
 
     def _take_batch(self) -> list[_Waiting]:
+        """The next group, up to batch_max_rows; callers that already gave up are dropped."""
         batch: list[_Waiting] = []
         rows = 0
         while self._queue and (
             not batch or rows + len(self._queue[0].requests) <= self._batch_max_rows
         ):
             waiting = self._queue.popleft()
+            self._queued_changes -= len(waiting.requests)
+            if waiting.answer.done():
+                continue
             batch.append(waiting)
             rows += len(waiting.requests)
-        self._queued_changes -= rows
         return batch
 
     def _commit(self, batch: Sequence[_Waiting]) -> list[GroupPlan]:
@@ -136,6 +157,7 @@ class Acceptor:
             inserted, decided = plan_acceptance(groups, stored)
             return inserted
 
+        failpoints.hit("acceptor.before_commit", rows=len(request_ids))
         for attempt in range(_RACE_RETRIES):
             try:
                 self._store.accept_requests(request_ids, choose_new, int(time.time() * 1000))
@@ -149,3 +171,9 @@ class Acceptor:
         if inserted and self._on_committed is not None:
             self._on_committed(inserted)
         return decided
+
+
+def _answer_all(batch: Sequence[_Waiting], error: Exception) -> None:
+    for waiting in batch:
+        if not waiting.answer.done():
+            waiting.answer.set_exception(error)

@@ -25,6 +25,8 @@ from ledgerd.errors import LedgerError, LogUnavailable
 from ledgerd.log.base import LogProducer
 from ledgerd.log.codec import encode_change
 from ledgerd.store.base import Store, UnsentRequest
+from ledgerd.support import failpoints
+from ledgerd.support.supervisor import Lifeline
 
 log = structlog.get_logger(__name__)
 
@@ -69,23 +71,15 @@ class Relay:
         self._failed: list[str] = []
         self._lock = threading.Lock()
         self._work = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._next_sweep = 0.0
 
     # -- lifecycle ------------------------------------------------------------
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="relay", daemon=True)
-            self._thread.start()
+    def has_work(self) -> bool:
+        return bool(self._queue or self._claimed)
 
-    def stop(self) -> None:
-        """Publish what is queued, wait for deliveries, record them; idempotent."""
-        self._stop.set()
+    def wake(self) -> None:
+        """Interrupt the loop's idle wait (new work, or a stop request)."""
         self._work.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
 
     def hand_off(self, requests: Sequence[ChangeRequest]) -> None:
         """Queue requests that were just committed (called by the acceptor)."""
@@ -111,14 +105,21 @@ class Relay:
                     return
 
     # -- the loop -------------------------------------------------------------
-    def _run(self) -> None:
-        while not self._stop.is_set():
+    def run(self, lifeline: Lifeline) -> None:
+        """The loop, for the supervisor: relay until asked to stop, then drain what is queued."""
+        with self._lock:
+            # After a crash, requests taken off the queue may never have been published:
+            # forget those claims so the sweep finds the rows again (a resend is harmless).
+            self._claimed = {request.request_id for request in self._queue}
+        while not lifeline.stopping:
+            lifeline.beat()
+            failpoints.hit("relay.loop")
             try:
                 busy = self._step(self._sweep_min_age_s)
             except LedgerError as exc:
                 log.warning("relay step failed", error=str(exc), retriable=exc.retriable)
                 busy = False
-                self._stop.wait(self._retry_base_ms / 1000)
+                lifeline.wait(self._retry_base_ms / 1000)
             if not busy:
                 self._work.wait(0.05)
                 self._work.clear()
@@ -141,6 +142,8 @@ class Relay:
             batch = [self._queue.popleft() for _ in range(min(self._batch_max, len(self._queue)))]
         for request in batch:
             self._publish(request)
+        if batch:
+            failpoints.hit("relay.after_produce", requests=len(batch))
         self._producer.poll(0.01 if batch else 0.0)
         recorded = self._record_deliveries()
         metrics.OUTBOX_IN_FLIGHT.set(len(self._claimed))

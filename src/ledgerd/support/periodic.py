@@ -1,47 +1,47 @@
-"""A background job run every interval on its own thread, with start/stop."""
+"""A background job run every interval, as a supervised loop."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 
 import structlog
 
 from ledgerd.errors import LedgerError
+from ledgerd.support import failpoints
+from ledgerd.support.supervisor import Lifeline
 
 log = structlog.get_logger(__name__)
 
 
 class PeriodicJob:
-    """Calls ``step`` every ``interval_s`` until stopped; a LedgerError is logged and the
-    next round tries again (anything else is a bug and ends the thread loudly)."""
+    """Calls ``step`` every ``interval_s`` from ``run``; a LedgerError is logged and the next
+    round tries again (anything else is a bug: the supervisor logs it and restarts the loop)."""
 
     def __init__(self, name: str, interval_s: float, step: Callable[[], None]) -> None:
         self.name = name
         self._interval_s = interval_s
         self._step = step
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._lifeline: Lifeline | None = None
+        self._in_step = False
 
     @property
     def stopping(self) -> bool:
-        return self._stop.is_set()
+        return self._lifeline is not None and self._lifeline.stopping
 
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-            self._thread.start()
+    def has_work(self) -> bool:
+        """True while a round runs: only then does silence mean a stall."""
+        return self._in_step
 
-    def stop(self) -> None:
-        """Stop after the current round; idempotent."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval_s):
+    def run(self, lifeline: Lifeline) -> None:
+        self._lifeline = lifeline
+        while not lifeline.wait(self._interval_s):
+            lifeline.beat()
+            failpoints.hit("periodic.loop", job=self.name)
+            self._in_step = True
             try:
                 self._step()
             except LedgerError as exc:
                 log.warning(f"{self.name} failed", error=str(exc), retriable=exc.retriable)
+            finally:
+                self._in_step = False
+            lifeline.beat()

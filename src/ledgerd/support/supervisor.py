@@ -1,0 +1,314 @@
+"""Supervision: every long-running component of a process runs under one supervisor.
+
+In the spirit of Erlang/OTP supervisors and structured concurrency, no loop runs
+unowned. A component is a function ``run(lifeline)`` that loops until
+``lifeline.stopping``, calling ``lifeline.beat()`` whenever it makes progress.
+The supervisor runs it on its own thread (or as an asyncio task), and when it
+raises anything, logs the stack, counts the failure and runs it again after a
+backoff. A component that fails ``max_restarts`` times within
+``restart_window_s``, or that has work but has not beaten for
+``stall_after_s``, is *down*: health names it, and the supervisor calls
+``on_down`` (a split-role process exits non-zero there, so that its
+orchestrator restarts it).
+
+A ``run`` that returns while not asked to stop is a failure too: loops end
+only when told to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from ledgerd import metrics
+
+log = structlog.get_logger(__name__)
+
+Clock = Callable[[], float]
+
+
+class Lifeline:
+    """What a supervised loop holds: the stop signal, its heartbeat, an interruptible wait."""
+
+    def __init__(self, name: str, clock: Clock = time.monotonic) -> None:
+        self.name = name
+        self._clock = clock
+        self._stop = threading.Event()
+        self.last_beat = clock()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def beat(self) -> None:
+        """Record progress (a loop round done); health watches its age."""
+        self.last_beat = self._clock()
+
+    def wait(self, timeout_s: float) -> bool:
+        """Sleep up to ``timeout_s``, returning early (True) when asked to stop."""
+        return self._stop.wait(timeout_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+class _Returned(RuntimeError):
+    """A supervised loop returned although nobody asked it to stop."""
+
+    def __init__(self) -> None:
+        super().__init__("loop returned without being asked to stop")
+
+
+ThreadRun = Callable[[Lifeline], None]
+TaskRun = Callable[[Lifeline], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """When a failing or silent component counts as down, and how restarts back off."""
+
+    max_restarts: int = 5
+    restart_window_s: float = 60.0
+    backoff_base_s: float = 0.1
+    backoff_max_s: float = 10.0
+    stall_after_s: float = 60.0
+
+    def backoff_s(self, recent_failures: int) -> float:
+        exponent = max(recent_failures - 1, 0)
+        return float(min(self.backoff_max_s, self.backoff_base_s * 2**exponent))
+
+
+@dataclass
+class _Component:
+    name: str
+    lifeline: Lifeline
+    has_work: Callable[[], bool]
+    wake: Callable[[], None] | None = None
+    thread_run: ThreadRun | None = None
+    task_run: TaskRun | None = None
+    thread: threading.Thread | None = None
+    task: asyncio.Task[None] | None = None
+    failures: deque[float] = field(default_factory=deque)
+    restarts: int = 0
+    last_error: str = ""
+    gave_up: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentHealth:
+    """One component as health reports it: ``ok`` false means the process cannot do its work."""
+
+    ok: bool
+    detail: str
+
+
+class Supervisor:
+    """Owns a process's components: starts, restarts, watches and stops them."""
+
+    def __init__(
+        self,
+        policy: Policy | None = None,
+        *,
+        on_down: Callable[[str], None] | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.policy = policy or Policy()
+        self._on_down = on_down
+        self._clock = clock
+        self._components: dict[str, _Component] = {}
+        self._down_reported: set[str] = set()
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- registration ---------------------------------------------------------
+    def add_thread(
+        self,
+        name: str,
+        run: ThreadRun,
+        *,
+        has_work: Callable[[], bool] = lambda: True,
+        wake: Callable[[], None] | None = None,
+    ) -> Lifeline:
+        """Supervise a blocking loop on a thread of its own (started by ``start``).
+
+        ``has_work`` tells whether silence means a stall; ``wake`` interrupts a loop
+        that waits on something other than its lifeline, so that it sees ``stopping``.
+        """
+        lifeline = Lifeline(name, self._clock)
+        return self._add(_Component(name, lifeline, has_work, wake, thread_run=run))
+
+    def add_task(
+        self,
+        name: str,
+        run: TaskRun,
+        *,
+        has_work: Callable[[], bool] = lambda: True,
+        wake: Callable[[], None] | None = None,
+    ) -> Lifeline:
+        """Supervise a coroutine loop on the running event loop (started by ``start``)."""
+        lifeline = Lifeline(name, self._clock)
+        return self._add(_Component(name, lifeline, has_work, wake, task_run=run))
+
+    def _add(self, component: _Component) -> Lifeline:
+        if component.name in self._components:
+            raise ValueError(f"component {component.name!r} is supervised already")
+        self._components[component.name] = component
+        metrics.COMPONENT_UP.labels(component=component.name).set(0)
+        return component.lifeline
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._components)
+
+    # -- lifecycle ------------------------------------------------------------
+    def start(self) -> None:
+        """Start every component not yet running, in registration order.
+
+        Task components need a running event loop (call from a coroutine).
+        """
+        for component in self._components.values():
+            if component.thread_run is not None and component.thread is None:
+                component.thread = threading.Thread(
+                    target=self._thread_main, args=(component,), name=component.name, daemon=True
+                )
+                component.thread.start()
+            elif component.task_run is not None and component.task is None:
+                self._loop = asyncio.get_running_loop()
+                component.task = self._loop.create_task(
+                    self._task_main(component), name=component.name
+                )
+            metrics.COMPONENT_UP.labels(component=component.name).set(1)
+
+    async def stop(self, name: str) -> None:
+        """Ask one component to stop and wait until its loop has returned; idempotent."""
+        component = self._components[name]
+        component.lifeline.stop()
+        if component.wake is not None:
+            component.wake()
+        if component.thread is not None:
+            await asyncio.to_thread(component.thread.join)
+            component.thread = None
+        if component.task is not None:
+            # The loop sees `stopping` at its next wake-up; its own code decides how to drain.
+            await asyncio.gather(component.task, return_exceptions=True)
+            component.task = None
+        metrics.COMPONENT_UP.labels(component=name).set(0)
+
+    async def stop_all(self) -> None:
+        """Stop every component, the last registered first (dependents before what they use)."""
+        for name in reversed(self._components):
+            await self.stop(name)
+
+    # -- running --------------------------------------------------------------
+    def _thread_main(self, component: _Component) -> None:
+        assert component.thread_run is not None
+        lifeline = component.lifeline
+        while not lifeline.stopping:
+            try:
+                component.thread_run(lifeline)
+            except Exception as exc:  # anything a component raises is supervised
+                delay = self._failed(component, exc)
+            else:
+                if lifeline.stopping:
+                    return
+                delay = self._failed(component, _Returned())
+            lifeline.wait(delay)
+
+    async def _task_main(self, component: _Component) -> None:
+        assert component.task_run is not None
+        lifeline = component.lifeline
+        while not lifeline.stopping:
+            try:
+                await component.task_run(lifeline)
+            except Exception as exc:  # anything a component raises is supervised
+                delay = self._failed(component, exc)
+            else:
+                if lifeline.stopping:
+                    return
+                delay = self._failed(component, _Returned())
+            await _sleep_unless_stopping(lifeline, delay)
+
+    def _failed(self, component: _Component, exc: BaseException) -> float:
+        """Record a crash; returns the backoff before the next run."""
+        now = self._clock()
+        window = self.policy.restart_window_s
+        with self._lock:
+            component.failures.append(now)
+            while component.failures and component.failures[0] < now - window:
+                component.failures.popleft()
+            component.restarts += 1
+            component.last_error = f"{type(exc).__name__}: {exc}"
+            recent = len(component.failures)
+            component.gave_up = recent > self.policy.max_restarts
+        metrics.COMPONENT_FAILURES.labels(component=component.name).inc()
+        log.error(
+            "component failed; restarting",
+            component=component.name,
+            error=component.last_error,
+            failures_in_window=recent,
+            stack="".join(traceback.format_exception(exc)),
+        )
+        if component.gave_up:
+            self._report_down(component.name, f"failed {recent} times in {window:g} s")
+        return self.policy.backoff_s(recent)
+
+    # -- health ---------------------------------------------------------------
+    def health(self) -> dict[str, ComponentHealth]:
+        """Every component's state; also reports newly down components to ``on_down``."""
+        now = self._clock()
+        report: dict[str, ComponentHealth] = {}
+        for name, component in self._components.items():
+            report[name] = self._judge(component, now)
+            if not report[name].ok:
+                self._report_down(name, report[name].detail)
+            else:
+                with self._lock:
+                    self._down_reported.discard(name)  # recovered: report it again next time
+                metrics.COMPONENT_UP.labels(component=name).set(1)
+        return report
+
+    def _judge(self, component: _Component, now: float) -> ComponentHealth:
+        with self._lock:
+            recent = [t for t in component.failures if t >= now - self.policy.restart_window_s]
+            gave_up = component.gave_up and len(recent) > self.policy.max_restarts
+            component.gave_up = gave_up
+        if component.lifeline.stopping:
+            return ComponentHealth(True, "stopping")
+        if gave_up:
+            return ComponentHealth(
+                False, f"down: failed {len(recent)} times, last: {component.last_error}"
+            )
+        silent_s = now - component.lifeline.last_beat
+        if silent_s > self.policy.stall_after_s and component.has_work():
+            return ComponentHealth(False, f"stalled: no progress for {silent_s:.0f} s")
+        if recent:
+            return ComponentHealth(
+                True, f"ok, restarted {component.restarts} times, last: {component.last_error}"
+            )
+        return ComponentHealth(True, "ok")
+
+    def _report_down(self, name: str, why: str) -> None:
+        metrics.COMPONENT_UP.labels(component=name).set(0)
+        with self._lock:
+            if name in self._down_reported:
+                return
+            self._down_reported.add(name)
+        log.error("component down", component=name, why=why)
+        if self._on_down is not None:
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.call_soon_threadsafe(self._on_down, name)
+            else:
+                self._on_down(name)
+
+
+async def _sleep_unless_stopping(lifeline: Lifeline, delay_s: float) -> None:
+    deadline = time.monotonic() + delay_s
+    while not lifeline.stopping and (remaining := deadline - time.monotonic()) > 0:
+        await asyncio.sleep(min(remaining, 0.05))

@@ -1,0 +1,236 @@
+"""The cache updater in-process (embedded log and Kafka): it consumes the cache feed into the
+cache; the leader repairs it by full syncs."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from ledgerd.cache.base import BalanceCache, FullSync
+from ledgerd.cache.memory import MemoryCache
+from ledgerd.cache.redis import RedisCache
+from ledgerd.cache.updater import CacheUpdater
+from ledgerd.domain.model import Account, Balance
+from ledgerd.domain.partitioning import partition_for_user
+from ledgerd.errors import CacheUnavailable
+from ledgerd.log.base import EventLog
+from ledgerd.log.codec import encode_balance
+from ledgerd.log.embedded import EmbeddedLog
+from ledgerd.log.kafka import KafkaLog
+from ledgerd.support.supervisor import Lifeline
+from ledgerd.testing import services
+
+
+class FlakyCache:
+    """A MemoryCache that refuses writes while ``down`` (a cache outage)."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryCache()
+        self.down = False
+
+    def get(self, account: Account) -> Balance | None:
+        return self.inner.get(account)
+
+    def put_many(self, balances: Iterable[Balance]) -> None:
+        if self.down:
+            raise CacheUnavailable("flaky cache is down")
+        self.inner.put_many(balances)
+
+    def ready(self) -> bool:
+        if self.down:
+            raise CacheUnavailable("flaky cache is down")
+        return True
+
+    def begin_full_sync(self) -> FullSync:
+        if self.down:
+            raise CacheUnavailable("flaky cache is down")
+        return self.inner.begin_full_sync()
+
+    def ping(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+@pytest.fixture(params=["embedded", "kafka"])
+def event_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventLog]:
+    log: EventLog
+    if request.param == "embedded":
+        log = EmbeddedLog(tmp_path / "log.sqlite", partition_count=3)
+    else:
+        log = KafkaLog(services.kafka_bootstrap(), partition_count=3)
+    yield log
+    log.close()
+
+
+@pytest.fixture
+def topic() -> str:
+    return f"feed-{uuid.uuid4().hex[:12]}"
+
+
+def publish(log: EventLog, topic: str, balances: list[Balance]) -> None:
+    log.ensure_topics([topic])
+    producer = log.producer()
+    for b in balances:
+        partition = partition_for_user(b.user_id, log.partition_count)
+        producer.publish(topic, str(b.user_id).encode(), encode_balance(b), partition=partition)
+    assert producer.flush(30.0) == 0
+    producer.close()
+
+
+def updater(cache: BalanceCache, log: EventLog, topic: str, **options: object) -> CacheUpdater:
+    return CacheUpdater(cache, log, topic=topic, group_id=f"g-{topic}", **options)  # type: ignore[arg-type]
+
+
+def drain(made: CacheUpdater, want: int, timeout_s: float = 30.0) -> int:
+    """run_until_idle until ``want`` records were polled (Kafka assigns partitions lazily)."""
+    seen, deadline = 0, time.monotonic() + timeout_s
+    while seen < want and time.monotonic() < deadline:
+        seen += made.run_until_idle(poll_timeout_s=0.2)
+    return seen
+
+
+def b(user: int, version: int) -> Balance:
+    return Balance(user, "USD", version, 0, version)
+
+
+def test_feed_balances_reach_the_cache_newest_version_wins(event_log: EventLog, topic: str) -> None:
+    """Balances on the feed, versions out of order, end in the cache at their newest version."""
+    feed = [b(1, 1), b(2, 4), b(1, 3), b(2, 2), b(3, 1), b(1, 2)]
+    publish(event_log, topic, feed)
+    cache = MemoryCache()
+    made = updater(cache, event_log, topic)
+    assert drain(made, len(feed)) == len(feed)
+    assert [cache.get(Account(u, "USD")) for u in (1, 2, 3)] == [b(1, 3), b(2, 4), b(3, 1)]
+    made.close()
+
+
+def test_offsets_move_only_after_the_cache_write(tmp_path: Path, topic: str) -> None:
+    """While the cache is down nothing is committed; a new updater then re-reads everything."""
+    log = EmbeddedLog(tmp_path / "log.sqlite", partition_count=3)
+    publish(log, topic, [b(1, 1), b(2, 1), b(3, 1)])
+    cache = FlakyCache()
+    cache.down = True
+    first = updater(cache, log, topic)
+    with pytest.raises(CacheUnavailable):
+        first.run_until_idle()
+    assert not first.healthy
+    first.close()  # leaves the group without having committed
+    second = updater(cache, log, topic)
+    with pytest.raises(CacheUnavailable):
+        second.run_until_idle()
+    cache.down = False
+    assert second.run_until_idle() == 0  # the held batch is written, nothing new polled
+    assert second.healthy
+    assert all(cache.get(Account(u, "USD")) == b(u, 1) for u in (1, 2, 3))
+    consumer = log.consumer(f"g-{topic}")
+    assert sum(consumer.committed(topic, [0, 1, 2]).values()) == 3
+    second.close()
+    log.close()
+
+
+def test_cache_coming_back_triggers_a_full_sync(tmp_path: Path, topic: str) -> None:
+    """After a write failure, the next success schedules a full sync from the store."""
+    log = EmbeddedLog(tmp_path / "log.sqlite", partition_count=3)
+    stored = [b(9, 5)]
+    syncs: list[int] = []
+
+    def source() -> Iterator[Balance]:
+        syncs.append(1)
+        yield from stored
+
+    cache = FlakyCache()
+    made = updater(cache, log, topic, full_sync_source=source)
+    made.run_until_idle()
+    assert len(syncs) == 1  # a fresh updater syncs once
+    publish(log, topic, [b(1, 1)])
+    cache.down = True
+    with pytest.raises(CacheUnavailable):
+        made.run_until_idle()
+    cache.down = False
+    made.run_until_idle()
+    assert len(syncs) == 2
+    assert cache.get(Account(9, "USD")) == b(9, 5)
+    made.close()
+    log.close()
+
+
+def test_full_sync_runs_only_where_allowed(tmp_path: Path, topic: str) -> None:
+    """A follower never runs the full sync (only the leader of the cache sync lock)."""
+    log = EmbeddedLog(tmp_path / "log.sqlite", partition_count=3)
+    syncs: list[int] = []
+
+    def source() -> Iterator[Balance]:
+        syncs.append(1)
+        yield from ()
+
+    made = updater(
+        MemoryCache(), log, topic, full_sync_source=source, may_run_full_sync=lambda: False
+    )
+    made.run_until_idle()
+    assert syncs == []
+    made.close()
+    log.close()
+
+
+def test_leader_repairs_a_redis_that_lost_its_state(tmp_path: Path, topic: str) -> None:
+    """Redis not ready (restart): the sync loop notices within its check interval and repairs."""
+    prefix = f"ledgerd-updater-{uuid.uuid4().hex[:10]}:"
+    cache = RedisCache(services.redis_url(), prefix=prefix)
+    log = EmbeddedLog(tmp_path / "log.sqlite", partition_count=3)
+    made = updater(
+        cache, log, topic, full_sync_source=lambda: iter([b(5, 7)]), readiness_check_interval_s=0.05
+    )
+    lifeline = Lifeline("cache-sync")
+    thread = threading.Thread(target=made.run_full_sync, args=(lifeline,))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while cache.get(Account(5, "USD")) != b(5, 7):
+            assert time.monotonic() < deadline, "first full sync never happened"
+            time.sleep(0.02)
+        admin = redis.Redis.from_url(services.redis_url())
+        admin.script_flush("SYNC")  # what a restart does to the script cache
+        admin.close()
+        deadline = time.monotonic() + 10
+        while cache.get(Account(5, "USD")) != b(5, 7):
+            assert time.monotonic() < deadline, "no full sync after Redis lost its state"
+            time.sleep(0.02)
+    finally:
+        lifeline.stop()
+        made.wake()
+        thread.join()
+        made.close()
+        log.close()
+        admin = redis.Redis.from_url(services.redis_url())
+        for key in admin.scan_iter(match=f"{prefix}*"):
+            admin.delete(key)
+        admin.close()
+        cache.close()
+
+
+def test_feed_loop_stops_when_its_lifeline_stops(tmp_path: Path, topic: str) -> None:
+    """run_feed writes as records arrive and returns once asked to stop."""
+    log = EmbeddedLog(tmp_path / "log.sqlite", partition_count=3)
+    cache = MemoryCache()
+    made = updater(cache, log, topic, poll_timeout_s=0.05)
+    lifeline = Lifeline("cache-feed")
+    thread = threading.Thread(target=made.run_feed, args=(lifeline,))
+    thread.start()
+    publish(log, topic, [b(4, 2)])
+    deadline = time.monotonic() + 10
+    while cache.get(Account(4, "USD")) != b(4, 2):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    lifeline.stop()
+    thread.join(10)
+    assert not thread.is_alive()
+    made.close()
+    log.close()

@@ -1,0 +1,119 @@
+"""Health per role: NOT_SERVING only when this process cannot do its role, or is not live."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from ledgerd.errors import LogUnavailable, StoreUnavailable
+from ledgerd.health import Health, HealthChecker, Probe, Roles
+from ledgerd.support.supervisor import Lifeline, Policy, Supervisor
+
+
+def ok() -> None:
+    return None
+
+
+def log_down() -> None:
+    raise LogUnavailable("broker gone")
+
+
+def store_down() -> None:
+    raise StoreUnavailable("database gone")
+
+
+def check(
+    roles: Roles,
+    *,
+    store: Callable[[], None] = ok,
+    log: Callable[[], None] = ok,
+    cache: Callable[[], None] = ok,
+    shared_cache: bool = True,
+    probes: dict[str, Probe] | None = None,
+    supervisor: Supervisor | None = None,
+) -> Health:
+    checker = HealthChecker(
+        roles,
+        supervisor or Supervisor(),
+        store_ping=store,
+        log_ping=log,
+        cache_ping=cache,
+        shared_cache=shared_cache,
+        role_probes=probes,
+    )
+    return asyncio.run(checker.check())
+
+
+API_ONLY = Roles(api=True, relay=False, consumer=False, cache_updater=False)
+CONSUMER_ONLY = Roles(api=False, relay=False, consumer=True, cache_updater=False)
+RELAY_ONLY = Roles(api=False, relay=True, consumer=False, cache_updater=False)
+UPDATER_ONLY = Roles(api=False, relay=False, consumer=False, cache_updater=True)
+
+
+def test_an_api_that_can_accept_serves_while_the_log_is_down() -> None:
+    """The outbox takes changes while Kafka restarts: SERVING, with `log: degraded`."""
+    health = check(Roles(), log=log_down)
+    assert health.serving
+    assert health.components["log"] == "degraded: broker gone"
+
+
+def test_an_api_without_its_store_does_not_serve() -> None:
+    """No store, no durable acceptance: NOT_SERVING, `store: unavailable`."""
+    health = check(API_ONLY, store=store_down)
+    assert not health.serving
+    assert health.components["store"] == "unavailable: database gone"
+
+
+def test_a_consumer_without_the_log_is_not_ready() -> None:
+    """A consumer-only process cannot apply without the log."""
+    health = check(CONSUMER_ONLY, log=log_down)
+    assert not health.ready
+    assert health.components["log"].startswith("unavailable")
+
+
+def test_a_relay_needs_store_and_log() -> None:
+    """A relay-only process is ready with both, not with the store missing."""
+    assert check(RELAY_ONLY).serving
+    assert not check(RELAY_ONLY, store=store_down).serving
+
+
+def test_a_cache_updater_needs_the_shared_cache_but_an_api_does_not() -> None:
+    """Redis down: the updater-only process is not ready; an API process still serves."""
+    assert not check(UPDATER_ONLY, cache=log_down).ready
+    degraded = check(API_ONLY, cache=log_down)
+    assert degraded.serving
+    assert degraded.components["cache"].startswith("degraded")
+
+
+def test_a_paused_consumer_beside_the_api_does_not_take_the_api_out() -> None:
+    """The API decides an API process's answer; the consumer's trouble is shown, not fatal."""
+    health = check(Roles(), probes={"consumer": lambda: (False, "paused partitions [1]")})
+    assert health.serving
+    assert health.components["consumer"] == "paused partitions [1]"
+
+
+def test_a_paused_consumer_alone_is_not_ready() -> None:
+    """Without the API, the consumer's own state decides."""
+    health = check(CONSUMER_ONLY, probes={"consumer": lambda: (False, "paused partitions [1]")})
+    assert not health.ready
+
+
+def test_a_down_component_makes_the_process_not_live() -> None:
+    """Backends fine, but a supervised component keeps failing: NOT_SERVING, named."""
+    supervisor = Supervisor(Policy(max_restarts=0, backoff_base_s=0.001))
+
+    def broken(_: Lifeline) -> None:
+        raise RuntimeError("bug")
+
+    supervisor.add_thread("relay", broken)
+    supervisor.start()
+    deadline = time.monotonic() + 10
+    while supervisor.health()["relay"].ok:
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    health = check(Roles(), supervisor=supervisor)
+    asyncio.run(supervisor.stop_all())
+    assert not health.live
+    assert not health.serving
+    assert health.components["component:relay"].startswith("down: failed")

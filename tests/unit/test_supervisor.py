@@ -1,0 +1,169 @@
+"""The supervisor: restarts what crashes, reports what stays down or stalls, stops in order."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+
+from ledgerd.support.supervisor import Lifeline, Policy, Supervisor
+
+FAST = Policy(max_restarts=3, restart_window_s=60, backoff_base_s=0.001, backoff_max_s=0.01)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition never became true"
+        time.sleep(0.001)
+
+
+def test_a_crashed_thread_loop_is_restarted() -> None:
+    """A loop that raises once runs again, and health names the last error."""
+    runs: list[int] = []
+
+    def loop(lifeline: Lifeline) -> None:
+        runs.append(1)
+        if len(runs) == 1:
+            raise KeyError("boom")
+        while not lifeline.wait(0.01):
+            lifeline.beat()
+
+    supervisor = Supervisor(FAST)
+    supervisor.add_thread("worker", loop)
+    supervisor.start()
+    wait_until(lambda: len(runs) == 2)
+    health = supervisor.health()["worker"]
+    asyncio.run(supervisor.stop_all())
+    assert health.ok
+    assert "KeyError" in health.detail
+
+
+def test_a_loop_that_keeps_failing_is_down_and_reported_once() -> None:
+    """Past max_restarts failures in the window, health says down and on_down hears the name."""
+    down: list[str] = []
+    supervisor = Supervisor(FAST, on_down=down.append)
+
+    def loop(_: Lifeline) -> None:
+        raise RuntimeError("always")
+
+    supervisor.add_thread("doomed", loop)
+    supervisor.start()
+    wait_until(lambda: down == ["doomed"])
+    health = supervisor.health()["doomed"]
+    asyncio.run(supervisor.stop_all())
+    assert down == ["doomed"]
+    assert not health.ok
+    assert health.detail.startswith("down: failed")
+
+
+def test_a_loop_that_returns_unasked_counts_as_a_failure() -> None:
+    """Returning while not stopping is a crash: it is restarted."""
+    runs: list[int] = []
+
+    def loop(lifeline: Lifeline) -> None:
+        runs.append(1)
+        if len(runs) > 1:
+            lifeline.wait(10)
+
+    supervisor = Supervisor(FAST)
+    supervisor.add_thread("quitter", loop)
+    supervisor.start()
+    wait_until(lambda: len(runs) == 2)
+    detail = supervisor.health()["quitter"].detail
+    asyncio.run(supervisor.stop_all())
+    assert "returned without being asked to stop" in detail
+
+
+def test_silence_with_work_is_a_stall_and_without_work_is_not() -> None:
+    """No heartbeat past stall_after_s is a stall only while the component has work."""
+    clock = FakeClock()
+    busy = threading.Event()
+    supervisor = Supervisor(Policy(stall_after_s=30), clock=clock)
+    supervisor.add_thread("quiet", lambda life: life.wait(60) and None, has_work=busy.is_set)
+    supervisor.start()
+    clock.now += 31
+    idle = supervisor.health()["quiet"]
+    busy.set()
+    stalled = supervisor.health()["quiet"]
+    asyncio.run(supervisor.stop_all())
+    assert idle.ok
+    assert not stalled.ok
+    assert stalled.detail.startswith("stalled: no progress for 31 s")
+
+
+def test_failures_outside_the_window_are_forgotten() -> None:
+    """A component down after a burst of failures is ok again once they leave the window."""
+    clock = FakeClock()
+    failures = 0
+
+    def loop(lifeline: Lifeline) -> None:
+        nonlocal failures
+        if failures < 4:
+            failures += 1
+            raise RuntimeError("burst")
+        lifeline.wait(60)
+
+    supervisor = Supervisor(FAST, clock=clock)
+    supervisor.add_thread("bursty", loop, has_work=lambda: False)
+    supervisor.start()
+    wait_until(lambda: failures == 4)
+    wait_until(lambda: not supervisor.health()["bursty"].ok)
+    clock.now += 61
+    later = supervisor.health()["bursty"]
+    asyncio.run(supervisor.stop_all())
+    assert later.ok
+
+
+def test_a_crashed_task_loop_is_restarted() -> None:
+    """Coroutine components are supervised the same way."""
+    runs: list[int] = []
+
+    async def loop(lifeline: Lifeline) -> None:
+        runs.append(1)
+        if len(runs) == 1:
+            raise ValueError("async boom")
+        while not lifeline.stopping:
+            lifeline.beat()
+            await asyncio.sleep(0.005)
+
+    async def main() -> str:
+        supervisor = Supervisor(FAST)
+        supervisor.add_task("task", loop)
+        supervisor.start()
+        while len(runs) < 2:
+            await asyncio.sleep(0.005)
+        detail = supervisor.health()["task"].detail
+        await supervisor.stop_all()
+        return detail
+
+    assert "ValueError" in asyncio.run(main())
+
+
+def test_stop_all_stops_the_last_registered_first() -> None:
+    """Components stop in reverse registration order, each loop having returned."""
+    stopped: list[str] = []
+
+    def loop_named(name: str) -> Callable[[Lifeline], None]:
+        def loop(lifeline: Lifeline) -> None:
+            while not lifeline.wait(0.01):
+                pass
+            stopped.append(name)
+
+        return loop
+
+    supervisor = Supervisor(FAST)
+    for name in ("first", "second", "third"):
+        supervisor.add_thread(name, loop_named(name))
+    supervisor.start()
+    asyncio.run(supervisor.stop_all())
+    assert stopped == ["third", "second", "first"]
