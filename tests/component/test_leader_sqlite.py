@@ -38,7 +38,7 @@ def test_one_leader_renewing_and_release_hands_over_at_once(store: SqliteStore) 
     assert a.is_leader() and not b.is_leader()
     a.step()  # a renewal
     assert a.token is not None and a.token.epoch == 1
-    a.stop()
+    a.release()
     b.step()
     assert b.token is not None and b.token.epoch == 2
 

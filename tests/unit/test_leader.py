@@ -205,12 +205,12 @@ def test_lost_lock_is_noticed_at_the_next_renewal(store: LockStore, clock: Clock
 
 
 def test_release_lets_a_successor_in_at_once(store: LockStore, clock: Clock) -> None:
-    """stop() releases the lock: the next contender's round takes it, no TTL to wait."""
+    """release() gives the lock up: the next contender's round takes it, no TTL to wait."""
     a, b = elector(store, "a", clock), elector(store, "b", clock)
     a.step()
     b.step()
     assert not b.is_leader()
-    a.stop()
+    a.release()
     assert not a.is_leader()
     b.step()
     assert b.is_leader()
@@ -227,10 +227,10 @@ def test_epochs_grow_with_every_acquisition(store: LockStore, clock: Clock) -> N
     clock.advance(TTL_S)  # a stopped renewing
     b.step()
     epochs.append(epoch_of(b))
-    b.stop()
+    b.release()
     a.step()  # a's old term is over; it acquires anew
     epochs.append(epoch_of(a))
-    a.stop()
+    a.release()
     a.step()
     epochs.append(epoch_of(a))
     assert epochs == [1, 2, 3, 4]
