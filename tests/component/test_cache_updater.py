@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from harness import services
 
 from ledgerd.cache.base import BalanceCache, FullSync
 from ledgerd.cache.memory import MemoryCache
@@ -24,7 +25,6 @@ from ledgerd.log.codec import encode_balance
 from ledgerd.log.embedded import EmbeddedLog
 from ledgerd.log.kafka import KafkaLog
 from ledgerd.support.supervisor import Lifeline
-from ledgerd.testing import services
 
 
 class FlakyCache:

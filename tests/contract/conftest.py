@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from harness import fresh_mysql_store, services
 from store_contract_support import BlankDatabase, FakeClock, blank_database
 
 from ledgerd.log.base import EventLog
@@ -18,7 +19,6 @@ from ledgerd.log.embedded import EmbeddedLog
 from ledgerd.log.kafka import KafkaLog
 from ledgerd.store.base import Store
 from ledgerd.store.sqlite import SqliteStore
-from ledgerd.testing import fresh_mysql_store, services
 
 STORE_BACKENDS = ["sqlite", "mysql"]
 LOG_BACKENDS = ["embedded", "kafka"]

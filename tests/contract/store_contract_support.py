@@ -7,10 +7,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from harness import drop_database, fresh_database_url
+
 from ledgerd.store.mysql import MysqlStore
 from ledgerd.store.sql.core import SqlStore
 from ledgerd.store.sqlite import SqliteStore
-from ledgerd.testing import drop_database, fresh_database_url
 
 
 class FakeClock:

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from harness import free_port, services
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,7 +25,6 @@ from ledgerd.cache.memory import MemoryCache
 from ledgerd.cache.redis import RedisCache
 from ledgerd.domain.model import Account, Balance
 from ledgerd.errors import CacheUnavailable
-from ledgerd.testing import free_port, services
 
 _users = itertools.count(1)
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import grpc
 import pytest
+from harness import ServerProcess, production_env
 
-from ledgerd.testing import ServerProcess, production_env
 from ledgerd.v1 import balance_pb2_grpc as pb_grpc
 
 STACKS = ["embedded", "production"]

@@ -1,10 +1,9 @@
-"""Shared helpers of the end-to-end tests (the reusable ones live in ledgerd.testing)."""
+"""Shared helpers of the end-to-end tests (the reusable ones live in the harness)."""
 
 from __future__ import annotations
 
 import grpc
-
-from ledgerd.testing.load import (
+from harness.load import (
     Load,
     Model,
     balance_of,

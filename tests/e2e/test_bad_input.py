@@ -5,8 +5,8 @@ from __future__ import annotations
 import grpc
 import pytest
 from e2e_support import new_request_id, new_user, rpc_code
+from harness import ServerProcess
 
-from ledgerd.testing import ServerProcess
 from ledgerd.v1 import balance_pb2 as pb
 from ledgerd.v1 import balance_pb2_grpc as pb_grpc
 

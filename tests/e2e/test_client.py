@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from pathlib import Path
 
 from e2e_support import new_user
+from harness import ServerProcess, wait_until
 
 from ledgerd.client import AsyncLedgerdClient, LedgerdClient, RetryPolicy
-from ledgerd.testing import ServerProcess
 from ledgerd.v1 import balance_pb2 as pb
 
 
@@ -19,7 +18,16 @@ def test_client_retries_until_the_server_is_up_and_applies_once(tmp_path: Path) 
     server = ServerProcess(tmp_path / "late")
     user = new_user()
     results: list[pb.ChangeResult] = []
-    patient = RetryPolicy(attempts=40, first_backoff_s=0.2, max_backoff_s=0.5)
+    failed_attempts: list[int] = []
+
+    class Recording(RetryPolicy):
+        """Notes each failed attempt before the client backs off to retry it."""
+
+        def backoff_s(self, attempt: int) -> float:
+            failed_attempts.append(attempt)
+            return super().backoff_s(attempt)
+
+    patient = Recording(attempts=40, first_backoff_s=0.2, max_backoff_s=0.5)
 
     def send() -> None:
         with LedgerdClient(server.target, retry=patient, timeout_s=5) as client:
@@ -29,7 +37,8 @@ def test_client_retries_until_the_server_is_up_and_applies_once(tmp_path: Path) 
 
     sender = threading.Thread(target=send)
     sender.start()
-    time.sleep(1.0)  # the first attempts find nothing listening
+    # The first attempts find nothing listening, and are retried.
+    wait_until(lambda: len(failed_attempts) >= 2, 30, "two failed attempts of the client")
     server.start()
     try:
         sender.join(timeout=60)

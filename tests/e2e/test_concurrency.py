@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import grpc
 from e2e_support import Model, balance_of, change, final_status, new_user
+from harness import ServerProcess
 
-from ledgerd.testing import ServerProcess
 from ledgerd.v1 import balance_pb2 as pb
 from ledgerd.v1 import balance_pb2_grpc as pb_grpc
 

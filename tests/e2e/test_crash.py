@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from decimal import Decimal
 
 import grpc
 from e2e_support import Load, balance_of, new_user
+from harness import ServerProcess
 
-from ledgerd.testing import ServerProcess
 from ledgerd.v1 import balance_pb2_grpc as pb_grpc
 
 
@@ -19,11 +18,11 @@ def test_sigkill_mid_load_loses_nothing_acknowledged_and_applies_nothing_twice(
     server = fresh_server.start()
     users = [new_user() for _ in range(5)]
     with Load(server.target, users) as load:
-        time.sleep(1.5)
+        load.wait_acknowledged(150)
         server.kill()
-        time.sleep(0.3)
+        load.wait_failed()  # clients met the dead server
         server.start()
-        time.sleep(1.0)
+        load.wait_acknowledged(100)  # and the restarted one accepts their changes
     assert len(load.acknowledged) > 100, "the load was too small to mean anything"
 
     # Clients retry what got no answer, with the same request_id: stored at most once.

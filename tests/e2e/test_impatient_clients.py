@@ -6,8 +6,8 @@ import asyncio
 
 import grpc
 from e2e_support import change, new_user
+from harness import ServerProcess
 
-from ledgerd.testing import ServerProcess
 from ledgerd.v1 import balance_pb2 as pb
 from ledgerd.v1 import balance_pb2_grpc as pb_grpc
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import grpc
 from e2e_support import balance_of, change, new_user
+from harness import ServerProcess, ledgerd_command
 
-from ledgerd.testing import ServerProcess, ledgerd_command
 from ledgerd.v1 import balance_pb2 as pb
 from ledgerd.v1 import balance_pb2_grpc as pb_grpc
 

@@ -6,8 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from ledgerd.testing import Deployment
+from harness import Deployment
 
 
 @pytest.fixture

@@ -18,10 +18,10 @@ from pathlib import Path
 import grpc
 import pytest
 from cache_support import MonotonicReads, percentiles
+from harness import Deployment, ServerProcess, run_services
+from harness.load import balance_of, change, new_user
 
 from ledgerd.cache.redis import RedisCache
-from ledgerd.testing import Deployment, ServerProcess, run_services
-from ledgerd.testing.load import balance_of, change, new_user
 from ledgerd.v1 import balance_pb2 as pb
 from ledgerd.v1 import balance_pb2_grpc as pb_grpc
 

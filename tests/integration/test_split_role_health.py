@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from ledgerd.testing import Deployment, ServerProcess
+from harness import Deployment, ServerProcess
 
 NO_ROLES = {"api": False, "relay": False, "consumer": False, "cache_updater": False}
 

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
+from harness import ServerProcess
+from harness.load import change, new_user
 
-from ledgerd.testing import ServerProcess
-from ledgerd.testing.load import change, new_user
 from ledgerd.v1 import balance_pb2 as pb
 from ledgerd.v1 import balance_pb2_grpc as pb_grpc
 

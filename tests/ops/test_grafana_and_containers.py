@@ -8,10 +8,10 @@ import tomllib
 import urllib.request
 
 import yaml
+from harness import ServerProcess
 from ops_support import REPO, metric_names
 
 from ledgerd.settings import ENV_PREFIX, Settings
-from ledgerd.testing import ServerProcess
 
 DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "ledgerd.json"
 COMPOSE = REPO / "deploy" / "compose.yaml"

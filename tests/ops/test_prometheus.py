@@ -6,15 +6,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import yaml
+from harness import ServerProcess, free_port, wait_for, wait_until
 from ops_support import REPO, metric_names
-
-from ledgerd.testing import ServerProcess, free_port
 
 ALERTS = REPO / "deploy" / "prometheus" / "alerts.yml"
 
@@ -79,17 +77,29 @@ def test_prometheus_scrapes_every_metric_the_rules_use(
     )  # fmt: skip
     try:
         missing = rule_metrics()
-        deadline = time.monotonic() + 60
-        while missing and time.monotonic() < deadline:
-            time.sleep(1)
-            try:
-                missing = {name for name in missing if not query(port, name)}
-            except OSError:
-                continue  # Prometheus still starting
-        assert not missing, f"no samples in Prometheus for {sorted(missing)}"
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/rules", timeout=5) as answer:
-            groups = json.loads(answer.read())["data"]["groups"]
-        rules = [rule for group in groups for rule in group["rules"]]
+
+        def still_missing() -> list[str]:
+            missing.difference_update({name for name in missing if query(port, name)})
+            return sorted(missing)
+
+        wait_for(
+            still_missing,
+            [],
+            60,
+            "samples in Prometheus for every rule metric",
+            ignoring=(OSError,),  # Prometheus still starting
+            interval_s=0.5,
+        )
+
+        def evaluated_rules() -> list[dict[str, object]]:
+            url = f"http://127.0.0.1:{port}/api/v1/rules"
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                groups = json.loads(answer.read())["data"]["groups"]
+            rules = [rule for group in groups for rule in group["rules"]]
+            # Health is "unknown" until the rule's first evaluation (every second).
+            return rules if all(rule["health"] != "unknown" for rule in rules) else []
+
+        rules = wait_until(evaluated_rules, 30, "a first evaluation of every alert rule")
         assert len(rules) == 7 and all(rule["health"] == "ok" for rule in rules), rules
     finally:
         prometheus.terminate()

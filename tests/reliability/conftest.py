@@ -7,9 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from harness import Deployment, run_services
 from reliability_support import SESSION_TIMEOUT_MS
-
-from ledgerd.testing import Deployment, run_services
 
 
 @pytest.fixture

@@ -1,19 +1,23 @@
-"""Shared by the fault-injection scenarios: the session timeout and the exactly-once check."""
+"""Shared by the fault-injection scenarios: the session timeout, the exactly-once check, and
+waiting for a consumer to hold a batch."""
 
 from __future__ import annotations
 
-import time
 from decimal import Decimal
 from typing import Any
 
 import grpc
+from harness import ServerProcess, wait_for, wait_until
+from harness.load import Load, balance_of
 
-from ledgerd.testing import ServerProcess
-from ledgerd.testing.load import Load, balance_of
 from ledgerd.v1 import balance_pb2_grpc as pb_grpc
 
 # Kafka moves a silent consumer's partitions after this long (the broker's minimum).
 SESSION_TIMEOUT_MS = 6000
+PARTITIONS = 3  # of every deployment's topic (the default of LEDGERD_PARTITIONS)
+
+# What a consumer started with fault_consumer_commit_delay_ms logs before each hold.
+HOLDING = "fault injection: holding batch before commit"
 
 
 def assert_exactly_once(load: Load, api: ServerProcess, users: list[int]) -> dict[str, Any]:
@@ -28,11 +32,24 @@ def assert_exactly_once(load: Load, api: ServerProcess, users: list[int]) -> dic
         assert report["in_flight"] == 0
         assert report["journal_entries"] == report["requests"].get("APPLIED", 0)
         expected = {user: model.available[(user, "USD")] for user in users}
-        deadline = time.monotonic() + 30
-        while True:  # reads may come from the cache, which trails the store a little
-            seen = {user: Decimal(balance_of(stub, user).available) for user in users}
-            if seen == expected or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+        # Reads may come from the cache, which trails the store a little.
+        seen = wait_for(
+            lambda: {user: Decimal(balance_of(stub, user).available) for user in users},
+            expected,
+            30,
+            "balances read by clients equal the model of the applied changes",
+        )
         assert seen == expected
     return report
+
+
+def wait_until_holding_a_batch(process: ServerProcess, timeout_s: float = 60.0) -> None:
+    """Return just after the process logs that it holds a decided batch before its commit
+    (a consumer started with fault_consumer_commit_delay_ms)."""
+    seen = len(process.log_events(HOLDING))
+    wait_until(
+        lambda: len(process.log_events(HOLDING)) > seen,
+        timeout_s,
+        f"the consumer {process.data_dir.name} holding a batch",
+        interval_s=0.02,  # the hold is short: act inside it
+    )

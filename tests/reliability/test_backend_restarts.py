@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import grpc
+from harness import Deployment, run_services, wait_for, wait_until
+from harness.load import Load, balance_of, new_user
 from reliability_support import assert_exactly_once
 
 from ledgerd.cache.redis import RedisCache
 from ledgerd.domain.model import Account
-from ledgerd.testing import Deployment, run_services
-from ledgerd.testing.load import Load, balance_of, new_user
 from ledgerd.v1 import balance_pb2 as pb
 from ledgerd.v1 import balance_pb2_grpc as pb_grpc
 
@@ -19,14 +18,14 @@ from ledgerd.v1 import balance_pb2_grpc as pb_grpc
 def test_kafka_restart_during_load(deployment: Deployment) -> None:
     """Restart the broker mid-load: acceptance goes on, and everything is applied once after."""
     api = deployment.start("api", consumer=False)
-    deployment.start("consumer", api=False, relay=False)
+    consumer = deployment.start("consumer", api=False, relay=False)
     users = [new_user() for _ in range(20)]
     with Load(api.target, users, clients=6) as load:
-        time.sleep(2)
+        load.wait_acknowledged(100)
         run_services("down", "kafka")
-        time.sleep(3)
+        load.wait_acknowledged(100)  # acceptance goes on without the broker
         run_services("up", "kafka")
-        time.sleep(3)
+        consumer.wait_applied(100, timeout_s=120)  # publication and consumption resumed
     assert not load.errors, load.errors
     assert_exactly_once(load, api, users)
 
@@ -34,14 +33,15 @@ def test_kafka_restart_during_load(deployment: Deployment) -> None:
 def test_mariadb_restart_during_load(deployment: Deployment) -> None:
     """Restart MariaDB mid-load: clients get UNAVAILABLE meanwhile, nothing acknowledged is lost."""
     api = deployment.start("api", consumer=False)
-    deployment.start("consumer", api=False, relay=False)
+    consumer = deployment.start("consumer", api=False, relay=False)
     users = [new_user() for _ in range(20)]
     with Load(api.target, users, clients=6) as load:
-        time.sleep(2)
+        load.wait_acknowledged(100)
         run_services("down", "mariadb")
-        time.sleep(3)
+        load.wait_failed(10)  # clients see the outage
         run_services("up", "mariadb")
-        time.sleep(4)
+        load.wait_acknowledged(100, timeout_s=120)  # acceptance is back
+        consumer.wait_applied(100, timeout_s=120)  # and so is the consumer
     assert load.errors.get("UNAVAILABLE", 0) > 0, "the outage was not visible to clients"
     assert set(load.errors) == {"UNAVAILABLE"}, load.errors
     assert_exactly_once(load, api, users)
@@ -74,20 +74,27 @@ class Reader:
 def test_redis_stopped_during_load(deployment: Deployment) -> None:
     """Stop Redis mid-load: no client errors, reads fall back to MariaDB, then Redis matches."""
     api = deployment.start("api", consumer=False)
-    deployment.start("consumer", api=False, relay=False)
+    consumer = deployment.start("consumer", api=False, relay=False)
     users = [new_user() for _ in range(10)]
     reader = Reader(api.target, users)
     try:
         with Load(api.target, users, clients=4) as load:
             reader.thread.start()
-            time.sleep(1.5)
+            load.wait_acknowledged(100)
+            wait_until(lambda: reader.reads >= len(users), 30, "a round of reads")
             run_services("down", "redis")
-            time.sleep(2)
+            load.wait_acknowledged(100)  # changes go on without the cache
             reads_before = reader.reads
-            time.sleep(2)
+            # Reads fall back to MariaDB: another two rounds of them while Redis is down.
+            wait_until(
+                lambda: reader.reads >= reads_before + 2 * len(users),
+                30,
+                "reads while Redis is down",
+            )
             reads_during_outage = reader.reads - reads_before
             run_services("up", "redis")
-            time.sleep(2)
+            load.wait_acknowledged(100)
+            consumer.wait_applied(100)  # changes go on being applied with Redis back
     finally:
         reader.stop.set()
         reader.thread.join()
@@ -101,11 +108,15 @@ def test_redis_stopped_during_load(deployment: Deployment) -> None:
     with grpc.insecure_channel(api.target) as channel:
         stub = pb_grpc.BalanceServiceStub(channel)
         stored = {u: balance_of(stub, u).version for u in users}
-    deadline = time.monotonic() + 30
-    while True:
-        cached = {u: (b.version if (b := cache.get(Account(u, "USD"))) else None) for u in users}
-        if cached == stored or time.monotonic() > deadline:
-            break
-        time.sleep(0.3)
-    cache.close()
+    try:
+        cached = wait_for(
+            lambda: {
+                u: (b.version if (b := cache.get(Account(u, "USD"))) else None) for u in users
+            },
+            stored,
+            30,
+            "Redis holding the version MariaDB holds of every account",
+        )
+    finally:
+        cache.close()
     assert cached == stored

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
-from reliability_support import SESSION_TIMEOUT_MS, assert_exactly_once
+from harness import Deployment, wait_until
+from harness.load import Load, new_user
+from reliability_support import (
+    PARTITIONS,
+    SESSION_TIMEOUT_MS,
+    assert_exactly_once,
+    wait_until_holding_a_batch,
+)
 
-from ledgerd.testing import Deployment, ServerProcess
-from ledgerd.testing.load import Load, new_user
-
-HOLDING = "fault injection: holding batch before commit"
 # Each batch waits this long before its commit, so a kill or pause lands mid-batch.
 COMMIT_DELAY = {"fault_consumer_commit_delay_ms": "150"}
 
@@ -24,23 +26,15 @@ def test_consumer_killed_mid_batch_five_times(deployment: Deployment) -> None:
     kills = 0
     with Load(api.target, users, clients=6) as load:
         for _ in range(5):
-            time.sleep(1.5)
+            load.wait_acknowledged(50)
+            wait_until_holding_a_batch(consumer)
             consumer.kill()
             kills += 1
             consumer.start(timeout_s=60)
-        time.sleep(2)
+        consumer.wait_applied(100, timeout_s=120)  # the last run resumes the load
     assert kills == 5
     assert not load.errors, load.errors
     assert_exactly_once(load, api, users)
-
-
-def wait_until_holding_a_batch(process: ServerProcess, timeout_s: float = 30.0) -> None:
-    """Return just after the process logs that it holds a decided batch (2 s before commit)."""
-    seen = process.log_tail(100_000).count(HOLDING)
-    deadline = time.monotonic() + timeout_s
-    while process.log_tail(100_000).count(HOLDING) == seen:
-        assert time.monotonic() < deadline, "the consumer never held a batch"
-        time.sleep(0.02)
 
 
 def test_zombie_consumer_is_fenced_after_its_partitions_move(deployment: Deployment) -> None:
@@ -50,20 +44,34 @@ def test_zombie_consumer_is_fenced_after_its_partitions_move(deployment: Deploym
     zombie = deployment.start(
         "zombie", {"fault_consumer_commit_delay_ms": "2000"}, api=False, relay=False
     )
-    deployment.start("survivor", api=False, relay=False)
+    survivor = deployment.start("survivor", api=False, relay=False)
     users = [new_user() for _ in range(30)]
+    everything = set(range(PARTITIONS))
     with Load(api.target, users, clients=4) as load:
-        time.sleep(5)  # both members joined and the zombie is applying its share
+        # Both members joined: they share the partitions.
+        wait_until(
+            lambda: zombie.owned_partitions() and survivor.owned_partitions(),
+            60,
+            "both consumers owning partitions",
+        )
         fenced_before = zombie.metric("ledgerd_fenced_batches_total")
         assert zombie.process is not None
-        wait_until_holding_a_batch(zombie)
+        wait_until_holding_a_batch(zombie)  # the zombie is applying its share
         os.kill(zombie.process.pid, signal.SIGSTOP)
-        time.sleep(SESSION_TIMEOUT_MS / 1000 + 4)  # the group moves its partitions away
+        wait_until(
+            lambda: survivor.owned_partitions() == everything,
+            SESSION_TIMEOUT_MS / 1000 + 60,
+            "the group moving the paused consumer's partitions to the survivor",
+        )
         os.kill(zombie.process.pid, signal.SIGCONT)
-        time.sleep(3)
+        wait_until(
+            lambda: zombie.metric("ledgerd_fenced_batches_total") > fenced_before,
+            60,
+            "the resumed consumer's stale batch fenced",
+        )
         fenced_after = zombie.metric("ledgerd_fenced_batches_total")
         zombie.kill()  # its slow batches would only stretch the test from here on
-        time.sleep(2)
+        survivor.wait_applied(100)  # the survivor applies the whole load
     assert not load.errors, load.errors
     assert fenced_after > fenced_before
     assert_exactly_once(load, api, users)

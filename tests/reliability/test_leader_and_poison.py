@@ -6,11 +6,11 @@ import time
 import uuid
 
 from confluent_kafka import Consumer, Producer
+from harness import Deployment, ServerProcess, services, wait_until
+from harness.load import Load, new_user
 from reliability_support import assert_exactly_once
 
 from ledgerd.domain.partitioning import user_key
-from ledgerd.testing import Deployment, ServerProcess, services
-from ledgerd.testing.load import Load, new_user
 
 # Processes that contend only for the outbox lock (the relay's sweep and clean-up).
 RELAY_ONLY = {"api": False, "relay": True, "consumer": False, "cache_updater": False}
@@ -26,7 +26,11 @@ def test_leader_killed_is_replaced_within_ttl_plus_renewal(deployment: Deploymen
     """Two contenders, one leader; SIGKILL it: the other leads within TTL + renewal."""
     first = deployment.start("first", **RELAY_ONLY)
     second = deployment.start("second", **RELAY_ONLY)
-    time.sleep(RENEW_S + 0.5)
+    wait_until(
+        lambda: leader_state(first)[0] or leader_state(second)[0],
+        TTL_S + RENEW_S + 10,
+        "a leader of the outbox lock",
+    )
     states = {p: leader_state(p) for p in (first, second)}
     leaders = [p for p, (leads, _) in states.items() if leads]
     assert len(leaders) == 1, states
@@ -36,9 +40,7 @@ def test_leader_killed_is_replaced_within_ttl_plus_renewal(deployment: Deploymen
 
     leader.kill()
     killed_at = time.monotonic()
-    while not leader_state(follower)[0]:
-        assert time.monotonic() - killed_at < TTL_S + RENEW_S + 1, "no takeover in time"
-        time.sleep(0.05)
+    wait_until(lambda: leader_state(follower)[0], TTL_S + RENEW_S + 1, "takeover in time")
     takeover_s = time.monotonic() - killed_at
     assert takeover_s <= TTL_S + RENEW_S + 0.2  # 0.2 s: the metric scrape interval
     assert leader_state(follower)[1] > old_epoch
@@ -56,12 +58,17 @@ def test_poison_messages_go_to_the_dlq_and_the_partition_moves_on(deployment: De
         b'{"request_id":"never-accepted","user_id":5,"currency":"USD","type":1,"amount":"1"}',
     ]
     with Load(api.target, users, clients=4) as load:
-        time.sleep(1)
+        load.wait_acknowledged(100)
         producer = Producer({"bootstrap.servers": services.kafka_bootstrap()})
         for partition, value in enumerate(poison):
             producer.produce(topic, value, user_key(users[0]), partition=partition % 3)
         assert producer.flush(10) == 0
-        time.sleep(2)
+        wait_until(
+            lambda: api.metric("ledgerd_dlq_messages_total") >= len(poison),
+            60,
+            "the poison messages sent to the DLQ",
+        )
+        api.wait_applied(100)  # the partitions moved on past the poison
     assert not load.errors, load.errors
     assert_exactly_once(load, api, users)
 

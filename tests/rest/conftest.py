@@ -6,8 +6,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
-
-from ledgerd.testing import ServerProcess, free_port
+from harness import ServerProcess, free_port
 
 KEYS = {
     "writer": {"secrets": ["rest-secret"], "scopes": ["read", "write"]},

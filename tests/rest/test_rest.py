@@ -7,8 +7,9 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from harness.load import new_request_id, new_user
+
 from ledgerd.api.signing import Signer
-from ledgerd.testing.load import new_request_id, new_user
 
 
 def http(

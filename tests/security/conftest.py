@@ -7,9 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from harness import ServerProcess
 from security_support import KEYS
-
-from ledgerd.testing import ServerProcess
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,10 @@ import asyncio
 import os
 
 import grpc
+from harness import ServerProcess
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledgerd.testing import ServerProcess
 from ledgerd.v1 import balance_pb2 as pb
 
 SERVICE = "/ledgerd.v1.BalanceService/"

@@ -8,12 +8,12 @@ from collections.abc import Sequence
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from harness import ServerProcess
+from harness.load import change, new_request_id, new_user
 from security_support import KEYS
 
 from ledgerd.api.signing import Signer
 from ledgerd.client import LedgerdClient
-from ledgerd.testing import ServerProcess
-from ledgerd.testing.load import change, new_request_id, new_user
 from ledgerd.v1 import balance_pb2 as pb
 
 SERVICE = "/ledgerd.v1.BalanceService/"

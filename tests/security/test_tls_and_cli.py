@@ -8,10 +8,10 @@ from pathlib import Path
 
 import grpc
 import pytest
+from harness import ServerProcess
+from harness.load import new_user
 from security_support import KEYS
 
-from ledgerd.testing import ServerProcess
-from ledgerd.testing.load import new_user
 from ledgerd.v1 import balance_pb2 as pb
 from ledgerd.v1 import balance_pb2_grpc as pb_grpc
 

@@ -11,7 +11,7 @@ import hmac
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -93,11 +93,16 @@ class Authenticator:
     """Checks a call's signature metadata against the configured keys."""
 
     def __init__(
-        self, keys: Mapping[str, ApiKey], nonces: NonceCache, window_ms: int = WINDOW_MS
+        self,
+        keys: Mapping[str, ApiKey],
+        nonces: NonceCache,
+        window_ms: int = WINDOW_MS,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._keys = dict(keys)
         self._nonces = nonces
         self._window_ms = window_ms
+        self._clock = clock  # wall-clock seconds, as clients stamp requests; tests control it
 
     @property
     def enabled(self) -> bool:
@@ -119,7 +124,7 @@ class Authenticator:
             Unauthenticated: any check failed (``reason`` says which, for metrics only).
             PermissionDenied: the signature is valid but the key lacks the method's scope.
         """
-        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        now_ms = int(self._clock() * 1000) if now_ms is None else now_ms
         key_id = metadata.get(KEY_ID_HEADER, "")
         timestamp = metadata.get(TIMESTAMP_HEADER, "")
         nonce = metadata.get(NONCE_HEADER, "")

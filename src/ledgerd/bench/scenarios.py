@@ -21,16 +21,10 @@ from ledgerd.audit import audit
 from ledgerd.bench.baseline import run_baseline
 from ledgerd.bench.driver import Measurement, run_callers
 from ledgerd.bench.names import SCENARIOS
+from ledgerd.bench.processes import ServerProcess, free_port, fresh_database_url, production_env
 from ledgerd.bench.workload import Accounts, ChangeFactory
 from ledgerd.domain.model import ChangeStatus
 from ledgerd.store import open_store
-from ledgerd.testing import (
-    ServerProcess,
-    drop_database,
-    free_port,
-    fresh_database_url,
-    production_env,
-)
 from ledgerd.v1 import balance_pb2 as pb
 
 SERVICE = "/ledgerd.v1.BalanceService/"
@@ -230,11 +224,9 @@ def _read(options: Options, _: Accounts, __: ChangeFactory) -> tuple[Measurement
 
 
 def _baseline(options: Options, accounts: Accounts, _: ChangeFactory) -> tuple[Measurement, None]:
+    # A database of its own (made by the migration); the benchmark never drops databases.
     url = fresh_database_url()
-    try:
-        return run_baseline(url, accounts, threads=8, duration_s=options.duration_s), None
-    finally:
-        drop_database(url)
+    return run_baseline(url, accounts, threads=8, duration_s=options.duration_s), None
 
 
 def _rss_bytes(pid: int) -> int:

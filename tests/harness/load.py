@@ -13,6 +13,7 @@ from typing import Any
 
 import grpc
 
+from harness.waiting import wait_until
 from ledgerd.v1 import balance_pb2 as pb
 from ledgerd.v1 import balance_pb2_grpc as pb_grpc
 
@@ -143,6 +144,26 @@ class Load:
                     self.acknowledged.append(request)
                 if self.pause_s:
                     time.sleep(self.pause_s)
+
+    def failures(self) -> int:
+        """Calls that failed so far."""
+        with self.lock:
+            return sum(self.errors.values())
+
+    def wait_acknowledged(self, more: int, timeout_s: float = 60.0) -> None:
+        """Until ``more`` changes beyond those acknowledged now have been acknowledged:
+        how a test lets the load run "for a while" and knows what it exercised."""
+        target = len(self.acknowledged) + more
+        wait_until(
+            lambda: len(self.acknowledged) >= target,
+            timeout_s,
+            f"{more} more changes acknowledged after the first {target - more}",
+        )
+
+    def wait_failed(self, more: int = 1, timeout_s: float = 60.0) -> None:
+        """Until ``more`` calls beyond those failed now have failed (a fault reached clients)."""
+        target = self.failures() + more
+        wait_until(lambda: self.failures() >= target, timeout_s, f"{more} more calls failed")
 
     def __enter__(self) -> Load:
         for thread in self.threads:

@@ -1,8 +1,13 @@
-"""Helpers for tests and benchmarks that drive a real ``ledgerd serve`` process."""
+"""``ledgerd serve`` child processes for the benchmark: start one with its own ports and
+data directory, wait until it serves, read its metrics, stop it.
+
+Shipped in the wheel, so it assumes no source checkout and never drops a database:
+a production deployment gets a database name nobody has used, which the server's
+migration creates. The test harness (tests/harness) builds on this module.
+"""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -11,15 +16,12 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Self
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-from ledgerd.store.base import Store
 
 
 def free_port() -> int:
@@ -43,7 +45,7 @@ class ServerProcess:
         self.grpc_port = free_port()
         self.metrics_port = free_port()
         # Settings come only from here: a LEDGERD_* variable of the caller's shell (say,
-        # from `eval "$(scripts/services env)"`) must not leak into a test's server.
+        # from `eval "$(scripts/services env)"`) must not leak into a child server.
         inherited = {
             k: v
             for k, v in os.environ.items()
@@ -63,7 +65,7 @@ class ServerProcess:
     def target(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
 
-    def start(self, timeout_s: float = 30.0) -> ServerProcess:
+    def start(self, timeout_s: float = 30.0) -> Self:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
@@ -141,13 +143,6 @@ class ServerProcess:
         except OSError:
             return ""
 
-    def kill(self) -> None:
-        """SIGKILL: no shutdown code runs."""
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
-
     def stop(self, timeout_s: float = 30.0) -> int:
         """SIGTERM and wait for a graceful exit; returns the exit code."""
         if self.process is None:
@@ -163,36 +158,9 @@ class ServerProcess:
             self.process = None
         return code
 
-    def run_cli(
-        self, *args: str, env: Mapping[str, str] | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        """Run a ``ledgerd`` command with this server's settings (plus ``env``)."""
-        return subprocess.run(
-            ledgerd_command(*args),
-            env={**self.env, **(env or {})},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-
-    def audit(self) -> dict[str, Any]:
-        """The ``ledgerd audit --json`` report of this server's store."""
-        completed = self.run_cli("audit", "--json")
-        report: dict[str, Any] = json.loads(completed.stdout)
-        return report
-
-    def wait_settled(self, timeout_s: float = 60.0) -> dict[str, Any]:
-        """Wait until no request is in flight; returns the audit report."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            report = self.audit()
-            if report["in_flight"] == 0 or time.monotonic() > deadline:
-                return report
-            time.sleep(0.2)
-
 
 class services:
-    """Where the real MariaDB, Kafka and Redis of scripts/services listen."""
+    """Where the real MariaDB, Kafka and Redis (of scripts/services) listen."""
 
     @staticmethod
     def mysql_server_url() -> str:
@@ -205,6 +173,11 @@ class services:
     @staticmethod
     def redis_url(db: int = 0) -> str:
         return os.environ.get("LEDGERD_TEST_REDIS_URL", "redis://127.0.0.1:6379") + f"/{db}"
+
+
+def fresh_database_url() -> str:
+    """A MySQL URL naming a database no one has used (created by ``migrate``)."""
+    return f"{services.mysql_server_url()}/ledgerd_t_{uuid.uuid4().hex[:12]}"
 
 
 def production_env(store_url: str | None = None) -> dict[str, str]:
@@ -222,73 +195,3 @@ def production_env(store_url: str | None = None) -> dict[str, str]:
         "LEDGERD_CACHE_FEED_TOPIC": f"balance-updates-{tag}",
         "LEDGERD_CACHE_UPDATER_GROUP": f"ledgerd-cache-updater-{tag}",
     }
-
-
-def fresh_database_url() -> str:
-    """A MySQL URL naming a database no one has used (created by ``migrate``)."""
-    return f"{services.mysql_server_url()}/ledgerd_t_{uuid.uuid4().hex[:12]}"
-
-
-def drop_database(url: str) -> None:
-    import MySQLdb
-
-    from ledgerd.store.mysql import MysqlUrl
-
-    parsed = MysqlUrl.parse(url)
-    connection = MySQLdb.connect(
-        host=parsed.host, port=parsed.port, user=parsed.user, password=parsed.password
-    )
-    try:
-        connection.cursor().execute(f"DROP DATABASE IF EXISTS `{parsed.database}`")
-    finally:
-        connection.close()
-
-
-@contextmanager
-def fresh_mysql_store() -> Iterator[Store]:
-    """A migrated MySQL store on a new database, dropped afterwards."""
-    from ledgerd.store.mysql import MysqlStore
-
-    url = fresh_database_url()
-    store = MysqlStore(url)
-    try:
-        store.migrate()
-        yield store
-    finally:
-        store.close()
-        drop_database(url)
-
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
-
-
-def run_services(*args: str) -> None:
-    """Run scripts/services, e.g. ``run_services("down", "redis")``."""
-    subprocess.run([str(REPO_ROOT / "scripts" / "services"), *args], check=True, timeout=300)
-
-
-class Deployment:
-    """Several ledgerd processes sharing one production deployment: database, topics, group."""
-
-    def __init__(self, root: Path, **settings: str) -> None:
-        self.root = root
-        self.env = {**production_env(), **{f"LEDGERD_{k.upper()}": v for k, v in settings.items()}}
-        self.processes: list[ServerProcess] = []
-
-    def start(
-        self, name: str, settings: Mapping[str, str] | None = None, **roles: bool
-    ) -> ServerProcess:
-        """Start a process with the given roles on (``api=False`` turns the API off)."""
-        env = {**self.env, **{f"LEDGERD_{k.upper()}": v for k, v in (settings or {}).items()}}
-        for role, on in roles.items():
-            env[f"LEDGERD_START_{role.upper()}"] = "true" if on else "false"
-        process = ServerProcess(self.root / name, env)
-        self.processes.append(process)
-        return process.start(timeout_s=60)
-
-    def kill_all(self) -> None:
-        for process in self.processes:
-            if process.process is not None:
-                if process.process.poll() is None:
-                    os.kill(process.process.pid, signal.SIGCONT)  # in case a test paused it
-                process.kill()

@@ -1,0 +1,210 @@
+"""The test harness: ``ledgerd serve`` processes, deployments of several of them on the
+real services, MySQL databases made and dropped per test, and waiting for conditions.
+
+Importable by every suite as ``harness`` (pyproject: ``pythonpath = ["tests"]``).
+The process basics come from ledgerd.bench.processes, which ships with the package;
+what only tests may do (kill processes, drop databases, restart the shared services,
+read a source checkout) lives here and does not ship.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from harness.waiting import wait_for, wait_until
+from ledgerd.bench import processes
+from ledgerd.bench.processes import (
+    free_port,
+    fresh_database_url,
+    ledgerd_command,
+    production_env,
+    services,
+)
+from ledgerd.store.base import Store
+
+__all__ = [
+    "REPO_ROOT",
+    "Deployment",
+    "ServerProcess",
+    "drop_database",
+    "free_port",
+    "fresh_database_url",
+    "fresh_mysql_store",
+    "ledgerd_command",
+    "production_env",
+    "run_services",
+    "services",
+    "wait_for",
+    "wait_until",
+]
+
+
+class ServerProcess(processes.ServerProcess):
+    """A ``ledgerd serve`` child process, plus what tests do to it: kill it, run CLI
+    commands against its store, audit it, and read the events it logged."""
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def run_cli(
+        self, *args: str, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a ``ledgerd`` command with this server's settings (plus ``env``)."""
+        return subprocess.run(
+            ledgerd_command(*args),
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    def audit(self) -> dict[str, Any]:
+        """The ``ledgerd audit --json`` report of this server's store."""
+        completed = self.run_cli("audit", "--json")
+        report: dict[str, Any] = json.loads(completed.stdout)
+        return report
+
+    def wait_settled(self, timeout_s: float = 60.0) -> dict[str, Any]:
+        """Wait until no request is in flight; returns the audit report (the last one
+        read if the deadline passes: callers assert on it)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            report = self.audit()
+            if report["in_flight"] == 0 or time.monotonic() > deadline:
+                return report
+            time.sleep(0.2)
+
+    def log_events(self, *events: str) -> list[dict[str, Any]]:
+        """The JSON log lines of every run of this server (its log is appended to across
+        restarts) whose event is one of ``events``, oldest first."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return []
+        found = []
+        for line in text.splitlines():
+            if not any(event in line for event in events):
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # a line being written, or a traceback
+            if isinstance(record, dict) and record.get("event") in events:
+                found.append(record)
+        return found
+
+    def applied(self) -> float:
+        """Changes this run of the server's consumer applied (0 while /metrics is down)."""
+        try:
+            return self.metric('ledgerd_changes_total{outcome="applied"}')
+        except OSError:
+            return 0.0
+
+    def wait_applied(self, more: int, timeout_s: float = 60.0) -> None:
+        """Until this run of the server's consumer has applied ``more`` changes beyond now."""
+        target = self.applied() + more
+        wait_until(
+            lambda: self.applied() >= target,
+            timeout_s,
+            f"{more} more changes applied by {self.data_dir.name}",
+        )
+
+    def owned_partitions(self) -> set[int]:
+        """The partitions this server's consumer owns now, replayed from its log:
+        assignments add, revocations and fenced batches remove (a fenced partition is
+        dropped until assigned again). For a server that has not been restarted."""
+        owned: set[int] = set()
+        for record in self.log_events(*_OWNERSHIP_EVENTS):
+            partitions = set(record.get("partitions", []))
+            if record["event"] == "partitions assigned":
+                owned |= partitions
+            else:
+                owned -= partitions
+        return owned
+
+
+# What ledgerd.consumer.worker logs when its partitions change hands.
+_OWNERSHIP_EVENTS = ("partitions assigned", "partitions revoked", "batch fenced")
+
+
+def drop_database(url: str) -> None:
+    import MySQLdb
+
+    from ledgerd.store.mysql import MysqlUrl
+
+    parsed = MysqlUrl.parse(url)
+    connection = MySQLdb.connect(
+        host=parsed.host, port=parsed.port, user=parsed.user, password=parsed.password
+    )
+    try:
+        connection.cursor().execute(f"DROP DATABASE IF EXISTS `{parsed.database}`")
+    finally:
+        connection.close()
+
+
+@contextmanager
+def fresh_mysql_store() -> Iterator[Store]:
+    """A migrated MySQL store on a new database, dropped afterwards."""
+    from ledgerd.store.mysql import MysqlStore
+
+    url = fresh_database_url()
+    store = MysqlStore(url)
+    try:
+        store.migrate()
+        yield store
+    finally:
+        store.close()
+        drop_database(url)
+
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_services(*args: str) -> None:
+    """Run scripts/services, e.g. ``run_services("down", "redis")``.
+
+    LEDGERD_TEST_SERVICES names another checkout's script: scripts/services keeps the
+    Kafka broker's pid under its own checkout, so a worktree must use the script of the
+    checkout that started the shared services, or it would not stop the real broker.
+    """
+    script = os.environ.get("LEDGERD_TEST_SERVICES") or str(REPO_ROOT / "scripts" / "services")
+    subprocess.run([script, *args], check=True, timeout=300)
+
+
+class Deployment:
+    """Several ledgerd processes sharing one production deployment: database, topics, group."""
+
+    def __init__(self, root: Path, **settings: str) -> None:
+        self.root = root
+        self.env = {**production_env(), **{f"LEDGERD_{k.upper()}": v for k, v in settings.items()}}
+        self.processes: list[ServerProcess] = []
+
+    def start(
+        self, name: str, settings: Mapping[str, str] | None = None, **roles: bool
+    ) -> ServerProcess:
+        """Start a process with the given roles on (``api=False`` turns the API off)."""
+        env = {**self.env, **{f"LEDGERD_{k.upper()}": v for k, v in (settings or {}).items()}}
+        for role, on in roles.items():
+            env[f"LEDGERD_START_{role.upper()}"] = "true" if on else "false"
+        process = ServerProcess(self.root / name, env)
+        self.processes.append(process)
+        return process.start(timeout_s=60)
+
+    def kill_all(self) -> None:
+        for process in self.processes:
+            if process.process is not None:
+                if process.process.poll() is None:
+                    os.kill(process.process.pid, signal.SIGCONT)  # in case a test paused it
+                process.kill()
