@@ -19,7 +19,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
-    # Backends, chosen by URL (DESIGN.md section 2). An empty store URL means
+    # Backends, chosen by URL (docs/deploy.md). An empty store URL means
     # SQLite inside data_dir.
     data_dir: Path = Path("./data")
     store_url: str = ""
@@ -98,7 +98,7 @@ class Settings(BaseSettings):
     cache_full_sync_interval_s: float = Field(300.0, gt=0)
     cache_key_prefix: str = "ledgerd:"
 
-    # Request signing (DESIGN.md section 5): off while no keys are configured.
+    # Request signing (docs/architecture.md section 5): off while no keys are configured.
     hmac_keys: str = ""
     hmac_keys_file: Path | None = None
     # TLS for the gRPC port: both files, or neither.

@@ -28,7 +28,7 @@ def test_deposit_with_wait_answers_applied_with_the_new_balance(stub: Stub) -> N
 
 
 def test_each_operation_moves_available_and_frozen(stub: Stub) -> None:
-    """DEPOSIT, FREEZE, UNFREEZE and WITHDRAW change the amounts as DESIGN §3 says."""
+    """DEPOSIT, FREEZE, UNFREEZE and WITHDRAW change the amounts as docs/architecture.md §4 says."""
     user = new_user()
     for kind, amount, available, frozen in [
         (pb.DEPOSIT, "100", "100", "0"),

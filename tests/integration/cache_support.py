@@ -22,8 +22,8 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 
 @dataclass
 class MonotonicReads:
-    """Client-side record of DESIGN.md §1: a read returns at least the newest version that
-    was acknowledged (APPLIED to wait=true) or returned by a read completed before it began."""
+    """Client-side record of docs/architecture.md §1: a read returns at least the newest
+    version that was acknowledged (APPLIED to wait=true) or returned by a read completed before it began."""
 
     acknowledged: defaultdict[int, int] = field(default_factory=lambda: defaultdict(int))
     returned: defaultdict[int, int] = field(default_factory=lambda: defaultdict(int))

@@ -1,4 +1,4 @@
-"""Signed requests against a real server: each check of DESIGN.md section 5."""
+"""Signed requests against a real server: each check of docs/architecture.md section 5."""
 
 from __future__ import annotations
 

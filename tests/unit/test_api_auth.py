@@ -1,4 +1,4 @@
-"""Authenticator in-process, with a controllable clock: each check of DESIGN.md section 5
+"""Authenticator in-process, with a controllable clock: each check of docs/architecture.md section 5
 and the reason it reports (which a real server never tells its client; the end-to-end
 behaviour is in tests/security/test_signing.py)."""
 

@@ -56,7 +56,7 @@ def test_poison_message_is_internal() -> None:
 def test_error_maps_to_the_code_design_md_names(
     error: errors.LedgerError, code: grpc.StatusCode
 ) -> None:
-    """Errors named in DESIGN.md section 4 map to the gRPC code it gives them."""
+    """Errors named in docs/api.md map to the gRPC code it gives them."""
     assert status_of(error) == code
 
 

@@ -1,4 +1,4 @@
-"""The four operations and their rejections (DESIGN.md section 3)."""
+"""The four operations and their rejections (docs/architecture.md section 4)."""
 
 import pytest
 from hypothesis import given
@@ -32,7 +32,7 @@ def change(change_type: ChangeType, amount: int, request_id: str = "r1") -> Chan
 def test_apply_change_moves_amounts_as_the_operation_says(
     change_type: ChangeType, available_after: int, frozen_after: int
 ) -> None:
-    """Each operation changes available and frozen by the amount as DESIGN.md defines."""
+    """Each operation changes available and frozen by the amount (docs/architecture.md §4)."""
     result = apply_change(balance(available=100, frozen=50, version=7), change(change_type, 30))
     assert result == Applied(balance(available_after, frozen_after, version=8))
 

@@ -1,4 +1,4 @@
-"""The request-signing scheme of DESIGN.md section 5, shared by server and clients.
+"""The request-signing scheme of docs/architecture.md section 5, shared by server and clients.
 
 canonical = "v1\\n{method}\\n{key id}\\n{timestamp ms}\\n{nonce}\\n{hex sha256(body)}"
 signature = lowercase hex HMAC-SHA256(secret, canonical)

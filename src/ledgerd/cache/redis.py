@@ -4,7 +4,7 @@ Writes go through a last-write-wins script that compares versions inside
 Redis, so updates from several processes, retries and full syncs can arrive
 in any order and the newest version still wins.
 
-Reads never go back in time (DESIGN.md §1), even though a Redis restart
+Reads never go back in time (docs/architecture.md §1), even though a Redis restart
 brings back an RDB snapshot older than versions already answered. Reads run
 the *read script* by its SHA only (EVALSHA, never EVAL); only a full sync
 loads it (SCRIPT LOAD), as its last step. Redis never persists its script

@@ -1,4 +1,4 @@
-"""The four operations and their rejections (DESIGN.md section 3)."""
+"""The four operations and their rejections (docs/architecture.md section 4)."""
 
 from __future__ import annotations
 

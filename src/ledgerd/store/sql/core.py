@@ -43,7 +43,7 @@ class SqlStore:
     Production leaves it unset: every process then compares lock expiry
     against the one clock they share, the database's, so a process whose own
     clock runs slow or fast can neither keep a lock past its expiry nor take
-    one early (DESIGN.md: "times by the database clock").
+    one early (docs/architecture.md §2: leader locks expire by the database clock).
     """
 
     def __init__(self, dialect: Dialect, *, clock_ms: Callable[[], int] | None = None) -> None:

@@ -1,6 +1,6 @@
 """The batch statements, built as text from validated literals.
 
-Built by hand on purpose (DESIGN.md §7): drivers' ``executemany`` runs an
+Built by hand on purpose (docs/architecture.md §6): drivers' ``executemany`` runs an
 upsert row by row (10x slower) and per-value escaping through the driver
 (mogrify) cost a third of the consumer's time. Ids and currencies are checked
 against their validated alphabet, which has no quote or backslash; free text
