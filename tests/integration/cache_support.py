@@ -23,13 +23,20 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 @dataclass
 class MonotonicReads:
     """Client-side record of docs/architecture.md §1: a read returns at least the newest
-    version that was acknowledged (APPLIED to wait=true) or returned by a read completed before it began."""
+    version that was acknowledged (APPLIED to wait=true) or returned by a read completed
+    before it began."""
 
     acknowledged: defaultdict[int, int] = field(default_factory=lambda: defaultdict(int))
     returned: defaultdict[int, int] = field(default_factory=lambda: defaultdict(int))
     violations: list[str] = field(default_factory=list)
     reads: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def progress(self) -> tuple[int, int]:
+        """(reads completed, versions acknowledged) so far."""
+        with self.lock:
+            return self.reads, sum(self.acknowledged.values())
 
     def acknowledge(self, user: int, version: int) -> None:
         with self.lock:

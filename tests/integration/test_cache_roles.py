@@ -18,7 +18,7 @@ from pathlib import Path
 import grpc
 import pytest
 from cache_support import MonotonicReads, percentiles
-from harness import Deployment, ServerProcess, run_services
+from harness import Deployment, ServerProcess, run_services, wait_until
 from harness.load import balance_of, change, new_user
 
 from ledgerd.cache.redis import RedisCache
@@ -150,23 +150,33 @@ def test_reads_never_go_back_in_time_across_a_redis_restart(cluster: Deployment)
     threads += [threading.Thread(target=reader, args=(i,)) for i in range(3)]
     for thread in threads:
         thread.start()
+
+    def traffic_grows(reads: int, acknowledged: int) -> None:
+        """Until the clients have done this many more reads and acknowledged writes."""
+        start_reads, start_acked = record.progress
+        wait_until(
+            lambda: (
+                record.progress[0] >= start_reads + reads
+                and record.progress[1] >= start_acked + acknowledged
+            ),
+            60,
+            f"{reads} reads and {acknowledged} acknowledged versions",
+        )
+
     try:
-        time.sleep(3)
+        traffic_grows(reads=100, acknowledged=50)  # the cache serves before the restart
         acknowledged_before = sum(record.acknowledged.values())
         run_services("down", "redis")
-        time.sleep(2)
+        traffic_grows(reads=50, acknowledged=20)  # reads and writes go on without Redis
     finally:
         run_services("up", "redis")
     up_at = time.monotonic()
     try:
         prefix = apis[0].env["LEDGERD_CACHE_KEY_PREFIX"]
         cache = RedisCache(apis[0].env["LEDGERD_CACHE_URL"], prefix=prefix)
-        deadline = time.monotonic() + 30
-        while not cache.ready():
-            assert time.monotonic() < deadline, "no full sync after the restart"
-            time.sleep(0.1)
+        wait_until(cache.ready, 30, "a full sync after the restart")
         served_again_at = time.monotonic()
-        time.sleep(3)  # readers on the repaired cache, writers going on
+        traffic_grows(reads=100, acknowledged=50)  # readers on the repaired cache
     finally:
         stop.set()
         for thread in threads:
