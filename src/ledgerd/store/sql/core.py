@@ -8,7 +8,7 @@ validated literals in ``statements``. What the engine forces comes from the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 
 from ledgerd.domain.model import (
@@ -21,7 +21,7 @@ from ledgerd.domain.model import (
 from ledgerd.errors import Fenced
 from ledgerd.store.base import BatchCommit, ChooseNew, LockToken, PartitionClaim, UnsentRequest
 from ledgerd.store.sql import rows, statements
-from ledgerd.store.sql.dialect import Dialect, Session
+from ledgerd.store.sql.dialect import Dialect, Row, Session
 from ledgerd.store.sql.migrate import SchemaChange, current_version, migrate
 from ledgerd.store.sql.rows import BALANCE_COLUMNS, JOURNAL_COLUMNS, REQUEST_COLUMNS
 from ledgerd.store.sql.schema import MIGRATIONS, Migration
@@ -93,22 +93,16 @@ class SqlStore:
         return existing
 
     def _select_requests(self, session: Session, ids: Sequence[str]) -> dict[str, StoredRequest]:
-        found: dict[str, StoredRequest] = {}
-        for chunk in chunks(ids, KEYS_PER_STATEMENT):
-            for row in session.query(
-                f"SELECT {REQUEST_COLUMNS} FROM change_requests WHERE request_id IN ({keys(chunk)})"
-            ):
-                found[row[0]] = rows.stored_request(row, self._off)
-        return found
+        return {
+            row[0]: rows.stored_request(row, self._off)
+            for row in _rows_by_request_id(session, "change_requests", REQUEST_COLUMNS, ids)
+        }
 
     def _select_journal(self, session: Session, ids: Sequence[str]) -> dict[str, JournalEntry]:
-        found: dict[str, JournalEntry] = {}
-        for chunk in chunks(ids, KEYS_PER_STATEMENT):
-            for row in session.query(
-                f"SELECT {JOURNAL_COLUMNS} FROM journal WHERE request_id IN ({keys(chunk)})"
-            ):
-                found[row[0]] = rows.journal_entry(row, self._off)
-        return found
+        return {
+            row[0]: rows.journal_entry(row, self._off)
+            for row in _rows_by_request_id(session, "journal", JOURNAL_COLUMNS, ids)
+        }
 
     def get_requests(self, request_ids: Collection[str]) -> Mapping[str, StoredRequest]:
         if not request_ids:
@@ -373,3 +367,13 @@ class SqlStore:
                 [after or "", limit],
             )
         return [rows.stored_request(row, self._off) for row in found]
+
+
+def _rows_by_request_id(
+    session: Session, table: str, columns: str, ids: Sequence[str]
+) -> Iterator[Row]:
+    """Rows of ``table`` whose request_id is among ``ids`` (request_id first), chunked."""
+    for chunk in chunks(ids, KEYS_PER_STATEMENT):
+        yield from session.query(
+            f"SELECT {columns} FROM {table} WHERE request_id IN ({keys(chunk)})"
+        )

@@ -1,8 +1,9 @@
-"""The cache updater in-process (embedded log and Kafka): it consumes the cache feed into the
-cache; the leader repairs it by full syncs."""
+"""The cache updater over every log backend: it consumes the cache feed into the cache; the
+leader repairs it by full syncs; its supervisor restarts it after a crash."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import uuid
@@ -23,8 +24,8 @@ from ledgerd.errors import CacheUnavailable
 from ledgerd.log.base import EventLog
 from ledgerd.log.codec import encode_balance
 from ledgerd.log.embedded import EmbeddedLog
-from ledgerd.log.kafka import KafkaLog
-from ledgerd.support.supervisor import Lifeline
+from ledgerd.support import failpoints
+from ledgerd.support.supervisor import Lifeline, Policy, Supervisor
 
 
 class FlakyCache:
@@ -57,22 +58,6 @@ class FlakyCache:
 
     def close(self) -> None:
         return None
-
-
-@pytest.fixture(params=["embedded", "kafka"])
-def event_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventLog]:
-    log: EventLog
-    if request.param == "embedded":
-        log = EmbeddedLog(tmp_path / "log.sqlite", partition_count=3)
-    else:
-        log = KafkaLog(services.kafka_bootstrap(), partition_count=3)
-    yield log
-    log.close()
-
-
-@pytest.fixture
-def topic() -> str:
-    return f"feed-{uuid.uuid4().hex[:12]}"
 
 
 def publish(log: EventLog, topic: str, balances: list[Balance]) -> None:
@@ -234,3 +219,28 @@ def test_feed_loop_stops_when_its_lifeline_stops(tmp_path: Path, topic: str) -> 
     assert not thread.is_alive()
     made.close()
     log.close()
+
+
+def test_a_crashed_feed_loop_is_restarted_and_keeps_writing(tmp_path: Path, topic: str) -> None:
+    """cache_updater.loop raises once under a supervisor: the loop restarts and the feed still
+    reaches the cache."""
+    failpoints.configure("cache_updater.loop=1*error")
+    log = EmbeddedLog(tmp_path / "log.sqlite", partition_count=3)
+    cache = MemoryCache()
+    made = updater(cache, log, topic, poll_timeout_s=0.05)
+    supervisor = Supervisor(Policy(backoff_base_s=0.001))
+    supervisor.add_thread("cache_updater.feed", made.run_feed)
+    supervisor.start()
+    try:
+        publish(log, topic, [b(6, 3)])
+        deadline = time.monotonic() + 10
+        while cache.get(Account(6, "USD")) != b(6, 3):
+            assert time.monotonic() < deadline, "the restarted loop never wrote the feed"
+            time.sleep(0.02)
+        detail = supervisor.health()["cache_updater.feed"].detail
+    finally:
+        failpoints.configure("")
+        asyncio.run(supervisor.stop_all())
+        made.close()
+        log.close()
+    assert "FailpointError" in detail
