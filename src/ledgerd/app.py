@@ -33,7 +33,13 @@ from ledgerd.settings import Settings, SettingsError
 from ledgerd.store import Store, open_store
 from ledgerd.store.scan import iter_balances
 from ledgerd.support import failpoints
-from ledgerd.support.supervisor import Policy, Supervisor
+from ledgerd.support.supervisor import (
+    Lifeline,
+    Policy,
+    Supervisor,
+    TaskRun,
+    sleep_unless_stopping,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -282,6 +288,8 @@ class Ledgerd:
                 tls=self.tls,
             )
             await self.server.start()
+            self.supervisor.add_task("grpc-health", self.server.run_health)
+            self.supervisor.start()
             if settings.http_addr:
                 handlers = Handlers(service, self.health.check)
                 self.rest = RestGateway(handlers, settings.http_addr, self.auth)
@@ -384,10 +392,10 @@ async def serve(settings: Settings) -> int:
         loop.add_signal_handler(signum, stopping.set)
     try:
         await probes.start()
+        # Looks at the components every second, so a stall is noticed without a probe asking.
+        app.supervisor.add_task("watchdog", _watch(app.supervisor))
         await app.start()
-        watchdog = asyncio.create_task(_watch(app, stopping), name="watchdog")
         await stopping.wait()
-        watchdog.cancel()
         log.info("ledgerd stopping", exit_code=exit_code)
     finally:
         await app.stop()
@@ -396,11 +404,14 @@ async def serve(settings: Settings) -> int:
     return exit_code
 
 
-async def _watch(app: Ledgerd, stopping: asyncio.Event, interval_s: float = 1.0) -> None:
-    """Look at the components every interval, so a stall is noticed without a probe asking."""
-    while not stopping.is_set():
-        await asyncio.sleep(interval_s)
-        app.supervisor.health()
+def _watch(supervisor: Supervisor) -> TaskRun:
+    async def watch(lifeline: Lifeline) -> None:
+        while not lifeline.stopping:
+            lifeline.beat()
+            supervisor.health()  # reports newly down or stalled components to on_down
+            await sleep_unless_stopping(lifeline, 1.0)
+
+    return watch
 
 
 def configure_failpoints(settings: Settings) -> None:

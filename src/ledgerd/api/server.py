@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -14,6 +12,7 @@ from ledgerd.api.interceptor import GatekeeperInterceptor
 from ledgerd.api.servicer import BalanceServicer
 from ledgerd.probes import HealthSource
 from ledgerd.service import LedgerService
+from ledgerd.support.supervisor import Lifeline, sleep_unless_stopping
 from ledgerd.v1 import balance_pb2, balance_pb2_grpc
 
 SERVICE_NAME = balance_pb2.DESCRIPTOR.services_by_name["BalanceService"].full_name
@@ -57,25 +56,22 @@ class GrpcServer:
             key, certificate = tls
             credentials = grpc.ssl_server_credentials([(key, certificate)])
             self.port = self._server.add_secure_port(address, credentials)
-        self._health_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self._server.start()
         await self._refresh_health()
-        self._health_task = asyncio.create_task(self._health_loop(), name="health")
 
     async def stop(self, grace_s: float) -> None:
         """Refuse new calls, let in-flight ones finish within the grace period."""
-        if self._health_task is not None:
-            self._health_task.cancel()
-            self._health_task = None
         await self._health.enter_graceful_shutdown()
         await self._server.stop(grace_s)
 
-    async def _health_loop(self) -> None:
-        while True:
-            await asyncio.sleep(1.0)
+    async def run_health(self, lifeline: Lifeline) -> None:
+        """Supervised loop: keep grpc.health.v1 in step with the process's health, every second."""
+        while not lifeline.stopping:
+            lifeline.beat()
             await self._refresh_health()
+            await sleep_unless_stopping(lifeline, 1.0)
 
     async def _refresh_health(self) -> None:
         state = await self._health_source()

@@ -233,7 +233,7 @@ class Supervisor:
                 if lifeline.stopping:
                     return
                 delay = self._failed(component, _Returned())
-            await _sleep_unless_stopping(lifeline, delay)
+            await sleep_unless_stopping(lifeline, delay)
 
     def _failed(self, component: _Component, exc: BaseException) -> float:
         """Record a crash; returns the backoff before the next run."""
@@ -308,7 +308,8 @@ class Supervisor:
                 self._on_down(name)
 
 
-async def _sleep_unless_stopping(lifeline: Lifeline, delay_s: float) -> None:
+async def sleep_unless_stopping(lifeline: Lifeline, delay_s: float) -> None:
+    """The asyncio form of ``lifeline.wait``: sleep, returning early once asked to stop."""
     deadline = time.monotonic() + delay_s
     while not lifeline.stopping and (remaining := deadline - time.monotonic()) > 0:
         await asyncio.sleep(min(remaining, 0.05))
