@@ -207,8 +207,9 @@ def _changes(
 
 def _read(options: Options, _: Accounts, __: ChangeFactory) -> tuple[Measurement, None]:
     accounts = Accounts(min(options.accounts, 10_000))
-    # One process: reads are served from the consumer's memory of its partitions,
-    # the fastest tier of GetBalance (a split API reads Redis instead).
+    # One process with every role. GetBalance reads the shared cache (Redis on the
+    # production stack), never the consumer's memory: that runs ahead of the cache, and
+    # a read through another process must not see an older version afterwards.
     servers = [start_server(options, "read", stack_env(options))]
     server = servers[0]
     try:
