@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import threading
+import urllib.error
+import urllib.request
 
 import grpc
-from harness import Deployment, run_services, wait_for, wait_until
+from harness import Deployment, ServerProcess, run_services, wait_for, wait_until
 from harness.load import Load, balance_of, new_user
 from reliability_support import assert_exactly_once
 
@@ -23,11 +25,42 @@ def test_kafka_restart_during_load(deployment: Deployment) -> None:
     with Load(api.target, users, clients=6) as load:
         load.wait_acknowledged(100)
         run_services("down", "kafka")
-        load.wait_acknowledged(100)  # acceptance goes on without the broker
-        run_services("up", "kafka")
+        try:
+            load.wait_acknowledged(100)  # acceptance goes on without the broker
+            # The API still does its role: SERVING, with the log shown degraded; the
+            # consumer-only process cannot, and says so on /readyz.
+            api_health = wait_until(
+                lambda: _log_degraded(api_health_check(api)), 30, "API health showing log degraded"
+            )
+            assert api_health.status == pb.HealthCheckResponse.SERVING, api_health
+            wait_until(lambda: _probe_status(consumer, "/readyz") == 503, 30, "consumer not ready")
+            assert _probe_status(consumer, "/healthz") == 200  # alive: nothing to restart
+        finally:
+            run_services("up", "kafka")
         consumer.wait_applied(100, timeout_s=120)  # publication and consumption resumed
     assert not load.errors, load.errors
     assert_exactly_once(load, api, users)
+
+
+def api_health_check(api: ServerProcess) -> pb.HealthCheckResponse:
+    with grpc.insecure_channel(api.target) as channel:
+        answer: pb.HealthCheckResponse = pb_grpc.BalanceServiceStub(channel).HealthCheck(
+            pb.HealthCheckRequest(), timeout=10
+        )
+        return answer
+
+
+def _log_degraded(health: pb.HealthCheckResponse) -> pb.HealthCheckResponse | None:
+    return health if health.components["log"].startswith("degraded") else None
+
+
+def _probe_status(process: ServerProcess, path: str) -> int:
+    url = f"http://127.0.0.1:{process.metrics_port}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
 
 
 def test_mariadb_restart_during_load(deployment: Deployment) -> None:
