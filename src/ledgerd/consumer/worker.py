@@ -199,14 +199,15 @@ class BatchConsumer:
             self._dead_letters.send(poison)
         positions = self._intake.positions(records)
         self._writer.commit(positions, decision, now_ms, len(records))
+        # Counted before waiters wake, so a caller answered APPLIED finds it in the metrics.
+        metrics.CHANGES.labels(outcome="applied").inc(decision.applied)
+        metrics.CHANGES.labels(outcome="rejected").inc(decision.rejected)
+        metrics.DUPLICATE_MESSAGES.inc(decision.duplicates)
         # Committed: memory, caches, waiters and the log's own offsets follow.
         self._publisher.publish(
             decision.balances, partition_of, [o.request_id for o in decision.outcomes]
         )
         self._intake.committed(positions)
-        metrics.CHANGES.labels(outcome="applied").inc(decision.applied)
-        metrics.CHANGES.labels(outcome="rejected").inc(decision.rejected)
-        metrics.DUPLICATE_MESSAGES.inc(decision.duplicates)
 
     def _wait(self, delay_s: float) -> None:
         """Back off; under a supervisor, cut short when asked to stop."""
