@@ -31,7 +31,8 @@ def test_promtool_accepts_the_alert_rules() -> None:
 
 
 def test_rules_cover_the_required_signals() -> None:
-    """Lag, outbox age, gRPC errors, DLQ, leader, paused partitions and audit each have a rule."""
+    """Lag, outbox age, gRPC errors, DLQ, leader, paused partitions, audit and supervised
+    components each have a rule."""
     assert {
         "ledgerd_consumer_lag_messages",
         "ledgerd_outbox_oldest_unsent_age_seconds",
@@ -40,6 +41,8 @@ def test_rules_cover_the_required_signals() -> None:
         "ledgerd_leader",
         "ledgerd_consumer_paused_partitions",
         "ledgerd_audit_problems",
+        "ledgerd_component_up",
+        "ledgerd_component_failures_total",
     } <= rule_metrics()
 
 
@@ -100,7 +103,7 @@ def test_prometheus_scrapes_every_metric_the_rules_use(
             return rules if all(rule["health"] != "unknown" for rule in rules) else []
 
         rules = wait_until(evaluated_rules, 30, "a first evaluation of every alert rule")
-        assert len(rules) == 7 and all(rule["health"] == "ok" for rule in rules), rules
+        assert len(rules) == 9 and all(rule["health"] == "ok" for rule in rules), rules
     finally:
         prometheus.terminate()
         prometheus.wait()

@@ -161,6 +161,8 @@ class Supervisor:
             raise ValueError(f"component {component.name!r} is supervised already")
         self._components[component.name] = component
         metrics.COMPONENT_UP.labels(component=component.name).set(0)
+        # A zero series from the start, so rate() and alerts see the first failure.
+        metrics.COMPONENT_FAILURES.labels(component=component.name)
         return component.lifeline
 
     @property
