@@ -29,9 +29,11 @@ def test_every_metric_in_the_dashboard_exists_in_a_live_scrape(busy_server: Serv
 
 
 def test_dashboard_has_the_required_panels() -> None:
-    """Throughput, latency, lag, outbox, rejections, cache hit ratio and leader are all shown."""
+    """Throughput, latency, lag, outbox, rejections, cache hit ratio, leader and supervised
+    components are all shown."""
     titles = " | ".join(p["title"].lower() for p in json.loads(DASHBOARD.read_text())["panels"])
-    for word in ("per second", "latency", "lag", "outbox", "rejected", "cache hit", "leader"):
+    required = ("per second", "latency", "lag", "outbox", "rejected", "cache hit", "leader")
+    for word in (*required, "components up", "component crashes"):
         assert word in titles, word
 
 
