@@ -24,13 +24,14 @@ from ledgerd.consumer.worker import BatchConsumer, ConsumerConfig
 from ledgerd.health import HealthChecker, Probe, Roles
 from ledgerd.leader import CACHE_SYNC_LOCK, OUTBOX_LOCK, LeaderElector
 from ledgerd.log import EventLog, open_log
+from ledgerd.log.signing import MessageSigner
 from ledgerd.outbox.acceptor import Acceptor
-from ledgerd.outbox.cleanup import OutboxCleaner
 from ledgerd.outbox.relay import Relay
 from ledgerd.probes import ProbeServer
 from ledgerd.service import LedgerService
 from ledgerd.settings import Settings, SettingsError
 from ledgerd.store import Store, open_store
+from ledgerd.store.base import LockToken
 from ledgerd.store.scan import iter_balances
 from ledgerd.support import failpoints
 from ledgerd.support.supervisor import (
@@ -125,6 +126,8 @@ def consumer_config(settings: Settings, *, feed_topic: str | None = None) -> Con
         max_retries=settings.consumer_max_retries,
         max_accounts_in_memory=settings.consumer_max_accounts_in_memory,
         feed_topic=feed_topic,
+        # Half the sweep age: the other half absorbs clock skew between processes.
+        trust_window_s=settings.relay_sweep_min_age_s / 2,
     )
 
 
@@ -171,33 +174,9 @@ class Ledgerd:
             on_down=on_down,
         )
         app = cls(settings, backends, auth, tls, supervisor)
-        if settings.start_relay:
-            outbox_leader = app.elector(OUTBOX_LOCK)
-            cleaner = OutboxCleaner(
-                backends.store,
-                lambda: outbox_leader.token,
-                retention_s=settings.outbox_retention_s,
-                interval_s=settings.outbox_cleanup_interval_s,
-            )
-            auditor = AuditJob(backends.store, outbox_leader.is_leader, settings.audit_interval_s)
-            for job in (cleaner, auditor):
-                supervisor.add_thread(job.name, job.run, has_work=job.has_work)
-            app.relay = Relay(
-                backends.store,
-                backends.event_log.producer(),
-                topic=settings.topic,
-                partition_count=settings.partitions,
-                batch_max_messages=settings.relay_batch_max_messages,
-                sweep_interval_s=settings.relay_sweep_interval_s,
-                # Without a local acceptor handing rows over, the sweep is the only path.
-                sweep_min_age_s=settings.relay_sweep_min_age_s if settings.start_api else 0.0,
-                retry_base_ms=settings.relay_retry_base_ms,
-                retry_max_ms=settings.relay_retry_max_ms,
-                may_sweep=outbox_leader.is_leader,
-            )
-            supervisor.add_thread(
-                "relay", app.relay.run, has_work=app.relay.has_work, wake=app.relay.wake
-            )
+        signer = MessageSigner(backends.store.message_key())
+        if settings.start_api or settings.start_relay:
+            app.relay = app._relay(signer)
         sink: BalanceSink | None = None
         if isinstance(backends.cache, MemoryCache):
             sink = backends.cache  # in-process: the consumer writes it directly
@@ -221,7 +200,7 @@ class Ledgerd:
                 settings, feed_topic=settings.cache_feed_topic if shared else None
             )
             app.consumer = BatchConsumer(
-                backends.store, backends.event_log, sink, app.outcomes, config
+                backends.store, backends.event_log, sink, app.outcomes, config, signer
             )
             supervisor.add_thread("consumer", app.consumer.run, has_work=app.consumer.has_work)
         if settings.start_api:
@@ -249,6 +228,34 @@ class Ledgerd:
             consumer=settings.start_consumer,
             cache_updater=settings.start_cache_updater,
         )
+
+    def _relay(self, signer: MessageSigner) -> Relay:
+        """The relay: publishes this process's accepted rows at once (API role) and, with
+        the relay role, sweeps the outbox while it holds the outbox lock."""
+        settings, store, supervisor = self.settings, self.backends.store, self.supervisor
+        may_sweep: Callable[[], bool] = lambda: False
+        outbox_lock: Callable[[], LockToken | None] = lambda: None
+        if settings.start_relay:
+            outbox_leader = self.elector(OUTBOX_LOCK)
+            auditor = AuditJob(store, outbox_leader.is_leader, settings.audit_interval_s)
+            supervisor.add_thread(auditor.name, auditor.run, has_work=auditor.has_work)
+            may_sweep, outbox_lock = outbox_leader.is_leader, lambda: outbox_leader.token
+        relay = Relay(
+            store,
+            self.backends.event_log.producer(),
+            signer,
+            topic=settings.topic,
+            partition_count=settings.partitions,
+            batch_max_messages=settings.relay_batch_max_messages,
+            sweep_interval_s=settings.relay_sweep_interval_s,
+            sweep_min_age_s=settings.relay_sweep_min_age_s,
+            retry_base_ms=settings.relay_retry_base_ms,
+            retry_max_ms=settings.relay_retry_max_ms,
+            may_sweep=may_sweep,
+            outbox_lock=outbox_lock,
+        )
+        supervisor.add_thread("relay", relay.run, has_work=relay.has_work, wake=relay.wake)
+        return relay
 
     def elector(self, lock: str) -> LeaderElector:
         """A contender for ``lock``, run by this process under its supervisor."""

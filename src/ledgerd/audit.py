@@ -2,9 +2,10 @@
 
 Per account: the balance equals the replay of its journal, versions run
 1, 2, 3 … without gaps, and no amount is ever negative. Per request: a
-request_id is journaled at most once, APPLIED requests have exactly one
-journal entry, REJECTED and unfinished ones have none. Requests still
-PENDING/SENT/FAILED are "in flight", not errors.
+request_id is journaled at most once and is never both journaled and
+rejected. Outbox rows without an outcome (PENDING/SENT/FAILED) are "in
+flight", not errors; rows written before schema 3 that recorded their own
+outcome must agree with the journal.
 
 The whole scan reads one snapshot of the store, so it is exact on a live system.
 """
@@ -26,7 +27,7 @@ from ledgerd.domain.model import (
 )
 from ledgerd.domain.rules import Applied, apply_change
 from ledgerd.store.base import Store
-from ledgerd.store.scan import iter_balances, iter_journal, iter_requests
+from ledgerd.store.scan import iter_balances, iter_journal, iter_rejections, iter_requests
 
 MAX_REPORTED = 20
 
@@ -35,6 +36,7 @@ MAX_REPORTED = 20
 class AuditReport:
     accounts: int = 0
     journal_entries: int = 0
+    rejections: int = 0
     requests: Counter[str] = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
     problem_count: int = 0
@@ -59,7 +61,8 @@ class AuditReport:
         rows = [
             ("accounts", f"{self.accounts:,}"),
             ("journal entries", f"{self.journal_entries:,}"),
-            *((f"requests {name}", f"{count:,}") for name, count in sorted(self.requests.items())),
+            ("rejections", f"{self.rejections:,}"),
+            *((f"outbox {name}", f"{count:,}") for name, count in sorted(self.requests.items())),
             ("requests in flight", f"{self.in_flight:,}"),
             ("problems", f"{self.problem_count:,}"),
         ]
@@ -106,18 +109,28 @@ def _audit(store: Store, progress: Progress) -> AuditReport:
         _check_balance(report, balance, replayed.pop(balance.account, None))
     for account in replayed:
         report.problem(f"{account}: journal entries but no balance row")
-    for row in _counted(iter_requests(store), "requests", progress):
+    for request_id, count in journaled.items():
+        if count > 1:
+            report.problem(f"request {request_id}: {count} journal entries")
+    rejected: set[str] = set()
+    for row in _counted(iter_rejections(store), "rejections", progress):
+        report.rejections += 1
+        request_id = row.request.request_id
+        rejected.add(request_id)
+        if request_id in journaled:
+            report.problem(f"request {request_id}: rejected but also journaled")
+    for row in _counted(iter_requests(store), "outbox rows", progress):
+        request_id = row.request.request_id
         status = row.status
+        if request_id in journaled:
+            if status is ChangeStatus.REJECTED:
+                report.problem(f"request {request_id}: status REJECTED but journaled")
+            status = ChangeStatus.APPLIED
+        elif request_id in rejected:
+            status = ChangeStatus.REJECTED
+        elif status is ChangeStatus.APPLIED:
+            report.problem(f"request {request_id}: status APPLIED but 0 journal entries")
         report.requests[status.name] += 1
-        count = journaled.pop(row.request.request_id, 0)
-        expected = 1 if status is ChangeStatus.APPLIED else 0
-        if count != expected:
-            report.problem(
-                f"request {row.request.request_id}: status {status.name}"
-                f" but {count} journal entries"
-            )
-    for request_id in journaled:
-        report.problem(f"journal entry {request_id}: no change request")
     return report
 
 

@@ -57,6 +57,11 @@ DUPLICATE_MESSAGES = Counter(
     "ledgerd_consumer_duplicate_messages_total",
     "Log messages skipped because their request already had an outcome.",
 )
+CONSUMER_CHECKED_MESSAGES = Counter(
+    "ledgerd_consumer_checked_messages_total",
+    "Log messages whose request outcome was read before deciding them (resent, older than"
+    " the trust window, unsigned, or retried); the rest are applied without a read.",
+)
 DLQ_MESSAGES = Counter("ledgerd_dlq_messages_total", "Poison messages sent to the DLQ.")
 FENCED_BATCHES = Counter(
     "ledgerd_fenced_batches_total", "Batches refused because another consumer owns the partition."

@@ -67,7 +67,10 @@ class Settings(BaseSettings):
     accept_queue_max_changes: int = Field(200_000, ge=1)
     relay_batch_max_messages: int = Field(10_000, ge=1)
     relay_sweep_interval_s: float = Field(1.0, gt=0)
-    relay_sweep_min_age_s: float = Field(5.0, ge=0)
+    # Rows older than this without an outcome are published again (and finished ones are
+    # deleted); consumers apply a message without reading its outcome only while it is
+    # younger than half of it. Set the same value on every process of a deployment.
+    relay_sweep_min_age_s: float = Field(30.0, ge=0)
     relay_retry_base_ms: int = Field(100, ge=1)
     relay_retry_max_ms: int = Field(30_000, ge=1)
 
@@ -85,9 +88,6 @@ class Settings(BaseSettings):
     # Leader election (seed: TTL 5 s, renewal every 2 s) and the leader's jobs.
     leader_lock_ttl_s: float = Field(5.0, gt=0)
     leader_renew_interval_s: float = Field(2.0, gt=0)
-    # Finished outbox rows are kept this long (7 days) for idempotent retries.
-    outbox_retention_s: float = Field(604_800.0, gt=0)
-    outbox_cleanup_interval_s: float = Field(60.0, gt=0)
     # The leader audits the whole store this often and exports ledgerd_audit_problems.
     audit_interval_s: float = Field(3600.0, gt=0)
 

@@ -8,6 +8,7 @@ from ledgerd.cache.memory import MemoryCache
 from ledgerd.consumer.worker import BatchConsumer, ConsumerConfig
 from ledgerd.domain.model import ChangeRequest
 from ledgerd.log.embedded import EmbeddedLog
+from ledgerd.log.signing import MessageSigner
 from ledgerd.outbox.relay import Relay
 from ledgerd.store.sqlite import SqliteStore
 
@@ -27,9 +28,20 @@ class Rig:
             now_ms,
         )
 
+    @property
+    def signer(self) -> MessageSigner:
+        return MessageSigner(self.store.message_key())
+
     def relay(self, **options: object) -> Relay:
-        return Relay(self.store, self.log.producer(), topic=TOPIC, partition_count=3, **options)  # type: ignore[arg-type]
+        return Relay(
+            self.store,
+            self.log.producer(),
+            self.signer,
+            topic=TOPIC,
+            partition_count=3,
+            **options,  # type: ignore[arg-type]
+        )
 
     def consumer(self, **options: object) -> BatchConsumer:
         config = ConsumerConfig(topic=TOPIC, dlq_topic=DLQ, poll_timeout_s=0.1, **options)  # type: ignore[arg-type]
-        return BatchConsumer(self.store, self.log, self.cache, None, config)
+        return BatchConsumer(self.store, self.log, self.cache, None, config, self.signer)

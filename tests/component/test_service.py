@@ -38,7 +38,12 @@ def run(
     outcomes = OutcomeHub()
     relay = rig.relay(sweep_min_age_s=0.0)
     consumer = BatchConsumer(
-        rig.store, rig.log, rig.cache, outcomes, ConsumerConfig(topic=TOPIC, dlq_topic=DLQ)
+        rig.store,
+        rig.log,
+        rig.cache,
+        outcomes,
+        ConsumerConfig(topic=TOPIC, dlq_topic=DLQ),
+        rig.signer,
     )
     read_cache = MemoryCache()
 

@@ -50,7 +50,7 @@ def test_relay_crash_after_produce_is_restarted_and_every_row_is_sent(rig: Rig) 
     relay = rig.relay(sweep_min_age_s=0.0, sweep_interval_s=0.05)
     supervisor = Supervisor(FAST)
     supervisor.add_thread("relay", relay.run, has_work=relay.has_work, wake=relay.wake)
-    relay.hand_off(requests)
+    relay.hand_off(requests, accepted_at_ms=1000)
     supervisor.start()
     ids = [r.request_id for r in requests]
 

@@ -16,7 +16,7 @@ from ledgerd.domain.model import (
     ChangeType,
     JournalEntry,
     RejectReason,
-    RequestOutcome,
+    Rejection,
     StoredRequest,
 )
 from ledgerd.errors import Fenced, TransientStoreError
@@ -96,7 +96,8 @@ def test_inserting_an_existing_id_is_a_transient_error_and_writes_nothing(store:
 
 
 def test_relay_status_transitions(store: Store) -> None:
-    """mark_failed counts attempts; mark_sent moves PENDING/FAILED to SENT but never a final row."""
+    """mark_failed and mark_sent count attempts; a row with an outcome reads as that outcome
+    whatever its outbox status, and the sweep no longer finds it."""
     accept(store, [request(1), request(2), request(3)], now_ms=1000)
     store.mark_failed(["r1"], 1100)
     unsent = {
@@ -110,7 +111,7 @@ def test_relay_status_transitions(store: Store) -> None:
             [PartitionClaim("t", 0, claim.epoch, 1)],
             [Balance(1, "USD", SCALE, 0, 1)],
             [entry(request(3), 1, SCALE)],
-            [RequestOutcome("r3", ChangeStatus.APPLIED)],
+            [],
             5000,
         )
     )
@@ -121,7 +122,10 @@ def test_relay_status_transitions(store: Store) -> None:
         "r2": ChangeStatus.SENT,
         "r3": ChangeStatus.APPLIED,
     }
-    assert store.find_unsent(created_before_ms=5000, limit=10) == []
+    # SENT rows wait for their outcome whatever their age; r3 has one.
+    unsent = {u.stored.request.request_id: u for u in store.find_unsent(0, limit=10)}
+    assert {rid: u.attempts for rid, u in unsent.items()} == {"r1": 2, "r2": 1}
+    assert unsent["r2"].created_at_ms == 1000
 
 
 def test_find_unsent_skips_pending_rows_younger_than_the_cutoff(store: Store) -> None:
@@ -145,7 +149,7 @@ def test_claim_partition_bumps_the_epoch_and_keeps_the_offset(store: Store) -> N
 
 
 def test_commit_batch_writes_everything_together(store: Store) -> None:
-    """Balances, journal, outcomes and the offset all land in one commit."""
+    """Balances, journal, rejections and the offset all land in one commit."""
     deposit, rejected = request(1, amount=5 * SCALE), request(2)
     accept(store, [deposit, rejected])
     claim = store.claim_partition("t", 0)
@@ -154,10 +158,7 @@ def test_commit_batch_writes_everything_together(store: Store) -> None:
             [PartitionClaim("t", 0, claim.epoch, 7)],
             [Balance(1, "USD", 5 * SCALE, 0, 1)],
             [entry(deposit, 1, 5 * SCALE)],
-            [
-                RequestOutcome("r1", ChangeStatus.APPLIED),
-                RequestOutcome("r2", ChangeStatus.REJECTED, RejectReason.INSUFFICIENT_AVAILABLE),
-            ],
+            [Rejection(rejected, RejectReason.INSUFFICIENT_AVAILABLE)],
             5000,
         )
     )
@@ -168,7 +169,9 @@ def test_commit_batch_writes_everything_together(store: Store) -> None:
     assert store.get_journal(1, "USD", 0, 10) == [entry(deposit, 1, 5 * SCALE)]
     assert store.get_journal_entries(["r1", "r2"]) == {"r1": entry(deposit, 1, 5 * SCALE)}
     stored = store.get_requests(["r1", "r2"])
-    assert stored["r2"].reject_reason is RejectReason.INSUFFICIENT_AVAILABLE
+    assert stored["r2"] == StoredRequest(
+        rejected, ChangeStatus.REJECTED, RejectReason.INSUFFICIENT_AVAILABLE
+    )
     assert stored["r1"].status is ChangeStatus.APPLIED
     assert store.get_positions("t") == {0: 7}
 
@@ -184,13 +187,14 @@ def test_stale_epoch_is_fenced_and_writes_nothing(store: Store) -> None:
                 [PartitionClaim("t", 1, old.epoch, 9)],
                 [Balance(1, "USD", SCALE, 0, 1)],
                 [entry(request(1), 1, SCALE)],
-                [RequestOutcome("r1", ChangeStatus.APPLIED)],
+                [Rejection(request(2), RejectReason.INSUFFICIENT_AVAILABLE)],
                 5000,
             )
         )
     assert raised.value.partition == 1
     assert store.get_balances(1, None) == []
     assert store.get_requests(["r1"])["r1"].status is ChangeStatus.PENDING
+    assert store.get_requests(["r2"]) == {}
     assert store.get_positions("t") == {1: 0}
 
 
@@ -281,7 +285,7 @@ def test_count_unfinished_counts_rows_without_an_outcome(store: Store) -> None:
             [PartitionClaim("t", 0, claim.epoch, 1)],
             [],
             [],
-            [RequestOutcome("r1", ChangeStatus.REJECTED)],
+            [Rejection(request(1), RejectReason.INSUFFICIENT_AVAILABLE)],
             1,
         )
     )
@@ -369,14 +373,25 @@ def test_cleanup_deletes_old_finished_rows_only_under_the_lock(store: Store) -> 
     accept(store, [request(1), request(2), request(3)], now_ms=1000)
     accept(store, [request(4)], now_ms=9000)
     claim = store.claim_partition("t", 0)
-    outcomes = [RequestOutcome(f"r{n}", ChangeStatus.REJECTED) for n in (1, 2, 4)]
-    store.commit_batch(BatchCommit([PartitionClaim("t", 0, claim.epoch, 3)], [], [], outcomes, 1))
+    rejections = [
+        Rejection(request(n), RejectReason.INSUFFICIENT_AVAILABLE) for n in (1, 2, 4)
+    ]
+    store.commit_batch(
+        BatchCommit([PartitionClaim("t", 0, claim.epoch, 3)], [], [], rejections, 1)
+    )
     epoch = store.acquire_lock("jobs", "a", ttl_ms=10_000)
     assert epoch is not None
     with pytest.raises(Fenced):
         store.delete_finished_requests(5000, 100, LockToken("jobs", "a", epoch + 1))
     assert store.delete_finished_requests(5000, 100, LockToken("jobs", "a", epoch)) == 2
-    assert set(store.get_requests(["r1", "r2", "r3", "r4"])) == {"r3", "r4"}
+    assert [u.stored.request.request_id for u in store.find_unsent(10_000, 10)] == ["r3"]
+    # Their rejection records answer for the deleted rows.
+    assert store.get_requests(["r1"]) == {
+        "r1": StoredRequest(
+            request(1), ChangeStatus.REJECTED, RejectReason.INSUFFICIENT_AVAILABLE
+        )
+    }
+    assert store.count_unfinished()[ChangeStatus.PENDING] == 1
 
 
 def test_applied_request_is_recognised_from_the_journal_after_cleanup(store: Store) -> None:
@@ -389,7 +404,7 @@ def test_applied_request_is_recognised_from_the_journal_after_cleanup(store: Sto
             [PartitionClaim("t", 0, claim.epoch, 1)],
             [Balance(1, "USD", SCALE, 0, 1)],
             [entry(deposit, 1, SCALE)],
-            [RequestOutcome("r1", ChangeStatus.APPLIED)],
+            [],
             2000,
         )
     )
@@ -398,4 +413,4 @@ def test_applied_request_is_recognised_from_the_journal_after_cleanup(store: Sto
     assert store.delete_finished_requests(5000, 100, LockToken("jobs", "a", epoch)) == 1
     seen = accept(store, [deposit], now_ms=9000)
     assert seen == {"r1": StoredRequest(deposit, ChangeStatus.APPLIED)}
-    assert store.get_requests(["r1"]) == {}
+    assert store.scan_requests(None, 10) == []

@@ -1,7 +1,5 @@
 """The consumer's pure decision step: applying a batch against in-memory balances."""
 
-import pytest
-
 from ledgerd.consumer.decide import decide_batch
 from ledgerd.domain.model import (
     Account,
@@ -11,8 +9,8 @@ from ledgerd.domain.model import (
     ChangeType,
     JournalEntry,
     RejectReason,
+    Rejection,
     RequestOutcome,
-    StoredRequest,
 )
 
 USER_ID = 7
@@ -27,8 +25,9 @@ def change(
     return ChangeRequest(request_id, USER_ID, CURRENCY, change_type, amount, memo=f"m-{request_id}")
 
 
-def pending(*changes: ChangeRequest) -> dict[str, StoredRequest]:
-    return {c.request_id: StoredRequest(c, ChangeStatus.SENT) for c in changes}
+def pending(*changes: ChangeRequest) -> set[str]:
+    """None of the changes already has an outcome."""
+    return set()
 
 
 def starting(available: int = 0, frozen: int = 0, version: int = 0) -> dict[Account, Balance]:
@@ -89,29 +88,18 @@ def test_rejected_change_gets_an_outcome_and_no_journal_entry() -> None:
     assert decision.outcomes == [
         RequestOutcome("w", ChangeStatus.REJECTED, RejectReason.INSUFFICIENT_AVAILABLE)
     ]
+    assert decision.rejections == [Rejection(withdraw, RejectReason.INSUFFICIENT_AVAILABLE)]
     assert decision.journal == []
     assert decision.balances == {}
     assert (decision.applied, decision.rejected) == (0, 1)
 
 
-@pytest.mark.parametrize("status", [ChangeStatus.APPLIED, ChangeStatus.REJECTED])
-def test_request_with_a_final_status_is_skipped_as_duplicate(status: ChangeStatus) -> None:
-    """A change whose stored row already has an outcome is counted as a duplicate, not applied."""
+def test_request_with_an_outcome_is_skipped_as_duplicate() -> None:
+    """A change whose request already has an outcome is counted as a duplicate, not applied."""
     deposit = change("a")
-    stored = {"a": StoredRequest(deposit, status)}
-    decision = decide_batch([deposit], stored, starting(), APPLIED_AT_MS)
+    decision = decide_batch([deposit], {"a"}, starting(), APPLIED_AT_MS)
     assert decision.duplicates == 1
     assert (decision.outcomes, decision.journal, decision.balances) == ([], [], {})
-
-
-@pytest.mark.parametrize("status", [ChangeStatus.PENDING, ChangeStatus.SENT, ChangeStatus.FAILED])
-def test_request_without_an_outcome_is_applied(status: ChangeStatus) -> None:
-    """A change whose stored row is PENDING, SENT or FAILED is decided."""
-    deposit = change("a")
-    decision = decide_batch(
-        [deposit], {"a": StoredRequest(deposit, status)}, starting(), APPLIED_AT_MS
-    )
-    assert decision.applied == 1
 
 
 def test_repeated_request_id_in_a_batch_is_applied_once() -> None:
@@ -122,23 +110,6 @@ def test_repeated_request_id_in_a_batch_is_applied_once() -> None:
     assert len(decision.journal) == 1
     assert len(decision.outcomes) == 1
     assert decision.duplicates == 1
-
-
-def test_change_without_a_stored_row_is_unknown() -> None:
-    """A change that never came through the outbox is returned in unknown and not applied."""
-    stray = change("stray")
-    decision = decide_batch([stray], {}, starting(), APPLIED_AT_MS)
-    assert decision.unknown == [stray]
-    assert (decision.outcomes, decision.journal, decision.balances) == ([], [], {})
-
-
-def test_change_differing_from_its_stored_row_is_unknown() -> None:
-    """A change whose fields differ from the stored row with its id is unknown and not applied."""
-    stored = pending(change("a", amount=10))
-    tampered = change("a", amount=999)
-    decision = decide_batch([tampered], stored, starting(), APPLIED_AT_MS)
-    assert decision.unknown == [tampered]
-    assert (decision.outcomes, decision.journal, decision.balances) == ([], [], {})
 
 
 def test_accounts_are_decided_independently() -> None:

@@ -12,7 +12,7 @@ from ledgerd.domain.model import (
     ChangeType,
     JournalEntry,
     RejectReason,
-    RequestOutcome,
+    Rejection,
     StoredRequest,
 )
 from ledgerd.errors import SchemaTooNew
@@ -86,17 +86,22 @@ def test_balance_upserts_end_with_the_dialect_clause_in_key_order() -> None:
     assert sql.endswith(" ON CONFLICT")
 
 
-def test_outcomes_are_grouped_into_one_update_per_status_and_reason() -> None:
-    """Outcomes with the same status and reason share one UPDATE … IN statement."""
-    outcomes = [
-        RequestOutcome("b", ChangeStatus.APPLIED),
-        RequestOutcome("c", ChangeStatus.REJECTED, RejectReason.INSUFFICIENT_AVAILABLE),
-        RequestOutcome("a", ChangeStatus.APPLIED),
+def test_rejections_are_one_multi_row_insert_with_the_request_fields() -> None:
+    """A batch's rejections are recorded with their request's fields, in one INSERT."""
+    rejections = [
+        Rejection(
+            ChangeRequest("w1", 5, "USD", ChangeType.WITHDRAW, SCALE, "it's"),
+            RejectReason.INSUFFICIENT_AVAILABLE,
+        ),
+        Rejection(
+            ChangeRequest("u1", 6, "EUR", ChangeType.UNFREEZE, 2 * SCALE),
+            RejectReason.INSUFFICIENT_FROZEN,
+        ),
     ]
-    sql = list(statements.record_outcomes(outcomes, 99))
-    assert len(sql) == 2
-    assert "IN ('a','b')" in sql[0] and "IN ('c')" in sql[1]
-    assert all("applied_at_ms = 99" in s for s in sql)
+    (sql,) = statements.insert_rejections(rejections, 99, NativeEncoding(), text_literal)
+    assert sql.startswith("INSERT INTO rejections (request_id, user_id, currency, type, amount,")
+    assert "('w1',5,'USD',2,1,'it''s',1,99)" in sql
+    assert "('u1',6,'EUR',4,2,'',2,99)" in sql
 
 
 def test_rows_map_back_through_the_user_offset() -> None:

@@ -20,3 +20,7 @@ class ConsumerConfig:
     # The cache feed topic: every committed balance is published there for cache
     # updaters in any process. None when the cache is in-process (fed directly).
     feed_topic: str | None = None
+    # A signed, first-time message accepted less than this long ago is applied without
+    # reading its outcome: the sweep republishes a row only once it is older than the
+    # relay's sweep age (twice this by default), so no copy of it can have come first.
+    trust_window_s: float = 15.0

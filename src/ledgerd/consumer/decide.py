@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ledgerd.domain.model import (
@@ -11,47 +11,43 @@ from ledgerd.domain.model import (
     ChangeRequest,
     ChangeStatus,
     JournalEntry,
+    Rejection,
     RequestOutcome,
-    StoredRequest,
 )
 from ledgerd.domain.rules import Applied, apply_change
 
 
 @dataclass(slots=True)
 class BatchDecision:
-    """What a batch changes: final balances of touched accounts, journal, outcomes."""
+    """What a batch changes: final balances of touched accounts, journal, rejections,
+    and the outcome of every request decided."""
 
     balances: dict[Account, Balance] = field(default_factory=dict)
     journal: list[JournalEntry] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
     outcomes: list[RequestOutcome] = field(default_factory=list)
     duplicates: int = 0
-    unknown: list[ChangeRequest] = field(default_factory=list)
     applied: int = 0
     rejected: int = 0
 
 
 def decide_batch(
     changes: Sequence[ChangeRequest],
-    stored: Mapping[str, StoredRequest],
+    already_final: Collection[str],
     balances: Mapping[Account, Balance],
     applied_at_ms: int,
 ) -> BatchDecision:
     """Apply changes in order to a copy of ``balances``.
 
-    ``stored`` holds the outbox rows of the batch's request ids: a change whose
-    row already has an outcome, or that appeared earlier in the batch, is a
-    duplicate and skipped; one with no matching row never came through the
-    outbox and is returned in ``unknown``. ``balances`` must hold every
+    A change whose request already has an outcome (``already_final``, read by the
+    consumer for the messages it could not trust to be first), or that appeared
+    earlier in the batch, is a duplicate and skipped. ``balances`` must hold every
     account the changes touch (zeros for new accounts).
     """
     decision = BatchDecision()
     decided: set[str] = set()
     for change in changes:
-        row = stored.get(change.request_id)
-        if row is None or not row.request.same_fields(change):
-            decision.unknown.append(change)
-            continue
-        if row.status.is_final or change.request_id in decided:
+        if change.request_id in decided or change.request_id in already_final:
             decision.duplicates += 1
             continue
         decided.add(change.request_id)
@@ -78,6 +74,7 @@ def decide_batch(
             decision.outcomes.append(RequestOutcome(change.request_id, ChangeStatus.APPLIED))
             decision.applied += 1
         else:
+            decision.rejections.append(Rejection(change, result.reason))
             decision.outcomes.append(
                 RequestOutcome(change.request_id, ChangeStatus.REJECTED, result.reason)
             )

@@ -1,18 +1,20 @@
 """The batch consumer: one writer per partition, one store transaction per batch.
 
-A round polls a batch (``intake``), decodes it, reads its outbox rows (to skip
-requests that already have an outcome), decides it against in-memory balances
-(``decide``, pure), dead-letters poison (``dead_letters``), commits balances,
-journal, outcomes and each partition's next offset together (``writer``; the
-offset update is a compare-and-set on the claim's epoch, so a consumer that lost
-a partition cannot commit), and only then tells memory, caches and waiters
-(``publish``).
+A round polls a batch (``intake``), decodes it and sorts out which messages it
+may apply as they are (``provenance``: signed by the outbox and published for the
+first time, recently), reads the outcome of the doubtful ones only, decides the
+batch against in-memory balances (``decide``, pure), dead-letters poison
+(``dead_letters``), commits balances, journal, rejections and each partition's
+next offset together (``writer``; the offset update is a compare-and-set on the
+claim's epoch, so a consumer that lost a partition cannot commit), and only then
+tells memory, caches and waiters (``publish``).
 
 ``run`` is the loop a supervisor owns. When anything escapes a round, the batch
 in hand may or may not have been committed, so the next round first rewinds
 every owned partition to the store's position with its memory emptied: nothing
-is skipped, and re-read records are duplicates the outbox rows (and the
-journal's unique request_id) keep from applying twice.
+is skipped, and the store's offsets say exactly which records were committed.
+A commit that failed may still have happened (a connection lost at COMMIT): the
+retry reads the outcome of every request of the batch.
 """
 
 from __future__ import annotations
@@ -25,19 +27,20 @@ import structlog
 from ledgerd import metrics
 from ledgerd.cache.base import BalanceSink
 from ledgerd.consumer.config import ConsumerConfig
-from ledgerd.consumer.dead_letters import DeadLetters, Poison
+from ledgerd.consumer.dead_letters import DeadLetters
 from ledgerd.consumer.decide import decide_batch
 from ledgerd.consumer.feed import CacheFeed
 from ledgerd.consumer.intake import Intake
 from ledgerd.consumer.memory import BalanceMemory
 from ledgerd.consumer.outcomes import OutcomeHub
+from ledgerd.consumer.provenance import settle_checks, sort_batch
 from ledgerd.consumer.publish import CommitPublisher
 from ledgerd.consumer.writer import BatchWriter
-from ledgerd.domain.model import Account, Balance, ChangeRequest
+from ledgerd.domain.model import Account, Balance
 from ledgerd.domain.partitioning import partition_for_user
-from ledgerd.errors import Fenced, LedgerError, PoisonMessage
+from ledgerd.errors import Fenced, LedgerError
 from ledgerd.log.base import EventLog, LogRecord
-from ledgerd.log.codec import decode_change
+from ledgerd.log.signing import MessageSigner
 from ledgerd.store.base import Store
 from ledgerd.support import failpoints
 from ledgerd.support.supervisor import Lifeline
@@ -57,8 +60,10 @@ class BatchConsumer:
         cache: BalanceSink | None,
         outcomes: OutcomeHub | None,
         config: ConsumerConfig,
+        signer: MessageSigner,
     ) -> None:
         self._store = store
+        self._signer = signer
         self._partition_count = event_log.partition_count
         self._config = config
         self._memory = BalanceMemory(config.max_accounts_in_memory)
@@ -153,7 +158,8 @@ class BatchConsumer:
         started = time.perf_counter()
         for attempt in range(self._config.max_retries + 1):
             try:
-                self._apply(records)
+                # After a failed attempt the batch may have been committed after all.
+                self._apply(records, check_all=attempt > 0)
                 break
             except Fenced as exc:
                 self._intake.fence(records, exc)
@@ -174,29 +180,24 @@ class BatchConsumer:
         metrics.CONSUMER_APPLY_LATENCY.observe(time.perf_counter() - started)
         return len(records)
 
-    def _apply(self, records: Sequence[LogRecord]) -> None:
-        changes: list[tuple[LogRecord, ChangeRequest]] = []
-        poison: list[Poison] = []
-        for record in records:
-            try:
-                changes.append((record, decode_change(record.value)))
-            except PoisonMessage as exc:
-                poison.append(Poison(record, str(exc)))
-        requests = [change for _, change in changes]
-        stored = self._store.get_requests({c.request_id for c in requests})
-        partition_of = {change.account: record.partition for record, change in changes}
-        balances = self._memory.view(partition_of, self._store)
+    def _apply(self, records: Sequence[LogRecord], *, check_all: bool) -> None:
         now_ms = int(time.time() * 1000)
-        decision = decide_batch(requests, stored, balances, now_ms)
-        if decision.unknown:
-            unknown_ids = {c.request_id for c in decision.unknown}
-            poison += [
-                Poison(record, "no outbox request matches this message")
-                for record, change in changes
-                if change.request_id in unknown_ids
-            ]
-        if poison:
-            self._dead_letters.send(poison)
+        batch = sort_batch(
+            records,
+            self._signer,
+            now_ms=now_ms,
+            trust_window_ms=int(self._config.trust_window_s * 1000),
+            check_all=check_all,
+        )
+        stored = self._store.get_requests(batch.check) if batch.check else {}
+        already_final = settle_checks(batch, stored)
+        metrics.CONSUMER_CHECKED_MESSAGES.inc(len(batch.check))
+        requests = [change for _, change in batch.changes]
+        partition_of = {change.account: record.partition for record, change in batch.changes}
+        balances = self._memory.view(partition_of, self._store)
+        decision = decide_batch(requests, already_final, balances, now_ms)
+        if batch.poison:
+            self._dead_letters.send(batch.poison)
         positions = self._intake.positions(records)
         self._writer.commit(positions, decision, now_ms, len(records))
         # Counted before waiters wake, so a caller answered APPLIED finds it in the metrics.

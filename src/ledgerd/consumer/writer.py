@@ -10,7 +10,7 @@ from ledgerd.support import failpoints
 
 
 class BatchWriter:
-    """Commits balances, journal, outcomes and next offsets of a batch together."""
+    """Commits balances, journal, rejections and next offsets of a batch together."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -31,7 +31,7 @@ class BatchWriter:
             positions=positions,
             balances=list(decision.balances.values()),
             journal=decision.journal,
-            outcomes=decision.outcomes,
+            rejections=decision.rejections,
             applied_at_ms=applied_at_ms,
         )
         # Fault drills wait for this note to pause or kill the process mid-batch.

@@ -132,3 +132,11 @@ class RequestOutcome:
     request_id: str
     status: ChangeStatus
     reject_reason: RejectReason = RejectReason.NONE
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A request the consumer rejected: recorded once, with its fields, as its outcome."""
+
+    request: ChangeRequest
+    reason: RejectReason

@@ -6,6 +6,8 @@ tool; amounts stay decimal strings so no reader rounds them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import msgspec
 
 from ledgerd.domain.amounts import format_amount, parse_decimal
@@ -15,7 +17,14 @@ from ledgerd.errors import InvalidArgument, PoisonMessage
 
 
 class ChangeMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
-    """A change request as published by the relay."""
+    """A change request as published from the outbox.
+
+    ``accepted_at_ms`` is when its outbox row was committed, ``resent`` whether the
+    sweep published it again; both are covered by the message's signature
+    (``ledgerd.log.signing``) and tell the consumer whether it must check the
+    request's outcome before applying it (``ledgerd.consumer.provenance``). Messages
+    written before these fields existed decode with 0 and False.
+    """
 
     request_id: str
     user_id: int
@@ -23,13 +32,26 @@ class ChangeMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     type: int
     amount: str
     memo: str = ""
+    accepted_at_ms: int = 0
+    resent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedChange:
+    """A change as read from the log, with where and when it came from."""
+
+    request: ChangeRequest
+    accepted_at_ms: int
+    resent: bool
 
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(ChangeMessage)
 
 
-def encode_change(request: ChangeRequest) -> bytes:
+def encode_change(
+    request: ChangeRequest, *, accepted_at_ms: int = 0, resent: bool = False
+) -> bytes:
     return _encoder.encode(
         ChangeMessage(
             request_id=request.request_id,
@@ -38,6 +60,8 @@ def encode_change(request: ChangeRequest) -> bytes:
             type=int(request.type),
             amount=format_amount(request.amount),
             memo=request.memo,
+            accepted_at_ms=accepted_at_ms,
+            resent=resent,
         )
     )
 
@@ -48,9 +72,18 @@ def decode_change(value: bytes) -> ChangeRequest:
     Raises:
         PoisonMessage: the bytes are not a valid change.
     """
+    return decode_message(value).request
+
+
+def decode_message(value: bytes) -> DecodedChange:
+    """Decode and validate a change message, with its acceptance time and resend flag.
+
+    Raises:
+        PoisonMessage: the bytes are not a valid change.
+    """
     try:
         message = _decoder.decode(value)
-        return validate_change(
+        request = validate_change(
             request_id=message.request_id,
             user_id=message.user_id,
             currency=message.currency,
@@ -58,6 +91,7 @@ def decode_change(value: bytes) -> ChangeRequest:
             amount=message.amount,
             memo=message.memo,
         )
+        return DecodedChange(request, message.accepted_at_ms, message.resent)
     except msgspec.DecodeError as exc:
         raise PoisonMessage(f"undecodable change message: {exc}") from exc
     except InvalidArgument as exc:

@@ -27,8 +27,9 @@ from ledgerd.support.supervisor import Lifeline
 
 log = structlog.get_logger(__name__)
 
-# Called with the requests just committed as new (e.g. the local relay's hand-off).
-OnCommitted = Callable[[Sequence[ChangeRequest]], None]
+# Called with the requests just committed as new and their commit time in Unix ms (the
+# local relay's hand-off, which publishes them at once).
+OnCommitted = Callable[[Sequence[ChangeRequest], int], None]
 
 _RACE_RETRIES = 3
 
@@ -159,8 +160,9 @@ class Acceptor:
 
         failpoints.hit("acceptor.before_commit", rows=len(request_ids))
         for attempt in range(_RACE_RETRIES):
+            now_ms = int(time.time() * 1000)
             try:
-                self._store.accept_requests(request_ids, choose_new, int(time.time() * 1000))
+                self._store.accept_requests(request_ids, choose_new, now_ms)
                 break
             except TransientStoreError:
                 # Another process inserted one of these ids after our read: read again.
@@ -169,7 +171,7 @@ class Acceptor:
         metrics.ACCEPT_COMMIT_ROWS.observe(len(inserted))
         metrics.ACCEPTED_CHANGES.inc(len(inserted))
         if inserted and self._on_committed is not None:
-            self._on_committed(inserted)
+            self._on_committed(inserted, now_ms)
         return decided
 
 

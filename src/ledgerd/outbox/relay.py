@@ -1,12 +1,21 @@
-"""The relay: publishes outbox rows to the event log and marks them SENT.
+"""The relay: publishes outbox rows to the event log, and sweeps the outbox.
 
-Fresh rows arrive by hand-off from the local acceptor right after their
-commit, so the common path needs no polling. A periodic sweep finds the rest
-by status, never by an id watermark (auto-increment ids commit out of
-order), on the leader only: PENDING rows older than ``sweep_min_age_s`` (an acceptor that died
-before handing off, or one in another process) and FAILED rows whose backoff
-has elapsed. Rows become SENT only from delivery reports. Publishing a row
-twice is harmless: the consumer applies a request at most once.
+**Publishing.** Every process that accepts requests publishes its own rows
+right after their group commit (the acceptor hands them over), in batches,
+signed (``ledgerd.log.signing``) and stamped with their acceptance time. Nothing
+is written back for a delivered row: its outcome (journal entry or rejection)
+is what finishes it. A failed delivery marks the row FAILED, so the sweep
+retries it with backoff.
+
+**Sweeping** (the leader only, every ``sweep_interval_s``). Rows older than
+``sweep_min_age_s`` are looked at, never by an id watermark (auto-increment
+ids commit out of order): rows with an outcome are deleted (their journal
+entry or rejection answers for them from then on); rows without one are
+published again, flagged ``resent`` (an acceptor died before publishing, or a
+delivery failed), with exponential backoff per row. A resent copy is harmless:
+the consumer reads the outcome of every resent or old message before applying
+it (``ledgerd.consumer.provenance``), and the sweep age leaves the consumer's
+trust window room for clock skew.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import structlog
 
@@ -24,16 +34,30 @@ from ledgerd.domain.partitioning import partition_for_user, user_key
 from ledgerd.errors import LedgerError, LogUnavailable
 from ledgerd.log.base import LogProducer
 from ledgerd.log.codec import encode_change
-from ledgerd.store.base import Store, UnsentRequest
+from ledgerd.log.signing import MessageSigner
+from ledgerd.store.base import LockToken, Store, UnsentRequest
 from ledgerd.support import failpoints
 from ledgerd.support.supervisor import Lifeline
 
 log = structlog.get_logger(__name__)
 
+# Finished rows deleted per statement, and statements per sweep (the rest waits a round).
+ROWS_PER_DELETE = 10_000
+DELETES_PER_SWEEP = 20
+# How often the sweep counts the rows in flight for the metrics (a scan of the outbox).
+COUNT_INTERVAL_S = 15.0
+
 
 def retry_delay_ms(attempts: int, base_ms: int, max_ms: int) -> int:
     """Exponential backoff: base, 2*base, 4*base … capped at max."""
     return min(max_ms, base_ms << min(max(attempts - 1, 0), 30))
+
+
+@dataclass(frozen=True, slots=True)
+class _Outgoing:
+    request: ChangeRequest
+    accepted_at_ms: int
+    resent: bool
 
 
 class Relay:
@@ -43,19 +67,22 @@ class Relay:
         self,
         store: Store,
         producer: LogProducer,
+        signer: MessageSigner,
         *,
         topic: str,
         partition_count: int,
         batch_max_messages: int = 10_000,
         sweep_interval_s: float = 1.0,
-        sweep_min_age_s: float = 5.0,
+        sweep_min_age_s: float = 30.0,
         retry_base_ms: int = 100,
         retry_max_ms: int = 30_000,
         queue_max: int = 1_000_000,
         may_sweep: Callable[[], bool] = lambda: True,
+        outbox_lock: Callable[[], LockToken | None] = lambda: None,
     ) -> None:
         self._store = store
         self._producer = producer
+        self._signer = signer
         self._topic = topic
         self._partition_count = partition_count
         self._batch_max = batch_max_messages
@@ -65,13 +92,16 @@ class Relay:
         self._retry_max_ms = retry_max_ms
         self._queue_max = queue_max
         self._may_sweep = may_sweep
-        self._queue: deque[ChangeRequest] = deque()
+        self._outbox_lock = outbox_lock
+        self._queue: deque[_Outgoing] = deque()
         self._claimed: set[str] = set()  # queued or published, awaiting a delivery report
+        self._resent: list[str] = []
         self._delivered: list[str] = []
         self._failed: list[str] = []
         self._lock = threading.Lock()
         self._work = threading.Event()
         self._next_sweep = 0.0
+        self._next_count = 0.0
 
     # -- lifecycle ------------------------------------------------------------
     def has_work(self) -> bool:
@@ -81,23 +111,25 @@ class Relay:
         """Interrupt the loop's idle wait (new work, or a stop request)."""
         self._work.set()
 
-    def hand_off(self, requests: Sequence[ChangeRequest]) -> None:
-        """Queue requests that were just committed (called by the acceptor)."""
+    def hand_off(self, requests: Sequence[ChangeRequest], accepted_at_ms: int) -> None:
+        """Queue requests whose outbox rows were just committed (called by the acceptor)."""
         with self._lock:
             # Past the bound, rows wait in the outbox for the sweep instead of in memory.
             room = self._queue_max - len(self._queue)
             for request in requests[: max(room, 0)]:
                 if request.request_id not in self._claimed:
                     self._claimed.add(request.request_id)
-                    self._queue.append(request)
+                    self._queue.append(_Outgoing(request, accepted_at_ms, resent=False))
         self._work.set()
 
-    def run_until_idle(self, timeout_s: float = 30.0) -> None:
+    def run_until_idle(self, timeout_s: float = 30.0, *, sweep_min_age_s: float = 0.0) -> None:
         """Publish and sweep until nothing is left to send (tests, and shutdown)."""
         deadline = time.monotonic() + timeout_s
         self._next_sweep = 0.0
+        swept = False
         while time.monotonic() < deadline:
-            self._step(sweep_min_age_s=0.0)
+            self._step(sweep_min_age_s=None if swept else sweep_min_age_s)
+            swept = True
             self._producer.flush(1.0)
             self._record_deliveries()
             with self._lock:
@@ -110,7 +142,7 @@ class Relay:
         with self._lock:
             # After a crash, requests taken off the queue may never have been published:
             # forget those claims so the sweep finds the rows again (a resend is harmless).
-            self._claimed = {request.request_id for request in self._queue}
+            self._claimed = {outgoing.request.request_id for outgoing in self._queue}
         while not lifeline.stopping:
             lifeline.beat()
             failpoints.hit("relay.loop")
@@ -140,8 +172,8 @@ class Relay:
                 self._sweep(sweep_min_age_s)
         with self._lock:
             batch = [self._queue.popleft() for _ in range(min(self._batch_max, len(self._queue)))]
-        for request in batch:
-            self._publish(request)
+        for outgoing in batch:
+            self._publish(outgoing)
         if batch:
             failpoints.hit("relay.after_produce", requests=len(batch))
         self._producer.poll(0.01 if batch else 0.0)
@@ -149,19 +181,25 @@ class Relay:
         metrics.OUTBOX_IN_FLIGHT.set(len(self._claimed))
         return bool(batch) or recorded
 
-    def _publish(self, request: ChangeRequest) -> None:
+    def _publish(self, outgoing: _Outgoing) -> None:
+        request = outgoing.request
         request_id = request.request_id
+        done = self._resent if outgoing.resent else self._delivered
 
         def on_delivery(error: Exception | None) -> None:
             with self._lock:
-                (self._failed if error is not None else self._delivered).append(request_id)
+                (self._failed if error is not None else done).append(request_id)
 
+        value = encode_change(
+            request, accepted_at_ms=outgoing.accepted_at_ms, resent=outgoing.resent
+        )
         try:
             self._producer.publish(
                 self._topic,
                 user_key(request.user_id),
-                encode_change(request),
+                value,
                 partition=partition_for_user(request.user_id, self._partition_count),
+                headers=self._signer.headers(value),
                 on_delivery=on_delivery,
             )
         except LogUnavailable:
@@ -170,50 +208,66 @@ class Relay:
     def _record_deliveries(self) -> bool:
         with self._lock:
             delivered, self._delivered = self._delivered, []
+            resent, self._resent = self._resent, []
             failed, self._failed = self._failed, []
-        if not delivered and not failed:
+        if not delivered and not resent and not failed:
             return False
         now_ms = int(time.time() * 1000)
         try:
-            if delivered:
-                self._store.mark_sent(delivered, now_ms)
+            # A first publication writes nothing back: the row's outcome will finish it.
+            if resent:
+                self._store.mark_sent(resent, now_ms)
             if failed:
                 self._store.mark_failed(failed, now_ms)
         except LedgerError:
             # Not recorded: put them back so the next round records them again.
             with self._lock:
-                self._delivered = delivered + self._delivered
+                self._resent = resent + self._resent
                 self._failed = failed + self._failed
+                self._claimed.difference_update(delivered)
             raise
-        metrics.OUTBOX_REQUESTS.labels(status="sent").inc(len(delivered))
+        metrics.OUTBOX_REQUESTS.labels(status="sent").inc(len(delivered) + len(resent))
         metrics.OUTBOX_REQUESTS.labels(status="failed").inc(len(failed))
         if failed:
             log.warning("relay publish failed; will retry", requests=len(failed))
         with self._lock:
             self._claimed.difference_update(delivered)
+            self._claimed.difference_update(resent)
             self._claimed.difference_update(failed)
         return True
 
     def _sweep(self, min_age_s: float) -> None:
-        for status, count in self._store.count_unfinished().items():
-            metrics.OUTBOX_ROWS.labels(status=status.name.lower()).set(count)
         now_ms = int(time.time() * 1000)
-        rows = self._store.find_unsent(now_ms - int(min_age_s * 1000), self._batch_max)
-        oldest = max((now_ms - row.updated_at_ms for row in rows), default=0)
+        cutoff_ms = now_ms - int(min_age_s * 1000)
+        self._delete_finished(cutoff_ms)
+        if time.monotonic() >= self._next_count:
+            self._next_count = time.monotonic() + COUNT_INTERVAL_S
+            for status, count in self._store.count_unfinished().items():
+                metrics.OUTBOX_ROWS.labels(status=status.name.lower()).set(count)
+        rows = self._store.find_unsent(cutoff_ms, self._batch_max)
+        oldest = max((now_ms - row.created_at_ms for row in rows), default=0)
         metrics.OUTBOX_OLDEST_UNSENT_AGE.set(max(oldest, 0) / 1000)
         due = [row for row in rows if self._retry_due(row, now_ms)]
         with self._lock:
-            fresh = [
-                row.stored.request
-                for row in due
-                if row.stored.request.request_id not in self._claimed
-            ]
-            for request in fresh:
+            fresh = [row for row in due if row.stored.request.request_id not in self._claimed]
+            for row in fresh:
+                request = row.stored.request
                 self._claimed.add(request.request_id)
-                self._queue.append(request)
+                self._queue.append(_Outgoing(request, row.created_at_ms, resent=True))
+
+    def _delete_finished(self, cutoff_ms: int) -> None:
+        """Rows with an outcome are done: delete them, a bounded amount per sweep."""
+        for _ in range(DELETES_PER_SWEEP):
+            token = self._outbox_lock()
+            if token is None:
+                return
+            deleted = self._store.delete_finished_requests(cutoff_ms, ROWS_PER_DELETE, token)
+            metrics.OUTBOX_CLEANED.inc(deleted)
+            if deleted < ROWS_PER_DELETE:
+                return
 
     def _retry_due(self, row: UnsentRequest, now_ms: int) -> bool:
-        if row.stored.status is not ChangeStatus.FAILED:
+        if row.stored.status is ChangeStatus.PENDING:
             return True
         delay = retry_delay_ms(row.attempts, self._retry_base_ms, self._retry_max_ms)
         return now_ms - row.updated_at_ms >= delay

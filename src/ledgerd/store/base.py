@@ -18,7 +18,7 @@ from ledgerd.domain.model import (
     ChangeRequest,
     ChangeStatus,
     JournalEntry,
-    RequestOutcome,
+    Rejection,
     StoredRequest,
 )
 
@@ -37,6 +37,9 @@ class PartitionClaim:
 class BatchCommit:
     """Everything one consumer batch writes, committed in one transaction.
 
+    One row per change (its journal entry, or its rejection), one balance row per
+    account, one offset per partition; the outbox rows are neither read nor updated.
+
     ``positions`` carry each partition's next offset and the epoch the writer
     claimed it with; a stale epoch makes the whole commit fail with ``Fenced``.
     """
@@ -44,17 +47,18 @@ class BatchCommit:
     positions: Sequence[PartitionClaim]
     balances: Sequence[Balance]
     journal: Sequence[JournalEntry]
-    outcomes: Sequence[RequestOutcome]
+    rejections: Sequence[Rejection]
     applied_at_ms: int
 
 
 @dataclass(frozen=True, slots=True)
 class UnsentRequest:
-    """An outbox row the relay still has to publish."""
+    """An outbox row still waiting for an outcome, as the sweep finds it."""
 
     stored: StoredRequest
     attempts: int
     updated_at_ms: int
+    created_at_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +98,10 @@ class Store(Protocol):
     def close(self) -> None:
         """Release connections; idempotent."""
 
+    def message_key(self) -> bytes:
+        """The secret that signs the outbox's log messages (created by ``migrate``), shared
+        by every process of the deployment through the store."""
+
     # -- outbox ---------------------------------------------------------------
     def accept_requests(
         self, request_ids: Collection[str], choose_new: ChooseNew, now_ms: int
@@ -101,30 +109,33 @@ class Store(Protocol):
         """In one transaction, read the stored requests among ``request_ids``, insert
         the PENDING rows ``choose_new`` picks, and commit; returns what was read.
 
-        A request whose outbox row was cleaned up but whose journal entry remains
-        reads as APPLIED, so idempotency outlives the outbox retention.
+        A request reads with its outcome: APPLIED from its journal entry, REJECTED from
+        its rejection record, whether or not its outbox row is still there, so
+        idempotency outlives the outbox.
 
         Raises:
             TransientStoreError: another writer inserted one of the ids meanwhile.
         """
 
     def get_requests(self, request_ids: Collection[str]) -> Mapping[str, StoredRequest]:
-        """The stored requests among ``request_ids``."""
+        """The stored requests among ``request_ids``, with their outcomes (as above)."""
 
     def mark_sent(self, request_ids: Collection[str], now_ms: int) -> None:
-        """PENDING/FAILED → SENT (rows already APPLIED or REJECTED keep their status)."""
+        """Outbox rows the sweep published again: SENT, one more attempt counted."""
 
     def mark_failed(self, request_ids: Collection[str], now_ms: int) -> None:
-        """PENDING → FAILED and one more attempt counted."""
+        """Outbox rows whose publication failed: FAILED, one more attempt counted."""
 
     def find_unsent(self, created_before_ms: int, limit: int) -> Sequence[UnsentRequest]:
-        """PENDING rows created before the time, and every FAILED row, oldest first."""
+        """Outbox rows without an outcome: PENDING ones created before the time, and
+        every SENT (published again) or FAILED one; oldest first."""
 
     def count_unfinished(self) -> Mapping[ChangeStatus, int]:
-        """How many rows are PENDING, SENT and FAILED (requests without an outcome)."""
+        """Outbox rows without an outcome (requests in flight), by outbox status."""
 
     def delete_finished_requests(self, created_before_ms: int, limit: int, lock: LockToken) -> int:
-        """Delete up to ``limit`` APPLIED/REJECTED rows created before the time, only
+        """Delete up to ``limit`` outbox rows created before the time that have an
+        outcome (their journal entry or rejection answers for them from then on), only
         while ``lock`` is still held (checked inside the transaction).
 
         Raises:
@@ -149,9 +160,12 @@ class Store(Protocol):
         """Stored balances of the accounts that have one."""
 
     def commit_batch(self, batch: BatchCommit) -> None:
-        """Write balances, journal, outcomes and partition offsets atomically.
+        """Write balances, journal, rejections and partition offsets atomically.
 
         Raises:
+            TransientStoreError: among others, a request of the batch already has an
+                outcome (a unique key); nothing was written, and the consumer decides
+                the batch again reading every request's outcome.
             Fenced: a position's epoch is no longer current; nothing was written.
         """
 
@@ -183,4 +197,7 @@ class Store(Protocol):
         """Journal ordered by (user_id, currency, version), after the given key."""
 
     def scan_requests(self, after: str | None, limit: int) -> Sequence[StoredRequest]:
-        """Outbox rows ordered by request_id, after the given one."""
+        """Outbox rows ordered by request_id, after the given one (their outbox status)."""
+
+    def scan_rejections(self, after: str | None, limit: int) -> Sequence[StoredRequest]:
+        """Rejection records ordered by request_id, after the given one."""

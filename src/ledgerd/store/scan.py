@@ -30,3 +30,10 @@ def iter_requests(store: Store, page_rows: int = PAGE_ROWS) -> Iterator[StoredRe
     while page := store.scan_requests(after, page_rows):
         yield from page
         after = page[-1].request.request_id
+
+
+def iter_rejections(store: Store, page_rows: int = PAGE_ROWS) -> Iterator[StoredRequest]:
+    after: str | None = None
+    while page := store.scan_rejections(after, page_rows):
+        yield from page
+        after = page[-1].request.request_id

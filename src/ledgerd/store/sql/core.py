@@ -8,6 +8,7 @@ validated literals in ``statements``. What the engine forces comes from the
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 
@@ -18,12 +19,17 @@ from ledgerd.domain.model import (
     JournalEntry,
     StoredRequest,
 )
-from ledgerd.errors import Fenced
+from ledgerd.errors import Fenced, StoreUnavailable
 from ledgerd.store.base import BatchCommit, ChooseNew, LockToken, PartitionClaim, UnsentRequest
 from ledgerd.store.sql import rows, statements
 from ledgerd.store.sql.dialect import Dialect, Row, Session
 from ledgerd.store.sql.migrate import SchemaChange, current_version, migrate
-from ledgerd.store.sql.rows import BALANCE_COLUMNS, JOURNAL_COLUMNS, REQUEST_COLUMNS
+from ledgerd.store.sql.rows import (
+    BALANCE_COLUMNS,
+    JOURNAL_COLUMNS,
+    REJECTION_AS_REQUEST,
+    REQUEST_COLUMNS,
+)
 from ledgerd.store.sql.schema import MIGRATIONS, Migration
 from ledgerd.store.sql.statements import KEYS_PER_STATEMENT, chunks, key, keys
 
@@ -33,6 +39,14 @@ _PENDING, _SENT, _FAILED = (
     int(ChangeStatus.FAILED),
 )
 _FINAL = (int(ChangeStatus.APPLIED), int(ChangeStatus.REJECTED))
+_MESSAGE_KEY = "log-message-key"
+# An outbox row has an outcome when its request is journaled or rejected (or, for rows
+# written before schema 3, when its own status says so).
+_HAS_OUTCOME = (
+    "(EXISTS (SELECT 1 FROM journal j WHERE j.request_id = change_requests.request_id)"
+    " OR EXISTS (SELECT 1 FROM rejections r WHERE r.request_id = change_requests.request_id)"
+    f" OR change_requests.status IN ({_FINAL[0]}, {_FINAL[1]}))"
+)
 
 
 class SqlStore:
@@ -57,6 +71,20 @@ class SqlStore:
 
     def migrate(self) -> None:
         self.apply_migrations()
+        # The first process to migrate draws the deployment's message key; the rest keep it.
+        with self._dialect.transaction() as session:
+            session.execute(
+                "INSERT INTO secrets (name, value) VALUES (?, ?) "
+                + self._dialect.on_conflict_ignore(["name"]),
+                [_MESSAGE_KEY, secrets.token_hex(32)],
+            )
+
+    def message_key(self) -> bytes:
+        with self._dialect.autocommit() as session:
+            found = session.query("SELECT value FROM secrets WHERE name = ?", [_MESSAGE_KEY])
+        if not found:
+            raise StoreUnavailable("the store has no message key: run `ledgerd migrate`")
+        return bytes.fromhex(found[0][0])
 
     def apply_migrations(self, migrations: Sequence[Migration] = MIGRATIONS) -> SchemaChange:
         """Apply the missing migrations (tests pass other lists: older or newer code).
@@ -82,21 +110,27 @@ class SqlStore:
     ) -> Mapping[str, StoredRequest]:
         with self._dialect.transaction() as session:
             existing = self._select_requests(session, list(request_ids))
-            missing = [rid for rid in request_ids if rid not in existing]
-            existing.update(
-                (rid, entry.as_stored_request())
-                for rid, entry in self._select_journal(session, missing).items()
-            )
             new = choose_new(existing)
             for statement in statements.insert_requests(new, now_ms, self._dialect, session.text):
                 session.execute(statement)
         return existing
 
     def _select_requests(self, session: Session, ids: Sequence[str]) -> dict[str, StoredRequest]:
-        return {
+        """The requests among ``ids``: outbox rows, with the outcome from the journal or
+        the rejections (which also answer once the outbox row is gone)."""
+        found = {
             row[0]: rows.stored_request(row, self._off)
             for row in _rows_by_request_id(session, "change_requests", REQUEST_COLUMNS, ids)
         }
+        found.update(
+            (rid, entry.as_stored_request())
+            for rid, entry in self._select_journal(session, ids).items()
+        )
+        found.update(
+            (row[0], rows.stored_request(row, self._off))
+            for row in _rows_by_request_id(session, "rejections", REJECTION_AS_REQUEST, ids)
+        )
+        return found
 
     def _select_journal(self, session: Session, ids: Sequence[str]) -> dict[str, JournalEntry]:
         return {
@@ -112,7 +146,9 @@ class SqlStore:
 
     def mark_sent(self, request_ids: Collection[str], now_ms: int) -> None:
         self._update_unsent(
-            request_ids, f"status = {_SENT}, sent_at_ms = {now_ms}, updated_at_ms = {now_ms}"
+            request_ids,
+            f"status = {_SENT}, attempts = attempts + 1, sent_at_ms = {now_ms},"
+            f" updated_at_ms = {now_ms}",
         )
 
     def mark_failed(self, request_ids: Collection[str], now_ms: int) -> None:
@@ -130,19 +166,23 @@ class SqlStore:
                 session.execute(statement)
 
     def find_unsent(self, created_before_ms: int, limit: int) -> Sequence[UnsentRequest]:
-        # Two index range scans instead of an OR that would defeat the status index.
+        # One index range scan per status instead of an OR that would defeat the status index.
         columns = f"{REQUEST_COLUMNS}, attempts, updated_at_ms, created_at_ms"
+        scans = [
+            f"SELECT * FROM (SELECT {columns} FROM change_requests WHERE status = {status}"
+            f"{' AND created_at_ms < ?' if status == _PENDING else ''} AND NOT {_HAS_OUTCOME}"
+            " ORDER BY created_at_ms LIMIT ?) AS unsent"
+            for status in (_PENDING, _SENT, _FAILED)
+        ]
         with self._dialect.autocommit() as session:
             found = session.query(
-                f"SELECT * FROM (SELECT {columns} FROM change_requests"
-                " WHERE status = ? AND created_at_ms < ? ORDER BY created_at_ms LIMIT ?) AS pending"
-                f" UNION ALL SELECT * FROM (SELECT {columns} FROM change_requests"
-                " WHERE status = ? ORDER BY created_at_ms LIMIT ?) AS failed",
-                [_PENDING, created_before_ms, limit, _FAILED, limit],
+                " UNION ALL ".join(scans), [created_before_ms, limit, limit, limit]
             )
         found.sort(key=lambda row: int(row[10]))
         return [
-            UnsentRequest(rows.stored_request(row, self._off), int(row[8]), int(row[9]))
+            UnsentRequest(
+                rows.stored_request(row, self._off), int(row[8]), int(row[9]), int(row[10])
+            )
             for row in found[:limit]
         ]
 
@@ -151,24 +191,30 @@ class SqlStore:
         with self._dialect.autocommit() as session:
             for status, count in session.query(
                 "SELECT status, COUNT(*) FROM change_requests WHERE status IN (?, ?, ?)"
-                " GROUP BY status",
+                f" AND NOT {_HAS_OUTCOME} GROUP BY status",
                 [_PENDING, _SENT, _FAILED],
             ):
                 counts[ChangeStatus(status)] = int(count)
         return counts
 
     def delete_finished_requests(self, created_before_ms: int, limit: int, lock: LockToken) -> int:
+        deleted = 0
         with self._dialect.transaction() as session:
             self._check_lock(session, lock)
-            return session.execute(
-                self._dialect.delete_first(
-                    "change_requests",
-                    "request_id",
-                    "status IN (?, ?) AND created_at_ms < ?",
-                    "status, created_at_ms",
-                ),
-                [*_FINAL, created_before_ms, limit],
-            )
+            # Status by status, so each scan is a range of the (status, created_at_ms) index.
+            for status in (_PENDING, _SENT, _FAILED, *_FINAL):
+                deleted += session.execute(
+                    self._dialect.delete_first(
+                        "change_requests",
+                        "request_id",
+                        f"status = {status} AND created_at_ms < ? AND {_HAS_OUTCOME}",
+                        "created_at_ms",
+                    ),
+                    [created_before_ms, limit - deleted],
+                )
+                if deleted >= limit:
+                    break
+        return deleted
 
     # -- leader locks (times by the database clock unless a test clock is set) -
     def _now_ms(self) -> str:
@@ -284,7 +330,9 @@ class SqlStore:
             else:
                 for statement in statements.insert_journal(batch.journal, dialect, session.text):
                     session.execute(statement)
-            for statement in statements.record_outcomes(batch.outcomes, batch.applied_at_ms):
+            for statement in statements.insert_rejections(
+                batch.rejections, batch.applied_at_ms, dialect, session.text
+            ):
                 session.execute(statement)
 
     # -- reads ----------------------------------------------------------------
@@ -360,10 +408,17 @@ class SqlStore:
         return [rows.journal_entry(row, self._off) for row in found]
 
     def scan_requests(self, after: str | None, limit: int) -> Sequence[StoredRequest]:
+        return self._scan_by_request_id("change_requests", REQUEST_COLUMNS, after, limit)
+
+    def scan_rejections(self, after: str | None, limit: int) -> Sequence[StoredRequest]:
+        return self._scan_by_request_id("rejections", REJECTION_AS_REQUEST, after, limit)
+
+    def _scan_by_request_id(
+        self, table: str, columns: str, after: str | None, limit: int
+    ) -> Sequence[StoredRequest]:
         with self._dialect.autocommit() as session:
             found = session.query(
-                f"SELECT {REQUEST_COLUMNS} FROM change_requests WHERE request_id > ?"
-                " ORDER BY request_id LIMIT ?",
+                f"SELECT {columns} FROM {table} WHERE request_id > ? ORDER BY request_id LIMIT ?",
                 [after or "", limit],
             )
         return [rows.stored_request(row, self._off) for row in found]

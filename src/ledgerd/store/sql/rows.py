@@ -20,6 +20,11 @@ from ledgerd.domain.model import (
 from ledgerd.store.sql.dialect import Row
 
 REQUEST_COLUMNS = "request_id, user_id, currency, type, amount, memo, status, reject_reason"
+# A rejection record read in the shape of an outbox row (its status is REJECTED).
+REJECTION_AS_REQUEST = (
+    f"request_id, user_id, currency, type, amount, memo, {int(ChangeStatus.REJECTED)},"
+    " reject_reason"
+)
 BALANCE_COLUMNS = "user_id, currency, available, frozen, version"
 JOURNAL_COLUMNS = (
     "request_id, user_id, currency, type, amount, available_after, frozen_after,"

@@ -147,6 +147,59 @@ MIGRATIONS: Sequence[Migration] = (
             "mysql": [],
         },
     ),
+    # The lean apply path (docs/architecture.md §3): a rejection is recorded once, with
+    # the request's fields, so the outbox row can go as soon as it has an outcome; and
+    # the key that signs the outbox's log messages lives with the data it protects.
+    Migration(
+        3,
+        "rejections and secrets",
+        by_dialect={
+            "sqlite": [
+                """CREATE TABLE IF NOT EXISTS rejections (
+                    request_id TEXT PRIMARY KEY,
+                    user_id INTEGER NOT NULL,
+                    currency TEXT NOT NULL,
+                    type INTEGER NOT NULL,
+                    amount TEXT NOT NULL,
+                    memo TEXT NOT NULL,
+                    reject_reason INTEGER NOT NULL,
+                    decided_at_ms INTEGER NOT NULL
+                ) WITHOUT ROWID""",
+                """CREATE TABLE IF NOT EXISTS secrets (
+                    name TEXT PRIMARY KEY,
+                    value TEXT NOT NULL
+                )""",
+                # Rejections recorded the old way (on the outbox row) keep their outcome.
+                """INSERT OR IGNORE INTO rejections
+                    SELECT request_id, user_id, currency, type, amount, memo, reject_reason,
+                           COALESCE(applied_at_ms, updated_at_ms)
+                    FROM change_requests WHERE status = 4""",
+            ],
+            "mysql": [
+                """CREATE TABLE IF NOT EXISTS rejections (
+                    request_id VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+                    user_id BIGINT UNSIGNED NOT NULL,
+                    currency VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+                    type TINYINT UNSIGNED NOT NULL,
+                    amount DECIMAL(38,18) NOT NULL,
+                    memo VARCHAR(256) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+                    reject_reason TINYINT UNSIGNED NOT NULL,
+                    decided_at_ms BIGINT NOT NULL,
+                    PRIMARY KEY (request_id)
+                ) ENGINE=InnoDB""",
+                """CREATE TABLE IF NOT EXISTS secrets (
+                    name VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+                    value VARCHAR(256) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+                    PRIMARY KEY (name)
+                ) ENGINE=InnoDB""",
+                """INSERT INTO rejections
+                    SELECT request_id, user_id, currency, type, amount, memo, reject_reason,
+                           COALESCE(applied_at_ms, updated_at_ms)
+                    FROM change_requests WHERE status = 4
+                    ON DUPLICATE KEY UPDATE request_id = rejections.request_id""",
+            ],
+        },
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

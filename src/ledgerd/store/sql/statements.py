@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
 from ledgerd.domain.amounts import format_amount
-from ledgerd.domain.model import Balance, ChangeRequest, ChangeStatus, JournalEntry, RequestOutcome
+from ledgerd.domain.model import Balance, ChangeRequest, ChangeStatus, JournalEntry, Rejection
 from ledgerd.store.sql.dialect import Encoding
 from ledgerd.store.sql.rows import BALANCE_COLUMNS, JOURNAL_COLUMNS
 
@@ -114,25 +114,30 @@ def journal_values(e: JournalEntry, enc: Encoding) -> list[object]:
     ]  # fmt: skip
 
 
-def record_outcomes(outcomes: Sequence[RequestOutcome], applied_at_ms: int) -> Iterator[str]:
-    """One UPDATE per (status, reason) and chunk of ids, instead of one per row."""
-    by_outcome: dict[tuple[int, int], list[str]] = {}
-    for outcome in outcomes:
-        by_outcome.setdefault((int(outcome.status), int(outcome.reject_reason)), []).append(
-            outcome.request_id
+def insert_rejections(
+    rejections: Sequence[Rejection], decided_at_ms: int, enc: Encoding, text: TextLiteral
+) -> Iterator[str]:
+    """The batch's rejection records (a request that already has one fails the statement)."""
+    off, amount = enc.user_offset, amount_literal(enc)
+    for chunk in chunks(rejections, ROWS_PER_STATEMENT):
+        values = ",".join(
+            f"({key(r.request.request_id)},{r.request.user_id - off},{key(r.request.currency)},"
+            f"{int(r.request.type)},{amount(r.request.amount)},{text(r.request.memo)},"
+            f"{int(r.reason)},{decided_at_ms})"
+            for r in chunk
         )
-    for (status, reason), ids in sorted(by_outcome.items()):
-        for chunk in chunks(sorted(ids), KEYS_PER_STATEMENT):
-            yield (
-                f"UPDATE change_requests SET status = {status}, reject_reason = {reason},"
-                f" applied_at_ms = {applied_at_ms}, updated_at_ms = {applied_at_ms}"
-                f" WHERE request_id IN ({keys(chunk)})"
-            )
+        yield (
+            "INSERT INTO rejections (request_id, user_id, currency, type, amount, memo,"
+            " reject_reason, decided_at_ms) VALUES " + values
+        )
 
 
 def update_unsent(request_ids: Iterable[str], assignments: str) -> Iterator[str]:
-    """UPDATEs of the PENDING/FAILED rows among the ids (final rows keep their status)."""
-    unsent = f"{int(ChangeStatus.PENDING)},{int(ChangeStatus.FAILED)}"
+    """UPDATEs of the rows among the ids still waiting for an outcome (a row that
+    recorded its outcome itself, before schema 3, keeps it)."""
+    unsent = ",".join(
+        str(int(s)) for s in (ChangeStatus.PENDING, ChangeStatus.SENT, ChangeStatus.FAILED)
+    )
     for chunk in chunks(sorted(request_ids), KEYS_PER_STATEMENT):
         yield (
             f"UPDATE change_requests SET {assignments}"

@@ -1,0 +1,92 @@
+"""Which messages of a batch may be applied as they are, and which need a look first.
+
+The consumer no longer reads every message's outbox row (that was a row read
+per change). Instead, each message says where it came from, and only the
+doubtful ones are checked against the store:
+
+* **Signed, first publication, accepted recently** (inside ``trust_window_s``):
+  applied as it is. The API process publishes a row right after committing it
+  and the producer never duplicates (idempotent); the sweep republishes a row
+  only once it is older than its sweep age (twice the window by default, which
+  leaves the other half for clock skew between processes). So no earlier copy
+  of such a message can have been decided.
+* **Signed, but resent or older than the window**: an earlier copy may have been
+  decided: the request's outcome is read first, and a decided one is a duplicate.
+* **Unsigned** (written before messages were signed): must match its outbox row
+  field for field, as before; otherwise it is poison.
+* **Signed with another key, or altered**: poison. Nothing the outbox did not
+  produce is ever applied.
+
+After a commit failed, the consumer cannot know whether it was applied and
+checks every message of the batch (``check_all``). The journal's unique
+request_id and the rejections' primary key are the last guard: a decided
+request can never be recorded twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from ledgerd.consumer.dead_letters import Poison
+from ledgerd.domain.model import ChangeRequest, StoredRequest
+from ledgerd.errors import PoisonMessage
+from ledgerd.log.base import LogRecord
+from ledgerd.log.codec import decode_message
+from ledgerd.log.signing import MessageSigner
+
+
+@dataclass(slots=True)
+class SortedBatch:
+    """A polled batch, decoded: what to decide, what to check first, what is poison."""
+
+    changes: list[tuple[LogRecord, ChangeRequest]] = field(default_factory=list)
+    poison: list[Poison] = field(default_factory=list)
+    check: set[str] = field(default_factory=set)  # read the outcome before deciding
+    unsigned: set[str] = field(default_factory=set)  # must also match an outbox row
+
+
+def sort_batch(
+    records: Sequence[LogRecord],
+    signer: MessageSigner,
+    *,
+    now_ms: int,
+    trust_window_ms: int,
+    check_all: bool = False,
+) -> SortedBatch:
+    batch = SortedBatch()
+    for record in records:
+        try:
+            decoded = decode_message(record.value)
+        except PoisonMessage as exc:
+            batch.poison.append(Poison(record, str(exc)))
+            continue
+        signed = signer.verify(record.value, record.headers)
+        if signed is False:
+            batch.poison.append(Poison(record, "bad signature: not produced by the outbox"))
+            continue
+        request_id = decoded.request.request_id
+        if signed is None:
+            batch.unsigned.add(request_id)
+            batch.check.add(request_id)
+        elif check_all or decoded.resent or now_ms - decoded.accepted_at_ms > trust_window_ms:
+            batch.check.add(request_id)
+        batch.changes.append((record, decoded.request))
+    return batch
+
+
+def settle_checks(batch: SortedBatch, stored: Mapping[str, StoredRequest]) -> set[str]:
+    """Given the stored state of the checked requests, move unsigned messages with no
+    matching outbox row to poison; returns the request ids already decided."""
+    if batch.unsigned:
+        kept: list[tuple[LogRecord, ChangeRequest]] = []
+        for record, change in batch.changes:
+            row = stored.get(change.request_id)
+            if change.request_id in batch.unsigned and (
+                row is None or not row.request.same_fields(change)
+            ):
+                batch.poison.append(Poison(record, "no outbox request matches this message"))
+            else:
+                kept.append((record, change))
+        batch.changes = kept
+    return {rid for rid in batch.check if (row := stored.get(rid)) and row.status.is_final}
