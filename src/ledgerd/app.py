@@ -31,7 +31,6 @@ from ledgerd.probes import ProbeServer
 from ledgerd.service import LedgerService
 from ledgerd.settings import Settings, SettingsError
 from ledgerd.store import Store, open_store
-from ledgerd.store.base import LockToken
 from ledgerd.store.scan import iter_balances
 from ledgerd.support import failpoints
 from ledgerd.support.supervisor import (
@@ -200,7 +199,7 @@ class Ledgerd:
                 settings, feed_topic=settings.cache_feed_topic if shared else None
             )
             app.consumer = BatchConsumer(
-                backends.store, backends.event_log, sink, app.outcomes, config, signer
+                backends.store, backends.event_log, sink, app.outcomes, config, signer=signer
             )
             supervisor.add_thread("consumer", app.consumer.run, has_work=app.consumer.has_work)
         if settings.start_api:
@@ -233,13 +232,10 @@ class Ledgerd:
         """The relay: publishes this process's accepted rows at once (API role) and, with
         the relay role, sweeps the outbox while it holds the outbox lock."""
         settings, store, supervisor = self.settings, self.backends.store, self.supervisor
-        may_sweep: Callable[[], bool] = lambda: False
-        outbox_lock: Callable[[], LockToken | None] = lambda: None
-        if settings.start_relay:
-            outbox_leader = self.elector(OUTBOX_LOCK)
-            auditor = AuditJob(store, outbox_leader.is_leader, settings.audit_interval_s)
+        leader = self.elector(OUTBOX_LOCK) if settings.start_relay else None
+        if leader is not None:
+            auditor = AuditJob(store, leader.is_leader, settings.audit_interval_s)
             supervisor.add_thread(auditor.name, auditor.run, has_work=auditor.has_work)
-            may_sweep, outbox_lock = outbox_leader.is_leader, lambda: outbox_leader.token
         relay = Relay(
             store,
             self.backends.event_log.producer(),
@@ -251,8 +247,8 @@ class Ledgerd:
             sweep_min_age_s=settings.relay_sweep_min_age_s,
             retry_base_ms=settings.relay_retry_base_ms,
             retry_max_ms=settings.relay_retry_max_ms,
-            may_sweep=may_sweep,
-            outbox_lock=outbox_lock,
+            may_sweep=leader.is_leader if leader is not None else (lambda: False),
+            outbox_lock=(lambda: leader.token) if leader is not None else (lambda: None),
         )
         supervisor.add_thread("relay", relay.run, has_work=relay.has_work, wake=relay.wake)
         return relay

@@ -44,4 +44,4 @@ class Rig:
 
     def consumer(self, **options: object) -> BatchConsumer:
         config = ConsumerConfig(topic=TOPIC, dlq_topic=DLQ, poll_timeout_s=0.1, **options)  # type: ignore[arg-type]
-        return BatchConsumer(self.store, self.log, self.cache, None, config, self.signer)
+        return BatchConsumer(self.store, self.log, self.cache, None, config, signer=self.signer)

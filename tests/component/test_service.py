@@ -43,7 +43,7 @@ def run(
         rig.cache,
         outcomes,
         ConsumerConfig(topic=TOPIC, dlq_topic=DLQ),
-        rig.signer,
+        signer=rig.signer,
     )
     read_cache = MemoryCache()
 

@@ -15,8 +15,8 @@ from ledgerd.domain.model import (
     ChangeStatus,
     ChangeType,
     JournalEntry,
-    RejectReason,
     Rejection,
+    RejectReason,
     StoredRequest,
 )
 from ledgerd.errors import Fenced, TransientStoreError
@@ -373,12 +373,8 @@ def test_cleanup_deletes_old_finished_rows_only_under_the_lock(store: Store) -> 
     accept(store, [request(1), request(2), request(3)], now_ms=1000)
     accept(store, [request(4)], now_ms=9000)
     claim = store.claim_partition("t", 0)
-    rejections = [
-        Rejection(request(n), RejectReason.INSUFFICIENT_AVAILABLE) for n in (1, 2, 4)
-    ]
-    store.commit_batch(
-        BatchCommit([PartitionClaim("t", 0, claim.epoch, 3)], [], [], rejections, 1)
-    )
+    rejections = [Rejection(request(n), RejectReason.INSUFFICIENT_AVAILABLE) for n in (1, 2, 4)]
+    store.commit_batch(BatchCommit([PartitionClaim("t", 0, claim.epoch, 3)], [], [], rejections, 1))
     epoch = store.acquire_lock("jobs", "a", ttl_ms=10_000)
     assert epoch is not None
     with pytest.raises(Fenced):
@@ -387,9 +383,7 @@ def test_cleanup_deletes_old_finished_rows_only_under_the_lock(store: Store) -> 
     assert [u.stored.request.request_id for u in store.find_unsent(10_000, 10)] == ["r3"]
     # Their rejection records answer for the deleted rows.
     assert store.get_requests(["r1"]) == {
-        "r1": StoredRequest(
-            request(1), ChangeStatus.REJECTED, RejectReason.INSUFFICIENT_AVAILABLE
-        )
+        "r1": StoredRequest(request(1), ChangeStatus.REJECTED, RejectReason.INSUFFICIENT_AVAILABLE)
     }
     assert store.count_unfinished()[ChangeStatus.PENDING] == 1
 

@@ -8,8 +8,8 @@ from ledgerd.domain.model import (
     ChangeStatus,
     ChangeType,
     JournalEntry,
-    RejectReason,
     Rejection,
+    RejectReason,
     RequestOutcome,
 )
 

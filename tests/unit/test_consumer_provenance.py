@@ -72,7 +72,12 @@ def test_altered_message_is_poison() -> None:
     """Changing a signed message's bytes (here: the amount) breaks its signature."""
     genuine = record(change("a", amount=10))
     altered = LogRecord(
-        "t", 0, 0, b"7", genuine.value.replace(b'"amount":"', b'"amount":"9'), headers=genuine.headers
+        "t",
+        0,
+        0,
+        b"7",
+        genuine.value.replace(b'"amount":"', b'"amount":"9'),
+        headers=genuine.headers,
     )
     assert len(sort(altered).poison) == 1
 

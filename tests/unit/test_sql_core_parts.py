@@ -11,8 +11,8 @@ from ledgerd.domain.model import (
     ChangeStatus,
     ChangeType,
     JournalEntry,
-    RejectReason,
     Rejection,
+    RejectReason,
     StoredRequest,
 )
 from ledgerd.errors import SchemaTooNew

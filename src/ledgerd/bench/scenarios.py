@@ -23,7 +23,6 @@ from ledgerd.bench.driver import Measurement, run_callers
 from ledgerd.bench.names import SCENARIOS
 from ledgerd.bench.processes import ServerProcess, free_port, fresh_database_url, production_env
 from ledgerd.bench.workload import Accounts, ChangeFactory
-from ledgerd.domain.model import ChangeStatus
 from ledgerd.store import open_store
 from ledgerd.v1 import balance_pb2 as pb
 
@@ -391,13 +390,9 @@ def _apply(
 
         asyncio.run(preload())
         url = store_url(api)
-        store = open_store(url)
-        try:
-            # Until the relay has published everything: the log holds the whole load.
-            while store.count_unfinished()[ChangeStatus.PENDING] > 0:
-                time.sleep(0.5)
-        finally:
-            store.close()
+        # Until the relay has published everything: the log holds the whole load.
+        while api.metric('ledgerd_outbox_requests_total{status="sent"}') < total:
+            time.sleep(0.5)
         api.stop(timeout_s=120)
         consumer_env = {
             **deployment,

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 import structlog
 
@@ -28,12 +30,12 @@ from ledgerd import metrics
 from ledgerd.cache.base import BalanceSink
 from ledgerd.consumer.config import ConsumerConfig
 from ledgerd.consumer.dead_letters import DeadLetters
-from ledgerd.consumer.decide import decide_batch
+from ledgerd.consumer.decide import BatchDecision, decide_batch
 from ledgerd.consumer.feed import CacheFeed
 from ledgerd.consumer.intake import Intake
 from ledgerd.consumer.memory import BalanceMemory
 from ledgerd.consumer.outcomes import OutcomeHub
-from ledgerd.consumer.provenance import settle_checks, sort_batch
+from ledgerd.consumer.provenance import SortedBatch, settle_checks, sort_batch
 from ledgerd.consumer.publish import CommitPublisher
 from ledgerd.consumer.writer import BatchWriter
 from ledgerd.domain.model import Account, Balance
@@ -41,13 +43,26 @@ from ledgerd.domain.partitioning import partition_for_user
 from ledgerd.errors import Fenced, LedgerError
 from ledgerd.log.base import EventLog, LogRecord
 from ledgerd.log.signing import MessageSigner
-from ledgerd.store.base import Store
+from ledgerd.store.base import PartitionClaim, Store
 from ledgerd.support import failpoints
 from ledgerd.support.supervisor import Lifeline
 
 __all__ = ["BatchConsumer", "ConsumerConfig"]
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass(slots=True)
+class _Decided:
+    """A decided batch on its way to the store (``commit`` runs on the commit thread)."""
+
+    records: Sequence[LogRecord]
+    decision: BatchDecision
+    partition_of: dict[Account, int]
+    positions: list[PartitionClaim]
+    applied_at_ms: int
+    started: float
+    commit: Future[None] | None = None
 
 
 class BatchConsumer:
@@ -60,6 +75,7 @@ class BatchConsumer:
         cache: BalanceSink | None,
         outcomes: OutcomeHub | None,
         config: ConsumerConfig,
+        *,
         signer: MessageSigner,
     ) -> None:
         self._store = store
@@ -78,6 +94,9 @@ class BatchConsumer:
             feed = CacheFeed(event_log.producer(), config.feed_topic)
         self._publisher = CommitPublisher(cache, self._memory, feed, outcomes)
         self._lifeline: Lifeline | None = None
+        # One commit at a time, on its own thread, so the next batch is read meanwhile.
+        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="consumer-commit")
+        self._in_flight: _Decided | None = None
         self._rewind_due = False
         self._closed = False
 
@@ -95,18 +114,22 @@ class BatchConsumer:
             lifeline.beat()
             failpoints.hit("consumer.loop")
             try:
-                self.run_once(self._config.poll_timeout_s)
+                self.run_once(self._config.poll_timeout_s, overlap=True)
             except LedgerError as exc:
                 if not exc.retriable:
                     raise
                 log.error("consumer batch failed", error=str(exc), retriable=exc.retriable)
                 lifeline.wait(self._config.retry_base_s)
+        # Asked to stop: the batch still committing is finished and published.
+        self.drain()
 
     def close(self) -> None:
         """Leave the group and close the producers; idempotent. Call once ``run`` returned."""
         if self._closed:
             return
         self._closed = True
+        self._finish_abandoned()
+        self._committer.shutdown(wait=True)
         self._intake.close()
         self._dead_letters.close()
         self._publisher.close()
@@ -131,20 +154,40 @@ class BatchConsumer:
         """Apply batches until the log has nothing new (burst mode); returns messages seen."""
         seen = 0
         for _ in range(max_batches):
-            count = self.run_once(timeout_s=0.0)
+            count = self.run_once(timeout_s=0.0, overlap=True)
             seen += count
             if count == 0:
                 break
+        self.drain()
         return seen
 
+    def drain(self) -> None:
+        """Finish the commit still in flight, if any (publish it, or retry it)."""
+        if self._in_flight is not None:
+            try:
+                self._finish(self._in_flight)
+            except BaseException:
+                self._rewind_due = True
+                raise
+        self._publisher.poll()  # hands the last batch's cache feed messages to the log
+
     # -- one batch ------------------------------------------------------------
-    def run_once(self, timeout_s: float) -> int:
-        """Poll one batch and apply it; returns the number of messages polled."""
+    def run_once(self, timeout_s: float, *, overlap: bool = False) -> int:
+        """Poll one batch and apply it; returns the number of messages polled.
+
+        With ``overlap``, the batch's commit is left running on the commit thread
+        while the next round polls, decodes and checks the next batch; the next
+        round (or one without ``overlap``) finishes it.
+        """
         if self._rewind_due:
+            self._finish_abandoned()
             self._memory.reset(self._intake.rewind())
             self._rewind_due = False
         try:
-            return self._round(timeout_s)
+            count = self._round(timeout_s if self._in_flight is None else 0.0)
+            if not overlap and self._in_flight is not None:
+                self._finish(self._in_flight)
+            return count
         except BaseException:
             # A batch may be in hand, committed or not: read it again next round.
             self._rewind_due = True
@@ -153,42 +196,35 @@ class BatchConsumer:
     def _round(self, timeout_s: float) -> int:
         self._publisher.poll()
         records = self._intake.poll(timeout_s)
-        if not records:
-            return 0
-        started = time.perf_counter()
-        for attempt in range(self._config.max_retries + 1):
-            try:
-                # After a failed attempt the batch may have been committed after all.
-                self._apply(records, check_all=attempt > 0)
-                break
-            except Fenced as exc:
-                self._intake.fence(records, exc)
-                break
-            except LedgerError as exc:
-                if not exc.retriable:
-                    raise
-                metrics.CONSUMER_RETRIES.inc()
-                # The commit may or may not have happened: forget what memory
-                # holds for these partitions and decide again from the store.
-                self._memory.reset({r.partition for r in records})
-                if attempt == self._config.max_retries:
-                    self._intake.pause(records, exc)
-                    break
-                log.warning("consumer batch retry", attempt=attempt + 1, error=str(exc))
-                self._wait(self._config.retry_base_s * 2**attempt)
-        metrics.CONSUMER_BATCH_SIZE.observe(len(records))
-        metrics.CONSUMER_APPLY_LATENCY.observe(time.perf_counter() - started)
+        in_flight = self._in_flight
+        if in_flight is None:
+            if records:
+                self._begin(records, self._sort(records, check_all=False))
+            return len(records)
+        # While batch n commits on the commit thread, decode and verify batch n+1.
+        sorted_next = self._sort(records, check_all=False) if records else None
+        if not self._finish(in_flight):
+            # Batch n did not commit as decided: n+1 was read against state that may
+            # not be the store's. Read it again from the store's positions.
+            if records:
+                self._rewind_due = True
+            return len(records)
+        if records and sorted_next is not None:
+            self._begin(records, sorted_next)
         return len(records)
 
-    def _apply(self, records: Sequence[LogRecord], *, check_all: bool) -> None:
-        now_ms = int(time.time() * 1000)
-        batch = sort_batch(
+    def _sort(self, records: Sequence[LogRecord], *, check_all: bool) -> SortedBatch:
+        return sort_batch(
             records,
             self._signer,
-            now_ms=now_ms,
+            now_ms=int(time.time() * 1000),
             trust_window_ms=int(self._config.trust_window_s * 1000),
             check_all=check_all,
         )
+
+    def _decide(self, records: Sequence[LogRecord], batch: SortedBatch) -> _Decided:
+        """Read the doubtful messages' outcomes, decide the batch, dead-letter poison."""
+        now_ms = int(time.time() * 1000)
         stored = self._store.get_requests(batch.check) if batch.check else {}
         already_final = settle_checks(batch, stored)
         metrics.CONSUMER_CHECKED_MESSAGES.inc(len(batch.check))
@@ -198,17 +234,94 @@ class BatchConsumer:
         decision = decide_batch(requests, already_final, balances, now_ms)
         if batch.poison:
             self._dead_letters.send(batch.poison)
-        positions = self._intake.positions(records)
-        self._writer.commit(positions, decision, now_ms, len(records))
+        return _Decided(
+            records, decision, partition_of, self._intake.positions(records), now_ms,
+            time.perf_counter(),
+        )  # fmt: skip
+
+    def _begin(self, records: Sequence[LogRecord], batch: SortedBatch) -> None:
+        decided = self._decide(records, batch)
+        decided.commit = self._committer.submit(self._commit, decided)
+        self._in_flight = decided
+
+    def _commit(self, decided: _Decided) -> None:
+        self._writer.commit(
+            decided.positions, decided.decision, decided.applied_at_ms, len(decided.records)
+        )
+
+    def _finish(self, decided: _Decided) -> bool:
+        """Wait for a batch's commit; publish it, or retry it here. True if it committed
+        as first decided."""
+        self._in_flight = None
+        assert decided.commit is not None
+        try:
+            decided.commit.result()
+        except Fenced as exc:
+            self._intake.fence(decided.records, exc)
+            self._observe(decided)
+            return False
+        except LedgerError as exc:
+            if not exc.retriable:
+                raise
+            self._retry(decided.records, exc)
+            self._observe(decided)
+            return False
+        self._published(decided)
+        self._observe(decided)
+        return True
+
+    def _finish_abandoned(self) -> None:
+        """Before a rewind: let a commit still running end, whatever its outcome."""
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is not None and in_flight.commit is not None:
+            try:
+                in_flight.commit.result()
+            except Exception as exc:  # the rewind reads what the store has, either way
+                log.warning("abandoned batch commit failed", error=str(exc))
+
+    def _retry(self, records: Sequence[LogRecord], error: LedgerError) -> None:
+        """The first commit failed: retry with backoff, reading every request's outcome
+        (the commit may have happened after all); pause the partitions after the last."""
+        partitions = {r.partition for r in records}
+        for attempt in range(1, self._config.max_retries + 1):
+            metrics.CONSUMER_RETRIES.inc()
+            # Memory may not match the store for these partitions: reload them.
+            self._memory.reset(partitions)
+            log.warning("consumer batch retry", attempt=attempt, error=str(error))
+            self._wait(self._config.retry_base_s * 2 ** (attempt - 1))
+            try:
+                decided = self._decide(records, self._sort(records, check_all=True))
+                self._commit(decided)
+            except Fenced as exc:
+                self._intake.fence(records, exc)
+                return
+            except LedgerError as exc:
+                if not exc.retriable:
+                    raise
+                error = exc
+                continue
+            self._published(decided)
+            return
+        metrics.CONSUMER_RETRIES.inc()
+        self._memory.reset(partitions)
+        self._intake.pause(records, error)
+
+    def _published(self, decided: _Decided) -> None:
+        decision = decided.decision
         # Counted before waiters wake, so a caller answered APPLIED finds it in the metrics.
         metrics.CHANGES.labels(outcome="applied").inc(decision.applied)
         metrics.CHANGES.labels(outcome="rejected").inc(decision.rejected)
         metrics.DUPLICATE_MESSAGES.inc(decision.duplicates)
         # Committed: memory, caches, waiters and the log's own offsets follow.
         self._publisher.publish(
-            decision.balances, partition_of, [o.request_id for o in decision.outcomes]
+            decision.balances, decided.partition_of, [o.request_id for o in decision.outcomes]
         )
-        self._intake.committed(positions)
+        self._intake.committed(decided.positions)
+
+    @staticmethod
+    def _observe(decided: _Decided) -> None:
+        metrics.CONSUMER_BATCH_SIZE.observe(len(decided.records))
+        metrics.CONSUMER_APPLY_LATENCY.observe(time.perf_counter() - decided.started)
 
     def _wait(self, delay_s: float) -> None:
         """Back off; under a supervisor, cut short when asked to stop."""
