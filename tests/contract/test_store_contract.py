@@ -122,10 +122,36 @@ def test_relay_status_transitions(store: Store) -> None:
         "r2": ChangeStatus.SENT,
         "r3": ChangeStatus.APPLIED,
     }
-    # SENT rows wait for their outcome whatever their age; r3 has one.
-    unsent = {u.stored.request.request_id: u for u in store.find_unsent(0, limit=10)}
-    assert {rid: u.attempts for rid, u in unsent.items()} == {"r1": 2, "r2": 1}
-    assert unsent["r2"].created_at_ms == 1000
+    # SENT rows are in the log: they wait for their outcome however old; r3 has one.
+    assert store.find_unsent(created_before_ms=5000, limit=10) == []
+    store.mark_failed(["r2"], 1300)
+    (failed,) = store.find_unsent(created_before_ms=0, limit=10)
+    assert (failed.stored.request.request_id, failed.attempts) == ("r2", 2)
+    assert failed.created_at_ms == 1000
+
+
+def test_published_groups_are_not_swept_and_stale_groups_go_under_the_lock(
+    store: Store,
+) -> None:
+    """Rows of a publish group are swept only while the group exists; deleting it says
+    they are in the log. Stale groups go except those kept, and only under the lock."""
+    store.accept_requests(["r1", "r2"], lambda _: [request(1), request(2)], 1000, "g-1")
+    store.accept_requests(["r3"], lambda _: [request(3)], 1000, "g-2")
+    found = store.find_unsent(created_before_ms=2000, limit=10)
+    assert {(u.stored.request.request_id, u.group_id) for u in found} == {
+        ("r1", "g-1"),
+        ("r2", "g-1"),
+        ("r3", "g-2"),
+    }
+    store.delete_groups(["g-1"])
+    assert [u.stored.request.request_id for u in store.find_unsent(2000, 10)] == ["r3"]
+    epoch = store.acquire_lock("jobs", "a", ttl_ms=10_000)
+    assert epoch is not None
+    with pytest.raises(Fenced):
+        store.delete_stale_groups(5000, [], LockToken("jobs", "a", epoch + 1))
+    assert store.delete_stale_groups(5000, ["g-2"], LockToken("jobs", "a", epoch)) == 0
+    assert store.delete_stale_groups(5000, [], LockToken("jobs", "a", epoch)) == 1
+    assert store.find_unsent(2000, 10) == []
 
 
 def test_find_unsent_skips_pending_rows_younger_than_the_cutoff(store: Store) -> None:

@@ -63,19 +63,19 @@ def test_tsv_fields_escape_what_load_data_splits_on() -> None:
 
 def test_request_inserts_are_sorted_chunked_and_encoded_per_engine() -> None:
     """New outbox rows go in primary-key order, ROWS_PER_STATEMENT per statement,
-    with user ids and amounts in the engine's encoding."""
+    with user ids and amounts in the engine's encoding, and their publish group."""
     count = statements.ROWS_PER_STATEMENT + 1
     requests = [
         ChangeRequest(f"r{n:05d}", 5, "USD", ChangeType.DEPOSIT, SCALE, "m")
         for n in reversed(range(count))
     ]
-    sql = list(statements.insert_requests(requests, 7, TextEncoding(), plain_text))
+    sql = list(statements.insert_requests(requests, 7, "g-1", TextEncoding(), plain_text))
     assert len(sql) == 2
     assert sql[0].index("'r00000'") < sql[0].index("'r00001'")
     pending_ = int(ChangeStatus.PENDING)
-    assert f"('r00000',{5 - 2**63},'USD',1,'1','m',{pending_},7,7)" in sql[0]
-    native = next(statements.insert_requests(requests[:1], 7, NativeEncoding(), plain_text))
-    assert native.endswith(f"('r{count - 1:05d}',5,'USD',1,1,'m',{pending_},7,7)")
+    assert f"('r00000',{5 - 2**63},'USD',1,'1','m',{pending_},7,7,'g-1')" in sql[0]
+    native = next(statements.insert_requests(requests[:1], 7, None, NativeEncoding(), plain_text))
+    assert native.endswith(f"('r{count - 1:05d}',5,'USD',1,1,'m',{pending_},7,7,NULL)")
 
 
 def test_balance_upserts_end_with_the_dialect_clause_in_key_order() -> None:

@@ -9,6 +9,8 @@ requests share one fsync, and nobody is answered before their row is durable.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -27,9 +29,9 @@ from ledgerd.support.supervisor import Lifeline
 
 log = structlog.get_logger(__name__)
 
-# Called with the requests just committed as new and their commit time in Unix ms (the
-# local relay's hand-off, which publishes them at once).
-OnCommitted = Callable[[Sequence[ChangeRequest], int], None]
+# Called with the requests just committed as new, their commit time in Unix ms and their
+# publish group (the local relay's hand-off, which publishes them at once).
+OnCommitted = Callable[[Sequence[ChangeRequest], int, str], None]
 
 _RACE_RETRIES = 3
 
@@ -64,6 +66,9 @@ class Acceptor:
         self._stopping = False
         # One thread: commits are serial anyway, and the next batch gathers meanwhile.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="acceptor")
+        # Publish group ids: unique per process start, then counted.
+        self._group_prefix = secrets.token_hex(8)
+        self._group_numbers = itertools.count(1)
 
     def has_work(self) -> bool:
         return bool(self._queue)
@@ -159,10 +164,11 @@ class Acceptor:
             return inserted
 
         failpoints.hit("acceptor.before_commit", rows=len(request_ids))
+        group_id = f"{self._group_prefix}-{next(self._group_numbers)}"
         for attempt in range(_RACE_RETRIES):
             now_ms = int(time.time() * 1000)
             try:
-                self._store.accept_requests(request_ids, choose_new, now_ms)
+                self._store.accept_requests(request_ids, choose_new, now_ms, group_id)
                 break
             except TransientStoreError:
                 # Another process inserted one of these ids after our read: read again.
@@ -171,7 +177,7 @@ class Acceptor:
         metrics.ACCEPT_COMMIT_ROWS.observe(len(inserted))
         metrics.ACCEPTED_CHANGES.inc(len(inserted))
         if inserted and self._on_committed is not None:
-            self._on_committed(inserted, now_ms)
+            self._on_committed(inserted, now_ms, group_id)
         return decided
 
 

@@ -2,20 +2,24 @@
 
 **Publishing.** Every process that accepts requests publishes its own rows
 right after their group commit (the acceptor hands them over), in batches,
-signed (``ledgerd.log.signing``) and stamped with their acceptance time. Nothing
-is written back for a delivered row: its outcome (journal entry or rejection)
-is what finishes it. A failed delivery marks the row FAILED, so the sweep
-retries it with backoff.
+signed (``ledgerd.log.signing``) and stamped with their acceptance time. Each
+group commit is one *publish group*: once every message of a group has a
+delivery report, its one ``publish_groups`` row is deleted. That is the only
+write for a published row (no SENT update per row); its outcome (journal entry
+or rejection) is what finishes it. A failed delivery marks the row FAILED.
 
-**Sweeping** (the leader only, every ``sweep_interval_s``). Rows older than
-``sweep_min_age_s`` are looked at, never by an id watermark (auto-increment
-ids commit out of order): rows with an outcome are deleted (their journal
-entry or rejection answers for them from then on); rows without one are
-published again, flagged ``resent`` (an acceptor died before publishing, or a
-delivery failed), with exponential backoff per row. A resent copy is harmless:
-the consumer reads the outcome of every resent or old message before applying
-it (``ledgerd.consumer.provenance``), and the sweep age leaves the consumer's
-trust window room for clock skew.
+**Sweeping** (the leader only, every ``sweep_interval_s``), never by an id
+watermark (auto-increment ids commit out of order): rows with an outcome older
+than ``sweep_min_age_s`` are deleted (their journal entry or rejection answers
+for them from then on); rows without one are published again, flagged
+``resent``, if they may not be in the log: their group is still there after
+``sweep_min_age_s`` (the acceptor's process died before publishing), or their
+delivery FAILED (with exponential backoff per row). Rows already in the log wait
+for the consumer, however long it lags. A resent copy is harmless: the consumer
+reads the outcome of every resent or old message before applying it
+(``ledgerd.consumer.provenance``), and the sweep age leaves the consumer's trust
+window room for clock skew. Publish groups left behind are forgotten after
+twice the sweep age, once their rows have been published again.
 """
 
 from __future__ import annotations
@@ -44,6 +48,9 @@ log = structlog.get_logger(__name__)
 # Finished rows deleted per statement, and statements per sweep (the rest waits a round).
 ROWS_PER_DELETE = 10_000
 DELETES_PER_SWEEP = 20
+# Publish groups are forgotten no sooner than this, whatever the sweep age (a group
+# commit still in its transaction must not lose its group).
+STALE_GROUP_MIN_AGE_MS = 120_000
 # How often the sweep counts the rows in flight for the metrics (a scan of the outbox).
 COUNT_INTERVAL_S = 15.0
 
@@ -58,6 +65,7 @@ class _Outgoing:
     request: ChangeRequest
     accepted_at_ms: int
     resent: bool
+    group_id: str | None = None
 
 
 class Relay:
@@ -98,6 +106,8 @@ class Relay:
         self._resent: list[str] = []
         self._delivered: list[str] = []
         self._failed: list[str] = []
+        self._group_unreported: dict[str, int] = {}  # messages of a group without a report
+        self._groups_done: list[str] = []
         self._lock = threading.Lock()
         self._work = threading.Event()
         self._next_sweep = 0.0
@@ -111,15 +121,21 @@ class Relay:
         """Interrupt the loop's idle wait (new work, or a stop request)."""
         self._work.set()
 
-    def hand_off(self, requests: Sequence[ChangeRequest], accepted_at_ms: int) -> None:
+    def hand_off(
+        self, requests: Sequence[ChangeRequest], accepted_at_ms: int, group_id: str | None = None
+    ) -> None:
         """Queue requests whose outbox rows were just committed (called by the acceptor)."""
         with self._lock:
-            # Past the bound, rows wait in the outbox for the sweep instead of in memory.
+            # Past the bound, rows wait in the outbox for the sweep instead of in memory
+            # (their group stays, so the sweep knows they may not be in the log).
             room = self._queue_max - len(self._queue)
+            if group_id is not None and len(requests) <= room:
+                self._group_unreported[group_id] = len(requests)
+            else:
+                group_id = None
             for request in requests[: max(room, 0)]:
-                if request.request_id not in self._claimed:
-                    self._claimed.add(request.request_id)
-                    self._queue.append(_Outgoing(request, accepted_at_ms, resent=False))
+                self._claimed.add(request.request_id)
+                self._queue.append(_Outgoing(request, accepted_at_ms, False, group_id))
         self._work.set()
 
     def run_until_idle(self, timeout_s: float = 30.0, *, sweep_min_age_s: float = 0.0) -> None:
@@ -183,12 +199,18 @@ class Relay:
 
     def _publish(self, outgoing: _Outgoing) -> None:
         request = outgoing.request
-        request_id = request.request_id
+        request_id, group_id = request.request_id, outgoing.group_id
         done = self._resent if outgoing.resent else self._delivered
 
         def on_delivery(error: Exception | None) -> None:
             with self._lock:
                 (self._failed if error is not None else done).append(request_id)
+                if group_id is not None:
+                    left = self._group_unreported[group_id] - 1
+                    self._group_unreported[group_id] = left
+                    if left == 0:
+                        del self._group_unreported[group_id]
+                        self._groups_done.append(group_id)
 
         value = encode_change(
             request, accepted_at_ms=outgoing.accepted_at_ms, resent=outgoing.resent
@@ -210,20 +232,24 @@ class Relay:
             delivered, self._delivered = self._delivered, []
             resent, self._resent = self._resent, []
             failed, self._failed = self._failed, []
-        if not delivered and not resent and not failed:
+            groups, self._groups_done = self._groups_done, []
+        if not delivered and not resent and not failed and not groups:
             return False
         now_ms = int(time.time() * 1000)
         try:
-            # A first publication writes nothing back: the row's outcome will finish it.
+            # A first publication writes nothing per row: its group goes once complete,
+            # after its failures are recorded, and the row's outcome finishes it.
             if resent:
                 self._store.mark_sent(resent, now_ms)
             if failed:
                 self._store.mark_failed(failed, now_ms)
+            self._store.delete_groups(groups)
         except LedgerError:
             # Not recorded: put them back so the next round records them again.
             with self._lock:
                 self._resent = resent + self._resent
                 self._failed = failed + self._failed
+                self._groups_done = groups + self._groups_done
                 self._claimed.difference_update(delivered)
             raise
         metrics.OUTBOX_REQUESTS.labels(status="sent").inc(len(delivered) + len(resent))
@@ -254,6 +280,13 @@ class Relay:
                 request = row.stored.request
                 self._claimed.add(request.request_id)
                 self._queue.append(_Outgoing(request, row.created_at_ms, resent=True))
+        token = self._outbox_lock()
+        if token is not None and len(rows) < self._batch_max:
+            # Every unpublished row older than the cutoff is in hand: groups older than
+            # twice the sweep age have nothing left to say, but those of the rows found.
+            keep = {row.group_id for row in rows if row.group_id is not None}
+            horizon_ms = max(2 * (now_ms - cutoff_ms), STALE_GROUP_MIN_AGE_MS)
+            self._store.delete_stale_groups(now_ms - horizon_ms, keep, token)
 
     def _delete_finished(self, cutoff_ms: int) -> None:
         """Rows with an outcome are done: delete them, a bounded amount per sweep."""

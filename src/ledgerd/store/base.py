@@ -59,6 +59,7 @@ class UnsentRequest:
     attempts: int
     updated_at_ms: int
     created_at_ms: int
+    group_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,10 +105,18 @@ class Store(Protocol):
 
     # -- outbox ---------------------------------------------------------------
     def accept_requests(
-        self, request_ids: Collection[str], choose_new: ChooseNew, now_ms: int
+        self,
+        request_ids: Collection[str],
+        choose_new: ChooseNew,
+        now_ms: int,
+        group_id: str | None = None,
     ) -> Mapping[str, StoredRequest]:
         """In one transaction, read the stored requests among ``request_ids``, insert
         the PENDING rows ``choose_new`` picks, and commit; returns what was read.
+
+        ``group_id`` (unique, chosen by the caller) makes the new rows one publish
+        group: a row in ``publish_groups`` says the group may not be in the log yet,
+        until ``delete_groups`` says it is. Without one, the rows count as unpublished.
 
         A request reads with its outcome: APPLIED from its journal entry, REJECTED from
         its rejection record, whether or not its outbox row is still there, so
@@ -120,6 +129,19 @@ class Store(Protocol):
     def get_requests(self, request_ids: Collection[str]) -> Mapping[str, StoredRequest]:
         """The stored requests among ``request_ids``, with their outcomes (as above)."""
 
+    def delete_groups(self, group_ids: Collection[str]) -> None:
+        """These publish groups are in the log (every message delivered or marked FAILED)."""
+
+    def delete_stale_groups(
+        self, created_before_ms: int, keep: Collection[str], lock: LockToken
+    ) -> int:
+        """Forget publish groups created before the time, except ``keep``, only while
+        ``lock`` is held: the sweep has published again every row it found in them.
+
+        Raises:
+            Fenced: the lock expired or moved to another owner; nothing was deleted.
+        """
+
     def mark_sent(self, request_ids: Collection[str], now_ms: int) -> None:
         """Outbox rows the sweep published again: SENT, one more attempt counted."""
 
@@ -127,8 +149,9 @@ class Store(Protocol):
         """Outbox rows whose publication failed: FAILED, one more attempt counted."""
 
     def find_unsent(self, created_before_ms: int, limit: int) -> Sequence[UnsentRequest]:
-        """Outbox rows without an outcome: PENDING ones created before the time, and
-        every SENT (published again) or FAILED one; oldest first."""
+        """Outbox rows without an outcome that may not be in the log: PENDING ones created
+        before the time whose publish group is not known to be published (or that have
+        none), and every FAILED one; oldest first."""
 
     def count_unfinished(self) -> Mapping[ChangeStatus, int]:
         """Outbox rows without an outcome (requests in flight), by outbox status."""

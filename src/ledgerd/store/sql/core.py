@@ -106,14 +106,42 @@ class SqlStore:
 
     # -- outbox ---------------------------------------------------------------
     def accept_requests(
-        self, request_ids: Collection[str], choose_new: ChooseNew, now_ms: int
+        self,
+        request_ids: Collection[str],
+        choose_new: ChooseNew,
+        now_ms: int,
+        group_id: str | None = None,
     ) -> Mapping[str, StoredRequest]:
         with self._dialect.transaction() as session:
             existing = self._select_requests(session, list(request_ids))
             new = choose_new(existing)
-            for statement in statements.insert_requests(new, now_ms, self._dialect, session.text):
+            if new and group_id is not None:
+                session.execute(
+                    "INSERT INTO publish_groups (group_id, created_at_ms) VALUES (?, ?)",
+                    [group_id, now_ms],
+                )
+            for statement in statements.insert_requests(
+                new, now_ms, group_id, self._dialect, session.text
+            ):
                 session.execute(statement)
         return existing
+
+    def delete_groups(self, group_ids: Collection[str]) -> None:
+        if not group_ids:
+            return
+        with self._dialect.autocommit() as session:
+            for chunk in chunks(sorted(group_ids), KEYS_PER_STATEMENT):
+                session.execute(f"DELETE FROM publish_groups WHERE group_id IN ({keys(chunk)})")
+
+    def delete_stale_groups(
+        self, created_before_ms: int, keep: Collection[str], lock: LockToken
+    ) -> int:
+        kept = f" AND group_id NOT IN ({keys(sorted(keep))})" if keep else ""
+        with self._dialect.transaction() as session:
+            self._check_lock(session, lock)
+            return session.execute(
+                f"DELETE FROM publish_groups WHERE created_at_ms < ?{kept}", [created_before_ms]
+            )
 
     def _select_requests(self, session: Session, ids: Sequence[str]) -> dict[str, StoredRequest]:
         """The requests among ``ids``: outbox rows, with the outcome from the journal or
@@ -167,21 +195,22 @@ class SqlStore:
 
     def find_unsent(self, created_before_ms: int, limit: int) -> Sequence[UnsentRequest]:
         # One index range scan per status instead of an OR that would defeat the status index.
-        columns = f"{REQUEST_COLUMNS}, attempts, updated_at_ms, created_at_ms"
+        columns = f"{REQUEST_COLUMNS}, attempts, updated_at_ms, created_at_ms, group_id"
+        pending = (
+            f"status = {_PENDING} AND created_at_ms < ? AND (group_id IS NULL OR EXISTS"
+            " (SELECT 1 FROM publish_groups g WHERE g.group_id = change_requests.group_id))"
+        )
         scans = [
-            f"SELECT * FROM (SELECT {columns} FROM change_requests WHERE status = {status}"
-            f"{' AND created_at_ms < ?' if status == _PENDING else ''} AND NOT {_HAS_OUTCOME}"
-            " ORDER BY created_at_ms LIMIT ?) AS unsent"
-            for status in (_PENDING, _SENT, _FAILED)
+            f"SELECT * FROM (SELECT {columns} FROM change_requests WHERE {condition}"
+            f" AND NOT {_HAS_OUTCOME} ORDER BY created_at_ms LIMIT ?) AS unsent"
+            for condition in (pending, f"status = {_FAILED}")
         ]
         with self._dialect.autocommit() as session:
-            found = session.query(
-                " UNION ALL ".join(scans), [created_before_ms, limit, limit, limit]
-            )
+            found = session.query(" UNION ALL ".join(scans), [created_before_ms, limit, limit])
         found.sort(key=lambda row: int(row[10]))
         return [
             UnsentRequest(
-                rows.stored_request(row, self._off), int(row[8]), int(row[9]), int(row[10])
+                rows.stored_request(row, self._off), int(row[8]), int(row[9]), int(row[10]), row[11]
             )
             for row in found[:limit]
         ]

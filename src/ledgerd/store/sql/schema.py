@@ -148,11 +148,13 @@ MIGRATIONS: Sequence[Migration] = (
         },
     ),
     # The lean apply path (docs/architecture.md §3): a rejection is recorded once, with
-    # the request's fields, so the outbox row can go as soon as it has an outcome; and
-    # the key that signs the outbox's log messages lives with the data it protects.
+    # the request's fields, so the outbox row can go as soon as it has an outcome; each
+    # group commit is one publish group, whose row goes once the group is in the log (one
+    # write per group instead of a SENT update per row); and the key that signs the
+    # outbox's log messages lives with the data it protects.
     Migration(
         3,
-        "rejections and secrets",
+        "rejections, publish groups and secrets",
         by_dialect={
             "sqlite": [
                 """CREATE TABLE IF NOT EXISTS rejections (
@@ -169,6 +171,11 @@ MIGRATIONS: Sequence[Migration] = (
                     name TEXT PRIMARY KEY,
                     value TEXT NOT NULL
                 )""",
+                """CREATE TABLE IF NOT EXISTS publish_groups (
+                    group_id TEXT PRIMARY KEY,
+                    created_at_ms INTEGER NOT NULL
+                ) WITHOUT ROWID""",
+                "ALTER TABLE change_requests ADD COLUMN group_id TEXT",
                 # Rejections recorded the old way (on the outbox row) keep their outcome.
                 """INSERT OR IGNORE INTO rejections
                     SELECT request_id, user_id, currency, type, amount, memo, reject_reason,
@@ -192,6 +199,14 @@ MIGRATIONS: Sequence[Migration] = (
                     value VARCHAR(256) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
                     PRIMARY KEY (name)
                 ) ENGINE=InnoDB""",
+                """CREATE TABLE IF NOT EXISTS publish_groups (
+                    group_id VARCHAR(48) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+                    created_at_ms BIGINT NOT NULL,
+                    PRIMARY KEY (group_id),
+                    KEY publish_groups_created (created_at_ms)
+                ) ENGINE=InnoDB""",
+                "ALTER TABLE change_requests ADD COLUMN IF NOT EXISTS group_id"
+                " VARCHAR(48) CHARACTER SET ascii COLLATE ascii_bin NULL",
                 """INSERT INTO rejections
                     SELECT request_id, user_id, currency, type, amount, memo, reject_reason,
                            COALESCE(applied_at_ms, updated_at_ms)

@@ -60,20 +60,26 @@ def amount_literal(enc: Encoding) -> Callable[[int], str]:
 
 
 def insert_requests(
-    requests: Sequence[ChangeRequest], now_ms: int, enc: Encoding, text: TextLiteral
+    requests: Sequence[ChangeRequest],
+    now_ms: int,
+    group_id: str | None,
+    enc: Encoding,
+    text: TextLiteral,
 ) -> Iterator[str]:
-    """INSERTs of new PENDING outbox rows (a duplicate id fails the statement)."""
+    """INSERTs of new PENDING outbox rows of one publish group (a duplicate id fails the
+    statement)."""
     off, amount, pending = enc.user_offset, amount_literal(enc), int(ChangeStatus.PENDING)
+    group = key(group_id) if group_id is not None else "NULL"
     ordered = sorted(requests, key=lambda r: r.request_id)
     for chunk in chunks(ordered, ROWS_PER_STATEMENT):
         values = ",".join(
             f"({key(r.request_id)},{r.user_id - off},{key(r.currency)},{int(r.type)},"
-            f"{amount(r.amount)},{text(r.memo)},{pending},{now_ms},{now_ms})"
+            f"{amount(r.amount)},{text(r.memo)},{pending},{now_ms},{now_ms},{group})"
             for r in chunk
         )
         yield (
             "INSERT INTO change_requests (request_id, user_id, currency, type, amount,"
-            " memo, status, created_at_ms, updated_at_ms) VALUES " + values
+            " memo, status, created_at_ms, updated_at_ms, group_id) VALUES " + values
         )
 
 
