@@ -10,3 +10,8 @@ SCENARIOS = [
     "baseline-sql",
     "memory",
 ]
+
+# Scenarios bound by the API's per-call cost: measured with each count of API worker
+# processes asked for (LEDGERD_API_WORKERS); the others run the server's default.
+WORKER_SCENARIOS = ["change-single", "read"]
+DEFAULT_WORKERS = [1, 2]
