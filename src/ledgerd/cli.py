@@ -17,7 +17,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 from pydantic import ValidationError
 
-from ledgerd.bench.names import DEFAULT_WORKERS, SCENARIOS, WORKER_SCENARIOS
+from ledgerd.bench.names import DEFAULT_WORKERS, SCENARIOS, WORKER_SCENARIOS, run_label
 from ledgerd.logs import configure_logging
 from ledgerd.settings import ClientSettings, SettingsError, load_settings
 
@@ -147,10 +147,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     results = []
     for name in names:
         for workers in args.workers if name in WORKER_SCENARIOS else [1]:
-            shown = (
-                f" ({workers} API worker{'s' * (workers > 1)})" if name in WORKER_SCENARIOS else ""
-            )
-            print(f"== {name}{shown}", file=sys.stderr)
+            print(f"== {run_label(name, workers)}", file=sys.stderr)
             options = scenarios.Options(
                 scenario=name,
                 duration_s=args.duration,
@@ -174,8 +171,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for target, measured, verdict in report.ratios(results):
         print(f"{target:<44} {measured:>20}  {verdict}")
     if old is not None:
+        ran = {r["scenario"] for r in results}  # scenarios not run this time are no news
         print(f"\ncompared with {args.compare[0]}:")
-        print(compare.render(compare.compare(old, results)))
+        print(compare.render(compare.compare([r for r in old if r["scenario"] in ran], results)))
     if args.markdown:
         command = "ledgerd " + " ".join(sys.argv[1:])
         Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)

@@ -55,4 +55,4 @@ def test_change_single_rows_carry_the_workers_asked_for(tmp_path: Path) -> None:
         1,
     )
     assert result.keys() >= END_TO_END_FIELDS
-    assert "== change-single (1 API worker)" in stderr
+    assert "== change-single (1 worker)" in stderr

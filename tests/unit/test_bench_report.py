@@ -8,7 +8,10 @@ from typing import Any
 
 from ledgerd.bench.report import markdown, ratios, table, write_json
 
-MACHINE = {"cpus": 2, "memory_gb": 23.5, "python": "3.11.7", "platform": "Linux"}
+MACHINE = {
+    "cpus": 2, "cpu_model": "Xeon", "load_1m": 3.5, "memory_gb": 23.5, "python": "3.11.7",
+    "platform": "Linux",
+}  # fmt: skip
 
 
 def row(scenario: str, throughput: float, workers: int | None = 1, **extra: Any) -> Any:
@@ -69,9 +72,10 @@ def test_a_server_that_ignored_the_workers_setting_is_flagged() -> None:
 
 
 def test_markdown_shows_machine_commands_ratios_and_end_to_end() -> None:
-    """The report names the machine and the commands, gives x echo, and the end-to-end table."""
+    """The report names the machine (and its load), the commands, gives x echo, and the
+    end-to-end table."""
     text = markdown(RUN, "ledgerd bench --scenario all")
-    assert "2 CPUs, 23.5 GB" in text
+    assert "2 CPUs (Xeon), 23.5 GB" in text and "Load average (1 min)" in text
     assert "`ledgerd bench --scenario all`" in text and "--compare" in text
     assert "| change-single (2 workers) | 2 | 1,500 | calls/s | 1.50 |" in text
     assert "## End to end" in text

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ledgerd.bench.names import WORKER_SCENARIOS
+from ledgerd.bench.names import WORKER_SCENARIOS, run_label
 
 Result = dict[str, Any]
 
@@ -24,10 +24,7 @@ PIPELINE_COLUMNS = (
 
 def label(result: Result) -> str:
     """The row's name: the scenario, with its API workers where those vary."""
-    if result["scenario"] in WORKER_SCENARIOS and result.get("workers"):
-        workers = result["workers"]
-        return f"{result['scenario']} ({workers} worker{'s' * (workers > 1)})"
-    return str(result["scenario"])
+    return run_label(result["scenario"], result.get("workers"))
 
 
 def _workers(result: Result) -> str:
@@ -148,16 +145,26 @@ def _markdown_table(
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
+def _loads(results: Sequence[Result]) -> str:
+    """The machine's load average as each scenario started: how busy it was."""
+    loads = [r["machine"]["load_1m"] for r in results if "load_1m" in r.get("machine", {})]
+    if not loads:
+        return ""
+    return f" Load average (1 min) as scenarios started: {min(loads)} to {max(loads)}."
+
+
 def markdown(results: Sequence[Result], command: str) -> str:
     machine = results[0]["machine"] if results else {}
     lines = [
         "# Benchmarks",
         "",
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on"
-        f" {machine.get('cpus')} CPUs, {machine.get('memory_gb')} GB,"
-        f" Python {machine.get('python')}, {machine.get('platform')}.",
+        f" {machine.get('cpus')} CPUs ({machine.get('cpu_model', 'model not recorded')}),"
+        f" {machine.get('memory_gb')} GB, Python {machine.get('python')},"
+        f" {machine.get('platform')}.",
         "Server, MariaDB, Kafka, Redis and the load generator share the machine,",
-        "so compare figures through their ratio to `echo` measured in the same run.",
+        "so compare figures through their ratio to `echo` measured in the same run."
+        + _loads(results),
         "",
         f"Reproduce: `{command}` (after `make test` installed the stack).",
         "Compare a later run with this one:"
@@ -193,8 +200,13 @@ def markdown(results: Sequence[Result], command: str) -> str:
         lines += _markdown_table(
             PIPELINE_COLUMNS, header, [[_cell(r, c) for c in PIPELINE_COLUMNS] for r in followed]
         )
-    lines += ["", "## Targets", "", "| target | measured | |", "|---|---:|---|"]
-    lines += [f"| {t} | {m} | {v} |" for t, m, v in ratios(results)]
+    lines += ["", "## Targets", ""]
+    targets = ratios(results)
+    if targets:
+        lines += ["| target | measured | |", "|---|---:|---|"]
+        lines += [f"| {t} | {m} | {v} |" for t, m, v in targets]
+    else:
+        lines.append("No target concerns the scenarios of this run.")
     lines += ["", "## Parameters", ""]
     lines += [f"- **{label(r)}**: {json.dumps(r['parameters'])}" for r in results]
     return "\n".join(lines) + "\n"

@@ -20,7 +20,7 @@ import grpc
 from ledgerd.audit import audit
 from ledgerd.bench.baseline import run_baseline
 from ledgerd.bench.driver import Measurement, run_callers
-from ledgerd.bench.names import SCENARIOS, WORKER_SCENARIOS
+from ledgerd.bench.names import SCENARIOS, run_label
 from ledgerd.bench.pipeline import PipelineProbe, follow_to_the_end
 from ledgerd.bench.processes import (
     ServerProcess,
@@ -68,9 +68,22 @@ class Ran:
     figures: dict[str, Any] = field(default_factory=dict)
 
 
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def machine() -> dict[str, Any]:
     return {
         "cpus": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        # Other work on the machine when the scenario started (the figures' context).
+        "load_1m": round(os.getloadavg()[0], 2),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
@@ -241,7 +254,7 @@ def _changes(options: Options, _: Accounts, factory: ChangeFactory) -> Ran:
                 max(1, min(options.concurrency, 8)),
             )
         probe.consumer_lag()  # connects to the log now, not in the moment the load stops
-        label = _label(options)
+        label = run_label(options.scenario, options.workers)
         measured = asyncio.run(_drive(options, server.target, calls, label, concurrency))
         processes = api_processes(server)
         end_to_end = follow_to_the_end(
@@ -255,12 +268,6 @@ def _changes(options: Options, _: Accounts, factory: ChangeFactory) -> Ran:
     finally:
         probe.close()
         stop_all(servers)
-
-
-def _label(options: Options) -> str:
-    if options.scenario not in WORKER_SCENARIOS:
-        return options.scenario
-    return f"{options.scenario} ({options.workers} API worker{'s' * (options.workers > 1)})"
 
 
 def _read(options: Options, _: Accounts, __: ChangeFactory) -> Ran:
@@ -277,7 +284,7 @@ def _read(options: Options, _: Accounts, __: ChangeFactory) -> Ran:
         )
         settle_and_audit(store_url(server))
         reads = _reads(accounts)
-        label = _label(options)
+        label = run_label(options.scenario, options.workers)
         measured = asyncio.run(_drive(options, server.target, reads, label, options.concurrency))
         return Ran(measured, figures={"api_processes": api_processes(server)})
     finally:
