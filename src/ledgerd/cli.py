@@ -143,7 +143,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             print(compare.render(compare.compare(runs[0], runs[1])))
             return 0
         old = runs[0]
-    names = SCENARIOS if args.scenario == "all" else [args.scenario]
+    names = args.scenario
     results = []
     for name in names:
         for workers in args.workers if name in WORKER_SCENARIOS else [1]:
@@ -179,6 +179,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
         Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
         Path(args.markdown).write_text(report.markdown(results, command))
     return 0 if all(r["ok"] for r in results) else 1
+
+
+def _scenario_names(text: str) -> list[str]:
+    """``all`` or ``echo,read`` -> the scenarios to run, in the order given."""
+    if text == "all":
+        return SCENARIOS
+    names = text.split(",")
+    unknown = [name for name in names if name not in SCENARIOS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown scenario {', '.join(unknown)}; use all or some of {', '.join(SCENARIOS)}"
+        )
+    return names
 
 
 def _worker_counts(text: str) -> list[int]:
@@ -282,8 +295,9 @@ def _add_bench_arguments(bench: argparse.ArgumentParser) -> None:
     """The options of ``ledgerd bench``."""
     bench.add_argument(
         "--scenario",
-        default="all",
-        choices=["all", *SCENARIOS],
+        type=_scenario_names,
+        default=SCENARIOS,
+        help=f"all (the default), or some of {', '.join(SCENARIOS)}, comma-separated",
     )
     bench.add_argument("--duration", type=float, default=10.0, help="seconds per scenario")
     bench.add_argument("--accounts", type=int, default=100_000)
