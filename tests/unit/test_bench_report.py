@@ -66,9 +66,11 @@ def test_the_table_shows_workers_and_the_pipeline_figures() -> None:
 
 
 def test_a_server_that_ignored_the_workers_setting_is_flagged() -> None:
-    """Two workers asked for but one process seen: the table says so."""
+    """Two workers asked for but one process seen: the table and the report say so."""
     ignored = [row("read", 850.0, workers=2, api_processes=1)]
     assert "2 (1 seen)" in table(ignored)
+    assert "but the server ran one process" in markdown(ignored, "ledgerd bench")
+    assert "1 seen" not in markdown(RUN, "ledgerd bench")
 
 
 def test_markdown_shows_machine_commands_ratios_and_end_to_end() -> None:

@@ -181,6 +181,12 @@ def markdown(results: Sequence[Result], command: str) -> str:
         cells.insert(4, "-" if to_echo is None else f"{to_echo:.2f}")
         rows.append(cells)
     lines += _markdown_table([*COLUMNS[:4], "x", *COLUMNS[4:]], header, rows)
+    if any("(1 seen)" in row[1] for row in rows):
+        lines += [
+            "",
+            "*N (1 seen)*: N API workers were asked for (`LEDGERD_API_WORKERS`) but the server"
+            " ran one process, so that row measures one worker.",
+        ]
     followed = [r for r in results if "end_to_end_rate" in r]
     if followed:
         lines += [
