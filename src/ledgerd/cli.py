@@ -131,21 +131,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     old = None
     if args.compare:
+        if len(args.compare) > 2:
+            print("ledgerd: --compare takes OLD.json, or OLD.json NEW.json", file=sys.stderr)
+            return 2
         try:
             runs = [compare.load_results(Path(path)) for path in args.compare]
         except (OSError, ValueError) as exc:
             print(f"ledgerd: --compare: {exc}", file=sys.stderr)
             return 2
-        if len(runs) > 2:
-            print("ledgerd: --compare takes OLD.json, or OLD.json NEW.json", file=sys.stderr)
-            return 2
         if len(runs) == 2:  # two saved runs: compare them, run nothing
             print(compare.render(compare.compare(runs[0], runs[1])))
             return 0
         old = runs[0]
-    names = args.scenario
     results = []
-    for name in names:
+    for name in args.scenario:
         for workers in args.workers if name in WORKER_SCENARIOS else [1]:
             print(f"== {run_label(name, workers)}", file=sys.stderr)
             options = scenarios.Options(

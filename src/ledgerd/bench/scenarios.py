@@ -244,8 +244,9 @@ def _changes(options: Options, _: Accounts, factory: ChangeFactory) -> Ran:
     """A change load, followed until every accepted change has an outcome, then audited."""
     servers = start_deployment(options, options.scenario)
     server = servers[0]
-    probe = PipelineProbe(server.env, server.data_dir)
+    probe: PipelineProbe | None = None
     try:
+        probe = PipelineProbe(server.env, server.data_dir)
         if options.scenario == "change-single":
             calls, concurrency = _single_changes(factory), options.concurrency
         else:
@@ -266,7 +267,8 @@ def _changes(options: Options, _: Accounts, factory: ChangeFactory) -> Ran:
         figures = {**end_to_end.as_dict(), "api_processes": processes}
         return Ran(measured, settle_and_audit(store_url(server)), figures)
     finally:
-        probe.close()
+        if probe is not None:
+            probe.close()
         stop_all(servers)
 
 
