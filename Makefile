@@ -43,7 +43,8 @@ proto: $(INSTALLED)
 	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=src --pyi_out=src \
 		--grpc_python_out=src proto/ledgerd/v1/balance.proto
 
-# Every scenario on the production stack; writes docs/benchmarks.md.
+# Every scenario on the production stack; writes docs/benchmarks.md and the results as a
+# list in data/bench/results/all.json (`ledgerd bench --compare OLD.json NEW.json` compares two).
 bench: $(INSTALLED_MYSQL)
 	scripts/services up
 	$(BIN)/ledgerd bench --scenario all --json data/bench/results/all.json --markdown docs/benchmarks.md

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 import pytest
 from store_contract_support import FakeClock
@@ -172,6 +173,24 @@ def test_claim_partition_bumps_the_epoch_and_keeps_the_offset(store: Store) -> N
     second = store.claim_partition("t", 2)
     assert second.epoch > first.epoch and second.next_offset == 42
     assert store.get_positions("t") == {2: 42}
+
+
+def test_last_applied_at_ms_is_the_newest_journal_entry(store: Store) -> None:
+    """None on an empty journal, then the largest applied_at_ms, not the last written."""
+    assert store.last_applied_at_ms() is None
+    first, second = request(1), request(2, user=2)
+    accept(store, [first, second])
+    claim = store.claim_partition("t", 0)
+
+    def commit(req: ChangeRequest, offset: int, applied_at_ms: int) -> None:
+        journal = [replace(entry(req, 1, SCALE), applied_at_ms=applied_at_ms)]
+        position = PartitionClaim("t", 0, claim.epoch, offset)
+        store.commit_batch(BatchCommit([position], [], journal, [], applied_at_ms))
+
+    commit(first, 1, 9000)
+    assert store.last_applied_at_ms() == 9000
+    commit(second, 2, 7000)
+    assert store.last_applied_at_ms() == 9000
 
 
 def test_commit_batch_writes_everything_together(store: Store) -> None:

@@ -1,15 +1,16 @@
-"""Concurrent closed-loop callers with latency recording and a live progress line."""
+"""Concurrent closed-loop callers with latency recording and a progress line."""
 
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import grpc
+
+from ledgerd.bench.progress import Progress, call_status
 
 
 @dataclass
@@ -21,6 +22,8 @@ class Measurement:
     latencies_s: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
     elapsed_s: float = 0.0
+    # Wall-clock time the first call was sent (comparable with the journal's applied_at_ms).
+    started_at_s: float = 0.0
 
     def percentile_ms(self, share: float) -> float:
         if not self.latencies_s:
@@ -57,22 +60,25 @@ async def run_callers(
             measured.operations += done
             measured.calls += 1
 
-    async def report() -> None:
-        started = time.monotonic()
+    def status() -> str:
+        elapsed = time.monotonic() - started
+        return call_status(
+            measured.operations, measured.calls, sum(measured.errors.values()), elapsed
+        )
+
+    async def report(shown: Progress) -> None:
         while True:
             await asyncio.sleep(1.0)
-            elapsed = time.monotonic() - started
-            sys.stderr.write(
-                f"\r  {label}: {elapsed:4.0f}s  {measured.operations / elapsed:>10,.0f}/s"
-                f"  errors {sum(measured.errors.values())}   "
-            )
-            sys.stderr.flush()
+            shown.update(status())
 
-    reporter = asyncio.create_task(report()) if progress else None
     started = time.monotonic()
+    measured.started_at_s = time.time()
+    shown = Progress(label) if progress else None
+    reporter = asyncio.create_task(report(shown)) if shown is not None else None
     await asyncio.gather(*(caller(i) for i in range(concurrency)))
     measured.elapsed_s = time.monotonic() - started
     if reporter is not None:
         reporter.cancel()
-        sys.stderr.write("\n")
+    if shown is not None:
+        shown.finish(status())
     return measured

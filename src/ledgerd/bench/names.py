@@ -10,3 +10,15 @@ SCENARIOS = [
     "baseline-sql",
     "memory",
 ]
+
+# Scenarios bound by the API's per-call cost: measured with each count of API worker
+# processes asked for (LEDGERD_API_WORKERS); the others run the server's default.
+WORKER_SCENARIOS = ["change-single", "read"]
+DEFAULT_WORKERS = [1, 2]
+
+
+def run_label(scenario: str, workers: int | None) -> str:
+    """A result row's name: the scenario, with its API workers where those vary."""
+    if scenario not in WORKER_SCENARIOS or not workers:
+        return scenario
+    return f"{scenario} ({workers} worker{'s' * (workers > 1)})"

@@ -32,6 +32,23 @@ def free_port() -> int:
         return port
 
 
+def process_tree_size(pid: int) -> int:
+    """The process and all its descendants, from /proc (a multi-process server's workers)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # The command name (2nd field) may hold spaces: the parent pid follows its ')'.
+            after_name = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # exited while we looked
+        children.setdefault(int(after_name[1]), []).append(int(stat.parent.name))
+    seen, todo = 0, [pid]
+    while todo:
+        seen += 1
+        todo += children.get(todo.pop(), [])
+    return seen
+
+
 def ledgerd_command(*args: str) -> list[str]:
     """The command line running ``ledgerd`` with this interpreter."""
     return [sys.executable, "-m", "ledgerd.cli", *args]

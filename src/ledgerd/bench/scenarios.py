@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +20,16 @@ import grpc
 from ledgerd.audit import audit
 from ledgerd.bench.baseline import run_baseline
 from ledgerd.bench.driver import Measurement, run_callers
-from ledgerd.bench.names import SCENARIOS
-from ledgerd.bench.processes import ServerProcess, free_port, fresh_database_url, production_env
+from ledgerd.bench.names import SCENARIOS, run_label
+from ledgerd.bench.pipeline import PipelineProbe, follow_to_the_end
+from ledgerd.bench.processes import (
+    ServerProcess,
+    free_port,
+    fresh_database_url,
+    process_tree_size,
+    production_env,
+)
+from ledgerd.bench.progress import Progress
 from ledgerd.bench.workload import Accounts, ChangeFactory
 from ledgerd.store import open_store
 from ledgerd.v1 import balance_pb2 as pb
@@ -47,11 +55,34 @@ class Options:
     # so the API's event loop does not share one interpreter lock with the consumer.
     split_roles: bool = True
     memory_accounts: int = 1_000_000  # accounts cached by the memory scenario
+    workers: int = 1  # API worker processes asked for (LEDGERD_API_WORKERS)
+
+
+@dataclass
+class Ran:
+    """What a scenario measured: the callers, the audit, figures of its own."""
+
+    measured: Measurement
+    audit: dict[str, Any] | None = None
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def machine() -> dict[str, Any]:
     return {
         "cpus": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        # Other work on the machine when the scenario started (the figures' context).
+        "load_1m": round(os.getloadavg()[0], 2),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
@@ -65,6 +96,28 @@ def stack_env(options: Options) -> dict[str, str]:
 
 def start_server(options: Options, name: str, env: dict[str, str]) -> ServerProcess:
     return ServerProcess(options.workdir / f"{name}-{time.time_ns()}", env).start(timeout_s=60)
+
+
+def api_env(options: Options) -> dict[str, str]:
+    """Settings of a server that answers the API."""
+    return {"LEDGERD_API_WORKERS": str(options.workers)}
+
+
+def api_processes(server: ServerProcess) -> int:
+    """Processes serving the API: shows whether the workers setting took effect."""
+    if server.process is None:
+        return 0
+    seen = process_tree_size(server.process.pid)
+    if seen < server_workers(server):
+        sys.stderr.write(
+            f"  warning: {server_workers(server)} API workers asked for, {seen} process(es)"
+            " seen: this server ignores LEDGERD_API_WORKERS\n"
+        )
+    return seen
+
+
+def server_workers(server: ServerProcess) -> int:
+    return int(server.env.get("LEDGERD_API_WORKERS", "1"))
 
 
 def store_url(server: ServerProcess) -> str:
@@ -154,17 +207,17 @@ def _reads(accounts: Accounts) -> Callable[[Any], Callable[[int], Any]]:
 
 
 UNITS = {"echo": "calls/s", "read": "calls/s", "memory": "bytes/account"}
-Runner = Callable[[Options, Accounts, ChangeFactory], tuple[Measurement, dict[str, Any] | None]]
+Runner = Callable[[Options, Accounts, ChangeFactory], Ran]
 
 
-def _echo(options: Options, _: Accounts, factory: ChangeFactory) -> tuple[Measurement, None]:
+def _echo(options: Options, _: Accounts, factory: ChangeFactory) -> Ran:
     port = free_port()
     echo = subprocess.Popen([sys.executable, "-m", "ledgerd.bench.echo", str(port)])
     try:
         time.sleep(1.0)
         target = f"127.0.0.1:{port}"
         calls = _single_changes(factory)
-        return asyncio.run(_drive(options, target, calls, "echo", options.concurrency)), None
+        return Ran(asyncio.run(_drive(options, target, calls, "echo", options.concurrency)))
     finally:
         echo.terminate()
         echo.wait()
@@ -174,8 +227,9 @@ def start_deployment(options: Options, name: str) -> list[ServerProcess]:
     """The servers of one scenario; the first one serves the API."""
     env = stack_env(options)
     if not (options.split_roles and options.stack == "production"):
-        return [start_server(options, name, env)]
-    api = start_server(options, f"{name}-api", {**env, "LEDGERD_START_CONSUMER": "false"})
+        return [start_server(options, name, {**env, **api_env(options)})]
+    api_only = {**env, **api_env(options), "LEDGERD_START_CONSUMER": "false"}
+    api = start_server(options, f"{name}-api", api_only)
     consumer_env = {**env, "LEDGERD_START_API": "false", "LEDGERD_START_RELAY": "false"}
     return [api, start_server(options, f"{name}-consumer", consumer_env)]
 
@@ -185,12 +239,13 @@ def stop_all(servers: list[ServerProcess]) -> None:
         server.stop(timeout_s=120)
 
 
-def _changes(
-    options: Options, _: Accounts, factory: ChangeFactory
-) -> tuple[Measurement, dict[str, Any]]:
+def _changes(options: Options, _: Accounts, factory: ChangeFactory) -> Ran:
+    """A change load, followed until every accepted change has an outcome, then audited."""
     servers = start_deployment(options, options.scenario)
     server = servers[0]
+    probe: PipelineProbe | None = None
     try:
+        probe = PipelineProbe(server.env, server.data_dir)
         if options.scenario == "change-single":
             calls, concurrency = _single_changes(factory), options.concurrency
         else:
@@ -198,18 +253,30 @@ def _changes(
                 _batches(factory, options.batch),
                 max(1, min(options.concurrency, 8)),
             )
-        measured = asyncio.run(_drive(options, server.target, calls, options.scenario, concurrency))
-        return measured, settle_and_audit(store_url(server))
+        probe.consumer_lag()  # connects to the log now, not in the moment the load stops
+        label = run_label(options.scenario, options.workers)
+        measured = asyncio.run(_drive(options, server.target, calls, label, concurrency))
+        processes = api_processes(server)
+        end_to_end = follow_to_the_end(
+            probe,
+            accepted=measured.operations,
+            load_started_at_s=measured.started_at_s,
+            load_elapsed_s=measured.elapsed_s,
+        )
+        figures = {**end_to_end.as_dict(), "api_processes": processes}
+        return Ran(measured, settle_and_audit(store_url(server)), figures)
     finally:
+        if probe is not None:
+            probe.close()
         stop_all(servers)
 
 
-def _read(options: Options, _: Accounts, __: ChangeFactory) -> tuple[Measurement, None]:
+def _read(options: Options, _: Accounts, __: ChangeFactory) -> Ran:
     accounts = Accounts(min(options.accounts, 10_000))
     # One process with every role. GetBalance reads the shared cache (Redis on the
     # production stack), never the consumer's memory: that runs ahead of the cache, and
     # a read through another process must not see an older version afterwards.
-    servers = [start_server(options, "read", stack_env(options))]
+    servers = [start_server(options, "read", {**stack_env(options), **api_env(options)})]
     server = servers[0]
     try:
         preload = Options(**{**options.__dict__, "duration_s": 3.0})
@@ -218,15 +285,17 @@ def _read(options: Options, _: Accounts, __: ChangeFactory) -> tuple[Measurement
         )
         settle_and_audit(store_url(server))
         reads = _reads(accounts)
-        return asyncio.run(_drive(options, server.target, reads, "read", options.concurrency)), None
+        label = run_label(options.scenario, options.workers)
+        measured = asyncio.run(_drive(options, server.target, reads, label, options.concurrency))
+        return Ran(measured, figures={"api_processes": api_processes(server)})
     finally:
         stop_all(servers)
 
 
-def _baseline(options: Options, accounts: Accounts, _: ChangeFactory) -> tuple[Measurement, None]:
+def _baseline(options: Options, accounts: Accounts, _: ChangeFactory) -> Ran:
     # A database of its own (made by the migration); the benchmark never drops databases.
     url = fresh_database_url()
-    return run_baseline(url, accounts, threads=8, duration_s=options.duration_s), None
+    return Ran(run_baseline(url, accounts, threads=8, duration_s=options.duration_s))
 
 
 def _rss_bytes(pid: int) -> int:
@@ -237,7 +306,7 @@ def _rss_bytes(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
-def _memory(options: Options, _: Accounts, __: ChangeFactory) -> tuple[Measurement, dict[str, Any]]:
+def _memory(options: Options, _: Accounts, __: ChangeFactory) -> Ran:
     """Resident memory per cached account: one process (API, consumer, cache) after one
     deposit into each of memory_accounts accounts. ``operations`` holds the bytes per account."""
     server = start_server(options, "memory", stack_env(options))
@@ -246,6 +315,8 @@ def _memory(options: Options, _: Accounts, __: ChangeFactory) -> tuple[Measureme
         before = _rss_bytes(server.process.pid)
         users = iter(range(1, options.memory_accounts + 1))
         prefix = f"m{time.time_ns()}-"
+
+        shown = Progress("memory preload")
 
         async def load() -> None:
             async with grpc.aio.insecure_channel(server.target, options=CHANNEL_OPTIONS) as channel:
@@ -268,10 +339,10 @@ def _memory(options: Options, _: Accounts, __: ChangeFactory) -> tuple[Measureme
                             for user in batch
                         ]
                         await stub(pb.ChangeBalancesRequest(changes=changes), timeout=60)
-                        sys.stderr.write(f"\r  memory preload: {batch[-1]:,} accounts   ")
+                        shown.update(f"{batch[-1]:,} accounts")
 
                 await asyncio.gather(*(worker() for _ in range(4)))
-                sys.stderr.write("\n")
+                shown.finish(f"{options.memory_accounts:,} accounts")
 
         asyncio.run(load())
         audited = settle_and_audit(store_url(server))
@@ -282,7 +353,7 @@ def _memory(options: Options, _: Accounts, __: ChangeFactory) -> tuple[Measureme
     measured.elapsed_s = 1.0
     audited["rss_bytes"] = after
     audited["accounts"] = options.memory_accounts
-    return measured, audited
+    return Ran(measured, audited)
 
 
 def run(options: Options) -> dict[str, Any]:
@@ -302,9 +373,12 @@ def run(options: Options) -> dict[str, Any]:
     options.workdir.mkdir(parents=True, exist_ok=True)
     distribution = "zipf" if options.scenario == "hot" else options.distribution
     accounts = Accounts(options.accounts, distribution)
-    measured, audited = runners[options.scenario](options, accounts, ChangeFactory(accounts))
+    ran = runners[options.scenario](options, accounts, ChangeFactory(accounts))
+    measured, audited = ran.measured, ran.audit
     return {
         "scenario": options.scenario,
+        # API worker processes asked for; baseline-sql runs no ledgerd server.
+        "workers": None if options.scenario == "baseline-sql" else options.workers,
         "parameters": {
             "duration_s": options.duration_s,
             "accounts": options.accounts,
@@ -327,8 +401,11 @@ def run(options: Options) -> dict[str, Any]:
         "p99_ms": round(measured.percentile_ms(0.99), 2),
         "p100_ms": round(measured.percentile_ms(1.0), 2),
         "errors": dict(measured.errors),
+        **ran.figures,
         "audit": audited,
-        "ok": not measured.errors and (audited is None or audited["ok"]),
+        "ok": not measured.errors
+        and (audited is None or audited["ok"])
+        and ran.figures.get("settled", True),
     }
 
 
@@ -348,15 +425,16 @@ def _watch_applied(consumer: ServerProcess, total: int) -> Measurement:
     first = last = None
     applied = 0.0
     deadline = time.monotonic() + 900
+    shown = Progress("apply")
     while applied < total and time.monotonic() < deadline:
         applied = consumer.metric("ledgerd_changes_total")
         now = time.monotonic()
         if applied and first is None:
             first = (now, applied)
         last = (now, applied)
-        sys.stderr.write(f"\r  apply: {applied:,.0f} / {total:,}   ")
+        shown.update(f"{applied:,.0f} / {total:,} applied")
         time.sleep(0.2)
-    sys.stderr.write("\n")
+    shown.finish(f"{applied:,.0f} / {total:,} applied")
     measured = Measurement()
     if first is not None and last is not None and last[0] > first[0]:
         measured.operations = int(last[1] - first[1])
@@ -364,9 +442,7 @@ def _watch_applied(consumer: ServerProcess, total: int) -> Measurement:
     return measured
 
 
-def _apply(
-    options: Options, _: Accounts, factory: ChangeFactory
-) -> tuple[Measurement, dict[str, Any]]:
+def _apply(options: Options, _: Accounts, factory: ChangeFactory) -> Ran:
     """Preload the log (consumer off), then time a consumer draining it into the store."""
     deployment = stack_env(options)
     api = start_server(options, "apply-api", {**deployment, "LEDGERD_START_CONSUMER": "false"})
@@ -409,8 +485,7 @@ def _apply(
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
             profiler.wait()
-        audited = settle_and_audit(url)
-        return measured, audited
+        return Ran(measured, settle_and_audit(url))
     finally:
         if consumer is not None:
             consumer.stop(timeout_s=120)

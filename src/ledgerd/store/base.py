@@ -207,6 +207,9 @@ class Store(Protocol):
     def get_positions(self, topic: str) -> Mapping[int, int]:
         """Next offset to apply, by partition (what has been committed)."""
 
+    def last_applied_at_ms(self) -> int | None:
+        """When the newest journal entry was applied (None while the journal is empty)."""
+
     # -- audit scans (keyset pagination, stable order) ------------------------
     def snapshot(self) -> AbstractContextManager[None]:
         """Reads by this thread inside the block see one consistent state."""

@@ -404,6 +404,12 @@ class SqlStore:
             )
         return {int(row[0]): int(row[1]) for row in found}
 
+    def last_applied_at_ms(self) -> int | None:
+        with self._dialect.autocommit() as session:
+            found = session.query("SELECT MAX(applied_at_ms) FROM journal", [])
+        newest = found[0][0] if found else None
+        return None if newest is None else int(newest)
+
     # -- audit scans ----------------------------------------------------------
     def snapshot(self) -> AbstractContextManager[None]:
         return self._dialect.snapshot()

@@ -1,0 +1,58 @@
+"""``ledgerd bench`` end to end, as a person runs it with its output going to a log file:
+short runs of the change scenarios, checked for what they write, not for how fast they are."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from harness import ledgerd_command
+
+END_TO_END_FIELDS = {
+    "accepted_rate", "end_to_end_rate", "consumer_lag_end", "unfinished_end", "drain_s",
+}  # fmt: skip
+
+
+def bench(tmp_path: Path, *args: str) -> tuple[dict[str, object], str]:
+    """Run the bench with stdout and stderr piped (not a terminal); the JSON and stderr."""
+    result = tmp_path / "result.json"
+    finished = subprocess.run(
+        ledgerd_command("bench", "--duration", "1", "--workdir", str(tmp_path / "work"),
+                        "--json", str(result), *args),
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert finished.returncode == 0, finished.stderr + finished.stdout
+    loaded: dict[str, object] = json.loads(result.read_text())
+    return loaded, finished.stderr
+
+
+@pytest.mark.parametrize("stack", ["embedded", "production"])
+def test_change_batch_reports_end_to_end_figures_in_plain_lines(tmp_path: Path, stack: str) -> None:
+    """The JSON keeps scenario and throughput, adds workers and the end-to-end figures of
+    a settled, audited run; stderr holds whole lines, no carriage returns."""
+    result, stderr = bench(tmp_path, "--scenario", "change-batch", "--stack", stack)
+    assert result["scenario"] == "change-batch"
+    assert isinstance(result["throughput"], float) and result["throughput"] > 0
+    assert result["workers"] == 1
+    assert result.keys() >= END_TO_END_FIELDS
+    assert result["accepted_rate"] == result["throughput"]
+    assert isinstance(result["end_to_end_rate"], float) and result["end_to_end_rate"] > 0
+    assert result["settled"] is True and result["audit"]["ok"]  # type: ignore[index]
+    assert "\r" not in stderr
+    assert any(line.startswith("  change-batch: ") for line in stderr.splitlines())
+
+
+def test_change_single_rows_carry_the_workers_asked_for(tmp_path: Path) -> None:
+    """--workers 1 runs change-single once; its row says 1 worker and one API process."""
+    result, stderr = bench(
+        tmp_path, "--scenario", "change-single", "--stack", "embedded", "--workers", "1"
+    )
+    assert (result["scenario"], result["workers"], result["api_processes"]) == (
+        "change-single",
+        1,
+        1,
+    )
+    assert result.keys() >= END_TO_END_FIELDS
+    assert "== change-single (1 worker)" in stderr

@@ -1,0 +1,36 @@
+"""``ledgerd bench`` options: scenario lists and API worker counts."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from ledgerd.bench.names import SCENARIOS
+from ledgerd.cli import build_parser
+
+
+def bench_args(*argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(["bench", *argv])
+
+
+def test_scenario_takes_all_or_a_comma_separated_list() -> None:
+    """The default is every scenario; a list runs those, in its order."""
+    assert bench_args().scenario == SCENARIOS
+    assert bench_args("--scenario", "read,echo").scenario == ["read", "echo"]
+
+
+def test_workers_default_to_one_and_two() -> None:
+    """change-single and read run with 1 and 2 API workers unless told otherwise."""
+    assert bench_args().workers == [1, 2]
+    assert bench_args("--workers", "1").workers == [1]
+
+
+@pytest.mark.parametrize(
+    "argv", [("--scenario", "echo,nope"), ("--workers", "0"), ("--workers", "one")]
+)
+def test_bad_scenarios_or_worker_counts_are_usage_errors(argv: tuple[str, str]) -> None:
+    """An unknown scenario or a worker count below 1 stops at parsing (exit 2)."""
+    with pytest.raises(SystemExit) as stopped:
+        bench_args(*argv)
+    assert stopped.value.code == 2
