@@ -213,6 +213,7 @@ def test_commit_batch_writes_everything_together(store: Store) -> None:
     }
     assert store.get_journal(1, "USD", 0, 10) == [entry(deposit, 1, 5 * SCALE)]
     assert store.get_journal_entries(["r1", "r2"]) == {"r1": entry(deposit, 1, 5 * SCALE)}
+    assert set(store.decided_requests(["r1", "r2", "r3"])) == {"r1", "r2"}
     stored = store.get_requests(["r1", "r2"])
     assert stored["r2"] == StoredRequest(
         rejected, ChangeStatus.REJECTED, RejectReason.INSUFFICIENT_AVAILABLE

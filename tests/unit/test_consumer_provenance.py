@@ -1,5 +1,8 @@
 """Which log messages the consumer applies as they are, checks first, or refuses."""
 
+from collections.abc import Collection
+from typing import Any, cast
+
 from ledgerd.consumer.provenance import settle_checks, sort_batch
 from ledgerd.domain.model import ChangeRequest, ChangeStatus, ChangeType, StoredRequest
 from ledgerd.log.base import LogRecord
@@ -26,6 +29,21 @@ def record(
     value = encode_change(request, accepted_at_ms=accepted_at_ms, resent=resent)
     headers = tuple(signer.headers(value)) if signer is not None else ()
     return LogRecord("t", 0, offset, b"7", value, headers=headers)
+
+
+class StoredState:
+    """The two store reads the checks make, over a dict of stored requests."""
+
+    def __init__(self, stored: dict[str, StoredRequest]) -> None:
+        self.stored = stored
+        self.asked_outbox: set[str] = set()
+
+    def get_requests(self, ids: Collection[str]) -> dict[str, StoredRequest]:
+        self.asked_outbox |= set(ids)
+        return {rid: row for rid, row in self.stored.items() if rid in ids}
+
+    def decided_requests(self, ids: Collection[str]) -> set[str]:
+        return {rid for rid in ids if rid in self.stored and self.stored[rid].status.is_final}
 
 
 def sort(*records: LogRecord, check_all: bool = False):  # type: ignore[no-untyped-def]
@@ -89,11 +107,13 @@ def test_unsigned_message_must_match_its_outbox_row() -> None:
         record(change("b", amount=5), signer=None, offset=1),
         record(change("c"), signer=None, offset=2),
     )
-    stored = {
-        "a": StoredRequest(change("a"), ChangeStatus.PENDING),
-        "b": StoredRequest(change("b", amount=999), ChangeStatus.PENDING),
-    }
-    assert settle_checks(batch, stored) == set()
+    stored = StoredState(
+        {
+            "a": StoredRequest(change("a"), ChangeStatus.PENDING),
+            "b": StoredRequest(change("b", amount=999), ChangeStatus.PENDING),
+        }
+    )
+    assert settle_checks(batch, cast(Any, stored)) == set()
     assert [c.request_id for _, c in batch.changes] == ["a"]
     assert sorted(p.error for p in batch.poison) == ["no outbox request matches this message"] * 2
 
@@ -105,9 +125,12 @@ def test_checked_request_with_an_outcome_is_already_decided() -> None:
         record(change("b"), resent=True, offset=1),
         record(change("c"), resent=True, offset=2),
     )
-    stored = {
-        "a": StoredRequest(change("a"), ChangeStatus.APPLIED),
-        "b": StoredRequest(change("b"), ChangeStatus.REJECTED),
-        "c": StoredRequest(change("c"), ChangeStatus.SENT),
-    }
-    assert settle_checks(batch, stored) == {"a", "b"}
+    stored = StoredState(
+        {
+            "a": StoredRequest(change("a"), ChangeStatus.APPLIED),
+            "b": StoredRequest(change("b"), ChangeStatus.REJECTED),
+            "c": StoredRequest(change("c"), ChangeStatus.SENT),
+        }
+    )
+    assert settle_checks(batch, cast(Any, stored)) == {"a", "b"}
+    assert stored.asked_outbox == set()  # signed messages need only their outcome

@@ -25,15 +25,16 @@ request can never be recorded twice.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ledgerd.consumer.dead_letters import Poison
-from ledgerd.domain.model import ChangeRequest, StoredRequest
+from ledgerd.domain.model import ChangeRequest
 from ledgerd.errors import PoisonMessage
 from ledgerd.log.base import LogRecord
 from ledgerd.log.codec import decode_message
 from ledgerd.log.signing import MessageSigner
+from ledgerd.store.base import Store
 
 
 @dataclass(slots=True)
@@ -75,10 +76,17 @@ def sort_batch(
     return batch
 
 
-def settle_checks(batch: SortedBatch, stored: Mapping[str, StoredRequest]) -> set[str]:
-    """Given the stored state of the checked requests, move unsigned messages with no
-    matching outbox row to poison; returns the request ids already decided."""
+def settle_checks(batch: SortedBatch, store: Store) -> set[str]:
+    """Read what the checked messages need: an outbox row for unsigned ones (those with
+    no matching row move to poison), the outcome for all. Returns the request ids
+    already decided."""
+    if not batch.check:
+        return set()
+    signed = batch.check - batch.unsigned
+    decided = set(store.decided_requests(signed)) if signed else set()
     if batch.unsigned:
+        stored = store.get_requests(batch.unsigned)
+        decided.update(rid for rid, row in stored.items() if row.status.is_final)
         kept: list[tuple[LogRecord, ChangeRequest]] = []
         for record, change in batch.changes:
             row = stored.get(change.request_id)
@@ -89,4 +97,4 @@ def settle_checks(batch: SortedBatch, stored: Mapping[str, StoredRequest]) -> se
             else:
                 kept.append((record, change))
         batch.changes = kept
-    return {rid for rid in batch.check if (row := stored.get(rid)) and row.status.is_final}
+    return decided

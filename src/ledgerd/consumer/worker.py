@@ -225,8 +225,7 @@ class BatchConsumer:
     def _decide(self, records: Sequence[LogRecord], batch: SortedBatch) -> _Decided:
         """Read the doubtful messages' outcomes, decide the batch, dead-letter poison."""
         now_ms = int(time.time() * 1000)
-        stored = self._store.get_requests(batch.check) if batch.check else {}
-        already_final = settle_checks(batch, stored)
+        already_final = settle_checks(batch, self._store)
         metrics.CONSUMER_CHECKED_MESSAGES.inc(len(batch.check))
         requests = [change for _, change in batch.changes]
         partition_of = {change.account: record.partition for record, change in batch.changes}

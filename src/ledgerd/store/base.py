@@ -142,6 +142,10 @@ class Store(Protocol):
             Fenced: the lock expired or moved to another owner; nothing was deleted.
         """
 
+    def decided_requests(self, request_ids: Collection[str]) -> Collection[str]:
+        """The ids among ``request_ids`` that have an outcome (journaled or rejected): two
+        index-only lookups, for the consumer's checks."""
+
     def mark_sent(self, request_ids: Collection[str], now_ms: int) -> None:
         """Outbox rows the sweep published again: SENT, one more attempt counted."""
 

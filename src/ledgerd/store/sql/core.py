@@ -126,6 +126,21 @@ class SqlStore:
                 session.execute(statement)
         return existing
 
+    def decided_requests(self, request_ids: Collection[str]) -> Collection[str]:
+        decided: set[str] = set()
+        with self._dialect.autocommit() as session:
+            for chunk in chunks(sorted(request_ids), KEYS_PER_STATEMENT):
+                listed = keys(chunk)
+                decided.update(
+                    row[0]
+                    for row in session.query(
+                        f"SELECT request_id FROM journal WHERE request_id IN ({listed})"
+                        " UNION ALL"
+                        f" SELECT request_id FROM rejections WHERE request_id IN ({listed})"
+                    )
+                )
+        return decided
+
     def delete_groups(self, group_ids: Collection[str]) -> None:
         if not group_ids:
             return
