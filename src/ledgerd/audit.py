@@ -61,8 +61,7 @@ class AuditReport:
         rows = [
             ("accounts", f"{self.accounts:,}"),
             ("journal entries", f"{self.journal_entries:,}"),
-            ("rejections", f"{self.rejections:,}"),
-            *((f"outbox {name}", f"{count:,}") for name, count in sorted(self.requests.items())),
+            *((f"requests {name}", f"{count:,}") for name, count in sorted(self.requests.items())),
             ("requests in flight", f"{self.in_flight:,}"),
             ("problems", f"{self.problem_count:,}"),
         ]
@@ -112,6 +111,9 @@ def _audit(store: Store, progress: Progress) -> AuditReport:
     for request_id, count in journaled.items():
         if count > 1:
             report.problem(f"request {request_id}: {count} journal entries")
+    # Requests by status, whether or not their outbox row is still there: APPLIED ones
+    # are journaled, REJECTED ones recorded, the outbox's rows without either in flight.
+    report.requests[ChangeStatus.APPLIED.name] = len(journaled)
     rejected: set[str] = set()
     for row in _counted(iter_rejections(store), "rejections", progress):
         report.rejections += 1
@@ -119,18 +121,16 @@ def _audit(store: Store, progress: Progress) -> AuditReport:
         rejected.add(request_id)
         if request_id in journaled:
             report.problem(f"request {request_id}: rejected but also journaled")
+    report.requests[ChangeStatus.REJECTED.name] = len(rejected)
     for row in _counted(iter_requests(store), "outbox rows", progress):
         request_id = row.request.request_id
-        status = row.status
         if request_id in journaled:
-            if status is ChangeStatus.REJECTED:
+            if row.status is ChangeStatus.REJECTED:
                 report.problem(f"request {request_id}: status REJECTED but journaled")
-            status = ChangeStatus.APPLIED
-        elif request_id in rejected:
-            status = ChangeStatus.REJECTED
-        elif status is ChangeStatus.APPLIED:
+        elif row.status is ChangeStatus.APPLIED:
             report.problem(f"request {request_id}: status APPLIED but 0 journal entries")
-        report.requests[status.name] += 1
+        elif request_id not in rejected and not row.status.is_final:
+            report.requests[row.status.name] += 1
     return report
 
 

@@ -8,12 +8,17 @@ from pathlib import Path
 
 import pytest
 from harness import Deployment, run_services
-from reliability_support import SESSION_TIMEOUT_MS
+from reliability_support import SESSION_TIMEOUT_MS, SWEEP_MIN_AGE_S
 
 
 @pytest.fixture
 def deployment(tmp_path: Path) -> Iterator[Deployment]:
-    made = Deployment(tmp_path, kafka_session_timeout_ms=str(SESSION_TIMEOUT_MS))
+    # A short sweep age, so rows a killed process never published are sent in seconds.
+    made = Deployment(
+        tmp_path,
+        kafka_session_timeout_ms=str(SESSION_TIMEOUT_MS),
+        relay_sweep_min_age_s=str(SWEEP_MIN_AGE_S),
+    )
     yield made
     made.kill_all()
     run_services("up")  # whatever a scenario stopped is back for the next one

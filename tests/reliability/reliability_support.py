@@ -14,6 +14,7 @@ from ledgerd.v1 import balance_pb2_grpc as pb_grpc
 
 # Kafka moves a silent consumer's partitions after this long (the broker's minimum).
 SESSION_TIMEOUT_MS = 6000
+SWEEP_MIN_AGE_S = 4.0
 PARTITIONS = 3  # of every deployment's topic (the default of LEDGERD_PARTITIONS)
 
 # What a consumer started with fault_consumer_commit_delay_ms logs before each hold.
