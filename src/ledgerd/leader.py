@@ -28,7 +28,7 @@ from ledgerd.support.supervisor import Lifeline
 log = structlog.get_logger(__name__)
 
 # One lock per family of singleton jobs, contended only by processes that run them.
-OUTBOX_LOCK = "outbox"  # the relay's retry sweep and the outbox clean-up
+OUTBOX_LOCK = "outbox"  # the relay's sweep: republishing stranded rows, deleting finished ones
 CACHE_SYNC_LOCK = "cache-sync"  # the cache's periodic full sync
 
 

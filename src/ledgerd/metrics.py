@@ -88,7 +88,8 @@ LEADER_EPOCH = Gauge(
     "ledgerd_leader_epoch", "Epoch of the lock this process last held, by lock name.", ["lock"]
 )
 OUTBOX_CLEANED = Counter(
-    "ledgerd_outbox_cleaned_total", "Finished outbox rows deleted after the retention period."
+    "ledgerd_outbox_cleaned_total",
+    "Outbox rows deleted by the sweep once they had an outcome and were older than the sweep age.",
 )
 AUTH_FAILURES = Counter(
     "ledgerd_auth_failures_total",
