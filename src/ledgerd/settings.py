@@ -152,6 +152,13 @@ class Settings(BaseSettings):
     def _workers_need_shared_backends(self) -> Settings:
         if self.api_workers == 1:
             return self
+        last_port = int(self.metrics_addr.rpartition(":")[2]) + self.api_workers
+        if last_port > 65535:
+            raise ValueError(
+                f"LEDGERD_METRICS_ADDR: API worker i listens on its port plus i, "
+                f"so LEDGERD_API_WORKERS={self.api_workers} needs a port below "
+                f"{65536 - self.api_workers}"
+            )
         # Each of these lives inside one process, so N API processes cannot share it: the
         # embedded log is one process's files, the memory cache (fed by the consumer in
         # the parent) would go stale in every worker, and SQLite admits one writer at a
