@@ -150,8 +150,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _workers_need_shared_backends(self) -> Settings:
-        if self.api_workers == 1:
-            return self
+        if self.api_workers == 1 or not self.start_api:
+            return self  # a process without the API role starts no workers
         last_port = int(self.metrics_addr.rpartition(":")[2]) + self.api_workers
         if last_port > 65535:
             raise ValueError(
