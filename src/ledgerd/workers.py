@@ -113,7 +113,12 @@ class ApiWorker:
     async def run(self, lifeline: Lifeline) -> None:
         """Supervised loop: start the worker, watch it; raises WorkerExited when it dies."""
         process = subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
-            self._command, env=self._env, stdin=subprocess.PIPE
+            self._command,
+            env=self._env,
+            stdin=subprocess.PIPE,
+            # Its own process group: a terminal's Ctrl-C reaches the parent alone, which
+            # stops the workers itself rather than finding them exited and replacing them.
+            process_group=0,
         )
         self.pid, self.ready, self.state = process.pid, self._readyz is None, "starting"
         log.info("api worker started", api_worker=self.index, pid=process.pid, probe=self._readyz)
@@ -159,9 +164,8 @@ class ApiWorker:
                 self.ready = answer.status == 200
         except (aiohttp.ClientError, TimeoutError, OSError):
             self.ready = False
-            if self.state == "starting":
-                return True  # still starting: the unresponsive clock runs from its start
-            self.state = "not answering"
+            if self.state != "starting":  # one still starting has until the same deadline
+                self.state = "not answering"
             return False
         self.state = "ready" if self.ready else "not ready"
         return True

@@ -154,3 +154,11 @@ def test_worker_probe_ports_must_fit(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LEDGERD_METRICS_ADDR", "0.0.0.0:65533")
     with pytest.raises(SettingsError, match="LEDGERD_METRICS_ADDR"):
         load_settings()
+
+
+def test_a_process_without_the_api_ignores_api_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LEDGERD_API_WORKERS concerns the API role: a consumer-only process starts no workers
+    and is not refused on the embedded stack."""
+    monkeypatch.setenv("LEDGERD_API_WORKERS", "2")
+    monkeypatch.setenv("LEDGERD_START_API", "false")
+    assert not load_settings().runs_api_workers

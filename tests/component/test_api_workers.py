@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ledgerd.bench.processes import free_port
 from ledgerd.support.supervisor import Policy, Supervisor
 from ledgerd.workers import ApiWorker, watch_parent, worker_env, worker_metrics_addr
 
@@ -111,6 +112,31 @@ def test_a_worker_that_ignores_sigterm_is_killed_after_the_timeout(tmp_path: Pat
     asyncio.run(scenario())
     assert not child.stopped_cleanly
     assert child.state == f"stopped ({-signal.SIGKILL})"
+
+
+def test_a_worker_that_does_not_answer_its_probe_is_replaced(tmp_path: Path) -> None:
+    """A worker whose /readyz never answers is killed after unresponsive_after_s and
+    replaced, like gunicorn's worker timeout."""
+    notes = tmp_path / "notes"
+    silent = {"LEDGERD_METRICS_ADDR": f"127.0.0.1:{free_port()}"}  # nothing listens there
+    command = [sys.executable, "-c", DRAINING_CHILD, str(notes)]
+    child = ApiWorker(1, command, silent, stop_timeout_s=10.0, unresponsive_after_s=0.5)
+
+    async def scenario() -> tuple[int, str]:
+        supervisor = Supervisor(FAST)
+        supervisor.add_task(child.name, child.run)
+        supervisor.start()
+        await until(lambda: child.pid is not None)
+        first = child.pid
+        assert first is not None
+        await until(lambda: child.pid != first)
+        detail = supervisor.health()[child.name].detail
+        await supervisor.stop_all()
+        return first, detail
+
+    first, detail = asyncio.run(scenario())
+    assert f"api worker 1 (pid {first}) was killed by SIGKILL" in detail
+    assert not child.ready
 
 
 def test_a_worker_that_keeps_dying_is_down() -> None:
