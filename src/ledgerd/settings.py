@@ -153,7 +153,7 @@ class Settings(BaseSettings):
         if self.api_workers == 1 or not self.start_api:
             return self  # a process without the API role starts no workers
         last_port = int(self.metrics_addr.rpartition(":")[2]) + self.api_workers
-        if last_port > 65535:
+        if self.api_worker_index == 0 and last_port > 65535:  # (a worker's port is P + i)
             raise ValueError(
                 f"LEDGERD_METRICS_ADDR: API worker i listens on its port plus i, "
                 f"so LEDGERD_API_WORKERS={self.api_workers} needs a port below "
