@@ -194,6 +194,26 @@ def test_sigterm_drains_every_worker_and_loses_nothing(server: ServerProcess) ->
     assert server.wait_settled()["ok"]
 
 
+def process_gone(pid: int) -> bool:
+    """True once ``pid`` has exited (a zombie nobody reaped yet counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_workers_stop_when_the_parent_is_killed(server: ServerProcess) -> None:
+    """kill -9 of the parent leaves no worker serving as an orphan: each sees its parent's
+    pipe close and stops, and the port is free again."""
+    workers = [worker_pid(server, index) for index in range(1, WORKERS + 1)]
+    server.kill()
+    wait_until(lambda: all(map(process_gone, workers)), 60, "every worker gone")
+    assert len(server.log_events("parent process gone; stopping this api worker")) == WORKERS
+    with socket.socket() as client, pytest.raises(ConnectionRefusedError):
+        client.connect(("127.0.0.1", server.grpc_port))
+
+
 def test_api_workers_are_refused_on_the_embedded_stack(tmp_path: Path) -> None:
     """`ledgerd serve --api-workers 2` on SQLite, the embedded log and the memory cache exits
     2 before starting anything, saying why and naming LEDGERD_API_WORKERS."""
