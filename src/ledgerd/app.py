@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,8 +41,12 @@ from ledgerd.support.supervisor import (
     TaskRun,
     sleep_unless_stopping,
 )
+from ledgerd.workers import ApiWorker, serve_command, watch_parent, worker_env
 
 log = structlog.get_logger(__name__)
+
+# Beyond the shutdown grace, what an API worker gets to commit its queue and close.
+WORKER_STOP_MARGIN_S = 10.0
 
 
 @dataclass
@@ -153,6 +158,7 @@ class Ledgerd:
     server: GrpcServer | None = None
     rest: RestGateway | None = None
     health: HealthChecker | None = None
+    api_workers: list[ApiWorker] = field(default_factory=list)
 
     @classmethod
     def build(
@@ -174,7 +180,10 @@ class Ledgerd:
         )
         app = cls(settings, backends, auth, tls, supervisor)
         signer = MessageSigner(backends.store.message_key())
-        if settings.start_api or settings.start_relay:
+        # With API workers, the API role runs in them (each publishes its own rows) and
+        # this process only owns them.
+        api_here = settings.start_api and not settings.runs_api_workers
+        if api_here or settings.start_relay:
             app.relay = app._relay(signer)
         sink: BalanceSink | None = None
         if isinstance(backends.cache, MemoryCache):
@@ -202,7 +211,19 @@ class Ledgerd:
                 backends.store, backends.event_log, sink, app.outcomes, config, signer=signer
             )
             supervisor.add_thread("consumer", app.consumer.run, has_work=app.consumer.has_work)
-        if settings.start_api:
+        if settings.runs_api_workers:
+            for index in range(1, settings.api_workers + 1):
+                worker = ApiWorker(
+                    index,
+                    serve_command(),
+                    worker_env(os.environ, settings.metrics_addr, index),
+                    # The worker's own graceful stop takes up to the grace, then commits.
+                    stop_timeout_s=settings.shutdown_grace_s + WORKER_STOP_MARGIN_S,
+                    unresponsive_after_s=settings.component_stall_after_s,
+                )
+                app.api_workers.append(worker)
+                supervisor.add_task(worker.name, worker.run)
+        elif settings.start_api:
             app.acceptor = Acceptor(
                 backends.store,
                 on_committed=app.relay.hand_off if app.relay is not None else None,
@@ -300,6 +321,7 @@ class Ledgerd:
         log.info(
             "ledgerd started",
             grpc=settings.grpc_addr if settings.start_api else None,
+            api_workers=len(self.api_workers) or None,
             http=settings.http_addr or None,
             metrics=settings.metrics_addr,
             store=settings.effective_store_url.split("@")[-1],
@@ -321,6 +343,8 @@ class Ledgerd:
                 return True, f"ok, partitions {consumer.owned_partitions}"
 
             probes["consumer"] = consumer_probe
+        if self.api_workers:
+            probes["api"] = self._api_workers_probe
         if updater is not None:
             probes["cache_updater"] = lambda: (
                 updater.healthy,
@@ -331,6 +355,11 @@ class Ledgerd:
             held = [f"{e.name} (epoch {t.epoch})" for e in electors if (t := e.token)]
             return "leads " + ", ".join(held) if held else "follower"
 
+        info: dict[str, Callable[[], str]] = {"leader": leadership} if electors else {}
+        if self.settings.api_worker_index:
+            # Which process answered: the port is shared by every worker.
+            worker = f"{self.settings.api_worker_index} of {self.settings.api_workers}"
+            info["api_worker"] = lambda: f"{worker}, pid {os.getpid()}"
         shared_cache = not isinstance(self.backends.cache, MemoryCache)
         return HealthChecker(
             self.roles,
@@ -340,11 +369,24 @@ class Ledgerd:
             cache_ping=self.backends.cache.ping,
             shared_cache=shared_cache,
             role_probes=probes,
-            info={"leader": leadership} if electors else None,
+            info=info,
         )
+
+    def _api_workers_probe(self) -> tuple[bool, str]:
+        """Ready while any worker is: the port is shared, a dead worker's listener is gone."""
+        ready = sum(worker.ready for worker in self.api_workers)
+        states = "; ".join(worker.describe() for worker in self.api_workers)
+        return ready > 0, f"{ready} of {len(self.api_workers)} api workers ready: {states}"
+
+    @property
+    def workers_stopped_cleanly(self) -> bool:
+        return all(worker.stopped_cleanly for worker in self.api_workers)
 
     async def stop(self) -> None:
         """Graceful: stop accepting, finish calls, commit, drain the relay, close."""
+        # Every API worker drains at once (each is SIGTERMed and waited for), before the
+        # relay and consumer here stop: a worker's last commits still get published.
+        await asyncio.gather(*(self.supervisor.stop(worker.name) for worker in self.api_workers))
         if self.rest is not None:
             await self.rest.stop()
         if self.server is not None:
@@ -391,6 +433,12 @@ async def serve(settings: Settings) -> int:
     assert app.health is not None
     probes = ProbeServer(settings.metrics_addr, app.health.check)
     loop = asyncio.get_running_loop()
+    if settings.api_worker_index:
+
+        def parent_gone() -> None:
+            loop.call_soon_threadsafe(stopping.set)
+
+        app.supervisor.add_thread("parent-watch", watch_parent(parent_gone))
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     try:
@@ -404,6 +452,9 @@ async def serve(settings: Settings) -> int:
         await app.stop()
         await probes.stop()
         backends.close()
+    if not app.workers_stopped_cleanly:
+        log.error("an api worker did not stop cleanly; see its log lines above")
+        exit_code = exit_code or 1
     return exit_code
 
 

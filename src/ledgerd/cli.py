@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import urllib.error
 import urllib.request
@@ -36,11 +37,15 @@ def _print(message: Message) -> None:
     print(json_format.MessageToJson(message, preserving_proto_field_name=True, indent=2))
 
 
-def cmd_serve(_: argparse.Namespace) -> int:
+def cmd_serve(args: argparse.Namespace) -> int:
     from ledgerd.app import serve
 
+    if args.api_workers is not None:
+        # Through the variable, so it is validated like one and the workers inherit it.
+        os.environ["LEDGERD_API_WORKERS"] = str(args.api_workers)
     settings = load_settings()
-    configure_logging(settings.log_level)
+    worker = settings.api_worker_index
+    configure_logging(settings.log_level, fields={"api_worker": worker} if worker else None)
     return asyncio.run(serve(settings))
 
 
@@ -336,7 +341,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ledgerd", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    commands.add_parser("serve", help="run the server (settings from LEDGERD_* variables)")
+    serve = commands.add_parser("serve", help="run the server (settings from LEDGERD_* variables)")
+    serve.add_argument(
+        "--api-workers",
+        type=int,
+        metavar="N",
+        help="serve the API from N worker processes on one port (sets LEDGERD_API_WORKERS)",
+    )
     commands.add_parser("migrate", help="create or upgrade the store's schema")
     audit = commands.add_parser("audit", help="check the store's invariants; exit 1 on any")
     audit.add_argument("--json", action="store_true", help="machine-readable report")

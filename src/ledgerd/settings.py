@@ -8,6 +8,8 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator, mo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "LEDGERD_"
+# More API processes than this on one host only add context switches and connections.
+MAX_API_WORKERS = 64
 
 
 class SettingsError(Exception):
@@ -31,6 +33,13 @@ class Settings(BaseSettings):
     start_relay: bool = True
     start_consumer: bool = True
     start_cache_updater: bool = True
+
+    # API worker processes (docs/deploy.md, "API workers"): N > 1 runs the API in N child
+    # processes on one port (SO_REUSEPORT) under this one, which runs the other roles.
+    api_workers: int = Field(1, ge=1, le=MAX_API_WORKERS)
+    # Set by the parent for its worker i (1..N): this process serves only the API and
+    # never starts workers of its own. Not for operators.
+    api_worker_index: int = Field(0, ge=0, le=MAX_API_WORKERS)
 
     grpc_addr: str = "0.0.0.0:50051"
     metrics_addr: str = "0.0.0.0:9091"
@@ -139,6 +148,44 @@ class Settings(BaseSettings):
             raise ValueError("LEDGERD_TLS_CERT_FILE and LEDGERD_TLS_KEY_FILE go together")
         return self
 
+    @model_validator(mode="after")
+    def _workers_need_shared_backends(self) -> Settings:
+        if self.api_workers == 1 or not self.start_api:
+            return self  # a process without the API role starts no workers
+        last_port = int(self.metrics_addr.rpartition(":")[2]) + self.api_workers
+        if self.api_worker_index == 0 and last_port > 65535:  # (a worker's port is P + i)
+            raise ValueError(
+                f"LEDGERD_METRICS_ADDR: API worker i listens on its port plus i, "
+                f"so LEDGERD_API_WORKERS={self.api_workers} needs a port below "
+                f"{65536 - self.api_workers}"
+            )
+        # Each of these lives inside one process, so N API processes cannot share it: the
+        # embedded log is one process's files, the memory cache (fed by the consumer in
+        # the parent) would go stale in every worker, and SQLite admits one writer at a
+        # time, so N group commits would queue on its file lock.
+        embedded = [
+            variable
+            for variable, in_process in (
+                ("LEDGERD_STORE_URL (SQLite)", self.effective_store_url.startswith("sqlite")),
+                ("LEDGERD_LOG_URL (embedded:)", self.log_url.startswith("embedded")),
+                ("LEDGERD_CACHE_URL (memory:)", self.cache_url.startswith("memory")),
+            )
+            if in_process
+        ]
+        if embedded:
+            raise ValueError(
+                f"LEDGERD_API_WORKERS={self.api_workers} needs the production stack (MySQL, "
+                f"Kafka, Redis), but {', '.join(embedded)} live in one process and cannot be "
+                "shared by API worker processes; use LEDGERD_API_WORKERS=1 with the embedded "
+                "stack"
+            )
+        return self
+
+    @property
+    def runs_api_workers(self) -> bool:
+        """True in a parent that serves the API through worker processes instead of itself."""
+        return self.start_api and self.api_workers > 1 and self.api_worker_index == 0
+
     @property
     def effective_store_url(self) -> str:
         return self.store_url or f"sqlite:///{self.data_dir / 'ledgerd.sqlite'}"
@@ -186,7 +233,7 @@ def load_settings() -> Settings:
         problems = [
             f"{ENV_PREFIX}{str(error['loc'][0]).upper()}: {error['msg']}"
             if error["loc"]
-            else error["msg"]
+            else str(error["msg"]).removeprefix("Value error, ")
             for error in exc.errors()
         ]
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None

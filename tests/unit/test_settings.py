@@ -75,3 +75,90 @@ def test_every_bad_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
         load_settings()
     assert "LEDGERD_PARTITIONS" in str(excinfo.value)
     assert "LEDGERD_GRPC_ADDR" in str(excinfo.value)
+
+
+PRODUCTION_URLS = {
+    "LEDGERD_STORE_URL": "mysql://u:p@db:3306/ledgerd",
+    "LEDGERD_LOG_URL": "kafka://broker:9092",
+    "LEDGERD_CACHE_URL": "redis://cache:6379/0",
+}
+
+
+def test_one_api_process_by_default() -> None:
+    """Without LEDGERD_API_WORKERS the process serves the API itself, as before."""
+    settings = load_settings()
+    assert settings.api_workers == 1
+    assert not settings.runs_api_workers
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", "1.5", "65"])
+def test_bad_api_worker_count_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """LEDGERD_API_WORKERS must be an integer from 1 to 64; the error names it."""
+    for name, url in PRODUCTION_URLS.items():
+        monkeypatch.setenv(name, url)
+    monkeypatch.setenv("LEDGERD_API_WORKERS", value)
+    with pytest.raises(SettingsError, match="LEDGERD_API_WORKERS"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    ("variable", "embedded"),
+    [
+        ("LEDGERD_STORE_URL", "sqlite:///tmp/ledgerd.sqlite"),
+        ("LEDGERD_LOG_URL", "embedded:"),
+        ("LEDGERD_CACHE_URL", "memory:"),
+    ],
+)
+def test_api_workers_are_refused_with_an_in_process_backend(
+    monkeypatch: pytest.MonkeyPatch, variable: str, embedded: str
+) -> None:
+    """N > 1 with any embedded backend is refused, naming LEDGERD_API_WORKERS and the backend."""
+    for name, url in PRODUCTION_URLS.items():
+        monkeypatch.setenv(name, url)
+    monkeypatch.setenv(variable, embedded)
+    monkeypatch.setenv("LEDGERD_API_WORKERS", "2")
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert "LEDGERD_API_WORKERS=2 needs the production stack" in message
+    assert variable in message
+    assert "Value error" not in message
+
+
+def test_api_workers_on_the_production_stack(monkeypatch: pytest.MonkeyPatch) -> None:
+    """N > 1 on MySQL, Kafka and Redis: the process runs its API through workers."""
+    for name, url in PRODUCTION_URLS.items():
+        monkeypatch.setenv(name, url)
+    monkeypatch.setenv("LEDGERD_API_WORKERS", "4")
+    settings = load_settings()
+    assert settings.api_workers == 4
+    assert settings.runs_api_workers
+
+
+def test_a_worker_never_runs_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process started as worker i serves the API itself, whatever LEDGERD_API_WORKERS says."""
+    for name, url in PRODUCTION_URLS.items():
+        monkeypatch.setenv(name, url)
+    monkeypatch.setenv("LEDGERD_API_WORKERS", "4")
+    monkeypatch.setenv("LEDGERD_API_WORKER_INDEX", "2")
+    assert not load_settings().runs_api_workers
+
+
+def test_worker_probe_ports_must_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Worker i probes on the metrics port plus i, so that port must leave room for N."""
+    for name, url in PRODUCTION_URLS.items():
+        monkeypatch.setenv(name, url)
+    monkeypatch.setenv("LEDGERD_API_WORKERS", "4")
+    monkeypatch.setenv("LEDGERD_METRICS_ADDR", "0.0.0.0:65533")
+    with pytest.raises(SettingsError, match="LEDGERD_METRICS_ADDR"):
+        load_settings()
+
+
+def test_a_process_without_the_api_ignores_api_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LEDGERD_API_WORKERS concerns the API role: a consumer-only process starts no workers
+    and is not refused on the embedded stack."""
+    monkeypatch.setenv("LEDGERD_API_WORKERS", "2")
+    monkeypatch.setenv("LEDGERD_START_API", "false")
+    assert not load_settings().runs_api_workers
