@@ -36,6 +36,7 @@ from ledgerd.v1 import balance_pb2 as pb
 
 SERVICE = "/ledgerd.v1.BalanceService/"
 CHANNEL_OPTIONS = [("grpc.max_send_message_length", 64 << 20)]
+CONNECTIONS = 8  # client connections per measured scenario
 
 
 @dataclass
@@ -145,10 +146,23 @@ async def _drive(
     label: str,
     concurrency: int,
 ) -> Measurement:
-    async with grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS) as channel:
+    # Several connections, as several clients would open: with SO_REUSEPORT the kernel
+    # spreads connections (not calls) over API worker processes, and one channel is one
+    # connection. Echo gets the same, so the ratios compare like with like.
+    options_ = [*CHANNEL_OPTIONS, ("grpc.use_local_subchannel_pool", 1)]
+    channels = [grpc.aio.insecure_channel(target, options=options_) for _ in range(CONNECTIONS)]
+    try:
+        calls = [make_call(channel) for channel in channels]
+
+        async def call(index: int) -> int:
+            return int(await calls[index % len(calls)](index))
+
         return await run_callers(
-            make_call(channel), concurrency=concurrency, duration_s=options.duration_s, label=label
+            call, concurrency=concurrency, duration_s=options.duration_s, label=label
         )
+    finally:
+        for channel in channels:
+            await channel.close(None)
 
 
 def _single_changes(factory: ChangeFactory) -> Callable[[Any], Callable[[int], Any]]:
