@@ -151,12 +151,20 @@ class SqlStore:
     def delete_stale_groups(
         self, created_before_ms: int, keep: Collection[str], lock: LockToken
     ) -> int:
-        kept = f" AND group_id NOT IN ({keys(sorted(keep))})" if keep else ""
+        kept = set(keep)
         with self._dialect.transaction() as session:
             self._check_lock(session, lock)
-            return session.execute(
-                f"DELETE FROM publish_groups WHERE created_at_ms < ?{kept}", [created_before_ms]
-            )
+            stale = [
+                row[0]
+                for row in session.query(
+                    "SELECT group_id FROM publish_groups WHERE created_at_ms < ?",
+                    [created_before_ms],
+                )
+                if row[0] not in kept
+            ]
+            for chunk in chunks(sorted(stale), KEYS_PER_STATEMENT):
+                session.execute(f"DELETE FROM publish_groups WHERE group_id IN ({keys(chunk)})")
+        return len(stale)
 
     def _select_requests(self, session: Session, ids: Sequence[str]) -> dict[str, StoredRequest]:
         """The requests among ``ids``: outbox rows, with the outcome from the journal or
@@ -242,23 +250,28 @@ class SqlStore:
         return counts
 
     def delete_finished_requests(self, created_before_ms: int, limit: int, lock: LockToken) -> int:
-        deleted = 0
+        # Read the ids first (a consistent read takes no locks), then delete by primary key:
+        # a DELETE … WHERE EXISTS would lock the journal and rejection entries it reads,
+        # and the consumer's inserts next to them would wait for the sweep.
+        found: list[str] = []
         with self._dialect.transaction() as session:
             self._check_lock(session, lock)
             # Status by status, so each scan is a range of the (status, created_at_ms) index.
             for status in (_PENDING, _SENT, _FAILED, *_FINAL):
-                deleted += session.execute(
-                    self._dialect.delete_first(
-                        "change_requests",
-                        "request_id",
-                        f"status = {status} AND created_at_ms < ? AND {_HAS_OUTCOME}",
-                        "created_at_ms",
-                    ),
-                    [created_before_ms, limit - deleted],
-                )
-                if deleted >= limit:
+                found += [
+                    row[0]
+                    for row in session.query(
+                        f"SELECT request_id FROM change_requests WHERE status = {status}"
+                        f" AND created_at_ms < ? AND {_HAS_OUTCOME}"
+                        " ORDER BY created_at_ms LIMIT ?",
+                        [created_before_ms, limit - len(found)],
+                    )
+                ]
+                if len(found) >= limit:
                     break
-        return deleted
+            for chunk in chunks(sorted(found), KEYS_PER_STATEMENT):
+                session.execute(f"DELETE FROM change_requests WHERE request_id IN ({keys(chunk)})")
+        return len(found)
 
     # -- leader locks (times by the database clock unless a test clock is set) -
     def _now_ms(self) -> str:
