@@ -37,7 +37,8 @@ class AuditReport:
     accounts: int = 0
     journal_entries: int = 0
     rejections: int = 0
-    requests: Counter[str] = field(default_factory=Counter)
+    requests: Counter[str] = field(default_factory=Counter)  # every request, by status
+    outbox_rows: Counter[str] = field(default_factory=Counter)  # rows left, by outbox status
     problems: list[str] = field(default_factory=list)
     problem_count: int = 0
 
@@ -63,6 +64,7 @@ class AuditReport:
             ("journal entries", f"{self.journal_entries:,}"),
             *((f"requests {name}", f"{count:,}") for name, count in sorted(self.requests.items())),
             ("requests in flight", f"{self.in_flight:,}"),
+            ("outbox rows", f"{sum(self.outbox_rows.values()):,}"),
             ("problems", f"{self.problem_count:,}"),
         ]
         width = max(len(value) for _, value in rows)
@@ -124,6 +126,7 @@ def _audit(store: Store, progress: Progress) -> AuditReport:
     report.requests[ChangeStatus.REJECTED.name] = len(rejected)
     for row in _counted(iter_requests(store), "outbox rows", progress):
         request_id = row.request.request_id
+        report.outbox_rows[row.status.name] += 1
         if request_id in journaled:
             if row.status is ChangeStatus.REJECTED:
                 report.problem(f"request {request_id}: status REJECTED but journaled")

@@ -95,6 +95,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
                     "journal_entries": report.journal_entries,
                     "requests": dict(report.requests),
                     "in_flight": report.in_flight,
+                    "outbox_rows": dict(report.outbox_rows),
                     "problem_count": report.problem_count,
                     "problems": report.problems,
                 }
