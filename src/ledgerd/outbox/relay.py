@@ -199,12 +199,17 @@ class Relay:
 
     def _publish(self, outgoing: _Outgoing) -> None:
         request = outgoing.request
-        request_id, group_id = request.request_id, outgoing.group_id
-        done = self._resent if outgoing.resent else self._delivered
+        request_id, group_id, resent = request.request_id, outgoing.group_id, outgoing.resent
 
         def on_delivery(error: Exception | None) -> None:
             with self._lock:
-                (self._failed if error is not None else done).append(request_id)
+                # The lists are swapped out when recorded: look them up at report time.
+                if error is not None:
+                    self._failed.append(request_id)
+                elif resent:
+                    self._resent.append(request_id)
+                else:
+                    self._delivered.append(request_id)
                 if group_id is not None:
                     left = self._group_unreported[group_id] - 1
                     self._group_unreported[group_id] = left
