@@ -1,10 +1,14 @@
 """One Redis connection on the event loop that pipelines whatever concurrent callers send.
 
-The commands callers issue in one turn of the event loop leave in one write;
-Redis answers in order, so each caller gets the reply at its position. While
-replies are outstanding, newer commands are written behind them (a pipeline
-never waits for the previous one), so one connection serves every reader of
-the process with about one round trip each, and no thread.
+One write (a pipeline) is in flight at a time: the commands callers issue
+while it is out wait, and leave together in the next write as soon as its
+last reply is in; a command issued when nothing is out leaves at the end of
+the loop turn, with the others of that turn. Redis answers in order, so each
+caller gets the reply at its position. Batches thus grow with the load by
+themselves: grpc.aio hands the API one request per loop turn, so batching by
+loop turn alone measured 1.03 commands per write under the read benchmark.
+No thread is involved, and a command is only ever written after it was
+issued (it never joins a write already sent).
 
 Why not ``redis.asyncio``: its per-command Python (RESP packing, a timeout
 context per reply) measured 34-45 µs of CPU per read even when pipelined 64
@@ -127,7 +131,8 @@ class _Connection(asyncio.Protocol):
         self._reader = hiredis.Reader(encoding="utf-8")
         self._transport: asyncio.Transport | None = None
         self._unsent: list[bytes] = []
-        self._owed: deque[asyncio.Future[Reply]] = deque()
+        self._owed: deque[asyncio.Future[Reply]] = deque()  # in flight first, then unsent
+        self._in_flight = 0  # replies owed for the write that is out
         self.loop = asyncio.get_running_loop()
         self.lost = False
 
@@ -141,17 +146,19 @@ class _Connection(asyncio.Protocol):
         if self.lost:
             future.set_exception(CacheUnavailable(f"{self._name}: connection lost"))
             return future
-        if not self._unsent:
-            # Everything sent before this turn of the loop ends goes in the same write.
+        if not self._unsent and not self._in_flight:
+            # Nothing is out: what callers send during this loop turn leaves at its end.
             loop.call_soon(self._flush)
+        # Otherwise the last reply of the write that is out flushes these.
         self._unsent.append(command)
         self._owed.append(future)
         return future
 
     def _flush(self) -> None:
-        if self.lost or not self._unsent or self._transport is None:
+        if self.lost or not self._unsent or self._transport is None or self._in_flight:
             return
         self._transport.write(b"".join(self._unsent))
+        self._in_flight = len(self._unsent)
         self._unsent.clear()
         # Replies come in order: when the last one of this write is in, all are.
         last = self._owed[-1]
@@ -164,7 +171,7 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._reader.feed(data)
         owed = self._owed
-        while owed:
+        while self._in_flight:
             try:
                 reply = self._reader.gets()
             except hiredis.ProtocolError as exc:
@@ -172,9 +179,11 @@ class _Connection(asyncio.Protocol):
                 return
             if reply is False:
                 return
+            self._in_flight -= 1
             future = owed.popleft()
             if not future.done():  # the caller may have been cancelled; the reply is its
                 future.set_result(reply)
+        self._flush()  # the commands that waited for this write
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(f"connection lost: {exc!r}" if exc else "connection closed")
@@ -187,6 +196,7 @@ class _Connection(asyncio.Protocol):
         self.lost = True
         owed, self._owed = self._owed, deque()
         self._unsent.clear()
+        self._in_flight = 0
         for future in owed:
             if not future.done():
                 future.set_exception(CacheUnavailable(f"{self._name}: {why}"))
