@@ -133,11 +133,12 @@ class RedisCache:
         if time.monotonic() < self._down_until:
             raise CacheUnavailable("redis: recently unreachable, not trying again yet")
 
-    def _trip(self, exc: RedisError | CacheUnavailable) -> CacheUnavailable:
-        self._down_until = time.monotonic() + self._retry_after_s
-        if isinstance(exc, CacheUnavailable):
-            return exc
+    def _trip(self, exc: RedisError) -> CacheUnavailable:
+        self._open_breaker()
         return CacheUnavailable(f"redis: {exc}")
+
+    def _open_breaker(self) -> None:
+        self._down_until = time.monotonic() + self._retry_after_s
 
     def reader(self) -> RedisBalanceReader:
         """A reader for the running event loop, on a pipelined connection of its own."""
@@ -238,9 +239,9 @@ class RedisCache:
 class RedisBalanceReader:
     """AsyncBalanceReader: the read script by SHA over one pipelined connection.
 
-    Reads issued by concurrent requests in one turn of the event loop leave in one
-    write, and each is sent only after its caller asked, so a reply is never older
-    than its read (a read never joins a command already on its way).
+    Concurrent reads leave together (those of one loop turn, or issued while the
+    previous write is out), and each is sent only after its caller asked, so a
+    reply is never older than its read (a read never joins a write already sent).
     """
 
     def __init__(self, cache: RedisCache, connection: PipelinedRedis) -> None:
@@ -263,8 +264,9 @@ class RedisBalanceReader:
         key = cache.balance_key(account).encode()
         try:
             reply = await self._connection.execute(self._command_head + pack_arg(key))
-        except CacheUnavailable as exc:
-            raise cache._trip(exc) from exc
+        except CacheUnavailable:
+            cache._open_breaker()
+            raise
         if isinstance(reply, hiredis.ReplyError):
             if str(reply).startswith("NOSCRIPT"):
                 metrics.CACHE_NOT_READY_READS.inc()
