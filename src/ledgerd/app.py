@@ -155,6 +155,7 @@ class Ledgerd:
     cache_updater: CacheUpdater | None = None
     consumer: BatchConsumer | None = None
     acceptor: Acceptor | None = None
+    service: LedgerService | None = None
     server: GrpcServer | None = None
     rest: RestGateway | None = None
     health: HealthChecker | None = None
@@ -295,7 +296,7 @@ class Ledgerd:
         self.supervisor.start()
         if self.acceptor is not None:
             assert self.health is not None
-            service = LedgerService(
+            self.service = service = LedgerService(
                 backends.store,
                 backends.cache,
                 self.acceptor,
@@ -391,6 +392,9 @@ class Ledgerd:
             await self.rest.stop()
         if self.server is not None:
             await self.server.stop(self.settings.shutdown_grace_s)
+        if self.service is not None:
+            await self.service.close()
+        await self.auth.close()
         await self.supervisor.stop_all()
         if self.cache_updater is not None:
             await asyncio.to_thread(self.cache_updater.close)

@@ -75,7 +75,10 @@ CONSUMER_RETRIES = Counter(
     "ledgerd_consumer_retries_total", "Batch attempts retried after a transient error."
 )
 CACHE_READS = Counter(
-    "ledgerd_cache_reads_total", "GetBalance cache lookups, by result.", ["result"]
+    "ledgerd_cache_reads_total",
+    "GetBalance cache lookups, by result: hit, negative (an untouched account's cached"
+    " zeros), miss.",
+    ["result"],
 )
 CACHE_UPDATES = Counter(
     "ledgerd_cache_updates_total", "Balances written to the cache by the updater."

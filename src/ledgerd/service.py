@@ -7,7 +7,6 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from ledgerd import metrics
 from ledgerd.cache.base import BalanceCache
 from ledgerd.consumer.outcomes import OutcomeHub
 from ledgerd.domain.model import (
@@ -19,8 +18,9 @@ from ledgerd.domain.model import (
     RejectReason,
     StoredRequest,
 )
-from ledgerd.errors import CacheUnavailable, RequestNotFound
+from ledgerd.errors import RequestNotFound
 from ledgerd.outbox.acceptor import Acceptor
+from ledgerd.reads import BalanceReads, publish_answers
 from ledgerd.store.base import Store
 
 
@@ -54,48 +54,29 @@ class LedgerService:
         self._outcomes = outcomes
         self._wait_max_s = wait_max_s
         self._wait_poll_interval_s = wait_poll_interval_s
+        self._reads = BalanceReads(store, cache)
 
     # -- reads ----------------------------------------------------------------
     async def get_balances(self, user_id: int, currency: str | None) -> Sequence[Balance]:
         """One currency (zeros if untouched), or every currency the user has.
 
-        One currency reads the cache, then the store. Never this process's consumer
-        memory: it runs ahead of the shared cache, so a read through another process
-        could then return an older version than this one did.
+        One currency reads the cache, then the store (``ledgerd.reads``), without
+        blocking the event loop. Never this process's consumer memory: it runs ahead
+        of the shared cache, so a read through another process could then return an
+        older version than this one did.
         """
         if currency is None:
-            stored = await asyncio.to_thread(self._store.get_balances, user_id, None)
-            await asyncio.to_thread(self._publish_to_cache, stored)
-            return stored
-        account = Account(user_id, currency)
-        try:
-            cached = self._cache.get(account)
-        except CacheUnavailable:
-            cached = None
-        if cached is not None:
-            metrics.CACHE_READS.labels(result="hit").inc()
-            return [cached]
-        metrics.CACHE_READS.labels(result="miss").inc()
-        stored = await asyncio.to_thread(self._store.get_balances, user_id, currency)
-        if not stored:
-            return [Balance(user_id, currency)]
-        await asyncio.to_thread(self._publish_to_cache, stored)
-        return stored
+            return await self._reads.get_all(user_id)
+        return [await self._reads.get(Account(user_id, currency))]
 
     def _publish_to_cache(self, balances: Sequence[Balance]) -> None:
-        """Make the cache at least as new as an answer before it is given.
+        """Make the cache at least as new as an answer before it is given (see
+        ``ledgerd.reads.publish_answers``)."""
+        publish_answers(self._cache, balances)
 
-        A later read through any process then finds this version or a newer one
-        (last write wins, so this never moves the cache back). A failed write only
-        counts: the cache is down for everyone, or the feed and the full sync
-        repair it (see ``ledgerd.cache.redis`` for the one case this leaves open).
-        """
-        if not balances:
-            return
-        try:
-            self._cache.put_many(balances)
-        except CacheUnavailable:
-            metrics.CACHE_ANSWER_WRITE_FAILURES.inc(len(balances))
+    async def close(self) -> None:
+        """Close the read path's cache connection; call on the loop that served."""
+        await self._reads.close()
 
     async def list_journal(
         self, user_id: int, currency: str, after_version: int, limit: int

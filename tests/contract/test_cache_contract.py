@@ -1,5 +1,8 @@
 """The BalanceCache and NonceCache contracts, run against memory and Redis.
 
+Every read is made through both read paths, the synchronous ``get`` and the
+API's async reader (``BalanceCache.reader``), which must agree.
+
 Each Redis test uses a key prefix of its own. Losing Redis's state is simulated
 with SCRIPT FLUSH: like a restart, it empties the script cache, which is what
 the readiness rule rests on (DEBUG RELOAD is disabled on Debian's Redis, and
@@ -8,10 +11,13 @@ FLUSHALL would wipe other tests' keys).
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TypeVar
 
 import pytest
 import redis
@@ -20,13 +26,34 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledgerd.api.nonces import MemoryNonceCache, RedisNonceCache
-from ledgerd.cache.base import BalanceCache
+from ledgerd.cache.base import AsyncBalanceReader, BalanceCache
 from ledgerd.cache.memory import MemoryCache
-from ledgerd.cache.redis import RedisCache
+from ledgerd.cache.redis import NEGATIVE_ENTRY_TTL_S, RedisCache
 from ledgerd.domain.model import Account, Balance
 from ledgerd.errors import CacheUnavailable
 
 _users = itertools.count(1)
+T = TypeVar("T")
+
+
+def on_reader(cache: BalanceCache, use: Callable[[AsyncBalanceReader], Awaitable[T]]) -> T:
+    """Run ``use(reader)`` on a fresh event loop with a reader of its own."""
+
+    async def main() -> T:
+        reader = cache.reader()
+        try:
+            return await use(reader)
+        finally:
+            await reader.close()
+
+    return asyncio.run(main())
+
+
+def cached(cache: BalanceCache, account: Account) -> Balance | None:
+    """What the cache holds, read both ways (the two read paths must agree)."""
+    synchronous = cache.get(account)
+    assert on_reader(cache, lambda reader: reader.get(account)) == synchronous
+    return synchronous
 
 
 def balance(user_id: int, version: int, available: int = 0) -> Balance:
@@ -89,7 +116,7 @@ def redis_cache() -> Iterator[RedisCache]:
 # -- last write wins ---------------------------------------------------------
 def test_get_of_an_absent_account_is_none(cache: BalanceCache) -> None:
     """An account never put reads as not cached."""
-    assert cache.get(Account(next(_users), "USD")) is None
+    assert cached(cache, Account(next(_users), "USD")) is None
 
 
 def test_newer_version_replaces_the_cached_balance(cache: BalanceCache) -> None:
@@ -97,7 +124,7 @@ def test_newer_version_replaces_the_cached_balance(cache: BalanceCache) -> None:
     user = next(_users)
     cache.put_many([balance(user, 1, 10)])
     cache.put_many([balance(user, 2, 20)])
-    assert cache.get(Account(user, "USD")) == balance(user, 2, 20)
+    assert cached(cache, Account(user, "USD")) == balance(user, 2, 20)
 
 
 def test_older_version_never_overwrites_a_newer_one(cache: BalanceCache) -> None:
@@ -106,22 +133,22 @@ def test_older_version_never_overwrites_a_newer_one(cache: BalanceCache) -> None
     cache.put_many([balance(user, 5, 50)])
     cache.put_many([balance(user, 4, 40)])
     cache.put_many([balance(user, 5, 99)])
-    assert cache.get(Account(user, "USD")) == balance(user, 5, 50)
+    assert cached(cache, Account(user, "USD")) == balance(user, 5, 50)
 
 
 def test_newest_version_wins_within_one_batch(cache: BalanceCache) -> None:
     """Out-of-order versions of one account in one batch leave the highest version."""
     user = next(_users)
     cache.put_many([balance(user, 2, 2), balance(user, 3, 3), balance(user, 1, 1)])
-    assert cache.get(Account(user, "USD")) == balance(user, 3, 3)
+    assert cached(cache, Account(user, "USD")) == balance(user, 3, 3)
 
 
 def test_accounts_are_independent(cache: BalanceCache) -> None:
     """Currencies of one user and different users are separate entries."""
     user = next(_users)
     cache.put_many([balance(user, 3), Balance(user, "EUR", 7, 1, 1), balance(user + 1, 9)])
-    assert cache.get(Account(user, "USD")) == balance(user, 3)
-    assert cache.get(Account(user, "EUR")) == Balance(user, "EUR", 7, 1, 1)
+    assert cached(cache, Account(user, "USD")) == balance(user, 3)
+    assert cached(cache, Account(user, "EUR")) == Balance(user, "EUR", 7, 1, 1)
 
 
 @settings(
@@ -136,7 +163,152 @@ def test_cached_version_is_the_highest_ever_put(
     for versions in batches:
         cache.put_many([balance(user, v, v) for v in versions])
     highest = max(v for versions in batches for v in versions)
-    assert cache.get(Account(user, "USD")) == balance(user, highest, highest)
+    assert cached(cache, Account(user, "USD")) == balance(user, highest, highest)
+
+
+# -- negative entries ----------------------------------------------------------
+def test_a_negative_entry_reads_as_the_zero_balance_at_version_0(cache: BalanceCache) -> None:
+    """An untouched account cached as zeros at version 0 is a hit, not a miss."""
+    user = next(_users)
+    cache.put_many([Balance(user, "USD")])
+    assert cached(cache, Account(user, "USD")) == Balance(user, "USD", 0, 0, 0)
+
+
+def test_the_first_real_balance_replaces_a_negative_entry(cache: BalanceCache) -> None:
+    """Version 1 is newer than the negative entry's version 0."""
+    user = next(_users)
+    cache.put_many([Balance(user, "USD")])
+    cache.put_many([balance(user, 1, 10)])
+    assert cached(cache, Account(user, "USD")) == balance(user, 1, 10)
+
+
+def test_a_negative_entry_never_replaces_a_real_balance(cache: BalanceCache) -> None:
+    """A late negative entry (a read that found no row before the first change committed)
+    leaves the real balance, in another batch or the same one."""
+    user = next(_users)
+    cache.put_many([balance(user, 2, 20)])
+    cache.put_many([Balance(user, "USD")])
+    assert cached(cache, Account(user, "USD")) == balance(user, 2, 20)
+    other = next(_users)
+    cache.put_many([balance(other, 1, 1), Balance(other, "USD")])
+    assert cached(cache, Account(other, "USD")) == balance(other, 1, 1)
+
+
+def test_redis_negative_entries_expire_and_real_balances_do_not(redis_cache: RedisCache) -> None:
+    """A negative entry carries a TTL, so probing untouched accounts cannot fill Redis;
+    the real balance that replaces it is kept without one."""
+    user = next(_users)
+    account = Account(user, "USD")
+    admin = redis.Redis.from_url(services.redis_url())
+    try:
+        redis_cache.put_many([Balance(user, "USD")])
+        assert 0 < admin.ttl(redis_cache.balance_key(account)) <= NEGATIVE_ENTRY_TTL_S
+        redis_cache.put_many([balance(user, 1, 1)])
+        assert admin.ttl(redis_cache.balance_key(account)) == -1  # no expiry
+    finally:
+        admin.close()
+
+
+# -- the async reader ----------------------------------------------------------
+def test_concurrent_reads_each_get_their_own_account(cache: BalanceCache) -> None:
+    """Many reads in flight at once (sent together) each answer their own account, present
+    or absent, in whatever order they were issued."""
+    users = [next(_users) for _ in range(300)]
+    cache.put_many([balance(u, i + 1, i) for i, u in enumerate(users) if i % 3])
+
+    async def read_all(reader: AsyncBalanceReader) -> list[Balance | None]:
+        return list(await asyncio.gather(*(reader.get(Account(u, "USD")) for u in users)))
+
+    found = on_reader(cache, read_all)
+    assert found == [balance(u, i + 1, i) if i % 3 else None for i, u in enumerate(users)]
+
+
+def test_a_cancelled_read_does_not_shift_the_replies_of_others(cache: BalanceCache) -> None:
+    """A caller that gives up while its read is in flight leaves the others' answers right."""
+    users = [next(_users) for _ in range(20)]
+    cache.put_many([balance(u, i + 1) for i, u in enumerate(users)])
+
+    async def read_all(reader: AsyncBalanceReader) -> list[Balance | None]:
+        tasks = [asyncio.ensure_future(reader.get(Account(u, "USD"))) for u in users]
+        await asyncio.sleep(0)  # every read has been issued
+        for task in tasks[::4]:
+            task.cancel()
+        kept = [t for i, t in enumerate(tasks) if i % 4]
+        found = list(await asyncio.gather(*kept))
+        found.append(await reader.get(Account(users[0], "USD")))  # the connection still serves
+        return found
+
+    expected = [balance(u, i + 1) for i, u in enumerate(users) if i % 4]
+    assert on_reader(cache, read_all) == [*expected, balance(users[0], 1)]
+
+
+def test_redis_reader_replays_failed_writes_before_it_reads(redis_cache: RedisCache) -> None:
+    """A balance this process failed to write (it may have answered it already) is written
+    before its next read, which therefore cannot return an older version."""
+    user = next(_users)
+    vouch(redis_cache)
+    redis_cache.put_many([balance(user, 1, 1)])
+    redis_cache._down_until = time.monotonic() + 60  # as after a failure: writes are kept
+    with pytest.raises(CacheUnavailable):
+        redis_cache.put_many([balance(user, 2, 2)])
+    assert redis_cache.has_unwritten
+    redis_cache._down_until = 0.0  # Redis is back
+    found = on_reader(redis_cache, lambda reader: reader.get(Account(user, "USD")))
+    assert found == balance(user, 2, 2)
+    assert not redis_cache.has_unwritten
+
+
+def test_redis_reader_reconnects_after_losing_its_connection(redis_cache: RedisCache) -> None:
+    """A connection killed under the reader fails that read as CacheUnavailable; once the
+    breaker's pause is over, the next read connects again and is served."""
+    user = next(_users)
+    vouch(redis_cache)
+    redis_cache.put_many([balance(user, 4, 4)])
+    account = Account(user, "USD")
+
+    async def scenario(reader: AsyncBalanceReader) -> Balance | None:
+        assert await reader.get(account) == balance(user, 4, 4)
+        admin = redis.Redis.from_url(services.redis_url())
+        try:
+            for client in admin.client_list():
+                if client["cmd"] == "evalsha" and client["id"] != str(admin.client_id()):
+                    admin.client_kill_filter(_id=client["id"])
+        finally:
+            admin.close()
+        failures = 0
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                return await reader.get(account)
+            except CacheUnavailable:
+                failures += 1
+                await asyncio.sleep(0.05)
+        raise AssertionError(f"never served again ({failures} failures)")
+
+    assert on_reader(redis_cache, scenario) == balance(user, 4, 4)
+
+
+def test_redis_reader_that_gets_no_reply_gives_up(redis_cache: RedisCache) -> None:
+    """A server that accepts the connection but never answers fails the read as
+    CacheUnavailable (short timeout) and trips the breaker, instead of hanging."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    cache = RedisCache(
+        f"redis://127.0.0.1:{silent.getsockname()[1]}/0", prefix=fresh_prefix(), timeout_s=0.2
+    )
+
+    async def scenario(reader: AsyncBalanceReader) -> None:
+        with pytest.raises(CacheUnavailable, match="no reply"):
+            await reader.get(Account(1, "USD"))
+        with pytest.raises(CacheUnavailable, match="recently unreachable"):
+            await reader.get(Account(1, "USD"))
+
+    try:
+        on_reader(cache, scenario)
+    finally:
+        cache.close()
+        silent.close()
 
 
 # -- readiness ---------------------------------------------------------------
@@ -145,17 +317,17 @@ def test_memory_cache_is_always_ready() -> None:
     cache = MemoryCache()
     assert cache.ready()
     cache.put_many([balance(1, 1)])
-    assert cache.get(Account(1, "USD")) == balance(1, 1)
+    assert cached(cache, Account(1, "USD")) == balance(1, 1)
 
 
 def test_redis_serves_no_reads_before_a_full_sync(redis_cache: RedisCache) -> None:
     """A Redis no full sync has vouched for reads as a miss, though it holds the entry."""
     redis_cache.put_many([balance(1, 1)])
     assert not redis_cache.ready()
-    assert redis_cache.get(Account(1, "USD")) is None
+    assert cached(redis_cache, Account(1, "USD")) is None
     vouch(redis_cache)
     assert redis_cache.ready()
-    assert redis_cache.get(Account(1, "USD")) == balance(1, 1)
+    assert cached(redis_cache, Account(1, "USD")) == balance(1, 1)
 
 
 def test_redis_after_losing_its_state_reads_as_a_miss_until_a_full_sync(
@@ -166,15 +338,15 @@ def test_redis_after_losing_its_state_reads_as_a_miss_until_a_full_sync(
     vouch(redis_cache)
     redis_cache.put_many([balance(user, 1)])
     lose_state()
-    assert redis_cache.get(Account(user, "USD")) is None
+    assert cached(redis_cache, Account(user, "USD")) is None
     assert not redis_cache.ready()
     redis_cache.put_many([balance(user, 2)])  # last write wins still works meanwhile
-    assert redis_cache.get(Account(user, "USD")) is None
+    assert cached(redis_cache, Account(user, "USD")) is None
     sync = redis_cache.begin_full_sync()
     sync.put_many([balance(user, 3, 3)])
     sync.complete()
     sync.close()
-    assert redis_cache.get(Account(user, "USD")) == balance(user, 3, 3)
+    assert cached(redis_cache, Account(user, "USD")) == balance(user, 3, 3)
 
 
 def test_full_sync_writes_are_last_write_wins(redis_cache: RedisCache) -> None:
@@ -185,7 +357,7 @@ def test_full_sync_writes_are_last_write_wins(redis_cache: RedisCache) -> None:
     sync.put_many([balance(user, 6, 6)])
     sync.complete()
     sync.close()
-    assert redis_cache.get(Account(user, "USD")) == balance(user, 7, 7)
+    assert cached(redis_cache, Account(user, "USD")) == balance(user, 7, 7)
 
 
 def test_full_sync_whose_connection_broke_never_makes_redis_ready(
@@ -229,6 +401,21 @@ def test_redis_down_fails_fast_then_trips_the_breaker() -> None:
     cache.close()
 
 
+def test_redis_down_fails_the_async_reader_then_trips_the_breaker() -> None:
+    """The reader against a closed port raises CacheUnavailable, then skips Redis."""
+    cache = RedisCache(f"redis://127.0.0.1:{free_port()}/0", prefix=fresh_prefix())
+
+    async def scenario(reader: AsyncBalanceReader) -> None:
+        with pytest.raises(CacheUnavailable, match="cannot connect"):
+            await reader.get(Account(1, "USD"))
+        for _ in range(100):
+            with pytest.raises(CacheUnavailable, match="recently unreachable"):
+                await reader.get(Account(1, "USD"))
+
+    on_reader(cache, scenario)
+    cache.close()
+
+
 # -- nonces ------------------------------------------------------------------
 @pytest.fixture(params=["memory", "redis"])
 def nonces(request: pytest.FixtureRequest) -> Iterator[MemoryNonceCache | RedisNonceCache]:
@@ -242,24 +429,47 @@ def nonces(request: pytest.FixtureRequest) -> Iterator[MemoryNonceCache | RedisN
 
 def test_nonce_is_accepted_once(nonces: MemoryNonceCache | RedisNonceCache) -> None:
     """SET NX: the first use of a (key, nonce) wins, a repeat is refused, others are free."""
-    assert nonces.first_use("k1", "n1", 60)
-    assert not nonces.first_use("k1", "n1", 60)
-    assert nonces.first_use("k1", "n2", 60)
-    assert nonces.first_use("k2", "n1", 60)
+
+    async def scenario() -> None:
+        assert await nonces.first_use("k1", "n1", 60)
+        assert not await nonces.first_use("k1", "n1", 60)
+        assert await nonces.first_use("k1", "n2", 60)
+        assert await nonces.first_use("k2", "n1", 60)
+        await nonces.close()
+
+    asyncio.run(scenario())
+
+
+def test_concurrent_uses_of_one_nonce_accept_exactly_one(
+    nonces: MemoryNonceCache | RedisNonceCache,
+) -> None:
+    """Checks in flight together (pipelined on one connection) still let one use win."""
+
+    async def scenario() -> list[bool]:
+        firsts = await asyncio.gather(*(nonces.first_use("k", "same", 60) for _ in range(50)))
+        await nonces.close()
+        return list(firsts)
+
+    assert sorted(asyncio.run(scenario())) == [False] * 49 + [True]
 
 
 def test_nonce_is_forgotten_after_its_ttl(nonces: MemoryNonceCache | RedisNonceCache) -> None:
     """After the TTL the same nonce is accepted again (polled with a deadline)."""
-    assert nonces.first_use("k", "n", 1)
-    assert not nonces.first_use("k", "n", 1)
-    deadline = time.monotonic() + 10
-    while not nonces.first_use("k", "n", 1):
-        assert time.monotonic() < deadline, "nonce never expired"
-        time.sleep(0.05)
+
+    async def scenario() -> None:
+        assert await nonces.first_use("k", "n", 1)
+        assert not await nonces.first_use("k", "n", 1)
+        deadline = time.monotonic() + 10
+        while not await nonces.first_use("k", "n", 1):
+            assert time.monotonic() < deadline, "nonce never expired"
+            await asyncio.sleep(0.05)
+        await nonces.close()
+
+    asyncio.run(scenario())
 
 
 def test_redis_nonce_cache_down_raises_cache_unavailable() -> None:
     """Against a closed port the nonce check fails as CacheUnavailable (the call is refused)."""
     cache = RedisNonceCache(f"redis://127.0.0.1:{free_port()}/0", fresh_prefix())
     with pytest.raises(CacheUnavailable):
-        cache.first_use("k", "n", 60)
+        asyncio.run(cache.first_use("k", "n", 60))

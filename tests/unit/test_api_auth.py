@@ -4,6 +4,9 @@ behaviour is in tests/security/test_signing.py)."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Mapping
+
 import pytest
 
 from ledgerd.api.auth import WINDOW_MS, ApiKey, Authenticator
@@ -36,9 +39,28 @@ def clock() -> Clock:
     return Clock()
 
 
+class Verifier:
+    """The Authenticator's async ``verify``, run to completion: no I/O happens here."""
+
+    def __init__(self, authenticator: Authenticator) -> None:
+        self._authenticator = authenticator
+
+    def verify(
+        self,
+        method: str,
+        metadata: Mapping[str, str],
+        body: bytes,
+        *,
+        scope_method: str | None = None,
+    ) -> ApiKey:
+        return asyncio.run(
+            self._authenticator.verify(method, metadata, body, scope_method=scope_method)
+        )
+
+
 @pytest.fixture
-def auth(clock: Clock) -> Authenticator:
-    return Authenticator(KEYS, MemoryNonceCache(), clock=clock)
+def auth(clock: Clock) -> Verifier:
+    return Verifier(Authenticator(KEYS, MemoryNonceCache(), clock=clock))
 
 
 def signed(
@@ -55,25 +77,25 @@ def signed(
     )
 
 
-def reason(auth: Authenticator, metadata: dict[str, str], method: str = READ) -> str:
+def reason(auth: Verifier, metadata: dict[str, str], method: str = READ) -> str:
     with pytest.raises(Unauthenticated) as refused:
         auth.verify(method, metadata, BODY)
     return refused.value.reason
 
 
-def test_valid_signature_returns_the_key(auth: Authenticator) -> None:
+def test_valid_signature_returns_the_key(auth: Verifier) -> None:
     """A call signed with the key's newest secret verifies as that key."""
     assert auth.verify(READ, signed(), BODY) is KEYS["writer"]
     assert auth.verify(WRITE, signed(method=WRITE, nonce="m" * 32), BODY) is KEYS["writer"]
 
 
-def test_previous_secret_is_accepted_during_rotation(auth: Authenticator) -> None:
+def test_previous_secret_is_accepted_during_rotation(auth: Verifier) -> None:
     """Any listed secret verifies; one that is not listed does not."""
     assert auth.verify(READ, signed(secret="old-secret"), BODY) is KEYS["writer"]
     assert reason(auth, signed(secret="older-secret", nonce="o" * 32)) == "bad_signature"
 
 
-def test_unknown_key(auth: Authenticator) -> None:
+def test_unknown_key(auth: Verifier) -> None:
     assert reason(auth, signed(key_id="nobody", secret="x")) == "unknown_key"
 
 
@@ -86,9 +108,7 @@ def test_unknown_key(auth: Authenticator) -> None:
         ("other key's secret", signed(key_id="reader", secret="new-secret"), READ),
     ],
 )
-def test_bad_signature(
-    auth: Authenticator, case: str, metadata: dict[str, str], method: str
-) -> None:
+def test_bad_signature(auth: Verifier, case: str, metadata: dict[str, str], method: str) -> None:
     assert reason(auth, metadata, method) == "bad_signature", case
 
 
@@ -103,27 +123,25 @@ def test_bad_signature(
     ],
 )
 def test_malformed_metadata(
-    auth: Authenticator, case: str, change: dict[str, str], expected: str
+    auth: Verifier, case: str, change: dict[str, str], expected: str
 ) -> None:
     assert reason(auth, {**signed(), **change}) == expected, case
 
 
 @pytest.mark.parametrize("skew_ms", [-WINDOW_MS, WINDOW_MS])
-def test_timestamp_exactly_at_the_window_edge_is_accepted(
-    auth: Authenticator, skew_ms: int
-) -> None:
+def test_timestamp_exactly_at_the_window_edge_is_accepted(auth: Verifier, skew_ms: int) -> None:
     """30 s behind or ahead of the server's clock, to the millisecond, still verifies."""
     assert auth.verify(READ, signed(timestamp_ms=NOW_MS + skew_ms), BODY) is KEYS["writer"]
 
 
 @pytest.mark.parametrize("skew_ms", [-WINDOW_MS - 1, WINDOW_MS + 1])
 def test_timestamp_one_millisecond_outside_the_window_is_refused(
-    auth: Authenticator, skew_ms: int
+    auth: Verifier, skew_ms: int
 ) -> None:
     assert reason(auth, signed(timestamp_ms=NOW_MS + skew_ms)) == "expired"
 
 
-def test_request_expires_as_the_server_clock_moves(auth: Authenticator, clock: Clock) -> None:
+def test_request_expires_as_the_server_clock_moves(auth: Verifier, clock: Clock) -> None:
     """The same signed call verifies while the clock is within 30 s of its timestamp,
     and is refused a millisecond later (a fresh nonce each time, to test time alone)."""
     clock.now_ms = NOW_MS + WINDOW_MS
@@ -136,7 +154,7 @@ def test_request_expires_as_the_server_clock_moves(auth: Authenticator, clock: C
     assert reason(auth, signed(nonce="d" * 32)) == "expired"
 
 
-def test_replayed_nonce_is_refused(auth: Authenticator) -> None:
+def test_replayed_nonce_is_refused(auth: Verifier) -> None:
     """The same signed call twice: the second is a replay; another nonce passes."""
     call = signed()
     auth.verify(READ, call, BODY)
@@ -144,7 +162,7 @@ def test_replayed_nonce_is_refused(auth: Authenticator) -> None:
     assert auth.verify(READ, signed(nonce="p" * 32), BODY) is KEYS["writer"]
 
 
-def test_nonces_are_per_key(auth: Authenticator) -> None:
+def test_nonces_are_per_key(auth: Verifier) -> None:
     """Two keys may use the same nonce."""
     auth.verify(READ, signed(), BODY)
     assert auth.verify(READ, signed("reader", "read-secret"), BODY) is KEYS["reader"]
@@ -158,14 +176,14 @@ def test_nonces_are_per_key(auth: Authenticator) -> None:
     ],
 )
 def test_refused_call_does_not_spend_its_nonce(
-    auth: Authenticator, case: str, refused: dict[str, str]
+    auth: Verifier, case: str, refused: dict[str, str]
 ) -> None:
     """Only a correctly signed, timely call spends a nonce: guessing one denies nothing."""
     assert reason(auth, refused) in ("bad_signature", "expired"), case
     assert auth.verify(READ, signed(), BODY) is KEYS["writer"]
 
 
-def test_read_scoped_key_may_read_but_not_write(auth: Authenticator) -> None:
+def test_read_scoped_key_may_read_but_not_write(auth: Verifier) -> None:
     """A valid signature of a key without the method's scope is PERMISSION_DENIED."""
     assert auth.verify(READ, signed("reader", "read-secret"), BODY) is KEYS["reader"]
     call = signed("reader", "read-secret", WRITE, nonce="w" * 32)
@@ -173,7 +191,7 @@ def test_read_scoped_key_may_read_but_not_write(auth: Authenticator) -> None:
         auth.verify(WRITE, call, BODY)
 
 
-def test_scope_follows_scope_method_when_given(auth: Authenticator) -> None:
+def test_scope_follows_scope_method_when_given(auth: Verifier) -> None:
     """A REST path is what is signed; the gRPC method it maps to decides the scope."""
     path = "/v1/balances/1"
     call = signed("reader", "read-secret", path)

@@ -85,8 +85,14 @@ def load_keys(inline: str, file: Path | None) -> dict[str, ApiKey]:
 
 
 class NonceCache(Protocol):
-    def first_use(self, key_id: str, nonce: str, ttl_s: int) -> bool:
-        """Record the nonce; True only the first time it is seen within ttl_s."""
+    async def first_use(self, key_id: str, nonce: str, ttl_s: int) -> bool:
+        """Record the nonce; True only the first time it is seen within ttl_s.
+
+        Raises:
+            CacheUnavailable: the shared nonce store did not answer.
+        """
+
+    async def close(self) -> None: ...
 
 
 class Authenticator:
@@ -108,7 +114,10 @@ class Authenticator:
     def enabled(self) -> bool:
         return bool(self._keys)
 
-    def verify(
+    async def close(self) -> None:
+        await self._nonces.close()
+
+    async def verify(
         self,
         method: str,
         metadata: Mapping[str, str],
@@ -149,7 +158,7 @@ class Authenticator:
         if not matched:
             raise Unauthenticated("bad_signature")
         # Only a correctly signed request may spend a nonce (no denial by guessing).
-        if not self._nonces.first_use(key_id, nonce, ttl_s=2 * self._window_ms // 1000 + 1):
+        if not await self._nonces.first_use(key_id, nonce, ttl_s=2 * self._window_ms // 1000 + 1):
             raise Unauthenticated("replayed")
         needed = "read" if (scope_method or method) in READ_METHODS else "write"
         if needed not in key.scopes:

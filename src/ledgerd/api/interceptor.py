@@ -87,7 +87,7 @@ class GatekeeperInterceptor(_Interceptor):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> None:
         try:
-            self._auth.verify(method, metadata, body)
+            await self._auth.verify(method, metadata, body)
         except Unauthenticated as exc:
             metrics.AUTH_FAILURES.labels(reason=exc.reason).inc()
             _count(name, "UNAUTHENTICATED")

@@ -1,4 +1,9 @@
-"""Nonce caches for replay protection: in memory (embedded), or Redis shared by all processes."""
+"""Nonce caches for replay protection: in memory (embedded), or Redis shared by all processes.
+
+Both are async: the check runs on the API's event loop, and the Redis one must
+not block it. Concurrent checks share one pipelined connection
+(``ledgerd.cache.pipelined``).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,9 @@ import threading
 import time
 from collections import OrderedDict
 
-import redis
-from redis.exceptions import RedisError
+import hiredis
 
+from ledgerd.cache.pipelined import PipelinedRedis, pack
 from ledgerd.constants import DEFAULT_REDIS_PREFIX, REDIS_NONCE_KEY
 from ledgerd.errors import CacheUnavailable
 
@@ -21,7 +26,7 @@ class MemoryNonceCache:
         self._max_entries = max_entries
         self._lock = threading.Lock()
 
-    def first_use(self, key_id: str, nonce: str, ttl_s: int) -> bool:
+    async def first_use(self, key_id: str, nonce: str, ttl_s: int) -> bool:
         now = time.monotonic()
         with self._lock:
             # Entries are in insertion order and share one TTL, so expired ones lead.
@@ -35,17 +40,28 @@ class MemoryNonceCache:
             self._seen[(key_id, nonce)] = now + ttl_s
             return True
 
+    async def close(self) -> None:
+        return None
+
 
 class RedisNonceCache:
-    """``SET NX EX`` in Redis: a nonce is accepted once across every ledgerd process."""
+    """``SET NX EX`` in Redis: a nonce is accepted once across every ledgerd process.
+
+    Create it anywhere; it connects on first use, on the loop that uses it.
+    """
 
     def __init__(self, url: str, prefix: str = DEFAULT_REDIS_PREFIX) -> None:
-        self._client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self._connection = PipelinedRedis(url, timeout_s=0.5, name="redis nonce cache")
         self._prefix = prefix + REDIS_NONCE_KEY
 
-    def first_use(self, key_id: str, nonce: str, ttl_s: int) -> bool:
+    async def first_use(self, key_id: str, nonce: str, ttl_s: int) -> bool:
         """Raises: CacheUnavailable: Redis did not answer (the call is refused as UNAVAILABLE)."""
-        try:
-            return bool(self._client.set(f"{self._prefix}{key_id}:{nonce}", 1, nx=True, ex=ttl_s))
-        except RedisError as exc:
-            raise CacheUnavailable(f"redis nonce cache: {exc}") from exc
+        reply = await self._connection.execute(
+            pack("SET", f"{self._prefix}{key_id}:{nonce}", 1, "NX", "EX", ttl_s)
+        )
+        if isinstance(reply, hiredis.ReplyError):
+            raise CacheUnavailable(f"redis nonce cache: {reply}")
+        return bool(reply == "OK")
+
+    async def close(self) -> None:
+        await self._connection.close()

@@ -123,7 +123,7 @@ class RestGateway:
             try:
                 body = await request.read()
                 if self._auth.enabled:
-                    self._verify(request, rpc, body)
+                    await self._verify(request, rpc, body)
                 request["body"] = body
                 answer = await operation(request)
                 text = json.dumps(
@@ -147,9 +147,9 @@ class RestGateway:
 
         return endpoint
 
-    def _verify(self, request: web.Request, rpc: str, body: bytes) -> None:
+    async def _verify(self, request: web.Request, rpc: str, body: bytes) -> None:
         headers = {key.lower(): value for key, value in request.headers.items()}
-        self._auth.verify(
+        await self._auth.verify(
             f"{request.method} {request.path_qs}", headers, body, scope_method=SERVICE_PREFIX + rpc
         )
 

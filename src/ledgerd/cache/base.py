@@ -7,6 +7,14 @@ repeated updates can never move a balance backwards.
 A cache that may hold entries older than versions the service already
 answered (Redis after a restart) serves no reads until a full sync has
 rewritten every balance and vouched for it (``FullSync.complete``).
+
+The API reads through an ``AsyncBalanceReader`` (``BalanceCache.reader``), which
+never blocks the event loop; the consumer, the cache updater and the write-back
+of answers use the synchronous interface, on threads.
+
+Negative entries: the service caches an account that has no stored balance as
+its zero balance at version 0. Last write wins by version, so such an entry never
+replaces a real balance, and the account's first real balance replaces it.
 """
 
 from __future__ import annotations
@@ -43,7 +51,24 @@ class FullSync(Protocol):
     def close(self) -> None: ...
 
 
+class AsyncBalanceReader(Protocol):
+    """The read path of a cache for one event loop: create, use and close it on that loop."""
+
+    async def get(self, account: Account) -> Balance | None:
+        """The cached balance (version 0 for a negative entry), or None when not cached or
+        the cache is not ready.
+
+        Raises:
+            CacheUnavailable: the cache cannot be reached (readers fall back to the store).
+        """
+
+    async def close(self) -> None: ...
+
+
 class BalanceCache(Protocol):
+    def reader(self) -> AsyncBalanceReader:
+        """A reader for the running event loop (it connects on first use)."""
+
     def get(self, account: Account) -> Balance | None:
         """The cached balance, or None when not cached or the cache is not ready.
 

@@ -36,6 +36,9 @@ class MemoryCache:
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
 
+    def reader(self) -> MemoryReader:
+        return MemoryReader(self)
+
     def ready(self) -> bool:
         """Always: this process's memory holds nothing older than what it was given."""
         return True
@@ -67,4 +70,17 @@ class MemoryFullSync:
         return None
 
     def close(self) -> None:
+        return None
+
+
+class MemoryReader:
+    """AsyncBalanceReader on the memory cache: a dict lookup needs no waiting."""
+
+    def __init__(self, cache: MemoryCache) -> None:
+        self._cache = cache
+
+    async def get(self, account: Account) -> Balance | None:
+        return self._cache.get(account)
+
+    async def close(self) -> None:
         return None

@@ -28,15 +28,26 @@ or write), the feed updater writes it, or the next full sync. FLUSHALL,
 eviction or a deleted key only make reads miss, which is always safe.
 Timeouts are short, and after a failure Redis is skipped for a second: a
 slow or dead Redis must not slow reads (they fall back to the store).
+
+The API reads through ``RedisBalanceReader`` (``RedisCache.reader``): the same
+read script by SHA, over one pipelined connection on the event loop
+(``ledgerd.cache.pipelined``), sharing this cache's breaker and its unwritten
+balances. Writes stay synchronous (callers run them on threads).
+
+Negative entries (version 0, an account with no stored balance) expire after
+``NEGATIVE_ENTRY_TTL_S``, so reads of accounts that never appear cannot fill
+Redis; the first real balance written over one removes the expiry.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterable
 
+import hiredis
 import redis
 from redis.backoff import NoBackoff
 from redis.commands.core import Script
@@ -44,26 +55,35 @@ from redis.exceptions import NoScriptError, RedisError
 from redis.retry import Retry
 
 from ledgerd import metrics
+from ledgerd.cache.pipelined import PipelinedRedis, pack_arg, pack_head
 from ledgerd.constants import DEFAULT_REDIS_PREFIX, REDIS_BALANCE_KEY
 from ledgerd.domain.amounts import format_amount, parse_decimal
 from ledgerd.domain.model import Account, Balance
 from ledgerd.errors import CacheUnavailable
 
+NEGATIVE_ENTRY_TTL_S = 3600
 # KEYS = account hashes; ARGV = available, frozen, version for each key in turn.
 # One call writes a whole batch: per-key round trips cost more than the writes.
+# A version-0 entry (negative) expires; a real balance replacing one does not.
 _LAST_WRITE_WINS = """
 local written = 0
 for i, key in ipairs(KEYS) do
   local base = (i - 1) * 3
+  local version = tonumber(ARGV[base + 3])
   local current = redis.call('HGET', key, 'version')
-  if (not current) or tonumber(current) < tonumber(ARGV[base + 3]) then
+  if (not current) or tonumber(current) < version then
     redis.call('HSET', key, 'available', ARGV[base + 1], 'frozen', ARGV[base + 2],
                'version', ARGV[base + 3])
+    if version == 0 then
+      redis.call('EXPIRE', key, NEGATIVE_ENTRY_TTL_S)
+    elseif current == '0' then
+      redis.call('PERSIST', key)
+    end
     written = written + 1
   end
 end
 return written
-"""
+""".replace("NEGATIVE_ENTRY_TTL_S", str(NEGATIVE_ENTRY_TTL_S))
 # The first line makes the SHA differ per deployment (see the module docstring).
 _READ = """-- ledgerd balance read, key prefix {prefix}
 return redis.call('HMGET', KEYS[1], 'available', 'frozen', 'version')
@@ -114,8 +134,20 @@ class RedisCache:
             raise CacheUnavailable("redis: recently unreachable, not trying again yet")
 
     def _trip(self, exc: RedisError) -> CacheUnavailable:
-        self._down_until = time.monotonic() + self._retry_after_s
+        self._open_breaker()
         return CacheUnavailable(f"redis: {exc}")
+
+    def _open_breaker(self) -> None:
+        self._down_until = time.monotonic() + self._retry_after_s
+
+    def reader(self) -> RedisBalanceReader:
+        """A reader for the running event loop, on a pipelined connection of its own."""
+        return RedisBalanceReader(self, PipelinedRedis(self._url, timeout_s=self._timeout_s))
+
+    @property
+    def has_unwritten(self) -> bool:
+        """Whether balances whose write failed wait to be replayed (before any read)."""
+        return bool(self._unwritten)
 
     # -- reads ----------------------------------------------------------------
     def get(self, account: Account) -> Balance | None:
@@ -136,15 +168,7 @@ class RedisCache:
             return None
         except RedisError as exc:
             raise self._trip(exc) from exc
-        if version is None or available is None or frozen is None:
-            return None
-        return Balance(
-            account.user_id,
-            account.currency,
-            parse_decimal(str(available)),
-            parse_decimal(str(frozen)),
-            int(version),
-        )
+        return _balance(account, available, frozen, version)
 
     def ready(self) -> bool:
         """Whether a full sync has vouched for this Redis instance since it started.
@@ -210,6 +234,64 @@ class RedisCache:
 
     def close(self) -> None:
         self._client.close()
+
+
+class RedisBalanceReader:
+    """AsyncBalanceReader: the read script by SHA over one pipelined connection.
+
+    Concurrent reads leave together (those of one loop turn, or issued while the
+    previous write is out), and each is sent only after its caller asked, so a
+    reply is never older than its read (a read never joins a write already sent).
+    """
+
+    def __init__(self, cache: RedisCache, connection: PipelinedRedis) -> None:
+        self._cache = cache
+        self._connection = connection
+        # EVALSHA <sha> 1 <key>: packed once but for the key.
+        self._command_head = pack_head(4, "EVALSHA", cache._read_sha, 1)
+
+    async def get(self, account: Account) -> Balance | None:
+        """The cached balance; None when absent or while no full sync vouches for the cache.
+
+        Raises:
+            CacheUnavailable: Redis cannot be reached (or earlier writes cannot be replayed).
+        """
+        cache = self._cache
+        cache._check_breaker()
+        if cache.has_unwritten:
+            # Replay first: this process may have answered a version Redis lacks.
+            await asyncio.to_thread(cache.put_many, ())
+        key = cache.balance_key(account).encode()
+        try:
+            reply = await self._connection.execute(self._command_head + pack_arg(key))
+        except CacheUnavailable:
+            cache._open_breaker()
+            raise
+        if isinstance(reply, hiredis.ReplyError):
+            if str(reply).startswith("NOSCRIPT"):
+                metrics.CACHE_NOT_READY_READS.inc()
+                return None
+            raise CacheUnavailable(f"redis: {reply}")
+        available, frozen, version = reply
+        return _balance(account, available, frozen, version)
+
+    async def close(self) -> None:
+        await self._connection.close()
+
+
+def _balance(
+    account: Account, available: object, frozen: object, version: object
+) -> Balance | None:
+    """The balance a read script reply holds; None when the hash lacks a field."""
+    if version is None or available is None or frozen is None:
+        return None
+    return Balance(
+        account.user_id,
+        account.currency,
+        parse_decimal(str(available)),
+        parse_decimal(str(frozen)),
+        int(str(version)),
+    )
 
 
 class RedisFullSync:
