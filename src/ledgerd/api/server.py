@@ -7,8 +7,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ledgerd.api.auth import Authenticator
+from ledgerd.api.gatekeeper import Gatekeeper
 from ledgerd.api.handlers import Handlers
-from ledgerd.api.interceptor import GatekeeperInterceptor
 from ledgerd.api.servicer import BalanceServicer
 from ledgerd.probes import HealthSource
 from ledgerd.service import LedgerService
@@ -34,7 +34,6 @@ class GrpcServer:
     ) -> None:
         self._health_source = health_source
         self._server = grpc.aio.server(
-            interceptors=[GatekeeperInterceptor(authenticator)],
             # Past this many calls in progress, grpc answers RESOURCE_EXHAUSTED.
             maximum_concurrent_rpcs=max_concurrent_rpcs,
             options=[
@@ -44,7 +43,9 @@ class GrpcServer:
             ],
         )
         servicer = BalanceServicer(Handlers(service, health_source))
-        balance_pb2_grpc.add_BalanceServiceServicer_to_server(servicer, self._server)  # type: ignore[no-untyped-call]
+        Gatekeeper(authenticator).register(
+            self._server, balance_pb2_grpc.add_BalanceServiceServicer_to_server, servicer
+        )
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(
