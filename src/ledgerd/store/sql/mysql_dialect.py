@@ -274,6 +274,11 @@ class MysqlDialect:
                 raise TransientStoreError(
                     f"LOAD DATA wrote {session.cursor.rowcount} of {len(rows)} {table} rows"
                 )
+            warnings = session.cursor.connection.warning_count()
+            if warnings:
+                # LOAD DATA LOCAL turns strict-mode errors into warnings: a value it
+                # truncated or clamped must fail the batch, not land altered.
+                raise StoreUnavailable(f"LOAD DATA into {table}: {warnings} warnings")
         finally:
             os.unlink(path)
 
