@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -430,7 +431,9 @@ def _profile(options: Options, server: ServerProcess) -> subprocess.Popen[bytes]
     options.profile_dir.mkdir(parents=True, exist_ok=True)
     # Collapsed stacks: one line per stack with its sample count (flamegraph.pl input).
     output = options.profile_dir / f"{options.scenario}.folded"
-    command = ["py-spy", "record", "-p", str(server.process.pid), "-o", str(output), "-f", "raw"]
+    # py-spy comes with the dev extra, next to this interpreter when not on PATH.
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    command = [py_spy, "record", "-p", str(server.process.pid), "-o", str(output), "-f", "raw"]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
