@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -67,3 +68,21 @@ def test_metrics_endpoint_exposes_request_and_consumer_metrics(fresh_server: Ser
         "ledgerd_consumer_lag_messages",
     ):
         assert name in text, name
+
+
+def test_api_workers_are_refused_on_the_embedded_stack(tmp_path: Path) -> None:
+    """`ledgerd serve --api-workers 2` on SQLite, the embedded log and the memory cache exits
+    2 before starting anything, saying why and naming LEDGERD_API_WORKERS."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERD_")}
+    completed = subprocess.run(
+        ledgerd_command("serve", "--api-workers", "2"),
+        env={**inherited, "LEDGERD_DATA_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 2
+    assert "LEDGERD_API_WORKERS=2 needs the production stack" in completed.stderr
+    assert "LEDGERD_LOG_URL (embedded:)" in completed.stderr
+    assert not (tmp_path / "ledgerd.sqlite").exists()

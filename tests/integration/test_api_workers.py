@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -22,7 +21,7 @@ from typing import Any
 
 import grpc
 import pytest
-from harness import ServerProcess, free_port, ledgerd_command, production_env, wait_until
+from harness import ServerProcess, free_port, production_env, wait_until
 from harness.load import Load, change, final_status, new_user
 
 from ledgerd.v1 import balance_pb2 as pb
@@ -212,21 +211,3 @@ def test_workers_stop_when_the_parent_is_killed(server: ServerProcess) -> None:
     assert len(server.log_events("parent process gone; stopping this api worker")) == WORKERS
     with socket.socket() as client, pytest.raises(ConnectionRefusedError):
         client.connect(("127.0.0.1", server.grpc_port))
-
-
-def test_api_workers_are_refused_on_the_embedded_stack(tmp_path: Path) -> None:
-    """`ledgerd serve --api-workers 2` on SQLite, the embedded log and the memory cache exits
-    2 before starting anything, saying why and naming LEDGERD_API_WORKERS."""
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERD_")}
-    completed = subprocess.run(
-        ledgerd_command("serve", "--api-workers", "2"),
-        env={**inherited, "LEDGERD_DATA_DIR": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert completed.returncode == 2
-    assert "LEDGERD_API_WORKERS=2 needs the production stack" in completed.stderr
-    assert "LEDGERD_LOG_URL (embedded:)" in completed.stderr
-    assert not (tmp_path / "ledgerd.sqlite").exists()
