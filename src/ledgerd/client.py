@@ -8,6 +8,13 @@ Requests are serialized once and the exact bytes are signed and sent. A call
 that fails with UNAVAILABLE, DEADLINE_EXCEEDED or RESOURCE_EXHAUSTED is
 retried (re-signed, same request_id), so a change is never applied twice:
 the server answers a retry of an accepted change with ``duplicate = true``.
+
+A call's final failure is raised as ``LedgerdRpcError``, a ``grpc.RpcError``
+with the server's error details as typed fields:
+
+    except LedgerdRpcError as exc:
+        exc.code(), exc.message, exc.reason, exc.metadata
+        for field, description in exc.field_violations: ...
 """
 
 from __future__ import annotations
@@ -23,7 +30,18 @@ import grpc
 from google.protobuf.message import Message
 
 from ledgerd.api.signing import Signer
+from ledgerd.errors import FieldViolation
+from ledgerd.rpc_errors import LedgerdRpcError
 from ledgerd.v1 import balance_pb2 as pb
+
+__all__ = [
+    "AsyncLedgerdClient",
+    "FieldViolation",
+    "LedgerdClient",
+    "LedgerdRpcError",
+    "RetryPolicy",
+    "change_request",
+]
 
 SERVICE = "/ledgerd.v1.BalanceService/"
 RETRIABLE = frozenset(
@@ -134,10 +152,11 @@ class _Base:
         """How long to wait before the next attempt.
 
         Raises:
-            grpc.RpcError: ``error`` itself when it is final (not retriable, or the last attempt).
+            LedgerdRpcError: ``error`` with its details when final (not retriable, or the last
+                attempt).
         """
         if error.code() not in RETRIABLE or attempt == self._retry.attempts - 1:
-            raise error
+            raise LedgerdRpcError(error) from error
         return self._retry.backoff_s(attempt)
 
 
@@ -165,7 +184,7 @@ class LedgerdClient(_Base):
         """Call one RPC by name with signing and retries.
 
         Raises:
-            grpc.RpcError: the final failure (non-retriable, or out of attempts).
+            LedgerdRpcError: the final failure (non-retriable, or out of attempts).
         """
         prepared = self._prepare(name, request, timeout_s)
         for attempt in range(self._retry.attempts):
@@ -236,7 +255,7 @@ class AsyncLedgerdClient(_Base):
         await self._channel.close(None)
 
     async def call(self, name: str, request: Message, timeout_s: float | None = None) -> Any:
-        """Raises: grpc.RpcError: the final failure."""
+        """Raises: LedgerdRpcError: the final failure."""
         prepared = self._prepare(name, request, timeout_s)
         for attempt in range(self._retry.attempts):
             try:

@@ -2,7 +2,8 @@
 
 It wraps each method's handler, once at registration, so it sees the raw request bytes (the
 signature covers exactly the bytes the client sent, not a re-serialization),
-answers undecodable bodies with INVALID_ARGUMENT instead of grpc's INTERNAL,
+answers undecodable bodies with INVALID_ARGUMENT (a violation of field ``request``)
+instead of grpc's INTERNAL,
 and, when keys are configured, verifies the signature and the key's scope.
 The standard health service and reflection pass through untouched.
 """
@@ -18,7 +19,8 @@ from google.protobuf.message import DecodeError, Message
 
 from ledgerd import metrics
 from ledgerd.api.auth import SERVICE_PREFIX, Authenticator
-from ledgerd.errors import BackendUnavailable, PermissionDenied, Unauthenticated
+from ledgerd.api.errors import abort
+from ledgerd.errors import BackendUnavailable, InvalidArgument, PermissionDenied, Unauthenticated
 
 # A generated ``add_…Servicer_to_server`` function; grpc's handler typing is loose.
 AddServicer = Callable[[Any, Any], None]
@@ -86,8 +88,8 @@ class Gatekeeper:
         async def behavior(raw: _Raw, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             if raw.message is None:
                 _count(name, "INVALID_ARGUMENT")
-                await context.abort(
-                    grpc.StatusCode.INVALID_ARGUMENT, f"request: not a valid {name} request message"
+                await abort(
+                    context, InvalidArgument("request", f"not a valid {name} request message")
                 )
             if self._auth.enabled:
                 metadata = {
@@ -117,14 +119,14 @@ class Gatekeeper:
         except Unauthenticated as exc:
             metrics.AUTH_FAILURES.labels(reason=exc.reason).inc()
             _count(name, "UNAUTHENTICATED")
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, Unauthenticated.public_message)
+            await abort(context, exc)  # the public message and reason only, never which check
         except PermissionDenied as exc:
             metrics.AUTH_FAILURES.labels(reason="scope").inc()
             _count(name, "PERMISSION_DENIED")
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+            await abort(context, exc)
         except BackendUnavailable as exc:
             _count(name, "UNAVAILABLE")
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            await abort(context, exc)
 
 
 def _count(method: str, code: str) -> None:

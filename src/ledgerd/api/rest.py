@@ -2,8 +2,10 @@
 
 Requests and answers use proto3's JSON mapping (64-bit numbers as text, enums
 by name) and go through the same handlers as gRPC. Errors are JSON
-``{"code": "<gRPC code name>", "message": "..."}`` with the HTTP status of the
-table below. Signing uses the same headers and canonical string as gRPC, with
+``{"code": "<gRPC code name>", "message": "...", "details": [...]}`` with the
+HTTP status of the table below; ``details`` holds the google.rpc.Status details
+gRPC sends (ErrorInfo, BadRequest) in protobuf's JSON mapping, ``[]`` if none.
+Signing uses the same headers and canonical string as gRPC, with
 ``"{HTTP method} {path and query}"`` in place of the gRPC method and the raw
 HTTP body (empty for GET) as the signed bytes.
 """
@@ -12,7 +14,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import grpc
 import structlog
@@ -22,7 +25,7 @@ from google.protobuf.message import Message
 
 from ledgerd import metrics
 from ledgerd.api.auth import SERVICE_PREFIX, Authenticator
-from ledgerd.api.errors import status_of
+from ledgerd.api.errors import details_json, rich_status, status_of
 from ledgerd.api.handlers import Handlers
 from ledgerd.api.openapi import DOCUMENT
 from ledgerd.errors import InvalidArgument, LedgerError, PermissionDenied, Unauthenticated
@@ -46,11 +49,19 @@ TIMEOUT_HEADER = "x-ledgerd-timeout-ms"
 Operation = Callable[[web.Request], Awaitable[Message]]
 
 
-def _error(code: grpc.StatusCode, message: str) -> web.Response:
-    body = json.dumps({"code": code.name, "message": message})
+def _error(
+    code: grpc.StatusCode, message: str, details: Sequence[dict[str, Any]] = ()
+) -> web.Response:
+    body = json.dumps({"code": code.name, "message": message, "details": list(details)})
     return web.Response(
         status=HTTP_STATUS.get(code, 500), text=body, content_type="application/json"
     )
+
+
+def _ledger_error(error: LedgerError) -> web.Response:
+    """The answer to a LedgerError: the same status, message and details as over gRPC."""
+    status = rich_status(error)
+    return _error(status_of(error), status.message, details_json(status))
 
 
 def _parse(body: bytes, message: Message) -> Message:
@@ -133,14 +144,14 @@ class RestGateway:
             except Unauthenticated as exc:
                 metrics.AUTH_FAILURES.labels(reason=exc.reason).inc()
                 code = grpc.StatusCode.UNAUTHENTICATED
-                return _error(code, Unauthenticated.public_message)
+                return _ledger_error(exc)  # the public message and reason only, never which check
             except PermissionDenied as exc:
                 metrics.AUTH_FAILURES.labels(reason="scope").inc()
                 code = grpc.StatusCode.PERMISSION_DENIED
-                return _error(code, str(exc))
+                return _ledger_error(exc)
             except LedgerError as exc:
                 code = status_of(exc)
-                return _error(code, str(exc))
+                return _ledger_error(exc)
             finally:
                 metrics.RPC_REQUESTS.labels(method=rpc, code=code.name).inc()
                 metrics.RPC_LATENCY.labels(method=rpc).observe(time.perf_counter() - started)

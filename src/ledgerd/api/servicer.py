@@ -10,7 +10,7 @@ import grpc
 import structlog
 
 from ledgerd import metrics
-from ledgerd.api.errors import status_of
+from ledgerd.api.errors import abort, status_of
 from ledgerd.api.handlers import Handlers
 from ledgerd.errors import LedgerError
 from ledgerd.v1 import balance_pb2 as pb
@@ -23,7 +23,7 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class BalanceServicer(pb_grpc.BalanceServiceServicer):
-    """Maps each RPC onto the handlers; every LedgerError becomes its status code."""
+    """Maps each RPC onto the handlers; every LedgerError becomes its status and details."""
 
     def __init__(self, handlers: Handlers) -> None:
         self._handlers = handlers
@@ -69,7 +69,7 @@ def _deadline(context: Context) -> float | None:
 
 
 async def _serve(method: str, context: Context, handle: Callable[[], Awaitable[T]]) -> T:
-    """Run a handler, answer LedgerErrors with their status code, record metrics."""
+    """Run a handler, answer LedgerErrors with their status and details, record metrics."""
     started = time.perf_counter()
     code = "OK"
     try:
@@ -79,8 +79,7 @@ async def _serve(method: str, context: Context, handle: Callable[[], Awaitable[T
         code = status.name
         if status is grpc.StatusCode.INTERNAL:
             log.error("internal error", method=method, error=str(exc))
-        await context.abort(status, str(exc))
-        raise  # abort() raises; this line only satisfies the type checker
+        await abort(context, exc)
     except Exception:
         code = "UNKNOWN"
         log.exception("unhandled error", method=method)
