@@ -39,8 +39,8 @@ STATUS_OF_ERROR: tuple[tuple[type[errors.LedgerError], grpc.StatusCode], ...] = 
     (errors.SchemaTooNew, grpc.StatusCode.FAILED_PRECONDITION),
 )
 
-# gRPC clients refuse trailers over 8 KiB by default (grpc.max_metadata_size), and the
-# details travel base64-encoded beside the message: 4 KiB of violations stays well inside.
+# gRPC clients start refusing trailers past 8 KiB (grpc.max_metadata_size; always past 16 KiB),
+# and the details travel base64-encoded beside the message: 4 KiB of violations stays inside.
 # A batch of 10,000 bad items is cut short; ErrorInfo's `field_violations` tells the total.
 MAX_VIOLATION_BYTES = 4096
 
