@@ -1,9 +1,10 @@
 """The REST/JSON gateway: BalanceService's operations over HTTP, in this process.
 
 Requests and answers use proto3's JSON mapping (64-bit numbers as text, enums
-by name) and go through the same handlers as gRPC. Errors are JSON
-``{"code": "<gRPC code name>", "message": "..."}`` with the HTTP status of the
-table below. Signing uses the same headers and canonical string as gRPC, with
+by name) and go through the same handlers as gRPC. Every error, whatever its
+origin, is JSON ``{"code": "<gRPC code name>", "message": "...", "details": [...]}``
+(``ledgerd.api.rest_errors``); request decoding is in ``ledgerd.api.rest_input``.
+Signing uses the same headers and canonical string as gRPC, with
 ``"{HTTP method} {path and query}"`` in place of the gRPC method and the raw
 HTTP body (empty for GET) as the signed bytes.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import grpc
 import structlog
@@ -25,48 +26,41 @@ from ledgerd.api.auth import SERVICE_PREFIX, Authenticator
 from ledgerd.api.errors import status_of
 from ledgerd.api.handlers import Handlers
 from ledgerd.api.openapi import DOCUMENT
+from ledgerd.api.rest_errors import (
+    Detail,
+    bad_request,
+    code_of_http_status,
+    error_response,
+    json_errors,
+)
+from ledgerd.api.rest_input import (
+    UINT32_MAX,
+    parse_body,
+    path_integer,
+    query_integer,
+    require_json,
+)
 from ledgerd.errors import InvalidArgument, LedgerError, PermissionDenied, Unauthenticated
 from ledgerd.v1 import balance_pb2 as pb
 
 log = structlog.get_logger(__name__)
 
-HTTP_STATUS = {
-    grpc.StatusCode.INVALID_ARGUMENT: 400,
-    grpc.StatusCode.UNAUTHENTICATED: 401,
-    grpc.StatusCode.PERMISSION_DENIED: 403,
-    grpc.StatusCode.NOT_FOUND: 404,
-    grpc.StatusCode.ALREADY_EXISTS: 409,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
-    grpc.StatusCode.UNAVAILABLE: 503,
-    grpc.StatusCode.INTERNAL: 500,
-}
 MAX_BODY_BYTES = 16 * 1024 * 1024
 TIMEOUT_HEADER = "x-ledgerd-timeout-ms"
 
 Operation = Callable[[web.Request], Awaitable[Message]]
 
 
-def _error(code: grpc.StatusCode, message: str) -> web.Response:
-    body = json.dumps({"code": code.name, "message": message})
-    return web.Response(
-        status=HTTP_STATUS.get(code, 500), text=body, content_type="application/json"
-    )
+def _error(code: grpc.StatusCode, message: str, details: Sequence[Detail] = ()) -> web.Response:
+    return error_response(code, message, details)
 
 
-def _parse(body: bytes, message: Message) -> Message:
-    try:
-        return json_format.Parse(body or b"{}", message)
-    except (json_format.ParseError, UnicodeDecodeError, RecursionError) as exc:
-        raise InvalidArgument(
-            "request", f"not a valid JSON {message.DESCRIPTOR.name}: {exc}"
-        ) from None
-
-
-def _integer(request: web.Request, name: str, source: str = "path") -> int:
-    raw = request.match_info.get(name) if source == "path" else request.query.get(name, "0")
-    if raw is None or not raw.isdigit() or len(raw) > 20:
-        raise InvalidArgument(name, "must be a non-negative integer")
-    return int(raw)
+def _details_of(error: LedgerError) -> list[Detail]:
+    """google.rpc details of a domain error: a BadRequest naming the field of an
+    InvalidArgument (the gRPC side's rich errors extend this to every error)."""
+    if isinstance(error, InvalidArgument):
+        return [bad_request([(error.field, error.problem)])]
+    return []
 
 
 def _deadline(request: web.Request) -> float | None:
@@ -87,7 +81,7 @@ class RestGateway:
         self._host, _, port = address.rpartition(":")
         self._port = int(port)
         self._runner: web.AppRunner | None = None
-        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[json_errors])
         routes = [
             ("GET", "/v1/balances/{user_id}", "GetBalance", self._get_balance),
             ("POST", "/v1/changes", "ChangeBalance", self._change_balance),
@@ -121,6 +115,7 @@ class RestGateway:
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
+                require_json(request)
                 body = await request.read()
                 if self._auth.enabled:
                     await self._verify(request, rpc, body)
@@ -140,7 +135,13 @@ class RestGateway:
                 return _error(code, str(exc))
             except LedgerError as exc:
                 code = status_of(exc)
-                return _error(code, str(exc))
+                return _error(code, str(exc), _details_of(exc))
+            except web.HTTPException as exc:  # answered by the json_errors middleware
+                code = code_of_http_status(exc.status)
+                raise
+            except Exception:  # logged and answered 500 by the json_errors middleware
+                code = grpc.StatusCode.INTERNAL
+                raise
             finally:
                 metrics.RPC_REQUESTS.labels(method=rpc, code=code.name).inc()
                 metrics.RPC_LATENCY.labels(method=rpc).observe(time.perf_counter() - started)
@@ -155,19 +156,15 @@ class RestGateway:
 
     async def _get_balance(self, request: web.Request) -> Message:
         currency = request.query.get("currency", "")
-        message = pb.GetBalanceRequest(
-            user_id=_bounded(_integer(request, "user_id")), currency=currency
-        )
+        message = pb.GetBalanceRequest(user_id=path_integer(request, "user_id"), currency=currency)
         return await self._handlers.get_balance(message)
 
     async def _change_balance(self, request: web.Request) -> Message:
-        message = _parse(request["body"], pb.ChangeBalanceRequest())
-        assert isinstance(message, pb.ChangeBalanceRequest)
+        message = parse_body(request["body"], pb.ChangeBalanceRequest())
         return await self._handlers.change_balance(message, _deadline(request))
 
     async def _change_balances(self, request: web.Request) -> Message:
-        message = _parse(request["body"], pb.ChangeBalancesRequest())
-        assert isinstance(message, pb.ChangeBalancesRequest)
+        message = parse_body(request["body"], pb.ChangeBalancesRequest())
         return await self._handlers.change_balances(message, _deadline(request))
 
     async def _get_change(self, request: web.Request) -> Message:
@@ -176,18 +173,12 @@ class RestGateway:
 
     async def _list_journal(self, request: web.Request) -> Message:
         message = pb.ListJournalRequest(
-            user_id=_bounded(_integer(request, "user_id")),
+            user_id=path_integer(request, "user_id"),
             currency=request.match_info["currency"],
-            after_version=_bounded(_integer(request, "after_version", "query")),
-            limit=_bounded(_integer(request, "limit", "query"), bits=32),
+            after_version=query_integer(request, "after_version"),
+            limit=query_integer(request, "limit", maximum=UINT32_MAX),
         )
         return await self._handlers.list_journal(message)
 
     async def _health(self, _: web.Request) -> Message:
         return await self._handlers.health_check(pb.HealthCheckRequest())
-
-
-def _bounded(value: int, bits: int = 64) -> int:
-    if value >= 2**bits:
-        raise InvalidArgument("number", f"must be below 2**{bits}")
-    return value
