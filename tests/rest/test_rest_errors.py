@@ -5,11 +5,14 @@ decoder, path integers and the service's own validation."""
 from __future__ import annotations
 
 import json
+import socket
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
 from harness.load import new_request_id, new_user
+from harness.waiting import wait_until
 
 from ledgerd.api.rest import MAX_BODY_BYTES
 
@@ -151,3 +154,25 @@ def test_a_20_digit_user_id_is_accepted(rest: str) -> None:
     assert status == 200 and balances["balances"][0]["available"] == "2"
     status, _, journal = send(rest, "GET", f"/v1/journal/{user}/USD")
     assert status == 200 and journal["entries"][0]["user_id"] == user
+
+
+def test_calls_over_the_concurrency_limit_are_429_resource_exhausted(one_call_rest: str) -> None:
+    """LEDGERD_MAX_CONCURRENT_RPCS holds for REST: with one call in progress (its body
+    half sent), the next is 429 RESOURCE_EXHAUSTED; once it ends, calls pass again."""
+    body = json.dumps({"changes": []}).encode()
+    url = urllib.parse.urlsplit(one_call_rest)
+    with socket.create_connection((url.hostname, url.port), timeout=30) as held:
+        held.sendall(
+            b"POST /v1/changes:batch HTTP/1.1\r\nHost: ledgerd\r\nConnection: close\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body[:1]
+        )
+
+        def refused() -> tuple[int, str, str] | None:
+            answer = error_of(send(one_call_rest, "GET", "/v1/health"))
+            return answer if answer[0] == 429 else None
+
+        _, code, message = wait_until(refused, 30, "a second call refused")
+        assert code == "RESOURCE_EXHAUSTED" and "(limit 1)" in message
+        held.sendall(body[1:])
+        assert held.makefile("rb").readline().startswith(b"HTTP/1.1 200")
+    assert send(one_call_rest, "GET", "/v1/health")[0] == 200

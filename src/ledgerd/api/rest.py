@@ -40,7 +40,13 @@ from ledgerd.api.rest_input import (
     query_integer,
     require_json,
 )
-from ledgerd.errors import InvalidArgument, LedgerError, PermissionDenied, Unauthenticated
+from ledgerd.errors import (
+    InvalidArgument,
+    LedgerError,
+    Overloaded,
+    PermissionDenied,
+    Unauthenticated,
+)
 from ledgerd.v1 import balance_pb2 as pb
 
 log = structlog.get_logger(__name__)
@@ -73,11 +79,25 @@ def _deadline(request: web.Request) -> float | None:
 
 
 class RestGateway:
-    """An aiohttp server on ``address`` sharing the gRPC server's service layer."""
+    """An aiohttp server on ``address`` sharing the gRPC server's service layer.
 
-    def __init__(self, handlers: Handlers, address: str, authenticator: Authenticator) -> None:
+    Like the gRPC server, it answers RESOURCE_EXHAUSTED past ``max_concurrent_calls``
+    calls in progress (counted apart from gRPC's), so neither protocol can queue unbounded
+    work behind the other's limit.
+    """
+
+    def __init__(
+        self,
+        handlers: Handlers,
+        address: str,
+        authenticator: Authenticator,
+        *,
+        max_concurrent_calls: int,
+    ) -> None:
         self._handlers = handlers
         self._auth = authenticator
+        self._max_concurrent_calls = max_concurrent_calls
+        self._calls_in_progress = 0
         self._host, _, port = address.rpartition(":")
         self._port = int(port)
         self._runner: web.AppRunner | None = None
@@ -114,7 +134,9 @@ class RestGateway:
         async def endpoint(request: web.Request) -> web.Response:
             started = time.perf_counter()
             code = grpc.StatusCode.OK
+            self._calls_in_progress += 1
             try:
+                self._check_calls_in_progress()
                 require_json(request)
                 body = await request.read()
                 if self._auth.enabled:
@@ -143,10 +165,16 @@ class RestGateway:
                 code = grpc.StatusCode.INTERNAL
                 raise
             finally:
+                self._calls_in_progress -= 1
                 metrics.RPC_REQUESTS.labels(method=rpc, code=code.name).inc()
                 metrics.RPC_LATENCY.labels(method=rpc).observe(time.perf_counter() - started)
 
         return endpoint
+
+    def _check_calls_in_progress(self) -> None:
+        """Raises: Overloaded: more calls in progress than allowed (this one included)."""
+        if self._calls_in_progress > self._max_concurrent_calls:
+            raise Overloaded(f"too many calls in progress (limit {self._max_concurrent_calls})")
 
     async def _verify(self, request: web.Request, rpc: str, body: bytes) -> None:
         headers = {key.lower(): value for key, value in request.headers.items()}
