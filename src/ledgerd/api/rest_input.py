@@ -4,6 +4,7 @@ integers. Every problem is an InvalidArgument naming the field as the REST API s
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter
 from typing import Any, TypeVar, cast
@@ -65,8 +66,10 @@ def parse_body(body: bytes, message: M) -> M:
     _check_object(document, descriptor, "")
     try:
         json_format.ParseDict(document, message)
-    except json_format.ParseError:  # _check_object should have named the field already
-        raise InvalidArgument("body", f"not a valid {message.DESCRIPTOR.name}") from None
+    except json_format.ParseError:
+        # Rare, so only now each value is tried on its own, to name the field.
+        _check_values(document, descriptor, "")
+        raise InvalidArgument("body", f"not a valid {descriptor.name}") from None
     return message
 
 
@@ -117,33 +120,35 @@ class _JsonObject(dict[str, Any]):
     @classmethod
     def of(cls, pairs: list[tuple[str, Any]]) -> _JsonObject:
         obj = cls(pairs)
-        obj.duplicates = tuple(key for key, n in Counter(k for k, _ in pairs).items() if n > 1)
+        if len(obj) < len(pairs):
+            obj.duplicates = tuple(k for k, n in Counter(k for k, _ in pairs).items() if n > 1)
         return obj
 
 
-def _field_by_json_key(descriptor: Descriptor, key: str) -> FieldDescriptor | None:
-    field = descriptor.fields_by_name.get(key)
-    if field is not None:
-        return field
-    return next((f for f in descriptor.fields if f.json_name == key), None)
+@functools.cache
+def _fields_by_json_key(descriptor: Descriptor) -> dict[str, FieldDescriptor]:
+    """Both spellings proto3's JSON mapping accepts: ``user_id`` and ``userId``."""
+    return {f.json_name: f for f in descriptor.fields} | dict(descriptor.fields_by_name)
 
 
 def _check_object(document: _JsonObject, descriptor: Descriptor, prefix: str) -> None:
-    """Raises: InvalidArgument: the first unknown, repeated or ill-typed field."""
+    """The shape: known fields, each once, objects and arrays where messages are.
+
+    Raises:
+        InvalidArgument: the first unknown or repeated field, or a message that is not an
+            object (array of objects, if repeated).
+    """
     seen: set[str] = set()
+    fields = _fields_by_json_key(descriptor)
     for key, value in document.items():
-        field = _field_by_json_key(descriptor, key)
+        field = fields.get(key)
         if field is None:
             raise InvalidArgument(prefix + key, f"unknown field of {descriptor.name}")
         if key in document.duplicates or field.name in seen:
             raise InvalidArgument(prefix + field.name, "given more than once")
         seen.add(field.name)
-        if value is None:  # proto3 JSON: null is the field's default
-            continue
-        if field.type == FieldDescriptor.TYPE_MESSAGE:
+        if value is not None and field.type == FieldDescriptor.TYPE_MESSAGE:
             _check_message_field(field, value, prefix)
-        else:
-            _check_scalar(field, key, value, descriptor, prefix)
 
 
 def _check_message_field(field: FieldDescriptor, value: Any, prefix: str) -> None:
@@ -166,15 +171,29 @@ def _message_type(field: FieldDescriptor) -> Descriptor:
     return field.message_type
 
 
-def _check_scalar(
-    field: FieldDescriptor, key: str, value: Any, descriptor: Descriptor, prefix: str
-) -> None:
-    # protobuf's own parser decides what the JSON mapping accepts; only its message is ours.
-    probe = message_factory.GetMessageClass(descriptor)()
-    try:
-        json_format.ParseDict({key: value}, probe)
-    except json_format.ParseError:
-        raise InvalidArgument(prefix + field.name, _expected(field)) from None
+def _check_values(document: _JsonObject, descriptor: Descriptor, prefix: str) -> None:
+    """Each value of a document whose shape ``_check_object`` accepted, on its own:
+    protobuf's parser decides what the JSON mapping accepts; only the message is ours.
+
+    Raises:
+        InvalidArgument: the first value of the wrong type, named.
+    """
+    probe_type = message_factory.GetMessageClass(descriptor)
+    fields = _fields_by_json_key(descriptor)
+    for key, value in document.items():
+        field = fields.get(key)
+        if field is None or value is None:
+            continue
+        if field.type != FieldDescriptor.TYPE_MESSAGE:
+            try:
+                json_format.ParseDict({key: value}, probe_type())
+            except json_format.ParseError:
+                raise InvalidArgument(prefix + field.name, _expected(field)) from None
+        elif field.is_repeated:
+            for index, item in enumerate(value):
+                _check_values(item, _message_type(field), f"{prefix}{field.name}[{index}].")
+        else:
+            _check_values(value, _message_type(field), f"{prefix}{field.name}.")
 
 
 def _expected(field: FieldDescriptor) -> str:
