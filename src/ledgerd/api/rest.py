@@ -1,10 +1,11 @@
 """The REST/JSON gateway: BalanceService's operations over HTTP, in this process.
 
 Requests and answers use proto3's JSON mapping (64-bit numbers as text, enums
-by name) and go through the same handlers as gRPC. Errors are JSON
-``{"code": "<gRPC code name>", "message": "...", "details": [...]}`` with the
-HTTP status of the table below; ``details`` holds the google.rpc.Status details
-gRPC sends (ErrorInfo, BadRequest) in protobuf's JSON mapping, ``[]`` if none.
+by name) and go through the same handlers as gRPC. Every error, whatever its
+origin, is JSON ``{"code": "<gRPC code name>", "message": "...", "details": [...]}``
+(``ledgerd.api.rest_errors``); ``details`` holds the google.rpc.Status details gRPC
+sends (ErrorInfo, BadRequest) in protobuf's JSON mapping, ``[]`` if none. Request
+decoding is in ``ledgerd.api.rest_input``.
 Signing uses the same headers and canonical string as gRPC, with
 ``"{HTTP method} {path and query}"`` in place of the gRPC method and the raw
 HTTP body (empty for GET) as the signed bytes.
@@ -15,7 +16,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
 import grpc
 import structlog
@@ -28,56 +28,44 @@ from ledgerd.api.auth import SERVICE_PREFIX, Authenticator
 from ledgerd.api.errors import details_json, rich_status, status_of
 from ledgerd.api.handlers import Handlers
 from ledgerd.api.openapi import DOCUMENT
-from ledgerd.errors import InvalidArgument, LedgerError, PermissionDenied, Unauthenticated
+from ledgerd.api.rest_errors import (
+    Detail,
+    code_of_http_status,
+    error_response,
+    json_errors,
+)
+from ledgerd.api.rest_input import (
+    UINT32_MAX,
+    parse_body,
+    path_integer,
+    query_integer,
+    require_json,
+)
+from ledgerd.errors import (
+    InvalidArgument,
+    LedgerError,
+    Overloaded,
+    PermissionDenied,
+    Unauthenticated,
+)
 from ledgerd.v1 import balance_pb2 as pb
 
 log = structlog.get_logger(__name__)
 
-HTTP_STATUS = {
-    grpc.StatusCode.INVALID_ARGUMENT: 400,
-    grpc.StatusCode.UNAUTHENTICATED: 401,
-    grpc.StatusCode.PERMISSION_DENIED: 403,
-    grpc.StatusCode.NOT_FOUND: 404,
-    grpc.StatusCode.ALREADY_EXISTS: 409,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
-    grpc.StatusCode.UNAVAILABLE: 503,
-    grpc.StatusCode.INTERNAL: 500,
-}
 MAX_BODY_BYTES = 16 * 1024 * 1024
 TIMEOUT_HEADER = "x-ledgerd-timeout-ms"
 
 Operation = Callable[[web.Request], Awaitable[Message]]
 
 
-def _error(
-    code: grpc.StatusCode, message: str, details: Sequence[dict[str, Any]] = ()
-) -> web.Response:
-    body = json.dumps({"code": code.name, "message": message, "details": list(details)})
-    return web.Response(
-        status=HTTP_STATUS.get(code, 500), text=body, content_type="application/json"
-    )
+def _error(code: grpc.StatusCode, message: str, details: Sequence[Detail] = ()) -> web.Response:
+    return error_response(code, message, details)
 
 
 def _ledger_error(error: LedgerError) -> web.Response:
     """The answer to a LedgerError: the same status, message and details as over gRPC."""
     status = rich_status(error)
     return _error(status_of(error), status.message, details_json(status))
-
-
-def _parse(body: bytes, message: Message) -> Message:
-    try:
-        return json_format.Parse(body or b"{}", message)
-    except (json_format.ParseError, UnicodeDecodeError, RecursionError) as exc:
-        raise InvalidArgument(
-            "request", f"not a valid JSON {message.DESCRIPTOR.name}: {exc}"
-        ) from None
-
-
-def _integer(request: web.Request, name: str, source: str = "path") -> int:
-    raw = request.match_info.get(name) if source == "path" else request.query.get(name, "0")
-    if raw is None or not raw.isdigit() or len(raw) > 20:
-        raise InvalidArgument(name, "must be a non-negative integer")
-    return int(raw)
 
 
 def _deadline(request: web.Request) -> float | None:
@@ -90,15 +78,29 @@ def _deadline(request: web.Request) -> float | None:
 
 
 class RestGateway:
-    """An aiohttp server on ``address`` sharing the gRPC server's service layer."""
+    """An aiohttp server on ``address`` sharing the gRPC server's service layer.
 
-    def __init__(self, handlers: Handlers, address: str, authenticator: Authenticator) -> None:
+    Like the gRPC server, it answers RESOURCE_EXHAUSTED past ``max_concurrent_calls``
+    calls in progress (counted apart from gRPC's), so neither protocol can queue unbounded
+    work behind the other's limit.
+    """
+
+    def __init__(
+        self,
+        handlers: Handlers,
+        address: str,
+        authenticator: Authenticator,
+        *,
+        max_concurrent_calls: int,
+    ) -> None:
         self._handlers = handlers
         self._auth = authenticator
+        self._max_concurrent_calls = max_concurrent_calls
+        self._calls_in_progress = 0
         self._host, _, port = address.rpartition(":")
         self._port = int(port)
         self._runner: web.AppRunner | None = None
-        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[json_errors])
         routes = [
             ("GET", "/v1/balances/{user_id}", "GetBalance", self._get_balance),
             ("POST", "/v1/changes", "ChangeBalance", self._change_balance),
@@ -131,7 +133,10 @@ class RestGateway:
         async def endpoint(request: web.Request) -> web.Response:
             started = time.perf_counter()
             code = grpc.StatusCode.OK
+            self._calls_in_progress += 1
             try:
+                self._check_calls_in_progress()
+                require_json(request)
                 body = await request.read()
                 if self._auth.enabled:
                     await self._verify(request, rpc, body)
@@ -152,11 +157,23 @@ class RestGateway:
             except LedgerError as exc:
                 code = status_of(exc)
                 return _ledger_error(exc)
+            except web.HTTPException as exc:  # answered by the json_errors middleware
+                code = code_of_http_status(exc.status)
+                raise
+            except Exception:  # logged and answered 500 by the json_errors middleware
+                code = grpc.StatusCode.INTERNAL
+                raise
             finally:
+                self._calls_in_progress -= 1
                 metrics.RPC_REQUESTS.labels(method=rpc, code=code.name).inc()
                 metrics.RPC_LATENCY.labels(method=rpc).observe(time.perf_counter() - started)
 
         return endpoint
+
+    def _check_calls_in_progress(self) -> None:
+        """Raises: Overloaded: more calls in progress than allowed (this one included)."""
+        if self._calls_in_progress > self._max_concurrent_calls:
+            raise Overloaded(f"too many calls in progress (limit {self._max_concurrent_calls})")
 
     async def _verify(self, request: web.Request, rpc: str, body: bytes) -> None:
         headers = {key.lower(): value for key, value in request.headers.items()}
@@ -166,19 +183,15 @@ class RestGateway:
 
     async def _get_balance(self, request: web.Request) -> Message:
         currency = request.query.get("currency", "")
-        message = pb.GetBalanceRequest(
-            user_id=_bounded(_integer(request, "user_id")), currency=currency
-        )
+        message = pb.GetBalanceRequest(user_id=path_integer(request, "user_id"), currency=currency)
         return await self._handlers.get_balance(message)
 
     async def _change_balance(self, request: web.Request) -> Message:
-        message = _parse(request["body"], pb.ChangeBalanceRequest())
-        assert isinstance(message, pb.ChangeBalanceRequest)
+        message = parse_body(request["body"], pb.ChangeBalanceRequest())
         return await self._handlers.change_balance(message, _deadline(request))
 
     async def _change_balances(self, request: web.Request) -> Message:
-        message = _parse(request["body"], pb.ChangeBalancesRequest())
-        assert isinstance(message, pb.ChangeBalancesRequest)
+        message = parse_body(request["body"], pb.ChangeBalancesRequest())
         return await self._handlers.change_balances(message, _deadline(request))
 
     async def _get_change(self, request: web.Request) -> Message:
@@ -187,18 +200,12 @@ class RestGateway:
 
     async def _list_journal(self, request: web.Request) -> Message:
         message = pb.ListJournalRequest(
-            user_id=_bounded(_integer(request, "user_id")),
+            user_id=path_integer(request, "user_id"),
             currency=request.match_info["currency"],
-            after_version=_bounded(_integer(request, "after_version", "query")),
-            limit=_bounded(_integer(request, "limit", "query"), bits=32),
+            after_version=query_integer(request, "after_version"),
+            limit=query_integer(request, "limit", maximum=UINT32_MAX),
         )
         return await self._handlers.list_journal(message)
 
     async def _health(self, _: web.Request) -> Message:
         return await self._handlers.health_check(pb.HealthCheckRequest())
-
-
-def _bounded(value: int, bits: int = 64) -> int:
-    if value >= 2**bits:
-        raise InvalidArgument("number", f"must be below 2**{bits}")
-    return value
