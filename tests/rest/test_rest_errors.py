@@ -45,8 +45,8 @@ def error_of(answer: tuple[int, dict[str, str], dict[str, Any]]) -> tuple[int, s
 
 
 def violations(body: dict[str, Any]) -> list[tuple[str, str]]:
-    (detail,) = body["details"]
-    assert detail["@type"] == BAD_REQUEST
+    """The field violations of the one BadRequest detail (beside it, ErrorInfo)."""
+    (detail,) = [detail for detail in body["details"] if detail["@type"] == BAD_REQUEST]
     return [(v["field"], v["description"]) for v in detail["field_violations"]]
 
 
