@@ -143,3 +143,11 @@ def test_bench_help_still_works(tmp_path: Path) -> None:
     done = ServerProcess(tmp_path).run_cli("bench", "--help")
     assert done.returncode == 0, done.stderr
     assert "--scenario" in done.stdout and "--compare" in done.stdout
+
+
+def test_an_expected_failure_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    """`ledgerd audit` of a store never migrated: StoreUnavailable in one line, no traceback."""
+    done = ServerProcess(tmp_path).run_cli("audit")
+    assert done.returncode == ExitCode.ERROR
+    assert done.stderr.splitlines()[-1].startswith("ledgerd: StoreUnavailable: ")
+    assert "Traceback" not in done.stderr

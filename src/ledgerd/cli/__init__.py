@@ -14,6 +14,7 @@ from importlib import metadata
 from ledgerd.cli import benchmark, calls, operations, server
 from ledgerd.cli.exit_codes import EPILOG, CommandFailed, ExitCode
 from ledgerd.cli.parsing import HelpFormatter
+from ledgerd.errors import LedgerError
 from ledgerd.settings import SettingsError
 
 DESCRIPTION = """\
@@ -49,6 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"ledgerd: {exc}", file=sys.stderr)
         return ExitCode.USAGE
+    except LedgerError as exc:  # expected (a store not migrated, a backend down): one line
+        print(f"ledgerd: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return ExitCode.ERROR
 
 
 def _version() -> str:

@@ -32,9 +32,9 @@ _NOT_FINAL = frozenset({pb.PENDING, pb.SENT, pb.FAILED})
 EPILOG = """\
 exit status:
   0  done: a read answered; a change APPLIED (or, without --wait, accepted)
-  1  error: the server or the connection failed (UNAVAILABLE, DEADLINE_EXCEEDED
-     once --timeout is spent, UNAUTHENTICATED, NOT_FOUND ...); `audit` found a
-     problem; `health` is not SERVING
+  1  error: the server, a backend or the connection failed (UNAVAILABLE,
+     DEADLINE_EXCEEDED once --timeout is spent, UNAUTHENTICATED, NOT_FOUND ...);
+     `audit` found a problem; `health` is not SERVING
   2  usage or bad input: an unknown option or malformed argument, a value the
      server refuses (INVALID_ARGUMENT), a request id already used for another
      change (ALREADY_EXISTS), a bad LEDGERD_* setting
