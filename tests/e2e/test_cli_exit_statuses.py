@@ -111,11 +111,14 @@ def test_an_unknown_change_exits_1_with_not_found(server: ServerProcess) -> None
     assert "error: NOT_FOUND" in done.stderr
 
 
-def test_input_the_server_refuses_exits_2_naming_the_field(server: ServerProcess) -> None:
-    """A lower-case currency passes the command line but not the server: INVALID_ARGUMENT, 2."""
-    done = server.run_cli("change", "deposit", str(new_user()), "usd", "1")
+def test_input_the_server_refuses_exits_2_naming_every_field(server: ServerProcess) -> None:
+    """A lower-case currency and a zero amount pass the command line but not the server:
+    INVALID_ARGUMENT, exit 2, one line per bad field."""
+    done = server.run_cli("change", "deposit", str(new_user()), "usd", "0")
     assert done.returncode == ExitCode.USAGE
-    assert "error: INVALID_ARGUMENT" in done.stderr and "currency" in done.stderr
+    assert done.stderr.startswith("error: INVALID_ARGUMENT: ")
+    fields = [line.split(":")[0].strip() for line in done.stderr.splitlines()[1:]]
+    assert fields == ["currency", "amount"]
 
 
 def test_a_change_still_in_flight_exits_4_when_waited_for_else_0(

@@ -211,15 +211,19 @@ def _call(args: argparse.Namespace, method: str, request: Message) -> Any:
     Raises:
         CommandFailed: the call failed; the exit status says whether the input was at fault.
     """
+    from ledgerd.client import LedgerdRpcError
+
     target = args.addr or _client_settings().target
     with _client(target, args.timeout) as client:
         try:
             return client.call(method, request)
-        except grpc.RpcError as exc:
-            code: grpc.StatusCode = exc.code()
+        except LedgerdRpcError as exc:
+            code = exc.code()
             details = exc.details()
             if code == grpc.StatusCode.DEADLINE_EXCEEDED:
                 details = f"no answer from {target} within --timeout {args.timeout:g} s"
+            if len(exc.field_violations) > 1:  # the message names only the first
+                details += "".join(f"\n  {v.field}: {v.description}" for v in exc.field_violations)
             raise CommandFailed(f"{code.name}: {details}", exit_codes.for_rpc_error(code)) from None
 
 
