@@ -24,6 +24,7 @@ from ledgerd.bench import processes
 from ledgerd.bench.processes import (
     free_port,
     fresh_database_url,
+    fresh_shard_urls,
     ledgerd_command,
     production_env,
     services,
@@ -38,6 +39,7 @@ __all__ = [
     "free_port",
     "fresh_database_url",
     "fresh_mysql_store",
+    "fresh_shard_urls",
     "ledgerd_command",
     "production_env",
     "run_services",

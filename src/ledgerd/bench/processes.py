@@ -184,6 +184,11 @@ class services:
         return os.environ.get("LEDGERD_TEST_MYSQL_URL", "mysql://ledgerd:ledgerd@127.0.0.1:3306")
 
     @staticmethod
+    def mysql2_server_url() -> str:
+        """The second MariaDB (scripts/services mariadb2), for shard 1."""
+        return os.environ.get("LEDGERD_TEST_MYSQL2_URL", "mysql://ledgerd:ledgerd@127.0.0.1:3307")
+
+    @staticmethod
     def kafka_bootstrap() -> str:
         return os.environ.get("LEDGERD_TEST_KAFKA", "127.0.0.1:9092")
 
@@ -195,6 +200,14 @@ class services:
 def fresh_database_url() -> str:
     """A MySQL URL naming a database no one has used (created by ``migrate``)."""
     return f"{services.mysql_server_url()}/ledgerd_t_{uuid.uuid4().hex[:12]}"
+
+
+def fresh_shard_urls(count: int) -> list[str]:
+    """``count`` new MySQL databases, shard i on MariaDB server i mod 2 (scripts/services
+    runs two), all named alike but for the shard suffix."""
+    servers = [services.mysql_server_url(), services.mysql2_server_url()]
+    tag = uuid.uuid4().hex[:12]
+    return [f"{servers[i % len(servers)]}/ledgerd_t_{tag}_s{i}" for i in range(count)]
 
 
 def production_env(store_url: str | None = None) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ledgerd.store.base import Store
+from ledgerd.store.sql.core import SqlStore
 
 
 def open_store(
@@ -14,7 +15,7 @@ def open_store(
     pool_size: int = 15,
     queue_limit: int = 100,
     mysql_load_data: bool = False,
-) -> Store:
+) -> SqlStore:
     """Open the store a URL names: ``sqlite:///path`` or ``mysql://user:pass@host:port/db``.
 
     Raises:

@@ -9,6 +9,7 @@ validated literals in ``statements``. What the engine forces comes from the
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 
@@ -20,7 +21,14 @@ from ledgerd.domain.model import (
     StoredRequest,
 )
 from ledgerd.errors import Fenced, StoreUnavailable
-from ledgerd.store.base import BatchCommit, ChooseNew, LockToken, PartitionClaim, UnsentRequest
+from ledgerd.store.base import (
+    BatchCommit,
+    ChooseNew,
+    LockToken,
+    PartitionClaim,
+    ShardIdentity,
+    UnsentRequest,
+)
 from ledgerd.store.sql import rows, statements
 from ledgerd.store.sql.dialect import Dialect, Row, Session
 from ledgerd.store.sql.migrate import SchemaChange, current_version, migrate
@@ -30,7 +38,7 @@ from ledgerd.store.sql.rows import (
     REJECTION_AS_REQUEST,
     REQUEST_COLUMNS,
 )
-from ledgerd.store.sql.schema import MIGRATIONS, Migration
+from ledgerd.store.sql.schema import MIGRATIONS, SHARD_IDENTITY_VERSION, Migration
 from ledgerd.store.sql.statements import KEYS_PER_STATEMENT, chunks, key, keys
 
 _PENDING, _SENT, _FAILED = (
@@ -96,6 +104,38 @@ class SqlStore:
 
     def schema_version(self) -> int:
         return current_version(self._dialect)
+
+    # -- the shard map (ledgerd.store.shards) ---------------------------------
+    def shard_identity(self) -> ShardIdentity | None:
+        """The place in the shard map this database records; None before one is recorded
+        (or before the schema has the table)."""
+        if self.schema_version() < SHARD_IDENTITY_VERSION:
+            return None
+        with self._dialect.autocommit() as session:
+            found = session.query(
+                "SELECT shard_id, shard_count, partition_count FROM shard_identity"
+                " WHERE singleton = 0"
+            )
+        return ShardIdentity(*(int(v) for v in found[0])) if found else None
+
+    def record_shard_identity(self, identity: ShardIdentity) -> ShardIdentity:
+        """Record the place unless one is recorded already; returns the recorded one
+        (the caller compares: a second process starting at once records nothing)."""
+        with self._dialect.transaction() as session:
+            session.execute(
+                "INSERT INTO shard_identity"
+                " (singleton, shard_id, shard_count, partition_count, recorded_at_ms)"
+                " VALUES (0, ?, ?, ?, ?) " + self._dialect.on_conflict_ignore(["singleton"]),
+                [
+                    identity.shard_id,
+                    identity.shard_count,
+                    identity.partition_count,
+                    int(time.time() * 1000),
+                ],
+            )
+        recorded = self.shard_identity()
+        assert recorded is not None  # just inserted, or there before
+        return recorded
 
     def ping(self) -> None:
         with self._dialect.autocommit() as session:
