@@ -33,6 +33,7 @@ from ledgerd.service import LedgerService
 from ledgerd.settings import Settings, SettingsError, store_location
 from ledgerd.store import Store, open_store
 from ledgerd.store.scan import iter_balances
+from ledgerd.store.sharded import ShardedStore
 from ledgerd.store.shards import Shard, check_shards, prepare_shards
 from ledgerd.support import failpoints
 from ledgerd.support.supervisor import (
@@ -81,16 +82,11 @@ def shards_from_settings(settings: Settings) -> list[Shard]:
     ]
 
 
-def store_over(shards: list[Shard]) -> Store:
+def store_over(shards: list[Shard], partition_count: int) -> Store:
     """The Store of a checked shard map."""
     if len(shards) == 1:
         return shards[0].store  # one shard: the database's own store, nothing in between
-    for shard in shards:
-        shard.store.close()
-    raise SettingsError(
-        "invalid settings: LEDGERD_STORE_SHARDS: serving several shards is not built yet"
-        " (only `ledgerd migrate` uses them)"
-    )
+    return ShardedStore([shard.store for shard in shards], partition_count)
 
 
 def store_from_settings(settings: Settings) -> Store:
@@ -108,7 +104,7 @@ def store_from_settings(settings: Settings) -> Store:
         for shard in shards:
             shard.store.close()
         raise
-    return store_over(shards)
+    return store_over(shards, settings.partitions)
 
 
 def open_backends(settings: Settings) -> Backends:
@@ -121,7 +117,7 @@ def open_backends(settings: Settings) -> Backends:
         for shard in shards:
             shard.store.close()
         raise
-    store = store_over(shards)
+    store = store_over(shards, settings.partitions)
     event_log = open_log(
         settings.log_url,
         data_dir=settings.data_dir,

@@ -210,12 +210,17 @@ def fresh_shard_urls(count: int) -> list[str]:
     return [f"{servers[i % len(servers)]}/ledgerd_t_{tag}_s{i}" for i in range(count)]
 
 
-def production_env(store_url: str | None = None) -> dict[str, str]:
+def production_env(store_url: str | None = None, *, shards: int = 1) -> dict[str, str]:
     """Settings for a server on MariaDB + Kafka + Redis, isolated from every other one:
-    its own database, topics, consumer group and cache key prefix."""
+    its own database (or ``shards`` databases, on both MariaDB servers), topics, consumer
+    group and cache key prefix."""
     tag = uuid.uuid4().hex[:10]
+    if shards > 1:
+        store = {"LEDGERD_STORE_SHARDS": ",".join(fresh_shard_urls(shards))}
+    else:
+        store = {"LEDGERD_STORE_URL": store_url or fresh_database_url()}
     return {
-        "LEDGERD_STORE_URL": store_url or fresh_database_url(),
+        **store,
         "LEDGERD_LOG_URL": f"kafka://{services.kafka_bootstrap()}",
         "LEDGERD_CACHE_URL": services.redis_url(),
         "LEDGERD_TOPIC": f"balance-changes-{tag}",

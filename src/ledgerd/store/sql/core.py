@@ -72,6 +72,20 @@ class SqlStore:
         self._dialect = dialect
         self._clock_ms = clock_ms
         self._off = dialect.user_offset
+        self._lock_keeper: SqlStore | None = None
+
+    def fence_locks_with(self, keeper: SqlStore) -> None:
+        """Leader locks live in ``keeper`` (shard 0 of a sharded store): the jobs a lock
+        fences here check it there, just before their own transaction commits. Not
+        atomic with it, unlike in one database: a job whose lock expires in between may
+        still delete here; both such jobs (stale publish groups, finished outbox rows)
+        delete only what another leader would delete too."""
+        self._lock_keeper = keeper
+
+    def check_lock(self, lock: LockToken) -> None:
+        """Raises Fenced unless ``lock`` is held now."""
+        with self._dialect.transaction() as session:
+            self._check_lock(session, lock)
 
     @property
     def dialect(self) -> Dialect:
@@ -320,6 +334,9 @@ class SqlStore:
         return str(int(self._clock_ms()))
 
     def _check_lock(self, session: Session, lock: LockToken) -> None:
+        if self._lock_keeper is not None:
+            self._lock_keeper.check_lock(lock)
+            return
         # A locking read where the engine needs one: a plain SELECT could read
         # the transaction's old snapshot.
         found = session.query(
