@@ -120,6 +120,15 @@ class SqlStore:
         return current_version(self._dialect)
 
     # -- the shard map (ledgerd.store.shards) ---------------------------------
+    def count_rows(self) -> Mapping[str, int]:
+        """Rows per table of the data a shard holds (``ledgerd shards``): a full count,
+        an operator's command, not a hot path."""
+        tables = ("balances", "journal", "rejections", "change_requests", "partition_offsets")
+        with self._dialect.autocommit() as session:
+            return {
+                table: int(session.query(f"SELECT COUNT(*) FROM {table}")[0][0]) for table in tables
+            }
+
     def shard_identity(self) -> ShardIdentity | None:
         """The place in the shard map this database records; None before one is recorded
         (or before the schema has the table)."""
