@@ -83,14 +83,18 @@ class ServerProcess:
         return f"127.0.0.1:{self.grpc_port}"
 
     def start(self, timeout_s: float = 30.0) -> Self:
+        self.launch()
+        self.wait_serving(timeout_s)
+        return self
+
+    def launch(self) -> None:
+        """Start the process without waiting for it to serve (``wait_serving`` waits)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             ledgerd_command("serve"), env=self.env, stdout=log, stderr=log
         )
         log.close()
-        self.wait_serving(timeout_s)
-        return self
 
     def channel(self) -> grpc.Channel:
         """A channel to the server; over TLS, trusting its own certificate, when it has one."""

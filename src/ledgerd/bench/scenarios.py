@@ -524,14 +524,17 @@ def _apply(options: Options, _: Accounts, factory: ChangeFactory) -> Ran:
         }
         if "LEDGERD_STORE_SHARDS" not in deployment:
             consumer_env["LEDGERD_STORE_URL"] = url
-        # Several consumers share the partitions (one Kafka group); started together, so
-        # the group settles before the first batch rather than moving partitions mid-run.
+        # Several consumers share the partitions (one Kafka group); launched together, so
+        # the group most likely settles before the first batch instead of moving
+        # partitions mid-run.
         consumers = [
             ServerProcess(options.workdir / f"apply-consumer{i}-{time.time_ns()}", consumer_env)
             for i in range(options.consumers)
         ]
         for process in consumers:
-            process.start(timeout_s=60)
+            process.launch()
+        for process in consumers:
+            process.wait_serving(timeout_s=60)
         profiler = _profile(options, consumers[0])
         measured = _watch_applied(consumers, total)
         if profiler is not None:
