@@ -38,6 +38,7 @@ def _print(message: Message) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from ledgerd.api.calls import configure_access_log
     from ledgerd.app import serve
 
     if args.api_workers is not None:
@@ -46,6 +47,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = load_settings()
     worker = settings.api_worker_index
     configure_logging(settings.log_level, fields={"api_worker": worker} if worker else None)
+    configure_access_log(settings.access_log, settings.log_level)
     return asyncio.run(serve(settings))
 
 

@@ -22,9 +22,11 @@ from google.protobuf.message import Message
 
 from ledgerd import metrics
 from ledgerd.api.auth import SERVICE_PREFIX, Authenticator
+from ledgerd.api.calls import MethodCalls, Outcome, access_log_enabled, code_of_http_status
 from ledgerd.api.errors import status_of
 from ledgerd.api.handlers import Handlers
 from ledgerd.api.openapi import DOCUMENT
+from ledgerd.api.signing import KEY_ID_HEADER
 from ledgerd.errors import InvalidArgument, LedgerError, PermissionDenied, Unauthenticated
 from ledgerd.v1 import balance_pb2 as pb
 
@@ -97,7 +99,7 @@ class RestGateway:
             ("GET", "/v1/health", "HealthCheck", self._health),
         ]
         for method, path, rpc, operation in routes:
-            app.router.add_route(method, path, self._endpoint(rpc, operation))
+            app.router.add_route(method, path, self._endpoint(rpc, operation, f"{method} {path}"))
         app.router.add_get("/openapi.json", self._openapi)
         self._app = app
 
@@ -115,11 +117,13 @@ class RestGateway:
         return web.json_response(DOCUMENT)
 
     def _endpoint(
-        self, rpc: str, operation: Operation
+        self, rpc: str, operation: Operation, route: str
     ) -> Callable[[web.Request], Awaitable[web.Response]]:
+        calls = MethodCalls("rest", SERVICE_PREFIX + rpc)
+
         async def endpoint(request: web.Request) -> web.Response:
             started = time.perf_counter()
-            code = grpc.StatusCode.OK
+            code = grpc.StatusCode.OK.name
             try:
                 body = await request.read()
                 if self._auth.enabled:
@@ -132,18 +136,24 @@ class RestGateway:
                 return web.Response(text=text, content_type="application/json")
             except Unauthenticated as exc:
                 metrics.AUTH_FAILURES.labels(reason=exc.reason).inc()
-                code = grpc.StatusCode.UNAUTHENTICATED
-                return _error(code, Unauthenticated.public_message)
+                code = grpc.StatusCode.UNAUTHENTICATED.name
+                return _error(grpc.StatusCode.UNAUTHENTICATED, Unauthenticated.public_message)
             except PermissionDenied as exc:
                 metrics.AUTH_FAILURES.labels(reason="scope").inc()
-                code = grpc.StatusCode.PERMISSION_DENIED
-                return _error(code, str(exc))
+                code = grpc.StatusCode.PERMISSION_DENIED.name
+                return _error(grpc.StatusCode.PERMISSION_DENIED, str(exc))
             except LedgerError as exc:
-                code = status_of(exc)
-                return _error(code, str(exc))
+                status = status_of(exc)
+                code = status.name
+                return _error(status, str(exc))
+            except web.HTTPException as exc:  # aiohttp's own answers, e.g. a body too large
+                code = code_of_http_status(exc.status)
+                raise
+            except BaseException:
+                code = grpc.StatusCode.UNKNOWN.name
+                raise
             finally:
-                metrics.RPC_REQUESTS.labels(method=rpc, code=code.name).inc()
-                metrics.RPC_LATENCY.labels(method=rpc).observe(time.perf_counter() - started)
+                calls.record(started, _outcome(request, code, route))
 
         return endpoint
 
@@ -163,15 +173,18 @@ class RestGateway:
     async def _change_balance(self, request: web.Request) -> Message:
         message = _parse(request["body"], pb.ChangeBalanceRequest())
         assert isinstance(message, pb.ChangeBalanceRequest)
+        request["message"] = message  # for the access log
         return await self._handlers.change_balance(message, _deadline(request))
 
     async def _change_balances(self, request: web.Request) -> Message:
         message = _parse(request["body"], pb.ChangeBalancesRequest())
         assert isinstance(message, pb.ChangeBalancesRequest)
+        request["message"] = message  # for the access log
         return await self._handlers.change_balances(message, _deadline(request))
 
     async def _get_change(self, request: web.Request) -> Message:
         message = pb.GetChangeRequest(request_id=request.match_info["request_id"])
+        request["message"] = message  # for the access log
         return await self._handlers.get_change(message)
 
     async def _list_journal(self, request: web.Request) -> Message:
@@ -185,6 +198,20 @@ class RestGateway:
 
     async def _health(self, _: web.Request) -> Message:
         return await self._handlers.health_check(pb.HealthCheckRequest())
+
+
+def _outcome(request: web.Request, code: str, route: str) -> Outcome:
+    """What the access log shows of a REST call (nothing is built while it is off)."""
+    if not access_log_enabled():
+        return Outcome(code)
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    return Outcome(
+        code,
+        peer=f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else request.remote,
+        request=request.get("message"),
+        key_id=request.headers.get(KEY_ID_HEADER),
+        route=route,
+    )
 
 
 def _bounded(value: int, bits: int = 64) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from ledgerd.api.auth import Authenticator
 from ledgerd.api.gatekeeper import Gatekeeper
@@ -43,13 +43,24 @@ class GrpcServer:
             ],
         )
         servicer = BalanceServicer(Handlers(service, health_source))
-        Gatekeeper(authenticator).register(
+        # Every service goes through the gatekeeper, so every call is counted and logged;
+        # only BalanceService's calls are checked.
+        gatekeeper = Gatekeeper(authenticator)
+        gatekeeper.register(
             self._server, balance_pb2_grpc.add_BalanceServiceServicer_to_server, servicer
         )
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
-        reflection.enable_server_reflection(
-            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
+        gatekeeper.register(
+            self._server, health_pb2_grpc.add_HealthServicer_to_server, self._health
+        )
+        # What reflection.enable_server_reflection does, through the gatekeeper.
+        reflection_servicer = reflection.aio.ReflectionServicer(  # type: ignore[attr-defined]
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
+        )
+        gatekeeper.register(
+            self._server,
+            reflection_pb2_grpc.add_ServerReflectionServicer_to_server,
+            reflection_servicer,
         )
         if tls is None:
             self.port = self._server.add_insecure_port(address)
