@@ -65,9 +65,7 @@ class KafkaLog:
         self._session_timeout_ms = session_timeout_ms
         self._linger_ms = linger_ms
         self._replication_factor = replication_factor  # -1: the broker's default
-        self._admin = AdminClient(
-            {"bootstrap.servers": bootstrap_servers, "logger": _LIBRDKAFKA_LOG}
-        )
+        self._admin = AdminClient({"bootstrap.servers": bootstrap_servers}, logger=_LIBRDKAFKA_LOG)
         self._watermarks: Consumer | None = None
         self._watermarks_lock = threading.Lock()
 
