@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
+# gRPC's C core writes its own lines straight to stderr, past Python's logging, so they
+# could never be JSON (docs/operations.md, "Logs"); the errors it reports reach ledgerd as
+# exceptions, which are logged. An operator's own GRPC_VERBOSITY wins. This must run
+# before grpc is first imported, so it sits above the imports.
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+
 import argparse
 import asyncio
 import json
-import os
 import sys
 import urllib.error
 import urllib.request

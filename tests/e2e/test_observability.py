@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import urllib.error
 import urllib.request
@@ -239,12 +240,9 @@ def test_the_access_log_is_off_at_the_default_log_level(tmp_path: Path) -> None:
     assert not access_lines(server)
 
 
-def test_librdkafka_complaints_and_a_crash_are_json_lines(tmp_path: Path) -> None:
-    """A server whose Kafka broker is unreachable exits 1; librdkafka's complaints and the
-    fatal traceback come out as JSON lines (the traceback as one ``exception`` field)."""
-    server = ServerProcess(
-        tmp_path / "no-kafka", {"LEDGERD_LOG_URL": f"kafka://127.0.0.1:{free_port()}"}
-    )
+def run_serve(server: ServerProcess, output: Path) -> int:
+    """Run ``ledgerd serve`` to its end (for servers that cannot start); its stderr goes
+    to ``output`` and nothing may go to stdout."""
     server.data_dir.mkdir(parents=True)
     done = subprocess.run(
         ledgerd_command("serve"),
@@ -254,9 +252,32 @@ def test_librdkafka_complaints_and_a_crash_are_json_lines(tmp_path: Path) -> Non
         timeout=120,
         check=False,
     )
-    assert done.returncode == 1
     assert done.stdout == ""
-    (tmp_path / "stderr").write_text(done.stderr)
+    output.write_text(done.stderr)
+    return done.returncode
+
+
+def test_a_port_in_use_is_reported_in_json_lines_only(tmp_path: Path) -> None:
+    """gRPC's C core prints bind errors straight to stderr; ledgerd silences it, and the
+    Python error that follows is one JSON line."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = ServerProcess(tmp_path / "taken", {"LEDGERD_GRPC_ADDR": f"127.0.0.1:{port}"})
+        assert run_serve(server, tmp_path / "stderr") == 1
+    records = json_lines(tmp_path / "stderr")
+    crash = [record for record in records if "exception" in record]
+    assert crash and "Failed to bind" in crash[-1]["exception"]
+
+
+def test_librdkafka_complaints_and_a_crash_are_json_lines(tmp_path: Path) -> None:
+    """A server whose Kafka broker is unreachable exits 1; librdkafka's complaints and the
+    fatal traceback come out as JSON lines (the traceback as one ``exception`` field)."""
+    server = ServerProcess(
+        tmp_path / "no-kafka", {"LEDGERD_LOG_URL": f"kafka://127.0.0.1:{free_port()}"}
+    )
+    assert run_serve(server, tmp_path / "stderr") == 1
     records = json_lines(tmp_path / "stderr")
     assert any(record.get("logger") == "confluent_kafka" for record in records)
     crash = [record for record in records if "exception" in record]
