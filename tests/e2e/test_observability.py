@@ -8,6 +8,7 @@ import json
 import re
 import socket
 import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -282,3 +283,64 @@ def test_librdkafka_complaints_and_a_crash_are_json_lines(tmp_path: Path) -> Non
     assert any(record.get("logger") == "confluent_kafka" for record in records)
     crash = [record for record in records if "exception" in record]
     assert crash and crash[-1]["exception"].startswith("Traceback")
+
+
+PROVOKE = """
+import asyncio, gc, logging, threading, warnings
+from ledgerd.logs import configure_logging
+
+configure_logging("info", fields={"api_worker": 3})
+warnings.warn("a deprecated thing", DeprecationWarning, stacklevel=1)
+try:
+    1 / 0
+except ZeroDivisionError:
+    logging.getLogger("grpc._cython.cygrpc").exception("servicer failed\\nsecond line")
+thread = threading.Thread(target=lambda: 1 / 0, name="doomed")
+thread.start()
+thread.join()
+
+class Broken:
+    def __del__(self):
+        raise RuntimeError("in a destructor")
+
+Broken()
+gc.collect()
+
+async def forgotten():
+    async def fail():
+        raise ValueError("never retrieved")
+    task = asyncio.get_running_loop().create_task(fail())
+    await asyncio.sleep(0.01)
+    del task
+    gc.collect()
+
+asyncio.run(forgotten())
+raise SystemError("uncaught at the top")
+"""
+
+
+def test_each_kind_of_python_output_is_one_json_line(tmp_path: Path) -> None:
+    """After configure_logging: a warning, a stdlib log with a traceback, a thread's and
+    a destructor's uncaught exceptions, asyncio's unretrieved task error and an uncaught
+    exception each come out as one JSON line with the process's fields."""
+    done = subprocess.run(
+        [sys.executable, "-W", "always", "-c", PROVOKE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    (tmp_path / "stderr").write_text(done.stderr)
+    records = json_lines(tmp_path / "stderr")
+    assert all(record["api_worker"] == 3 for record in records)
+    by_logger = {record.get("logger"): record for record in records}
+    assert "a deprecated thing" in by_logger["py.warnings"]["event"]
+    grpc_line = by_logger["grpc._cython.cygrpc"]
+    assert "ZeroDivisionError" in grpc_line["exception"]
+    assert "Task exception was never retrieved" in by_logger["asyncio"]["event"]
+    assert "never retrieved" in by_logger["asyncio"]["exception"]
+    events = {record["event"]: record for record in records}
+    assert events["uncaught exception in thread"]["thread"] == "doomed"
+    assert any("in a destructor" in record.get("exception", "") for record in records)
+    assert "uncaught at the top" in events["uncaught exception"]["exception"]
