@@ -153,7 +153,7 @@ class RestGateway:
                 code = grpc.StatusCode.UNKNOWN.name
                 raise
             finally:
-                calls.record(started, _outcome(request, code, route))
+                calls.record(started, _outcome(request, code, route, self._auth.enabled))
 
         return endpoint
 
@@ -200,8 +200,9 @@ class RestGateway:
         return await self._handlers.health_check(pb.HealthCheckRequest())
 
 
-def _outcome(request: web.Request, code: str, route: str) -> Outcome:
-    """What the access log shows of a REST call (nothing is built while it is off)."""
+def _outcome(request: web.Request, code: str, route: str, signed: bool) -> Outcome:
+    """What the access log shows of a REST call (nothing is built while it is off); the
+    key id only where calls are signed, as for gRPC."""
     if not access_log_enabled():
         return Outcome(code)
     peer = request.transport.get_extra_info("peername") if request.transport else None
@@ -209,7 +210,7 @@ def _outcome(request: web.Request, code: str, route: str) -> Outcome:
         code,
         peer=f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else request.remote,
         request=request.get("message"),
-        key_id=request.headers.get(KEY_ID_HEADER),
+        key_id=request.headers.get(KEY_ID_HEADER) if signed else None,
         route=route,
     )
 
