@@ -24,7 +24,7 @@ import structlog
 from ledgerd import metrics
 from ledgerd.v1 import balance_pb2 as pb
 
-ACCESS_LOG_MODES = ("off", "info", "debug")
+_LEVELS = ("debug", "info", "warning", "error")
 # Client-chosen text is cut to this length in the access log (request ids are at most
 # 64 characters when valid; an invalid one must not make a line of megabytes).
 MAX_LOGGED_CHARS = 128
@@ -36,10 +36,10 @@ _write: Callable[..., Any] | None = None
 
 
 def configure_access_log(mode: str, log_level: str) -> None:
-    """``mode`` off, info or debug: the level access lines are written at; debug lines
-    are dropped before they are built unless ``log_level`` is debug."""
+    """``mode`` off, info or debug: the level access lines are written at; lines below
+    ``log_level`` are not even built."""
     global _write  # noqa: PLW0603 (process-wide, set once at startup like the log config)
-    if mode == "off" or (mode == "debug" and log_level != "debug"):
+    if mode == "off" or _LEVELS.index(mode) < _LEVELS.index(log_level):
         _write = None
     else:
         _write = _log.info if mode == "info" else _log.debug
