@@ -34,6 +34,7 @@ lint: $(INSTALLED)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
+	scripts/proto-check
 
 format: $(INSTALLED)
 	$(BIN)/ruff check --fix src tests

@@ -317,7 +317,12 @@ class Ledgerd:
             self.supervisor.start()
             if settings.http_addr:
                 handlers = Handlers(service, self.health.check)
-                self.rest = RestGateway(handlers, settings.http_addr, self.auth)
+                self.rest = RestGateway(
+                    handlers,
+                    settings.http_addr,
+                    self.auth,
+                    max_concurrent_calls=settings.max_concurrent_rpcs,
+                )
                 await self.rest.start()
         log.info(
             "ledgerd started",

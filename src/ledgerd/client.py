@@ -8,6 +8,15 @@ Requests are serialized once and the exact bytes are signed and sent. A call
 that fails with UNAVAILABLE, DEADLINE_EXCEEDED or RESOURCE_EXHAUSTED is
 retried (re-signed, same request_id), so a change is never applied twice:
 the server answers a retry of an accepted change with ``duplicate = true``.
+``timeout_s`` bounds each attempt; ``deadline_s``, when given, bounds the
+whole call (every attempt and the backoffs between them).
+
+A call's final failure is raised as ``LedgerdRpcError``, a ``grpc.RpcError``
+with the server's error details as typed fields:
+
+    except LedgerdRpcError as exc:
+        exc.code(), exc.message, exc.reason, exc.metadata
+        for field, description in exc.field_violations: ...
 """
 
 from __future__ import annotations
@@ -23,7 +32,18 @@ import grpc
 from google.protobuf.message import Message
 
 from ledgerd.api.signing import Signer
+from ledgerd.errors import FieldViolation
+from ledgerd.rpc_errors import LedgerdRpcError
 from ledgerd.v1 import balance_pb2 as pb
+
+__all__ = [
+    "AsyncLedgerdClient",
+    "FieldViolation",
+    "LedgerdClient",
+    "LedgerdRpcError",
+    "RetryPolicy",
+    "change_request",
+]
 
 SERVICE = "/ledgerd.v1.BalanceService/"
 RETRIABLE = frozenset(
@@ -55,6 +75,27 @@ class RetryPolicy:
 
     def backoff_s(self, attempt: int) -> float:
         return min(self.max_backoff_s, self.first_backoff_s * float(2**attempt))
+
+
+@dataclass(frozen=True, slots=True)
+class CallDeadline:
+    """When a whole call must be over, on the ``time.monotonic()`` clock (None: never)."""
+
+    at: float | None
+
+    @classmethod
+    def after(cls, deadline_s: float | None, now: float) -> CallDeadline:
+        return cls(None if deadline_s is None else now + deadline_s)
+
+    def attempt_timeout_s(self, timeout_s: float, now: float) -> float:
+        """An attempt's own timeout, cut to what is left of the call's deadline."""
+        if self.at is None:
+            return timeout_s
+        return max(0.0, min(timeout_s, self.at - now))
+
+    def allows_retry(self, backoff_s: float, now: float) -> bool:
+        """Whether an attempt after ``backoff_s`` would still start before the deadline."""
+        return self.at is None or now + backoff_s < self.at
 
 
 def change_request(
@@ -102,12 +143,14 @@ class _Base:
         tls: bool = False,
         tls_root_cert: bytes | None = None,
         timeout_s: float = 10.0,
+        deadline_s: float | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
         if (key_id is None) != (secret is None):
             raise ValueError("key_id and secret go together")
         self._signer = Signer(key_id, secret) if key_id and secret else None
         self._timeout_s = timeout_s
+        self._deadline_s = deadline_s
         self._retry = retry or RetryPolicy()
         credentials = _channel_credentials(tls_root_cert, tls)
         self._channel = (
@@ -122,7 +165,13 @@ class _Base:
         stub = self._channel.unary_unary(
             method, request_serializer=None, response_deserializer=_RESPONSES[name].FromString
         )
-        return _Prepared(stub, method, request.SerializeToString(), timeout_s or self._timeout_s)
+        return _Prepared(
+            stub,
+            method,
+            request.SerializeToString(),
+            timeout_s or self._timeout_s,
+            CallDeadline.after(self._deadline_s, time.monotonic()),
+        )
 
     def _metadata(self, prepared: _Prepared) -> tuple[tuple[str, str | bytes], ...] | None:
         """Signed anew for every attempt: each needs a fresh nonce and timestamp."""
@@ -130,15 +179,21 @@ class _Base:
             return None
         return tuple(self._signer.headers(prepared.method, prepared.body))
 
-    def _backoff_s(self, error: grpc.RpcError, attempt: int) -> float:
+    def _backoff_s(self, error: grpc.RpcError, attempt: int, prepared: _Prepared) -> float:
         """How long to wait before the next attempt.
 
         Raises:
-            grpc.RpcError: ``error`` itself when it is final (not retriable, or the last attempt).
+            LedgerdRpcError: ``error`` with its details when final (not retriable, the last
+                attempt, or no time left for another before the call's deadline).
         """
-        if error.code() not in RETRIABLE or attempt == self._retry.attempts - 1:
-            raise error
-        return self._retry.backoff_s(attempt)
+        backoff_s = self._retry.backoff_s(attempt)
+        if (
+            error.code() not in RETRIABLE
+            or attempt == self._retry.attempts - 1
+            or not prepared.deadline.allows_retry(backoff_s, time.monotonic())
+        ):
+            raise LedgerdRpcError(error) from error
+        return backoff_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +202,10 @@ class _Prepared:
     method: str
     body: bytes
     timeout_s: float
+    deadline: CallDeadline
+
+    def attempt_timeout_s(self) -> float:
+        return self.deadline.attempt_timeout_s(self.timeout_s, time.monotonic())
 
 
 class LedgerdClient(_Base):
@@ -165,16 +224,18 @@ class LedgerdClient(_Base):
         """Call one RPC by name with signing and retries.
 
         Raises:
-            grpc.RpcError: the final failure (non-retriable, or out of attempts).
+            LedgerdRpcError: the final failure (non-retriable, or out of attempts).
         """
         prepared = self._prepare(name, request, timeout_s)
         for attempt in range(self._retry.attempts):
             try:
                 return prepared.stub(
-                    prepared.body, timeout=prepared.timeout_s, metadata=self._metadata(prepared)
+                    prepared.body,
+                    timeout=prepared.attempt_timeout_s(),
+                    metadata=self._metadata(prepared),
                 )
             except grpc.RpcError as exc:
-                time.sleep(self._backoff_s(exc, attempt))
+                time.sleep(self._backoff_s(exc, attempt, prepared))
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def get_balance(self, user_id: int, currency: str = "") -> Sequence[pb.Balance]:
@@ -236,15 +297,17 @@ class AsyncLedgerdClient(_Base):
         await self._channel.close(None)
 
     async def call(self, name: str, request: Message, timeout_s: float | None = None) -> Any:
-        """Raises: grpc.RpcError: the final failure."""
+        """Raises: LedgerdRpcError: the final failure."""
         prepared = self._prepare(name, request, timeout_s)
         for attempt in range(self._retry.attempts):
             try:
                 return await prepared.stub(
-                    prepared.body, timeout=prepared.timeout_s, metadata=self._metadata(prepared)
+                    prepared.body,
+                    timeout=prepared.attempt_timeout_s(),
+                    metadata=self._metadata(prepared),
                 )
             except grpc.RpcError as exc:
-                await asyncio.sleep(self._backoff_s(exc, attempt))
+                await asyncio.sleep(self._backoff_s(exc, attempt, prepared))
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def get_balance(self, user_id: int, currency: str = "") -> Sequence[pb.Balance]:

@@ -198,10 +198,14 @@ def test_batch_over_ten_thousand_changes_is_invalid(stub: Stub) -> None:
 
 
 def test_wait_answers_with_the_current_status_before_a_short_deadline(stub: Stub) -> None:
-    """With a deadline too short to apply, wait=true still answers (not DEADLINE_EXCEEDED)."""
+    """With a short deadline, wait=true still answers (not DEADLINE_EXCEEDED).
+
+    The server answers a margin of 10% of the time left before the deadline (at least 20 ms):
+    1 s leaves 100 ms, so a loaded machine does not turn the answer into DEADLINE_EXCEEDED
+    (0.3 s left 30 ms and failed under a load average of 13)."""
     user = new_user()
     request = change(user, pb.DEPOSIT, "1", wait=True)
-    result = stub.ChangeBalance(request, timeout=0.3)
+    result = stub.ChangeBalance(request, timeout=1.0)
     assert result.status in (pb.PENDING, pb.SENT, pb.APPLIED)
     assert final_status(stub, request.request_id).status == pb.APPLIED
 

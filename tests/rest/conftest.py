@@ -34,3 +34,11 @@ def signed_rest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server, base = start(tmp_path_factory, LEDGERD_HMAC_KEYS=json.dumps(KEYS))
     yield base
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def one_call_rest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A gateway that allows one call in progress."""
+    server, base = start(tmp_path_factory, LEDGERD_MAX_CONCURRENT_RPCS="1")
+    yield base
+    server.stop()

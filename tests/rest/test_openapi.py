@@ -1,5 +1,6 @@
-"""schemathesis against the gateway's own OpenAPI document: no server errors, and every
-answer matches the documented statuses, content types and schemas.
+"""The OpenAPI document: valid OpenAPI 3.0, stating ids, signing and errors; and schemathesis
+against a live gateway: no server errors, and every answer matches the documented statuses,
+content types and schemas.
 
 The checks that the server accepts exactly what the schema allows (ST201/ST202) are not
 run: proto3's JSON mapping also accepts numbers for 64-bit fields and enum values, which a
@@ -7,9 +8,18 @@ JSON Schema cannot state exactly; the schema documents the canonical forms."""
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
+import urllib.request
 from pathlib import Path
+from typing import Any
+
+from schemathesis.specs.openapi.definitions import OPENAPI_30_VALIDATOR
+
+from ledgerd.api.openapi import DOCUMENT
+from ledgerd.api.signing import KEY_ID_HEADER, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 
 def test_gateway_conforms_to_its_openapi_document(rest: str, tmp_path: Path) -> None:
@@ -23,3 +33,62 @@ def test_gateway_conforms_to_its_openapi_document(rest: str, tmp_path: Path) -> 
         capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+
+
+def operations() -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (path, method, operation)
+        for path, item in DOCUMENT["paths"].items()
+        for method, operation in item.items()
+    ]
+
+
+def test_document_is_valid_openapi_3_0() -> None:
+    """The document validates against the OpenAPI 3.0 schema (schemathesis's copy)."""
+    errors = [str(e) for e in OPENAPI_30_VALIDATOR.iter_errors(json.loads(json.dumps(DOCUMENT)))]
+    assert errors == []
+
+
+def test_ids_allow_20_digits() -> None:
+    """2**64-1 (20 digits) is allowed wherever a user_id is, and nothing longer."""
+    biggest = str(2**64 - 1)
+    pattern = DOCUMENT["components"]["schemas"]["ChangeRequest"]["properties"]["user_id"]["pattern"]
+    assert re.fullmatch(pattern, biggest) and not re.fullmatch(pattern, biggest + "0")
+    for path, _, operation in operations():
+        for parameter in operation.get("parameters", []):
+            if parameter["name"] == "user_id":
+                assert parameter["schema"]["maximum"] == 2**64 - 1, path
+
+
+def test_signing_headers_are_a_security_scheme_on_every_operation() -> None:
+    """The four x-ledgerd-* headers are apiKey schemes, required together (or none)."""
+    schemes = DOCUMENT["components"]["securitySchemes"]
+    assert {(s["type"], s["in"], s["name"]) for s in schemes.values()} == {
+        ("apiKey", "header", header)
+        for header in (KEY_ID_HEADER, TIMESTAMP_HEADER, NONCE_HEADER, SIGNATURE_HEADER)
+    }
+    for path, _, operation in operations():
+        assert operation["security"] == [{name: [] for name in schemes}, {}], path
+
+
+def test_every_operation_lists_its_errors_with_the_error_schema() -> None:
+    """401/403/500/503 everywhere, 400/413/415 with a body, 404 on GetChange; one Error."""
+    error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    for path, _, operation in operations():
+        responses = operation["responses"]
+        expected = {"401", "403", "500", "503"}
+        if "requestBody" in operation:
+            expected |= {"400", "413", "415", "409", "429"}
+        assert expected <= set(responses), path
+        for status, response in responses.items():
+            if status != "200":
+                assert {k: v for k, v in response.items() if k != "description"} == error
+    assert "404" in DOCUMENT["paths"]["/v1/changes/{request_id}"]["get"]["responses"]
+    schema = DOCUMENT["components"]["schemas"]["Error"]
+    assert schema["required"] == ["code", "message", "details"]
+
+
+def test_served_document_is_the_module_document(rest: str) -> None:
+    """/openapi.json serves DOCUMENT."""
+    with urllib.request.urlopen(f"{rest}/openapi.json", timeout=15) as answer:
+        assert json.loads(answer.read()) == json.loads(json.dumps(DOCUMENT))

@@ -79,6 +79,58 @@ def test_batch_with_an_invalid_item_stores_nothing(rest: str) -> None:
     assert http(rest, "GET", f"/v1/changes/{good['request_id']}")[0] == 404
 
 
+def error_info(error: dict[str, Any]) -> dict[str, Any]:
+    (info,) = [d for d in error["details"] if d["@type"].endswith("/google.rpc.ErrorInfo")]
+    return info
+
+
+def field_violations(error: dict[str, Any]) -> list[tuple[str, str]]:
+    (bad,) = [d for d in error["details"] if d["@type"].endswith("/google.rpc.BadRequest")]
+    return [(v["field"], v["description"]) for v in bad["field_violations"]]
+
+
+def test_invalid_fields_come_with_the_same_details_as_grpc(rest: str) -> None:
+    """400 bodies list every bad field (BadRequest, snake_case names) beside an ErrorInfo."""
+    status, error = http(
+        rest, "POST", "/v1/changes", deposit(0, "-1", currency="usd", type="WITHDRAW")
+    )
+    assert (status, error["code"]) == (400, "INVALID_ARGUMENT")
+    assert error["message"].startswith("user_id: ")
+    assert [field for field, _ in field_violations(error)] == ["user_id", "currency", "amount"]
+    assert error_info(error) == {
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        "reason": "INVALID_FIELD",
+        "domain": "ledgerd",
+        "metadata": {"field_violations": "3"},
+    }
+
+
+def test_a_batch_error_names_every_bad_item(rest: str) -> None:
+    """Bad items at 0 and 5 of a REST batch are both in the details."""
+    user = new_user()
+    changes = [deposit(user, "1") for _ in range(6)]
+    changes[0]["amount"], changes[5]["currency"] = "0", "usd"
+    status, error = http(rest, "POST", "/v1/changes:batch", {"changes": changes})
+    assert status == 400
+    assert [field for field, _ in field_violations(error)] == [
+        "changes[0].amount",
+        "changes[5].currency",
+    ]
+
+
+def test_conflict_and_not_found_carry_their_reasons(rest: str) -> None:
+    """409 → REQUEST_CONFLICT with the request_id; 404 → REQUEST_NOT_FOUND."""
+    change = deposit(new_user(), "1")
+    assert http(rest, "POST", "/v1/changes", change)[0] == 200
+    status, error = http(rest, "POST", "/v1/changes", {**change, "amount": "2"})
+    assert status == 409 and error_info(error)["reason"] == "REQUEST_CONFLICT"
+    assert error_info(error)["metadata"]["request_id"] == change["request_id"]
+    request_id = new_request_id()
+    status, error = http(rest, "GET", f"/v1/changes/{request_id}")
+    assert status == 404 and error_info(error)["reason"] == "REQUEST_NOT_FOUND"
+    assert error_info(error)["metadata"] == {"request_id": request_id}
+
+
 def signed_headers(signer: Signer, method: str, path: str, body: bytes) -> dict[str, str]:
     return dict(signer.headers(f"{method} {path}", body))
 
@@ -87,7 +139,10 @@ def test_signing_applies_to_rest_with_the_same_scheme(signed_rest: str) -> None:
     """Unsigned → 401; signed writer → 200; read-only key writing → 403."""
     user = new_user()
     body = json.dumps(deposit(user, "3", wait=True)).encode()
-    assert http(signed_rest, "POST", "/v1/changes", json.loads(body))[0] == 401
+    status, unsigned = http(signed_rest, "POST", "/v1/changes", json.loads(body))
+    assert status == 401
+    assert error_info(unsigned)["reason"] == "SIGNATURE_REJECTED"
+    assert "metadata" not in error_info(unsigned)  # never which check failed
 
     def post(signer: Signer) -> tuple[int, dict[str, Any]]:
         request = urllib.request.Request(
@@ -105,7 +160,10 @@ def test_signing_applies_to_rest_with_the_same_scheme(signed_rest: str) -> None:
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read())
 
-    assert post(Signer("reader", "rest-read"))[0] == 403
+    status, denied = post(Signer("reader", "rest-read"))
+    assert status == 403
+    assert error_info(denied)["reason"] == "SCOPE_MISSING"
+    assert error_info(denied)["metadata"] == {"key_id": "reader", "scope": "write"}
     status, result = post(Signer("writer", "rest-secret"))
     assert status == 200 and result["status"] == "APPLIED"
     path = f"/v1/balances/{user}?currency=USD"

@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+import google.rpc.error_details_pb2 as error_details_pb2
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
 from harness import ServerProcess
 from harness.load import change, new_request_id, new_user
 from security_support import KEYS
@@ -19,6 +21,16 @@ from ledgerd.v1 import balance_pb2 as pb
 SERVICE = "/ledgerd.v1.BalanceService/"
 WRITER = Signer("writer", KEYS["writer"]["secrets"][0])  # type: ignore[index]
 REJECTED = "request signature rejected"
+
+
+def error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo:
+    """The ErrorInfo detail of a failed call's google.rpc.Status trailer."""
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None
+    (info,) = [d for d in status.details if d.Is(error_details_pb2.ErrorInfo.DESCRIPTOR)]
+    unpacked = error_details_pb2.ErrorInfo()
+    info.Unpack(unpacked)
+    return unpacked
 
 
 def raw_call(
@@ -34,6 +46,10 @@ def raw_call(
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
                 assert exc.details() == REJECTED  # never says which check failed
+                info = error_info(exc)  # nor do the details
+                assert (info.reason, dict(info.metadata)) == ("SIGNATURE_REJECTED", {})
+            if exc.code() == grpc.StatusCode.PERMISSION_DENIED:
+                assert error_info(exc).reason == "SCOPE_MISSING"
             return exc.code()
     return grpc.StatusCode.OK
 

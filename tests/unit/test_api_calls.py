@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
 from ledgerd.api import calls
-from ledgerd.api.calls import MethodCalls, Outcome, code_of_http_status, configure_access_log
+from ledgerd.api.calls import MethodCalls, Outcome, configure_access_log
 from ledgerd.v1 import balance_pb2 as pb
 
 METHOD = "/ledgerd.v1.BalanceService/ChangeBalance"
@@ -114,13 +114,3 @@ def test_no_line_is_written_while_the_access_log_is_off() -> None:
     with capture_logs() as lines:
         MethodCalls("grpc", METHOD).record(time.perf_counter(), Outcome("OK"))
     assert lines == []
-
-
-@pytest.mark.parametrize(
-    ("status", "code"),
-    [(200, "OK"), (404, "NOT_FOUND"), (405, "UNKNOWN"), (413, "RESOURCE_EXHAUSTED"),
-     (429, "RESOURCE_EXHAUSTED"), (500, "INTERNAL"), (503, "UNAVAILABLE")],
-)  # fmt: skip
-def test_http_statuses_map_to_grpc_codes(status: int, code: str) -> None:
-    """aiohttp's own error answers are counted under the matching gRPC code."""
-    assert code_of_http_status(status) == code

@@ -6,8 +6,8 @@ import pytest
 
 from ledgerd.domain.amounts import SCALE
 from ledgerd.domain.model import ChangeRequest, ChangeType
-from ledgerd.domain.validation import validate_change, validate_journal_limit
-from ledgerd.errors import InvalidArgument
+from ledgerd.domain.validation import FieldChecks, validate_change, validate_journal_limit
+from ledgerd.errors import FieldViolation, InvalidArgument
 
 
 def valid_fields(**overrides: Any) -> dict[str, Any]:
@@ -106,3 +106,39 @@ def test_invalid_argument_at_index_locates_the_field_in_a_batch() -> None:
     """at_index prefixes the field with the repeated field and the item index."""
     error = InvalidArgument("amount", "must be greater than zero").at_index("changes", 3)
     assert (error.field, error.problem) == ("changes[3].amount", "must be greater than zero")
+
+
+def test_validate_change_reports_every_malformed_field_in_field_order() -> None:
+    """Three bad fields give three violations, in field order; the message names the first."""
+    with pytest.raises(InvalidArgument) as excinfo:
+        validate_change(**valid_fields(user_id=0, currency="usd", amount="-1"))
+    assert [v.field for v in excinfo.value.violations] == ["user_id", "currency", "amount"]
+    assert str(excinfo.value).startswith("user_id: must be a positive 64-bit integer")
+    assert str(excinfo.value).endswith("(and 2 more invalid fields)")
+
+
+def test_one_malformed_field_keeps_the_message_it_always_had() -> None:
+    """A single violation's message is exactly ``field: problem``, with nothing appended."""
+    with pytest.raises(InvalidArgument) as excinfo:
+        validate_change(**valid_fields(amount="0"))
+    assert str(excinfo.value) == "amount: must be greater than zero"
+    assert excinfo.value.violations == (FieldViolation("amount", "must be greater than zero"),)
+
+
+def test_at_index_locates_every_violation_of_the_item() -> None:
+    """at_index prefixes each of an item's violations, not only the first."""
+    error = InvalidArgument("type", "bad", FieldViolation("memo", "too long")).at_index(
+        "changes", 5
+    )
+    assert error.violations == (
+        FieldViolation("changes[5].type", "bad"),
+        FieldViolation("changes[5].memo", "too long"),
+    )
+
+
+def test_field_checks_return_values_and_raise_nothing_when_all_fields_are_good() -> None:
+    """FieldChecks passes each validated value through and raise_if_any is then silent."""
+    fields = FieldChecks()
+    assert fields.check(validate_journal_limit, 0, -1) == 100
+    fields.raise_if_any()
+    assert fields.violations == []

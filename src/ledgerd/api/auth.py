@@ -162,5 +162,9 @@ class Authenticator:
             raise Unauthenticated("replayed")
         needed = "read" if (scope_method or method) in READ_METHODS else "write"
         if needed not in key.scopes:
-            raise PermissionDenied(f"key {key_id} may not call {method.rsplit('/', 1)[-1]}")
+            raise PermissionDenied(
+                f"key {key_id} may not call {method.rsplit('/', 1)[-1]}",
+                key_id=key_id,
+                scope=needed,
+            )
         return key

@@ -113,30 +113,6 @@ class MethodCalls:
         return fields
 
 
-# The gRPC code of an HTTP error aiohttp answered itself (the gRPC mapping, HTTP to gRPC).
-_CODE_OF_HTTP_STATUS = {
-    400: "INVALID_ARGUMENT",
-    401: "UNAUTHENTICATED",
-    403: "PERMISSION_DENIED",
-    404: "NOT_FOUND",
-    409: "ALREADY_EXISTS",
-    413: "RESOURCE_EXHAUSTED",
-    415: "INVALID_ARGUMENT",
-    429: "RESOURCE_EXHAUSTED",
-    499: "CANCELLED",
-    501: "UNIMPLEMENTED",
-    503: "UNAVAILABLE",
-    504: "DEADLINE_EXCEEDED",
-}
-
-
-def code_of_http_status(status: int) -> str:
-    """The gRPC code name of an HTTP status (UNKNOWN for one with no closer match)."""
-    if status < 400:
-        return "OK"
-    return _CODE_OF_HTTP_STATUS.get(status, "INTERNAL" if status >= 500 else "UNKNOWN")
-
-
 def request_fields(request: object) -> dict[str, object]:
     """What the access log shows of a request: its id, or a batch's size; nothing else."""
     if isinstance(request, pb.ChangeBalanceRequest | pb.GetChangeRequest):

@@ -2,7 +2,8 @@
 
 It wraps each method's handler, once at registration, so it sees the raw request bytes (the
 signature covers exactly the bytes the client sent, not a re-serialization),
-answers undecodable bodies with INVALID_ARGUMENT instead of grpc's INTERNAL,
+answers undecodable bodies with INVALID_ARGUMENT (a violation of field ``request``)
+instead of grpc's INTERNAL,
 and, when keys are configured, verifies the signature and the key's scope.
 The standard health service and reflection are registered through it too: they
 skip the checks, but every call of every service is counted and logged
@@ -24,8 +25,9 @@ from google.protobuf.message import DecodeError, Message
 from ledgerd import metrics
 from ledgerd.api.auth import SERVICE_PREFIX, Authenticator
 from ledgerd.api.calls import MethodCalls, Outcome, access_log_enabled
+from ledgerd.api.errors import abort
 from ledgerd.api.signing import KEY_ID_HEADER
-from ledgerd.errors import BackendUnavailable, PermissionDenied, Unauthenticated
+from ledgerd.errors import BackendUnavailable, InvalidArgument, PermissionDenied, Unauthenticated
 
 # A generated ``add_…Servicer_to_server`` function; grpc's handler typing is loose.
 AddServicer = Callable[[Any, Any], None]
@@ -107,9 +109,8 @@ class Gatekeeper:
             peer = context.peer() if access_log_enabled() else None  # gone once cancelled
             try:
                 if raw.message is None:
-                    await context.abort(
-                        grpc.StatusCode.INVALID_ARGUMENT,
-                        f"request: not a valid {name} request message",
+                    await abort(
+                        context, InvalidArgument("request", f"not a valid {name} request message")
                     )
                 if self._auth.enabled:
                     metadata = {
@@ -143,12 +144,12 @@ class Gatekeeper:
             await self._auth.verify(method, metadata, body)
         except Unauthenticated as exc:
             metrics.AUTH_FAILURES.labels(reason=exc.reason).inc()
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, Unauthenticated.public_message)
+            await abort(context, exc)  # the public message and reason only, never which check
         except PermissionDenied as exc:
             metrics.AUTH_FAILURES.labels(reason="scope").inc()
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+            await abort(context, exc)
         except BackendUnavailable as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            await abort(context, exc)
 
 
 def _observed(method: str, handler: Handler) -> Handler:

@@ -13,12 +13,13 @@ from ledgerd.api.convert import (
 from ledgerd.domain.model import ChangeRequest
 from ledgerd.domain.validation import (
     MAX_BATCH_CHANGES,
+    FieldChecks,
     validate_currency,
     validate_journal_limit,
     validate_request_id,
     validate_user_id,
 )
-from ledgerd.errors import InvalidArgument
+from ledgerd.errors import FieldViolation, InvalidArgument
 from ledgerd.probes import HealthSource
 from ledgerd.service import LedgerService
 from ledgerd.v1 import balance_pb2 as pb
@@ -30,8 +31,12 @@ class Handlers:
         self._health = health
 
     async def get_balance(self, request: pb.GetBalanceRequest) -> pb.GetBalanceResponse:
-        user_id = validate_user_id(request.user_id)
-        currency = validate_currency(request.currency) if request.currency else None
+        fields = FieldChecks()
+        user_id = fields.check(validate_user_id, request.user_id, 0)
+        currency = (
+            fields.check(validate_currency, request.currency, "") if request.currency else None
+        )
+        fields.raise_if_any()
         balances = await self._service.get_balances(user_id, currency)
         return pb.GetBalanceResponse(balances=[balance_to_proto(b) for b in balances])
 
@@ -48,11 +53,14 @@ class Handlers:
         if len(request.changes) > MAX_BATCH_CHANGES:
             raise InvalidArgument("changes", f"at most {MAX_BATCH_CHANGES} changes per call")
         changes: list[ChangeRequest] = []
+        violations: list[FieldViolation] = []
         for index, item in enumerate(request.changes):
             try:
                 changes.append(change_from_proto(item))
-            except InvalidArgument as exc:
-                raise exc.at_index("changes", index) from None
+            except InvalidArgument as exc:  # keep going: the answer names every bad item
+                violations.extend(exc.at_index("changes", index).violations)
+        if violations:
+            raise InvalidArgument.of(violations)
         if not changes:
             return pb.ChangeBalancesResponse()
         answers = await self._service.change(changes, wait=request.wait, deadline=deadline)
@@ -63,12 +71,12 @@ class Handlers:
         return answer_to_proto(answer)
 
     async def list_journal(self, request: pb.ListJournalRequest) -> pb.ListJournalResponse:
-        entries = await self._service.list_journal(
-            validate_user_id(request.user_id),
-            validate_currency(request.currency),
-            request.after_version,
-            validate_journal_limit(request.limit),
-        )
+        fields = FieldChecks()
+        user_id = fields.check(validate_user_id, request.user_id, 0)
+        currency = fields.check(validate_currency, request.currency, "")
+        limit = fields.check(validate_journal_limit, request.limit, 0)
+        fields.raise_if_any()
+        entries = await self._service.list_journal(user_id, currency, request.after_version, limit)
         return pb.ListJournalResponse(entries=[journal_to_proto(e) for e in entries])
 
     async def health_check(self, _: pb.HealthCheckRequest) -> pb.HealthCheckResponse:

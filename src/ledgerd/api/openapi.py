@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import grpc
+
+from ledgerd.api.signing import KEY_ID_HEADER, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
+
 _UINT64 = {"type": "string", "pattern": "^[0-9]{1,20}$", "description": "unsigned 64-bit, as text"}
 _USER_ID = {
     "type": "string",
-    "pattern": "^[1-9][0-9]{0,18}$",
-    "description": "1 to 2**64-1, as text (also accepted as a JSON number)",
+    "pattern": "^[1-9][0-9]{0,19}$",
+    "description": "1 to 2**64-1 (18446744073709551615), as text (also accepted as a JSON number)",
 }
 _AMOUNT = {"type": "string", "pattern": r"^(0|[1-9][0-9]{0,19})(\.[0-9]{1,18})?$"}
 # A request amount: the canonical form, and not zero.
@@ -37,21 +41,47 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
 _ERRORS = {
     str(status): {"description": text, **_json(_ref("Error"))}
     for status, text in (
-        (400, "a malformed field (the message names it)"),
-        (401, "missing or bad signature"),
-        (403, "a valid key outside its scopes"),
-        (404, "unknown request"),
-        (409, "request_id reused with different fields"),
-        (429, "overloaded"),
-        (503, "a backend is unavailable; retry with the same request_id"),
+        (400, "INVALID_ARGUMENT: a malformed field, named in the message and in a"
+         " google.rpc.BadRequest detail; also an undecodable body"),
+        (401, "UNAUTHENTICATED: missing or bad signature"),
+        (403, "PERMISSION_DENIED: a valid key outside its scopes"),
+        (404, "NOT_FOUND: unknown request"),
+        (409, "ALREADY_EXISTS: request_id reused with different fields"),
+        (413, "RESOURCE_EXHAUSTED: a body over 16 MiB; not retriable as is"),
+        (415, "INVALID_ARGUMENT: a body without Content-Type application/json"),
+        (429, "RESOURCE_EXHAUSTED: overloaded; retry later with the same request_id"),
+        (500, "INTERNAL: a server bug (logged)"),
+        (503, "UNAVAILABLE: a backend is unavailable; retry with the same request_id"),
     )
+}  # fmt: skip
+# Every operation can meet these: signing, a server bug, a backend down.
+_COMMON_ERRORS = (401, 403, 500, 503)
+# Operations with a JSON body: malformed, too large, or not JSON.
+_BODY_ERRORS = (400, 413, 415)
+
+# The four signing headers, each an apiKey scheme; a signed call sends all four.
+_SIGNING_HEADERS = {
+    "keyId": (KEY_ID_HEADER, "the key's id"),
+    "timestamp": (TIMESTAMP_HEADER, "milliseconds since the Unix epoch, within 30 s of the server"),
+    "nonce": (NONCE_HEADER, "16 to 64 characters, never reused within the time window"),
+    "signature": (
+        SIGNATURE_HEADER,
+        'lowercase hex HMAC-SHA256(secret, "v1\\n{HTTP method} {path and query}\\n{key id}'
+        '\\n{timestamp}\\n{nonce}\\n{hex sha256(body)}")',
+    ),
 }
+_SECURITY_SCHEMES = {
+    name: {"type": "apiKey", "in": "header", "name": header, "description": text}
+    for name, (header, text) in _SIGNING_HEADERS.items()
+}
+# All four headers together, or none when the server has no keys (signing off).
+_SECURITY: list[dict[str, list[str]]] = [{name: [] for name in _SIGNING_HEADERS}, {}]
 
 
 def _responses(ok: dict[str, Any], *codes: int) -> dict[str, Any]:
     return {
         "200": {"description": "OK", **_json(ok)},
-        **{c: _ERRORS[c] for c in map(str, codes)},
+        **{str(c): _ERRORS[str(c)] for c in sorted({*codes, *_COMMON_ERRORS})},
     }
 
 
@@ -63,73 +93,112 @@ def _query_param(name: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": False, "schema": schema}
 
 
+def _operation(
+    operation_id: str,
+    ok: dict[str, Any],
+    *errors: int,
+    parameters: list[dict[str, Any]] | None = None,
+    body: str | None = None,
+) -> dict[str, Any]:
+    operation: dict[str, Any] = {"operationId": operation_id, "security": _SECURITY}
+    if parameters:
+        operation["parameters"] = parameters
+    if body is not None:
+        operation["requestBody"] = {"required": True, **_json(_ref(body))}
+        errors = (*errors, *_BODY_ERRORS)
+    operation["responses"] = _responses(ok, *errors)
+    return operation
+
+
+_ID_PARAMETER = {"type": "integer", "minimum": 1, "maximum": 2**64 - 1}
+
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.0.3",
     "info": {
         "title": "ledgerd REST/JSON gateway",
         "version": "1.0.0",
         "description": "The operations of ledgerd.v1.BalanceService over HTTP/JSON. Numbers of"
-        " 64 bits travel as text, enums by name, as in proto3's JSON mapping.",
+        " 64 bits travel as text, enums by name, as in proto3's JSON mapping. Every error,"
+        " including an unknown path (404 NOT_FOUND) and a method a path does not serve (405"
+        " UNIMPLEMENTED, with an Allow header), is an Error object: the gRPC code name, a"
+        " message, and google.rpc details. Requests with a body must send Content-Type"
+        " application/json. Signing (the four x-ledgerd-* headers) is required once the server"
+        " has keys.",
     },
     "paths": {
         "/v1/balances/{user_id}": {
-            "get": {
-                "operationId": "GetBalance",
-                "parameters": [
-                    _path_param("user_id", {"type": "integer", "minimum": 1, "maximum": 2**64 - 1}),
+            "get": _operation(
+                "GetBalance",
+                _ref("Balances"),
+                400,
+                429,
+                parameters=[
+                    _path_param("user_id", _ID_PARAMETER),
                     _query_param("currency", _CURRENCY),
                 ],
-                "responses": _responses(_ref("Balances"), 400, 401, 403, 503),
-            }
+            )
         },
         "/v1/changes": {
-            "post": {
-                "operationId": "ChangeBalance",
-                "requestBody": {"required": True, **_json(_ref("ChangeRequest"))},
-                "responses": _responses(_ref("ChangeResult"), 400, 401, 403, 409, 429, 503),
-            }
+            "post": _operation(
+                "ChangeBalance", _ref("ChangeResult"), 409, 429, body="ChangeRequest"
+            )
         },
         "/v1/changes:batch": {
-            "post": {
-                "operationId": "ChangeBalances",
-                "requestBody": {"required": True, **_json(_ref("ChangeBatch"))},
-                "responses": _responses(_ref("ChangeResults"), 400, 401, 403, 409, 429, 503),
-            }
+            "post": _operation(
+                "ChangeBalances", _ref("ChangeResults"), 409, 429, body="ChangeBatch"
+            )
         },
         "/v1/changes/{request_id}": {
-            "get": {
-                "operationId": "GetChange",
-                "parameters": [_path_param("request_id", _REQUEST_ID)],
-                "responses": _responses(_ref("ChangeResult"), 400, 401, 403, 404, 503),
-            }
+            "get": _operation(
+                "GetChange",
+                _ref("ChangeResult"),
+                400,
+                404,
+                429,
+                parameters=[_path_param("request_id", _REQUEST_ID)],
+            )
         },
         "/v1/journal/{user_id}/{currency}": {
-            "get": {
-                "operationId": "ListJournal",
-                "parameters": [
-                    _path_param("user_id", {"type": "integer", "minimum": 1, "maximum": 2**64 - 1}),
+            "get": _operation(
+                "ListJournal",
+                _ref("JournalEntries"),
+                400,
+                429,
+                parameters=[
+                    _path_param("user_id", _ID_PARAMETER),
                     _path_param("currency", _CURRENCY),
                     _query_param(
                         "after_version", {"type": "integer", "minimum": 0, "maximum": 2**64 - 1}
                     ),
                     _query_param("limit", {"type": "integer", "minimum": 0, "maximum": 1000}),
                 ],
-                "responses": _responses(_ref("JournalEntries"), 400, 401, 403, 503),
-            }
+            )
         },
-        "/v1/health": {
-            "get": {
-                "operationId": "HealthCheck",
-                "responses": _responses(_ref("Health"), 401, 403, 503),
-            }
-        },
+        "/v1/health": {"get": _operation("HealthCheck", _ref("Health"))},
     },
     "components": {
+        "securitySchemes": _SECURITY_SCHEMES,
         "schemas": {
             "Error": {
                 "type": "object",
-                "required": ["code", "message"],
-                "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                "required": ["code", "message", "details"],
+                "properties": {
+                    "code": {
+                        "type": "string",
+                        "enum": [code.name for code in grpc.StatusCode if code.name != "OK"],
+                        "description": "the gRPC status code name",
+                    },
+                    "message": {"type": "string", "description": "starts with the field, if any"},
+                    "details": {"type": "array", "items": _ref("ErrorDetail")},
+                },
+            },
+            "ErrorDetail": {
+                "type": "object",
+                "description": "a google.rpc error detail message in proto3's JSON mapping, e.g."
+                " google.rpc.BadRequest with field_violations [{field, description}]",
+                "required": ["@type"],
+                "properties": {"@type": {"type": "string"}},
+                "additionalProperties": True,
             },
             "Balance": {
                 "type": "object",
@@ -208,6 +277,6 @@ DOCUMENT: dict[str, Any] = {
                     "components": {"type": "object", "additionalProperties": {"type": "string"}},
                 },
             },
-        }
+        },
     },
 }

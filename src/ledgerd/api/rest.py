@@ -1,9 +1,12 @@
 """The REST/JSON gateway: BalanceService's operations over HTTP, in this process.
 
 Requests and answers use proto3's JSON mapping (64-bit numbers as text, enums
-by name) and go through the same handlers as gRPC. Errors are JSON
-``{"code": "<gRPC code name>", "message": "..."}`` with the HTTP status of the
-table below. Signing uses the same headers and canonical string as gRPC, with
+by name) and go through the same handlers as gRPC. Every error, whatever its
+origin, is JSON ``{"code": "<gRPC code name>", "message": "...", "details": [...]}``
+(``ledgerd.api.rest_errors``); ``details`` holds the google.rpc.Status details gRPC
+sends (ErrorInfo, BadRequest) in protobuf's JSON mapping, ``[]`` if none. Request
+decoding is in ``ledgerd.api.rest_input``.
+Signing uses the same headers and canonical string as gRPC, with
 ``"{HTTP method} {path and query}"`` in place of the gRPC method and the raw
 HTTP body (empty for GET) as the signed bytes.
 """
@@ -12,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import grpc
 import structlog
@@ -22,53 +25,49 @@ from google.protobuf.message import Message
 
 from ledgerd import metrics
 from ledgerd.api.auth import SERVICE_PREFIX, Authenticator
-from ledgerd.api.calls import MethodCalls, Outcome, access_log_enabled, code_of_http_status
-from ledgerd.api.errors import status_of
+from ledgerd.api.calls import MethodCalls, Outcome, access_log_enabled
+from ledgerd.api.errors import details_json, rich_status, status_of
 from ledgerd.api.handlers import Handlers
 from ledgerd.api.openapi import DOCUMENT
+from ledgerd.api.rest_errors import (
+    Detail,
+    code_of_http_status,
+    error_response,
+    json_errors,
+)
+from ledgerd.api.rest_input import (
+    UINT32_MAX,
+    parse_body,
+    path_integer,
+    query_integer,
+    require_json,
+)
 from ledgerd.api.signing import KEY_ID_HEADER
-from ledgerd.errors import InvalidArgument, LedgerError, PermissionDenied, Unauthenticated
+from ledgerd.errors import (
+    InvalidArgument,
+    LedgerError,
+    Overloaded,
+    PermissionDenied,
+    Unauthenticated,
+)
 from ledgerd.v1 import balance_pb2 as pb
 
 log = structlog.get_logger(__name__)
 
-HTTP_STATUS = {
-    grpc.StatusCode.INVALID_ARGUMENT: 400,
-    grpc.StatusCode.UNAUTHENTICATED: 401,
-    grpc.StatusCode.PERMISSION_DENIED: 403,
-    grpc.StatusCode.NOT_FOUND: 404,
-    grpc.StatusCode.ALREADY_EXISTS: 409,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
-    grpc.StatusCode.UNAVAILABLE: 503,
-    grpc.StatusCode.INTERNAL: 500,
-}
 MAX_BODY_BYTES = 16 * 1024 * 1024
 TIMEOUT_HEADER = "x-ledgerd-timeout-ms"
 
 Operation = Callable[[web.Request], Awaitable[Message]]
 
 
-def _error(code: grpc.StatusCode, message: str) -> web.Response:
-    body = json.dumps({"code": code.name, "message": message})
-    return web.Response(
-        status=HTTP_STATUS.get(code, 500), text=body, content_type="application/json"
-    )
+def _error(code: grpc.StatusCode, message: str, details: Sequence[Detail] = ()) -> web.Response:
+    return error_response(code, message, details)
 
 
-def _parse(body: bytes, message: Message) -> Message:
-    try:
-        return json_format.Parse(body or b"{}", message)
-    except (json_format.ParseError, UnicodeDecodeError, RecursionError) as exc:
-        raise InvalidArgument(
-            "request", f"not a valid JSON {message.DESCRIPTOR.name}: {exc}"
-        ) from None
-
-
-def _integer(request: web.Request, name: str, source: str = "path") -> int:
-    raw = request.match_info.get(name) if source == "path" else request.query.get(name, "0")
-    if raw is None or not raw.isdigit() or len(raw) > 20:
-        raise InvalidArgument(name, "must be a non-negative integer")
-    return int(raw)
+def _ledger_error(error: LedgerError) -> web.Response:
+    """The answer to a LedgerError: the same status, message and details as over gRPC."""
+    status = rich_status(error)
+    return _error(status_of(error), status.message, details_json(status))
 
 
 def _deadline(request: web.Request) -> float | None:
@@ -81,15 +80,29 @@ def _deadline(request: web.Request) -> float | None:
 
 
 class RestGateway:
-    """An aiohttp server on ``address`` sharing the gRPC server's service layer."""
+    """An aiohttp server on ``address`` sharing the gRPC server's service layer.
 
-    def __init__(self, handlers: Handlers, address: str, authenticator: Authenticator) -> None:
+    Like the gRPC server, it answers RESOURCE_EXHAUSTED past ``max_concurrent_calls``
+    calls in progress (counted apart from gRPC's), so neither protocol can queue unbounded
+    work behind the other's limit.
+    """
+
+    def __init__(
+        self,
+        handlers: Handlers,
+        address: str,
+        authenticator: Authenticator,
+        *,
+        max_concurrent_calls: int,
+    ) -> None:
         self._handlers = handlers
         self._auth = authenticator
+        self._max_concurrent_calls = max_concurrent_calls
+        self._calls_in_progress = 0
         self._host, _, port = address.rpartition(":")
         self._port = int(port)
         self._runner: web.AppRunner | None = None
-        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[json_errors])
         routes = [
             ("GET", "/v1/balances/{user_id}", "GetBalance", self._get_balance),
             ("POST", "/v1/changes", "ChangeBalance", self._change_balance),
@@ -123,8 +136,11 @@ class RestGateway:
 
         async def endpoint(request: web.Request) -> web.Response:
             started = time.perf_counter()
-            code = grpc.StatusCode.OK.name
+            code = grpc.StatusCode.OK
+            self._calls_in_progress += 1
             try:
+                self._check_calls_in_progress()
+                require_json(request)
                 body = await request.read()
                 if self._auth.enabled:
                     await self._verify(request, rpc, body)
@@ -136,26 +152,31 @@ class RestGateway:
                 return web.Response(text=text, content_type="application/json")
             except Unauthenticated as exc:
                 metrics.AUTH_FAILURES.labels(reason=exc.reason).inc()
-                code = grpc.StatusCode.UNAUTHENTICATED.name
-                return _error(grpc.StatusCode.UNAUTHENTICATED, Unauthenticated.public_message)
+                code = grpc.StatusCode.UNAUTHENTICATED
+                return _ledger_error(exc)  # the public message and reason only, never which check
             except PermissionDenied as exc:
                 metrics.AUTH_FAILURES.labels(reason="scope").inc()
-                code = grpc.StatusCode.PERMISSION_DENIED.name
-                return _error(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+                code = grpc.StatusCode.PERMISSION_DENIED
+                return _ledger_error(exc)
             except LedgerError as exc:
-                status = status_of(exc)
-                code = status.name
-                return _error(status, str(exc))
-            except web.HTTPException as exc:  # aiohttp's own answers, e.g. a body too large
+                code = status_of(exc)
+                return _ledger_error(exc)
+            except web.HTTPException as exc:  # answered by the json_errors middleware
                 code = code_of_http_status(exc.status)
                 raise
-            except BaseException:
-                code = grpc.StatusCode.UNKNOWN.name
+            except Exception:  # logged and answered 500 by the json_errors middleware
+                code = grpc.StatusCode.INTERNAL
                 raise
             finally:
-                calls.record(started, _outcome(request, code, route, self._auth.enabled))
+                self._calls_in_progress -= 1
+                calls.record(started, _outcome(request, code.name, route, self._auth.enabled))
 
         return endpoint
+
+    def _check_calls_in_progress(self) -> None:
+        """Raises: Overloaded: more calls in progress than allowed (this one included)."""
+        if self._calls_in_progress > self._max_concurrent_calls:
+            raise Overloaded(f"too many calls in progress (limit {self._max_concurrent_calls})")
 
     async def _verify(self, request: web.Request, rpc: str, body: bytes) -> None:
         headers = {key.lower(): value for key, value in request.headers.items()}
@@ -165,20 +186,16 @@ class RestGateway:
 
     async def _get_balance(self, request: web.Request) -> Message:
         currency = request.query.get("currency", "")
-        message = pb.GetBalanceRequest(
-            user_id=_bounded(_integer(request, "user_id")), currency=currency
-        )
+        message = pb.GetBalanceRequest(user_id=path_integer(request, "user_id"), currency=currency)
         return await self._handlers.get_balance(message)
 
     async def _change_balance(self, request: web.Request) -> Message:
-        message = _parse(request["body"], pb.ChangeBalanceRequest())
-        assert isinstance(message, pb.ChangeBalanceRequest)
+        message = parse_body(request["body"], pb.ChangeBalanceRequest())
         request["message"] = message  # for the access log
         return await self._handlers.change_balance(message, _deadline(request))
 
     async def _change_balances(self, request: web.Request) -> Message:
-        message = _parse(request["body"], pb.ChangeBalancesRequest())
-        assert isinstance(message, pb.ChangeBalancesRequest)
+        message = parse_body(request["body"], pb.ChangeBalancesRequest())
         request["message"] = message  # for the access log
         return await self._handlers.change_balances(message, _deadline(request))
 
@@ -189,10 +206,10 @@ class RestGateway:
 
     async def _list_journal(self, request: web.Request) -> Message:
         message = pb.ListJournalRequest(
-            user_id=_bounded(_integer(request, "user_id")),
+            user_id=path_integer(request, "user_id"),
             currency=request.match_info["currency"],
-            after_version=_bounded(_integer(request, "after_version", "query")),
-            limit=_bounded(_integer(request, "limit", "query"), bits=32),
+            after_version=query_integer(request, "after_version"),
+            limit=query_integer(request, "limit", maximum=UINT32_MAX),
         )
         return await self._handlers.list_journal(message)
 
@@ -213,9 +230,3 @@ def _outcome(request: web.Request, code: str, route: str, signed: bool) -> Outco
         key_id=request.headers.get(KEY_ID_HEADER) if signed else None,
         route=route,
     )
-
-
-def _bounded(value: int, bits: int = 64) -> int:
-    if value >= 2**bits:
-        raise InvalidArgument("number", f"must be below 2**{bits}")
-    return value

@@ -1,14 +1,14 @@
-"""The grpc.aio server: BalanceService, grpc.health.v1 and reflection."""
+"""The grpc.aio server: BalanceService, grpc.health.v1 and reflection (v1 and v1alpha)."""
 
 from __future__ import annotations
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ledgerd.api.auth import Authenticator
 from ledgerd.api.gatekeeper import Gatekeeper
 from ledgerd.api.handlers import Handlers
+from ledgerd.api.introspection import HealthServicer, enable_reflection
 from ledgerd.api.servicer import BalanceServicer
 from ledgerd.probes import HealthSource
 from ledgerd.service import LedgerService
@@ -49,19 +49,11 @@ class GrpcServer:
         gatekeeper.register(
             self._server, balance_pb2_grpc.add_BalanceServiceServicer_to_server, servicer
         )
-        self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
+        self._health = HealthServicer()
         gatekeeper.register(
             self._server, health_pb2_grpc.add_HealthServicer_to_server, self._health
         )
-        # What reflection.enable_server_reflection does, through the gatekeeper.
-        reflection_servicer = reflection.aio.ReflectionServicer(  # type: ignore[attr-defined]
-            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
-        )
-        gatekeeper.register(
-            self._server,
-            reflection_pb2_grpc.add_ServerReflectionServicer_to_server,
-            reflection_servicer,
-        )
+        enable_reflection(self._server, (SERVICE_NAME,), wrap=gatekeeper.wrap)
         if tls is None:
             self.port = self._server.add_insecure_port(address)
         else:

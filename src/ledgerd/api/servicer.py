@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import grpc
 import structlog
 
-from ledgerd.api.errors import status_of
+from ledgerd.api.errors import abort, status_of
 from ledgerd.api.handlers import Handlers
 from ledgerd.errors import LedgerError
 from ledgerd.v1 import balance_pb2 as pb
@@ -25,7 +25,7 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class BalanceServicer(pb_grpc.BalanceServiceServicer):
-    """Maps each RPC onto the handlers; every LedgerError becomes its status code."""
+    """Maps each RPC onto the handlers; every LedgerError becomes its status and details."""
 
     def __init__(self, handlers: Handlers) -> None:
         self._handlers = handlers
@@ -71,15 +71,14 @@ def _deadline(context: Context) -> float | None:
 
 
 async def _serve(method: str, context: Context, handle: Callable[[], Awaitable[T]]) -> T:
-    """Run a handler, answer LedgerErrors with their status code."""
+    """Run a handler, answer LedgerErrors with their status code and details."""
     try:
         return await handle()
     except LedgerError as exc:
         status = status_of(exc)
         if status is grpc.StatusCode.INTERNAL:
             log.error("internal error", method=method, error=str(exc))
-        await context.abort(status, str(exc))
-        raise  # abort() raises; this line only satisfies the type checker
+        await abort(context, exc)
     except Exception:
         log.exception("unhandled error", method=method)
         raise

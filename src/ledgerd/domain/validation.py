@@ -1,12 +1,18 @@
-"""Field rules for incoming requests; each failure names the field."""
+"""Field rules for incoming requests; each failure names the field, and a request
+with several bad fields hears of all of them at once (``FieldChecks``)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import TypeVar
 
 from ledgerd.domain.amounts import parse_amount
 from ledgerd.domain.model import ChangeRequest, ChangeType
-from ledgerd.errors import InvalidArgument
+from ledgerd.errors import FieldViolation, InvalidArgument
+
+V = TypeVar("V")
+T = TypeVar("T")
 
 MAX_USER_ID = 2**64 - 1
 MAX_MEMO_CHARS = 256
@@ -16,6 +22,29 @@ DEFAULT_JOURNAL_LIMIT = 100
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}", re.ASCII)
 _CURRENCY = re.compile(r"[A-Z0-9]{1,16}", re.ASCII)
+
+
+class FieldChecks:
+    """Runs every field's check of one request, collecting violations instead of stopping.
+
+    ``check`` returns the validated value, or ``placeholder`` when the field is bad:
+    a placeholder never escapes, because ``raise_if_any`` raises before the values are used.
+    """
+
+    def __init__(self) -> None:
+        self.violations: list[FieldViolation] = []
+
+    def check(self, validate: Callable[[V], T], value: V, placeholder: T) -> T:
+        try:
+            return validate(value)
+        except InvalidArgument as exc:
+            self.violations.extend(exc.violations)
+            return placeholder
+
+    def raise_if_any(self) -> None:
+        """Raises: InvalidArgument: every violation collected, in the order checked."""
+        if self.violations:
+            raise InvalidArgument.of(self.violations)
 
 
 def validate_request_id(request_id: str) -> str:
@@ -57,16 +86,19 @@ def validate_change(
     """Build a ChangeRequest from raw fields.
 
     Raises:
-        InvalidArgument: the first malformed field, by name.
+        InvalidArgument: every malformed field, by name, in field order.
     """
-    return ChangeRequest(
-        request_id=validate_request_id(request_id),
-        user_id=validate_user_id(user_id),
-        currency=validate_currency(currency),
-        type=validate_change_type(change_type),
-        amount=parse_amount(amount),
-        memo=validate_memo(memo),
+    fields = FieldChecks()
+    change = ChangeRequest(
+        request_id=fields.check(validate_request_id, request_id, ""),
+        user_id=fields.check(validate_user_id, user_id, 0),
+        currency=fields.check(validate_currency, currency, ""),
+        type=fields.check(validate_change_type, change_type, ChangeType.DEPOSIT),
+        amount=fields.check(parse_amount, amount, 0),
+        memo=fields.check(validate_memo, memo, ""),
     )
+    fields.raise_if_any()
+    return change
 
 
 def validate_journal_limit(limit: int) -> int:

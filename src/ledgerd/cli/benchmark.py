@@ -1,0 +1,151 @@
+"""``ledgerd bench``: throughput and latency of a stack it starts itself."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ledgerd.bench.names import DEFAULT_WORKERS, SCENARIOS, WORKER_SCENARIOS, run_label
+from ledgerd.cli.parsing import Commands, add_command
+
+
+def add_commands(commands: Commands) -> None:
+    bench = add_command(
+        commands,
+        "bench",
+        "measure throughput and latency (starts its own servers)",
+        cmd_bench,
+    )
+    _add_bench_arguments(bench)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from ledgerd.bench import compare, report, scenarios
+
+    old = None
+    if args.compare:
+        if len(args.compare) > 2:
+            print("ledgerd: --compare takes OLD.json, or OLD.json NEW.json", file=sys.stderr)
+            return 2
+        try:
+            runs = [compare.load_results(Path(path)) for path in args.compare]
+        except (OSError, ValueError) as exc:
+            print(f"ledgerd: --compare: {exc}", file=sys.stderr)
+            return 2
+        if len(runs) == 2:  # two saved runs: compare them, run nothing
+            print(compare.render(compare.compare(runs[0], runs[1])))
+            return 0
+        old = runs[0]
+    results = []
+    for name in args.scenario:
+        for workers in args.workers if name in WORKER_SCENARIOS else [1]:
+            print(f"== {run_label(name, workers)}", file=sys.stderr)
+            options = scenarios.Options(
+                scenario=name,
+                duration_s=args.duration,
+                accounts=args.accounts,
+                concurrency=args.concurrency,
+                batch=args.batch,
+                distribution=args.distribution,
+                stack=args.stack,
+                workdir=Path(args.workdir),
+                apply_changes=args.apply_changes,
+                consumer_batch=args.consumer_batch,
+                profile_dir=Path(args.profile) if args.profile else None,
+                split_roles=not args.one_process,
+                memory_accounts=args.memory_accounts,
+                workers=workers,
+            )
+            results.append(scenarios.run(options))
+            if args.json:  # after each scenario: a failure later keeps what was measured
+                report.write_json(Path(args.json), results)
+    print(report.table(results))
+    for target, measured, verdict in report.ratios(results):
+        print(f"{target:<44} {measured:>20}  {verdict}")
+    if old is not None:
+        ran = {r["scenario"] for r in results}  # scenarios not run this time are no news
+        print(f"\ncompared with {args.compare[0]}:")
+        print(compare.render(compare.compare([r for r in old if r["scenario"] in ran], results)))
+    if args.markdown:
+        command = "ledgerd " + " ".join(sys.argv[1:])
+        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.markdown).write_text(report.markdown(results, command))
+    return 0 if all(r["ok"] for r in results) else 1
+
+
+def _scenario_names(text: str) -> list[str]:
+    """``all`` or ``echo,read`` -> the scenarios to run, in the order given."""
+    if text == "all":
+        return SCENARIOS
+    names = text.split(",")
+    unknown = [name for name in names if name not in SCENARIOS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown scenario {', '.join(unknown)}; use all or some of {', '.join(SCENARIOS)}"
+        )
+    return names
+
+
+def _worker_counts(text: str) -> list[int]:
+    """``1,2`` -> [1, 2]: the --workers option."""
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError("a comma-separated list of counts, e.g. 1,2") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("worker counts are 1 or more")
+    return counts
+
+
+def _add_bench_arguments(bench: argparse.ArgumentParser) -> None:
+    """The options of ``ledgerd bench``."""
+    bench.add_argument(
+        "--scenario",
+        type=_scenario_names,
+        default=SCENARIOS,
+        help=f"all, or some of {', '.join(SCENARIOS)}, comma-separated (default: all)",
+    )
+    bench.add_argument("--duration", type=float, default=10.0, help="seconds per scenario")
+    bench.add_argument("--accounts", type=int, default=100_000, help="users the load spreads over")
+    bench.add_argument("--concurrency", type=int, default=64, help="calls in flight at once")
+    bench.add_argument("--batch", type=int, default=1000, help="changes per ChangeBalances call")
+    bench.add_argument(
+        "--distribution",
+        choices=["uniform", "zipf"],
+        default="uniform",
+        help="how calls pick accounts: evenly, or a few hot ones",
+    )
+    bench.add_argument(
+        "--stack",
+        choices=["production", "embedded"],
+        default="production",
+        help="MariaDB, Kafka and Redis (scripts/services), or SQLite, embedded log and memory",
+    )
+    bench.add_argument("--apply-changes", type=int, default=300_000, help="preloaded for apply")
+    bench.add_argument("--memory-accounts", type=int, default=1_000_000, help="memory: accounts")
+    bench.add_argument("--consumer-batch", type=int, default=5000, help="apply: batch size")
+    bench.add_argument("--profile", help="apply: py-spy flame graph of the consumer into this dir")
+    bench.add_argument(
+        "--one-process", action="store_true", help="production: every role in one process"
+    )
+    bench.add_argument(
+        "--workdir", default="./data/bench", help="the servers' data directories and logs"
+    )
+    bench.add_argument(
+        "--workers",
+        type=_worker_counts,
+        default=DEFAULT_WORKERS,
+        help=f"API worker processes for {' and '.join(WORKER_SCENARIOS)}, each count a run",
+    )
+    bench.add_argument(
+        "--json", help="write the result (one row: an object) or results (a list) here"
+    )
+    bench.add_argument("--markdown", help="write a markdown report (e.g. docs/benchmarks.md)")
+    bench.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="OLD.json",
+        help="print each figure's ratio to a saved --json run; with a second file"
+        " (OLD.json NEW.json) compare the two and run nothing",
+    )

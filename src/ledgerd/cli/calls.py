@@ -1,0 +1,262 @@
+"""The client commands: ``balance``, ``change``, ``journal``, ``get-change``, ``health``.
+
+Each calls one RPC with the Python client, prints the answer as JSON on stdout and
+exits with the status ``exit_codes`` gives its outcome; a failed call prints
+``error: CODE: details`` on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import urllib.error
+import urllib.request
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from pydantic import ValidationError
+
+from ledgerd.cli import exit_codes
+from ledgerd.cli.exit_codes import CommandFailed, ExitCode
+from ledgerd.cli.parsing import Commands, add_command, int_in_range, positive_float
+from ledgerd.settings import ClientSettings, SettingsError
+
+if TYPE_CHECKING:
+    from ledgerd.client import LedgerdClient
+
+UINT64_MAX = 2**64 - 1
+DEFAULT_TIMEOUT_S = 15.0
+CHANGE_TYPES = ["deposit", "withdraw", "freeze", "unfreeze"]
+
+
+def add_commands(commands: Commands) -> None:
+    target = _target_options()
+
+    balance = add_command(
+        commands, "balance", "show a user's balances", cmd_balance, parents=[target]
+    )
+    _add_user(balance)
+    balance.add_argument(
+        "currency", nargs="?", default="", help="one currency, e.g. USD (default: every one)"
+    )
+
+    change = add_command(
+        commands,
+        "change",
+        "change a balance",
+        cmd_change,
+        parents=[target],
+        epilog="exit status: 0 APPLIED (or accepted: PENDING, without --wait), 3 REJECTED,\n"
+        "4 not final when --wait ran out, 2 bad input, 1 error",
+    )
+    change.add_argument(
+        "type", choices=CHANGE_TYPES, type=str.lower, help="what to do (any letter case)"
+    )
+    _add_user(change)
+    change.add_argument("currency", help="currency code, e.g. USD (A-Z and 0-9, 1 to 16)")
+    change.add_argument("amount", help="decimal amount above 0, e.g. 10.5")
+    change.add_argument(
+        "--request-id", help="idempotency key: repeat it to retry safely (default: a new UUID)"
+    )
+    change.add_argument("--memo", default="", help="free text for the journal, up to 256 chars")
+    change.add_argument(
+        "--wait",
+        action="store_true",
+        help="answer once APPLIED or REJECTED, or with the status when --timeout nears",
+    )
+
+    journal = add_command(
+        commands, "journal", "list an account's journal", cmd_journal, parents=[target]
+    )
+    _add_user(journal)
+    journal.add_argument("currency", help="currency code, e.g. USD")
+    journal.add_argument(
+        "--after",
+        type=int_in_range(0, UINT64_MAX),
+        default=0,
+        metavar="VERSION",
+        help="only versions after this one (to page: the last version seen)",
+    )
+    journal.add_argument(
+        "--limit",
+        type=int_in_range(1, 1000),
+        default=100,
+        metavar="N",
+        help="at most this many entries",
+    )
+
+    get_change = add_command(
+        commands,
+        "get-change",
+        "show one change request's status",
+        cmd_get_change,
+        parents=[target],
+        epilog="exit status: 0 APPLIED, 3 REJECTED, 4 not final yet (PENDING, SENT, FAILED),\n"
+        "1 error (NOT_FOUND: no such request)",
+    )
+    get_change.add_argument("request_id", help="the change's idempotency key")
+
+    health = add_command(
+        commands,
+        "health",
+        "show a process's health (exit 1 unless SERVING)",
+        cmd_health,
+        parents=[target],
+    )
+    health.add_argument(
+        "--probe",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="HOST:PORT",
+        help="ask the operations port's /readyz instead of the HealthCheck RPC (any process,"
+        " whatever its roles; HOST:PORT default: $LEDGERD_METRICS_ADDR on this host,"
+        " else 127.0.0.1:9091)",
+    )
+
+
+def _target_options() -> argparse.ArgumentParser:
+    """--addr and --timeout, shared by every client command."""
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument(
+        "--addr",
+        metavar="HOST:PORT",
+        help="the server (default: $LEDGERD_ADDR, else $LEDGERD_GRPC_ADDR on this host,"
+        " else 127.0.0.1:50051)",
+    )
+    options.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="SECONDS",
+        help="deadline of the whole command, every retry included",
+    )
+    return options
+
+
+def _add_user(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("user", type=int_in_range(1, UINT64_MAX), help="user id, 1 to 2^64-1")
+
+
+def cmd_balance(args: argparse.Namespace) -> int:
+    from ledgerd.v1 import balance_pb2 as pb
+
+    _print(
+        _call(args, "GetBalance", pb.GetBalanceRequest(user_id=args.user, currency=args.currency))
+    )
+    return ExitCode.OK
+
+
+def cmd_change(args: argparse.Namespace) -> int:
+    from ledgerd.client import change_request
+
+    request = change_request(
+        args.type,
+        args.user,
+        args.currency,
+        args.amount,
+        request_id=args.request_id,
+        wait=args.wait,
+        memo=args.memo,
+    )
+    result = _call(args, "ChangeBalance", request)
+    _print(result)
+    return exit_codes.for_change(result.status, final_expected=args.wait)
+
+
+def cmd_journal(args: argparse.Namespace) -> int:
+    from ledgerd.v1 import balance_pb2 as pb
+
+    request = pb.ListJournalRequest(
+        user_id=args.user, currency=args.currency, after_version=args.after, limit=args.limit
+    )
+    _print(_call(args, "ListJournal", request))
+    return ExitCode.OK
+
+
+def cmd_get_change(args: argparse.Namespace) -> int:
+    from ledgerd.v1 import balance_pb2 as pb
+
+    result = _call(args, "GetChange", pb.GetChangeRequest(request_id=args.request_id))
+    _print(result)
+    return exit_codes.for_change(result.status, final_expected=True)
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """Health over gRPC from an API process, or with --probe from any process's /readyz."""
+    from ledgerd.v1 import balance_pb2 as pb
+
+    if args.probe is None:
+        answer = _call(args, "HealthCheck", pb.HealthCheckRequest())
+        _print(answer)
+        return ExitCode.OK if answer.status == pb.HealthCheckResponse.SERVING else ExitCode.ERROR
+    url = f"http://{args.probe or _client_settings().probe_target}/readyz"
+    try:
+        with urllib.request.urlopen(url, timeout=args.timeout) as response:
+            body = response.read()
+    except urllib.error.HTTPError as exc:  # 503 NOT_SERVING still carries the report
+        body = exc.read()
+    except (OSError, urllib.error.URLError) as exc:
+        raise CommandFailed(f"UNAVAILABLE: {url}: {exc}", ExitCode.ERROR) from None
+    report = json.loads(body)
+    print(json.dumps(report, indent=2, sort_keys=True))
+    return ExitCode.OK if report.get("status") == "SERVING" else ExitCode.ERROR
+
+
+def _call(args: argparse.Namespace, method: str, request: Message) -> Any:
+    """The RPC's answer.
+
+    Raises:
+        CommandFailed: the call failed; the exit status says whether the input was at fault.
+    """
+    from ledgerd.client import LedgerdRpcError
+
+    target = args.addr or _client_settings().target
+    with _client(target, args.timeout) as client:
+        try:
+            return client.call(method, request)
+        except LedgerdRpcError as exc:
+            code = exc.code()
+            details = exc.details()
+            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                details = f"no answer from {target} within --timeout {args.timeout:g} s"
+            if len(exc.field_violations) > 1:  # the message names only the first
+                details += "".join(f"\n  {v.field}: {v.description}" for v in exc.field_violations)
+            raise CommandFailed(f"{code.name}: {details}", exit_codes.for_rpc_error(code)) from None
+
+
+def _client(target: str, timeout_s: float) -> LedgerdClient:
+    """A client whose calls end within ``timeout_s`` overall, signing with
+    LEDGERD_CLIENT_KEY_ID/_SECRET when set, trusting LEDGERD_CLIENT_TLS_CA when set."""
+    from ledgerd.client import LedgerdClient
+
+    settings = _client_settings()
+    ca = None
+    if settings.client_tls_ca:
+        try:
+            ca = settings.client_tls_ca.read_bytes()
+        except OSError as exc:
+            raise SettingsError(f"LEDGERD_CLIENT_TLS_CA: {exc}") from None
+    return LedgerdClient(
+        target,
+        key_id=settings.client_key_id or None,
+        secret=settings.client_secret or None,
+        tls_root_cert=ca,
+        # The per-attempt timeout is cut to what the deadline leaves: one unanswered
+        # attempt may use it all, retries only fit in what is left.
+        timeout_s=timeout_s,
+        deadline_s=timeout_s,
+    )
+
+
+def _client_settings() -> ClientSettings:
+    try:
+        return ClientSettings()
+    except ValidationError as exc:
+        raise SettingsError(f"invalid settings: {exc}") from None
+
+
+def _print(message: Message) -> None:
+    print(json_format.MessageToJson(message, preserving_proto_field_name=True, indent=2))

@@ -1,0 +1,56 @@
+"""What each ``ledgerd`` exit status means, decided in one place."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+import grpc
+
+from ledgerd.v1 import balance_pb2 as pb
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    ERROR = 1  # the server or the connection failed; a retry or an operator may fix it
+    USAGE = 2  # the command as given can never succeed (argparse also exits 2)
+    REJECTED = 3
+    NOT_FINAL = 4
+
+
+class CommandFailed(Exception):
+    """A command could not do its job; ``main`` prints ``error: <message>`` and exits."""
+
+    def __init__(self, message: str, exit_code: ExitCode) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+# Errors that say the input itself is wrong: running the same command again cannot help.
+_BAD_INPUT = frozenset({grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.ALREADY_EXISTS})
+_NOT_FINAL = frozenset({pb.PENDING, pb.SENT, pb.FAILED})
+
+EPILOG = """\
+exit status:
+  0  done: a read answered; a change APPLIED (or, without --wait, accepted)
+  1  error: the server, a backend or the connection failed (UNAVAILABLE,
+     DEADLINE_EXCEEDED once --timeout is spent, UNAUTHENTICATED, NOT_FOUND ...);
+     `audit` found a problem; `health` is not SERVING
+  2  usage or bad input: an unknown option or malformed argument, a value the
+     server refuses (INVALID_ARGUMENT), a request id already used for another
+     change (ALREADY_EXISTS), a bad LEDGERD_* setting
+  3  the change was REJECTED (e.g. insufficient funds)
+  4  the change is not final yet (PENDING, SENT or FAILED, to be retried by the
+     relay): `change --wait` whose wait ran out, or `get-change`"""
+
+
+def for_change(status: int, *, final_expected: bool) -> ExitCode:
+    """The exit status of a change's result; PENDING counts as done unless a final one was due."""
+    if status == pb.REJECTED:
+        return ExitCode.REJECTED
+    if status in _NOT_FINAL and final_expected:
+        return ExitCode.NOT_FINAL
+    return ExitCode.OK
+
+
+def for_rpc_error(code: grpc.StatusCode) -> ExitCode:
+    return ExitCode.USAGE if code in _BAD_INPUT else ExitCode.ERROR

@@ -1,0 +1,68 @@
+"""``ledgerd serve`` and ``ledgerd migrate``: run the server, prepare its store."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+from ledgerd.cli.parsing import Commands, add_command
+from ledgerd.logs import configure_logging
+from ledgerd.settings import load_settings
+
+
+def add_commands(commands: Commands) -> None:
+    serve = add_command(
+        commands,
+        "serve",
+        "run the server (settings from the LEDGERD_* environment variables)",
+        cmd_serve,
+    )
+    serve.add_argument(
+        "--api-workers",
+        type=int,
+        metavar="N",
+        help="serve the API from N worker processes on one port (sets LEDGERD_API_WORKERS;"
+        " default: $LEDGERD_API_WORKERS, else 1)",
+    )
+    add_command(
+        commands,
+        "migrate",
+        "create or upgrade the store's schema (store: $LEDGERD_STORE_URL)",
+        cmd_migrate,
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ledgerd.api.calls import configure_access_log
+    from ledgerd.app import serve
+
+    if args.api_workers is not None:
+        # Through the variable, so it is validated like one and the workers inherit it.
+        os.environ["LEDGERD_API_WORKERS"] = str(args.api_workers)
+    settings = load_settings()
+    worker = settings.api_worker_index
+    configure_logging(settings.log_level, fields={"api_worker": worker} if worker else None)
+    configure_access_log(settings.access_log, settings.log_level)
+    return asyncio.run(serve(settings))
+
+
+def cmd_migrate(_: argparse.Namespace) -> int:
+    from ledgerd.app import store_from_settings
+    from ledgerd.errors import SchemaTooNew
+
+    settings = load_settings()
+    store = store_from_settings(settings)
+    try:
+        before = store.schema_version()
+        store.migrate()
+        after = store.schema_version()
+    except SchemaTooNew as exc:
+        print(f"ledgerd: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    where = settings.effective_store_url.split("@")[-1]
+    print(f"schema version {before} -> {after}: {where}")
+    return 0
