@@ -112,9 +112,17 @@ def make_calls(server: ServerProcess, base: str) -> dict[str, str]:
     with server.channel() as channel:
         health = health_pb2_grpc.HealthStub(channel)
         health.Check(health_pb2.HealthCheckRequest(service=BALANCE_SERVICE), timeout=5)
+        health.List(health_pb2.HealthListRequest(), timeout=5)
         reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
         asked = iter([reflection_pb2.ServerReflectionRequest(list_services="")])
         list(reflection.ServerReflectionInfo(asked, timeout=5))
+        reflection_v1 = channel.stream_stream(
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+            response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+        )
+        asked = iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+        list(reflection_v1(asked, timeout=5))
         with pytest.raises(grpc.RpcError):  # unsigned: refused
             channel.unary_unary(f"/{BALANCE_SERVICE}/GetChange")(b"", timeout=5)
     return ids
@@ -195,7 +203,10 @@ def test_rpc_metrics_use_grpc_ecosystem_labels(after_calls: dict[str, Any]) -> N
         ("rest", "unary", BALANCE_SERVICE, "ChangeBalance", "OK"),
         ("rest", "unary", BALANCE_SERVICE, "GetChange", "NOT_FOUND"),
         ("grpc", "unary", "grpc.health.v1.Health", "Check", "OK"),
+        ("grpc", "unary", "grpc.health.v1.Health", "List", "OK"),
         ("grpc", "bidi_stream", "grpc.reflection.v1alpha.ServerReflection",
+         "ServerReflectionInfo", "OK"),
+        ("grpc", "bidi_stream", "grpc.reflection.v1.ServerReflection",
          "ServerReflectionInfo", "OK"),
     ]  # fmt: skip
     for protocol, kind, service, method, code in expected:
@@ -272,17 +283,17 @@ def test_a_port_in_use_is_reported_in_json_lines_only(tmp_path: Path) -> None:
     assert crash and "Failed to bind" in crash[-1]["exception"]
 
 
-def test_librdkafka_complaints_and_a_crash_are_json_lines(tmp_path: Path) -> None:
+def test_librdkafka_complaints_and_the_fatal_error_are_json_lines(tmp_path: Path) -> None:
     """A server whose Kafka broker is unreachable exits 1; librdkafka's complaints and the
-    fatal traceback come out as JSON lines (the traceback as one ``exception`` field)."""
+    error it stops with come out as JSON lines."""
     server = ServerProcess(
         tmp_path / "no-kafka", {"LEDGERD_LOG_URL": f"kafka://127.0.0.1:{free_port()}"}
     )
     assert run_serve(server, tmp_path / "stderr") == 1
     records = json_lines(tmp_path / "stderr")
     assert any(record.get("logger") == "confluent_kafka" for record in records)
-    crash = [record for record in records if "exception" in record]
-    assert crash and crash[-1]["exception"].startswith("Traceback")
+    assert records[-1]["event"] == "ledgerd cannot serve"
+    assert records[-1]["error"].startswith("LogUnavailable: kafka at 127.0.0.1:")
 
 
 PROVOKE = """

@@ -7,7 +7,11 @@ import asyncio
 import os
 import sys
 
+import structlog
+
+from ledgerd.cli.exit_codes import ExitCode
 from ledgerd.cli.parsing import Commands, add_command
+from ledgerd.errors import LedgerError
 from ledgerd.logs import configure_logging
 from ledgerd.settings import load_settings
 
@@ -45,7 +49,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     worker = settings.api_worker_index
     configure_logging(settings.log_level, fields={"api_worker": worker} if worker else None)
     configure_access_log(settings.access_log, settings.log_level)
-    return asyncio.run(serve(settings))
+    try:
+        return asyncio.run(serve(settings))
+    except LedgerError as exc:
+        # An expected failure (a backend down at start) ends in one line, as for every
+        # command; from here on, stderr carries only JSON, so it is a log line.
+        log = structlog.get_logger("ledgerd.cli")
+        log.error("ledgerd cannot serve", error=f"{type(exc).__name__}: {exc}")
+        return ExitCode.ERROR
 
 
 def cmd_migrate(_: argparse.Namespace) -> int:
