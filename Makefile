@@ -38,14 +38,14 @@ test-unit: $(INSTALLED)
 	$(BIN)/pytest -q tests/unit
 
 lint: $(INSTALLED)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests setup.py
+	$(BIN)/ruff format --check src tests setup.py
 	$(BIN)/mypy
 	scripts/proto-check
 
 format: $(INSTALLED)
-	$(BIN)/ruff check --fix src tests
-	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests setup.py
+	$(BIN)/ruff format src tests setup.py
 
 proto: $(INSTALLED)
 	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=src --pyi_out=src \
