@@ -15,7 +15,8 @@
     ├── TransientStoreError  STORE_CONTENTION      deadlock, lock wait timeout, a lost race
     ├── Fenced               FENCED                lost ownership of a partition or a lock
     ├── PoisonMessage        POISON_MESSAGE        an event-log message that can never be applied
-    └── SchemaTooNew         SCHEMA_TOO_NEW        the database was migrated by a newer ledgerd
+    ├── SchemaTooNew         SCHEMA_TOO_NEW        the database was migrated by a newer ledgerd
+    └── MissingExtra         MISSING_EXTRA         a configured backend's driver is not installed
 
 The reasons (``error_reason`` on each class) are part of the API: clients
 branch on them, so a reason is never renamed. ``details()`` is what a client
@@ -218,3 +219,21 @@ class SchemaTooNew(LedgerError):
 
     def details(self) -> Mapping[str, str]:
         return {"found_version": str(self.found), "known_version": str(self.known)}
+
+
+class MissingExtra(LedgerError):
+    """A configured backend needs a driver from an extra that is not installed.
+
+    Not retriable: installing the extra is the fix, and the message says how.
+    """
+
+    error_reason = "MISSING_EXTRA"
+
+    def __init__(self, extra: str, needed_by: str, driver: str) -> None:
+        super().__init__(
+            f"{needed_by} needs {driver}, which is not installed: pip install 'ledgerd[{extra}]'"
+        )
+        self.extra = extra
+
+    def details(self) -> Mapping[str, str]:
+        return {"extra": self.extra}

@@ -22,7 +22,7 @@ from importlib import metadata
 from ledgerd.cli import benchmark, calls, operations, server
 from ledgerd.cli.exit_codes import EPILOG, CommandFailed, ExitCode
 from ledgerd.cli.parsing import HelpFormatter
-from ledgerd.errors import LedgerError
+from ledgerd.errors import LedgerError, MissingExtra
 from ledgerd.settings import SettingsError
 
 DESCRIPTION = """\
@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except SettingsError as exc:
+    except (SettingsError, MissingExtra) as exc:  # as given, this can never work
         print(f"ledgerd: {exc}", file=sys.stderr)
         return ExitCode.USAGE
     except LedgerError as exc:  # expected (a store not migrated, a backend down): one line
