@@ -11,7 +11,7 @@ import structlog
 
 from ledgerd.cli.exit_codes import ExitCode
 from ledgerd.cli.parsing import Commands, add_command
-from ledgerd.errors import LedgerError
+from ledgerd.errors import LedgerError, MissingExtra
 from ledgerd.logs import configure_logging
 from ledgerd.settings import load_settings
 
@@ -51,6 +51,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure_access_log(settings.access_log, settings.log_level)
     try:
         return asyncio.run(serve(settings))
+    except MissingExtra:
+        raise  # refused as configured, like a bad setting: main's plain line and exit 2
     except LedgerError as exc:
         # An expected failure (a backend down at start) ends in one line, as for every
         # command; from here on, stderr carries only JSON, so it is a log line.
