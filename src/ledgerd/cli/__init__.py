@@ -6,6 +6,14 @@ One module per group of subcommands, each adding its parsers with ``add_commands
 
 from __future__ import annotations
 
+import os
+
+# gRPC's C core writes its own lines straight to stderr, past Python's logging, so they
+# could never be JSON (docs/operations.md, "Logs"); the errors it reports reach ledgerd as
+# exceptions, which are logged. An operator's own GRPC_VERBOSITY wins. This must run
+# before grpc is first imported, so it sits above the imports.
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+
 import argparse
 import sys
 from collections.abc import Sequence
