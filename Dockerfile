@@ -6,9 +6,14 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+# The locked dependencies first (exact versions, hash-checked; their own layer), then
+# ledgerd itself with nothing resolved again. The lock is made on Python 3.11, like this image.
+COPY requirements/service.txt requirements/
+RUN pip install --no-cache-dir --require-hashes -r requirements/service.txt
+COPY pyproject.toml setup.py MANIFEST.in README.md LICENSE ./
+COPY proto ./proto
 COPY src ./src
-RUN pip install --no-cache-dir '.[mysql]'
+RUN pip install --no-cache-dir --no-deps .
 
 ENV LEDGERD_DATA_DIR=/var/lib/ledgerd \
     LEDGERD_GRPC_ADDR=0.0.0.0:50051 \

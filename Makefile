@@ -5,20 +5,27 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 # The MySQL driver builds against libmariadb-dev, which scripts/services installs.
 INSTALLED_MYSQL := $(VENV)/.installed-mysql
+# Exact versions with hashes (pip-compile, `make lock`): the service's in SERVICE_LOCK (what
+# the Dockerfile installs), the development tools' in DEV_LOCK, with the same service pins.
+SERVICE_LOCK := requirements/service.txt
+DEV_LOCK := requirements/dev.txt
+PIP_INSTALL := $(BIN)/pip install --quiet --disable-pip-version-check
 
-.PHONY: run test test-unit lint format proto services-up services-down bench clean
+.PHONY: run test test-unit lint format proto lock services-up services-down bench clean
 
-$(INSTALLED): pyproject.toml
+# The locked dependencies, then ledgerd itself without resolving anything again.
+$(INSTALLED): pyproject.toml $(DEV_LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PIP_INSTALL) --require-hashes -r $(DEV_LOCK)
+	$(PIP_INSTALL) --no-deps -e .
 	touch $(INSTALLED)
 
 run: $(INSTALLED)
 	$(BIN)/ledgerd serve
 
-$(INSTALLED_MYSQL): $(INSTALLED)
+$(INSTALLED_MYSQL): $(INSTALLED) $(SERVICE_LOCK)
 	scripts/services up mariadb
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,mysql]'
+	$(PIP_INSTALL) --require-hashes -r $(SERVICE_LOCK)
 	touch $(INSTALLED_MYSQL)
 
 # Installs and starts MariaDB, Redis and Kafka (scripts/services), then every suite.
@@ -31,18 +38,27 @@ test-unit: $(INSTALLED)
 	$(BIN)/pytest -q tests/unit
 
 lint: $(INSTALLED)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests setup.py
+	$(BIN)/ruff format --check src tests setup.py
 	$(BIN)/mypy
 	scripts/proto-check
 
 format: $(INSTALLED)
-	$(BIN)/ruff check --fix src tests
-	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests setup.py
+	$(BIN)/ruff format src tests setup.py
 
 proto: $(INSTALLED)
 	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=src --pyi_out=src \
 		--grpc_python_out=src proto/ledgerd/v1/balance.proto
+
+# Re-pins both lock files after a change to pyproject.toml's dependencies, keeping every
+# pin that still fits; `make lock LOCK_ARGS=--upgrade` (or `--upgrade-package NAME`) moves on.
+LOCK_ARGS ?=
+PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --generate-hashes \
+	--allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links $(LOCK_ARGS)
+lock: $(INSTALLED)
+	$(PIP_COMPILE) --extra mysql -o $(SERVICE_LOCK) pyproject.toml
+	$(PIP_COMPILE) --extra dev -c $(SERVICE_LOCK) -o $(DEV_LOCK) pyproject.toml
 
 # Every scenario on the production stack; writes docs/benchmarks.md and the results as a
 # list in data/bench/results/all.json (`ledgerd bench --compare OLD.json NEW.json` compares two).
@@ -57,4 +73,4 @@ services-down:
 	scripts/services down
 
 clean:
-	rm -rf $(VENV) data .services build
+	rm -rf $(VENV) data .services build dist

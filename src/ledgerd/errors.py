@@ -16,6 +16,7 @@
     ├── Fenced               FENCED                lost ownership of a partition or a lock
     ├── PoisonMessage        POISON_MESSAGE        an event-log message that can never be applied
     ├── SchemaTooNew         SCHEMA_TOO_NEW        the database was migrated by a newer ledgerd
+    ├── MissingExtra         MISSING_EXTRA         a configured backend's driver is not installed
     └── ShardMismatch        SHARD_MISMATCH        a shard records another place in the shard map
 
 The reasons (``error_reason`` on each class) are part of the API: clients
@@ -219,6 +220,24 @@ class SchemaTooNew(LedgerError):
 
     def details(self) -> Mapping[str, str]:
         return {"found_version": str(self.found), "known_version": str(self.known)}
+
+
+class MissingExtra(LedgerError):
+    """A configured backend needs a driver from an extra that is not installed.
+
+    Not retriable: installing the extra is the fix, and the message says how.
+    """
+
+    error_reason = "MISSING_EXTRA"
+
+    def __init__(self, extra: str, needed_by: str, driver: str) -> None:
+        super().__init__(
+            f"{needed_by} needs {driver}, which is not installed: pip install 'ledgerd[{extra}]'"
+        )
+        self.extra = extra
+
+    def details(self) -> Mapping[str, str]:
+        return {"extra": self.extra}
 
 
 class ShardMismatch(LedgerError):

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
+# No ``<name>_created`` twin per counter and histogram: in the text format Prometheus
+# stores each as one more series, which dashboards never use.
+# (prometheus_client leaves the function untyped)
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+# Labels of the grpc-ecosystem (go-grpc-prometheus), so dashboards written for any gRPC
+# service work; ``protocol`` tells the REST gateway's calls from gRPC calls.
+RPC_LABELS = ["protocol", "grpc_type", "grpc_service", "grpc_method"]
 RPC_REQUESTS = Counter(
     "ledgerd_rpc_requests_total",
-    "gRPC calls answered, by method and status code.",
-    ["method", "code"],
+    "API calls answered (gRPC and REST, health and reflection included), by method and"
+    " status code.",
+    [*RPC_LABELS, "grpc_code"],
 )
 RPC_LATENCY = Histogram(
     "ledgerd_rpc_latency_seconds",
-    "gRPC call latency, by method.",
-    ["method"],
+    "API call latency (a stream: its whole life), by method.",
+    RPC_LABELS,
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 ACCEPTED_CHANGES = Counter(

@@ -127,6 +127,9 @@ class Settings(BaseSettings):
     max_concurrent_rpcs: int = Field(1000, ge=1)
     shutdown_grace_s: float = Field(10.0, ge=0)
     log_level: str = "info"
+    # The access log, one line per API call (gRPC and REST): "info" writes it at info,
+    # "debug" at debug (so only with LEDGERD_LOG_LEVEL=debug), "off" never.
+    access_log: str = "debug"
 
     @field_validator("grpc_addr", "metrics_addr", "http_addr")
     @classmethod
@@ -167,6 +170,13 @@ class Settings(BaseSettings):
     def _known_level(cls, value: str) -> str:
         if value.lower() not in {"debug", "info", "warning", "error"}:
             raise ValueError("must be debug, info, warning or error")
+        return value.lower()
+
+    @field_validator("access_log")
+    @classmethod
+    def _access_log_mode(cls, value: str) -> str:
+        if value.lower() not in {"off", "info", "debug"}:
+            raise ValueError("must be off, info or debug")
         return value.lower()
 
     @model_validator(mode="after")

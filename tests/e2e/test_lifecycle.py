@@ -60,7 +60,8 @@ def test_metrics_endpoint_exposes_request_and_consumer_metrics(fresh_server: Ser
         .decode()
     )
     for name in (
-        'ledgerd_rpc_requests_total{code="OK",method="ChangeBalance"}',
+        'ledgerd_rpc_requests_total{grpc_code="OK",grpc_method="ChangeBalance",'
+        'grpc_service="ledgerd.v1.BalanceService",grpc_type="unary",protocol="grpc"}',
         "ledgerd_rpc_latency_seconds_bucket",
         'ledgerd_outbox_requests_total{status="sent"}',
         "ledgerd_consumer_batch_messages_bucket",

@@ -58,3 +58,39 @@ def test_image_entry_point_is_the_ledgerd_command() -> None:
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts["ledgerd"] == "ledgerd.cli:main"
     assert set(re.findall(r"\b(LEDGERD_[A-Z_]+)=", dockerfile)) <= settings_variables()
+
+
+def label_names(expr: str) -> set[str]:
+    """The label names an expression matches on or aggregates by."""
+    matched = {
+        name
+        for body in re.findall(r"\{([^}]*)\}", expr)
+        for name in re.findall(r"(\w+)\s*!?=~?", body)
+    }
+    grouped = {
+        name.strip()
+        for names in re.findall(r"\bby\s*\(([^)]*)\)", expr)
+        for name in names.split(",")
+    }
+    return (matched | grouped) - {""}
+
+
+def test_rpc_queries_use_labels_the_rpc_metrics_have(busy_server: ServerProcess) -> None:
+    """Every label a dashboard panel or alert rule uses on ledgerd_rpc_* exists on the live
+    series (the grpc-ecosystem names, not the old method/code)."""
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    rules = yaml.safe_load((REPO / "deploy" / "prometheus" / "alerts.yml").read_text())
+    exprs = [t["expr"] for p in panels for t in p["targets"]]
+    exprs += [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    used = set().union(*(label_names(e) for e in exprs if "ledgerd_rpc_" in e))
+    url = f"http://127.0.0.1:{busy_server.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        text = answer.read().decode()
+    exposed = {
+        name
+        for line in text.splitlines()
+        if line.startswith("ledgerd_rpc_")
+        for name in re.findall(r'(\w+)="', line)
+    }
+    assert used, "no panel or rule queries the RPC metrics"
+    assert used <= exposed, f"not on the RPC series: {sorted(used - exposed)}"

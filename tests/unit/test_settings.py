@@ -162,3 +162,23 @@ def test_a_process_without_the_api_ignores_api_workers(monkeypatch: pytest.Monke
     monkeypatch.setenv("LEDGERD_API_WORKERS", "2")
     monkeypatch.setenv("LEDGERD_START_API", "false")
     assert not load_settings().runs_api_workers
+
+
+def test_the_access_log_is_at_debug_by_default() -> None:
+    """LEDGERD_ACCESS_LOG defaults to debug: no access line at the default log level."""
+    settings = load_settings()
+    assert (settings.access_log, settings.log_level) == ("debug", "info")
+
+
+@pytest.mark.parametrize("value", ["INFO", "off", "Debug"])
+def test_access_log_modes_are_read_in_any_case(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    """LEDGERD_ACCESS_LOG takes off, info or debug, in any case."""
+    monkeypatch.setenv("LEDGERD_ACCESS_LOG", value)
+    assert load_settings().access_log == value.lower()
+
+
+def test_a_bad_access_log_mode_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another LEDGERD_ACCESS_LOG value stops start-up, naming the variable and the choices."""
+    monkeypatch.setenv("LEDGERD_ACCESS_LOG", "verbose")
+    with pytest.raises(SettingsError, match=r"LEDGERD_ACCESS_LOG: .*off, info or debug"):
+        load_settings()

@@ -37,6 +37,8 @@ STATUS_OF_ERROR: tuple[tuple[type[errors.LedgerError], grpc.StatusCode], ...] = 
     (errors.Fenced, grpc.StatusCode.UNAVAILABLE),
     (errors.PoisonMessage, grpc.StatusCode.INTERNAL),
     (errors.SchemaTooNew, grpc.StatusCode.FAILED_PRECONDITION),
+    # Stops start-up before any call is served; mapped so that the table stays total.
+    (errors.MissingExtra, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.ShardMismatch, grpc.StatusCode.FAILED_PRECONDITION),
 )
 

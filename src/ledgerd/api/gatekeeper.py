@@ -1,16 +1,21 @@
-"""The gatekeeper of BalanceService calls: request decoding and signature checks.
+"""The gatekeeper of gRPC calls: request decoding, signature checks, metrics and access log.
 
 It wraps each method's handler, once at registration, so it sees the raw request bytes (the
 signature covers exactly the bytes the client sent, not a re-serialization),
 answers undecodable bodies with INVALID_ARGUMENT (a violation of field ``request``)
 instead of grpc's INTERNAL,
 and, when keys are configured, verifies the signature and the key's scope.
-The standard health service and reflection pass through untouched.
+The standard health service and reflection are registered through it too: they
+skip the checks, but every call of every service is counted and logged
+(``ledgerd.api.calls``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import inspect
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,12 +24,23 @@ from google.protobuf.message import DecodeError, Message
 
 from ledgerd import metrics
 from ledgerd.api.auth import SERVICE_PREFIX, Authenticator
+from ledgerd.api.calls import MethodCalls, Outcome, access_log_enabled
 from ledgerd.api.errors import abort
+from ledgerd.api.signing import KEY_ID_HEADER
 from ledgerd.errors import BackendUnavailable, InvalidArgument, PermissionDenied, Unauthenticated
 
 # A generated ``add_…Servicer_to_server`` function; grpc's handler typing is loose.
 AddServicer = Callable[[Any, Any], None]
 Handler = Any
+Context = grpc.aio.ServicerContext[Any, Any]
+
+# grpc's handler attribute of each kind of method, and go-grpc-prometheus's grpc_type.
+_KINDS = {
+    "unary_unary": ("unary", grpc.unary_unary_rpc_method_handler),
+    "unary_stream": ("server_stream", grpc.unary_stream_rpc_method_handler),
+    "stream_unary": ("client_stream", grpc.stream_unary_rpc_method_handler),
+    "stream_stream": ("bidi_stream", grpc.stream_stream_rpc_method_handler),
+}
 
 
 class _Captured:
@@ -72,12 +88,14 @@ class Gatekeeper:
             server.add_registered_method_handlers(service, gated)  # type: ignore[attr-defined]
 
     def wrap(self, method: str, handler: Handler) -> Handler:
-        """The handler of one method, seeing raw request bytes and checking signatures."""
+        """The handler of one method: counted and logged; a BalanceService method also
+        sees the raw request bytes and checks signatures."""
         if handler.unary_unary is None or not method.startswith(SERVICE_PREFIX):
-            return handler
+            return _observed(method, handler)
         decode: Callable[[bytes], Message] = handler.request_deserializer
         inner: Callable[[Message, Any], Any] = handler.unary_unary
         name = method.rsplit("/", 1)[-1]
+        calls = MethodCalls("grpc", method)
 
         def deserialize(body: bytes) -> _Raw:
             try:
@@ -85,20 +103,29 @@ class Gatekeeper:
             except (DecodeError, ValueError, TypeError):
                 return _Raw(None, body)
 
-        async def behavior(raw: _Raw, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            if raw.message is None:
-                _count(name, "INVALID_ARGUMENT")
-                await abort(
-                    context, InvalidArgument("request", f"not a valid {name} request message")
-                )
-            if self._auth.enabled:
-                metadata = {
-                    key: value
-                    for key, value in context.invocation_metadata() or ()
-                    if isinstance(value, str)
-                }
-                await self._check(method, name, metadata, raw.body, context)
-            return await inner(raw.message, context)
+        async def behavior(raw: _Raw, context: Context) -> Any:
+            started = time.perf_counter()
+            code, key_id = "OK", None
+            peer = context.peer() if access_log_enabled() else None  # gone once cancelled
+            try:
+                if raw.message is None:
+                    await abort(
+                        context, InvalidArgument("request", f"not a valid {name} request message")
+                    )
+                if self._auth.enabled:
+                    metadata = {
+                        key: value
+                        for key, value in context.invocation_metadata() or ()
+                        if isinstance(value, str)
+                    }
+                    key_id = metadata.get(KEY_ID_HEADER)
+                    await self._check(method, metadata, raw.body, context)
+                return await inner(raw.message, context)
+            except BaseException as exc:
+                code = _code_of(exc, context)
+                raise
+            finally:
+                calls.record(started, Outcome(code, peer, raw.message, key_id))
 
         return grpc.unary_unary_rpc_method_handler(
             behavior,
@@ -109,7 +136,6 @@ class Gatekeeper:
     async def _check(
         self,
         method: str,
-        name: str,
         metadata: dict[str, str],
         body: bytes,
         context: grpc.aio.ServicerContext[Any, Any],
@@ -118,17 +144,79 @@ class Gatekeeper:
             await self._auth.verify(method, metadata, body)
         except Unauthenticated as exc:
             metrics.AUTH_FAILURES.labels(reason=exc.reason).inc()
-            _count(name, "UNAUTHENTICATED")
             await abort(context, exc)  # the public message and reason only, never which check
         except PermissionDenied as exc:
             metrics.AUTH_FAILURES.labels(reason="scope").inc()
-            _count(name, "PERMISSION_DENIED")
             await abort(context, exc)
         except BackendUnavailable as exc:
-            _count(name, "UNAVAILABLE")
             await abort(context, exc)
 
 
-def _count(method: str, code: str) -> None:
-    metrics.RPC_REQUESTS.labels(method=method, code=code).inc()
-    metrics.RPC_LATENCY.labels(method=method).observe(0.0)
+def _observed(method: str, handler: Handler) -> Handler:
+    """``handler`` of any kind (unary or streaming), counted and logged as it is."""
+    kind = next((kind for kind in _KINDS if getattr(handler, kind) is not None), None)
+    if kind is None:
+        return handler
+    grpc_type, make_handler = _KINDS[kind]
+    behavior = getattr(handler, kind)
+    calls = MethodCalls("grpc", method, grpc_type)
+
+    if inspect.isasyncgenfunction(behavior):
+
+        async def streamed(request: Any, context: Context) -> AsyncIterator[Any]:
+            started, code = time.perf_counter(), "OK"
+            peer = context.peer() if access_log_enabled() else None  # gone once cancelled
+            try:
+                async for response in behavior(request, context):
+                    yield response
+                code = _code_set(context)
+            except BaseException as exc:
+                code = _code_of(exc, context)
+                raise
+            finally:
+                calls.record(started, Outcome(code, peer, request))
+
+        observed: Callable[..., Any] = streamed
+    elif not inspect.isgeneratorfunction(behavior):
+
+        async def answered(request: Any, context: Context) -> Any:
+            started, code = time.perf_counter(), "OK"
+            peer = context.peer() if access_log_enabled() else None
+            try:
+                response = behavior(request, context)
+                # A servicer method is a coroutine function, or (grpc's generated stubs of
+                # unimplemented methods) a plain one that sets a code and raises.
+                if inspect.isawaitable(response):
+                    response = await response
+                code = _code_set(context)
+                return response
+            except BaseException as exc:
+                code = _code_of(exc, context)
+                raise
+            finally:
+                calls.record(started, Outcome(code, peer, request))
+
+        observed = answered
+    else:
+        return handler  # a synchronous streaming servicer: none is registered here
+    return make_handler(
+        observed,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
+def _code_set(context: Context) -> str:
+    """The code of a call that returned: OK unless the servicer set another one."""
+    code = context.code()
+    return "OK" if code is None else code.name
+
+
+def _code_of(exc: BaseException, context: Context) -> str:
+    """The code a call ends with when its handler raised ``exc``."""
+    if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+        # grpc cancels the handler when the client went away or the deadline passed.
+        remaining = context.time_remaining()
+        return "DEADLINE_EXCEEDED" if remaining is not None and remaining <= 0 else "CANCELLED"
+    code = context.code()  # set by abort(), or by set_code() before raising
+    return "UNKNOWN" if code is None else code.name

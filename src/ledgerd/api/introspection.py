@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -41,8 +42,14 @@ class HealthServicer(health.aio.HealthServicer):  # type: ignore[name-defined,mi
         )
 
 
-def enable_reflection(server: grpc.aio.Server, services: tuple[str, ...]) -> None:
-    """Serve reflection for ``services`` (and for itself) under v1 and v1alpha."""
+def enable_reflection(
+    server: grpc.aio.Server,
+    services: tuple[str, ...],
+    *,
+    wrap: Callable[[str, Any], Any] = lambda _, handler: handler,
+) -> None:
+    """Serve reflection for ``services`` (and for itself) under v1 and v1alpha; ``wrap``
+    gets each method's handler with its path (the gatekeeper counts and logs calls)."""
     _register_v1_descriptor(descriptor_pool.Default())
     names = (*services, HEALTH_SERVICE, REFLECTION_V1_SERVICE, REFLECTION_V1ALPHA_SERVICE)
     servicer = reflection.aio.ReflectionServicer(names)  # type: ignore[attr-defined]
@@ -52,8 +59,9 @@ def enable_reflection(server: grpc.aio.Server, services: tuple[str, ...]) -> Non
         response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
     )
     for service in (REFLECTION_V1_SERVICE, REFLECTION_V1ALPHA_SERVICE):
+        wrapped = wrap(f"/{service}/ServerReflectionInfo", handler)
         server.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler(service, {"ServerReflectionInfo": handler}),)
+            (grpc.method_handlers_generic_handler(service, {"ServerReflectionInfo": wrapped}),)
         )
 
 

@@ -25,6 +25,7 @@ from google.protobuf.message import Message
 
 from ledgerd import metrics
 from ledgerd.api.auth import SERVICE_PREFIX, Authenticator
+from ledgerd.api.calls import MethodCalls, Outcome, access_log_enabled
 from ledgerd.api.errors import details_json, rich_status, status_of
 from ledgerd.api.handlers import Handlers
 from ledgerd.api.openapi import DOCUMENT
@@ -41,6 +42,7 @@ from ledgerd.api.rest_input import (
     query_integer,
     require_json,
 )
+from ledgerd.api.signing import KEY_ID_HEADER
 from ledgerd.errors import (
     InvalidArgument,
     LedgerError,
@@ -110,7 +112,7 @@ class RestGateway:
             ("GET", "/v1/health", "HealthCheck", self._health),
         ]
         for method, path, rpc, operation in routes:
-            app.router.add_route(method, path, self._endpoint(rpc, operation))
+            app.router.add_route(method, path, self._endpoint(rpc, operation, f"{method} {path}"))
         app.router.add_get("/openapi.json", self._openapi)
         self._app = app
 
@@ -128,8 +130,10 @@ class RestGateway:
         return web.json_response(DOCUMENT)
 
     def _endpoint(
-        self, rpc: str, operation: Operation
+        self, rpc: str, operation: Operation, route: str
     ) -> Callable[[web.Request], Awaitable[web.Response]]:
+        calls = MethodCalls("rest", SERVICE_PREFIX + rpc)
+
         async def endpoint(request: web.Request) -> web.Response:
             started = time.perf_counter()
             code = grpc.StatusCode.OK
@@ -165,8 +169,7 @@ class RestGateway:
                 raise
             finally:
                 self._calls_in_progress -= 1
-                metrics.RPC_REQUESTS.labels(method=rpc, code=code.name).inc()
-                metrics.RPC_LATENCY.labels(method=rpc).observe(time.perf_counter() - started)
+                calls.record(started, _outcome(request, code.name, route, self._auth.enabled))
 
         return endpoint
 
@@ -188,14 +191,17 @@ class RestGateway:
 
     async def _change_balance(self, request: web.Request) -> Message:
         message = parse_body(request["body"], pb.ChangeBalanceRequest())
+        request["message"] = message  # for the access log
         return await self._handlers.change_balance(message, _deadline(request))
 
     async def _change_balances(self, request: web.Request) -> Message:
         message = parse_body(request["body"], pb.ChangeBalancesRequest())
+        request["message"] = message  # for the access log
         return await self._handlers.change_balances(message, _deadline(request))
 
     async def _get_change(self, request: web.Request) -> Message:
         message = pb.GetChangeRequest(request_id=request.match_info["request_id"])
+        request["message"] = message  # for the access log
         return await self._handlers.get_change(message)
 
     async def _list_journal(self, request: web.Request) -> Message:
@@ -209,3 +215,18 @@ class RestGateway:
 
     async def _health(self, _: web.Request) -> Message:
         return await self._handlers.health_check(pb.HealthCheckRequest())
+
+
+def _outcome(request: web.Request, code: str, route: str, signed: bool) -> Outcome:
+    """What the access log shows of a REST call (nothing is built while it is off); the
+    key id only where calls are signed, as for gRPC."""
+    if not access_log_enabled():
+        return Outcome(code)
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    return Outcome(
+        code,
+        peer=f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else request.remote,
+        request=request.get("message"),
+        key_id=request.headers.get(KEY_ID_HEADER) if signed else None,
+        route=route,
+    )

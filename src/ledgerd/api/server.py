@@ -43,12 +43,17 @@ class GrpcServer:
             ],
         )
         servicer = BalanceServicer(Handlers(service, health_source))
-        Gatekeeper(authenticator).register(
+        # Every service goes through the gatekeeper, so every call is counted and logged;
+        # only BalanceService's calls are checked.
+        gatekeeper = Gatekeeper(authenticator)
+        gatekeeper.register(
             self._server, balance_pb2_grpc.add_BalanceServiceServicer_to_server, servicer
         )
         self._health = HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
-        enable_reflection(self._server, (SERVICE_NAME,))
+        gatekeeper.register(
+            self._server, health_pb2_grpc.add_HealthServicer_to_server, self._health
+        )
+        enable_reflection(self._server, (SERVICE_NAME,), wrap=gatekeeper.wrap)
         if tls is None:
             self.port = self._server.add_insecure_port(address)
         else:

@@ -1,4 +1,7 @@
-"""ledgerd.v1.BalanceService over grpc.aio: the shared handlers, error codes, metrics."""
+"""ledgerd.v1.BalanceService over grpc.aio: the shared handlers and their error codes.
+
+Calls are counted and logged around this, by the gatekeeper (``ledgerd.api.calls``).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,6 @@ from typing import Any, TypeVar
 import grpc
 import structlog
 
-from ledgerd import metrics
 from ledgerd.api.errors import abort, status_of
 from ledgerd.api.handlers import Handlers
 from ledgerd.errors import LedgerError
@@ -69,21 +71,14 @@ def _deadline(context: Context) -> float | None:
 
 
 async def _serve(method: str, context: Context, handle: Callable[[], Awaitable[T]]) -> T:
-    """Run a handler, answer LedgerErrors with their status and details, record metrics."""
-    started = time.perf_counter()
-    code = "OK"
+    """Run a handler, answer LedgerErrors with their status code and details."""
     try:
         return await handle()
     except LedgerError as exc:
         status = status_of(exc)
-        code = status.name
         if status is grpc.StatusCode.INTERNAL:
             log.error("internal error", method=method, error=str(exc))
         await abort(context, exc)
     except Exception:
-        code = "UNKNOWN"
         log.exception("unhandled error", method=method)
         raise
-    finally:
-        metrics.RPC_REQUESTS.labels(method=method, code=code).inc()
-        metrics.RPC_LATENCY.labels(method=method).observe(time.perf_counter() - started)

@@ -6,6 +6,14 @@ One module per group of subcommands, each adding its parsers with ``add_commands
 
 from __future__ import annotations
 
+import os
+
+# gRPC's C core writes its own lines straight to stderr, past Python's logging, so they
+# could never be JSON (docs/operations.md, "Logs"); the errors it reports reach ledgerd as
+# exceptions, which are logged. An operator's own GRPC_VERBOSITY wins. This must run
+# before grpc is first imported, so it sits above the imports.
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+
 import argparse
 import sys
 from collections.abc import Sequence
@@ -14,7 +22,7 @@ from importlib import metadata
 from ledgerd.cli import benchmark, calls, operations, server
 from ledgerd.cli.exit_codes import EPILOG, CommandFailed, ExitCode
 from ledgerd.cli.parsing import HelpFormatter
-from ledgerd.errors import LedgerError
+from ledgerd.errors import LedgerError, MissingExtra
 from ledgerd.settings import SettingsError
 
 DESCRIPTION = """\
@@ -47,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except SettingsError as exc:
+    except (SettingsError, MissingExtra) as exc:  # as given, this can never work
         print(f"ledgerd: {exc}", file=sys.stderr)
         return ExitCode.USAGE
     except LedgerError as exc:  # expected (a store not migrated, a backend down): one line

@@ -37,7 +37,8 @@ exit status:
      `audit` found a problem; `health` is not SERVING
   2  usage or bad input: an unknown option or malformed argument, a value the
      server refuses (INVALID_ARGUMENT), a request id already used for another
-     change (ALREADY_EXISTS), a bad LEDGERD_* setting
+     change (ALREADY_EXISTS), a bad LEDGERD_* setting, a backend whose extra is
+     not installed (e.g. a mysql:// store without ledgerd[mysql])
   3  the change was REJECTED (e.g. insufficient funds)
   4  the change is not final yet (PENDING, SENT or FAILED, to be retried by the
      relay): `change --wait` whose wait ran out, or `get-change`"""

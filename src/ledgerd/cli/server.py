@@ -7,7 +7,11 @@ import asyncio
 import os
 import sys
 
+import structlog
+
+from ledgerd.cli.exit_codes import ExitCode
 from ledgerd.cli.parsing import Commands, add_command
+from ledgerd.errors import LedgerError, MissingExtra
 from ledgerd.logs import configure_logging
 from ledgerd.settings import load_settings
 
@@ -37,6 +41,7 @@ def add_commands(commands: Commands) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from ledgerd.api.calls import configure_access_log
     from ledgerd.app import serve
 
     if args.api_workers is not None:
@@ -45,7 +50,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = load_settings()
     worker = settings.api_worker_index
     configure_logging(settings.log_level, fields={"api_worker": worker} if worker else None)
-    return asyncio.run(serve(settings))
+    configure_access_log(settings.access_log, settings.log_level)
+    try:
+        return asyncio.run(serve(settings))
+    except MissingExtra:
+        raise  # refused as configured, like a bad setting: main's plain line and exit 2
+    except LedgerError as exc:
+        # An expected failure (a backend down at start) ends in one line, as for every
+        # command; from here on, stderr carries only JSON, so it is a log line.
+        log = structlog.get_logger("ledgerd.cli")
+        log.error("ledgerd cannot serve", error=f"{type(exc).__name__}: {exc}")
+        return ExitCode.ERROR
 
 
 def cmd_migrate(_: argparse.Namespace) -> int:

@@ -12,10 +12,17 @@ positions come from ledgerd's store. librdkafka only honours offsets set in
 ``on_assign`` when the callback calls ``assign()`` itself, so it does. Auto
 commit is off; offsets are committed to Kafka after the store commit, only
 so that lag is visible to Kafka tools.
+
+Every client hands librdkafka's log lines to the stdlib logger
+``confluent_kafka`` (so they come out as JSON like the rest, see
+``ledgerd.logs``) instead of letting librdkafka print them to stderr; they are
+delivered on the client's ``poll()``, which the admin client and the
+watermark reader get after each of their calls.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Collection, Mapping, Sequence
@@ -38,6 +45,7 @@ from ledgerd.log.base import DeliveryCallback, LogRecord, OnAssign, OnRevoke
 log = structlog.get_logger(__name__)
 
 _ADMIN_TIMEOUT_S = 10.0
+_LIBRDKAFKA_LOG = logging.getLogger("confluent_kafka")
 
 
 class KafkaLog:
@@ -57,7 +65,7 @@ class KafkaLog:
         self._session_timeout_ms = session_timeout_ms
         self._linger_ms = linger_ms
         self._replication_factor = replication_factor  # -1: the broker's default
-        self._admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+        self._admin = AdminClient({"bootstrap.servers": bootstrap_servers}, logger=_LIBRDKAFKA_LOG)
         self._watermarks: Consumer | None = None
         self._watermarks_lock = threading.Lock()
 
@@ -95,6 +103,8 @@ class KafkaLog:
             metadata = self._admin.list_topics(timeout=_ADMIN_TIMEOUT_S)
         except KafkaException as exc:
             raise LogUnavailable(f"kafka at {self._bootstrap}: {exc}") from exc
+        finally:
+            self._admin.poll(0)  # delivers its queued log lines
         return {name: len(topic.partitions) for name, topic in metadata.topics.items()}
 
     def producer(self) -> KafkaProducer:
@@ -109,6 +119,7 @@ class KafkaLog:
                 "batch.num.messages": 10_000,
                 "compression.type": "lz4",
                 "partitioner": "murmur2_random",
+                "logger": _LIBRDKAFKA_LOG,
             }
         )
 
@@ -124,6 +135,7 @@ class KafkaLog:
                 "heartbeat.interval.ms": max(self._session_timeout_ms // 5, 100),
                 "partition.assignment.strategy": "range",
                 "fetch.wait.max.ms": 50,
+                "logger": _LIBRDKAFKA_LOG,
             }
         )
 
@@ -131,7 +143,11 @@ class KafkaLog:
         with self._watermarks_lock:
             if self._watermarks is None:
                 self._watermarks = Consumer(
-                    {"bootstrap.servers": self._bootstrap, "group.id": "ledgerd-watermarks"}
+                    {
+                        "bootstrap.servers": self._bootstrap,
+                        "group.id": "ledgerd-watermarks",
+                        "logger": _LIBRDKAFKA_LOG,
+                    }
                 )
             try:
                 return {
@@ -143,12 +159,16 @@ class KafkaLog:
                 }
             except KafkaException as exc:
                 raise LogUnavailable(f"kafka watermarks: {exc}") from exc
+            finally:
+                self._watermarks.poll(0)  # delivers its queued log lines
 
     def ping(self) -> None:
         try:
             self._admin.list_topics(timeout=2.0)
         except KafkaException as exc:
             raise LogUnavailable(f"kafka at {self._bootstrap}: {exc}") from exc
+        finally:
+            self._admin.poll(0)  # delivers its queued log lines
 
     def close(self) -> None:
         with self._watermarks_lock:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ledgerd.errors import MissingExtra
 from ledgerd.store.base import Store
 from ledgerd.store.sql.core import SqlStore
+
+# The module the ``mysql`` extra (mysqlclient) provides.
+MYSQL_DRIVER_MODULE = "MySQLdb"
 
 
 def open_store(
@@ -20,13 +24,22 @@ def open_store(
 
     Raises:
         ValueError: the URL's scheme is not a known store.
+        MissingExtra: a mysql:// URL without the ``mysql`` extra (its driver) installed.
     """
     if url.startswith("sqlite:///"):
         from ledgerd.store.sqlite import SqliteStore
 
         return SqliteStore(Path(url.removeprefix("sqlite:///")), busy_timeout_s=connect_timeout_s)
     if url.startswith("mysql://"):
-        from ledgerd.store.mysql import MysqlStore
+        try:
+            from ledgerd.store.mysql import MysqlStore
+        except ModuleNotFoundError as exc:
+            if exc.name != MYSQL_DRIVER_MODULE:
+                raise
+            # The driver is optional (it needs a C toolchain): say which extra brings it.
+            raise MissingExtra(
+                "mysql", "a mysql:// store URL", "the MySQL driver (mysqlclient)"
+            ) from None
 
         return MysqlStore(
             url,
