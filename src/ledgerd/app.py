@@ -30,9 +30,11 @@ from ledgerd.outbox.acceptor import Acceptor
 from ledgerd.outbox.relay import Relay
 from ledgerd.probes import ProbeServer
 from ledgerd.service import LedgerService
-from ledgerd.settings import Settings, SettingsError
+from ledgerd.settings import Settings, SettingsError, store_location
 from ledgerd.store import Store, open_store
 from ledgerd.store.scan import iter_balances
+from ledgerd.store.sharded import ShardedStore
+from ledgerd.store.shards import Shard, check_shards, prepare_shards
 from ledgerd.support import failpoints
 from ledgerd.support.supervisor import (
     Lifeline,
@@ -61,20 +63,61 @@ class Backends:
         self.store.close()
 
 
+def shards_from_settings(settings: Settings) -> list[Shard]:
+    """A store per configured shard (LEDGERD_STORE_SHARDS, else the one store URL),
+    opened but not checked yet."""
+    return [
+        Shard(
+            shard_id,
+            url,
+            open_store(
+                url,
+                connect_timeout_s=settings.db_connect_timeout_s,
+                pool_size=settings.db_pool_size,
+                queue_limit=settings.db_queue_limit,
+                mysql_load_data=settings.mysql_load_data,
+            ),
+        )
+        for shard_id, url in enumerate(settings.store_urls)
+    ]
+
+
+def store_over(shards: list[Shard], partition_count: int) -> Store:
+    """The Store of a checked shard map."""
+    if len(shards) == 1:
+        return shards[0].store  # one shard: the database's own store, nothing in between
+    return ShardedStore([shard.store for shard in shards], partition_count)
+
+
 def store_from_settings(settings: Settings) -> Store:
-    return open_store(
-        settings.effective_store_url,
-        connect_timeout_s=settings.db_connect_timeout_s,
-        pool_size=settings.db_pool_size,
-        queue_limit=settings.db_queue_limit,
-        mysql_load_data=settings.mysql_load_data,
-    )
+    """The store of every shard, after checking each agrees with the configuration
+    (writes nothing; ``open_backends`` and ``ledgerd migrate`` also migrate).
+
+    Raises:
+        ShardMismatch: a shard records another place in the shard map.
+        StoreUnavailable: a shard cannot be reached.
+    """
+    shards = shards_from_settings(settings)
+    try:
+        check_shards(shards, settings.partitions)
+    except Exception:
+        for shard in shards:
+            shard.store.close()
+        raise
+    return store_over(shards, settings.partitions)
 
 
 def open_backends(settings: Settings) -> Backends:
-    """Open store, log and cache from their URLs; create schema and topics."""
-    store = store_from_settings(settings)
-    store.migrate()
+    """Open store, log and cache from their URLs; check the shard map; create schema
+    and topics."""
+    shards = shards_from_settings(settings)
+    try:
+        prepare_shards(shards, settings.partitions)
+    except Exception:
+        for shard in shards:
+            shard.store.close()
+        raise
+    store = store_over(shards, settings.partitions)
     event_log = open_log(
         settings.log_url,
         data_dir=settings.data_dir,
@@ -330,7 +373,7 @@ class Ledgerd:
             api_workers=len(self.api_workers) or None,
             http=settings.http_addr or None,
             metrics=settings.metrics_addr,
-            store=settings.effective_store_url.split("@")[-1],
+            store=",".join(store_location(url) for url in settings.store_urls),
             log=settings.log_url,
             cache=settings.cache_url,
             components=self.supervisor.names,

@@ -16,7 +16,8 @@
     ├── Fenced               FENCED                lost ownership of a partition or a lock
     ├── PoisonMessage        POISON_MESSAGE        an event-log message that can never be applied
     ├── SchemaTooNew         SCHEMA_TOO_NEW        the database was migrated by a newer ledgerd
-    └── MissingExtra         MISSING_EXTRA         a configured backend's driver is not installed
+    ├── MissingExtra         MISSING_EXTRA         a configured backend's driver is not installed
+    └── ShardMismatch        SHARD_MISMATCH        a shard records another place in the shard map
 
 The reasons (``error_reason`` on each class) are part of the API: clients
 branch on them, so a reason is never renamed. ``details()`` is what a client
@@ -237,3 +238,21 @@ class MissingExtra(LedgerError):
 
     def details(self) -> Mapping[str, str]:
         return {"extra": self.extra}
+
+
+class ShardMismatch(LedgerError):
+    """A database shard records a place in the shard map other than the configured one
+    (the list of shards reordered, the shard or partition count changed), or was never
+    migrated. Not retriable: the process refuses to start rather than write a partition's
+    rows into a database that does not own it.
+    """
+
+    error_reason = "SHARD_MISMATCH"
+
+    def __init__(self, shard_id: int, where: str, problem: str) -> None:
+        super().__init__(f"shard {shard_id} ({where}): {problem}")
+        self.shard_id = shard_id
+        self.where = where
+
+    def details(self) -> Mapping[str, str]:
+        return {"shard_id": str(self.shard_id)}

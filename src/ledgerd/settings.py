@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     # SQLite inside data_dir.
     data_dir: Path = Path("./data")
     store_url: str = ""
+    # Database shards (docs/scaling.md): comma-separated store URLs, shard 0 first; when
+    # set it replaces store_url. Partition p's rows live in shard p mod len(shards).
+    store_shards: str = ""
     log_url: str = "embedded:"
     cache_url: str = "memory:"
 
@@ -138,6 +141,30 @@ class Settings(BaseSettings):
             raise ValueError("must be host:port")
         return value
 
+    @field_validator("store_shards")
+    @classmethod
+    def _shard_urls(cls, value: str) -> str:
+        if not value.strip():
+            return ""
+        urls = [url.strip() for url in value.split(",")]
+        for index, url in enumerate(urls):
+            if not url:
+                raise ValueError(f"shard {index} is empty (a stray comma?)")
+            if not url.startswith(("sqlite:///", "mysql://")):
+                where = store_location(url)
+                raise ValueError(f"shard {index}: use sqlite:/// or mysql://, not {where!r}")
+        for index, url in enumerate(urls):
+            if url in urls[:index]:
+                where = store_location(url)
+                raise ValueError(f"shard {index} repeats shard {urls.index(url)} ({where})")
+        # SQLite is the embedded store of one process: several files would still be one
+        # machine's disk and one writer each, so they add no capacity, only ways to err.
+        if len(urls) > 1 and any(url.startswith("sqlite") for url in urls):
+            raise ValueError(
+                "SQLite stays one shard: list MySQL URLs to shard, or one sqlite:/// URL"
+            )
+        return ",".join(urls)
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
@@ -198,7 +225,21 @@ class Settings(BaseSettings):
 
     @property
     def effective_store_url(self) -> str:
-        return self.store_url or f"sqlite:///{self.data_dir / 'ledgerd.sqlite'}"
+        """Shard 0's store URL (the only one without LEDGERD_STORE_SHARDS)."""
+        return self.store_urls[0]
+
+    @property
+    def store_urls(self) -> list[str]:
+        """The store URL of each shard, shard 0 first: LEDGERD_STORE_SHARDS, else the one
+        LEDGERD_STORE_URL, else SQLite inside data_dir."""
+        if self.store_shards:
+            return self.store_shards.split(",")
+        return [self.store_url or f"sqlite:///{self.data_dir / 'ledgerd.sqlite'}"]
+
+
+def store_location(url: str) -> str:
+    """Where a store URL points, for messages: host:port/database or the SQLite path."""
+    return url.rsplit("@", maxsplit=1)[-1]
 
 
 class ClientSettings(BaseSettings):

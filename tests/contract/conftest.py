@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from harness import fresh_mysql_store, services
-from store_contract_support import BlankDatabase, FakeClock, blank_database
+from store_contract_support import BlankDatabase, FakeClock, blank_database, sharded_mysql_store
 
 from ledgerd.log.base import EventLog
 from ledgerd.log.embedded import EmbeddedLog
@@ -20,7 +20,7 @@ from ledgerd.log.kafka import KafkaLog
 from ledgerd.store.base import Store
 from ledgerd.store.sqlite import SqliteStore
 
-STORE_BACKENDS = ["sqlite", "mysql"]
+STORE_BACKENDS = ["sqlite", "mysql", "sharded"]
 LOG_BACKENDS = ["embedded", "kafka"]
 
 
@@ -31,6 +31,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         backend.migrate()
         yield backend
         backend.close()
+    elif request.param == "sharded":
+        with sharded_mysql_store() as backend:
+            yield backend
     else:
         with fresh_mysql_store() as backend:
             yield backend
@@ -46,13 +49,17 @@ def clocked_store(
     request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
 ) -> Iterator[Store]:
     """A migrated store whose leader locks read ``clock`` instead of the database's."""
+    if request.param == "sharded":
+        with sharded_mysql_store(clock_ms=clock) as backend:
+            yield backend
+        return
     with blank_database(request.param, tmp_path, clock_ms=clock) as database:
         backend = database.open()
         backend.migrate()
         yield backend
 
 
-@pytest.fixture(params=STORE_BACKENDS)
+@pytest.fixture(params=["sqlite", "mysql"])  # one database each: migrations are per shard
 def blank_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlankDatabase]:
     """A database not created yet (no schema), on every backend."""
     with blank_database(request.param, tmp_path) as database:

@@ -7,9 +7,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from harness import drop_database, fresh_database_url
+from harness import drop_database, fresh_database_url, fresh_shard_urls
 
 from ledgerd.store.mysql import MysqlStore
+from ledgerd.store.sharded import ShardedStore
+from ledgerd.store.shards import Shard, prepare_shards
 from ledgerd.store.sql.core import SqlStore
 from ledgerd.store.sqlite import SqliteStore
 
@@ -65,3 +67,23 @@ def blank_database(
         yield database
     finally:
         database.close()
+
+
+# The sharded contract store: partition p in shard p mod 2, so partitions 0 and 2 are in
+# shard 0 with user 1 (partition 0 of 3), partition 1 in shard 1 (on the second MariaDB).
+SHARDED_PARTITIONS = 3
+
+
+@contextmanager
+def sharded_mysql_store(clock_ms: Callable[[], int] | None = None) -> Iterator[ShardedStore]:
+    """A migrated ShardedStore over two new databases, one on each MariaDB server."""
+    urls = fresh_shard_urls(2)
+    shards = [Shard(i, url, MysqlStore(url, clock_ms=clock_ms)) for i, url in enumerate(urls)]
+    store = ShardedStore([shard.store for shard in shards], SHARDED_PARTITIONS)
+    try:
+        prepare_shards(shards, SHARDED_PARTITIONS)
+        yield store
+    finally:
+        store.close()
+        for url in urls:
+            drop_database(url)

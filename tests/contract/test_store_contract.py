@@ -224,21 +224,22 @@ def test_commit_batch_writes_everything_together(store: Store) -> None:
 
 def test_stale_epoch_is_fenced_and_writes_nothing(store: Store) -> None:
     """A commit with an epoch older than the latest claim raises Fenced; nothing is written."""
-    accept(store, [request(1)])
+    # User 4 is in partition 1 (of 3), as a consumer's batch has only its partitions' users.
+    accept(store, [request(1, user=4)])
     old = store.claim_partition("t", 1)
     store.claim_partition("t", 1)
     with pytest.raises(Fenced) as raised:
         store.commit_batch(
             BatchCommit(
                 [PartitionClaim("t", 1, old.epoch, 9)],
-                [Balance(1, "USD", SCALE, 0, 1)],
-                [entry(request(1), 1, SCALE)],
-                [Rejection(request(2), RejectReason.INSUFFICIENT_AVAILABLE)],
+                [Balance(4, "USD", SCALE, 0, 1)],
+                [entry(request(1, user=4), 1, SCALE)],
+                [Rejection(request(2, user=4), RejectReason.INSUFFICIENT_AVAILABLE)],
                 5000,
             )
         )
     assert raised.value.partition == 1
-    assert store.get_balances(1, None) == []
+    assert store.get_balances(4, None) == []
     assert store.get_requests(["r1"])["r1"].status is ChangeStatus.PENDING
     assert store.get_requests(["r2"]) == {}
     assert store.get_positions("t") == {1: 0}

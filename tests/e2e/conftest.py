@@ -3,6 +3,8 @@
 ``embedded``: SQLite, embedded log, memory cache (the `make run` default).
 ``production``: MariaDB, Apache Kafka and Redis from scripts/services, each
 server with its own database, topics, consumer group and key prefix.
+``sharded``: the production stack with two database shards, one on each MariaDB
+server of scripts/services (LEDGERD_STORE_SHARDS).
 """
 
 from __future__ import annotations
@@ -12,15 +14,12 @@ from pathlib import Path
 
 import grpc
 import pytest
-from harness import ServerProcess, production_env
+from e2e_support import stack_env
+from harness import ServerProcess
 
 from ledgerd.v1 import balance_pb2_grpc as pb_grpc
 
-STACKS = ["embedded", "production"]
-
-
-def stack_env(stack: str) -> dict[str, str]:
-    return production_env() if stack == "production" else {}
+STACKS = ["embedded", "production", "sharded"]
 
 
 @pytest.fixture(scope="module", params=STACKS)

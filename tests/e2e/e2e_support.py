@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grpc
+from harness import production_env
 from harness.load import (
     Load,
     Model,
@@ -22,7 +23,15 @@ __all__ = [
     "new_request_id",
     "new_user",
     "rpc_code",
+    "stack_env",
 ]
+
+
+def stack_env(stack: str) -> dict[str, str]:
+    """The server settings of a stack (conftest's STACKS); empty for the embedded one."""
+    if stack == "sharded":
+        return production_env(shards=2)
+    return production_env() if stack == "production" else {}
 
 
 def rpc_code(call: object) -> grpc.StatusCode:

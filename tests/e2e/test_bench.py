@@ -56,3 +56,19 @@ def test_change_single_rows_carry_the_workers_asked_for(tmp_path: Path) -> None:
     )
     assert result.keys() >= END_TO_END_FIELDS
     assert "== change-single (1 worker)" in stderr
+
+
+def test_apply_on_two_shards_with_two_consumers_drains_and_audits(tmp_path: Path) -> None:
+    """--shards 2 --consumers 2: the preloaded log is applied by two consumer processes
+    into two database shards, every change once (the audit of both shards passes)."""
+    result, _ = bench(
+        tmp_path, "--scenario", "apply", "--apply-changes", "4000", "--batch", "500",
+        "--shards", "2", "--consumers", "2", "--partitions", "4",
+    )  # fmt: skip
+    parameters = result["parameters"]
+    assert isinstance(parameters, dict)
+    assert (parameters["shards"], parameters["consumers"], parameters["partitions"]) == (2, 2, 4)
+    assert result["ok"] is True
+    audit = result["audit"]  # (a run this short may end before the first rate sample)
+    assert isinstance(audit, dict)
+    assert audit["ok"] and audit["in_flight"] == 0 and audit["journal_entries"] > 0

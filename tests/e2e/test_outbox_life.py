@@ -1,12 +1,13 @@
 """The outbox keeps a row only until it has an outcome: the journal and the rejection
-records answer for it afterwards, on both stacks."""
+records answer for it afterwards, on every stack."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import grpc
-from harness import ServerProcess, production_env, wait_until
+from e2e_support import stack_env
+from harness import ServerProcess, wait_until
 
 from ledgerd.v1 import balance_pb2 as pb
 from ledgerd.v1 import balance_pb2_grpc as pb_grpc
@@ -26,7 +27,7 @@ def test_finished_rows_leave_the_outbox_and_their_answers_stay(stack: str, tmp_p
     change; GetChange still answers each (with the balance after the applied one), a
     retry is a duplicate with the same answer, and the same id with other fields is
     ALREADY_EXISTS."""
-    deployment = production_env() if stack == "production" else {}
+    deployment = stack_env(stack)
     env = {**deployment, "LEDGERD_RELAY_SWEEP_MIN_AGE_S": SWEEP_AGE_S}
     server = ServerProcess(tmp_path / "ledgerd", env).start()
     try:

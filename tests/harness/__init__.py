@@ -24,6 +24,7 @@ from ledgerd.bench import processes
 from ledgerd.bench.processes import (
     free_port,
     fresh_database_url,
+    fresh_shard_urls,
     ledgerd_command,
     production_env,
     services,
@@ -38,6 +39,7 @@ __all__ = [
     "free_port",
     "fresh_database_url",
     "fresh_mysql_store",
+    "fresh_shard_urls",
     "ledgerd_command",
     "production_env",
     "run_services",
@@ -186,9 +188,13 @@ def run_services(*args: str) -> None:
 class Deployment:
     """Several ledgerd processes sharing one production deployment: database, topics, group."""
 
-    def __init__(self, root: Path, **settings: str) -> None:
+    def __init__(self, root: Path, *, shards: int = 1, **settings: str) -> None:
+        """``shards`` > 1: that many database shards, on both MariaDB servers."""
         self.root = root
-        self.env = {**production_env(), **{f"LEDGERD_{k.upper()}": v for k, v in settings.items()}}
+        self.env = {
+            **production_env(shards=shards),
+            **{f"LEDGERD_{k.upper()}": v for k, v in settings.items()},
+        }
         self.processes: list[ServerProcess] = []
 
     def start(

@@ -13,9 +13,20 @@ from reliability_support import SESSION_TIMEOUT_MS, SWEEP_MIN_AGE_S
 
 @pytest.fixture
 def deployment(tmp_path: Path) -> Iterator[Deployment]:
+    yield from _deployment(tmp_path, shards=1)
+
+
+@pytest.fixture(params=[1, 2], ids=["one-database", "two-shards"])
+def deployment_on_shards(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deployment]:
+    """The deployment on one database, and on two shards (one on each MariaDB server)."""
+    yield from _deployment(tmp_path, shards=int(request.param))
+
+
+def _deployment(tmp_path: Path, shards: int) -> Iterator[Deployment]:
     # A short sweep age, so rows a killed process never published are sent in seconds.
     made = Deployment(
         tmp_path,
+        shards=shards,
         kafka_session_timeout_ms=str(SESSION_TIMEOUT_MS),
         relay_sweep_min_age_s=str(SWEEP_MIN_AGE_S),
     )

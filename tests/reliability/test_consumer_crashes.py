@@ -18,8 +18,10 @@ from reliability_support import (
 COMMIT_DELAY = {"fault_consumer_commit_delay_ms": "150"}
 
 
-def test_consumer_killed_mid_batch_five_times(deployment: Deployment) -> None:
-    """SIGKILL the consumer process 5 times during a load; each restart resumes exactly."""
+def test_consumer_killed_mid_batch_five_times(deployment_on_shards: Deployment) -> None:
+    """SIGKILL the consumer process 5 times during a load; each restart resumes exactly,
+    on one database and on two shards (where a batch spans both: one commit per shard)."""
+    deployment = deployment_on_shards
     api = deployment.start("api", consumer=False)
     consumer = deployment.start("consumer", COMMIT_DELAY, api=False, relay=False)
     users = [new_user() for _ in range(20)]
@@ -34,7 +36,10 @@ def test_consumer_killed_mid_batch_five_times(deployment: Deployment) -> None:
         consumer.wait_applied(100, timeout_s=120)  # the last run resumes the load
     assert kills == 5
     assert not load.errors, load.errors
-    assert_exactly_once(load, api, users)
+    report = assert_exactly_once(load, api, users)
+    if "LEDGERD_STORE_SHARDS" in api.env:  # the load reached both shards, audited each
+        assert [shard["ok"] for shard in report["shards"]] == [True, True]
+        assert all(shard["journal_entries"] > 0 for shard in report["shards"])
 
 
 def test_zombie_consumer_is_fenced_after_its_partitions_move(deployment: Deployment) -> None:

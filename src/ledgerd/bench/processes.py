@@ -83,14 +83,18 @@ class ServerProcess:
         return f"127.0.0.1:{self.grpc_port}"
 
     def start(self, timeout_s: float = 30.0) -> Self:
+        self.launch()
+        self.wait_serving(timeout_s)
+        return self
+
+    def launch(self) -> None:
+        """Start the process without waiting for it to serve (``wait_serving`` waits)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             ledgerd_command("serve"), env=self.env, stdout=log, stderr=log
         )
         log.close()
-        self.wait_serving(timeout_s)
-        return self
 
     def channel(self) -> grpc.Channel:
         """A channel to the server; over TLS, trusting its own certificate, when it has one."""
@@ -184,6 +188,11 @@ class services:
         return os.environ.get("LEDGERD_TEST_MYSQL_URL", "mysql://ledgerd:ledgerd@127.0.0.1:3306")
 
     @staticmethod
+    def mysql2_server_url() -> str:
+        """The second MariaDB (scripts/services mariadb2), for shard 1."""
+        return os.environ.get("LEDGERD_TEST_MYSQL2_URL", "mysql://ledgerd:ledgerd@127.0.0.1:3307")
+
+    @staticmethod
     def kafka_bootstrap() -> str:
         return os.environ.get("LEDGERD_TEST_KAFKA", "127.0.0.1:9092")
 
@@ -197,12 +206,25 @@ def fresh_database_url() -> str:
     return f"{services.mysql_server_url()}/ledgerd_t_{uuid.uuid4().hex[:12]}"
 
 
-def production_env(store_url: str | None = None) -> dict[str, str]:
+def fresh_shard_urls(count: int) -> list[str]:
+    """``count`` new MySQL databases, shard i on MariaDB server i mod 2 (scripts/services
+    runs two), all named alike but for the shard suffix."""
+    servers = [services.mysql_server_url(), services.mysql2_server_url()]
+    tag = uuid.uuid4().hex[:12]
+    return [f"{servers[i % len(servers)]}/ledgerd_t_{tag}_s{i}" for i in range(count)]
+
+
+def production_env(store_url: str | None = None, *, shards: int = 1) -> dict[str, str]:
     """Settings for a server on MariaDB + Kafka + Redis, isolated from every other one:
-    its own database, topics, consumer group and cache key prefix."""
+    its own database (or ``shards`` databases, on both MariaDB servers), topics, consumer
+    group and cache key prefix."""
     tag = uuid.uuid4().hex[:10]
+    if shards > 1:
+        store = {"LEDGERD_STORE_SHARDS": ",".join(fresh_shard_urls(shards))}
+    else:
+        store = {"LEDGERD_STORE_URL": store_url or fresh_database_url()}
     return {
-        "LEDGERD_STORE_URL": store_url or fresh_database_url(),
+        **store,
         "LEDGERD_LOG_URL": f"kafka://{services.kafka_bootstrap()}",
         "LEDGERD_CACHE_URL": services.redis_url(),
         "LEDGERD_TOPIC": f"balance-changes-{tag}",

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,8 @@ from ledgerd.bench.processes import (
 )
 from ledgerd.bench.progress import Progress
 from ledgerd.bench.workload import Accounts, ChangeFactory
-from ledgerd.store import open_store
+from ledgerd.store import Store, open_store
+from ledgerd.store.sharded import ShardedStore
 from ledgerd.v1 import balance_pb2 as pb
 
 SERVICE = "/ledgerd.v1.BalanceService/"
@@ -58,6 +59,11 @@ class Options:
     split_roles: bool = True
     memory_accounts: int = 1_000_000  # accounts cached by the memory scenario
     workers: int = 1  # API worker processes asked for (LEDGERD_API_WORKERS)
+    # Database shards of the production stack (shard i on MariaDB server i mod 2); apply:
+    # consumer processes draining the log, and the topic's partitions (None: the default).
+    shards: int = 1
+    consumers: int = 1
+    partitions: int | None = None
 
 
 @dataclass
@@ -93,7 +99,10 @@ def machine() -> dict[str, Any]:
 
 def stack_env(options: Options) -> dict[str, str]:
     """Settings of a fresh deployment on the chosen stack."""
-    return production_env() if options.stack == "production" else {}
+    env = production_env(shards=options.shards) if options.stack == "production" else {}
+    if options.partitions is not None:
+        env["LEDGERD_PARTITIONS"] = str(options.partitions)
+    return env
 
 
 def start_server(options: Options, name: str, env: dict[str, str]) -> ServerProcess:
@@ -126,9 +135,17 @@ def store_url(server: ServerProcess) -> str:
     return server.env.get("LEDGERD_STORE_URL") or f"sqlite:///{server.data_dir / 'ledgerd.sqlite'}"
 
 
-def settle_and_audit(url: str, timeout_s: float = 600.0) -> dict[str, Any]:
-    """Wait until no request lacks an outcome, then audit the whole store."""
-    store = open_store(url)
+def server_store(server: ServerProcess) -> Store:
+    """The store a server writes: its database, or every shard of it."""
+    shards = server.env.get("LEDGERD_STORE_SHARDS", "")
+    if "," in shards:
+        partitions = int(server.env.get("LEDGERD_PARTITIONS", "3"))
+        return ShardedStore([open_store(url) for url in shards.split(",")], partitions)
+    return open_store(shards or store_url(server))
+
+
+def settle_and_audit(store: Store, timeout_s: float = 600.0) -> dict[str, Any]:
+    """Wait until no request lacks an outcome, then audit the whole store; closes it."""
     try:
         deadline = time.monotonic() + timeout_s
         while sum(store.count_unfinished().values()) and time.monotonic() < deadline:
@@ -279,7 +296,7 @@ def _changes(options: Options, _: Accounts, factory: ChangeFactory) -> Ran:
             load_elapsed_s=measured.elapsed_s,
         )
         figures = {**end_to_end.as_dict(), "api_processes": processes}
-        return Ran(measured, settle_and_audit(store_url(server)), figures)
+        return Ran(measured, settle_and_audit(server_store(server)), figures)
     finally:
         if probe is not None:
             probe.close()
@@ -298,7 +315,7 @@ def _read(options: Options, _: Accounts, __: ChangeFactory) -> Ran:
         asyncio.run(
             _drive(preload, server.target, _batches(ChangeFactory(accounts), 1000), "preload", 4)
         )
-        settle_and_audit(store_url(server))
+        settle_and_audit(server_store(server))
         reads = _reads(accounts)
         label = run_label(options.scenario, options.workers)
         measured = asyncio.run(_drive(options, server.target, reads, label, options.concurrency))
@@ -360,7 +377,7 @@ def _memory(options: Options, _: Accounts, __: ChangeFactory) -> Ran:
                 shown.finish(f"{options.memory_accounts:,} accounts")
 
         asyncio.run(load())
-        audited = settle_and_audit(store_url(server))
+        audited = settle_and_audit(server_store(server))
         after = _rss_bytes(server.process.pid)
     finally:
         server.stop(timeout_s=300)
@@ -404,7 +421,16 @@ def run(options: Options) -> dict[str, Any]:
             "split_roles": options.split_roles
             and options.stack == "production"
             and options.scenario in ("change-single", "change-batch", "hot"),
-            **({"consumer_batch": options.consumer_batch} if options.scenario == "apply" else {}),
+            **(
+                {
+                    "consumer_batch": options.consumer_batch,
+                    "shards": options.shards,
+                    "consumers": options.consumers,
+                    "partitions": options.partitions or 3,
+                }
+                if options.scenario == "apply"
+                else {}
+            ),
         },
         "machine": machine(),
         "unit": UNITS.get(options.scenario, "changes/s"),
@@ -437,14 +463,14 @@ def _profile(options: Options, server: ServerProcess) -> subprocess.Popen[bytes]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def _watch_applied(consumer: ServerProcess, total: int) -> Measurement:
-    """Poll the consumer's applied count; the rate from its first change to the last."""
+def _watch_applied(consumers: Sequence[ServerProcess], total: int) -> Measurement:
+    """Poll the consumers' applied count; the rate from the first change to the last."""
     first = last = None
     applied = 0.0
     deadline = time.monotonic() + 900
     shown = Progress("apply")
     while applied < total and time.monotonic() < deadline:
-        applied = consumer.metric("ledgerd_changes_total")
+        applied = sum(consumer.metric("ledgerd_changes_total") for consumer in consumers)
         now = time.monotonic()
         if applied and first is None:
             first = (now, applied)
@@ -463,7 +489,7 @@ def _apply(options: Options, _: Accounts, factory: ChangeFactory) -> Ran:
     """Preload the log (consumer off), then time a consumer draining it into the store."""
     deployment = stack_env(options)
     api = start_server(options, "apply-api", {**deployment, "LEDGERD_START_CONSUMER": "false"})
-    consumer: ServerProcess | None = None
+    consumers: list[ServerProcess] = []
     try:
         total = 0
 
@@ -483,6 +509,7 @@ def _apply(options: Options, _: Accounts, factory: ChangeFactory) -> Ran:
 
         asyncio.run(preload())
         url = store_url(api)
+        store = server_store(api)
         # Until the relay has published everything: the log holds the whole load.
         while api.metric('ledgerd_outbox_requests_total{status="sent"}') < total:
             time.sleep(0.5)
@@ -491,19 +518,30 @@ def _apply(options: Options, _: Accounts, factory: ChangeFactory) -> Ran:
             **deployment,
             "LEDGERD_START_API": "false",
             "LEDGERD_START_RELAY": "false",
-            "LEDGERD_STORE_URL": url,
             # The embedded stack shares the API's data directory (store and log files).
             "LEDGERD_DATA_DIR": str(api.data_dir),
             "LEDGERD_CONSUMER_BATCH_MAX_MESSAGES": str(options.consumer_batch),
         }
-        consumer = start_server(options, "apply-consumer", consumer_env)
-        profiler = _profile(options, consumer)
-        measured = _watch_applied(consumer, total)
+        if "LEDGERD_STORE_SHARDS" not in deployment:
+            consumer_env["LEDGERD_STORE_URL"] = url
+        # Several consumers share the partitions (one Kafka group); launched together, so
+        # the group most likely settles before the first batch instead of moving
+        # partitions mid-run.
+        consumers = [
+            ServerProcess(options.workdir / f"apply-consumer{i}-{time.time_ns()}", consumer_env)
+            for i in range(options.consumers)
+        ]
+        for process in consumers:
+            process.launch()
+        for process in consumers:
+            process.wait_serving(timeout_s=60)
+        profiler = _profile(options, consumers[0])
+        measured = _watch_applied(consumers, total)
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
             profiler.wait()
-        return Ran(measured, settle_and_audit(url))
+        return Ran(measured, settle_and_audit(store))
     finally:
-        if consumer is not None:
-            consumer.stop(timeout_s=120)
+        for process in consumers:
+            process.stop(timeout_s=120)
         api.stop(timeout_s=120)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ledgerd.bench.names import DEFAULT_WORKERS, SCENARIOS, WORKER_SCENARIOS, run_label
-from ledgerd.cli.parsing import Commands, add_command
+from ledgerd.cli.parsing import Commands, add_command, positive_int
 
 
 def add_commands(commands: Commands) -> None:
@@ -37,6 +37,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
             print(compare.render(compare.compare(runs[0], runs[1])))
             return 0
         old = runs[0]
+    if args.shards > 1 and args.stack != "production":
+        print("ledgerd: --shards: the embedded stack is one SQLite store", file=sys.stderr)
+        return 2
     results = []
     for name in args.scenario:
         for workers in args.workers if name in WORKER_SCENARIOS else [1]:
@@ -56,6 +59,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 split_roles=not args.one_process,
                 memory_accounts=args.memory_accounts,
                 workers=workers,
+                shards=args.shards,
+                consumers=args.consumers,
+                partitions=args.partitions,
             )
             results.append(scenarios.run(options))
             if args.json:  # after each scenario: a failure later keeps what was measured
@@ -126,6 +132,21 @@ def _add_bench_arguments(bench: argparse.ArgumentParser) -> None:
     bench.add_argument("--memory-accounts", type=int, default=1_000_000, help="memory: accounts")
     bench.add_argument("--consumer-batch", type=int, default=5000, help="apply: batch size")
     bench.add_argument("--profile", help="apply: py-spy flame graph of the consumer into this dir")
+    bench.add_argument(
+        "--shards",
+        type=positive_int,
+        default=1,
+        help="production stack: database shards of each scenario's deployment (shard i on"
+        " MariaDB server i mod 2 of scripts/services)",
+    )
+    bench.add_argument(
+        "--consumers", type=positive_int, default=1, help="apply: consumer processes (one group)"
+    )
+    bench.add_argument(
+        "--partitions",
+        type=positive_int,
+        help="apply: the topic's partitions (default: $LEDGERD_PARTITIONS's default, 3)",
+    )
     bench.add_argument(
         "--one-process", action="store_true", help="production: every role in one process"
     )

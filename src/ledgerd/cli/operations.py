@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 from ledgerd.cli.parsing import Commands, add_command, positive_int
-from ledgerd.settings import Settings, load_settings
+from ledgerd.settings import Settings, load_settings, store_location
 
 if TYPE_CHECKING:
+    from ledgerd.audit import AuditReport
     from ledgerd.log import EventLog
 
 
@@ -20,11 +23,23 @@ def add_commands(commands: Commands) -> None:
     audit = add_command(
         commands,
         "audit",
-        "check the store's invariants; exit 1 on any problem (store: $LEDGERD_STORE_URL)",
+        "check the store's invariants, each shard's on its own and in total; exit 1 on any"
+        " problem (stores: $LEDGERD_STORE_SHARDS, else $LEDGERD_STORE_URL)",
         cmd_audit,
     )
     audit.add_argument(
         "--json", action="store_true", help="print a machine-readable report on stdout"
+    )
+    shards = add_command(
+        commands,
+        "shards",
+        "print the shard map: each shard's place as configured and as recorded, its rows,"
+        " and which shard owns each partition; exit 1 if a shard disagrees"
+        " (stores: $LEDGERD_STORE_SHARDS, else $LEDGERD_STORE_URL)",
+        cmd_shards,
+    )
+    shards.add_argument(
+        "--json", action="store_true", help="print the map as one JSON object on stdout"
     )
 
     dlq = add_command(
@@ -54,7 +69,8 @@ def add_commands(commands: Commands) -> None:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     from ledgerd.app import store_from_settings
-    from ledgerd.audit import audit
+    from ledgerd.audit import audit, audit_shards
+    from ledgerd.store.sharded import ShardedStore
 
     settings = load_settings()
     store = store_from_settings(settings)
@@ -64,27 +80,108 @@ def cmd_audit(args: argparse.Namespace) -> int:
             print(f"  read {rows:,} {what}", file=sys.stderr)
 
     try:
-        report = audit(store, progress)
+        if isinstance(store, ShardedStore):
+            where = [store_location(url) for url in settings.store_urls]
+            shards, report = audit_shards(
+                list(zip(where, store.shards, strict=True)), store.shard_of_user, progress
+            )
+        else:
+            shards, report = [], audit(store, progress)
     finally:
         store.close()
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "ok": report.ok,
-                    "accounts": report.accounts,
-                    "journal_entries": report.journal_entries,
-                    "requests": dict(report.requests),
-                    "in_flight": report.in_flight,
-                    "outbox_rows": dict(report.outbox_rows),
-                    "problem_count": report.problem_count,
-                    "problems": report.problems,
-                }
-            )
-        )
+        document = _report_json(report)
+        if shards:
+            document["shards"] = [
+                {"shard_id": s.shard_id, "where": s.where, **_report_json(s.report)} for s in shards
+            ]
+        print(json.dumps(document))
     else:
+        for shard in shards:
+            print(f"shard {shard.shard_id} ({shard.where}):")
+            print(textwrap.indent(shard.report.summary(), "  "))
+        if shards:
+            print(f"total over {len(shards)} shards:")
         print(report.summary())
     return 0 if report.ok else 1
+
+
+def _report_json(report: AuditReport) -> dict[str, object]:
+    return {
+        "ok": report.ok,
+        "accounts": report.accounts,
+        "journal_entries": report.journal_entries,
+        "requests": dict(report.requests),
+        "in_flight": report.in_flight,
+        "outbox_rows": dict(report.outbox_rows),
+        "problem_count": report.problem_count,
+        "problems": report.problems,
+    }
+
+
+@dataclass(frozen=True)
+class _ShardLine:
+    """One shard as ``ledgerd shards`` prints it."""
+
+    shard_id: int
+    where: str
+    state: str  # "ok", or what differs from the configuration
+    partitions: list[int]
+    rows: dict[str, int]
+
+
+def cmd_shards(args: argparse.Namespace) -> int:
+    from ledgerd.app import shards_from_settings
+    from ledgerd.domain.partitioning import shard_for_partition
+    from ledgerd.store.shards import configured_identity, read_identities
+
+    settings = load_settings()
+    shards = shards_from_settings(settings)
+    count = len(shards)
+    owner = {p: shard_for_partition(p, count) for p in range(settings.partitions)}
+    lines = []
+    try:
+        for shard, identity in zip(shards, read_identities(shards), strict=True):
+            expected = configured_identity(shard.shard_id, count, settings.partitions)
+            if identity is None:
+                state = "no place recorded (run `ledgerd migrate`)"
+            elif identity != expected:
+                state = "; ".join(identity.differences(expected))
+            else:
+                state = "ok"
+            migrated = shard.store.schema_version() > 0
+            lines.append(
+                _ShardLine(
+                    shard.shard_id,
+                    shard.where,
+                    state,
+                    [p for p, s in owner.items() if s == shard.shard_id],
+                    dict(shard.store.count_rows()) if migrated else {},
+                )
+            )
+    finally:
+        for shard in shards:
+            shard.store.close()
+    ok = all(line.state == "ok" for line in lines)
+    if args.json:
+        document = {
+            "ok": ok,
+            "partition_count": settings.partitions,
+            "shard_count": count,
+            "shards": [asdict(line) for line in lines],
+            "shard_of_partition": {str(p): s for p, s in owner.items()},
+        }
+        print(json.dumps(document))
+        return 0 if ok else 1
+    print(
+        f"{settings.partitions} partitions on {count} shard(s): partition p in shard p mod {count}"
+    )
+    for line in lines:
+        print(f"shard {line.shard_id}: {line.where}: {line.state}")
+        print(f"  partitions {', '.join(str(p) for p in line.partitions) or '(none)'}")
+        rows = ", ".join(f"{table} {n:,}" for table, n in line.rows.items())
+        print(f"  rows {rows or '(no schema yet)'}")
+    return 0 if ok else 1
 
 
 def cmd_dlq_list(args: argparse.Namespace) -> int:

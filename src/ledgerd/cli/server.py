@@ -33,7 +33,9 @@ def add_commands(commands: Commands) -> None:
     add_command(
         commands,
         "migrate",
-        "create or upgrade the store's schema (store: $LEDGERD_STORE_URL)",
+        "create or upgrade the store's schema and record each shard's place in the shard map"
+        " (stores: $LEDGERD_STORE_SHARDS, else $LEDGERD_STORE_URL; partitions:"
+        " $LEDGERD_PARTITIONS)",
         cmd_migrate,
     )
 
@@ -62,20 +64,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(_: argparse.Namespace) -> int:
-    from ledgerd.app import store_from_settings
+    from ledgerd.app import shards_from_settings
     from ledgerd.errors import SchemaTooNew
+    from ledgerd.store.shards import prepare_shards
 
     settings = load_settings()
-    store = store_from_settings(settings)
+    shards = shards_from_settings(settings)
     try:
-        before = store.schema_version()
-        store.migrate()
-        after = store.schema_version()
+        changes = prepare_shards(shards, settings.partitions)
     except SchemaTooNew as exc:
         print(f"ledgerd: {exc}", file=sys.stderr)
         return 1
     finally:
-        store.close()
-    where = settings.effective_store_url.split("@")[-1]
-    print(f"schema version {before} -> {after}: {where}")
+        for shard in shards:
+            shard.store.close()
+    for shard, change in zip(shards, changes, strict=True):
+        # One shard prints as before shards existed; several name each one.
+        prefix = f"shard {shard.shard_id} of {len(shards)}: " if len(shards) > 1 else ""
+        print(f"{prefix}schema version {change.before} -> {change.after}: {shard.where}")
     return 0

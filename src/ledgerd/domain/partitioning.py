@@ -1,7 +1,8 @@
-"""Which partition owns a user: Kafka's default partitioner, so both logs agree.
+"""Which partition owns a user, and which database shard owns a partition.
 
 Kafka's Java client maps a key to ``toPositive(murmur2(key)) % partitions``;
-ledgerd's key is the user_id in decimal ASCII.
+ledgerd's key is the user_id in decimal ASCII, so both logs agree. A partition's
+rows live in shard ``partition mod shards`` (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -44,3 +45,13 @@ def user_key(user_id: int) -> bytes:
 def partition_for_user(user_id: int, partition_count: int) -> int:
     """The partition whose single writer applies this user's changes."""
     return (murmur2(user_key(user_id)) & 0x7FFFFFFF) % partition_count
+
+
+def shard_for_partition(partition: int, shard_count: int) -> int:
+    """The database shard that holds a partition's balances, journal, outcomes and offset."""
+    return partition % shard_count
+
+
+def shard_for_user(user_id: int, partition_count: int, shard_count: int) -> int:
+    """The database shard that holds a user's rows."""
+    return shard_for_partition(partition_for_user(user_id, partition_count), shard_count)

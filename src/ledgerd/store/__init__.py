@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ledgerd.errors import MissingExtra
 from ledgerd.store.base import Store
+from ledgerd.store.sql.core import SqlStore
 
 # The module the ``mysql`` extra (mysqlclient) provides.
 MYSQL_DRIVER_MODULE = "MySQLdb"
@@ -18,7 +19,7 @@ def open_store(
     pool_size: int = 15,
     queue_limit: int = 100,
     mysql_load_data: bool = False,
-) -> Store:
+) -> SqlStore:
     """Open the store a URL names: ``sqlite:///path`` or ``mysql://user:pass@host:port/db``.
 
     Raises:

@@ -71,6 +71,27 @@ class LockToken:
     epoch: int
 
 
+@dataclass(frozen=True, slots=True)
+class ShardIdentity:
+    """A database's place in the shard map, as ``migrate`` records it in the database."""
+
+    shard_id: int
+    shard_count: int
+    partition_count: int
+
+    def differences(self, configured: ShardIdentity) -> list[str]:
+        """What the configuration says differently from this record, one phrase each."""
+        return [
+            f"{name} is {mine} here but {theirs} in the configuration"
+            for name, mine, theirs in (
+                ("shard_id", self.shard_id, configured.shard_id),
+                ("shard_count", self.shard_count, configured.shard_count),
+                ("partition_count", self.partition_count, configured.partition_count),
+            )
+            if mine != theirs
+        ]
+
+
 # Given the already stored requests among the candidates, returns those to insert.
 ChooseNew = Callable[[Mapping[str, StoredRequest]], Sequence[ChangeRequest]]
 

@@ -9,6 +9,7 @@ validated literals in ``statements``. What the engine forces comes from the
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 
@@ -20,7 +21,14 @@ from ledgerd.domain.model import (
     StoredRequest,
 )
 from ledgerd.errors import Fenced, StoreUnavailable
-from ledgerd.store.base import BatchCommit, ChooseNew, LockToken, PartitionClaim, UnsentRequest
+from ledgerd.store.base import (
+    BatchCommit,
+    ChooseNew,
+    LockToken,
+    PartitionClaim,
+    ShardIdentity,
+    UnsentRequest,
+)
 from ledgerd.store.sql import rows, statements
 from ledgerd.store.sql.dialect import Dialect, Row, Session
 from ledgerd.store.sql.migrate import SchemaChange, current_version, migrate
@@ -30,7 +38,7 @@ from ledgerd.store.sql.rows import (
     REJECTION_AS_REQUEST,
     REQUEST_COLUMNS,
 )
-from ledgerd.store.sql.schema import MIGRATIONS, Migration
+from ledgerd.store.sql.schema import MIGRATIONS, SHARD_IDENTITY_VERSION, Migration
 from ledgerd.store.sql.statements import KEYS_PER_STATEMENT, chunks, key, keys
 
 _PENDING, _SENT, _FAILED = (
@@ -64,6 +72,20 @@ class SqlStore:
         self._dialect = dialect
         self._clock_ms = clock_ms
         self._off = dialect.user_offset
+        self._lock_keeper: SqlStore | None = None
+
+    def fence_locks_with(self, keeper: SqlStore) -> None:
+        """Leader locks live in ``keeper`` (shard 0 of a sharded store): the jobs a lock
+        fences here check it there, just before their own transaction commits. Not
+        atomic with it, unlike in one database: a job whose lock expires in between may
+        still delete here; both such jobs (stale publish groups, finished outbox rows)
+        delete only what another leader would delete too."""
+        self._lock_keeper = keeper
+
+    def check_lock(self, lock: LockToken) -> None:
+        """Raises Fenced unless ``lock`` is held now."""
+        with self._dialect.transaction() as session:
+            self._check_lock(session, lock)
 
     @property
     def dialect(self) -> Dialect:
@@ -96,6 +118,47 @@ class SqlStore:
 
     def schema_version(self) -> int:
         return current_version(self._dialect)
+
+    # -- the shard map (ledgerd.store.shards) ---------------------------------
+    def count_rows(self) -> Mapping[str, int]:
+        """Rows per table of the data a shard holds (``ledgerd shards``): a full count,
+        an operator's command, not a hot path."""
+        tables = ("balances", "journal", "rejections", "change_requests", "partition_offsets")
+        with self._dialect.autocommit() as session:
+            return {
+                table: int(session.query(f"SELECT COUNT(*) FROM {table}")[0][0]) for table in tables
+            }
+
+    def shard_identity(self) -> ShardIdentity | None:
+        """The place in the shard map this database records; None before one is recorded
+        (or before the schema has the table)."""
+        if self.schema_version() < SHARD_IDENTITY_VERSION:
+            return None
+        with self._dialect.autocommit() as session:
+            found = session.query(
+                "SELECT shard_id, shard_count, partition_count FROM shard_identity"
+                " WHERE singleton = 0"
+            )
+        return ShardIdentity(*(int(v) for v in found[0])) if found else None
+
+    def record_shard_identity(self, identity: ShardIdentity) -> ShardIdentity:
+        """Record the place unless one is recorded already; returns the recorded one
+        (the caller compares: a second process starting at once records nothing)."""
+        with self._dialect.transaction() as session:
+            session.execute(
+                "INSERT INTO shard_identity"
+                " (singleton, shard_id, shard_count, partition_count, recorded_at_ms)"
+                " VALUES (0, ?, ?, ?, ?) " + self._dialect.on_conflict_ignore(["singleton"]),
+                [
+                    identity.shard_id,
+                    identity.shard_count,
+                    identity.partition_count,
+                    int(time.time() * 1000),
+                ],
+            )
+        recorded = self.shard_identity()
+        assert recorded is not None  # just inserted, or there before
+        return recorded
 
     def ping(self) -> None:
         with self._dialect.autocommit() as session:
@@ -280,6 +343,9 @@ class SqlStore:
         return str(int(self._clock_ms()))
 
     def _check_lock(self, session: Session, lock: LockToken) -> None:
+        if self._lock_keeper is not None:
+            self._lock_keeper.check_lock(lock)
+            return
         # A locking read where the engine needs one: a plain SELECT could read
         # the transaction's old snapshot.
         found = session.query(

@@ -215,6 +215,36 @@ MIGRATIONS: Sequence[Migration] = (
             ],
         },
     ),
+    # Database shards (docs/scaling.md): each database records its place in the shard map
+    # at migrate (one row), so a process configured with the shards in another order, or
+    # other counts, refuses to start instead of writing a partition into the wrong database.
+    Migration(
+        4,
+        "shard identity",
+        by_dialect={
+            "sqlite": [
+                """CREATE TABLE IF NOT EXISTS shard_identity (
+                    singleton INTEGER PRIMARY KEY CHECK (singleton = 0),
+                    shard_id INTEGER NOT NULL,
+                    shard_count INTEGER NOT NULL,
+                    partition_count INTEGER NOT NULL,
+                    recorded_at_ms INTEGER NOT NULL
+                )"""
+            ],
+            "mysql": [
+                """CREATE TABLE IF NOT EXISTS shard_identity (
+                    singleton TINYINT UNSIGNED NOT NULL,
+                    shard_id INT UNSIGNED NOT NULL,
+                    shard_count INT UNSIGNED NOT NULL,
+                    partition_count INT UNSIGNED NOT NULL,
+                    recorded_at_ms BIGINT NOT NULL,
+                    PRIMARY KEY (singleton)
+                ) ENGINE=InnoDB"""
+            ],
+        },
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
+# The first version with the shard_identity table.
+SHARD_IDENTITY_VERSION = 4

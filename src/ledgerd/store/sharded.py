@@ -1,0 +1,318 @@
+"""The Store over several database shards: each partition's rows in one shard.
+
+Routing (docs/scaling.md, "Routing"):
+
+* by user (the shard of the user's partition): balances, journal, rejections and
+  new outbox rows; by partition: offsets and partition claims. A consumer batch is
+  split by shard, one transaction per shard, each with the offset CAS of its own
+  partitions, so each is exactly-once on its own; a group commit of the outbox is
+  split the same way.
+* by request_id alone (GetChange, the acceptor's duplicate check, the consumer's
+  outcome checks, relay marks): every shard, in parallel. A request_id carries no
+  user, and a routing table from id to shard would be one more write per request
+  on the hot path, in one place; N index lookups in parallel cost one round trip.
+* leader locks and the message key: shard 0. The jobs a lock fences on the other
+  shards check the lock in shard 0 first (``SqlStore.fence_locks_with``).
+* scans: every shard, merged in key order, so ``audit`` and the cache's full sync
+  read the whole deployment (each shard's snapshot is consistent on its own).
+
+One shard is never wrapped: ``store_over`` hands out the database's store itself.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from functools import partial
+from typing import Any, TypeVar
+
+from ledgerd.domain.model import (
+    Account,
+    Balance,
+    ChangeRequest,
+    ChangeStatus,
+    JournalEntry,
+    StoredRequest,
+)
+from ledgerd.domain.partitioning import shard_for_partition, shard_for_user
+from ledgerd.errors import Fenced, TransientStoreError
+from ledgerd.store.base import (
+    BatchCommit,
+    ChooseNew,
+    LockToken,
+    PartitionClaim,
+    UnsentRequest,
+)
+from ledgerd.store.sql.core import SqlStore
+
+T = TypeVar("T")
+P = TypeVar("P")
+
+# Threads per shard for fan-out reads and per-shard commits: the API's request threads,
+# the consumer and the relay may each fan out at once.
+_THREADS_PER_SHARD = 8
+
+
+class ShardedStore:
+    """The Store interface over ``shards`` (shard 0 first), routing by partition."""
+
+    def __init__(self, shards: Sequence[SqlStore], partition_count: int) -> None:
+        if len(shards) < 2:
+            raise ValueError("a ShardedStore needs two shards or more; use the store itself")
+        self._shards = list(shards)
+        self._partition_count = partition_count
+        self._pool = ThreadPoolExecutor(
+            max_workers=_THREADS_PER_SHARD * len(shards), thread_name_prefix="shard"
+        )
+        for shard in self._shards[1:]:
+            shard.fence_locks_with(self._shards[0])
+
+    @property
+    def shards(self) -> Sequence[SqlStore]:
+        return self._shards
+
+    @property
+    def partition_count(self) -> int:
+        return self._partition_count
+
+    # -- routing --------------------------------------------------------------
+    def shard_of_user(self, user_id: int) -> int:
+        return shard_for_user(user_id, self._partition_count, len(self._shards))
+
+    def shard_of_partition(self, partition: int) -> int:
+        return shard_for_partition(partition, len(self._shards))
+
+    def _each(self, work: Callable[[SqlStore], T]) -> list[T]:
+        """``work`` on every shard, in parallel; results in shard order."""
+        return self._run([partial(work, shard) for shard in self._shards])
+
+    def _each_part(self, parts: Mapping[int, P], work: Callable[[SqlStore, P], T]) -> list[T]:
+        """``work`` on each shard that has a part, with its part, in parallel."""
+        return self._run(
+            [partial(work, self._shards[i], part) for i, part in sorted(parts.items())]
+        )
+
+    def _run(self, calls: Sequence[Callable[[], T]]) -> list[T]:
+        """Run the calls (one on the caller's thread, several on the pool); every call ends
+        before an error is raised (a Fenced one first), so no write runs on behind it."""
+        if len(calls) == 1:
+            return [calls[0]()]
+        futures: list[Future[T]] = [self._pool.submit(call) for call in calls]
+        failed = [error for error in (f.exception() for f in futures) if error is not None]
+        if failed:
+            raise next((e for e in failed if isinstance(e, Fenced)), failed[0])
+        return [f.result() for f in futures]
+
+    def _by_user_shard(self, items: Iterator[tuple[int, T]]) -> dict[int, list[T]]:
+        grouped: dict[int, list[T]] = defaultdict(list)
+        for user_id, item in items:
+            grouped[self.shard_of_user(user_id)].append(item)
+        return grouped
+
+    # -- lifecycle ------------------------------------------------------------
+    def migrate(self) -> None:
+        self._each(lambda shard: shard.migrate())
+
+    def schema_version(self) -> int:
+        return min(self._each(lambda shard: shard.schema_version()))
+
+    def ping(self) -> None:
+        self._each(lambda shard: shard.ping())
+
+    def close(self) -> None:
+        for shard in self._shards:
+            shard.close()
+        self._pool.shutdown(wait=True)
+
+    def message_key(self) -> bytes:
+        return self._shards[0].message_key()
+
+    # -- outbox ---------------------------------------------------------------
+    def accept_requests(
+        self,
+        request_ids: Collection[str],
+        choose_new: ChooseNew,
+        now_ms: int,
+        group_id: str | None = None,
+    ) -> Mapping[str, StoredRequest]:
+        # The ids may be stored in any shard (a reuse for a user of another shard among
+        # them): read them everywhere, so choose_new sees every earlier use.
+        existing = self.get_requests(request_ids)
+        new = choose_new(existing)
+        by_shard = self._by_user_shard((request.user_id, request) for request in new)
+
+        def insert(shard: SqlStore, rows: Sequence[ChangeRequest]) -> None:
+            def only_if_still_new(found: Mapping[str, StoredRequest]) -> Sequence[ChangeRequest]:
+                if found:  # inserted by another process since the read above: decide again
+                    raise TransientStoreError(f"request {next(iter(found))} stored meanwhile")
+                return rows
+
+            shard.accept_requests([r.request_id for r in rows], only_if_still_new, now_ms, group_id)
+
+        self._each_part(by_shard, insert)
+        return existing
+
+    def get_requests(self, request_ids: Collection[str]) -> Mapping[str, StoredRequest]:
+        if not request_ids:
+            return {}
+        found: dict[str, StoredRequest] = {}
+        for part in self._each(lambda shard: shard.get_requests(request_ids)):
+            found.update(part)
+        return found
+
+    def decided_requests(self, request_ids: Collection[str]) -> Collection[str]:
+        if not request_ids:
+            return set()
+        return {
+            rid for part in self._each(lambda s: s.decided_requests(request_ids)) for rid in part
+        }
+
+    def delete_groups(self, group_ids: Collection[str]) -> None:
+        # A publish group has a row in each shard that took rows of its group commit.
+        self._each(lambda shard: shard.delete_groups(group_ids))
+
+    def delete_stale_groups(
+        self, created_before_ms: int, keep: Collection[str], lock: LockToken
+    ) -> int:
+        return sum(
+            self._each(lambda shard: shard.delete_stale_groups(created_before_ms, keep, lock))
+        )
+
+    def mark_sent(self, request_ids: Collection[str], now_ms: int) -> None:
+        self._each(lambda shard: shard.mark_sent(request_ids, now_ms))
+
+    def mark_failed(self, request_ids: Collection[str], now_ms: int) -> None:
+        self._each(lambda shard: shard.mark_failed(request_ids, now_ms))
+
+    def find_unsent(self, created_before_ms: int, limit: int) -> Sequence[UnsentRequest]:
+        parts = self._each(lambda shard: shard.find_unsent(created_before_ms, limit))
+        oldest_first = heapq.merge(*parts, key=lambda row: row.created_at_ms)
+        return [row for _, row in zip(range(limit), oldest_first, strict=False)]
+
+    def count_unfinished(self) -> Mapping[ChangeStatus, int]:
+        total: dict[ChangeStatus, int] = defaultdict(int)
+        for part in self._each(lambda shard: shard.count_unfinished()):
+            for status, count in part.items():
+                total[status] += count
+        return dict(total)
+
+    def delete_finished_requests(self, created_before_ms: int, limit: int, lock: LockToken) -> int:
+        deleted = 0
+        for shard in self._shards:  # one shard at a time, the limit shared
+            if deleted >= limit:
+                break
+            deleted += shard.delete_finished_requests(created_before_ms, limit - deleted, lock)
+        return deleted
+
+    # -- leader locks: shard 0 --------------------------------------------------
+    def acquire_lock(self, name: str, owner: str, ttl_ms: int) -> int | None:
+        return self._shards[0].acquire_lock(name, owner, ttl_ms)
+
+    def renew_lock(self, token: LockToken, ttl_ms: int) -> bool:
+        return self._shards[0].renew_lock(token, ttl_ms)
+
+    def release_lock(self, token: LockToken) -> None:
+        self._shards[0].release_lock(token)
+
+    # -- consumer -------------------------------------------------------------
+    def claim_partition(self, topic: str, partition: int) -> PartitionClaim:
+        return self._shards[self.shard_of_partition(partition)].claim_partition(topic, partition)
+
+    def load_balances(self, accounts: Collection[Account]) -> Mapping[Account, Balance]:
+        by_shard = self._by_user_shard((account.user_id, account) for account in accounts)
+        found: dict[Account, Balance] = {}
+        for part in self._each_part(by_shard, lambda shard, wanted: shard.load_balances(wanted)):
+            found.update(part)
+        return found
+
+    def commit_batch(self, batch: BatchCommit) -> None:
+        self._each_part(self.split_batch(batch), lambda shard, part: shard.commit_batch(part))
+
+    def split_batch(self, batch: BatchCommit) -> dict[int, BatchCommit]:
+        """The batch's part in each shard it touches: each partition's offset with the
+        rows of its users."""
+        positions = defaultdict(list)
+        for position in batch.positions:
+            positions[self.shard_of_partition(position.partition)].append(position)
+        balances = self._by_user_shard((b.user_id, b) for b in batch.balances)
+        journal = self._by_user_shard((e.user_id, e) for e in batch.journal)
+        rejections = self._by_user_shard((r.request.user_id, r) for r in batch.rejections)
+        touched = set(positions) | set(balances) | set(journal) | set(rejections)
+        return {
+            shard: BatchCommit(
+                positions[shard],
+                balances.get(shard, []),
+                journal.get(shard, []),
+                rejections.get(shard, []),
+                batch.applied_at_ms,
+            )
+            for shard in touched
+        }
+
+    # -- reads ----------------------------------------------------------------
+    def get_balances(self, user_id: int, currency: str | None) -> Sequence[Balance]:
+        return self._shards[self.shard_of_user(user_id)].get_balances(user_id, currency)
+
+    def get_journal(
+        self, user_id: int, currency: str, after_version: int, limit: int
+    ) -> Sequence[JournalEntry]:
+        shard = self._shards[self.shard_of_user(user_id)]
+        return shard.get_journal(user_id, currency, after_version, limit)
+
+    def get_journal_entries(self, request_ids: Collection[str]) -> Mapping[str, JournalEntry]:
+        if not request_ids:
+            return {}
+        found: dict[str, JournalEntry] = {}
+        for part in self._each(lambda shard: shard.get_journal_entries(request_ids)):
+            found.update(part)
+        return found
+
+    def get_positions(self, topic: str) -> Mapping[int, int]:
+        found: dict[int, int] = {}
+        for part in self._each(lambda shard: shard.get_positions(topic)):
+            found.update(part)
+        return found
+
+    def last_applied_at_ms(self) -> int | None:
+        times = [t for t in self._each(lambda shard: shard.last_applied_at_ms()) if t is not None]
+        return max(times) if times else None
+
+    # -- scans: every shard, merged in key order ------------------------------
+    def snapshot(self) -> AbstractContextManager[None]:
+        return self._snapshots()
+
+    @contextmanager
+    def _snapshots(self) -> Iterator[None]:
+        # Scans run on the caller's thread, so each shard's snapshot is taken here.
+        with ExitStack() as stack:
+            for shard in self._shards:
+                stack.enter_context(shard.snapshot())
+            yield
+
+    def scan_balances(self, after: Account | None, limit: int) -> Sequence[Balance]:
+        pages = [shard.scan_balances(after, limit) for shard in self._shards]
+        return _first(pages, limit, lambda b: (b.user_id, b.currency))
+
+    def scan_journal(
+        self, after: tuple[int, str, int] | None, limit: int
+    ) -> Sequence[JournalEntry]:
+        pages = [shard.scan_journal(after, limit) for shard in self._shards]
+        return _first(pages, limit, lambda e: (e.user_id, e.currency, e.version))
+
+    def scan_requests(self, after: str | None, limit: int) -> Sequence[StoredRequest]:
+        pages = [shard.scan_requests(after, limit) for shard in self._shards]
+        return _first(pages, limit, lambda s: s.request.request_id)
+
+    def scan_rejections(self, after: str | None, limit: int) -> Sequence[StoredRequest]:
+        pages = [shard.scan_rejections(after, limit) for shard in self._shards]
+        return _first(pages, limit, lambda s: s.request.request_id)
+
+
+def _first(pages: Sequence[Sequence[T]], limit: int, key: Callable[[T], Any]) -> list[T]:
+    """The first ``limit`` rows of sorted pages merged: the next page of a keyset scan
+    over all shards (each page holds its shard's next ``limit`` rows, so none is skipped)."""
+    merged = heapq.merge(*pages, key=key)
+    return [row for _, row in zip(range(limit), merged, strict=False)]
