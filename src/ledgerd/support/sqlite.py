@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,7 +47,7 @@ class ThreadConnections:
                     isolation_level=None,  # transactions are explicit, see write()
                     check_same_thread=False,  # close() runs on another thread
                 )
-                connection.execute("PRAGMA journal_mode=WAL")
+                _enter_wal_mode(connection, self._busy_timeout_s)
                 connection.execute("PRAGMA synchronous=FULL")
             except (sqlite3.Error, OSError) as exc:
                 raise self._unavailable(f"cannot open {self.path}: {exc}") from exc
@@ -119,3 +120,24 @@ class ThreadConnections:
             connections, self._all = self._all, []
         for connection in connections:
             connection.close()
+
+
+def _enter_wal_mode(connection: sqlite3.Connection, busy_timeout_s: float) -> None:
+    """Switch the file to WAL, waiting out other connections doing the same.
+
+    Switching a new file to WAL takes an exclusive lock, and SQLite answers "database
+    is locked" at once, without its busy handler, to a connection that asks while
+    another one switches. Once one has switched, the mode is kept in the file and
+    the pragma is a no-op, so retrying until the busy timeout is enough.
+    """
+    deadline = time.monotonic() + busy_timeout_s
+    delay_s = 0.005
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay_s > deadline:
+                raise
+        time.sleep(delay_s)
+        delay_s = min(delay_s * 2, 0.1)
