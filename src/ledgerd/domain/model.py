@@ -13,6 +13,34 @@ class ChangeType(enum.IntEnum):
     WITHDRAW = 2
     FREEZE = 3
     UNFREEZE = 4
+    SPEND_FROZEN = 5
+    # The legs of a transfer: made by the service, never accepted from a ChangeBalance.
+    TRANSFER_OUT = 6
+    TRANSFER_OUT_FROZEN = 7
+    TRANSFER_IN = 8
+    TRANSFER_RETURN = 9
+
+    @property
+    def is_transfer_leg(self) -> bool:
+        return self >= ChangeType.TRANSFER_OUT
+
+    @property
+    def is_transfer_debit(self) -> bool:
+        return self in (ChangeType.TRANSFER_OUT, ChangeType.TRANSFER_OUT_FROZEN)
+
+
+# What a client may send to ChangeBalance(s); the rest are transfer legs.
+CLIENT_CHANGE_TYPES = (
+    ChangeType.DEPOSIT,
+    ChangeType.WITHDRAW,
+    ChangeType.FREEZE,
+    ChangeType.UNFREEZE,
+    ChangeType.SPEND_FROZEN,
+)
+# The request ids of a transfer's later legs: the transfer's id and a suffix that no client
+# request id can have ("~" is outside their alphabet), so they never collide.
+CREDIT_SUFFIX = "~in"
+RETURN_SUFFIX = "~return"
 
 
 class ChangeStatus(enum.IntEnum):
@@ -48,7 +76,12 @@ class Account:
 
 @dataclass(frozen=True, slots=True)
 class ChangeRequest:
-    """A validated request to change one account. ``amount`` is in scaled units."""
+    """A validated request to change one account. ``amount`` is in scaled units.
+
+    A transfer leg names its transfer (``transfer_id``, the transfer's request id) and the
+    other user (``counterparty_user_id``). The legs of an atomic ChangeBalances share
+    ``atomic_group`` (the first leg's request id) and are numbered by ``atomic_leg``.
+    """
 
     request_id: str
     user_id: int
@@ -56,6 +89,10 @@ class ChangeRequest:
     type: ChangeType
     amount: int
     memo: str = ""
+    transfer_id: str = ""
+    counterparty_user_id: int = 0
+    atomic_group: str = ""
+    atomic_leg: int = 0
 
     @property
     def account(self) -> Account:
@@ -69,7 +106,28 @@ class ChangeRequest:
             and self.type == other.type
             and self.amount == other.amount
             and self.memo == other.memo
+            and self.transfer_id == other.transfer_id
+            and self.counterparty_user_id == other.counterparty_user_id
         )
+
+    def credit(self) -> ChangeRequest:
+        """The credit an applied transfer debit sends to the destination."""
+        return ChangeRequest(
+            self.transfer_id + CREDIT_SUFFIX, self.counterparty_user_id, self.currency,
+            ChangeType.TRANSFER_IN, self.amount, self.memo, self.transfer_id, self.user_id,
+        )  # fmt: skip
+
+    def returned(self) -> ChangeRequest:
+        """The return a refused transfer credit sends back to the source."""
+        return ChangeRequest(
+            self.transfer_id + RETURN_SUFFIX, self.counterparty_user_id, self.currency,
+            ChangeType.TRANSFER_RETURN, self.amount, self.memo, self.transfer_id, self.user_id,
+        )  # fmt: skip
+
+
+# Legs one log message may carry (an atomic ChangeBalances has at most MAX_ATOMIC_LEGS).
+LEGS_PER_MESSAGE = 1024
+MAX_ATOMIC_LEGS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,12 +159,20 @@ class JournalEntry:
     version: int
     applied_at_ms: int
     memo: str = ""
+    transfer_id: str = ""
+    counterparty_user_id: int = 0
+    # Where the entry stands in its partition's event stream (``ledgerd.events``): the
+    # log offset of the message that applied it, times LEGS_PER_MESSAGE, plus its leg.
+    # 0 for entries read without it, and for entries journaled before schema 5.
+    partition: int = 0
+    event_seq: int = 0
 
     def as_stored_request(self) -> StoredRequest:
         """The APPLIED request this entry records (its outbox row may be gone)."""
         request = ChangeRequest(
-            self.request_id, self.user_id, self.currency, self.type, self.amount, self.memo
-        )
+            self.request_id, self.user_id, self.currency, self.type, self.amount, self.memo,
+            self.transfer_id, self.counterparty_user_id,
+        )  # fmt: skip
         return StoredRequest(request, ChangeStatus.APPLIED)
 
     @property

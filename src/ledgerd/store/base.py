@@ -49,6 +49,10 @@ class BatchCommit:
     journal: Sequence[JournalEntry]
     rejections: Sequence[Rejection]
     applied_at_ms: int
+    # New outbox rows the batch sends on (a transfer's credit, or its return), one publish
+    # group: in the same transaction, so an applied debit always has its credit.
+    follow_ups: Sequence[ChangeRequest] = ()
+    follow_up_group: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +232,10 @@ class Store(Protocol):
 
     def get_journal_entries(self, request_ids: Collection[str]) -> Mapping[str, JournalEntry]:
         """The journal entries written by these requests, by request_id."""
+
+    def scan_events(self, partition: int, after_seq: int, limit: int) -> Sequence[JournalEntry]:
+        """The partition's journal entries with event_seq > after_seq, in event_seq order
+        (entries journaled before schema 5 have event_seq 0 and are never listed)."""
 
     def get_positions(self, topic: str) -> Mapping[int, int]:
         """Next offset to apply, by partition (what has been committed)."""

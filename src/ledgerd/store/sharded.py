@@ -189,8 +189,9 @@ class ShardedStore:
 
     def find_unsent(self, created_before_ms: int, limit: int) -> Sequence[UnsentRequest]:
         parts = self._each(lambda shard: shard.find_unsent(created_before_ms, limit))
-        oldest_first = heapq.merge(*parts, key=lambda row: row.created_at_ms)
-        return [row for _, row in zip(range(limit), oldest_first, strict=False)]
+        # Not cut to ``limit``: a cut could split an atomic group, whose legs go out as one
+        # message (each shard keeps its groups whole); at most shards x limit rows.
+        return list(heapq.merge(*parts, key=lambda row: row.created_at_ms))
 
     def count_unfinished(self) -> Mapping[ChangeStatus, int]:
         total: dict[ChangeStatus, int] = defaultdict(int)
@@ -240,6 +241,9 @@ class ShardedStore:
         balances = self._by_user_shard((b.user_id, b) for b in batch.balances)
         journal = self._by_user_shard((e.user_id, e) for e in batch.journal)
         rejections = self._by_user_shard((r.request.user_id, r) for r in batch.rejections)
+        # A follow-up goes to the outbox of the shard whose decision sent it (the user it
+        # names as counterparty), in that shard's transaction.
+        follow_ups = self._by_user_shard((f.counterparty_user_id, f) for f in batch.follow_ups)
         touched = set(positions) | set(balances) | set(journal) | set(rejections)
         return {
             shard: BatchCommit(
@@ -248,8 +252,10 @@ class ShardedStore:
                 journal.get(shard, []),
                 rejections.get(shard, []),
                 batch.applied_at_ms,
+                follow_ups.get(shard, []),
+                batch.follow_up_group if shard in follow_ups else None,
             )
-            for shard in touched
+            for shard in touched | set(follow_ups)
         }
 
     # -- reads ----------------------------------------------------------------
@@ -269,6 +275,10 @@ class ShardedStore:
         for part in self._each(lambda shard: shard.get_journal_entries(request_ids)):
             found.update(part)
         return found
+
+    def scan_events(self, partition: int, after_seq: int, limit: int) -> Sequence[JournalEntry]:
+        shard = self._shards[self.shard_of_partition(partition)]
+        return shard.scan_events(partition, after_seq, limit)
 
     def get_positions(self, topic: str) -> Mapping[int, int]:
         found: dict[int, int] = {}

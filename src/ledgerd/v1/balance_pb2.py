@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18ledgerd/v1/balance.proto\x12\nledgerd.v1\"`\n\x07\x42\x61lance\x12\x0f\n\x07user_id\x18\x01 \x01(\x04\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t\x12\x11\n\tavailable\x18\x03 \x01(\t\x12\x0e\n\x06\x66rozen\x18\x04 \x01(\t\x12\x0f\n\x07version\x18\x05 \x01(\x04\"6\n\x11GetBalanceRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\x04\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t\";\n\x12GetBalanceResponse\x12%\n\x08\x62\x61lances\x18\x01 \x03(\x0b\x32\x13.ledgerd.v1.Balance\"\x9f\x01\n\x14\x43hangeBalanceRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\x04\x12\x10\n\x08\x63urrency\x18\x03 \x01(\t\x12$\n\x04type\x18\x04 \x01(\x0e\x32\x16.ledgerd.v1.ChangeType\x12\x0e\n\x06\x61mount\x18\x05 \x01(\t\x12\x0c\n\x04wait\x18\x06 \x01(\x08\x12\x0c\n\x04memo\x18\x07 \x01(\t\"\xb6\x01\n\x0c\x43hangeResult\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12(\n\x06status\x18\x02 \x01(\x0e\x32\x18.ledgerd.v1.ChangeStatus\x12/\n\rreject_reason\x18\x03 \x01(\x0e\x32\x18.ledgerd.v1.RejectReason\x12$\n\x07\x62\x61lance\x18\x04 \x01(\x0b\x32\x13.ledgerd.v1.Balance\x12\x11\n\tduplicate\x18\x05 \x01(\x08\"X\n\x15\x43hangeBalancesRequest\x12\x31\n\x07\x63hanges\x18\x01 \x03(\x0b\x32 .ledgerd.v1.ChangeBalanceRequest\x12\x0c\n\x04wait\x18\x02 \x01(\x08\"C\n\x16\x43hangeBalancesResponse\x12)\n\x07results\x18\x01 \x03(\x0b\x32\x18.ledgerd.v1.ChangeResult\"&\n\x10GetChangeRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"]\n\x12ListJournalRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\x04\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t\x12\x15\n\rafter_version\x18\x03 \x01(\x04\x12\r\n\x05limit\x18\x04 \x01(\r\"\xe5\x01\n\x0cJournalEntry\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\x04\x12\x10\n\x08\x63urrency\x18\x03 \x01(\t\x12$\n\x04type\x18\x04 \x01(\x0e\x32\x16.ledgerd.v1.ChangeType\x12\x0e\n\x06\x61mount\x18\x05 \x01(\t\x12\x17\n\x0f\x61vailable_after\x18\x06 \x01(\t\x12\x14\n\x0c\x66rozen_after\x18\x07 \x01(\t\x12\x0f\n\x07version\x18\x08 \x01(\x04\x12\x1a\n\x12\x61pplied_at_unix_ms\x18\t \x01(\x03\x12\x0c\n\x04memo\x18\n \x01(\t\"@\n\x13ListJournalResponse\x12)\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x18.ledgerd.v1.JournalEntry\"\x14\n\x12HealthCheckRequest\"\xfa\x01\n\x13HealthCheckResponse\x12\x36\n\x06status\x18\x01 \x01(\x0e\x32&.ledgerd.v1.HealthCheckResponse.Status\x12\x43\n\ncomponents\x18\x02 \x03(\x0b\x32/.ledgerd.v1.HealthCheckResponse.ComponentsEntry\x1a\x31\n\x0f\x43omponentsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"3\n\x06Status\x12\x0b\n\x07UNKNOWN\x10\x00\x12\x0b\n\x07SERVING\x10\x01\x12\x0f\n\x0bNOT_SERVING\x10\x02*^\n\nChangeType\x12\x1b\n\x17\x43HANGE_TYPE_UNSPECIFIED\x10\x00\x12\x0b\n\x07\x44\x45POSIT\x10\x01\x12\x0c\n\x08WITHDRAW\x10\x02\x12\n\n\x06\x46REEZE\x10\x03\x12\x0c\n\x08UNFREEZE\x10\x04*k\n\x0c\x43hangeStatus\x12\x1d\n\x19\x43HANGE_STATUS_UNSPECIFIED\x10\x00\x12\x0b\n\x07PENDING\x10\x01\x12\x08\n\x04SENT\x10\x02\x12\x0b\n\x07\x41PPLIED\x10\x03\x12\x0c\n\x08REJECTED\x10\x04\x12\n\n\x06\x46\x41ILED\x10\x05*w\n\x0cRejectReason\x12\x1d\n\x19REJECT_REASON_UNSPECIFIED\x10\x00\x12\x1a\n\x16INSUFFICIENT_AVAILABLE\x10\x01\x12\x17\n\x13INSUFFICIENT_FROZEN\x10\x02\x12\x13\n\x0f\x41MOUNT_OVERFLOW\x10\x03\x32\xe8\x03\n\x0e\x42\x61lanceService\x12K\n\nGetBalance\x12\x1d.ledgerd.v1.GetBalanceRequest\x1a\x1e.ledgerd.v1.GetBalanceResponse\x12K\n\rChangeBalance\x12 .ledgerd.v1.ChangeBalanceRequest\x1a\x18.ledgerd.v1.ChangeResult\x12W\n\x0e\x43hangeBalances\x12!.ledgerd.v1.ChangeBalancesRequest\x1a\".ledgerd.v1.ChangeBalancesResponse\x12\x43\n\tGetChange\x12\x1c.ledgerd.v1.GetChangeRequest\x1a\x18.ledgerd.v1.ChangeResult\x12N\n\x0bListJournal\x12\x1e.ledgerd.v1.ListJournalRequest\x1a\x1f.ledgerd.v1.ListJournalResponse\x12N\n\x0bHealthCheck\x12\x1e.ledgerd.v1.HealthCheckRequest\x1a\x1f.ledgerd.v1.HealthCheckResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18ledgerd/v1/balance.proto\x12\nledgerd.v1\"`\n\x07\x42\x61lance\x12\x0f\n\x07user_id\x18\x01 \x01(\x04\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t\x12\x11\n\tavailable\x18\x03 \x01(\t\x12\x0e\n\x06\x66rozen\x18\x04 \x01(\t\x12\x0f\n\x07version\x18\x05 \x01(\x04\"6\n\x11GetBalanceRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\x04\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t\";\n\x12GetBalanceResponse\x12%\n\x08\x62\x61lances\x18\x01 \x03(\x0b\x32\x13.ledgerd.v1.Balance\"\x9f\x01\n\x14\x43hangeBalanceRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\x04\x12\x10\n\x08\x63urrency\x18\x03 \x01(\t\x12$\n\x04type\x18\x04 \x01(\x0e\x32\x16.ledgerd.v1.ChangeType\x12\x0e\n\x06\x61mount\x18\x05 \x01(\t\x12\x0c\n\x04wait\x18\x06 \x01(\x08\x12\x0c\n\x04memo\x18\x07 \x01(\t\"\xb6\x01\n\x0c\x43hangeResult\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12(\n\x06status\x18\x02 \x01(\x0e\x32\x18.ledgerd.v1.ChangeStatus\x12/\n\rreject_reason\x18\x03 \x01(\x0e\x32\x18.ledgerd.v1.RejectReason\x12$\n\x07\x62\x61lance\x18\x04 \x01(\x0b\x32\x13.ledgerd.v1.Balance\x12\x11\n\tduplicate\x18\x05 \x01(\x08\"h\n\x15\x43hangeBalancesRequest\x12\x31\n\x07\x63hanges\x18\x01 \x03(\x0b\x32 .ledgerd.v1.ChangeBalanceRequest\x12\x0c\n\x04wait\x18\x02 \x01(\x08\x12\x0e\n\x06\x61tomic\x18\x03 \x01(\x08\"C\n\x16\x43hangeBalancesResponse\x12)\n\x07results\x18\x01 \x03(\x0b\x32\x18.ledgerd.v1.ChangeResult\"&\n\x10GetChangeRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"]\n\x12ListJournalRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\x04\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t\x12\x15\n\rafter_version\x18\x03 \x01(\x04\x12\r\n\x05limit\x18\x04 \x01(\r\"\x98\x02\n\x0cJournalEntry\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\x04\x12\x10\n\x08\x63urrency\x18\x03 \x01(\t\x12$\n\x04type\x18\x04 \x01(\x0e\x32\x16.ledgerd.v1.ChangeType\x12\x0e\n\x06\x61mount\x18\x05 \x01(\t\x12\x17\n\x0f\x61vailable_after\x18\x06 \x01(\t\x12\x14\n\x0c\x66rozen_after\x18\x07 \x01(\t\x12\x0f\n\x07version\x18\x08 \x01(\x04\x12\x1a\n\x12\x61pplied_at_unix_ms\x18\t \x01(\x03\x12\x0c\n\x04memo\x18\n \x01(\t\x12\x13\n\x0btransfer_id\x18\x0b \x01(\t\x12\x1c\n\x14\x63ounterparty_user_id\x18\x0c \x01(\x04\"@\n\x13ListJournalResponse\x12)\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x18.ledgerd.v1.JournalEntry\"\x14\n\x12HealthCheckRequest\"\xfa\x01\n\x13HealthCheckResponse\x12\x36\n\x06status\x18\x01 \x01(\x0e\x32&.ledgerd.v1.HealthCheckResponse.Status\x12\x43\n\ncomponents\x18\x02 \x03(\x0b\x32/.ledgerd.v1.HealthCheckResponse.ComponentsEntry\x1a\x31\n\x0f\x43omponentsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"3\n\x06Status\x12\x0b\n\x07UNKNOWN\x10\x00\x12\x0b\n\x07SERVING\x10\x01\x12\x0f\n\x0bNOT_SERVING\x10\x02\"\xa2\x01\n\x0fTransferRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x14\n\x0c\x66rom_user_id\x18\x02 \x01(\x04\x12\x12\n\nto_user_id\x18\x03 \x01(\x04\x12\x10\n\x08\x63urrency\x18\x04 \x01(\t\x12\x0e\n\x06\x61mount\x18\x05 \x01(\t\x12\x13\n\x0b\x66rom_frozen\x18\x06 \x01(\x08\x12\x0c\n\x04memo\x18\x07 \x01(\t\x12\x0c\n\x04wait\x18\x08 \x01(\x08\"\xe0\x02\n\x08Transfer\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12(\n\x06status\x18\x02 \x01(\x0e\x32\x18.ledgerd.v1.ChangeStatus\x12/\n\rreject_reason\x18\x03 \x01(\x0e\x32\x18.ledgerd.v1.RejectReason\x12\x11\n\tduplicate\x18\x04 \x01(\x08\x12\x0f\n\x07\x64\x65\x62ited\x18\x05 \x01(\x08\x12)\n\x0c\x66rom_balance\x18\x06 \x01(\x0b\x32\x13.ledgerd.v1.Balance\x12\'\n\nto_balance\x18\x07 \x01(\x0b\x32\x13.ledgerd.v1.Balance\x12\x14\n\x0c\x66rom_user_id\x18\x08 \x01(\x04\x12\x12\n\nto_user_id\x18\t \x01(\x04\x12\x10\n\x08\x63urrency\x18\n \x01(\t\x12\x0e\n\x06\x61mount\x18\x0b \x01(\t\x12\x13\n\x0b\x66rom_frozen\x18\x0c \x01(\x08\x12\x0c\n\x04memo\x18\r \x01(\t\":\n\x10TransferResponse\x12&\n\x08transfer\x18\x01 \x01(\x0b\x32\x14.ledgerd.v1.Transfer\"(\n\x12GetTransferRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"=\n\x13GetTransferResponse\x12&\n\x08transfer\x18\x01 \x01(\x0b\x32\x14.ledgerd.v1.Transfer\"\\\n\x0c\x42\x61lanceEvent\x12\'\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x18.ledgerd.v1.JournalEntry\x12\x11\n\tpartition\x18\x02 \x01(\r\x12\x10\n\x08sequence\x18\x03 \x01(\x04\":\n\x11TailEventsRequest\x12\x16\n\x0e\x66rom_beginning\x18\x01 \x01(\x08\x12\r\n\x05limit\x18\x02 \x01(\r\"=\n\x12TailEventsResponse\x12\'\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x18.ledgerd.v1.BalanceEvent*\xc1\x01\n\nChangeType\x12\x1b\n\x17\x43HANGE_TYPE_UNSPECIFIED\x10\x00\x12\x0b\n\x07\x44\x45POSIT\x10\x01\x12\x0c\n\x08WITHDRAW\x10\x02\x12\n\n\x06\x46REEZE\x10\x03\x12\x0c\n\x08UNFREEZE\x10\x04\x12\x10\n\x0cSPEND_FROZEN\x10\x05\x12\x10\n\x0cTRANSFER_OUT\x10\x06\x12\x17\n\x13TRANSFER_OUT_FROZEN\x10\x07\x12\x0f\n\x0bTRANSFER_IN\x10\x08\x12\x13\n\x0fTRANSFER_RETURN\x10\t*k\n\x0c\x43hangeStatus\x12\x1d\n\x19\x43HANGE_STATUS_UNSPECIFIED\x10\x00\x12\x0b\n\x07PENDING\x10\x01\x12\x08\n\x04SENT\x10\x02\x12\x0b\n\x07\x41PPLIED\x10\x03\x12\x0c\n\x08REJECTED\x10\x04\x12\n\n\x06\x46\x41ILED\x10\x05*w\n\x0cRejectReason\x12\x1d\n\x19REJECT_REASON_UNSPECIFIED\x10\x00\x12\x1a\n\x16INSUFFICIENT_AVAILABLE\x10\x01\x12\x17\n\x13INSUFFICIENT_FROZEN\x10\x02\x12\x13\n\x0f\x41MOUNT_OVERFLOW\x10\x03\x32\xce\x05\n\x0e\x42\x61lanceService\x12K\n\nGetBalance\x12\x1d.ledgerd.v1.GetBalanceRequest\x1a\x1e.ledgerd.v1.GetBalanceResponse\x12K\n\rChangeBalance\x12 .ledgerd.v1.ChangeBalanceRequest\x1a\x18.ledgerd.v1.ChangeResult\x12W\n\x0e\x43hangeBalances\x12!.ledgerd.v1.ChangeBalancesRequest\x1a\".ledgerd.v1.ChangeBalancesResponse\x12\x43\n\tGetChange\x12\x1c.ledgerd.v1.GetChangeRequest\x1a\x18.ledgerd.v1.ChangeResult\x12N\n\x0bListJournal\x12\x1e.ledgerd.v1.ListJournalRequest\x1a\x1f.ledgerd.v1.ListJournalResponse\x12N\n\x0bHealthCheck\x12\x1e.ledgerd.v1.HealthCheckRequest\x1a\x1f.ledgerd.v1.HealthCheckResponse\x12\x45\n\x08Transfer\x12\x1b.ledgerd.v1.TransferRequest\x1a\x1c.ledgerd.v1.TransferResponse\x12N\n\x0bGetTransfer\x12\x1e.ledgerd.v1.GetTransferRequest\x1a\x1f.ledgerd.v1.GetTransferResponse\x12M\n\nTailEvents\x12\x1d.ledgerd.v1.TailEventsRequest\x1a\x1e.ledgerd.v1.TailEventsResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,12 +33,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_HEALTHCHECKRESPONSE_COMPONENTSENTRY']._loaded_options = None
   _globals['_HEALTHCHECKRESPONSE_COMPONENTSENTRY']._serialized_options = b'8\001'
-  _globals['_CHANGETYPE']._serialized_start=1469
-  _globals['_CHANGETYPE']._serialized_end=1563
-  _globals['_CHANGESTATUS']._serialized_start=1565
-  _globals['_CHANGESTATUS']._serialized_end=1672
-  _globals['_REJECTREASON']._serialized_start=1674
-  _globals['_REJECTREASON']._serialized_end=1793
+  _globals['_CHANGETYPE']._serialized_start=2439
+  _globals['_CHANGETYPE']._serialized_end=2632
+  _globals['_CHANGESTATUS']._serialized_start=2634
+  _globals['_CHANGESTATUS']._serialized_end=2741
+  _globals['_REJECTREASON']._serialized_start=2743
+  _globals['_REJECTREASON']._serialized_end=2862
   _globals['_BALANCE']._serialized_start=40
   _globals['_BALANCE']._serialized_end=136
   _globals['_GETBALANCEREQUEST']._serialized_start=138
@@ -50,25 +50,41 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHANGERESULT']._serialized_start=418
   _globals['_CHANGERESULT']._serialized_end=600
   _globals['_CHANGEBALANCESREQUEST']._serialized_start=602
-  _globals['_CHANGEBALANCESREQUEST']._serialized_end=690
-  _globals['_CHANGEBALANCESRESPONSE']._serialized_start=692
-  _globals['_CHANGEBALANCESRESPONSE']._serialized_end=759
-  _globals['_GETCHANGEREQUEST']._serialized_start=761
-  _globals['_GETCHANGEREQUEST']._serialized_end=799
-  _globals['_LISTJOURNALREQUEST']._serialized_start=801
-  _globals['_LISTJOURNALREQUEST']._serialized_end=894
-  _globals['_JOURNALENTRY']._serialized_start=897
-  _globals['_JOURNALENTRY']._serialized_end=1126
-  _globals['_LISTJOURNALRESPONSE']._serialized_start=1128
-  _globals['_LISTJOURNALRESPONSE']._serialized_end=1192
-  _globals['_HEALTHCHECKREQUEST']._serialized_start=1194
-  _globals['_HEALTHCHECKREQUEST']._serialized_end=1214
-  _globals['_HEALTHCHECKRESPONSE']._serialized_start=1217
-  _globals['_HEALTHCHECKRESPONSE']._serialized_end=1467
-  _globals['_HEALTHCHECKRESPONSE_COMPONENTSENTRY']._serialized_start=1365
-  _globals['_HEALTHCHECKRESPONSE_COMPONENTSENTRY']._serialized_end=1414
-  _globals['_HEALTHCHECKRESPONSE_STATUS']._serialized_start=1416
-  _globals['_HEALTHCHECKRESPONSE_STATUS']._serialized_end=1467
-  _globals['_BALANCESERVICE']._serialized_start=1796
-  _globals['_BALANCESERVICE']._serialized_end=2284
+  _globals['_CHANGEBALANCESREQUEST']._serialized_end=706
+  _globals['_CHANGEBALANCESRESPONSE']._serialized_start=708
+  _globals['_CHANGEBALANCESRESPONSE']._serialized_end=775
+  _globals['_GETCHANGEREQUEST']._serialized_start=777
+  _globals['_GETCHANGEREQUEST']._serialized_end=815
+  _globals['_LISTJOURNALREQUEST']._serialized_start=817
+  _globals['_LISTJOURNALREQUEST']._serialized_end=910
+  _globals['_JOURNALENTRY']._serialized_start=913
+  _globals['_JOURNALENTRY']._serialized_end=1193
+  _globals['_LISTJOURNALRESPONSE']._serialized_start=1195
+  _globals['_LISTJOURNALRESPONSE']._serialized_end=1259
+  _globals['_HEALTHCHECKREQUEST']._serialized_start=1261
+  _globals['_HEALTHCHECKREQUEST']._serialized_end=1281
+  _globals['_HEALTHCHECKRESPONSE']._serialized_start=1284
+  _globals['_HEALTHCHECKRESPONSE']._serialized_end=1534
+  _globals['_HEALTHCHECKRESPONSE_COMPONENTSENTRY']._serialized_start=1432
+  _globals['_HEALTHCHECKRESPONSE_COMPONENTSENTRY']._serialized_end=1481
+  _globals['_HEALTHCHECKRESPONSE_STATUS']._serialized_start=1483
+  _globals['_HEALTHCHECKRESPONSE_STATUS']._serialized_end=1534
+  _globals['_TRANSFERREQUEST']._serialized_start=1537
+  _globals['_TRANSFERREQUEST']._serialized_end=1699
+  _globals['_TRANSFER']._serialized_start=1702
+  _globals['_TRANSFER']._serialized_end=2054
+  _globals['_TRANSFERRESPONSE']._serialized_start=2056
+  _globals['_TRANSFERRESPONSE']._serialized_end=2114
+  _globals['_GETTRANSFERREQUEST']._serialized_start=2116
+  _globals['_GETTRANSFERREQUEST']._serialized_end=2156
+  _globals['_GETTRANSFERRESPONSE']._serialized_start=2158
+  _globals['_GETTRANSFERRESPONSE']._serialized_end=2219
+  _globals['_BALANCEEVENT']._serialized_start=2221
+  _globals['_BALANCEEVENT']._serialized_end=2313
+  _globals['_TAILEVENTSREQUEST']._serialized_start=2315
+  _globals['_TAILEVENTSREQUEST']._serialized_end=2373
+  _globals['_TAILEVENTSRESPONSE']._serialized_start=2375
+  _globals['_TAILEVENTSRESPONSE']._serialized_end=2436
+  _globals['_BALANCESERVICE']._serialized_start=2865
+  _globals['_BALANCESERVICE']._serialized_end=3583
 # @@protoc_insertion_point(module_scope)

@@ -14,6 +14,11 @@ class ChangeType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     WITHDRAW: _ClassVar[ChangeType]
     FREEZE: _ClassVar[ChangeType]
     UNFREEZE: _ClassVar[ChangeType]
+    SPEND_FROZEN: _ClassVar[ChangeType]
+    TRANSFER_OUT: _ClassVar[ChangeType]
+    TRANSFER_OUT_FROZEN: _ClassVar[ChangeType]
+    TRANSFER_IN: _ClassVar[ChangeType]
+    TRANSFER_RETURN: _ClassVar[ChangeType]
 
 class ChangeStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -35,6 +40,11 @@ DEPOSIT: ChangeType
 WITHDRAW: ChangeType
 FREEZE: ChangeType
 UNFREEZE: ChangeType
+SPEND_FROZEN: ChangeType
+TRANSFER_OUT: ChangeType
+TRANSFER_OUT_FROZEN: ChangeType
+TRANSFER_IN: ChangeType
+TRANSFER_RETURN: ChangeType
 CHANGE_STATUS_UNSPECIFIED: ChangeStatus
 PENDING: ChangeStatus
 SENT: ChangeStatus
@@ -107,12 +117,14 @@ class ChangeResult(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., status: _Optional[_Union[ChangeStatus, str]] = ..., reject_reason: _Optional[_Union[RejectReason, str]] = ..., balance: _Optional[_Union[Balance, _Mapping]] = ..., duplicate: _Optional[bool] = ...) -> None: ...
 
 class ChangeBalancesRequest(_message.Message):
-    __slots__ = ("changes", "wait")
+    __slots__ = ("changes", "wait", "atomic")
     CHANGES_FIELD_NUMBER: _ClassVar[int]
     WAIT_FIELD_NUMBER: _ClassVar[int]
+    ATOMIC_FIELD_NUMBER: _ClassVar[int]
     changes: _containers.RepeatedCompositeFieldContainer[ChangeBalanceRequest]
     wait: bool
-    def __init__(self, changes: _Optional[_Iterable[_Union[ChangeBalanceRequest, _Mapping]]] = ..., wait: _Optional[bool] = ...) -> None: ...
+    atomic: bool
+    def __init__(self, changes: _Optional[_Iterable[_Union[ChangeBalanceRequest, _Mapping]]] = ..., wait: _Optional[bool] = ..., atomic: _Optional[bool] = ...) -> None: ...
 
 class ChangeBalancesResponse(_message.Message):
     __slots__ = ("results",)
@@ -139,7 +151,7 @@ class ListJournalRequest(_message.Message):
     def __init__(self, user_id: _Optional[int] = ..., currency: _Optional[str] = ..., after_version: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class JournalEntry(_message.Message):
-    __slots__ = ("request_id", "user_id", "currency", "type", "amount", "available_after", "frozen_after", "version", "applied_at_unix_ms", "memo")
+    __slots__ = ("request_id", "user_id", "currency", "type", "amount", "available_after", "frozen_after", "version", "applied_at_unix_ms", "memo", "transfer_id", "counterparty_user_id")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     CURRENCY_FIELD_NUMBER: _ClassVar[int]
@@ -150,6 +162,8 @@ class JournalEntry(_message.Message):
     VERSION_FIELD_NUMBER: _ClassVar[int]
     APPLIED_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     MEMO_FIELD_NUMBER: _ClassVar[int]
+    TRANSFER_ID_FIELD_NUMBER: _ClassVar[int]
+    COUNTERPARTY_USER_ID_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     user_id: int
     currency: str
@@ -160,7 +174,9 @@ class JournalEntry(_message.Message):
     version: int
     applied_at_unix_ms: int
     memo: str
-    def __init__(self, request_id: _Optional[str] = ..., user_id: _Optional[int] = ..., currency: _Optional[str] = ..., type: _Optional[_Union[ChangeType, str]] = ..., amount: _Optional[str] = ..., available_after: _Optional[str] = ..., frozen_after: _Optional[str] = ..., version: _Optional[int] = ..., applied_at_unix_ms: _Optional[int] = ..., memo: _Optional[str] = ...) -> None: ...
+    transfer_id: str
+    counterparty_user_id: int
+    def __init__(self, request_id: _Optional[str] = ..., user_id: _Optional[int] = ..., currency: _Optional[str] = ..., type: _Optional[_Union[ChangeType, str]] = ..., amount: _Optional[str] = ..., available_after: _Optional[str] = ..., frozen_after: _Optional[str] = ..., version: _Optional[int] = ..., applied_at_unix_ms: _Optional[int] = ..., memo: _Optional[str] = ..., transfer_id: _Optional[str] = ..., counterparty_user_id: _Optional[int] = ...) -> None: ...
 
 class ListJournalResponse(_message.Message):
     __slots__ = ("entries",)
@@ -194,3 +210,95 @@ class HealthCheckResponse(_message.Message):
     status: HealthCheckResponse.Status
     components: _containers.ScalarMap[str, str]
     def __init__(self, status: _Optional[_Union[HealthCheckResponse.Status, str]] = ..., components: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class TransferRequest(_message.Message):
+    __slots__ = ("request_id", "from_user_id", "to_user_id", "currency", "amount", "from_frozen", "memo", "wait")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_USER_ID_FIELD_NUMBER: _ClassVar[int]
+    TO_USER_ID_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    FROM_FROZEN_FIELD_NUMBER: _ClassVar[int]
+    MEMO_FIELD_NUMBER: _ClassVar[int]
+    WAIT_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    from_user_id: int
+    to_user_id: int
+    currency: str
+    amount: str
+    from_frozen: bool
+    memo: str
+    wait: bool
+    def __init__(self, request_id: _Optional[str] = ..., from_user_id: _Optional[int] = ..., to_user_id: _Optional[int] = ..., currency: _Optional[str] = ..., amount: _Optional[str] = ..., from_frozen: _Optional[bool] = ..., memo: _Optional[str] = ..., wait: _Optional[bool] = ...) -> None: ...
+
+class Transfer(_message.Message):
+    __slots__ = ("request_id", "status", "reject_reason", "duplicate", "debited", "from_balance", "to_balance", "from_user_id", "to_user_id", "currency", "amount", "from_frozen", "memo")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REJECT_REASON_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    DEBITED_FIELD_NUMBER: _ClassVar[int]
+    FROM_BALANCE_FIELD_NUMBER: _ClassVar[int]
+    TO_BALANCE_FIELD_NUMBER: _ClassVar[int]
+    FROM_USER_ID_FIELD_NUMBER: _ClassVar[int]
+    TO_USER_ID_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    FROM_FROZEN_FIELD_NUMBER: _ClassVar[int]
+    MEMO_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    status: ChangeStatus
+    reject_reason: RejectReason
+    duplicate: bool
+    debited: bool
+    from_balance: Balance
+    to_balance: Balance
+    from_user_id: int
+    to_user_id: int
+    currency: str
+    amount: str
+    from_frozen: bool
+    memo: str
+    def __init__(self, request_id: _Optional[str] = ..., status: _Optional[_Union[ChangeStatus, str]] = ..., reject_reason: _Optional[_Union[RejectReason, str]] = ..., duplicate: _Optional[bool] = ..., debited: _Optional[bool] = ..., from_balance: _Optional[_Union[Balance, _Mapping]] = ..., to_balance: _Optional[_Union[Balance, _Mapping]] = ..., from_user_id: _Optional[int] = ..., to_user_id: _Optional[int] = ..., currency: _Optional[str] = ..., amount: _Optional[str] = ..., from_frozen: _Optional[bool] = ..., memo: _Optional[str] = ...) -> None: ...
+
+class TransferResponse(_message.Message):
+    __slots__ = ("transfer",)
+    TRANSFER_FIELD_NUMBER: _ClassVar[int]
+    transfer: Transfer
+    def __init__(self, transfer: _Optional[_Union[Transfer, _Mapping]] = ...) -> None: ...
+
+class GetTransferRequest(_message.Message):
+    __slots__ = ("request_id",)
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    def __init__(self, request_id: _Optional[str] = ...) -> None: ...
+
+class GetTransferResponse(_message.Message):
+    __slots__ = ("transfer",)
+    TRANSFER_FIELD_NUMBER: _ClassVar[int]
+    transfer: Transfer
+    def __init__(self, transfer: _Optional[_Union[Transfer, _Mapping]] = ...) -> None: ...
+
+class BalanceEvent(_message.Message):
+    __slots__ = ("entry", "partition", "sequence")
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    entry: JournalEntry
+    partition: int
+    sequence: int
+    def __init__(self, entry: _Optional[_Union[JournalEntry, _Mapping]] = ..., partition: _Optional[int] = ..., sequence: _Optional[int] = ...) -> None: ...
+
+class TailEventsRequest(_message.Message):
+    __slots__ = ("from_beginning", "limit")
+    FROM_BEGINNING_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    from_beginning: bool
+    limit: int
+    def __init__(self, from_beginning: _Optional[bool] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class TailEventsResponse(_message.Message):
+    __slots__ = ("event",)
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    event: BalanceEvent
+    def __init__(self, event: _Optional[_Union[BalanceEvent, _Mapping]] = ...) -> None: ...

@@ -64,6 +64,21 @@ class BalanceServiceStub:
                 request_serializer=ledgerd_dot_v1_dot_balance__pb2.HealthCheckRequest.SerializeToString,
                 response_deserializer=ledgerd_dot_v1_dot_balance__pb2.HealthCheckResponse.FromString,
                 _registered_method=True)
+        self.Transfer = channel.unary_unary(
+                '/ledgerd.v1.BalanceService/Transfer',
+                request_serializer=ledgerd_dot_v1_dot_balance__pb2.TransferRequest.SerializeToString,
+                response_deserializer=ledgerd_dot_v1_dot_balance__pb2.TransferResponse.FromString,
+                _registered_method=True)
+        self.GetTransfer = channel.unary_unary(
+                '/ledgerd.v1.BalanceService/GetTransfer',
+                request_serializer=ledgerd_dot_v1_dot_balance__pb2.GetTransferRequest.SerializeToString,
+                response_deserializer=ledgerd_dot_v1_dot_balance__pb2.GetTransferResponse.FromString,
+                _registered_method=True)
+        self.TailEvents = channel.unary_stream(
+                '/ledgerd.v1.BalanceService/TailEvents',
+                request_serializer=ledgerd_dot_v1_dot_balance__pb2.TailEventsRequest.SerializeToString,
+                response_deserializer=ledgerd_dot_v1_dot_balance__pb2.TailEventsResponse.FromString,
+                _registered_method=True)
 
 
 class BalanceServiceServicer:
@@ -112,6 +127,28 @@ class BalanceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Transfer(self, request, context):
+        """Moves funds from one user to another, across partitions, exactly once: the debit applies
+        on the source's partition, and only an applied debit sends the credit to the destination's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTransfer(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TailEvents(self, request, context):
+        """Every applied journal entry as a BalanceEvent (topic `balance-events`), in version order
+        per account, while the call lasts (or until `limit` events).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BalanceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -144,6 +181,21 @@ def add_BalanceServiceServicer_to_server(servicer, server):
                     servicer.HealthCheck,
                     request_deserializer=ledgerd_dot_v1_dot_balance__pb2.HealthCheckRequest.FromString,
                     response_serializer=ledgerd_dot_v1_dot_balance__pb2.HealthCheckResponse.SerializeToString,
+            ),
+            'Transfer': grpc.unary_unary_rpc_method_handler(
+                    servicer.Transfer,
+                    request_deserializer=ledgerd_dot_v1_dot_balance__pb2.TransferRequest.FromString,
+                    response_serializer=ledgerd_dot_v1_dot_balance__pb2.TransferResponse.SerializeToString,
+            ),
+            'GetTransfer': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTransfer,
+                    request_deserializer=ledgerd_dot_v1_dot_balance__pb2.GetTransferRequest.FromString,
+                    response_serializer=ledgerd_dot_v1_dot_balance__pb2.GetTransferResponse.SerializeToString,
+            ),
+            'TailEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.TailEvents,
+                    request_deserializer=ledgerd_dot_v1_dot_balance__pb2.TailEventsRequest.FromString,
+                    response_serializer=ledgerd_dot_v1_dot_balance__pb2.TailEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -308,6 +360,87 @@ class BalanceService:
             '/ledgerd.v1.BalanceService/HealthCheck',
             ledgerd_dot_v1_dot_balance__pb2.HealthCheckRequest.SerializeToString,
             ledgerd_dot_v1_dot_balance__pb2.HealthCheckResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Transfer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledgerd.v1.BalanceService/Transfer',
+            ledgerd_dot_v1_dot_balance__pb2.TransferRequest.SerializeToString,
+            ledgerd_dot_v1_dot_balance__pb2.TransferResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTransfer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledgerd.v1.BalanceService/GetTransfer',
+            ledgerd_dot_v1_dot_balance__pb2.GetTransferRequest.SerializeToString,
+            ledgerd_dot_v1_dot_balance__pb2.GetTransferResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TailEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ledgerd.v1.BalanceService/TailEvents',
+            ledgerd_dot_v1_dot_balance__pb2.TailEventsRequest.SerializeToString,
+            ledgerd_dot_v1_dot_balance__pb2.TailEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -37,6 +37,7 @@ from ledgerd.store.sql.rows import (
     JOURNAL_COLUMNS,
     REJECTION_AS_REQUEST,
     REQUEST_COLUMNS,
+    UNSENT_COLUMNS,
 )
 from ledgerd.store.sql.schema import MIGRATIONS, SHARD_IDENTITY_VERSION, Migration
 from ledgerd.store.sql.statements import KEYS_PER_STATEMENT, chunks, key, keys
@@ -281,7 +282,7 @@ class SqlStore:
 
     def find_unsent(self, created_before_ms: int, limit: int) -> Sequence[UnsentRequest]:
         # One index range scan per status instead of an OR that would defeat the status index.
-        columns = f"{REQUEST_COLUMNS}, attempts, updated_at_ms, created_at_ms, group_id"
+        columns = f"{REQUEST_COLUMNS}, {UNSENT_COLUMNS}"
         pending = (
             f"status = {_PENDING} AND created_at_ms < ? AND (group_id IS NULL OR EXISTS"
             " (SELECT 1 FROM publish_groups g WHERE g.group_id = change_requests.group_id))"
@@ -293,12 +294,29 @@ class SqlStore:
         ]
         with self._dialect.autocommit() as session:
             found = session.query(" UNION ALL ".join(scans), [created_before_ms, limit, limit])
-        found.sort(key=lambda row: int(row[10]))
+            found = found[:limit] if len(found) <= limit else _oldest(found, limit)
+            # The legs of an atomic group go out as one message: the limit must not cut one.
+            groups = sorted({row[14] for row in found if row[14]} - {""})
+            seen = {row[0] for row in found}
+            for chunk in chunks(groups, KEYS_PER_STATEMENT):
+                found += [
+                    row
+                    for row in session.query(
+                        f"SELECT {columns} FROM change_requests"
+                        f" WHERE atomic_group IN ({keys(chunk)})"
+                    )
+                    if row[0] not in seen
+                ]
+        found.sort(key=lambda row: (int(row[12]), row[14], int(row[15])))
         return [
             UnsentRequest(
-                rows.stored_request(row, self._off), int(row[8]), int(row[9]), int(row[10]), row[11]
+                rows.stored_request(row, self._off, row[14], int(row[15])),
+                int(row[10]),
+                int(row[11]),
+                int(row[12]),
+                row[13],
             )
-            for row in found[:limit]
+            for row in found
         ]
 
     def count_unfinished(self) -> Mapping[ChangeStatus, int]:
@@ -457,6 +475,21 @@ class SqlStore:
                 batch.rejections, batch.applied_at_ms, dialect, session.text
             ):
                 session.execute(statement)
+            if batch.follow_ups:
+                # A transfer's next leg, in the outbox of the shard that decided the one
+                # before, in the same transaction: exactly one credit per applied debit.
+                session.execute(
+                    "INSERT INTO publish_groups (group_id, created_at_ms) VALUES (?, ?)",
+                    [batch.follow_up_group, batch.applied_at_ms],
+                )
+                for statement in statements.insert_requests(
+                    batch.follow_ups,
+                    batch.applied_at_ms,
+                    batch.follow_up_group,
+                    dialect,
+                    session.text,
+                ):
+                    session.execute(statement)
 
     # -- reads ----------------------------------------------------------------
     def get_balances(self, user_id: int, currency: str | None) -> Sequence[Balance]:
@@ -490,6 +523,15 @@ class SqlStore:
             return {}
         with self._dialect.autocommit() as session:
             return self._select_journal(session, list(request_ids))
+
+    def scan_events(self, partition: int, after_seq: int, limit: int) -> Sequence[JournalEntry]:
+        with self._dialect.autocommit() as session:
+            found = session.query(
+                f"SELECT {JOURNAL_COLUMNS} FROM journal WHERE partition_id = ? AND event_seq > ?"
+                " ORDER BY event_seq LIMIT ?",
+                [partition, after_seq, limit],
+            )
+        return [rows.journal_entry(row, self._off) for row in found]
 
     def get_positions(self, topic: str) -> Mapping[int, int]:
         with self._dialect.autocommit() as session:
@@ -551,6 +593,10 @@ class SqlStore:
                 [after or "", limit],
             )
         return [rows.stored_request(row, self._off) for row in found]
+
+
+def _oldest(found: list[Row], limit: int) -> list[Row]:
+    return sorted(found, key=lambda row: int(row[12]))[:limit]
 
 
 def _rows_by_request_id(

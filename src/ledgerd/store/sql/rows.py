@@ -19,20 +19,27 @@ from ledgerd.domain.model import (
 )
 from ledgerd.store.sql.dialect import Row
 
-REQUEST_COLUMNS = "request_id, user_id, currency, type, amount, memo, status, reject_reason"
+REQUEST_COLUMNS = (
+    "request_id, user_id, currency, type, amount, memo, status, reject_reason, transfer_id,"
+    " counterparty_user_id"
+)
 # A rejection record read in the shape of an outbox row (its status is REJECTED).
 REJECTION_AS_REQUEST = (
     f"request_id, user_id, currency, type, amount, memo, {int(ChangeStatus.REJECTED)},"
-    " reject_reason"
+    " reject_reason, transfer_id, counterparty_user_id"
 )
+# The outbox columns after REQUEST_COLUMNS that only the sweep reads.
+UNSENT_COLUMNS = "attempts, updated_at_ms, created_at_ms, group_id, atomic_group, atomic_leg"
 BALANCE_COLUMNS = "user_id, currency, available, frozen, version"
 JOURNAL_COLUMNS = (
     "request_id, user_id, currency, type, amount, available_after, frozen_after,"
-    " version, applied_at_ms, memo"
+    " version, applied_at_ms, memo, transfer_id, counterparty_user_id, partition_id, event_seq"
 )
 
 
-def stored_request(row: Row, user_offset: int) -> StoredRequest:
+def stored_request(
+    row: Row, user_offset: int, atomic_group: str = "", atomic_leg: int = 0
+) -> StoredRequest:
     return StoredRequest(
         ChangeRequest(
             request_id=row[0],
@@ -41,6 +48,10 @@ def stored_request(row: Row, user_offset: int) -> StoredRequest:
             type=ChangeType(row[3]),
             amount=parse_decimal(row[4]),
             memo=row[5],
+            transfer_id=row[8],
+            counterparty_user_id=int(row[9]) + user_offset,
+            atomic_group=atomic_group,
+            atomic_leg=atomic_leg,
         ),
         ChangeStatus(row[6]),
         RejectReason(row[7]),
@@ -69,4 +80,8 @@ def journal_entry(row: Row, user_offset: int) -> JournalEntry:
         version=int(row[7]),
         applied_at_ms=int(row[8]),
         memo=row[9],
+        transfer_id=row[10],
+        counterparty_user_id=int(row[11]) + user_offset,
+        partition=int(row[12]),
+        event_seq=int(row[13]),
     )

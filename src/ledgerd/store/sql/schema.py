@@ -136,7 +136,7 @@ _MYSQL_V1 = [
     ) ENGINE=InnoDB""",
 ]
 
-MIGRATIONS: Sequence[Migration] = (
+_MIGRATIONS_TO_V4: Sequence[Migration] = (
     Migration(1, "tables", by_dialect={"sqlite": _SQLITE_V1, "mysql": _MYSQL_V1}),
     # One column name on both engines; MySQL had it from the start.
     Migration(
@@ -244,6 +244,54 @@ MIGRATIONS: Sequence[Migration] = (
         },
     ),
 )
+
+# Exchange operations (docs/api.md): transfer legs name their transfer and the other user;
+# the legs of an atomic ChangeBalances share a group, numbered, so the sweep republishes
+# them as one message; journal entries record where they stand in their partition's event
+# stream (``ledgerd.events``). Request ids grow to 72 characters for the ids of a transfer's
+# later legs (its id and a suffix: "~in", "~return").
+_ASCII = "CHARACTER SET ascii COLLATE ascii_bin"
+_MYSQL_V5_TRANSFER_COLUMNS = (
+    f"ADD COLUMN IF NOT EXISTS transfer_id VARCHAR(64) {_ASCII} NOT NULL DEFAULT '',"
+    " ADD COLUMN IF NOT EXISTS counterparty_user_id BIGINT UNSIGNED NOT NULL DEFAULT 0"
+)
+_SQLITE_V5_TRANSFER_COLUMNS = (
+    "ADD COLUMN transfer_id TEXT NOT NULL DEFAULT ''",
+    # Stored user ids are shifted by -2**63 on SQLite: this is user 0, "none".
+    "ADD COLUMN counterparty_user_id INTEGER NOT NULL DEFAULT -9223372036854775808",
+)
+_V5 = Migration(
+    5,
+    "transfers, atomic groups and event positions",
+    by_dialect={
+        "sqlite": [
+            *(
+                f"ALTER TABLE {table} {column}"
+                for table in ("change_requests", "journal", "rejections")
+                for column in _SQLITE_V5_TRANSFER_COLUMNS
+            ),
+            "ALTER TABLE change_requests ADD COLUMN atomic_group TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE change_requests ADD COLUMN atomic_leg INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE journal ADD COLUMN partition_id INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE journal ADD COLUMN event_seq INTEGER NOT NULL DEFAULT 0",
+            "CREATE INDEX IF NOT EXISTS journal_events ON journal (partition_id, event_seq)",
+        ],
+        "mysql": [
+            f"ALTER TABLE change_requests MODIFY request_id VARCHAR(72) {_ASCII} NOT NULL,"
+            f" {_MYSQL_V5_TRANSFER_COLUMNS},"
+            f" ADD COLUMN IF NOT EXISTS atomic_group VARCHAR(72) {_ASCII} NOT NULL DEFAULT '',"
+            " ADD COLUMN IF NOT EXISTS atomic_leg SMALLINT UNSIGNED NOT NULL DEFAULT 0",
+            f"ALTER TABLE journal MODIFY request_id VARCHAR(72) {_ASCII} NOT NULL,"
+            f" {_MYSQL_V5_TRANSFER_COLUMNS},"
+            " ADD COLUMN IF NOT EXISTS partition_id INT UNSIGNED NOT NULL DEFAULT 0,"
+            " ADD COLUMN IF NOT EXISTS event_seq BIGINT UNSIGNED NOT NULL DEFAULT 0,"
+            " ADD INDEX IF NOT EXISTS journal_events (partition_id, event_seq)",
+            f"ALTER TABLE rejections MODIFY request_id VARCHAR(72) {_ASCII} NOT NULL,"
+            f" {_MYSQL_V5_TRANSFER_COLUMNS}",
+        ],
+    },
+)
+MIGRATIONS: Sequence[Migration] = (*_MIGRATIONS_TO_V4, _V5)
 
 LATEST_VERSION = MIGRATIONS[-1].version
 # The first version with the shard_identity table.

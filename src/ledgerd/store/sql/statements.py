@@ -26,7 +26,8 @@ KEYS_PER_STATEMENT = 5000
 T = TypeVar("T")
 TextLiteral = Callable[[str], str]
 
-_SAFE_TEXT = re.compile(r"[A-Za-z0-9._:-]*", re.ASCII)
+# Client ids' alphabet, and "~" of the ids ledgerd gives a transfer's later legs.
+_SAFE_TEXT = re.compile(r"[A-Za-z0-9._:~-]*", re.ASCII)
 
 
 def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
@@ -74,12 +75,15 @@ def insert_requests(
     for chunk in chunks(ordered, ROWS_PER_STATEMENT):
         values = ",".join(
             f"({key(r.request_id)},{r.user_id - off},{key(r.currency)},{int(r.type)},"
-            f"{amount(r.amount)},{text(r.memo)},{pending},{now_ms},{now_ms},{group})"
+            f"{amount(r.amount)},{text(r.memo)},{pending},{now_ms},{now_ms},{group},"
+            f"{key(r.transfer_id)},{r.counterparty_user_id - off},{key(r.atomic_group)},"
+            f"{r.atomic_leg})"
             for r in chunk
         )
         yield (
             "INSERT INTO change_requests (request_id, user_id, currency, type, amount,"
-            " memo, status, created_at_ms, updated_at_ms, group_id) VALUES " + values
+            " memo, status, created_at_ms, updated_at_ms, group_id, transfer_id,"
+            " counterparty_user_id, atomic_group, atomic_leg) VALUES " + values
         )
 
 
@@ -105,7 +109,8 @@ def insert_journal(
             f"({key(e.request_id)},{e.user_id - off},{key(e.currency)},{int(e.type)},"
             f"{amount(e.amount)},{amount(e.available_after)},"
             f"{amount(e.frozen_after)},{e.version},{e.applied_at_ms},"
-            f"{text(e.memo)})"
+            f"{text(e.memo)},{key(e.transfer_id)},{e.counterparty_user_id - off},"
+            f"{e.partition},{e.event_seq})"
             for e in chunk
         )
         yield f"INSERT INTO journal ({JOURNAL_COLUMNS}) VALUES " + values
@@ -117,6 +122,7 @@ def journal_values(e: JournalEntry, enc: Encoding) -> list[object]:
         e.request_id, e.user_id - enc.user_offset, e.currency, int(e.type),
         format_amount(e.amount), format_amount(e.available_after),
         format_amount(e.frozen_after), e.version, e.applied_at_ms, e.memo,
+        e.transfer_id, e.counterparty_user_id - enc.user_offset, e.partition, e.event_seq,
     ]  # fmt: skip
 
 
@@ -129,12 +135,13 @@ def insert_rejections(
         values = ",".join(
             f"({key(r.request.request_id)},{r.request.user_id - off},{key(r.request.currency)},"
             f"{int(r.request.type)},{amount(r.request.amount)},{text(r.request.memo)},"
-            f"{int(r.reason)},{decided_at_ms})"
+            f"{int(r.reason)},{decided_at_ms},{key(r.request.transfer_id)},"
+            f"{r.request.counterparty_user_id - off})"
             for r in chunk
         )
         yield (
             "INSERT INTO rejections (request_id, user_id, currency, type, amount, memo,"
-            " reject_reason, decided_at_ms) VALUES " + values
+            " reject_reason, decided_at_ms, transfer_id, counterparty_user_id) VALUES " + values
         )
 
 
