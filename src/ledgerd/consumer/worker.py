@@ -20,7 +20,7 @@ retry reads the outcome of every request of the batch.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -77,6 +77,7 @@ class BatchConsumer:
         config: ConsumerConfig,
         *,
         signer: MessageSigner,
+        on_committed: Callable[[], None] | None = None,
     ) -> None:
         self._store = store
         self._signer = signer
@@ -92,7 +93,7 @@ class BatchConsumer:
         if config.feed_topic is not None:
             event_log.ensure_topics([config.feed_topic])
             feed = CacheFeed(event_log.producer(), config.feed_topic)
-        self._publisher = CommitPublisher(cache, self._memory, feed, outcomes)
+        self._publisher = CommitPublisher(cache, self._memory, feed, outcomes, on_committed)
         self._lifeline: Lifeline | None = None
         # One commit at a time, on its own thread, so the next batch is read meanwhile.
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="consumer-commit")

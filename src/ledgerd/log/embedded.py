@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from ledgerd.domain.partitioning import murmur2
 from ledgerd.errors import LogUnavailable
@@ -95,6 +96,18 @@ class EmbeddedLog:
                 for partition in range(self.partitions_of(topic))
             }
 
+    def last_record(self, topic: str, partition: int) -> LogRecord | None:
+        rows = self._db.read(
+            "SELECT offset, key, value, headers FROM records"
+            " WHERE topic = ? AND partition = ? ORDER BY offset DESC LIMIT 1",
+            (topic, partition),
+        )
+        return _record(topic, partition, rows[0]) if rows else None
+
+    def reader(self, topic: str, *, from_beginning: bool) -> EmbeddedReader:
+        ends = self.end_offsets(topic)
+        return EmbeddedReader(self, topic, {p: 0 if from_beginning else ends[p] for p in ends})
+
     def ping(self) -> None:
         self._db.read("SELECT 1")
 
@@ -128,17 +141,7 @@ class EmbeddedLog:
             " WHERE topic = ? AND partition = ? AND offset >= ? ORDER BY offset LIMIT ?",
             (topic, partition, offset, limit),
         )
-        return [
-            LogRecord(
-                topic,
-                partition,
-                row[0],
-                bytes(row[1]),
-                bytes(row[2]),
-                tuple((name, value.encode()) for name, value in json.loads(row[3])),
-            )
-            for row in rows
-        ]
+        return [_record(topic, partition, row) for row in rows]
 
     def wait_for_records(self, positions: Mapping[tuple[str, int], int], timeout_s: float) -> None:
         """Block until a partition has records past its position, or the timeout."""
@@ -168,6 +171,18 @@ class EmbeddedLog:
                 " DO UPDATE SET next_offset = excluded.next_offset",
                 [(group_id, topic, p, offset) for p, offset in offsets.items()],
             )
+
+
+def _record(topic: str, partition: int, row: Sequence[Any]) -> LogRecord:
+    """A ``records`` row (offset, key, value, headers) as a LogRecord."""
+    return LogRecord(
+        topic,
+        partition,
+        row[0],
+        bytes(row[1]),
+        bytes(row[2]),
+        tuple((name, value.encode()) for name, value in json.loads(row[3])),
+    )
 
 
 class EmbeddedProducer:
@@ -292,3 +307,36 @@ class EmbeddedConsumer:
         if self._assigned and self._on_revoke is not None:
             self._on_revoke(sorted(self._positions))
         self._assigned = False
+
+
+class EmbeddedReader:
+    """A group-less reader of every partition of a topic, from the positions it is given."""
+
+    def __init__(self, log: EmbeddedLog, topic: str, positions: Mapping[int, int]) -> None:
+        self._log = log
+        self._topic = topic
+        self._positions = dict(positions)
+
+    def poll_batch(self, max_records: int, timeout_s: float) -> Sequence[LogRecord]:
+        records = self._read(max_records)
+        if not records and timeout_s > 0:
+            self._log.wait_for_records(
+                {(self._topic, p): pos for p, pos in self._positions.items()}, timeout_s
+            )
+            records = self._read(max_records)
+        for record in records:
+            self._positions[record.partition] = record.offset + 1
+        return records
+
+    def _read(self, max_records: int) -> list[LogRecord]:
+        records: list[LogRecord] = []
+        share = max(1, max_records // max(1, len(self._positions)))
+        for partition, position in self._positions.items():
+            room = min(share, max_records - len(records))
+            if room <= 0:
+                break
+            records += self._log.read(self._topic, partition, position, room)
+        return records
+
+    def close(self) -> None:
+        """Nothing to release: reads go through the log's connections."""
