@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -99,9 +99,15 @@ def store_from_settings(settings: Settings) -> Store:
         ShardMismatch: a shard records another place in the shard map.
         StoreUnavailable: a shard cannot be reached.
     """
+    return _open_store(settings, check_shards)
+
+
+def _open_store(settings: Settings, check: Callable[[Sequence[Shard], int], object]) -> Store:
+    """Every shard's store, once ``check`` (the shards, the partition count) passed; the
+    connections are closed if it raises."""
     shards = shards_from_settings(settings)
     try:
-        check_shards(shards, settings.partitions)
+        check(shards, settings.partitions)
     except Exception:
         for shard in shards:
             shard.store.close()
@@ -112,14 +118,7 @@ def store_from_settings(settings: Settings) -> Store:
 def open_backends(settings: Settings) -> Backends:
     """Open store, log and cache from their URLs; check the shard map; create schema
     and topics."""
-    shards = shards_from_settings(settings)
-    try:
-        prepare_shards(shards, settings.partitions)
-    except Exception:
-        for shard in shards:
-            shard.store.close()
-        raise
-    store = store_over(shards, settings.partitions)
+    store = _open_store(settings, prepare_shards)
     event_log = open_log(
         settings.log_url,
         data_dir=settings.data_dir,
@@ -233,7 +232,9 @@ class Ledgerd:
         # With API workers, the API role runs in them (each publishes its own rows) and
         # this process only owns them.
         api_here = settings.start_api and not settings.runs_api_workers
-        if api_here or settings.start_relay:
+        # The consumer hands a transfer's credits to a relay too, at once, rather than
+        # leaving them to the sweep.
+        if api_here or settings.start_relay or settings.start_consumer:
             app.relay = app._relay(signer)
         sink: BalanceSink | None = None
         if isinstance(backends.cache, MemoryCache):
@@ -266,6 +267,7 @@ class Ledgerd:
                 app.outcomes,
                 config,
                 signer=signer,
+                send_on=app.relay.hand_off if app.relay is not None else None,
                 on_committed=app.events.wake if app.events is not None else None,
             )
             supervisor.add_thread("consumer", app.consumer.run, has_work=app.consumer.has_work)
