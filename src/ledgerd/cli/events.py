@@ -23,8 +23,10 @@ UINT32_MAX = 2**32 - 1
 
 
 def add_commands(commands: Commands) -> None:
-    events = add_command(commands, "events", "follow the change events", None)
-    actions = events.add_subparsers(dest="events_command", required=True, metavar="ACTION")
+    events = add_command(
+        commands, "events", "follow the change events (docs/events.md) through a server", None
+    )
+    actions = events.add_subparsers(dest="action", required=True, metavar="ACTION", help="one of:")
     tail = add_command(
         actions,
         "tail",
