@@ -9,6 +9,7 @@ SCENARIOS = [
     "read",
     "baseline-sql",
     "memory",
+    "events",
 ]
 
 # Scenarios bound by the API's per-call cost: measured with each count of API worker
