@@ -430,7 +430,7 @@ def run(options: Options) -> dict[str, Any]:
                     "partitions": options.partitions or 3,
                 }
                 if options.scenario == "apply"
-                else {"events": options.apply_changes}
+                else {"apply_changes": options.apply_changes}
                 if options.scenario == "events"
                 else {}
             ),
@@ -551,9 +551,10 @@ def _apply(options: Options, _: Accounts, factory: ChangeFactory) -> Ran:
 
 
 def _events(options: Options, _: Accounts, factory: ChangeFactory) -> Ran:
-    """Change events out: apply ``apply_changes`` deposits with events off, then time a
-    consumer process (events on) publishing that journal to balance-events, from its first
-    event to the last (docs/events.md). ``operations`` is the events published."""
+    """Change events out: apply ``apply_changes`` changes (the usual mix) with events off,
+    then time a consumer process (events on) publishing that journal (one event per applied
+    change) to balance-events, from its first event to the last (docs/events.md).
+    ``operations`` is the events published in that time."""
     deployment = stack_env(options)
     loader = start_server(options, "events-load", {**deployment, "LEDGERD_EVENTS": "false"})
     publisher: ServerProcess | None = None
@@ -574,15 +575,16 @@ def _events(options: Options, _: Accounts, factory: ChangeFactory) -> Ran:
                         *(stub(factory.batch(options.batch), timeout=60) for _ in range(4))
                     )
                     total += 4 * options.batch
-                    shown.update(f"{total:,} deposits")
-                shown.finish(f"{total:,} deposits")
+                    shown.update(f"{total:,} changes")
+                shown.finish(f"{total:,} changes")
 
         asyncio.run(preload())
         url = store_url(loader)
-        # Every deposit applied (a deposit is never rejected): the journal holds them all.
+        # Every change decided; the applied ones are the journal, one event each.
         deadline = time.monotonic() + 900
         while loader.metric("ledgerd_changes_total") < total and time.monotonic() < deadline:
             time.sleep(0.5)
+        applied = int(loader.metric('ledgerd_changes_total{outcome="applied"}'))
         loader.stop(timeout_s=120)
         publisher_env = {
             **deployment,
@@ -596,8 +598,10 @@ def _events(options: Options, _: Accounts, factory: ChangeFactory) -> Ran:
         publisher = ServerProcess(
             options.workdir / f"events-publisher-{time.time_ns()}", publisher_env
         ).start(timeout_s=60)
-        measured = _watch_rate(publisher, "ledgerd_events_published_total", total, "events")
-        return Ran(measured, settle_and_audit(server_store(loader)), {"events": total})
+        measured = _watch_rate(publisher, "ledgerd_events_published_total", applied, "events")
+        published = int(publisher.metric("ledgerd_events_published_total"))
+        figures = {"events": applied, "published": published, "settled": published == applied}
+        return Ran(measured, settle_and_audit(server_store(loader)), figures)
     finally:
         if publisher is not None:
             publisher.stop(timeout_s=120)
