@@ -7,10 +7,11 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any, cast
 
 import pytest
+from google.protobuf import json_format
 
 from ledgerd.domain.model import ChangeType, JournalEntry
 from ledgerd.errors import LogUnavailable, PoisonMessage
-from ledgerd.events.codec import SCHEMA, SCHEMA_HEADER, decode_event, encode_event
+from ledgerd.events.codec import SCHEMA, SCHEMA_HEADER, decode_event, encode_event, event_of
 from ledgerd.events.publisher import EventPublisher, PublisherConfig
 from ledgerd.log.base import DeliveryCallback, EventLog, LogRecord
 from ledgerd.store.base import Store
@@ -227,3 +228,18 @@ def test_the_record_is_keyed_by_user_and_names_its_schema() -> None:
     assert (event.partition, event.sequence, event.entry.request_id) == (1, 1, "r1-1")
     fields: Mapping[str, Any] = json.loads(value)
     assert fields["entry"]["memo"] == ""  # every field present, for readers without proto
+
+
+def test_the_fast_encoding_is_protobufs_json_mapping() -> None:
+    """encode_event's hand-built JSON equals json_format's, for every kind of field."""
+    entry = JournalEntry(
+        "t-1~in", 2**64 - 1, "BTC", ChangeType.TRANSFER_IN, 15 * 10**17, 2**100, 0, 3,
+        1_700_000_000_123, 'memo "é" \n', "t-1", 9, partition=1023, event_seq=2**63 + 5,
+    )  # fmt: skip
+    _, value, _ = encode_event(entry)
+    expected = json_format.MessageToJson(
+        event_of(entry),
+        preserving_proto_field_name=True,
+        always_print_fields_with_no_presence=True,
+    )
+    assert json.loads(value) == json.loads(expected)

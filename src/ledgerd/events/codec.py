@@ -8,6 +8,8 @@ from any later one.
 
 from __future__ import annotations
 
+import json
+
 from google.protobuf import json_format
 
 from ledgerd.domain.amounts import format_amount
@@ -44,14 +46,31 @@ def event_of(entry: JournalEntry) -> pb.BalanceEvent:
 
 
 def encode_event(entry: JournalEntry) -> tuple[bytes, bytes, tuple[tuple[str, bytes], ...]]:
-    """(key, value, headers) of the record that publishes ``entry``."""
-    value = json_format.MessageToJson(
-        event_of(entry),
-        preserving_proto_field_name=True,
-        indent=None,
-        always_print_fields_with_no_presence=True,
-    )
-    return user_key(entry.user_id), value.encode(), _HEADERS
+    """(key, value, headers) of the record that publishes ``entry``.
+
+    The JSON is built directly, in the exact form ``json_format.MessageToJson`` gives
+    ``event_of(entry)`` with every field (a test holds them equal): it is the publisher's
+    hot path, and the generic printer costs ten times as much.
+    """
+    value = {
+        "entry": {
+            "request_id": entry.request_id,
+            "user_id": str(entry.user_id),
+            "currency": entry.currency,
+            "type": entry.type.name,
+            "amount": format_amount(entry.amount),
+            "available_after": format_amount(entry.available_after),
+            "frozen_after": format_amount(entry.frozen_after),
+            "version": str(entry.version),
+            "applied_at_unix_ms": str(entry.applied_at_ms),
+            "memo": entry.memo,
+            "transfer_id": entry.transfer_id,
+            "counterparty_user_id": str(entry.counterparty_user_id),
+        },
+        "partition": entry.partition,
+        "sequence": str(entry.event_seq),
+    }
+    return user_key(entry.user_id), json.dumps(value, ensure_ascii=False).encode(), _HEADERS
 
 
 def decode_event(value: bytes) -> pb.BalanceEvent:
