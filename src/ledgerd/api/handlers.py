@@ -79,6 +79,16 @@ class Handlers:
         entries = await self._service.list_journal(user_id, currency, request.after_version, limit)
         return pb.ListJournalResponse(entries=[journal_to_proto(e) for e in entries])
 
+    # PLACEHOLDERS on branch `surface` only, so the gateway, client and CLI type-check before
+    # the lead's handlers land on main; the merge replaces them with main's.
+    async def transfer(
+        self, request: pb.TransferRequest, deadline: float | None
+    ) -> pb.TransferResponse:
+        raise NotImplementedError("Transfer lands with the lead's core")
+
+    async def get_transfer(self, request: pb.GetTransferRequest) -> pb.GetTransferResponse:
+        raise NotImplementedError("GetTransfer lands with the lead's core")
+
     async def health_check(self, _: pb.HealthCheckRequest) -> pb.HealthCheckResponse:
         health = await self._health()
         status = (
