@@ -33,7 +33,14 @@ SERVICE_PREFIX = "/ledgerd.v1.BalanceService/"
 # ``write``, so a method added without a thought here is the safer of the two.
 READ_METHODS = frozenset(
     SERVICE_PREFIX + name
-    for name in ("GetBalance", "GetChange", "ListJournal", "HealthCheck", "GetTransfer")
+    for name in (
+        "GetBalance",
+        "GetChange",
+        "ListJournal",
+        "HealthCheck",
+        "GetTransfer",
+        "TailEvents",
+    )
 )
 SCOPES = frozenset({"read", "write"})
 WINDOW_MS = 30_000
