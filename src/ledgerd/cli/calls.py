@@ -89,7 +89,7 @@ def add_commands(commands: Commands) -> None:
         "4 any not final when --wait ran out, 2 bad input, 1 error",
     )
     batch.add_argument(
-        "file", nargs="?", default="-", help="the changes as JSON (default: - , standard input)"
+        "file", nargs="?", default="-", help="the changes as JSON (default: -, standard input)"
     )
     batch.add_argument(
         "--atomic",
@@ -108,7 +108,7 @@ def add_commands(commands: Commands) -> None:
         "move funds from one user to another (exactly once, across partitions)",
         cmd_transfer,
         parents=[target],
-        epilog=OUTCOME_EPILOG + " (APPLIED: both legs applied)",
+        epilog="APPLIED: the debit and the credit both applied\n" + OUTCOME_EPILOG,
     )
     transfer.add_argument(
         "--request-id", help="idempotency key: repeat it to retry safely (default: a new UUID)"
