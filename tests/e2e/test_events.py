@@ -118,3 +118,25 @@ def test_cli_events_tail_prints_one_json_event_per_line(
     (mine,) = [line for line in lines if line["entry"]["user_id"] == str(user)]
     assert mine["entry"]["amount"] == "2.5"
     assert mine["entry"]["type"] == "DEPOSIT"
+
+
+def test_a_transfer_is_two_events_naming_the_transfer_and_the_other_user(
+    client: LedgerdClient,
+) -> None:
+    """The debit and the credit of a transfer each have their event, on their user's
+    partition, with transfer_id and counterparty_user_id."""
+    source, destination = new_user(), new_user()
+    client.change("DEPOSIT", source, "USD", "10", wait=True)
+    with client.tail_events(timeout_s=60.0) as stream:
+        client.transfer(source, destination, "USD", "4", request_id=f"t-{source}", wait=True)
+        seen: dict[int, pb.BalanceEvent] = {}
+        for event in stream:
+            if event.entry.user_id in (source, destination):
+                seen[event.entry.user_id] = event
+                if len(seen) == 2:
+                    break
+    debit, credit = seen[source].entry, seen[destination].entry
+    assert (pb.ChangeType.Name(debit.type), debit.available_after) == ("TRANSFER_OUT", "6")
+    assert (pb.ChangeType.Name(credit.type), credit.available_after) == ("TRANSFER_IN", "4")
+    assert debit.transfer_id == credit.transfer_id == f"t-{source}"
+    assert (debit.counterparty_user_id, credit.counterparty_user_id) == (destination, source)
