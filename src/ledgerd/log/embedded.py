@@ -9,6 +9,7 @@ file. A group has one member: the embedded deployment runs one process.
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 from collections.abc import Collection, Mapping, Sequence
@@ -43,6 +44,11 @@ _SCHEMA = [
     )""",
 ]
 
+_READ_RECORDS = (
+    "SELECT offset, key, value, headers FROM records"
+    " WHERE topic = ? AND partition = ? AND offset >= ? ORDER BY offset LIMIT ?"
+)
+
 _Pending = tuple[str, int, bytes, bytes, str, DeliveryCallback | None]
 
 
@@ -52,6 +58,7 @@ class EmbeddedLog:
     def __init__(self, path: Path, partition_count: int = 3, max_queued: int = 1_000_000) -> None:
         self.partition_count = partition_count
         self.max_queued = max_queued
+        self.path = path
         self._db = ThreadConnections(path, LogUnavailable)
         self._appended = threading.Condition()
         self._end_offsets: dict[tuple[str, int], int] = {}
@@ -136,11 +143,7 @@ class EmbeddedLog:
             self._appended.notify_all()
 
     def read(self, topic: str, partition: int, offset: int, limit: int) -> list[LogRecord]:
-        rows = self._db.read(
-            "SELECT offset, key, value, headers FROM records"
-            " WHERE topic = ? AND partition = ? AND offset >= ? ORDER BY offset LIMIT ?",
-            (topic, partition, offset, limit),
-        )
+        rows = self._db.read(_READ_RECORDS, (topic, partition, offset, limit))
         return [_record(topic, partition, row) for row in rows]
 
     def wait_for_records(self, positions: Mapping[tuple[str, int], int], timeout_s: float) -> None:
@@ -310,12 +313,18 @@ class EmbeddedConsumer:
 
 
 class EmbeddedReader:
-    """A group-less reader of every partition of a topic, from the positions it is given."""
+    """A group-less reader of every partition of a topic, from the positions it is given.
+
+    It reads through a connection of its own, closed with it: the log's connections are
+    one per thread and live as long as the log, and each TailEvents call polls from a
+    thread of its own.
+    """
 
     def __init__(self, log: EmbeddedLog, topic: str, positions: Mapping[int, int]) -> None:
         self._log = log
         self._topic = topic
         self._positions = dict(positions)
+        self._connection: sqlite3.Connection | None = None
 
     def poll_batch(self, max_records: int, timeout_s: float) -> Sequence[LogRecord]:
         records = self._read(max_records)
@@ -335,8 +344,23 @@ class EmbeddedReader:
             room = min(share, max_records - len(records))
             if room <= 0:
                 break
-            records += self._log.read(self._topic, partition, position, room)
+            records += self._read_partition(partition, position, room)
         return records
 
+    def _read_partition(self, partition: int, offset: int, limit: int) -> list[LogRecord]:
+        try:
+            if self._connection is None:
+                self._connection = sqlite3.connect(
+                    self._log.path, timeout=30.0, check_same_thread=False
+                )
+            rows = self._connection.execute(
+                _READ_RECORDS, (self._topic, partition, offset, limit)
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise LogUnavailable(f"embedded log {self._log.path}: {exc}") from exc
+        return [_record(self._topic, partition, row) for row in rows]
+
     def close(self) -> None:
-        """Nothing to release: reads go through the log's connections."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
