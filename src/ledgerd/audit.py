@@ -260,15 +260,18 @@ def _check_money(
     now_ms: int,
     max_in_flight_s: float,
 ) -> None:
-    """Check conservation and every transfer over the whole store. With ``later_looks``
-    (the stores of shards scanned in separate snapshots), first look for what a
-    transfer's later leg implies but an earlier snapshot missed."""
+    """Check conservation, every transfer, and that both agree on the money in flight,
+    over the whole store. With ``later_looks`` (the stores of shards scanned in separate
+    snapshots), first look for what a transfer's later leg implies but an earlier
+    snapshot missed."""
     for problem in money.problems():
         report.problem(problem)
     if later_looks:
         _look_again(book, later_looks)
     report.money = money
     report.transfers = book.check(now_ms, int(max_in_flight_s * 1000), report.problem)
+    for problem in money.in_flight_problems(book.in_flight_by_sums(report.transfers)):
+        report.problem(problem)
 
 
 def _look_again(book: TransferBook, stores: Sequence[Store]) -> None:

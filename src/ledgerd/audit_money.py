@@ -10,13 +10,15 @@ whole store, per currency:
 
 The sums are taken by change type, not through the rules (``domain.rules``) the
 per-account replay uses: a rule that created or destroyed money would replay faithfully
-and still break this equation. Exact: amounts are scaled integers.
+and still break this equation. And the money in flight by these sums must be what the
+transfers' legs leave in flight (``audit_transfers``): a credit applied twice leaves
+the equation whole, with less than nothing in flight. Exact: amounts are scaled integers.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 
 from ledgerd.domain.amounts import format_amount
@@ -97,4 +99,19 @@ class Conservation:
                     f" {format_amount(totals.withdrawals)} - spent {format_amount(totals.spent)}"
                     f" - in flight {format_amount(totals.in_flight)}"
                     f" = {format_amount(totals.expected_balances)}"
+                )
+
+    def in_flight_problems(self, by_transfers: Mapping[str, int]) -> Iterator[str]:
+        """Where the money in flight by the sums differs from ``by_transfers`` (by
+        currency: what the transfers' legs leave in flight)."""
+        for currency in sorted(set(self.currencies) | set(by_transfers)):
+            totals = self.currencies[currency]
+            expected = by_transfers.get(currency, 0)
+            if totals.in_flight != expected:
+                yield (
+                    f"{currency}: {format_amount(totals.in_flight)} in flight by the journal"
+                    f" (sent {format_amount(totals.sent)} - received"
+                    f" {format_amount(totals.received)} - returned"
+                    f" {format_amount(totals.returned)}) but {format_amount(expected)} by"
+                    " the transfers' legs"
                 )

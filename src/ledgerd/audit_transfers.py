@@ -142,6 +142,9 @@ class TransferBook:
 
     def __init__(self) -> None:
         self.transfers: defaultdict[str, TransferLegs] = defaultdict(TransferLegs)
+        # The debits found after the scan, by currency: in no snapshot's sums, though
+        # their credits are (so the sums put that much less in flight).
+        self.found_later: defaultdict[str, int] = defaultdict(int)
 
     def add_entry(self, entry: JournalEntry, problem: Problem) -> None:
         """Record a journal entry if it is a leg; report a leg that names no transfer, or
@@ -196,8 +199,17 @@ class TransferBook:
         for transfer_id, entry in debits.items():
             if entry.type.is_transfer_debit and entry.transfer_id == transfer_id:
                 self.transfers[transfer_id].debits.append(Leg.of(entry))
+                self.found_later[entry.currency] += entry.amount
         for transfer_id in refused:
             self.transfers[transfer_id].credit_refused = True
+
+    def in_flight_by_sums(self, summary: TransferSummary) -> dict[str, int]:
+        """What the journal's sums must put in flight, by currency, given the check's
+        ``summary``: the transfers in flight, less the debits found after the scan."""
+        currencies = set(summary.in_flight_amounts) | set(self.found_later)
+        return {
+            c: summary.in_flight_amounts.get(c, 0) - self.found_later.get(c, 0) for c in currencies
+        }
 
     def check(self, now_ms: int, max_in_flight_ms: int, problem: Problem) -> TransferSummary:
         """Report every broken transfer and every one in flight for longer than
