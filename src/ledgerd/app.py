@@ -227,7 +227,9 @@ class Ledgerd:
         # With API workers, the API role runs in them (each publishes its own rows) and
         # this process only owns them.
         api_here = settings.start_api and not settings.runs_api_workers
-        if api_here or settings.start_relay:
+        # The consumer hands a transfer's credits to a relay too, at once, rather than
+        # leaving them to the sweep.
+        if api_here or settings.start_relay or settings.start_consumer:
             app.relay = app._relay(signer)
         sink: BalanceSink | None = None
         if isinstance(backends.cache, MemoryCache):
@@ -252,7 +254,13 @@ class Ledgerd:
                 settings, feed_topic=settings.cache_feed_topic if shared else None
             )
             app.consumer = BatchConsumer(
-                backends.store, backends.event_log, sink, app.outcomes, config, signer=signer
+                backends.store,
+                backends.event_log,
+                sink,
+                app.outcomes,
+                config,
+                signer=signer,
+                send_on=app.relay.hand_off if app.relay is not None else None,
             )
             supervisor.add_thread("consumer", app.consumer.run, has_work=app.consumer.has_work)
         if settings.runs_api_workers:

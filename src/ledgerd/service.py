@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ledgerd.cache.base import BalanceCache
@@ -22,6 +22,7 @@ from ledgerd.errors import RequestNotFound
 from ledgerd.outbox.acceptor import Acceptor
 from ledgerd.reads import BalanceReads, publish_answers
 from ledgerd.store.base import Store
+from ledgerd.transfers import TransferAnswer, leg_ids, read_transfer
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,34 +119,90 @@ class LedgerService:
     async def _wait(
         self, answers: Mapping[str, ChangeAnswer], deadline: float | None
     ) -> dict[str, ChangeAnswer]:
+        pending = {rid: a.duplicate for rid, a in answers.items() if not a.status.is_final}
+        updated: dict[str, ChangeAnswer] = {}
+
+        async def settled() -> list[str]:
+            nonlocal pending
+            current = await self._current(pending)
+            updated.update(current)
+            pending = {rid: dup for rid, dup in pending.items() if not current[rid].status.is_final}
+            return list(pending)
+
+        if pending:
+            await self._wait_for_outcomes(list(pending), settled, deadline)
+        return updated
+
+    async def _wait_for_outcomes(
+        self,
+        request_ids: list[str],
+        settled: Callable[[], Awaitable[list[str]]],
+        deadline: float | None,
+    ) -> None:
+        """Call ``settled`` (which reads the current state and returns the request ids still
+        without an outcome) whenever one of ``request_ids`` may have been decided: woken by
+        this process's consumer, or polled with backoff for the others. Stops when none is
+        left, or a little before ``deadline`` (at most wait_max_s)."""
         now = time.monotonic()
         until = now + self._wait_max_s
         if deadline is not None:
             # Answer a little before the caller gives up, so it gets the current status.
             margin = max(0.02, min(0.25, (deadline - now) * 0.1))
             until = min(until, deadline - margin)
-        pending = {rid: a.duplicate for rid, a in answers.items() if not a.status.is_final}
-        updated: dict[str, ChangeAnswer] = {}
         interval = self._wait_poll_interval_s
-        while pending:
-            registered = list(pending)
-            event = self._outcomes.register(registered)
+        while request_ids:
+            event = self._outcomes.register(request_ids)
             try:
-                current = await self._current(pending)
-                updated.update(current)
-                pending = {
-                    rid: dup for rid, dup in pending.items() if not current[rid].status.is_final
-                }
+                still = await settled()
                 remaining = until - time.monotonic()
-                if not pending or remaining <= 0:
-                    break
+                if not still or remaining <= 0:
+                    return
                 try:
                     await asyncio.wait_for(event.wait(), timeout=min(interval, remaining))
                 except TimeoutError:
                     interval = min(interval * 2, 0.5)
             finally:
-                self._outcomes.unregister(registered, event)
-        return updated
+                self._outcomes.unregister(request_ids, event)
+            request_ids = still
+
+    # -- transfers ------------------------------------------------------------
+    async def transfer(
+        self, debit: ChangeRequest, *, wait: bool, deadline: float | None
+    ) -> TransferAnswer:
+        """Accept a transfer (its debit leg) durably; with ``wait``, also wait until it is
+        final (both legs applied, or refused) until shortly before ``deadline``.
+
+        Raises:
+            RequestConflict, Overloaded, StoreUnavailable: from acceptance.
+        """
+        (acceptance,) = await self._acceptor.accept([debit])
+        answer = TransferAnswer(acceptance.stored.request, ChangeStatus.PENDING)
+        if acceptance.duplicate:
+            answer = await self._read_transfer(debit.request_id, duplicate=True)
+        if wait and not answer.status.is_final:
+            latest = answer
+
+            async def settled() -> list[str]:
+                nonlocal latest
+                latest = await self._read_transfer(debit.request_id, answer.duplicate)
+                return [] if latest.status.is_final else leg_ids(debit.request_id)
+
+            await self._wait_for_outcomes(leg_ids(debit.request_id), settled, deadline)
+            answer = latest
+        return answer
+
+    async def get_transfer(self, transfer_id: str) -> TransferAnswer:
+        """Raises: RequestNotFound: no transfer has this id."""
+        return await self._read_transfer(transfer_id, duplicate=False)
+
+    async def _read_transfer(self, transfer_id: str, duplicate: bool) -> TransferAnswer:
+        answer = await asyncio.to_thread(read_transfer, self._store, transfer_id, duplicate)
+        if answer is None:
+            raise RequestNotFound(transfer_id)
+        self._publish_to_cache(
+            [b for b in (answer.from_balance, answer.to_balance) if b is not None]
+        )
+        return answer
 
     async def _current(self, duplicates: Mapping[str, bool]) -> dict[str, ChangeAnswer]:
         """Current answers from the store, with the balance after each APPLIED change."""

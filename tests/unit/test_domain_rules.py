@@ -117,11 +117,26 @@ _amounts = st.one_of(
 _changes = st.lists(st.tuples(st.sampled_from(list(ChangeType)), _amounts), max_size=60)
 
 
+_NET_EFFECT = {
+    ChangeType.DEPOSIT: 1,
+    ChangeType.TRANSFER_IN: 1,
+    ChangeType.TRANSFER_RETURN: 1,
+    ChangeType.WITHDRAW: -1,
+    ChangeType.SPEND_FROZEN: -1,
+    ChangeType.TRANSFER_OUT: -1,
+    ChangeType.TRANSFER_OUT_FROZEN: -1,
+    ChangeType.FREEZE: 0,
+    ChangeType.UNFREEZE: 0,
+}
+
+
 @given(_changes)
 def test_any_sequence_keeps_amounts_non_negative_and_conserved(
     steps: list[tuple[ChangeType, int]],
 ) -> None:
-    """Applied changes never make an amount negative, and the total is deposits - withdrawals."""
+    """Applied changes never make an amount negative, and the total is what came in (deposits,
+    transfer credits and returns) less what went out (withdrawals, spent frozen, transfer
+    debits)."""
     current = balance()
     net_deposits = 0
     applied = 0
@@ -130,11 +145,39 @@ def test_any_sequence_keeps_amounts_non_negative_and_conserved(
         if isinstance(result, Applied):
             current = result.balance
             applied += 1
-            if change_type is ChangeType.DEPOSIT:
-                net_deposits += amount
-            elif change_type is ChangeType.WITHDRAW:
-                net_deposits -= amount
+            net_deposits += _NET_EFFECT[change_type] * amount
         assert 0 <= current.available <= MAX_SCALED
         assert 0 <= current.frozen <= MAX_SCALED
         assert current.available + current.frozen == net_deposits
     assert current.version == applied
+
+
+def test_spend_frozen_lowers_frozen_only() -> None:
+    """SPEND_FROZEN settles a hold: frozen goes down, available stays."""
+    result = apply_change(balance(available=5, frozen=10), change(ChangeType.SPEND_FROZEN, 4))
+    assert isinstance(result, Applied)
+    assert (result.balance.available, result.balance.frozen) == (5, 6)
+
+
+def test_spend_frozen_beyond_frozen_is_rejected() -> None:
+    """Spending more than is frozen is INSUFFICIENT_FROZEN, whatever is available."""
+    result = apply_change(balance(available=100, frozen=3), change(ChangeType.SPEND_FROZEN, 4))
+    assert result == Rejected(RejectReason.INSUFFICIENT_FROZEN)
+
+
+@pytest.mark.parametrize(
+    ("change_type", "available", "frozen"),
+    [
+        (ChangeType.TRANSFER_OUT, 6, 10),
+        (ChangeType.TRANSFER_OUT_FROZEN, 10, 6),
+        (ChangeType.TRANSFER_IN, 14, 10),
+        (ChangeType.TRANSFER_RETURN, 14, 10),
+    ],
+)
+def test_transfer_legs_move_the_named_amount(
+    change_type: ChangeType, available: int, frozen: int
+) -> None:
+    """A debit takes from available (or frozen); a credit and a return add to available."""
+    result = apply_change(balance(available=10, frozen=10), change(change_type, 4))
+    assert isinstance(result, Applied)
+    assert (result.balance.available, result.balance.frozen) == (available, frozen)

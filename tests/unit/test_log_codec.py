@@ -8,16 +8,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ledgerd.domain.amounts import MAX_SCALED
-from ledgerd.domain.model import ChangeRequest, ChangeType
+from ledgerd.domain.model import CLIENT_CHANGE_TYPES, ChangeRequest, ChangeType
 from ledgerd.errors import PoisonMessage
-from ledgerd.log.codec import decode_change, encode_change
+from ledgerd.log.codec import decode_change, decode_message, encode_change, encode_group
 
 _change_requests = st.builds(
     ChangeRequest,
     request_id=st.from_regex(r"[A-Za-z0-9._:-]{1,64}", fullmatch=True),
     user_id=st.integers(min_value=1, max_value=2**64 - 1),
     currency=st.from_regex(r"[A-Z0-9]{1,16}", fullmatch=True),
-    type=st.sampled_from(list(ChangeType)),
+    type=st.sampled_from(CLIENT_CHANGE_TYPES),
     amount=st.integers(min_value=1, max_value=MAX_SCALED),
     memo=st.text(max_size=256).filter(lambda memo: "\x00" not in memo),
 )
@@ -133,3 +133,47 @@ def test_arbitrary_field_values_decode_or_raise_poison(fields: dict[str, object]
     """Any JSON object with any scalar field values decodes or raises PoisonMessage."""
     with contextlib.suppress(PoisonMessage):
         decode_change(json.dumps(fields).encode())
+
+
+def test_a_transfer_leg_round_trips_with_its_transfer_and_counterparty() -> None:
+    """A debit, its credit and its return decode with the transfer's id and the other user."""
+    debit = ChangeRequest("t-1", 7, "USD", ChangeType.TRANSFER_OUT_FROZEN, 5, "pay", "t-1", 9)
+    for leg in (debit, debit.credit(), debit.credit().returned()):
+        assert decode_change(encode_change(leg)) == leg
+    assert debit.credit().request_id == "t-1~in"
+    assert debit.credit().returned().request_id == "t-1~return"
+
+
+def test_an_atomic_group_is_one_message_with_its_legs_in_order() -> None:
+    """The legs decode in order, numbered, sharing the first leg's id as their group."""
+    legs = [
+        ChangeRequest("s1", 7, "USD", ChangeType.SPEND_FROZEN, 5),
+        ChangeRequest("s2", 7, "BTC", ChangeType.DEPOSIT, 1, "fill"),
+    ]
+    decoded = decode_message(encode_group(legs)).requests
+    assert [(leg.request_id, leg.atomic_group, leg.atomic_leg) for leg in decoded] == [
+        ("s1", "s1", 0),
+        ("s2", "s1", 1),
+    ]
+    assert decoded[1].memo == "fill"
+    assert decoded[1].user_id == 7
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"type": 6},  # a debit without its transfer
+        {"type": 8, "transfer_id": "t1", "counterparty_user_id": 2},  # id lacks "~in"
+        {"request_id": "t1~in", "type": 1},  # a leg suffix on a client change
+        {"transfer_id": "t1", "counterparty_user_id": 2},  # a deposit naming a transfer
+        {"type": 6, "transfer_id": "r1", "counterparty_user_id": 1},  # to itself
+        {"more_legs": [{"request_id": "t2", "currency": "USD", "type": 6, "amount": "1"}]},
+    ],
+)
+def test_a_transfer_or_group_message_ledgerd_never_makes_is_poison(
+    overrides: dict[str, object],
+) -> None:
+    """Transfer fields that disagree with the type, or a transfer leg inside an atomic group,
+    are refused like any invalid message."""
+    with pytest.raises(PoisonMessage):
+        decode_change(message(**overrides))

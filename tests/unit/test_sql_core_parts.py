@@ -73,9 +73,11 @@ def test_request_inserts_are_sorted_chunked_and_encoded_per_engine() -> None:
     assert len(sql) == 2
     assert sql[0].index("'r00000'") < sql[0].index("'r00001'")
     pending_ = int(ChangeStatus.PENDING)
-    assert f"('r00000',{5 - 2**63},'USD',1,'1','m',{pending_},7,7,'g-1')" in sql[0]
+    assert (
+        f"('r00000',{5 - 2**63},'USD',1,'1','m',{pending_},7,7,'g-1','',{-(2**63)},'',0)" in sql[0]
+    )
     native = next(statements.insert_requests(requests[:1], 7, None, NativeEncoding(), plain_text))
-    assert native.endswith(f"('r{count - 1:05d}',5,'USD',1,1,'m',{pending_},7,7,NULL)")
+    assert native.endswith(f"('r{count - 1:05d}',5,'USD',1,1,'m',{pending_},7,7,NULL,'',0,'',0)")
 
 
 def test_balance_upserts_end_with_the_dialect_clause_in_key_order() -> None:
@@ -100,17 +102,22 @@ def test_rejections_are_one_multi_row_insert_with_the_request_fields() -> None:
     ]
     (sql,) = statements.insert_rejections(rejections, 99, NativeEncoding(), text_literal)
     assert sql.startswith("INSERT INTO rejections (request_id, user_id, currency, type, amount,")
-    assert "('w1',5,'USD',2,1,'it''s',1,99)" in sql
-    assert "('u1',6,'EUR',4,2,'',2,99)" in sql
+    assert "('w1',5,'USD',2,1,'it''s',1,99,'',0)" in sql
+    assert "('u1',6,'EUR',4,2,'',2,99,'',0)" in sql
 
 
 def test_rows_map_back_through_the_user_offset() -> None:
     """Stored rows decode to the domain values the statements encoded."""
     offset = 2**63
-    request = rows.stored_request(("r1", 2**64 - 1 - offset, "USD", 1, "1.5", "memo", 2, 0), offset)
+    stored = ("r1", 2**64 - 1 - offset, "USD", 1, "1.5", "memo", 2, 0, "", -offset)
+    request = rows.stored_request(stored, offset)
     assert request == StoredRequest(
         ChangeRequest("r1", 2**64 - 1, "USD", ChangeType.DEPOSIT, 3 * SCALE // 2, "memo"),
         ChangeStatus(2),
+    )
+    debit = ("t1", 7 - offset, "USD", 6, "1", "", 1, 0, "t1", 2**64 - 1 - offset)
+    assert rows.stored_request(debit, offset).request == ChangeRequest(
+        "t1", 7, "USD", ChangeType.TRANSFER_OUT, SCALE, "", "t1", 2**64 - 1
     )
     assert rows.balance((0, "EUR", "2", "0.1", 4), 0) == Balance(
         0, "EUR", 2 * SCALE, SCALE // 10, 4
@@ -118,6 +125,10 @@ def test_rows_map_back_through_the_user_offset() -> None:
     entry = JournalEntry("r1", 3, "USD", ChangeType.DEPOSIT, SCALE, SCALE, 0, 1, 5, "")
     values = statements.journal_values(entry, TextEncoding())
     assert rows.journal_entry(values, 2**63) == entry
+    credit = JournalEntry(
+        "t1~in", 3, "USD", ChangeType.TRANSFER_IN, SCALE, SCALE, 0, 1, 5, "", "t1", 9, 4, 2049
+    )
+    assert rows.journal_entry(statements.journal_values(credit, TextEncoding()), 2**63) == credit
 
 
 def test_the_migration_plan_runs_missing_steps_and_refuses_unknown_ones() -> None:

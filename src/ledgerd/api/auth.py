@@ -30,7 +30,15 @@ from ledgerd.errors import PermissionDenied, Unauthenticated
 
 SERVICE_PREFIX = "/ledgerd.v1.BalanceService/"
 READ_METHODS = frozenset(
-    SERVICE_PREFIX + name for name in ("GetBalance", "GetChange", "ListJournal", "HealthCheck")
+    SERVICE_PREFIX + name
+    for name in (
+        "GetBalance",
+        "GetChange",
+        "ListJournal",
+        "HealthCheck",
+        "GetTransfer",
+        "TailEvents",
+    )
 )
 SCOPES = frozenset({"read", "write"})
 WINDOW_MS = 30_000

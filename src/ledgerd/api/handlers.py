@@ -4,16 +4,21 @@ them to their status codes."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from ledgerd.api.convert import (
     answer_to_proto,
     balance_to_proto,
     change_from_proto,
     journal_to_proto,
+    transfer_from_proto,
+    transfer_to_proto,
 )
 from ledgerd.domain.model import ChangeRequest
 from ledgerd.domain.validation import (
     MAX_BATCH_CHANGES,
     FieldChecks,
+    validate_atomic,
     validate_currency,
     validate_journal_limit,
     validate_request_id,
@@ -63,8 +68,28 @@ class Handlers:
             raise InvalidArgument.of(violations)
         if not changes:
             return pb.ChangeBalancesResponse()
+        if request.atomic:
+            validate_atomic(changes)
+            if len(changes) > 1:
+                # One group, named by its first leg, published as one message.
+                group = changes[0].request_id
+                changes = [
+                    dataclasses.replace(change, atomic_group=group, atomic_leg=index)
+                    for index, change in enumerate(changes)
+                ]
         answers = await self._service.change(changes, wait=request.wait, deadline=deadline)
         return pb.ChangeBalancesResponse(results=[answer_to_proto(a) for a in answers])
+
+    async def transfer(
+        self, request: pb.TransferRequest, deadline: float | None
+    ) -> pb.TransferResponse:
+        debit = transfer_from_proto(request)
+        answer = await self._service.transfer(debit, wait=request.wait, deadline=deadline)
+        return pb.TransferResponse(transfer=transfer_to_proto(answer))
+
+    async def get_transfer(self, request: pb.GetTransferRequest) -> pb.GetTransferResponse:
+        answer = await self._service.get_transfer(validate_request_id(request.request_id))
+        return pb.GetTransferResponse(transfer=transfer_to_proto(answer))
 
     async def get_change(self, request: pb.GetChangeRequest) -> pb.ChangeResult:
         answer = await self._service.get_change(validate_request_id(request.request_id))

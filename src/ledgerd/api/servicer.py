@@ -51,6 +51,15 @@ class BalanceServicer(pb_grpc.BalanceServiceServicer):
             "ChangeBalances", context, lambda: self._handlers.change_balances(request, deadline)
         )
 
+    async def Transfer(self, request: pb.TransferRequest, context: Context) -> pb.TransferResponse:
+        deadline = _deadline(context)
+        return await _serve("Transfer", context, lambda: self._handlers.transfer(request, deadline))
+
+    async def GetTransfer(
+        self, request: pb.GetTransferRequest, context: Context
+    ) -> pb.GetTransferResponse:
+        return await _serve("GetTransfer", context, lambda: self._handlers.get_transfer(request))
+
     async def GetChange(self, request: pb.GetChangeRequest, context: Context) -> pb.ChangeResult:
         return await _serve("GetChange", context, lambda: self._handlers.get_change(request))
 

@@ -66,13 +66,14 @@ def sort_batch(
         if signed is False:
             batch.poison.append(Poison(record, "bad signature: not produced by the outbox"))
             continue
-        request_id = decoded.request.request_id
+        # An atomic group's legs are one message: checked, decided and committed together.
+        request_ids = [leg.request_id for leg in decoded.requests]
         if signed is None:
-            batch.unsigned.add(request_id)
-            batch.check.add(request_id)
+            batch.unsigned.update(request_ids)
+            batch.check.update(request_ids)
         elif check_all or decoded.resent or now_ms - decoded.accepted_at_ms > trust_window_ms:
-            batch.check.add(request_id)
-        batch.changes.append((record, decoded.request))
+            batch.check.update(request_ids)
+        batch.changes.extend((record, leg) for leg in decoded.requests)
     return batch
 
 

@@ -19,8 +19,10 @@ retry reads the outcome of every request of the batch.
 
 from __future__ import annotations
 
+import itertools
+import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -38,7 +40,7 @@ from ledgerd.consumer.outcomes import OutcomeHub
 from ledgerd.consumer.provenance import SortedBatch, settle_checks, sort_batch
 from ledgerd.consumer.publish import CommitPublisher
 from ledgerd.consumer.writer import BatchWriter
-from ledgerd.domain.model import Account, Balance
+from ledgerd.domain.model import LEGS_PER_MESSAGE, Account, Balance, ChangeRequest
 from ledgerd.domain.partitioning import partition_for_user
 from ledgerd.errors import Fenced, LedgerError
 from ledgerd.log.base import EventLog, LogRecord
@@ -51,6 +53,10 @@ __all__ = ["BatchConsumer", "ConsumerConfig"]
 
 log = structlog.get_logger(__name__)
 
+# Hands a transfer's next legs, just committed to the outbox as one publish group, to
+# this process's relay: (requests, commit time in Unix ms, publish group).
+SendOn = Callable[[Sequence[ChangeRequest], int, str], None]
+
 
 @dataclass(slots=True)
 class _Decided:
@@ -62,6 +68,7 @@ class _Decided:
     positions: list[PartitionClaim]
     applied_at_ms: int
     started: float
+    follow_up_group: str | None = None
     commit: Future[None] | None = None
 
 
@@ -77,8 +84,13 @@ class BatchConsumer:
         config: ConsumerConfig,
         *,
         signer: MessageSigner,
+        send_on: SendOn | None = None,
     ) -> None:
         self._store = store
+        self._send_on = send_on
+        # Publish groups of follow-ups: unique per consumer start, then counted.
+        self._group_prefix = "f" + secrets.token_hex(8)
+        self._group_numbers = itertools.count(1)
         self._signer = signer
         self._partition_count = event_log.partition_count
         self._config = config
@@ -229,13 +241,27 @@ class BatchConsumer:
         metrics.CONSUMER_CHECKED_MESSAGES.inc(len(batch.check))
         requests = [change for _, change in batch.changes]
         partition_of = {change.account: record.partition for record, change in batch.changes}
+        # Each journal entry's place in its partition's event stream (``ledgerd.events``).
+        event_positions = [
+            (record.partition, record.offset * LEGS_PER_MESSAGE + change.atomic_leg + 1)
+            for record, change in batch.changes
+        ]
         balances = self._memory.view(partition_of, self._store)
-        decision = decide_batch(requests, already_final, balances, now_ms)
+        decision = decide_batch(requests, already_final, balances, now_ms, event_positions)
         if batch.poison:
             self._dead_letters.send(batch.poison)
+        for stuck in decision.stuck_returns:
+            log.error(
+                "transfer return refused: the source's balance would overflow; the amount"
+                " stays in flight (ledgerd audit reports it)",
+                transfer_id=stuck.transfer_id, user_id=stuck.user_id, currency=stuck.currency,
+            )  # fmt: skip
+        group = None
+        if decision.follow_ups:
+            group = f"{self._group_prefix}-{next(self._group_numbers)}"
         return _Decided(
             records, decision, partition_of, self._intake.positions(records), now_ms,
-            time.perf_counter(),
+            time.perf_counter(), group,
         )  # fmt: skip
 
     def _begin(self, records: Sequence[LogRecord], batch: SortedBatch) -> None:
@@ -245,7 +271,11 @@ class BatchConsumer:
 
     def _commit(self, decided: _Decided) -> None:
         self._writer.commit(
-            decided.positions, decided.decision, decided.applied_at_ms, len(decided.records)
+            decided.positions,
+            decided.decision,
+            decided.applied_at_ms,
+            len(decided.records),
+            decided.follow_up_group,
         )
 
     def _finish(self, decided: _Decided) -> bool:
@@ -316,6 +346,10 @@ class BatchConsumer:
             decision.balances, decided.partition_of, [o.request_id for o in decision.outcomes]
         )
         self._intake.committed(decided.positions)
+        if decided.follow_up_group is not None and self._send_on is not None:
+            # Committed with the batch: a crash before they are in the log leaves them to
+            # the outbox sweep, which publishes their group again.
+            self._send_on(decision.follow_ups, decided.applied_at_ms, decided.follow_up_group)
 
     @staticmethod
     def _observe(decided: _Decided) -> None:

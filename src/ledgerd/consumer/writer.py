@@ -21,6 +21,7 @@ class BatchWriter:
         decision: BatchDecision,
         applied_at_ms: int,
         records: int,
+        follow_up_group: str | None = None,
     ) -> None:
         """Write the batch in one transaction.
 
@@ -33,6 +34,8 @@ class BatchWriter:
             journal=decision.journal,
             rejections=decision.rejections,
             applied_at_ms=applied_at_ms,
+            follow_ups=decision.follow_ups,
+            follow_up_group=follow_up_group,
         )
         # Fault drills wait for this note to pause or kill the process mid-batch.
         failpoints.hit(

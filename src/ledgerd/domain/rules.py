@@ -1,4 +1,4 @@
-"""The four operations and their rejections (docs/architecture.md section 4)."""
+"""The operations and their rejections (docs/architecture.md section 4)."""
 
 from __future__ import annotations
 
@@ -22,19 +22,27 @@ class Rejected:
     reason: RejectReason
 
 
+# Types that only add to available, and types that only take from it.
+_CREDITS = frozenset((ChangeType.DEPOSIT, ChangeType.TRANSFER_IN, ChangeType.TRANSFER_RETURN))
+_DEBITS = frozenset((ChangeType.WITHDRAW, ChangeType.TRANSFER_OUT))
+
+
 def apply_change(balance: Balance, change: ChangeRequest) -> Applied | Rejected:
     """Apply one change to the account's balance, or say why it cannot be applied."""
     available, frozen, amount = balance.available, balance.frozen, change.amount
-    if change.type is ChangeType.DEPOSIT:
+    kind = change.type
+    if kind in _CREDITS:
         available += amount
-    elif change.type is ChangeType.WITHDRAW:
+    elif kind in _DEBITS:
         available -= amount
-    elif change.type is ChangeType.FREEZE:
+    elif kind is ChangeType.FREEZE:
         available -= amount
         frozen += amount
-    else:
+    elif kind is ChangeType.UNFREEZE:
         frozen -= amount
         available += amount
+    else:  # SPEND_FROZEN, TRANSFER_OUT_FROZEN
+        frozen -= amount
     if available < 0:
         return Rejected(RejectReason.INSUFFICIENT_AVAILABLE)
     if frozen < 0:

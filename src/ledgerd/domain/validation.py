@@ -4,11 +4,18 @@ with several bad fields hears of all of them at once (``FieldChecks``)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from ledgerd.domain.amounts import parse_amount
-from ledgerd.domain.model import ChangeRequest, ChangeType
+from ledgerd.domain.model import (
+    CLIENT_CHANGE_TYPES,
+    CREDIT_SUFFIX,
+    MAX_ATOMIC_LEGS,
+    RETURN_SUFFIX,
+    ChangeRequest,
+    ChangeType,
+)
 from ledgerd.errors import FieldViolation, InvalidArgument
 
 V = TypeVar("V")
@@ -53,6 +60,16 @@ def validate_request_id(request_id: str) -> str:
     return request_id
 
 
+def validate_any_request_id(request_id: str) -> str:
+    """A request id a log message may carry: a client's, or a transfer leg's (its transfer's
+    id and a suffix no client id can have)."""
+    for suffix in (CREDIT_SUFFIX, RETURN_SUFFIX):
+        if request_id.endswith(suffix):
+            validate_request_id(request_id[: -len(suffix)])
+            return request_id
+    return validate_request_id(request_id)
+
+
 def validate_user_id(user_id: int) -> int:
     if not 0 < user_id <= MAX_USER_ID:
         raise InvalidArgument("user_id", "must be a positive 64-bit integer")
@@ -66,10 +83,20 @@ def validate_currency(currency: str) -> str:
 
 
 def validate_change_type(value: int) -> ChangeType:
+    """A type a client may send: the transfer legs' types are made by Transfer only."""
+    if value not in CLIENT_CHANGE_TYPES:
+        raise InvalidArgument(
+            "type", "must be DEPOSIT, WITHDRAW, FREEZE, UNFREEZE or SPEND_FROZEN"
+        ) from None
+    return ChangeType(value)
+
+
+def validate_any_change_type(value: int) -> ChangeType:
+    """Any type a log message may carry (a transfer's legs included)."""
     try:
         return ChangeType(value)
     except ValueError:
-        raise InvalidArgument("type", "must be DEPOSIT, WITHDRAW, FREEZE or UNFREEZE") from None
+        raise InvalidArgument("type", f"unknown change type {value}") from None
 
 
 def validate_memo(memo: str) -> str:
@@ -81,24 +108,127 @@ def validate_memo(memo: str) -> str:
 
 
 def validate_change(
-    *, request_id: str, user_id: int, currency: str, change_type: int, amount: str, memo: str
+    *,
+    request_id: str,
+    user_id: int,
+    currency: str,
+    change_type: int,
+    amount: str,
+    memo: str,
+    check_type: Callable[[int], ChangeType] = validate_change_type,
+    check_request_id: Callable[[str], str] = validate_request_id,
 ) -> ChangeRequest:
-    """Build a ChangeRequest from raw fields.
+    """Build a ChangeRequest from raw fields (``check_type`` and ``check_request_id``: which
+    types and ids are allowed; a client's by default).
 
     Raises:
         InvalidArgument: every malformed field, by name, in field order.
     """
     fields = FieldChecks()
     change = ChangeRequest(
-        request_id=fields.check(validate_request_id, request_id, ""),
+        request_id=fields.check(check_request_id, request_id, ""),
         user_id=fields.check(validate_user_id, user_id, 0),
         currency=fields.check(validate_currency, currency, ""),
-        type=fields.check(validate_change_type, change_type, ChangeType.DEPOSIT),
+        type=fields.check(check_type, change_type, ChangeType.DEPOSIT),
         amount=fields.check(parse_amount, amount, 0),
         memo=fields.check(validate_memo, memo, ""),
     )
     fields.raise_if_any()
     return change
+
+
+def validate_transfer(
+    *,
+    request_id: str,
+    from_user_id: int,
+    to_user_id: int,
+    currency: str,
+    amount: str,
+    from_frozen: bool,
+    memo: str,
+) -> ChangeRequest:
+    """A transfer as its debit leg (request id = the transfer's id, user = the source).
+
+    Raises:
+        InvalidArgument: every malformed field, by name.
+    """
+    fields = FieldChecks()
+    source = fields.check(_named("from_user_id", validate_user_id), from_user_id, 0)
+    destination = fields.check(_named("to_user_id", validate_user_id), to_user_id, 0)
+    if source and source == destination:
+        fields.violations.append(FieldViolation("to_user_id", "must differ from from_user_id"))
+    transfer_id = fields.check(validate_request_id, request_id, "")
+    debit = ChangeRequest(
+        request_id=transfer_id,
+        user_id=source,
+        currency=fields.check(validate_currency, currency, ""),
+        type=ChangeType.TRANSFER_OUT_FROZEN if from_frozen else ChangeType.TRANSFER_OUT,
+        amount=fields.check(parse_amount, amount, 0),
+        memo=fields.check(validate_memo, memo, ""),
+        transfer_id=transfer_id,
+        counterparty_user_id=destination,
+    )
+    fields.raise_if_any()
+    return debit
+
+
+def validate_leg(change: ChangeRequest) -> ChangeRequest:
+    """The transfer fields of a change read from the log agree with its type.
+
+    Raises:
+        InvalidArgument: they do not (the message was not made by ledgerd).
+    """
+    if not change.type.is_transfer_leg:
+        if change.transfer_id or change.counterparty_user_id:
+            raise InvalidArgument("transfer_id", "only a transfer leg names a transfer")
+        validate_request_id(change.request_id)  # no leg suffix
+        return change
+    suffix = {
+        ChangeType.TRANSFER_IN: CREDIT_SUFFIX,
+        ChangeType.TRANSFER_RETURN: RETURN_SUFFIX,
+    }.get(change.type, "")
+    if change.request_id != validate_request_id(change.transfer_id) + suffix:
+        raise InvalidArgument("request_id", "does not match the leg of its transfer")
+    validate_user_id(change.counterparty_user_id)
+    if change.counterparty_user_id == change.user_id:
+        raise InvalidArgument("counterparty_user_id", "must differ from user_id")
+    return change
+
+
+def validate_atomic(changes: Sequence[ChangeRequest]) -> None:
+    """An atomic ChangeBalances: one user, at most MAX_ATOMIC_LEGS changes.
+
+    Raises:
+        InvalidArgument: every item of another user than the first, or too many items.
+    """
+    if len(changes) > MAX_ATOMIC_LEGS:
+        raise InvalidArgument("changes", f"at most {MAX_ATOMIC_LEGS} changes when atomic")
+    violations = [
+        FieldViolation(f"changes[{index}].user_id", "must be the same user in an atomic batch")
+        for index, change in enumerate(changes)
+        if change.user_id != changes[0].user_id
+    ]
+    seen: set[str] = set()
+    for index, change in enumerate(changes):
+        if change.request_id in seen:
+            violations.append(
+                FieldViolation(f"changes[{index}].request_id", "repeated in an atomic batch")
+            )
+        seen.add(change.request_id)
+    if violations:
+        raise InvalidArgument.of(violations)
+
+
+def _named(field: str, validate: Callable[[int], int]) -> Callable[[int], int]:
+    """``validate`` reporting its violation under another field name."""
+
+    def check(value: int) -> int:
+        try:
+            return validate(value)
+        except InvalidArgument as exc:
+            raise InvalidArgument(field, exc.violations[0].description) from None
+
+    return check
 
 
 def validate_journal_limit(limit: int) -> int:

@@ -6,14 +6,31 @@ tool; amounts stay decimal strings so no reader rounds them.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import msgspec
 
 from ledgerd.domain.amounts import format_amount, parse_decimal
-from ledgerd.domain.model import Balance, ChangeRequest
-from ledgerd.domain.validation import validate_change
+from ledgerd.domain.model import MAX_ATOMIC_LEGS, Balance, ChangeRequest
+from ledgerd.domain.validation import (
+    validate_any_change_type,
+    validate_any_request_id,
+    validate_change,
+    validate_leg,
+)
 from ledgerd.errors import InvalidArgument, PoisonMessage
+
+
+class LegMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """A further leg of an atomic group: the same user as the message's first leg."""
+
+    request_id: str
+    currency: str
+    type: int
+    amount: str
+    memo: str = ""
 
 
 class ChangeMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
@@ -34,15 +51,27 @@ class ChangeMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     memo: str = ""
     accepted_at_ms: int = 0
     resent: bool = False
+    # A transfer leg's transfer and other user (empty and 0 otherwise).
+    transfer_id: str = ""
+    counterparty_user_id: int = 0
+    # The legs after the first of an atomic ChangeBalances, applied with it, all or none.
+    # The group's id is the first leg's request id. (A ledgerd older than schema 5 ignores
+    # this field: upgrade every consumer before the API accepts atomic batches.)
+    more_legs: list[LegMessage] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class DecodedChange:
-    """A change as read from the log, with where and when it came from."""
+    """A message as read from the log (one change, or the legs of an atomic group), with
+    where and when it came from."""
 
-    request: ChangeRequest
+    requests: tuple[ChangeRequest, ...]
     accepted_at_ms: int
     resent: bool
+
+    @property
+    def request(self) -> ChangeRequest:
+        return self.requests[0]
 
 
 _encoder = msgspec.json.Encoder()
@@ -50,8 +79,13 @@ _decoder = msgspec.json.Decoder(ChangeMessage)
 
 
 def encode_change(
-    request: ChangeRequest, *, accepted_at_ms: int = 0, resent: bool = False
+    request: ChangeRequest,
+    *,
+    accepted_at_ms: int = 0,
+    resent: bool = False,
+    more_legs: Sequence[ChangeRequest] = (),
 ) -> bytes:
+    """One message: a change, or the legs of an atomic group (``request`` first)."""
     return _encoder.encode(
         ChangeMessage(
             request_id=request.request_id,
@@ -62,8 +96,25 @@ def encode_change(
             memo=request.memo,
             accepted_at_ms=accepted_at_ms,
             resent=resent,
+            transfer_id=request.transfer_id,
+            counterparty_user_id=request.counterparty_user_id,
+            more_legs=[
+                LegMessage(
+                    leg.request_id, leg.currency, int(leg.type), format_amount(leg.amount), leg.memo
+                )
+                for leg in more_legs
+            ]
+            if more_legs
+            else None,
         )
     )
+
+
+def encode_group(
+    legs: Sequence[ChangeRequest], *, accepted_at_ms: int = 0, resent: bool = False
+) -> bytes:
+    """A change (one leg) or an atomic group's legs, in leg order, as one message."""
+    return encode_change(legs[0], accepted_at_ms=accepted_at_ms, resent=resent, more_legs=legs[1:])
 
 
 def decode_change(value: bytes) -> ChangeRequest:
@@ -83,19 +134,43 @@ def decode_message(value: bytes) -> DecodedChange:
     """
     try:
         message = _decoder.decode(value)
-        request = validate_change(
-            request_id=message.request_id,
-            user_id=message.user_id,
-            currency=message.currency,
-            change_type=message.type,
-            amount=message.amount,
-            memo=message.memo,
-        )
-        return DecodedChange(request, message.accepted_at_ms, message.resent)
+        return DecodedChange(_legs(message), message.accepted_at_ms, message.resent)
     except msgspec.DecodeError as exc:
         raise PoisonMessage(f"undecodable change message: {exc}") from exc
     except InvalidArgument as exc:
         raise PoisonMessage(f"invalid change message: {exc}") from exc
+
+
+def _legs(message: ChangeMessage) -> tuple[ChangeRequest, ...]:
+    """The message's changes, validated; the legs of an atomic group name it and their place."""
+    first = _change(message, message.user_id)
+    if message.transfer_id or message.counterparty_user_id:
+        first = dataclasses.replace(
+            first,
+            transfer_id=message.transfer_id,
+            counterparty_user_id=message.counterparty_user_id,
+        )
+    validate_leg(first)
+    if not message.more_legs:
+        return (first,)
+    if first.type.is_transfer_leg or len(message.more_legs) >= MAX_ATOMIC_LEGS:
+        raise InvalidArgument("more_legs", "not an atomic group ledgerd makes")
+    group = first.request_id
+    legs = [dataclasses.replace(first, atomic_group=group)]
+    for index, leg in enumerate(message.more_legs, start=1):
+        change = _change(leg, first.user_id)
+        if change.type.is_transfer_leg:
+            raise InvalidArgument("more_legs", "a transfer leg is never part of an atomic group")
+        legs.append(dataclasses.replace(change, atomic_group=group, atomic_leg=index))
+    return tuple(legs)
+
+
+def _change(leg: ChangeMessage | LegMessage, user_id: int) -> ChangeRequest:
+    return validate_change(
+        request_id=leg.request_id, user_id=user_id, currency=leg.currency, change_type=leg.type,
+        amount=leg.amount, memo=leg.memo, check_type=validate_any_change_type,
+        check_request_id=validate_any_request_id,
+    )  # fmt: skip
 
 
 class BalanceMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=False):

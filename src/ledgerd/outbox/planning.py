@@ -62,4 +62,10 @@ def _plan_group(
         else:
             location = "request_id" if len(group) == 1 else f"changes[{index}].request_id"
             return GroupPlan(conflict=RequestConflict(request.request_id, location)), []
+    if added and len(added) < len(group) and group[0].atomic_group:
+        # An atomic batch is new as a whole, or a retry of one whole batch: storing only
+        # its new legs would apply them without the others.
+        index = next(i for i, r in enumerate(group) if r.request_id not in added)
+        conflict = RequestConflict(group[index].request_id, f"changes[{index}].request_id")
+        return GroupPlan(conflict=conflict), []
     return GroupPlan(acceptances=acceptances), list(added.values())

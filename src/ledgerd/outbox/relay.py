@@ -33,11 +33,11 @@ from dataclasses import dataclass
 import structlog
 
 from ledgerd import metrics
-from ledgerd.domain.model import ChangeRequest, ChangeStatus
+from ledgerd.domain.model import ChangeRequest, ChangeStatus, ChangeType
 from ledgerd.domain.partitioning import partition_for_user, user_key
 from ledgerd.errors import LedgerError, LogUnavailable
 from ledgerd.log.base import LogProducer
-from ledgerd.log.codec import encode_change
+from ledgerd.log.codec import encode_group
 from ledgerd.log.signing import MessageSigner
 from ledgerd.store.base import LockToken, Store, UnsentRequest
 from ledgerd.support import failpoints
@@ -62,10 +62,37 @@ def retry_delay_ms(attempts: int, base_ms: int, max_ms: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class _Outgoing:
-    request: ChangeRequest
+    """One message: a change, or the legs of an atomic group (one message, all or none)."""
+
+    legs: tuple[ChangeRequest, ...]
     accepted_at_ms: int
     resent: bool
     group_id: str | None = None
+
+    @property
+    def request_ids(self) -> list[str]:
+        return [leg.request_id for leg in self.legs]
+
+    @property
+    def is_follow_up(self) -> bool:
+        """A transfer's credit or return, which the consumer wrote: once in the log, its
+        outbox row has done its work (its outcome may live in another shard)."""
+        return self.legs[0].type in _FOLLOW_UP_TYPES
+
+
+_FOLLOW_UP_TYPES = frozenset((ChangeType.TRANSFER_IN, ChangeType.TRANSFER_RETURN))
+
+
+def messages_of(requests: Sequence[ChangeRequest]) -> list[tuple[ChangeRequest, ...]]:
+    """Requests in outbox order, as messages: consecutive legs of one atomic group together."""
+    messages: list[tuple[ChangeRequest, ...]] = []
+    for request in requests:
+        group = request.atomic_group
+        if group and messages and messages[-1][0].atomic_group == group:
+            messages[-1] = (*messages[-1], request)
+        else:
+            messages.append((request,))
+    return messages
 
 
 class Relay:
@@ -108,6 +135,7 @@ class Relay:
         self._failed: list[str] = []
         self._group_unreported: dict[str, int] = {}  # messages of a group without a report
         self._groups_done: list[str] = []
+        self._follow_ups_delivered: list[str] = []
         self._lock = threading.Lock()
         self._work = threading.Event()
         self._next_sweep = 0.0
@@ -124,18 +152,21 @@ class Relay:
     def hand_off(
         self, requests: Sequence[ChangeRequest], accepted_at_ms: int, group_id: str | None = None
     ) -> None:
-        """Queue requests whose outbox rows were just committed (called by the acceptor)."""
+        """Queue requests whose outbox rows were just committed (called by the acceptor, and
+        by the consumer for a transfer's next legs)."""
+        messages = messages_of(requests)
         with self._lock:
             # Past the bound, rows wait in the outbox for the sweep instead of in memory
             # (their group stays, so the sweep knows they may not be in the log).
             room = self._queue_max - len(self._queue)
-            if group_id is not None and len(requests) <= room:
-                self._group_unreported[group_id] = len(requests)
+            if group_id is not None and len(messages) <= room:
+                self._group_unreported[group_id] = len(messages)
             else:
                 group_id = None
-            for request in requests[: max(room, 0)]:
-                self._claimed.add(request.request_id)
-                self._queue.append(_Outgoing(request, accepted_at_ms, False, group_id))
+            for legs in messages[: max(room, 0)]:
+                outgoing = _Outgoing(legs, accepted_at_ms, False, group_id)
+                self._claimed.update(outgoing.request_ids)
+                self._queue.append(outgoing)
         self._work.set()
 
     def run_until_idle(self, timeout_s: float = 30.0, *, sweep_min_age_s: float = 0.0) -> None:
@@ -158,7 +189,7 @@ class Relay:
         with self._lock:
             # After a crash, requests taken off the queue may never have been published:
             # forget those claims so the sweep finds the rows again (a resend is harmless).
-            self._claimed = {outgoing.request.request_id for outgoing in self._queue}
+            self._claimed = {rid for outgoing in self._queue for rid in outgoing.request_ids}
         while not lifeline.stopping:
             lifeline.beat()
             failpoints.hit("relay.loop")
@@ -198,18 +229,21 @@ class Relay:
         return bool(batch) or recorded
 
     def _publish(self, outgoing: _Outgoing) -> None:
-        request = outgoing.request
-        request_id, group_id, resent = request.request_id, outgoing.group_id, outgoing.resent
+        request = outgoing.legs[0]
+        request_ids, group_id, resent = outgoing.request_ids, outgoing.group_id, outgoing.resent
+        follow_up = outgoing.is_follow_up
 
         def on_delivery(error: Exception | None) -> None:
             with self._lock:
                 # The lists are swapped out when recorded: look them up at report time.
                 if error is not None:
-                    self._failed.append(request_id)
+                    self._failed.extend(request_ids)
                 elif resent:
-                    self._resent.append(request_id)
+                    self._resent.extend(request_ids)
                 else:
-                    self._delivered.append(request_id)
+                    self._delivered.extend(request_ids)
+                if error is None and follow_up:
+                    self._follow_ups_delivered.extend(request_ids)
                 if group_id is not None:
                     left = self._group_unreported[group_id] - 1
                     self._group_unreported[group_id] = left
@@ -217,8 +251,8 @@ class Relay:
                         del self._group_unreported[group_id]
                         self._groups_done.append(group_id)
 
-        value = encode_change(
-            request, accepted_at_ms=outgoing.accepted_at_ms, resent=outgoing.resent
+        value = encode_group(
+            outgoing.legs, accepted_at_ms=outgoing.accepted_at_ms, resent=outgoing.resent
         )
         try:
             self._producer.publish(
@@ -238,6 +272,7 @@ class Relay:
             resent, self._resent = self._resent, []
             failed, self._failed = self._failed, []
             groups, self._groups_done = self._groups_done, []
+            follow_ups, self._follow_ups_delivered = self._follow_ups_delivered, []
         if not delivered and not resent and not failed and not groups:
             return False
         now_ms = int(time.time() * 1000)
@@ -249,12 +284,14 @@ class Relay:
             if failed:
                 self._store.mark_failed(failed, now_ms)
             self._store.delete_groups(groups)
+            self._store.delete_requests(follow_ups)
         except LedgerError:
             # Not recorded: put them back so the next round records them again.
             with self._lock:
                 self._resent = resent + self._resent
                 self._failed = failed + self._failed
                 self._groups_done = groups + self._groups_done
+                self._follow_ups_delivered = follow_ups + self._follow_ups_delivered
                 self._claimed.difference_update(delivered)
             raise
         metrics.OUTBOX_REQUESTS.labels(status="sent").inc(len(delivered) + len(resent))
@@ -281,10 +318,11 @@ class Relay:
         due = [row for row in rows if self._retry_due(row, now_ms)]
         with self._lock:
             fresh = [row for row in due if row.stored.request.request_id not in self._claimed]
-            for row in fresh:
-                request = row.stored.request
-                self._claimed.add(request.request_id)
-                self._queue.append(_Outgoing(request, row.created_at_ms, resent=True))
+            created = {row.stored.request.request_id: row.created_at_ms for row in fresh}
+            for legs in messages_of([row.stored.request for row in fresh]):
+                outgoing = _Outgoing(legs, created[legs[0].request_id], resent=True)
+                self._claimed.update(outgoing.request_ids)
+                self._queue.append(outgoing)
         token = self._outbox_lock()
         if token is not None and len(rows) < self._batch_max:
             # Every unpublished row older than the cutoff is in hand: groups older than

@@ -157,6 +157,10 @@ class Store(Protocol):
     def delete_groups(self, group_ids: Collection[str]) -> None:
         """These publish groups are in the log (every message delivered or marked FAILED)."""
 
+    def delete_requests(self, request_ids: Collection[str]) -> None:
+        """Delete these outbox rows: a transfer's later legs, once in the log (their
+        outcome may be recorded in another shard, so no local outcome would finish them)."""
+
     def delete_stale_groups(
         self, created_before_ms: int, keep: Collection[str], lock: LockToken
     ) -> int:

@@ -160,7 +160,11 @@ class ShardedStore:
             return {}
         found: dict[str, StoredRequest] = {}
         for part in self._each(lambda shard: shard.get_requests(request_ids)):
-            found.update(part)
+            for rid, stored in part.items():
+                # A transfer's credit can be in the outbox of one shard (PENDING) and
+                # journaled in another: the outcome wins.
+                if rid not in found or stored.status.is_final:
+                    found[rid] = stored
         return found
 
     def decided_requests(self, request_ids: Collection[str]) -> Collection[str]:
@@ -173,6 +177,10 @@ class ShardedStore:
     def delete_groups(self, group_ids: Collection[str]) -> None:
         # A publish group has a row in each shard that took rows of its group commit.
         self._each(lambda shard: shard.delete_groups(group_ids))
+
+    def delete_requests(self, request_ids: Collection[str]) -> None:
+        if request_ids:
+            self._each(lambda shard: shard.delete_requests(request_ids))
 
     def delete_stale_groups(
         self, created_before_ms: int, keep: Collection[str], lock: LockToken

@@ -212,6 +212,13 @@ class SqlStore:
             for chunk in chunks(sorted(group_ids), KEYS_PER_STATEMENT):
                 session.execute(f"DELETE FROM publish_groups WHERE group_id IN ({keys(chunk)})")
 
+    def delete_requests(self, request_ids: Collection[str]) -> None:
+        if not request_ids:
+            return
+        with self._dialect.autocommit() as session:
+            for chunk in chunks(sorted(request_ids), KEYS_PER_STATEMENT):
+                session.execute(f"DELETE FROM change_requests WHERE request_id IN ({keys(chunk)})")
+
     def delete_stale_groups(
         self, created_before_ms: int, keep: Collection[str], lock: LockToken
     ) -> int:
