@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 from harness import drop_database, fresh_shard_urls, ledgerd_command
-from test_audit_money import SOURCE, Consumer, deposit, transfer
+from test_audit_on_stores import SOURCE, Consumer, deposit, transfer
 from test_sharded_store import USER_P0, USER_P1, commit_one_each
 from test_store_contract import request
 
