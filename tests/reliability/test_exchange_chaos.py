@@ -82,6 +82,13 @@ def test_exchange_load_while_processes_are_killed(deployment_on_shards: Deployme
             "balances read by clients equal the model of the outcomes",
         )
 
+    # Shown with the output of a failure (or with -s).
+    print(
+        f"calls {len(operations)}, transient failures {dict(load.errors)}, kills"
+        f" {dict(killed)}, transfers credited {model.transfers_credited}, returned"
+        f" {model.transfers_returned}, refused {model.transfers_refused}, settlements"
+        f" {model.settlements}, audit {report['transfers']}"
+    )
     assert model.broken_atomicity == []
     # The load exercised what it is about.
     assert model.transfers_credited > 20 and model.transfers_returned > 0
