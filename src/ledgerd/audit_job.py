@@ -36,6 +36,8 @@ class AuditJob(PeriodicJob):
             return
         report = audit(self._store, max_in_flight_s=self._max_in_flight_s)
         metrics.AUDIT_PROBLEMS.set(report.problem_count)
+        if report.transfers is not None:
+            metrics.AUDIT_TRANSFERS_IN_FLIGHT.set(report.transfers.in_flight)
         metrics.AUDIT_LAST_RUN.set(time.time())
         if not report.ok:
             log.error("audit found problems", count=report.problem_count, first=report.problems[:3])
