@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -97,9 +97,15 @@ def store_from_settings(settings: Settings) -> Store:
         ShardMismatch: a shard records another place in the shard map.
         StoreUnavailable: a shard cannot be reached.
     """
+    return _open_store(settings, check_shards)
+
+
+def _open_store(settings: Settings, check: Callable[[Sequence[Shard], int], object]) -> Store:
+    """Every shard's store, once ``check`` (the shards, the partition count) passed; the
+    connections are closed if it raises."""
     shards = shards_from_settings(settings)
     try:
-        check_shards(shards, settings.partitions)
+        check(shards, settings.partitions)
     except Exception:
         for shard in shards:
             shard.store.close()
@@ -110,14 +116,7 @@ def store_from_settings(settings: Settings) -> Store:
 def open_backends(settings: Settings) -> Backends:
     """Open store, log and cache from their URLs; check the shard map; create schema
     and topics."""
-    shards = shards_from_settings(settings)
-    try:
-        prepare_shards(shards, settings.partitions)
-    except Exception:
-        for shard in shards:
-            shard.store.close()
-        raise
-    store = store_over(shards, settings.partitions)
+    store = _open_store(settings, prepare_shards)
     event_log = open_log(
         settings.log_url,
         data_dir=settings.data_dir,

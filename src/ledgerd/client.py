@@ -43,6 +43,7 @@ __all__ = [
     "LedgerdRpcError",
     "RetryPolicy",
     "change_request",
+    "transfer_request",
 ]
 
 SERVICE = "/ledgerd.v1.BalanceService/"
@@ -60,6 +61,8 @@ _RESPONSES: dict[str, type[Message]] = {
     "GetChange": pb.ChangeResult,
     "ListJournal": pb.ListJournalResponse,
     "HealthCheck": pb.HealthCheckResponse,
+    "Transfer": pb.TransferResponse,
+    "GetTransfer": pb.GetTransferResponse,
 }
 _CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", 16 << 20),
@@ -117,6 +120,30 @@ def change_request(
         currency=currency,
         type=kind,
         amount=amount,
+        wait=wait,
+        memo=memo,
+    )
+
+
+def transfer_request(
+    from_user_id: int,
+    to_user_id: int,
+    currency: str,
+    amount: str,
+    *,
+    request_id: str | None = None,
+    from_frozen: bool = False,
+    wait: bool = False,
+    memo: str = "",
+) -> pb.TransferRequest:
+    """A TransferRequest with a fresh request_id unless one is given."""
+    return pb.TransferRequest(
+        request_id=request_id or str(uuid.uuid4()),
+        from_user_id=from_user_id,
+        to_user_id=to_user_id,
+        currency=currency,
+        amount=amount,
+        from_frozen=from_frozen,
         wait=wait,
         memo=memo,
     )
@@ -260,10 +287,42 @@ class LedgerdClient(_Base):
         return result
 
     def change_many(
-        self, changes: Sequence[pb.ChangeBalanceRequest], *, wait: bool = False
+        self,
+        changes: Sequence[pb.ChangeBalanceRequest],
+        *,
+        wait: bool = False,
+        atomic: bool = False,
     ) -> Sequence[pb.ChangeResult]:
-        request = pb.ChangeBalancesRequest(changes=changes, wait=wait)
+        """ChangeBalances; ``atomic``: one user's changes, applied all or none."""
+        request = pb.ChangeBalancesRequest(changes=changes, wait=wait, atomic=atomic)
         return list(self.call("ChangeBalances", request).results)
+
+    def transfer(
+        self,
+        from_user_id: int,
+        to_user_id: int,
+        currency: str,
+        amount: str,
+        *,
+        request_id: str | None = None,
+        from_frozen: bool = False,
+        wait: bool = False,
+        memo: str = "",
+    ) -> pb.Transfer:
+        """Move ``amount`` from one user to another; the transfer's state (PENDING without
+        ``wait``), retried with the same request_id like a change."""
+        request = transfer_request(
+            from_user_id, to_user_id, currency, amount,
+            request_id=request_id, from_frozen=from_frozen, wait=wait, memo=memo,
+        )  # fmt: skip
+        answer: pb.TransferResponse = self.call("Transfer", request)
+        return answer.transfer
+
+    def get_transfer(self, request_id: str) -> pb.Transfer:
+        answer: pb.GetTransferResponse = self.call(
+            "GetTransfer", pb.GetTransferRequest(request_id=request_id)
+        )
+        return answer.transfer
 
     def get_change(self, request_id: str) -> pb.ChangeResult:
         result: pb.ChangeResult = self.call("GetChange", pb.GetChangeRequest(request_id=request_id))
@@ -334,12 +393,42 @@ class AsyncLedgerdClient(_Base):
         return result
 
     async def change_many(
-        self, changes: Sequence[pb.ChangeBalanceRequest], *, wait: bool = False
+        self,
+        changes: Sequence[pb.ChangeBalanceRequest],
+        *,
+        wait: bool = False,
+        atomic: bool = False,
     ) -> Sequence[pb.ChangeResult]:
+        """ChangeBalances; ``atomic``: one user's changes, applied all or none."""
         answer = await self.call(
-            "ChangeBalances", pb.ChangeBalancesRequest(changes=changes, wait=wait)
+            "ChangeBalances", pb.ChangeBalancesRequest(changes=changes, wait=wait, atomic=atomic)
         )
         return list(answer.results)
+
+    async def transfer(
+        self,
+        from_user_id: int,
+        to_user_id: int,
+        currency: str,
+        amount: str,
+        *,
+        request_id: str | None = None,
+        from_frozen: bool = False,
+        wait: bool = False,
+        memo: str = "",
+    ) -> pb.Transfer:
+        request = transfer_request(
+            from_user_id, to_user_id, currency, amount,
+            request_id=request_id, from_frozen=from_frozen, wait=wait, memo=memo,
+        )  # fmt: skip
+        answer: pb.TransferResponse = await self.call("Transfer", request)
+        return answer.transfer
+
+    async def get_transfer(self, request_id: str) -> pb.Transfer:
+        answer: pb.GetTransferResponse = await self.call(
+            "GetTransfer", pb.GetTransferRequest(request_id=request_id)
+        )
+        return answer.transfer
 
     async def get_change(self, request_id: str) -> pb.ChangeResult:
         result: pb.ChangeResult = await self.call(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ledgerd.cache.memory import MemoryCache
-from ledgerd.consumer.worker import BatchConsumer, ConsumerConfig
+from ledgerd.consumer.worker import BatchConsumer, ConsumerConfig, SendOn
 from ledgerd.domain.model import ChangeRequest
 from ledgerd.log.embedded import EmbeddedLog
 from ledgerd.log.signing import MessageSigner
@@ -42,6 +42,8 @@ class Rig:
             **options,  # type: ignore[arg-type]
         )
 
-    def consumer(self, **options: object) -> BatchConsumer:
+    def consumer(self, send_on: SendOn | None = None, **options: object) -> BatchConsumer:
         config = ConsumerConfig(topic=TOPIC, dlq_topic=DLQ, poll_timeout_s=0.1, **options)  # type: ignore[arg-type]
-        return BatchConsumer(self.store, self.log, self.cache, None, config, signer=self.signer)
+        return BatchConsumer(
+            self.store, self.log, self.cache, None, config, signer=self.signer, send_on=send_on
+        )

@@ -45,9 +45,8 @@ class Pipeline:
     def __init__(self, rig: Rig, *, send_on: bool = True) -> None:
         self.rig = rig
         self.relay: Relay = rig.relay(sweep_min_age_s=0.0)
-        self.consumer: BatchConsumer = rig.consumer()
-        if send_on:
-            self.consumer._send_on = self.relay.hand_off  # as app.py wires it
+        # As app.py wires it: the consumer hands a transfer's next legs to its relay.
+        self.consumer: BatchConsumer = rig.consumer(self.relay.hand_off if send_on else None)
 
     def submit(self, requests: list[ChangeRequest], now_ms: int = 1000) -> None:
         self.rig.accept(requests, now_ms)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from component_support import DLQ, Rig
 
 from ledgerd.audit import audit
@@ -76,6 +78,29 @@ def test_a_consumer_whose_partition_was_claimed_again_is_fenced(rig: Rig) -> Non
     assert rig.store.get_balances(1, "USD")[0].available == 2 * SCALE
     # The fenced partition is dropped until the log assigns it again.
     assert partition_for_user(1, 3) not in stale.owned_partitions
+
+
+def test_a_batch_fenced_by_the_consumers_own_new_claim_keeps_the_partition(rig: Rig) -> None:
+    """The log assigns a partition to this consumer again while a batch of the old claim is
+    committing: the batch is fenced, but the new claim stands and the batch applies from it
+    (the partition used to be dropped until the next rebalance)."""
+    rig.accept(deposits(2))
+    rig.relay().run_until_idle()
+    consumer = rig.consumer()
+    partition = partition_for_user(1, 3)
+    commit = consumer._writer.commit
+
+    def reassigned_meanwhile(*args: Any, **kwargs: Any) -> None:
+        consumer._intake._assigned([partition])  # a rebalance hands it back: a newer epoch
+        consumer._writer.commit = commit
+        commit(*args, **kwargs)
+
+    consumer._writer.commit = reassigned_meanwhile  # type: ignore[method-assign]
+    consumer.run_once(timeout_s=0)
+    assert rig.store.get_balances(1, "USD") == []  # fenced: nothing committed
+    assert partition in consumer.owned_partitions
+    consumer.run_until_idle()
+    assert rig.store.get_balances(1, "USD")[0].available == 2 * SCALE
 
 
 def test_memory_stays_within_the_cap_and_evicted_accounts_reload(rig: Rig) -> None:

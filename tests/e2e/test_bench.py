@@ -72,3 +72,19 @@ def test_apply_on_two_shards_with_two_consumers_drains_and_audits(tmp_path: Path
     audit = result["audit"]  # (a run this short may end before the first rate sample)
     assert isinstance(audit, dict)
     assert audit["ok"] and audit["in_flight"] == 0 and audit["journal_entries"] > 0
+
+
+def test_transfer_reports_both_rates_of_a_settled_audited_run(tmp_path: Path) -> None:
+    """`--scenario transfer`: transfers/s accepted and end to end, every transfer settled,
+    the audit clean and the sampled transfers APPLIED."""
+    result, stderr = bench(
+        tmp_path, "--scenario", "transfer", "--stack", "embedded", "--accounts", "200",
+        "--concurrency", "8",
+    )  # fmt: skip
+    assert (result["scenario"], result["unit"]) == ("transfer", "transfers/s")
+    assert result.keys() >= END_TO_END_FIELDS
+    assert isinstance(result["end_to_end_rate"], float) and result["end_to_end_rate"] > 0
+    assert result["settled"] is True and result["audit"]["ok"]  # type: ignore[index]
+    applied, sampled = str(result["sampled_applied"]).split("/")
+    assert applied == sampled and int(sampled) > 0
+    assert any(line.startswith("  transfer: ") for line in stderr.splitlines())

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from e2e_support import new_request_id, new_user
-from harness import ServerProcess
+from harness import ServerProcess, wait_until
 
 from ledgerd.cli import main
 from ledgerd.cli.exit_codes import ExitCode
@@ -154,3 +155,95 @@ def test_an_expected_failure_is_one_line_and_exit_1(tmp_path: Path) -> None:
     assert done.returncode == ExitCode.ERROR
     assert done.stderr.splitlines()[-1].startswith("ledgerd: StoreUnavailable: ")
     assert "Traceback" not in done.stderr
+
+
+def deposited(server: ServerProcess, amount: str) -> str:
+    """A new user with ``amount`` USD applied."""
+    user = str(new_user())
+    done = server.run_cli("change", "deposit", user, "USD", amount, "--wait")
+    assert done.returncode == ExitCode.OK, done.stderr
+    return user
+
+
+def test_a_transfer_exits_with_its_outcome_and_so_does_get_transfer(
+    server: ServerProcess,
+) -> None:
+    """A funded transfer waited for is APPLIED (0) with both balances moved; one beyond the
+    balance is REJECTED (3); get-transfer exits the same; an unknown one is NOT_FOUND (1)."""
+    source, destination, request_id = deposited(server, "5"), str(new_user()), new_request_id()
+    done = server.run_cli(
+        "transfer", "--request-id", request_id, "--from-user", source, "--to-user", destination,
+        "--currency", "USD", "--amount", "2", "--memo", "rent", "--wait",
+    )  # fmt: skip
+    assert done.returncode in (ExitCode.OK, ExitCode.NOT_FINAL), done.stderr
+    looked_up = wait_until(
+        lambda: (r := server.run_cli("get-transfer", request_id)).returncode == ExitCode.OK and r,
+        30,
+        "the transfer APPLIED",
+    )
+    assert json.loads(looked_up.stdout)["transfer"]["status"] == "APPLIED"
+    balance = json.loads(server.run_cli("balance", destination, "USD").stdout)
+    assert balance["balances"][0]["available"] == "2"
+    short = server.run_cli(
+        "transfer", "--from-user", source, "--to-user", destination, "--currency", "USD",
+        "--amount", "100", "--wait",
+    )  # fmt: skip
+    assert short.returncode == ExitCode.REJECTED, short.stderr
+    assert json.loads(short.stdout)["transfer"]["reject_reason"] == "INSUFFICIENT_AVAILABLE"
+    missing = server.run_cli("get-transfer", new_request_id())
+    assert missing.returncode == ExitCode.ERROR and "error: NOT_FOUND" in missing.stderr
+
+
+def test_a_transfer_to_its_own_source_exits_2_naming_the_field(server: ServerProcess) -> None:
+    user = str(new_user())
+    done = server.run_cli(
+        "transfer", "--from-user", user, "--to-user", user, "--currency", "USD", "--amount", "1"
+    )
+    assert done.returncode == ExitCode.USAGE
+    assert done.stderr.startswith("error: INVALID_ARGUMENT: to_user_id")
+
+
+def test_a_transfer_in_flight_exits_4_when_waited_for_else_0(
+    stalled_server: ServerProcess,
+) -> None:
+    """Nothing applies it: accepted (0) without --wait; not final (4) with --wait, and for
+    get-transfer."""
+    request_id = new_request_id()
+    transfer = [
+        "transfer", "--request-id", request_id, "--from-user", str(new_user()),
+        "--to-user", str(new_user()), "--currency", "USD", "--amount", "1",
+    ]  # fmt: skip
+    accepted = stalled_server.run_cli(*transfer)
+    assert accepted.returncode == ExitCode.OK, accepted.stderr
+    assert json.loads(accepted.stdout)["transfer"]["status"] in ("PENDING", "SENT")
+    waited = stalled_server.run_cli(*transfer, "--wait", "--timeout", "2")
+    assert waited.returncode == ExitCode.NOT_FINAL, waited.stderr
+    looked_up = stalled_server.run_cli("get-transfer", request_id)
+    assert looked_up.returncode == ExitCode.NOT_FINAL, looked_up.stderr
+
+
+def test_an_atomic_batch_applies_all_or_rejects_all(server: ServerProcess, tmp_path: Path) -> None:
+    """`batch --atomic --wait`: a settlement that fits is APPLIED (0), SPEND_FROZEN included;
+    one leg short rejects every leg (3) and changes nothing."""
+    user = deposited(server, "10")
+    assert server.run_cli("change", "freeze", user, "USD", "4", "--wait").returncode == 0
+
+    def batch(*legs: tuple[str, str, str]) -> subprocess.CompletedProcess[str]:
+        lines = [
+            json.dumps({"user_id": user, "currency": currency, "type": kind, "amount": amount})
+            for kind, currency, amount in legs
+        ]
+        changes = tmp_path / f"{new_request_id()}.jsonl"
+        changes.write_text("\n".join(lines) + "\n")
+        return server.run_cli("batch", str(changes), "--atomic", "--wait")
+
+    settled = batch(("SPEND_FROZEN", "USD", "3"), ("DEPOSIT", "BTC", "0.5"))
+    assert settled.returncode == ExitCode.OK, settled.stderr
+    assert [r["status"] for r in json.loads(settled.stdout)["results"]] == ["APPLIED"] * 2
+    short = batch(("WITHDRAW", "USD", "1"), ("SPEND_FROZEN", "USD", "2"))
+    assert short.returncode == ExitCode.REJECTED, short.stderr
+    assert {r["reject_reason"] for r in json.loads(short.stdout)["results"]} == {
+        "INSUFFICIENT_FROZEN"
+    }
+    balance = json.loads(server.run_cli("balance", user, "USD").stdout)["balances"][0]
+    assert (balance["available"], balance["frozen"]) == ("6", "1")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from e2e_support import new_user
 from harness import ServerProcess, wait_until
 
-from ledgerd.client import AsyncLedgerdClient, LedgerdClient, RetryPolicy
+from ledgerd.client import AsyncLedgerdClient, LedgerdClient, RetryPolicy, change_request
 from ledgerd.v1 import balance_pb2 as pb
 
 
@@ -87,5 +88,61 @@ def test_async_client_changes_and_reads(tmp_path: Path) -> None:
         assert [r.status for r in results] == [pb.APPLIED, pb.APPLIED]
         assert balance == "3/2"
         assert health.status == pb.HealthCheckResponse.SERVING
+    finally:
+        server.stop()
+
+
+def test_clients_transfer_and_settle_atomically(tmp_path: Path) -> None:
+    """Both clients: transfer and get_transfer see a transfer APPLIED with both balances
+    moved; change_many(atomic=True) applies a settlement all together, or rejects it all."""
+    server = ServerProcess(tmp_path / "exchange").start()
+    source, destination, trader = new_user(), new_user(), new_user()
+
+    def applied(get: Callable[[], pb.Transfer]) -> pb.Transfer:
+        return wait_until(lambda: (t := get()).status == pb.APPLIED and t, 30, "APPLIED")
+
+    try:
+        with LedgerdClient(server.target) as client:
+            client.change("deposit", source, "USD", "10", wait=True)
+            sent = client.transfer(
+                source, destination, "USD", "4", request_id=f"pay-{source}", memo="rent"
+            )
+            assert (sent.request_id, sent.from_user_id, sent.amount) == (
+                f"pay-{source}", source, "4",
+            )  # fmt: skip
+            assert applied(lambda: client.get_transfer(f"pay-{source}")).debited
+            assert client.get_balance(destination, "USD")[0].available == "4"
+            again = client.transfer(
+                source, destination, "USD", "4", request_id=f"pay-{source}", memo="rent"
+            )
+            assert again.duplicate and client.get_balance(source, "USD")[0].available == "6"
+            client.change("deposit", trader, "USD", "5", wait=True)
+            client.change("freeze", trader, "USD", "5", wait=True)
+            legs = [
+                change_request("spend_frozen", trader, "USD", "5"),
+                change_request("deposit", trader, "BTC", "1"),
+            ]
+            results = client.change_many(legs, atomic=True, wait=True)
+            assert [r.status for r in results] == [pb.APPLIED, pb.APPLIED]
+
+        async def with_async_client() -> tuple[list[pb.ChangeResult], pb.Transfer]:
+            async with AsyncLedgerdClient(server.target) as client:
+                again = [
+                    change_request("spend_frozen", trader, "USD", "1"),
+                    change_request("deposit", trader, "BTC", "1"),
+                ]
+                rejected = await client.change_many(again, atomic=True, wait=True)
+                await client.transfer(destination, source, "USD", "1", request_id=f"back-{source}")
+                transfer = await client.get_transfer(f"back-{source}")
+                return list(rejected), transfer
+
+        rejected, transfer = asyncio.run(with_async_client())
+        assert [(r.status, r.reject_reason) for r in rejected] == [
+            (pb.REJECTED, pb.INSUFFICIENT_FROZEN)
+        ] * 2
+        assert transfer.request_id == f"back-{source}" and transfer.to_user_id == source
+        with LedgerdClient(server.target) as client:
+            assert applied(lambda: client.get_transfer(f"back-{source}")).status == pb.APPLIED
+            assert [b.available for b in client.get_balance(trader, "BTC")] == ["1"]
     finally:
         server.stop()

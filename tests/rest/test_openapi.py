@@ -16,10 +16,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
 from schemathesis.specs.openapi.definitions import OPENAPI_30_VALIDATOR
 
 from ledgerd.api.openapi import DOCUMENT
 from ledgerd.api.signing import KEY_ID_HEADER, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
+from ledgerd.v1 import balance_pb2 as pb
 
 
 def test_gateway_conforms_to_its_openapi_document(rest: str, tmp_path: Path) -> None:
@@ -92,3 +94,49 @@ def test_served_document_is_the_module_document(rest: str) -> None:
     """/openapi.json serves DOCUMENT."""
     with urllib.request.urlopen(f"{rest}/openapi.json", timeout=15) as answer:
         assert json.loads(answer.read()) == json.loads(json.dumps(DOCUMENT))
+
+
+SCHEMAS = DOCUMENT["components"]["schemas"]
+
+
+@pytest.mark.parametrize(
+    ("schema", "message"),
+    [
+        ("ChangeRequest", pb.ChangeBalanceRequest),
+        ("ChangeBatch", pb.ChangeBalancesRequest),
+        ("ChangeResult", pb.ChangeResult),
+        ("JournalEntry", pb.JournalEntry),
+        ("TransferRequest", pb.TransferRequest),
+        ("Transfer", pb.Transfer),
+        ("TransferResponse", pb.TransferResponse),
+    ],
+)
+def test_schemas_have_every_field_of_their_message(schema: str, message: Any) -> None:
+    """Each schema lists exactly its proto message's fields, by their proto (snake_case) names."""
+    assert set(SCHEMAS[schema]["properties"]) == {f.name for f in message.DESCRIPTOR.fields}
+
+
+def test_change_types_a_client_sends_exclude_the_transfer_legs() -> None:
+    """Requests take the client types (SPEND_FROZEN included); the journal shows every type."""
+    every_type = [v.name for v in pb.ChangeType.DESCRIPTOR.values if v.number != 0]
+    sent = SCHEMAS["ChangeRequest"]["properties"]["type"]["enum"]
+    assert sent == ["DEPOSIT", "WITHDRAW", "FREEZE", "UNFREEZE", "SPEND_FROZEN"]
+    assert SCHEMAS["JournalEntry"]["properties"]["type"]["enum"] == every_type
+
+
+def test_transfer_routes_take_write_and_read_shapes() -> None:
+    """POST /v1/transfers takes a TransferRequest; both transfer routes answer a
+    TransferResponse; GetTransfer documents 404 for an unknown transfer."""
+    post = DOCUMENT["paths"]["/v1/transfers"]["post"]
+    get = DOCUMENT["paths"]["/v1/transfers/{request_id}"]["get"]
+    ok = {"$ref": "#/components/schemas/TransferResponse"}
+    assert post["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/TransferRequest"
+    }
+    assert [
+        op["responses"]["200"]["content"]["application/json"]["schema"] for op in (post, get)
+    ] == [
+        ok,
+        ok,
+    ]
+    assert "404" in get["responses"] and "409" in post["responses"]

@@ -8,33 +8,9 @@ import urllib.request
 from typing import Any
 
 from harness.load import new_request_id, new_user
+from rest_support import deposit, error_info, field_violations, http, signed_headers
 
 from ledgerd.api.signing import Signer
-
-
-def http(
-    base: str, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
-) -> tuple[int, dict[str, Any]]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(base + path, data=data, method=method, headers=headers or {})
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=15) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
-
-def deposit(user: int, amount: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "request_id": new_request_id("rest"),
-        "user_id": str(user),
-        "currency": "USD",
-        "type": "DEPOSIT",
-        "amount": amount,
-        **extra,
-    }
 
 
 def test_deposit_with_wait_then_read_balance_and_journal(rest: str) -> None:
@@ -79,16 +55,6 @@ def test_batch_with_an_invalid_item_stores_nothing(rest: str) -> None:
     assert http(rest, "GET", f"/v1/changes/{good['request_id']}")[0] == 404
 
 
-def error_info(error: dict[str, Any]) -> dict[str, Any]:
-    (info,) = [d for d in error["details"] if d["@type"].endswith("/google.rpc.ErrorInfo")]
-    return info
-
-
-def field_violations(error: dict[str, Any]) -> list[tuple[str, str]]:
-    (bad,) = [d for d in error["details"] if d["@type"].endswith("/google.rpc.BadRequest")]
-    return [(v["field"], v["description"]) for v in bad["field_violations"]]
-
-
 def test_invalid_fields_come_with_the_same_details_as_grpc(rest: str) -> None:
     """400 bodies list every bad field (BadRequest, snake_case names) beside an ErrorInfo."""
     status, error = http(
@@ -129,10 +95,6 @@ def test_conflict_and_not_found_carry_their_reasons(rest: str) -> None:
     status, error = http(rest, "GET", f"/v1/changes/{request_id}")
     assert status == 404 and error_info(error)["reason"] == "REQUEST_NOT_FOUND"
     assert error_info(error)["metadata"] == {"request_id": request_id}
-
-
-def signed_headers(signer: Signer, method: str, path: str, body: bytes) -> dict[str, str]:
-    return dict(signer.headers(f"{method} {path}", body))
 
 
 def test_signing_applies_to_rest_with_the_same_scheme(signed_rest: str) -> None:

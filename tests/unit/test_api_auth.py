@@ -199,3 +199,18 @@ def test_scope_follows_scope_method_when_given(auth: Verifier) -> None:
     call = signed("reader", "read-secret", path, nonce="r" * 32)
     with pytest.raises(PermissionDenied):
         auth.verify(path, call, BODY, scope_method=WRITE)
+
+
+@pytest.mark.parametrize(
+    ("method", "allowed"), [("GetTransfer", True), ("Transfer", False), ("ChangeBalances", False)]
+)
+def test_a_read_key_may_get_a_transfer_but_not_make_one(
+    auth: Verifier, method: str, allowed: bool
+) -> None:
+    """GetTransfer needs the read scope; Transfer, like every change, needs write."""
+    call = signed("reader", "read-secret", SERVICE + method)
+    if allowed:
+        assert auth.verify(SERVICE + method, call, BODY) is KEYS["reader"]
+    else:
+        with pytest.raises(PermissionDenied):
+            auth.verify(SERVICE + method, call, BODY)

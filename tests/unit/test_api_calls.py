@@ -114,3 +114,18 @@ def test_no_line_is_written_while_the_access_log_is_off() -> None:
     with capture_logs() as lines:
         MethodCalls("grpc", METHOD).record(time.perf_counter(), Outcome("OK"))
     assert lines == []
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [pb.TransferRequest(request_id="t-1", memo="secret"), pb.GetTransferRequest(request_id="t-1")],
+)
+def test_a_transfer_call_shows_its_request_id_only(request_: object) -> None:
+    """Transfer and GetTransfer log the transfer's id, as the change calls do, and no field."""
+    configure_access_log("info", "info")
+    with capture_logs() as lines:
+        MethodCalls("grpc", "/ledgerd.v1.BalanceService/Transfer").record(
+            time.perf_counter(), Outcome("OK", request=request_)
+        )
+    (line,) = lines
+    assert line["request_id"] == "t-1" and "memo" not in line

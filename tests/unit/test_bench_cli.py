@@ -7,7 +7,8 @@ import argparse
 import pytest
 
 from ledgerd.bench.names import SCENARIOS
-from ledgerd.cli import build_parser
+from ledgerd.cli import build_parser, main
+from ledgerd.cli.benchmark import api_worker_counts
 
 
 def bench_args(*argv: str) -> argparse.Namespace:
@@ -20,10 +21,24 @@ def test_scenario_takes_all_or_a_comma_separated_list() -> None:
     assert bench_args("--scenario", "read,echo").scenario == ["read", "echo"]
 
 
-def test_workers_default_to_one_and_two() -> None:
-    """change-single and read run with 1 and 2 API workers unless told otherwise."""
-    assert bench_args().workers == [1, 2]
+def test_workers_default_to_one_and_two_on_production_and_one_embedded() -> None:
+    """change-single and read run with 1 and 2 API workers on the production stack, with 1 on
+    the embedded stack (which refuses more), unless told otherwise."""
+    assert bench_args().workers is None
+    assert api_worker_counts(None, "production") == [1, 2]
+    assert api_worker_counts(None, "embedded") == [1]
     assert bench_args("--workers", "1").workers == [1]
+    assert api_worker_counts([1], "embedded") == [1]
+    assert api_worker_counts([1, 3], "production") == [1, 3]
+
+
+def test_more_workers_on_the_embedded_stack_are_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Asking the embedded stack for 2 API processes exits 2 naming --workers, before any run."""
+    assert api_worker_counts([2], "embedded") is None
+    assert main(["bench", "--stack", "embedded", "--workers", "1,2"]) == 2
+    assert "--workers" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Iterator
 from importlib import metadata
+from pathlib import Path
 
 import grpc
 import pytest
 
 from ledgerd.cli import build_parser, main
-from ledgerd.cli.exit_codes import ExitCode, for_change, for_rpc_error
+from ledgerd.cli.exit_codes import ExitCode, for_change, for_changes, for_rpc_error
 from ledgerd.v1 import balance_pb2 as pb
 
 
@@ -104,6 +106,16 @@ def test_version_comes_from_the_package_metadata(capsys: pytest.CaptureFixture[s
         (["change", "lend", "2", "USD", "1"], "argument type: invalid choice: 'lend'"),
         (["dlq", "list", "--limit", "-1"], "argument --limit: must be 1 or more"),
         (["dlq"], "the following arguments are required: ACTION"),
+        (
+            ["transfer", "--to-user", "2", "--currency", "USD", "--amount", "1"],
+            "the following arguments are required: --from-user",
+        ),
+        (
+            ["transfer", "--from-user", "0", "--to-user", "2", "--currency", "X", "--amount", "1"],
+            "argument --from-user: must be from 1 to 18446744073709551615, not 0",
+        ),
+        (["change", "transfer_in", "2", "USD", "1"], "invalid choice: 'transfer_in'"),
+        (["get-transfer"], "the following arguments are required: request_id"),
     ],
 )
 def test_bad_arguments_exit_2_naming_the_argument(
@@ -148,3 +160,59 @@ def test_a_change_exits_with_its_outcome(status: int, final_expected: bool, code
 def test_a_failed_call_exits_2_for_bad_input_else_1(rpc_code: grpc.StatusCode, code: int) -> None:
     """Input the server refuses is a usage error (2); anything else is an error (1)."""
     assert for_rpc_error(rpc_code) == code
+
+
+def test_transfer_options_fill_the_transfer_request() -> None:
+    """`ledgerd transfer` takes every TransferRequest field as an option."""
+    args = build_parser().parse_args(
+        ["transfer", "--request-id", "t-1", "--from-user", "7", "--to-user", "9",
+         "--currency", "USD", "--amount", "2.5", "--from-frozen", "--memo", "rent", "--wait"]
+    )  # fmt: skip
+    assert (args.request_id, args.from_user, args.to_user, args.currency, args.amount) == (
+        "t-1", 7, 9, "USD", "2.5",
+    )  # fmt: skip
+    assert args.from_frozen and args.wait and args.memo == "rent"
+
+
+def test_spend_frozen_is_a_change_type_in_any_letter_case() -> None:
+    """`change SPEND_FROZEN ...` parses as spend_frozen, which the client sends by name."""
+    assert build_parser().parse_args(["change", "SPEND_FROZEN", "2", "USD", "1"]).type == (
+        "spend_frozen"
+    )
+
+
+def test_batch_takes_atomic_and_wait() -> None:
+    """`ledgerd batch FILE --atomic --wait`; without FILE it reads standard input."""
+    args = build_parser().parse_args(["batch", "changes.json", "--atomic", "--wait"])
+    assert (args.file, args.atomic, args.wait) == ("changes.json", True, True)
+    assert build_parser().parse_args(["batch"]).file == "-"
+
+
+def test_batch_input_with_a_bad_item_exits_2_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A malformed item is named as the server names it, and nothing is sent."""
+    changes = tmp_path / "changes.jsonl"
+    good = {"user_id": "1", "currency": "USD", "type": "DEPOSIT", "amount": "1"}
+    changes.write_text(json.dumps(good) + "\n" + json.dumps({**good, "amont": "2"}) + "\n")
+    # An address nothing listens on: reaching the server would fail differently (exit 1).
+    code = main(["batch", str(changes), "--addr", "127.0.0.1:9", "--timeout", "1"])
+    assert code == ExitCode.USAGE
+    assert "INVALID_ARGUMENT: changes[1].amont: unknown field" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("statuses", "final_expected", "code"),
+    [
+        ([pb.APPLIED, pb.APPLIED], True, ExitCode.OK),
+        ([pb.PENDING, pb.PENDING], False, ExitCode.OK),
+        ([pb.APPLIED, pb.PENDING], True, ExitCode.NOT_FINAL),
+        ([pb.PENDING, pb.REJECTED], True, ExitCode.REJECTED),
+        ([pb.REJECTED, pb.APPLIED], False, ExitCode.REJECTED),
+    ],
+)
+def test_a_batch_exits_with_its_worst_outcome(
+    statuses: list[int], final_expected: bool, code: int
+) -> None:
+    """Any REJECTED change: 3; else any not final when final ones were due: 4; else 0."""
+    assert for_changes(statuses, final_expected=final_expected) == code

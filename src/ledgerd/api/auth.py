@@ -29,6 +29,8 @@ from ledgerd.api.signing import (
 from ledgerd.errors import PermissionDenied, Unauthenticated
 
 SERVICE_PREFIX = "/ledgerd.v1.BalanceService/"
+# The methods a ``read`` key may call; every other one (ChangeBalance(s), Transfer) needs
+# ``write``, so a method added without a thought here is the safer of the two.
 READ_METHODS = frozenset(
     SERVICE_PREFIX + name
     for name in (

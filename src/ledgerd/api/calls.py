@@ -115,7 +115,10 @@ class MethodCalls:
 
 def request_fields(request: object) -> dict[str, object]:
     """What the access log shows of a request: its id, or a batch's size; nothing else."""
-    if isinstance(request, pb.ChangeBalanceRequest | pb.GetChangeRequest):
+    if isinstance(
+        request,
+        pb.ChangeBalanceRequest | pb.GetChangeRequest | pb.TransferRequest | pb.GetTransferRequest,
+    ):
         return {"request_id": request.request_id[:MAX_LOGGED_CHARS]}
     if isinstance(request, pb.ChangeBalancesRequest):
         return {"changes": len(request.changes)}

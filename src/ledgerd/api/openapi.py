@@ -21,8 +21,23 @@ _POSITIVE_AMOUNT = {
     "pattern": r"^(?=.*[1-9])(0|[1-9][0-9]{0,19})(\.[0-9]{1,18})?$",
 }
 _REQUEST_ID = {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,64}$"}
+_MEMO = {"type": "string", "maxLength": 256, "pattern": "^[^\u0000]*$"}
 _CURRENCY = {"type": "string", "pattern": "^[A-Z0-9]{1,16}$"}
-_CHANGE_TYPE = {"type": "string", "enum": ["DEPOSIT", "WITHDRAW", "FREEZE", "UNFREEZE"]}
+# What ChangeBalance(s) accept; the journal also shows the legs of transfers.
+_CHANGE_TYPE = {
+    "type": "string",
+    "enum": ["DEPOSIT", "WITHDRAW", "FREEZE", "UNFREEZE", "SPEND_FROZEN"],
+}
+_JOURNAL_TYPE = {
+    "type": "string",
+    "enum": [
+        *_CHANGE_TYPE["enum"],
+        "TRANSFER_OUT",
+        "TRANSFER_OUT_FROZEN",
+        "TRANSFER_IN",
+        "TRANSFER_RETURN",
+    ],
+}
 _STATUS = {"type": "string", "enum": ["PENDING", "SENT", "APPLIED", "REJECTED", "FAILED"]}
 _REASON = {
     "type": "string",
@@ -175,6 +190,21 @@ DOCUMENT: dict[str, Any] = {
             )
         },
         "/v1/health": {"get": _operation("HealthCheck", _ref("Health"))},
+        "/v1/transfers": {
+            "post": _operation(
+                "Transfer", _ref("TransferResponse"), 409, 429, body="TransferRequest"
+            )
+        },
+        "/v1/transfers/{request_id}": {
+            "get": _operation(
+                "GetTransfer",
+                _ref("TransferResponse"),
+                400,
+                404,
+                429,
+                parameters=[_path_param("request_id", _REQUEST_ID)],
+            )
+        },
     },
     "components": {
         "securitySchemes": _SECURITY_SCHEMES,
@@ -225,7 +255,7 @@ DOCUMENT: dict[str, Any] = {
                     "type": _CHANGE_TYPE,
                     "amount": _POSITIVE_AMOUNT,
                     "wait": {"type": "boolean"},
-                    "memo": {"type": "string", "maxLength": 256, "pattern": "^[^\u0000]*$"},
+                    "memo": _MEMO,
                 },
             },
             "ChangeBatch": {
@@ -235,6 +265,11 @@ DOCUMENT: dict[str, Any] = {
                 "properties": {
                     "changes": {"type": "array", "maxItems": 10000, "items": _ref("ChangeRequest")},
                     "wait": {"type": "boolean"},
+                    "atomic": {
+                        "type": "boolean",
+                        "description": "all changes for one user, at most 100: applied in"
+                        " order, all or none (each REJECTED with the failing change's reason)",
+                    },
                 },
             },
             "ChangeResult": {
@@ -257,18 +292,69 @@ DOCUMENT: dict[str, Any] = {
                     "request_id": {"type": "string"},
                     "user_id": _UINT64,
                     "currency": _CURRENCY,
-                    "type": _CHANGE_TYPE,
+                    "type": _JOURNAL_TYPE,
                     "amount": _AMOUNT,
                     "available_after": _AMOUNT,
                     "frozen_after": _AMOUNT,
                     "version": _UINT64,
                     "applied_at_unix_ms": {"type": "string", "pattern": "^[0-9]+$"},
                     "memo": {"type": "string"},
+                    "transfer_id": {
+                        "type": "string",
+                        "description": "the transfer this entry is a leg of (TRANSFER_* types)",
+                    },
+                    "counterparty_user_id": {
+                        **_UINT64,
+                        "description": "the other user of that transfer, as text",
+                    },
                 },
             },
             "JournalEntries": {
                 "type": "object",
                 "properties": {"entries": {"type": "array", "items": _ref("JournalEntry")}},
+            },
+            "TransferRequest": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["request_id", "from_user_id", "to_user_id", "currency", "amount"],
+                "properties": {
+                    "request_id": _REQUEST_ID,
+                    "from_user_id": _USER_ID,
+                    "to_user_id": {**_USER_ID, "description": "must differ from from_user_id"},
+                    "currency": _CURRENCY,
+                    "amount": _POSITIVE_AMOUNT,
+                    "from_frozen": {
+                        "type": "boolean",
+                        "description": "debit the source's frozen amount, not its available one",
+                    },
+                    "memo": _MEMO,
+                    "wait": {"type": "boolean"},
+                },
+            },
+            "Transfer": {
+                "type": "object",
+                "description": "PENDING until the credit applied (debited: whether the debit"
+                " did); APPLIED once both legs did; REJECTED when the debit was refused, or the"
+                " credit was (AMOUNT_OVERFLOW) and the amount went back to the source",
+                "properties": {
+                    "request_id": {"type": "string"},
+                    "status": _STATUS,
+                    "reject_reason": _REASON,
+                    "duplicate": {"type": "boolean"},
+                    "debited": {"type": "boolean"},
+                    "from_balance": _ref("Balance"),
+                    "to_balance": _ref("Balance"),
+                    "from_user_id": _UINT64,
+                    "to_user_id": _UINT64,
+                    "currency": _CURRENCY,
+                    "amount": _AMOUNT,
+                    "from_frozen": {"type": "boolean"},
+                    "memo": {"type": "string"},
+                },
+            },
+            "TransferResponse": {
+                "type": "object",
+                "properties": {"transfer": _ref("Transfer")},
             },
             "Health": {
                 "type": "object",

@@ -110,6 +110,8 @@ class RestGateway:
             ("GET", "/v1/changes/{request_id}", "GetChange", self._get_change),
             ("GET", "/v1/journal/{user_id}/{currency}", "ListJournal", self._list_journal),
             ("GET", "/v1/health", "HealthCheck", self._health),
+            ("POST", "/v1/transfers", "Transfer", self._transfer),
+            ("GET", "/v1/transfers/{request_id}", "GetTransfer", self._get_transfer),
         ]
         for method, path, rpc, operation in routes:
             app.router.add_route(method, path, self._endpoint(rpc, operation, f"{method} {path}"))
@@ -212,6 +214,16 @@ class RestGateway:
             limit=query_integer(request, "limit", maximum=UINT32_MAX),
         )
         return await self._handlers.list_journal(message)
+
+    async def _transfer(self, request: web.Request) -> Message:
+        message = parse_body(request["body"], pb.TransferRequest())
+        request["message"] = message  # for the access log
+        return await self._handlers.transfer(message, _deadline(request))
+
+    async def _get_transfer(self, request: web.Request) -> Message:
+        message = pb.GetTransferRequest(request_id=request.match_info["request_id"])
+        request["message"] = message  # for the access log
+        return await self._handlers.get_transfer(message)
 
     async def _health(self, _: web.Request) -> Message:
         return await self._handlers.health_check(pb.HealthCheckRequest())

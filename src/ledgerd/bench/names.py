@@ -9,12 +9,15 @@ SCENARIOS = [
     "read",
     "baseline-sql",
     "memory",
+    "transfer",
 ]
 
 # Scenarios bound by the API's per-call cost: measured with each count of API worker
 # processes asked for (LEDGERD_API_WORKERS); the others run the server's default.
 WORKER_SCENARIOS = ["change-single", "read"]
 DEFAULT_WORKERS = [1, 2]
+# Scenarios whose throughput the markdown report also gives as a ratio to echo's.
+ECHO_COMPARED = [*WORKER_SCENARIOS, "transfer"]
 
 
 def run_label(scenario: str, workers: int | None) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ledgerd.bench.names import WORKER_SCENARIOS, run_label
+from ledgerd.bench.names import ECHO_COMPARED, run_label
 
 Result = dict[str, Any]
 
@@ -176,7 +176,7 @@ def markdown(results: Sequence[Result], command: str) -> str:
               "max ms", "errors", "audit"]  # fmt: skip
     rows = []
     for r in results:
-        to_echo = echo_ratio(results, r) if r["scenario"] in WORKER_SCENARIOS else None
+        to_echo = echo_ratio(results, r) if r["scenario"] in ECHO_COMPARED else None
         cells = [_cell(r, c) for c in COLUMNS]
         cells.insert(4, "-" if to_echo is None else f"{to_echo:.2f}")
         rows.append(cells)

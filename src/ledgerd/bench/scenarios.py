@@ -31,6 +31,7 @@ from ledgerd.bench.processes import (
     production_env,
 )
 from ledgerd.bench.progress import Progress
+from ledgerd.bench.transfers import TransferFactory, count_applied, fund, transfer_calls
 from ledgerd.bench.workload import Accounts, ChangeFactory
 from ledgerd.store import Store, open_store
 from ledgerd.store.sharded import ShardedStore
@@ -238,7 +239,12 @@ def _reads(accounts: Accounts) -> Callable[[Any], Callable[[int], Any]]:
     return make
 
 
-UNITS = {"echo": "calls/s", "read": "calls/s", "memory": "bytes/account"}
+UNITS = {
+    "echo": "calls/s",
+    "read": "calls/s",
+    "memory": "bytes/account",
+    "transfer": "transfers/s",
+}
 Runner = Callable[[Options, Accounts, ChangeFactory], Ran]
 
 
@@ -296,6 +302,44 @@ def _changes(options: Options, _: Accounts, factory: ChangeFactory) -> Ran:
             load_elapsed_s=measured.elapsed_s,
         )
         figures = {**end_to_end.as_dict(), "api_processes": processes}
+        return Ran(measured, settle_and_audit(server_store(server)), figures)
+    finally:
+        if probe is not None:
+            probe.close()
+        stop_all(servers)
+
+
+def _transfer(options: Options, _: Accounts, __: ChangeFactory) -> Ran:
+    """Users funded first (applied before the clock starts), then Transfer calls between
+    random pairs, followed until every transfer's credit applied (both legs, each on its
+    user's partition), then audited; a sample is checked APPLIED through GetTransfer."""
+    servers = start_deployment(options, "transfer")
+    server = servers[0]
+    probe: PipelineProbe | None = None
+    try:
+        probe = PipelineProbe(server.env, server.data_dir)
+        users = min(options.accounts, 10_000)
+        asyncio.run(fund(server.target, users))
+        if not probe.wait_for_outcomes(timeout_s=300):
+            raise RuntimeError("the funding deposits did not all apply within 300 s")
+        factory = TransferFactory(users)
+        probe.consumer_lag()  # connects to the log now, not in the moment the load stops
+        calls = transfer_calls(factory)
+        measured = asyncio.run(
+            _drive(options, server.target, calls, "transfer", options.concurrency)
+        )
+        end_to_end = follow_to_the_end(
+            probe,
+            accepted=measured.operations,
+            load_started_at_s=measured.started_at_s,
+            load_elapsed_s=measured.elapsed_s,
+        )
+        sample = factory.sample()
+        figures = {
+            **end_to_end.as_dict(),
+            "users": users,
+            "sampled_applied": f"{count_applied(server.target, sample)}/{len(sample)}",
+        }
         return Ran(measured, settle_and_audit(server_store(server)), figures)
     finally:
         if probe is not None:
@@ -399,6 +443,7 @@ def run(options: Options) -> dict[str, Any]:
         "apply": _apply,
         "baseline-sql": _baseline,
         "memory": _memory,
+        "transfer": _transfer,
     }
     if options.scenario not in runners:
         raise ValueError(f"unknown scenario {options.scenario!r}; one of {', '.join(SCENARIOS)}")
@@ -420,7 +465,7 @@ def run(options: Options) -> dict[str, Any]:
             "stack": options.stack,
             "split_roles": options.split_roles
             and options.stack == "production"
-            and options.scenario in ("change-single", "change-batch", "hot"),
+            and options.scenario in ("change-single", "change-batch", "hot", "transfer"),
             **(
                 {
                     "consumer_batch": options.consumer_batch,
@@ -446,8 +491,15 @@ def run(options: Options) -> dict[str, Any]:
         "audit": audited,
         "ok": not measured.errors
         and (audited is None or audited["ok"])
-        and ran.figures.get("settled", True),
+        and ran.figures.get("settled", True)
+        and _all_sampled_applied(ran.figures),
     }
+
+
+def _all_sampled_applied(figures: dict[str, Any]) -> bool:
+    """Whether every transfer looked up after a run was APPLIED ("n/n"), if any was."""
+    applied, _, sampled = str(figures.get("sampled_applied", "0/0")).partition("/")
+    return applied == sampled
 
 
 def _profile(options: Options, server: ServerProcess) -> subprocess.Popen[bytes] | None:

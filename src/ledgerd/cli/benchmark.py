@@ -40,9 +40,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.shards > 1 and args.stack != "production":
         print("ledgerd: --shards: the embedded stack is one SQLite store", file=sys.stderr)
         return 2
+    worker_counts = api_worker_counts(args.workers, args.stack)
+    if worker_counts is None:
+        print("ledgerd: --workers: the embedded stack runs one API process", file=sys.stderr)
+        return 2
     results = []
     for name in args.scenario:
-        for workers in args.workers if name in WORKER_SCENARIOS else [1]:
+        for workers in worker_counts if name in WORKER_SCENARIOS else [1]:
             print(f"== {run_label(name, workers)}", file=sys.stderr)
             options = scenarios.Options(
                 scenario=name,
@@ -91,6 +95,15 @@ def _scenario_names(text: str) -> list[str]:
             f"unknown scenario {', '.join(unknown)}; use all or some of {', '.join(SCENARIOS)}"
         )
     return names
+
+
+def api_worker_counts(given: list[int] | None, stack: str) -> list[int] | None:
+    """The API worker counts to run: as given, or 1 and 2 on the production stack and 1 on
+    the embedded one (several API processes need the production stack); None when the
+    given counts cannot run on the stack."""
+    if given is None:
+        return DEFAULT_WORKERS if stack == "production" else [1]
+    return given if stack == "production" or given == [1] else None
 
 
 def _worker_counts(text: str) -> list[int]:
@@ -156,8 +169,10 @@ def _add_bench_arguments(bench: argparse.ArgumentParser) -> None:
     bench.add_argument(
         "--workers",
         type=_worker_counts,
-        default=DEFAULT_WORKERS,
-        help=f"API worker processes for {' and '.join(WORKER_SCENARIOS)}, each count a run",
+        default=None,
+        help=f"API worker processes for {' and '.join(WORKER_SCENARIOS)}, each count a run"
+        f" (default: {','.join(map(str, DEFAULT_WORKERS))} on the production stack, 1 on the"
+        " embedded one)",
     )
     bench.add_argument(
         "--json", help="write the result (one row: an object) or results (a list) here"

@@ -1,4 +1,5 @@
-"""The client commands: ``balance``, ``change``, ``journal``, ``get-change``, ``health``.
+"""The client commands: ``balance``, ``change``, ``batch``, ``transfer``, ``journal``,
+``get-change``, ``get-transfer``, ``health``.
 
 Each calls one RPC with the Python client, prints the answer as JSON on stdout and
 exits with the status ``exit_codes`` gives its outcome; a failed call prints
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import urllib.error
 import urllib.request
 from typing import TYPE_CHECKING, Any
@@ -21,6 +23,7 @@ from pydantic import ValidationError
 from ledgerd.cli import exit_codes
 from ledgerd.cli.exit_codes import CommandFailed, ExitCode
 from ledgerd.cli.parsing import Commands, add_command, int_in_range, positive_float
+from ledgerd.errors import InvalidArgument
 from ledgerd.settings import ClientSettings, SettingsError
 
 if TYPE_CHECKING:
@@ -28,7 +31,11 @@ if TYPE_CHECKING:
 
 UINT64_MAX = 2**64 - 1
 DEFAULT_TIMEOUT_S = 15.0
-CHANGE_TYPES = ["deposit", "withdraw", "freeze", "unfreeze"]
+# What ChangeBalance(s) accept; the transfer leg types are made by `transfer` only.
+CHANGE_TYPES = ["deposit", "withdraw", "freeze", "unfreeze", "spend_frozen"]
+OUTCOME_EPILOG = """\
+exit status: 0 APPLIED (or accepted: PENDING, without --wait), 3 REJECTED,
+4 not final when --wait ran out, 2 bad input, 1 error"""
 
 
 def add_commands(commands: Commands) -> None:
@@ -48,11 +55,13 @@ def add_commands(commands: Commands) -> None:
         "change a balance",
         cmd_change,
         parents=[target],
-        epilog="exit status: 0 APPLIED (or accepted: PENDING, without --wait), 3 REJECTED,\n"
-        "4 not final when --wait ran out, 2 bad input, 1 error",
+        epilog=OUTCOME_EPILOG,
     )
     change.add_argument(
-        "type", choices=CHANGE_TYPES, type=str.lower, help="what to do (any letter case)"
+        "type",
+        choices=CHANGE_TYPES,
+        type=str.lower,
+        help="what to do (any letter case); spend_frozen lowers frozen only, settling a hold",
     )
     _add_user(change)
     change.add_argument("currency", help="currency code, e.g. USD (A-Z and 0-9, 1 to 16)")
@@ -62,6 +71,65 @@ def add_commands(commands: Commands) -> None:
     )
     change.add_argument("--memo", default="", help="free text for the journal, up to 256 chars")
     change.add_argument(
+        "--wait",
+        action="store_true",
+        help="answer once APPLIED or REJECTED, or with the status when --timeout nears",
+    )
+
+    batch = add_command(
+        commands,
+        "batch",
+        "send several changes in one ChangeBalances call",
+        cmd_batch,
+        parents=[target],
+        epilog="input: a JSON array of changes, or one per line, each as the REST API's\n"
+        'ChangeRequest: {"request_id": "o-1", "user_id": "42", "currency": "USD",\n'
+        '"type": "SPEND_FROZEN", "amount": "5", "memo": "..."} (no request_id: a new UUID)\n'
+        "exit status: 0 every change APPLIED (or accepted, without --wait), 3 any REJECTED,\n"
+        "4 any not final when --wait ran out, 2 bad input, 1 error",
+    )
+    batch.add_argument(
+        "file", nargs="?", default="-", help="the changes as JSON (default: -, standard input)"
+    )
+    batch.add_argument(
+        "--atomic",
+        action="store_true",
+        help="all changes for one user (at most 100): applied in order, all or none",
+    )
+    batch.add_argument(
+        "--wait",
+        action="store_true",
+        help="answer once every change is APPLIED or REJECTED, or when --timeout nears",
+    )
+
+    transfer = add_command(
+        commands,
+        "transfer",
+        "move funds from one user to another (exactly once, across partitions)",
+        cmd_transfer,
+        parents=[target],
+        epilog="APPLIED: the debit and the credit both applied\n" + OUTCOME_EPILOG,
+    )
+    transfer.add_argument(
+        "--request-id", help="idempotency key: repeat it to retry safely (default: a new UUID)"
+    )
+    transfer.add_argument(
+        "--from-user", type=_user_id, required=True, metavar="USER", help="the user who pays"
+    )
+    transfer.add_argument(
+        "--to-user", type=_user_id, required=True, metavar="USER", help="the user who is paid"
+    )
+    transfer.add_argument("--currency", required=True, help="currency code, e.g. USD")
+    transfer.add_argument("--amount", required=True, help="decimal amount above 0, e.g. 10.5")
+    transfer.add_argument(
+        "--from-frozen",
+        action="store_true",
+        help="pay from the source's frozen amount (a hold) instead of its available amount",
+    )
+    transfer.add_argument(
+        "--memo", default="", help="free text for both journal entries, up to 256 chars"
+    )
+    transfer.add_argument(
         "--wait",
         action="store_true",
         help="answer once APPLIED or REJECTED, or with the status when --timeout nears",
@@ -97,6 +165,17 @@ def add_commands(commands: Commands) -> None:
         "1 error (NOT_FOUND: no such request)",
     )
     get_change.add_argument("request_id", help="the change's idempotency key")
+
+    get_transfer = add_command(
+        commands,
+        "get-transfer",
+        "show one transfer's status",
+        cmd_get_transfer,
+        parents=[target],
+        epilog="exit status: 0 APPLIED, 3 REJECTED, 4 not final yet (PENDING),\n"
+        "1 error (NOT_FOUND: no such transfer)",
+    )
+    get_transfer.add_argument("request_id", help="the transfer's idempotency key")
 
     health = add_command(
         commands,
@@ -136,8 +215,11 @@ def _target_options() -> argparse.ArgumentParser:
     return options
 
 
+_user_id = int_in_range(1, UINT64_MAX)
+
+
 def _add_user(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("user", type=int_in_range(1, UINT64_MAX), help="user id, 1 to 2^64-1")
+    parser.add_argument("user", type=_user_id, help="user id, 1 to 2^64-1")
 
 
 def cmd_balance(args: argparse.Namespace) -> int:
@@ -164,6 +246,58 @@ def cmd_change(args: argparse.Namespace) -> int:
     result = _call(args, "ChangeBalance", request)
     _print(result)
     return exit_codes.for_change(result.status, final_expected=args.wait)
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from ledgerd.cli.batch_input import batch_request
+
+    text = _read_input(args.file)
+    try:
+        request = batch_request(text, wait=args.wait, atomic=args.atomic)
+    except InvalidArgument as exc:
+        raise CommandFailed(f"INVALID_ARGUMENT: {exc}", ExitCode.USAGE) from None
+    answer = _call(args, "ChangeBalances", request)
+    _print(answer)
+    return exit_codes.for_changes(
+        [result.status for result in answer.results], final_expected=args.wait
+    )
+
+
+def _read_input(name: str) -> str:
+    """Raises: CommandFailed: the file cannot be read (exit 2: the command names it)."""
+    if name == "-":
+        return sys.stdin.read()
+    try:
+        with open(name, encoding="utf-8") as file:
+            return file.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CommandFailed(f"cannot read {name}: {exc}", ExitCode.USAGE) from None
+
+
+def cmd_transfer(args: argparse.Namespace) -> int:
+    from ledgerd.client import transfer_request
+
+    request = transfer_request(
+        args.from_user,
+        args.to_user,
+        args.currency,
+        args.amount,
+        request_id=args.request_id,
+        from_frozen=args.from_frozen,
+        wait=args.wait,
+        memo=args.memo,
+    )
+    answer = _call(args, "Transfer", request)
+    _print(answer)
+    return exit_codes.for_change(answer.transfer.status, final_expected=args.wait)
+
+
+def cmd_get_transfer(args: argparse.Namespace) -> int:
+    from ledgerd.v1 import balance_pb2 as pb
+
+    answer = _call(args, "GetTransfer", pb.GetTransferRequest(request_id=args.request_id))
+    _print(answer)
+    return exit_codes.for_change(answer.transfer.status, final_expected=True)
 
 
 def cmd_journal(args: argparse.Namespace) -> int:

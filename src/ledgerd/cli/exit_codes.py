@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import IntEnum
 
 import grpc
@@ -31,7 +32,8 @@ _NOT_FINAL = frozenset({pb.PENDING, pb.SENT, pb.FAILED})
 
 EPILOG = """\
 exit status:
-  0  done: a read answered; a change APPLIED (or, without --wait, accepted)
+  0  done: a read answered; a change or transfer APPLIED (or, without --wait,
+     accepted)
   1  error: the server, a backend or the connection failed (UNAVAILABLE,
      DEADLINE_EXCEEDED once --timeout is spent, UNAUTHENTICATED, NOT_FOUND ...);
      `audit` found a problem; `health` is not SERVING
@@ -39,9 +41,11 @@ exit status:
      server refuses (INVALID_ARGUMENT), a request id already used for another
      change (ALREADY_EXISTS), a bad LEDGERD_* setting, a backend whose extra is
      not installed (e.g. a mysql:// store without ledgerd[mysql])
-  3  the change was REJECTED (e.g. insufficient funds)
-  4  the change is not final yet (PENDING, SENT or FAILED, to be retried by the
-     relay): `change --wait` whose wait ran out, or `get-change`"""
+  3  the change or transfer was REJECTED (e.g. insufficient funds); `batch`:
+     any of its changes
+  4  the change or transfer is not final yet (PENDING, SENT or FAILED, to be
+     retried by the relay): `change --wait`, `transfer --wait` or `batch --wait`
+     whose wait ran out, or `get-change`, `get-transfer`"""
 
 
 def for_change(status: int, *, final_expected: bool) -> ExitCode:
@@ -50,6 +54,16 @@ def for_change(status: int, *, final_expected: bool) -> ExitCode:
         return ExitCode.REJECTED
     if status in _NOT_FINAL and final_expected:
         return ExitCode.NOT_FINAL
+    return ExitCode.OK
+
+
+def for_changes(statuses: Sequence[int], *, final_expected: bool) -> ExitCode:
+    """A batch's exit status: REJECTED if any change was, else NOT_FINAL if any is not
+    final when a final one was due, else OK."""
+    codes = {for_change(status, final_expected=final_expected) for status in statuses}
+    for code in (ExitCode.REJECTED, ExitCode.NOT_FINAL):
+        if code in codes:
+            return code
     return ExitCode.OK
 
 

@@ -56,92 +56,100 @@ def decide_batch(
     ``atomic_group`` (one message) are one unit: all applied, or all rejected with the
     reason of the first that failed. ``positions`` gives each change's event position.
     """
-    decider = _Decider(already_final, balances, applied_at_ms)
-    start = 0
-    while start < len(changes):
-        group = changes[start].atomic_group
-        end = start + 1
-        if group:
-            while end < len(changes) and changes[end].atomic_group == group:
+    decision = BatchDecision()
+    decided: set[str] = set()
+    where = positions if positions is not None else [(0, 0)] * len(changes)
+    groups: _Groups | None = None
+    index, count = 0, len(changes)
+    while index < count:
+        change = changes[index]
+        if change.atomic_group:
+            end = index + 1
+            while end < count and changes[end].atomic_group == change.atomic_group:
                 end += 1
-        where = positions[start:end] if positions is not None else [(0, 0)] * (end - start)
-        decider.decide_unit(changes[start:end], where)
-        start = end
-    return decider.decision
+            groups = groups or _Groups(decision, decided, already_final, balances, applied_at_ms)
+            groups.decide(changes[index:end], where[index:end])
+            index = end
+            continue
+        index += 1
+        # The hot path: one change, inline.
+        if change.request_id in decided or change.request_id in already_final:
+            decision.duplicates += 1
+            continue
+        decided.add(change.request_id)
+        account = change.account
+        result = apply_change(decision.balances.get(account) or balances[account], change)
+        if isinstance(result, Applied):
+            decision.balances[account] = result.balance
+            _journal(decision, change, result.balance, where[index - 1], applied_at_ms)
+        else:
+            _reject(decision, [change], result.reason)
+    return decision
 
 
-class _Decider:
-    def __init__(
-        self,
-        already_final: Collection[str],
-        balances: Mapping[Account, Balance],
-        applied_at_ms: int,
-    ) -> None:
-        self.decision = BatchDecision()
-        self._already_final = already_final
-        self._balances = balances
-        self._applied_at_ms = applied_at_ms
-        self._decided: set[str] = set()
+@dataclass(slots=True)
+class _Groups:
+    """Decides atomic groups within one batch's decision."""
 
-    def decide_unit(
-        self, legs: Sequence[ChangeRequest], positions: Sequence[EventPosition]
-    ) -> None:
+    decision: BatchDecision
+    decided: set[str]
+    already_final: Collection[str]
+    balances: Mapping[Account, Balance]
+    applied_at_ms: int
+
+    def decide(self, legs: Sequence[ChangeRequest], positions: Sequence[EventPosition]) -> None:
+        """An atomic group's legs: all applied in order, or all rejected."""
         decision = self.decision
         ids = [leg.request_id for leg in legs]
         # The legs of a group are decided together, so one decided leg means all were.
-        if any(rid in self._decided or rid in self._already_final for rid in ids):
+        if any(rid in self.decided or rid in self.already_final for rid in ids):
             decision.duplicates += len(legs)
             return
-        self._decided.update(ids)
+        self.decided.update(ids)
         after: dict[Account, Balance] = {}
         leg_balances: list[Balance] = []
         for leg in legs:
             account = leg.account
-            before = after.get(account) or decision.balances.get(account) or self._balances[account]
+            before = after.get(account) or decision.balances.get(account) or self.balances[account]
             result = apply_change(before, leg)
             if not isinstance(result, Applied):
-                self._reject(legs, result.reason)
+                _reject(decision, legs, result.reason)
                 return
             after[account] = result.balance
             leg_balances.append(result.balance)
         decision.balances.update(after)
-        for leg, balance, (partition, seq) in zip(legs, leg_balances, positions, strict=True):
-            self._journal(leg, balance, partition, seq)
+        for leg, balance, position in zip(legs, leg_balances, positions, strict=True):
+            _journal(decision, leg, balance, position, self.applied_at_ms)
 
-    def _journal(self, leg: ChangeRequest, balance: Balance, partition: int, seq: int) -> None:
-        """The applied leg's entry, with the amounts and version right after it."""
-        decision = self.decision
-        decision.journal.append(
-            JournalEntry(
-                request_id=leg.request_id,
-                user_id=leg.user_id,
-                currency=leg.currency,
-                type=leg.type,
-                amount=leg.amount,
-                available_after=balance.available,
-                frozen_after=balance.frozen,
-                version=balance.version,
-                applied_at_ms=self._applied_at_ms,
-                memo=leg.memo,
-                transfer_id=leg.transfer_id,
-                counterparty_user_id=leg.counterparty_user_id,
-                partition=partition,
-                event_seq=seq,
-            )
+
+def _journal(
+    decision: BatchDecision,
+    leg: ChangeRequest,
+    balance: Balance,
+    position: EventPosition,
+    applied_at_ms: int,
+) -> None:
+    """The applied change's entry, with the amounts and version right after it."""
+    decision.journal.append(
+        JournalEntry(
+            leg.request_id, leg.user_id, leg.currency, leg.type, leg.amount,
+            balance.available, balance.frozen, balance.version, applied_at_ms, leg.memo,
+            leg.transfer_id, leg.counterparty_user_id, position[0], position[1],
         )
-        decision.outcomes.append(RequestOutcome(leg.request_id, ChangeStatus.APPLIED))
-        decision.applied += 1
-        if leg.type.is_transfer_debit:
-            decision.follow_ups.append(leg.credit())
+    )  # fmt: skip
+    decision.outcomes.append(RequestOutcome(leg.request_id, ChangeStatus.APPLIED))
+    decision.applied += 1
+    if leg.transfer_id and leg.type.is_transfer_debit:
+        decision.follow_ups.append(leg.credit())
 
-    def _reject(self, legs: Sequence[ChangeRequest], reason: RejectReason) -> None:
-        decision = self.decision
-        for leg in legs:
-            decision.rejections.append(Rejection(leg, reason))
-            decision.outcomes.append(RequestOutcome(leg.request_id, ChangeStatus.REJECTED, reason))
-            decision.rejected += 1
-        leg = legs[0]  # a transfer leg is always alone in its unit
-        if leg.type is ChangeType.TRANSFER_IN:
-            decision.follow_ups.append(leg.returned())
-        elif leg.type is ChangeType.TRANSFER_RETURN:
-            decision.stuck_returns.append(leg)
+
+def _reject(decision: BatchDecision, legs: Sequence[ChangeRequest], reason: RejectReason) -> None:
+    for leg in legs:
+        decision.rejections.append(Rejection(leg, reason))
+        decision.outcomes.append(RequestOutcome(leg.request_id, ChangeStatus.REJECTED, reason))
+        decision.rejected += 1
+    leg = legs[0]  # a transfer leg is always alone in its unit
+    if leg.type is ChangeType.TRANSFER_IN:
+        decision.follow_ups.append(leg.returned())
+    elif leg.type is ChangeType.TRANSFER_RETURN:
+        decision.stuck_returns.append(leg)

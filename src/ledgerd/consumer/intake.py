@@ -143,18 +143,34 @@ class Intake:
         self._on_lost(list(partitions))
         log.info("partitions revoked", partitions=list(partitions))
 
-    def fence(self, records: Sequence[LogRecord], exc: Fenced) -> None:
-        """Another consumer owns a partition now: drop it until it is assigned again."""
+    def fence(
+        self, records: Sequence[LogRecord], exc: Fenced, positions: Sequence[PartitionClaim]
+    ) -> None:
+        """A batch (decided under ``positions``' claims) was fenced: another consumer owns a
+        partition now, so drop it until it is assigned again. Unless the newer claim is this
+        consumer's own: the log assigned the partition again while the batch was committing,
+        and that claim stands; the partition is read again from it."""
         metrics.FENCED_BATCHES.inc()
         in_batch = {r.partition for r in records}
-        lost = [exc.partition] if exc.partition is not None else sorted(in_batch)
-        log.warning("batch fenced", partitions=lost, error=str(exc))
+        fenced = [exc.partition] if exc.partition is not None else sorted(in_batch)
+        batch_epochs = {p.partition: p.epoch for p in positions}
+        lost = [
+            partition
+            for partition in fenced
+            if not self._claimed_since(partition, batch_epochs.get(partition))
+        ]
+        log.warning("batch fenced", partitions=fenced, lost=lost, error=str(exc))
         for partition in lost:
             self._claims.pop(partition, None)
-        self._on_lost(lost)
-        # Other partitions of the batch were not committed either: read them again.
+        if lost:
+            self._on_lost(lost)
+        # The batch's other partitions (and those claimed again) were not committed either.
         for partition in in_batch - set(lost):
             self._consumer.seek(partition, self._claims[partition].next_offset)
+
+    def _claimed_since(self, partition: int, batch_epoch: int | None) -> bool:
+        claim = self._claims.get(partition)
+        return claim is not None and batch_epoch is not None and claim.epoch > batch_epoch
 
     def pause(self, records: Sequence[LogRecord], exc: LedgerError) -> None:
         """Stop reading partitions we cannot commit; never skip their messages."""

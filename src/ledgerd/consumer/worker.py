@@ -286,7 +286,7 @@ class BatchConsumer:
         try:
             decided.commit.result()
         except Fenced as exc:
-            self._intake.fence(decided.records, exc)
+            self._intake.fence(decided.records, exc, decided.positions)
             self._observe(decided)
             return False
         except LedgerError as exc:
@@ -321,8 +321,8 @@ class BatchConsumer:
             try:
                 decided = self._decide(records, self._sort(records, check_all=True))
                 self._commit(decided)
-            except Fenced as exc:
-                self._intake.fence(records, exc)
+            except Fenced as exc:  # only the commit fences: ``decided`` is bound
+                self._intake.fence(records, exc, decided.positions)
                 return
             except LedgerError as exc:
                 if not exc.retriable:

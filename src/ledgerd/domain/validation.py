@@ -82,9 +82,12 @@ def validate_currency(currency: str) -> str:
     return currency
 
 
+_CLIENT_TYPES = frozenset(CLIENT_CHANGE_TYPES)
+
+
 def validate_change_type(value: int) -> ChangeType:
     """A type a client may send: the transfer legs' types are made by Transfer only."""
-    if value not in CLIENT_CHANGE_TYPES:
+    if value not in _CLIENT_TYPES:
         raise InvalidArgument(
             "type", "must be DEPOSIT, WITHDRAW, FREEZE, UNFREEZE or SPEND_FROZEN"
         ) from None
@@ -173,16 +176,14 @@ def validate_transfer(
 
 
 def validate_leg(change: ChangeRequest) -> ChangeRequest:
-    """The transfer fields of a change read from the log agree with its type.
+    """A change read from the log that names a transfer is one of its legs: its type, id
+    and counterparty agree.
 
     Raises:
         InvalidArgument: they do not (the message was not made by ledgerd).
     """
     if not change.type.is_transfer_leg:
-        if change.transfer_id or change.counterparty_user_id:
-            raise InvalidArgument("transfer_id", "only a transfer leg names a transfer")
-        validate_request_id(change.request_id)  # no leg suffix
-        return change
+        raise InvalidArgument("transfer_id", "only a transfer leg names a transfer")
     suffix = {
         ChangeType.TRANSFER_IN: CREDIT_SUFFIX,
         ChangeType.TRANSFER_RETURN: RETURN_SUFFIX,

@@ -7,18 +7,20 @@ tool; amounts stay decimal strings so no reader rounds them.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import msgspec
 
 from ledgerd.domain.amounts import format_amount, parse_decimal
-from ledgerd.domain.model import MAX_ATOMIC_LEGS, Balance, ChangeRequest
+from ledgerd.domain.model import MAX_ATOMIC_LEGS, Balance, ChangeRequest, ChangeType
 from ledgerd.domain.validation import (
     validate_any_change_type,
     validate_any_request_id,
     validate_change,
+    validate_change_type,
     validate_leg,
+    validate_request_id,
 )
 from ledgerd.errors import InvalidArgument, PoisonMessage
 
@@ -143,33 +145,42 @@ def decode_message(value: bytes) -> DecodedChange:
 
 def _legs(message: ChangeMessage) -> tuple[ChangeRequest, ...]:
     """The message's changes, validated; the legs of an atomic group name it and their place."""
-    first = _change(message, message.user_id)
     if message.transfer_id or message.counterparty_user_id:
-        first = dataclasses.replace(
-            first,
+        leg = dataclasses.replace(
+            _change(message, message.user_id, check_type=validate_any_change_type,
+                    check_request_id=validate_any_request_id),
             transfer_id=message.transfer_id,
             counterparty_user_id=message.counterparty_user_id,
-        )
-    validate_leg(first)
+        )  # fmt: skip
+        if message.more_legs:
+            raise InvalidArgument("more_legs", "a transfer leg is never part of an atomic group")
+        return (validate_leg(leg),)
+    # The hot path: a client's change, checked as the API checked it (a transfer leg's type
+    # without its transfer is refused here).
+    first = _change(message, message.user_id)
     if not message.more_legs:
         return (first,)
-    if first.type.is_transfer_leg or len(message.more_legs) >= MAX_ATOMIC_LEGS:
-        raise InvalidArgument("more_legs", "not an atomic group ledgerd makes")
+    if len(message.more_legs) >= MAX_ATOMIC_LEGS:
+        raise InvalidArgument("more_legs", f"at most {MAX_ATOMIC_LEGS} legs in a group")
     group = first.request_id
     legs = [dataclasses.replace(first, atomic_group=group)]
-    for index, leg in enumerate(message.more_legs, start=1):
-        change = _change(leg, first.user_id)
-        if change.type.is_transfer_leg:
-            raise InvalidArgument("more_legs", "a transfer leg is never part of an atomic group")
-        legs.append(dataclasses.replace(change, atomic_group=group, atomic_leg=index))
+    for index, more in enumerate(message.more_legs, start=1):
+        leg = _change(more, first.user_id)
+        legs.append(dataclasses.replace(leg, atomic_group=group, atomic_leg=index))
     return tuple(legs)
 
 
-def _change(leg: ChangeMessage | LegMessage, user_id: int) -> ChangeRequest:
+def _change(
+    leg: ChangeMessage | LegMessage,
+    user_id: int,
+    *,
+    check_type: Callable[[int], ChangeType] = validate_change_type,
+    check_request_id: Callable[[str], str] = validate_request_id,
+) -> ChangeRequest:
     return validate_change(
         request_id=leg.request_id, user_id=user_id, currency=leg.currency, change_type=leg.type,
-        amount=leg.amount, memo=leg.memo, check_type=validate_any_change_type,
-        check_request_id=validate_any_request_id,
+        amount=leg.amount, memo=leg.memo, check_type=check_type,
+        check_request_id=check_request_id,
     )  # fmt: skip
 
 
