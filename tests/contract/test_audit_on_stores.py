@@ -22,6 +22,7 @@ from ledgerd.domain.model import (
     Rejection,
     RejectReason,
 )
+from ledgerd.domain.rules import Applied, apply_change
 from ledgerd.store.base import BatchCommit, Store
 from ledgerd.store.sharded import ShardedStore
 
@@ -53,27 +54,14 @@ class Consumer:
     def _entry(self, request: ChangeRequest) -> JournalEntry:
         account = request.account
         before = self.balances.get(account) or Balance(request.user_id, request.currency)
-        available, frozen = _after(request.type, request.amount, before)
-        after = Balance(request.user_id, request.currency, available, frozen, before.version + 1)
-        self.balances[account] = after
+        result = apply_change(before, request)
+        assert isinstance(result, Applied), result
+        after = self.balances[account] = result.balance
         return JournalEntry(
             request.request_id, request.user_id, request.currency, request.type,
-            request.amount, available, frozen, after.version, APPLIED_AT_MS, request.memo,
-            request.transfer_id, request.counterparty_user_id,
+            request.amount, after.available, after.frozen, after.version, APPLIED_AT_MS,
+            request.memo, request.transfer_id, request.counterparty_user_id,
         )  # fmt: skip
-
-
-def _after(kind: ChangeType, amount: int, before: Balance) -> tuple[int, int]:
-    available, frozen = before.available, before.frozen
-    if kind in (ChangeType.DEPOSIT, ChangeType.TRANSFER_IN, ChangeType.TRANSFER_RETURN):
-        return available + amount, frozen
-    if kind in (ChangeType.WITHDRAW, ChangeType.TRANSFER_OUT):
-        return available - amount, frozen
-    if kind is ChangeType.FREEZE:
-        return available - amount, frozen + amount
-    if kind is ChangeType.UNFREEZE:
-        return available + amount, frozen - amount
-    return available, frozen - amount  # SPEND_FROZEN, TRANSFER_OUT_FROZEN
 
 
 def deposit(request_id: str, user: int, units: int) -> ChangeRequest:
