@@ -58,9 +58,11 @@ class Leg:
 class TransferLegs:
     """What the journal and the rejections hold of one transfer."""
 
-    debits: list[Leg] = field(default_factory=list)
-    credits: list[Leg] = field(default_factory=list)
-    returns: list[Leg] = field(default_factory=list)
+    # Tuples: most transfers have one leg of two kinds, and () is shared (memory counts:
+    # the audit holds every transfer).
+    debits: tuple[Leg, ...] = ()
+    credits: tuple[Leg, ...] = ()
+    returns: tuple[Leg, ...] = ()
     credit_refused: bool = False  # a rejection of ``T~in``
 
     @property
@@ -165,11 +167,11 @@ class TransferBook:
             )
         legs = self.transfers[transfer_id]
         if kind.is_transfer_debit:
-            legs.debits.append(Leg.of(entry))
+            legs.debits += (Leg.of(entry),)
         elif kind is ChangeType.TRANSFER_IN:
-            legs.credits.append(Leg.of(entry))
+            legs.credits += (Leg.of(entry),)
         else:
-            legs.returns.append(Leg.of(entry))
+            legs.returns += (Leg.of(entry),)
 
     def add_rejection(self, request: ChangeRequest) -> None:
         """Record a refused credit (other rejections change no transfer's legs)."""
@@ -198,7 +200,7 @@ class TransferBook:
         committed after their shard's snapshot, before a later leg in a later one."""
         for transfer_id, entry in debits.items():
             if entry.type.is_transfer_debit and entry.transfer_id == transfer_id:
-                self.transfers[transfer_id].debits.append(Leg.of(entry))
+                self.transfers[transfer_id].debits += (Leg.of(entry),)
                 self.found_later[entry.currency] += entry.amount
         for transfer_id in refused:
             self.transfers[transfer_id].credit_refused = True
