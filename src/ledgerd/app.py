@@ -317,7 +317,12 @@ class Ledgerd:
         settings, store, supervisor = self.settings, self.backends.store, self.supervisor
         leader = self.elector(OUTBOX_LOCK) if settings.start_relay else None
         if leader is not None:
-            auditor = AuditJob(store, leader.is_leader, settings.audit_interval_s)
+            auditor = AuditJob(
+                store,
+                leader.is_leader,
+                settings.audit_interval_s,
+                settings.audit_max_in_flight_s,
+            )
             supervisor.add_thread(auditor.name, auditor.run, has_work=auditor.has_work)
         relay = Relay(
             store,

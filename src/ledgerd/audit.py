@@ -7,23 +7,32 @@ rejected. Outbox rows without an outcome (PENDING/SENT/FAILED) are "in
 flight", not errors; rows written before schema 3 that recorded their own
 outcome must agree with the journal.
 
+Over the whole store, money is conserved per currency (``audit_money``) and every
+transfer's legs match (``audit_transfers``); transfers in flight are counted, and one in
+flight for longer than ``max_in_flight_s`` is reported (a stuck credit).
+
 The whole scan reads one snapshot of the store, so it is exact on a live system.
 
 With database shards, ``audit_shards`` audits each shard in its own snapshot, checks
 that every row is in the shard of its user's partition, and adds the reports up,
-checking that no request has an outcome in two shards.
+checking that no request has an outcome in two shards; money and transfers are checked
+on the total, since a transfer's legs live in the shards of its two users.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar
 
+from ledgerd.audit_money import Conservation
+from ledgerd.audit_transfers import TransferBook, TransferSummary
 from ledgerd.domain.amounts import format_amount
 from ledgerd.domain.model import (
+    CREDIT_SUFFIX,
     Account,
     Balance,
     ChangeRequest,
@@ -33,8 +42,12 @@ from ledgerd.domain.model import (
 from ledgerd.domain.rules import Applied, apply_change
 from ledgerd.store.base import Store
 from ledgerd.store.scan import iter_balances, iter_journal, iter_rejections, iter_requests
+from ledgerd.store.sharded import ShardedStore
 
 MAX_REPORTED = 20
+# A transfer's credit normally follows its debit within a second; past this it is stuck
+# (LEDGERD_AUDIT_MAX_IN_FLIGHT_S has the same default).
+DEFAULT_MAX_IN_FLIGHT_S = 300.0
 
 
 @dataclass
@@ -48,6 +61,9 @@ class AuditReport:
     problem_count: int = 0
     # The request ids with an outcome (journaled or rejected), for the check across shards.
     decided: set[str] = field(default_factory=set, repr=False)
+    # Set once money and transfers are checked: on the whole store, not on one shard.
+    money: Conservation | None = field(default=None, repr=False)
+    transfers: TransferSummary | None = None
 
     @property
     def ok(self) -> bool:
@@ -72,6 +88,7 @@ class AuditReport:
             *((f"requests {name}", f"{count:,}") for name, count in sorted(self.requests.items())),
             ("requests in flight", f"{self.in_flight:,}"),
             ("outbox rows", f"{sum(self.outbox_rows.values()):,}"),
+            *self._transfer_rows(),
             ("problems", f"{self.problem_count:,}"),
         ]
         width = max(len(value) for _, value in rows)
@@ -81,6 +98,18 @@ class AuditReport:
             lines.append(f"  … and {self.problem_count - len(self.problems)} more")
         lines.append("AUDIT OK" if self.ok else "AUDIT FAILED")
         return "\n".join(lines)
+
+    def _transfer_rows(self) -> list[tuple[str, str]]:
+        if self.transfers is None:
+            return []
+        return [
+            ("transfers", f"{self.transfers.transfers:,}"),
+            ("transfers in flight", f"{self.transfers.in_flight:,}"),
+            *(
+                (f"  in flight {currency}", format_amount(amount))
+                for currency, amount in self.transfers.in_flight_amounts.items()
+            ),
+        ]
 
 
 # Called now and then during a long scan with (what is being read, rows read so far).
@@ -94,12 +123,37 @@ Belongs = Callable[[int], bool]
 
 
 def audit(
-    store: Store, progress: Progress | None = None, belongs: Belongs | None = None
+    store: Store,
+    progress: Progress | None = None,
+    *,
+    max_in_flight_s: float = DEFAULT_MAX_IN_FLIGHT_S,
+    now_ms: int | None = None,
 ) -> AuditReport:
-    """Scan the whole store (one snapshot) and report every broken invariant; with
-    ``belongs``, also every row of a user whose rows belong elsewhere."""
+    """Scan the whole store (one snapshot) and report every broken invariant, with the
+    transfers in flight at ``now_ms`` (default: when the audit starts)."""
+    started_ms = _wall_clock_ms() if now_ms is None else now_ms
+    money, book = Conservation(), TransferBook()
     with store.snapshot():
-        return _audit(store, progress or (lambda _, __: None), belongs or (lambda _: True))
+        report = _audit(store, progress or _quiet, lambda _: True, money, book)
+    # A sharded store takes its shards' snapshots one after the other.
+    later_looks = list(store.shards) if isinstance(store, ShardedStore) else []
+    _check_money(
+        report,
+        money,
+        book,
+        later_looks=later_looks,
+        now_ms=started_ms,
+        max_in_flight_s=max_in_flight_s,
+    )
+    return report
+
+
+def _wall_clock_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _quiet(_: str, __: int) -> None:
+    pass
 
 
 class _Placement:
@@ -131,15 +185,32 @@ def audit_shards(
     shards: Sequence[tuple[str, Store]],
     shard_of_user: Callable[[int], int],
     progress: Progress | None = None,
+    *,
+    max_in_flight_s: float = DEFAULT_MAX_IN_FLIGHT_S,
+    now_ms: int | None = None,
 ) -> tuple[list[ShardAudit], AuditReport]:
     """Audit each shard (where, store) in its own snapshot, with the placement check;
-    returns the reports and their total (counts added up, problems named by shard, and
-    any request with an outcome in two shards)."""
+    returns the reports and their total (counts added up, problems named by shard, any
+    request with an outcome in two shards, money and transfers over all shards)."""
+    started_ms = _wall_clock_ms() if now_ms is None else now_ms
+    money, book = Conservation(), TransferBook()
     audits = []
     for shard_id, (where, store) in enumerate(shards):
-        report = audit(store, progress, belongs=partial(_in_shard, shard_of_user, shard_id))
+        belongs = partial(_in_shard, shard_of_user, shard_id)
+        with store.snapshot():
+            report = _audit(store, progress or _quiet, belongs, money, book)
         audits.append(ShardAudit(shard_id, where, report))
-    return audits, _total(audits)
+    total = _total(audits)
+    later_looks = [store for _, store in shards]
+    _check_money(
+        total,
+        money,
+        book,
+        later_looks=later_looks,
+        now_ms=started_ms,
+        max_in_flight_s=max_in_flight_s,
+    )
+    return audits, total
 
 
 def _in_shard(shard_of_user: Callable[[int], int], shard_id: int, user_id: int) -> bool:
@@ -180,7 +251,53 @@ def _counted(rows: Iterable[T], what: str, progress: Progress) -> Iterator[T]:
     progress(what, count)
 
 
-def _audit(store: Store, progress: Progress, belongs: Belongs) -> AuditReport:
+def _check_money(
+    report: AuditReport,
+    money: Conservation,
+    book: TransferBook,
+    *,
+    later_looks: Sequence[Store],
+    now_ms: int,
+    max_in_flight_s: float,
+) -> None:
+    """Check conservation, every transfer, and that both agree on the money in flight,
+    over the whole store. With ``later_looks`` (the stores of shards scanned in separate
+    snapshots), first look for what a transfer's later leg implies but an earlier
+    snapshot missed."""
+    for problem in money.problems():
+        report.problem(problem)
+    if later_looks:
+        _look_again(book, later_looks)
+    report.money = money
+    report.transfers = book.check(now_ms, int(max_in_flight_s * 1000), report.problem)
+    for problem in money.in_flight_problems(book.in_flight_by_sums(report.transfers)):
+        report.problem(problem)
+
+
+def _look_again(book: TransferBook, stores: Sequence[Store]) -> None:
+    """A credit seen in one shard's snapshot whose debit was not in the other's: the
+    debit may have committed after that snapshot (and likewise a refused credit before a
+    return). Read them now; only what is still missing is a problem."""
+    without_debit, without_refusal = book.unmatched()
+    if not (without_debit or without_refusal):
+        return
+    debits: dict[str, JournalEntry] = {}
+    refused: set[str] = set()
+    credit_ids = [t + CREDIT_SUFFIX for t in without_refusal]
+    for store in stores:
+        debits.update(store.get_journal_entries(without_debit))
+        found = store.get_requests(credit_ids)
+        refused.update(
+            request_id.removesuffix(CREDIT_SUFFIX)
+            for request_id, row in found.items()
+            if row.status is ChangeStatus.REJECTED
+        )
+    book.add_found_later(debits, refused)
+
+
+def _audit(
+    store: Store, progress: Progress, belongs: Belongs, money: Conservation, book: TransferBook
+) -> AuditReport:
     report = AuditReport()
     placement = _Placement(report, belongs)
     journaled: Counter[str] = Counter()
@@ -190,9 +307,12 @@ def _audit(store: Store, progress: Progress, belongs: Belongs) -> AuditReport:
         placement.check(entry.user_id, "journal entries")
         journaled[entry.request_id] += 1
         _replay(report, replayed, entry)
+        money.add_entry(entry)
+        book.add_entry(entry, report.problem)
     for balance in _counted(iter_balances(store), "balances", progress):
         report.accounts += 1
         placement.check(balance.user_id, "a balance")
+        money.add_balance(balance)
         _check_balance(report, balance, replayed.pop(balance.account, None))
     for account in replayed:
         report.problem(f"{account}: journal entries but no balance row")
@@ -208,6 +328,7 @@ def _audit(store: Store, progress: Progress, belongs: Belongs) -> AuditReport:
         placement.check(row.request.user_id, "a rejection")
         request_id = row.request.request_id
         rejected.add(request_id)
+        book.add_rejection(row.request)
         if request_id in journaled:
             report.problem(f"request {request_id}: rejected but also journaled")
     report.requests[ChangeStatus.REJECTED.name] = len(rejected)

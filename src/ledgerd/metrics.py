@@ -115,6 +115,10 @@ CONSUMER_PAUSED_PARTITIONS = Gauge(
 AUDIT_PROBLEMS = Gauge(
     "ledgerd_audit_problems", "Discrepancies found by the last periodic audit (0 when clean)."
 )
+AUDIT_TRANSFERS_IN_FLIGHT = Gauge(
+    "ledgerd_audit_transfers_in_flight",
+    "Transfers debited and neither credited nor returned, at the last periodic audit.",
+)
 AUDIT_LAST_RUN = Gauge(
     "ledgerd_audit_last_run_timestamp_seconds", "When the last periodic audit finished (Unix time)."
 )

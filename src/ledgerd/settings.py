@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     leader_renew_interval_s: float = Field(2.0, gt=0)
     # The leader audits the whole store this often and exports ledgerd_audit_problems.
     audit_interval_s: float = Field(3600.0, gt=0)
+    # The audit reports a transfer debited this long ago and neither credited nor
+    # returned (a stuck credit): longer than the sweep's delay and a consumer's restart.
+    audit_max_in_flight_s: float = Field(300.0, gt=0)
 
     # Cache updater: it writes each poll of the cache feed at once (the seed's 4 worker
     # threads every 100 ms became one feed consumer per process; the Kafka group shares

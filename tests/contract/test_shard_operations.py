@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 from harness import drop_database, fresh_shard_urls, ledgerd_command
+from test_audit_on_stores import SOURCE, Consumer, deposit, transfer
 from test_sharded_store import USER_P0, USER_P1, commit_one_each
 from test_store_contract import request
 
@@ -89,6 +90,32 @@ def test_audit_finds_a_request_decided_in_two_shards(
     report = json.loads(ledgerd(urls, "audit", "--json").stdout)
     assert report["shards"][0]["ok"] and report["shards"][1]["ok"]
     assert report["problems"] == ["request r7: outcomes in shards 0 and 1"]
+
+
+def test_audit_checks_money_and_transfers_over_all_shards(
+    urls: list[str], sharded: ShardedStore
+) -> None:
+    """A transfer debited in shard 0 and never credited in shard 1: in flight in the
+    total (where its legs meet), stuck past --max-in-flight-s; each shard alone says
+    nothing of money."""
+    consumer = Consumer(sharded)
+    consumer.apply(deposit("d1", SOURCE, 100))
+    consumer.apply(transfer("T", 10))  # applied at 1970-01-01T00:16:40Z: long ago
+    done = ledgerd(urls, "audit", "--json", "--max-in-flight-s", "1e12")
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert report["transfers"] == {
+        "count": 1, "in_flight": 1, "in_flight_amounts": {"USD": "10"}, "stuck": 0
+    }  # fmt: skip
+    assert report["money"]["USD"]["balances"] == "90"
+    assert report["money"]["USD"]["in_flight"] == "10"
+    assert all("transfers" not in s and "money" not in s for s in report["shards"])
+    stuck = ledgerd(urls, "audit", "--json")  # the default threshold, 300 s
+    assert stuck.returncode == 1
+    (problem,) = json.loads(stuck.stdout)["problems"]
+    assert problem.startswith("transfer T: in flight for ")
+    text = ledgerd(urls, "audit", "--max-in-flight-s", "1e12").stdout
+    assert "transfers in flight" in text and "in flight USD" in text
 
 
 def test_shards_prints_the_map_and_rows(urls: list[str], sharded: ShardedStore) -> None:

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
-from ledgerd.cli.parsing import Commands, add_command, positive_int
+from ledgerd.cli.parsing import Commands, add_command, positive_float, positive_int
 from ledgerd.settings import Settings, load_settings, store_location
 
 if TYPE_CHECKING:
@@ -29,6 +29,13 @@ def add_commands(commands: Commands) -> None:
     )
     audit.add_argument(
         "--json", action="store_true", help="print a machine-readable report on stdout"
+    )
+    audit.add_argument(
+        "--max-in-flight-s",
+        type=positive_float,
+        metavar="SECONDS",
+        help="report a transfer debited this long ago and neither credited nor returned"
+        " (default: $LEDGERD_AUDIT_MAX_IN_FLIGHT_S, 300)",
     )
     shards = add_command(
         commands,
@@ -74,6 +81,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     store = store_from_settings(settings)
+    max_in_flight_s = args.max_in_flight_s or settings.audit_max_in_flight_s
 
     def progress(what: str, rows: int) -> None:
         if not args.json:
@@ -83,10 +91,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
         if isinstance(store, ShardedStore):
             where = [store_location(url) for url in settings.store_urls]
             shards, report = audit_shards(
-                list(zip(where, store.shards, strict=True)), store.shard_of_user, progress
+                list(zip(where, store.shards, strict=True)),
+                store.shard_of_user,
+                progress,
+                max_in_flight_s=max_in_flight_s,
             )
         else:
-            shards, report = [], audit(store, progress)
+            shards, report = [], audit(store, progress, max_in_flight_s=max_in_flight_s)
     finally:
         store.close()
     if args.json:
@@ -107,7 +118,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _report_json(report: AuditReport) -> dict[str, object]:
-    return {
+    document: dict[str, object] = {
         "ok": report.ok,
         "accounts": report.accounts,
         "journal_entries": report.journal_entries,
@@ -117,6 +128,15 @@ def _report_json(report: AuditReport) -> dict[str, object]:
         "problem_count": report.problem_count,
         "problems": report.problems,
     }
+    # Money and transfers are checked on the whole store (the total over shards).
+    if report.transfers is not None:
+        document["transfers"] = report.transfers.as_json()
+    if report.money is not None:
+        document["money"] = {
+            currency: totals.as_json()
+            for currency, totals in sorted(report.money.currencies.items())
+        }
+    return document
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,311 @@
+"""A client-side exchange load (deposits, withdrawals, freezes, transfers from available
+and from frozen funds, atomic settlements) and the model of its outcomes.
+
+Clients retry a call that failed with a transient status with the same request id, on
+the next API process, as a real client would, until it is answered or the load stops
+(then it is kept in ``unanswered``). Once every call is final, ``ExchangeModel`` replays
+the outcomes the server reports into the balances clients must read.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import grpc
+
+from harness.load import new_request_id
+from harness.waiting import wait_until
+from ledgerd.v1 import balance_pb2 as pb
+from ledgerd.v1 import balance_pb2_grpc as pb_grpc
+
+CURRENCIES = ("USD", "EUR")
+# Settlements spend a hold in one currency and pay out the other.
+SETTLE_SPENT, SETTLE_PAID = "USD", "EUR"
+# The whale holds the most an account may (20 integer digits): every credit to it is
+# refused (AMOUNT_OVERFLOW), so transfers to it come back to their source.
+WHALE_AMOUNT = "99999999999999999999"
+# What a client retries with the same request id; anything else is a test bug.
+TRANSIENT = frozenset(
+    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED}
+)
+CALL_TIMEOUT_S = 5.0
+FINAL = (pb.APPLIED, pb.REJECTED)
+
+Message = pb.ChangeBalanceRequest | pb.ChangeBalancesRequest | pb.TransferRequest
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One call the load makes: a single change, an atomic batch, or a transfer."""
+
+    message: Message
+
+    def send(self, stub: pb_grpc.BalanceServiceStub) -> None:
+        if isinstance(self.message, pb.TransferRequest):
+            stub.Transfer(self.message, timeout=CALL_TIMEOUT_S)
+        elif isinstance(self.message, pb.ChangeBalancesRequest):
+            stub.ChangeBalances(self.message, timeout=CALL_TIMEOUT_S)
+        else:
+            stub.ChangeBalance(self.message, timeout=CALL_TIMEOUT_S)
+
+
+@dataclass
+class ExchangeLoad:
+    """Client threads making random exchange calls until stopped."""
+
+    targets: Sequence[str]
+    users: Sequence[int]
+    whale: int
+    clients: int = 6
+    seed: int = 0
+    acknowledged: list[Operation] = field(default_factory=list)
+    unanswered: list[Operation] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)  # transient failures, by code
+    refused: list[str] = field(default_factory=list)  # non-transient answers: test bugs
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [
+            threading.Thread(target=self._client, args=(self.seed * 1000 + i,), daemon=True)
+            for i in range(self.clients)
+        ]
+
+    def __enter__(self) -> ExchangeLoad:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+    def wait_acknowledged(self, more: int, timeout_s: float = 120.0) -> None:
+        """Until ``more`` calls beyond those acknowledged now have been acknowledged."""
+        target = len(self.acknowledged) + more
+        wait_until(
+            lambda: len(self.acknowledged) >= target,
+            timeout_s,
+            f"{more} more exchange calls acknowledged after the first {target - more}",
+        )
+
+    def _client(self, seed: int) -> None:
+        rng = random.Random(seed)
+        channels = [grpc.insecure_channel(t) for t in self.targets]
+        stubs = [pb_grpc.BalanceServiceStub(c) for c in channels]
+        turn = itertools.count(rng.randrange(len(stubs)))
+        try:
+            while not self._stop.is_set():
+                self._until_answered(self._next(rng), lambda: stubs[next(turn) % len(stubs)])
+        finally:
+            for channel in channels:
+                channel.close()
+
+    def _until_answered(
+        self, operation: Operation, next_stub: Callable[[], pb_grpc.BalanceServiceStub]
+    ) -> None:
+        stub = next_stub()
+        while not self._stop.is_set():
+            try:
+                operation.send(stub)
+            except grpc.RpcError as exc:
+                code = exc.code()
+                with self._lock:
+                    if code not in TRANSIENT:
+                        self.refused.append(f"{code.name}: {exc.details()}")
+                        return
+                    self.errors[code.name] += 1
+                stub = next_stub()  # another API process may be up
+                time.sleep(0.1)
+                continue
+            with self._lock:
+                self.acknowledged.append(operation)
+            return
+        with self._lock:
+            self.unanswered.append(operation)
+
+    def _next(self, rng: random.Random) -> Operation:
+        user = rng.choice(self.users)
+        currency = rng.choice(CURRENCIES)
+        roll = rng.random()
+        if roll < 0.2:
+            return Operation(_change(user, pb.DEPOSIT, rng.randint(1, 100), currency))
+        if roll < 0.25:
+            return Operation(_change(user, pb.WITHDRAW, rng.randint(1, 40), currency))
+        if roll < 0.4:
+            return Operation(_change(user, pb.FREEZE, rng.randint(1, 50), currency))
+        if roll < 0.8:
+            others = [u for u in self.users if u != user]
+            to_user = self.whale if rng.random() < 0.1 else rng.choice(others)
+            return Operation(
+                pb.TransferRequest(
+                    request_id=new_request_id("x"),
+                    from_user_id=user,
+                    to_user_id=to_user,
+                    currency=currency,
+                    amount=str(rng.randint(1, 60)),
+                    from_frozen=rng.random() < 0.4,
+                    wait=rng.random() < 0.3,
+                )
+            )
+        legs = [
+            _change(user, pb.SPEND_FROZEN, rng.randint(1, 30), SETTLE_SPENT),
+            _change(user, pb.DEPOSIT, rng.randint(1, 30), SETTLE_PAID),
+        ]
+        return Operation(
+            pb.ChangeBalancesRequest(changes=legs, atomic=True, wait=rng.random() < 0.3)
+        )
+
+    def retry_unanswered(self, stub: pb_grpc.BalanceServiceStub) -> None:
+        """Send every unanswered call again with its request ids, as a client would."""
+        for operation in self.unanswered:
+            wait_until(
+                lambda op=operation: _answered(op, stub),
+                120,
+                f"{operation.message} answered",
+                ignoring=(grpc.RpcError,),
+                interval_s=0.2,
+            )
+        self.acknowledged += self.unanswered
+        self.unanswered = []
+
+
+def _answered(operation: Operation, stub: pb_grpc.BalanceServiceStub) -> bool:
+    operation.send(stub)
+    return True
+
+
+def _change(user: int, kind: int, units: int, currency: str) -> pb.ChangeBalanceRequest:
+    return pb.ChangeBalanceRequest(
+        request_id=new_request_id("c"),
+        user_id=user,
+        currency=currency,
+        type=kind,  # type: ignore[arg-type]
+        amount=str(units),
+    )
+
+
+@dataclass
+class Outcomes:
+    """Final outcomes of a load's calls, as GetTransfer and GetChange report them."""
+
+    transfers: dict[str, pb.Transfer] = field(default_factory=dict)
+    changes: dict[str, pb.ChangeResult] = field(default_factory=dict)
+
+    @classmethod
+    def read(
+        cls, stub: pb_grpc.BalanceServiceStub, operations: Sequence[Operation], timeout_s: float
+    ) -> Outcomes:
+        """Wait until every call is final (APPLIED or REJECTED) and read its outcome."""
+        outcomes = cls()
+        for operation in operations:
+            message = operation.message
+            if isinstance(message, pb.TransferRequest):
+                outcomes.transfers[message.request_id] = _final(
+                    lambda m=message: (
+                        stub.GetTransfer(
+                            pb.GetTransferRequest(request_id=m.request_id), timeout=CALL_TIMEOUT_S
+                        ).transfer
+                    ),
+                    timeout_s,
+                    f"transfer {message.request_id} final",
+                )
+                continue
+            changes = (
+                message.changes if isinstance(message, pb.ChangeBalancesRequest) else [message]
+            )
+            for change in changes:
+                outcomes.changes[change.request_id] = _final(
+                    lambda c=change: stub.GetChange(
+                        pb.GetChangeRequest(request_id=c.request_id), timeout=CALL_TIMEOUT_S
+                    ),
+                    timeout_s,
+                    f"change {change.request_id} final",
+                )
+        return outcomes
+
+
+def _final(
+    read: Callable[[], pb.Transfer | pb.ChangeResult], timeout_s: float, what: str
+) -> pb.Transfer | pb.ChangeResult:
+    """``read`` until its answer is APPLIED or REJECTED; that answer."""
+    found: list[pb.Transfer | pb.ChangeResult] = []
+
+    def final() -> bool:
+        found[:] = [read()]
+        return found[0].status in FINAL
+
+    wait_until(final, timeout_s, what, ignoring=(grpc.RpcError,), interval_s=0.1)
+    return found[0]
+
+
+@dataclass
+class ExchangeModel:
+    """Balances (available, frozen) by (user, currency) after the calls that applied."""
+
+    available: defaultdict[tuple[int, str], Decimal] = field(
+        default_factory=lambda: defaultdict(Decimal)
+    )
+    frozen: defaultdict[tuple[int, str], Decimal] = field(
+        default_factory=lambda: defaultdict(Decimal)
+    )
+    transfers_credited: int = 0
+    transfers_returned: int = 0
+    transfers_refused: int = 0  # the debit refused: nothing moved
+    settlements: int = 0
+    broken_atomicity: list[str] = field(default_factory=list)
+
+    def replay(self, operations: Sequence[Operation], outcomes: Outcomes) -> ExchangeModel:
+        for operation in operations:
+            message = operation.message
+            if isinstance(message, pb.TransferRequest):
+                self._transfer(message, outcomes.transfers[message.request_id])
+            elif isinstance(message, pb.ChangeBalancesRequest):
+                statuses = {outcomes.changes[c.request_id].status for c in message.changes}
+                if len(statuses) != 1:
+                    self.broken_atomicity.append(message.changes[0].request_id)
+                if statuses == {pb.APPLIED}:
+                    self.settlements += 1
+                    for change in message.changes:
+                        self._change(change)
+            elif outcomes.changes[message.request_id].status == pb.APPLIED:
+                self._change(message)
+        return self
+
+    def _change(self, change: pb.ChangeBalanceRequest) -> None:
+        key, amount = (change.user_id, change.currency), Decimal(change.amount)
+        if change.type == pb.DEPOSIT:
+            self.available[key] += amount
+        elif change.type == pb.WITHDRAW:
+            self.available[key] -= amount
+        elif change.type == pb.FREEZE:
+            self.available[key] -= amount
+            self.frozen[key] += amount
+        elif change.type == pb.SPEND_FROZEN:
+            self.frozen[key] -= amount
+        else:
+            raise AssertionError(f"the load sends no {change.type}")
+
+    def _transfer(self, request: pb.TransferRequest, outcome: pb.Transfer) -> None:
+        source = (request.from_user_id, request.currency)
+        amount = Decimal(request.amount)
+        credited = outcome.status == pb.APPLIED
+        if not (credited or outcome.debited):
+            self.transfers_refused += 1
+            return
+        # The debit: from frozen or from available.
+        (self.frozen if request.from_frozen else self.available)[source] -= amount
+        if credited:
+            self.transfers_credited += 1
+            self.available[(request.to_user_id, request.currency)] += amount
+        else:  # the credit refused: the amount is back in the source's available
+            self.transfers_returned += 1
+            self.available[source] += amount
