@@ -22,6 +22,8 @@ from ledgerd.cache.memory import MemoryCache
 from ledgerd.cache.updater import CacheUpdater
 from ledgerd.consumer.outcomes import OutcomeHub
 from ledgerd.consumer.worker import BatchConsumer, ConsumerConfig
+from ledgerd.events.publisher import EventPublisher, PublisherConfig
+from ledgerd.events.tail import EventTail
 from ledgerd.health import HealthChecker, Probe, Roles
 from ledgerd.leader import CACHE_SYNC_LOCK, OUTBOX_LOCK, LeaderElector
 from ledgerd.log import EventLog, open_log
@@ -123,7 +125,10 @@ def open_backends(settings: Settings) -> Backends:
         partition_count=settings.partitions,
         session_timeout_ms=settings.kafka_session_timeout_ms,
     )
-    event_log.ensure_topics([settings.topic, settings.dlq_topic])
+    topics = [settings.topic, settings.dlq_topic]
+    if settings.events:
+        topics.append(settings.events_topic)  # same partition count: partition p feeds p
+    event_log.ensure_topics(topics)
     cache = open_cache(
         settings.cache_url,
         max_entries=settings.cache_max_entries,
@@ -196,6 +201,7 @@ class Ledgerd:
     relay: Relay | None = None
     cache_updater: CacheUpdater | None = None
     consumer: BatchConsumer | None = None
+    events: EventPublisher | None = None
     acceptor: Acceptor | None = None
     service: LedgerService | None = None
     server: GrpcServer | None = None
@@ -252,6 +258,8 @@ class Ledgerd:
             config = consumer_config(
                 settings, feed_topic=settings.cache_feed_topic if shared else None
             )
+            if settings.events:
+                app.events = app._event_publisher()
             app.consumer = BatchConsumer(
                 backends.store,
                 backends.event_log,
@@ -260,8 +268,11 @@ class Ledgerd:
                 config,
                 signer=signer,
                 send_on=app.relay.hand_off if app.relay is not None else None,
+                on_committed=app.events.wake if app.events is not None else None,
             )
             supervisor.add_thread("consumer", app.consumer.run, has_work=app.consumer.has_work)
+            if app.events is not None:
+                supervisor.add_thread("events", app.events.run, wake=app.events.wake)
         if settings.runs_api_workers:
             for index in range(1, settings.api_workers + 1):
                 worker = ApiWorker(
@@ -330,6 +341,28 @@ class Ledgerd:
         supervisor.add_thread("relay", relay.run, has_work=relay.has_work, wake=relay.wake)
         return relay
 
+    def _event_publisher(self) -> EventPublisher:
+        """The publisher of change events for the partitions this process's consumer owns."""
+
+        def owned() -> list[int]:
+            return self.consumer.owned_partitions if self.consumer is not None else []
+
+        return EventPublisher(
+            self.backends.store,
+            self.backends.event_log,
+            owned,
+            PublisherConfig(
+                topic=self.settings.events_topic,
+                poll_interval_s=self.settings.events_poll_interval_ms / 1000,
+            ),
+        )
+
+    def event_tail(self) -> EventTail | None:
+        """What TailEvents reads (None with events off)."""
+        if not self.settings.events:
+            return None
+        return EventTail(self.backends.event_log, self.settings.events_topic)
+
     def elector(self, lock: str) -> LeaderElector:
         """A contender for ``lock``, run by this process under its supervisor."""
         elector = LeaderElector(
@@ -366,12 +399,13 @@ class Ledgerd:
                 max_concurrent_rpcs=settings.max_concurrent_rpcs,
                 authenticator=self.auth,
                 tls=self.tls,
+                events=self.event_tail(),
             )
             await self.server.start()
             self.supervisor.add_task("grpc-health", self.server.run_health)
             self.supervisor.start()
             if settings.http_addr:
-                handlers = Handlers(service, self.health.check)
+                handlers = Handlers(service, self.health.check, self.event_tail())
                 self.rest = RestGateway(
                     handlers,
                     settings.http_addr,
@@ -462,6 +496,8 @@ class Ledgerd:
             self.acceptor.close()
         if self.consumer is not None:
             await asyncio.to_thread(self.consumer.close)
+        if self.events is not None:
+            await asyncio.to_thread(self.events.close)
         for elector in self.electors:
             await asyncio.to_thread(elector.release)
         log.info("ledgerd stopped")

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,7 @@ from ledgerd.v1 import balance_pb2 as pb
 
 __all__ = [
     "AsyncLedgerdClient",
+    "EventStream",
     "FieldViolation",
     "LedgerdClient",
     "LedgerdRpcError",
@@ -340,6 +341,65 @@ class LedgerdClient(_Base):
         result: pb.HealthCheckResponse = self.call("HealthCheck", pb.HealthCheckRequest())
         return result
 
+    def tail_events(
+        self, *, from_beginning: bool = False, limit: int = 0, timeout_s: float | None = None
+    ) -> EventStream:
+        """The change events (docs/events.md), as they are published: from the oldest kept, or
+        from those published after this returns (the server has positioned its reader by
+        then). Not retried; ``timeout_s`` bounds the whole stream (None: no bound).
+
+        Raises:
+            LedgerdRpcError: the call failed before its first event (also raised by the
+                stream's iteration for a failure later).
+        """
+        method = SERVICE + "TailEvents"
+        body = pb.TailEventsRequest(from_beginning=from_beginning, limit=limit).SerializeToString()
+        stub = self._channel.unary_stream(
+            method,
+            request_serializer=None,
+            response_deserializer=pb.TailEventsResponse.FromString,
+        )
+        metadata = None if self._signer is None else tuple(self._signer.headers(method, body))
+        stream = EventStream(stub(body, timeout=timeout_s, metadata=metadata))
+        stream.wait_positioned()
+        return stream
+
+
+class EventStream:
+    """The events of one TailEvents call, as they come; ``cancel`` (or leaving a ``with``
+    block) ends it, and iteration then stops quietly."""
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+        self._cancelled = False
+
+    def __enter__(self) -> EventStream:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.cancel()
+
+    def __iter__(self) -> EventStream:
+        return self
+
+    def __next__(self) -> pb.BalanceEvent:
+        """Raises: LedgerdRpcError: the stream failed (not when cancelled here)."""
+        try:
+            response: pb.TailEventsResponse = next(self._call)
+        except grpc.RpcError as exc:
+            if self._cancelled and exc.code() == grpc.StatusCode.CANCELLED:
+                raise StopIteration from None
+            raise LedgerdRpcError(exc) from exc
+        return response.event
+
+    def wait_positioned(self) -> None:
+        """Block until the server sent its headers (its reader is positioned) or failed."""
+        self._call.initial_metadata()
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        self._call.cancel()
+
 
 class AsyncLedgerdClient(_Base):
     """asyncio client (grpc.aio); the same calls as LedgerdClient, awaited."""
@@ -447,3 +507,29 @@ class AsyncLedgerdClient(_Base):
     async def health(self) -> pb.HealthCheckResponse:
         result: pb.HealthCheckResponse = await self.call("HealthCheck", pb.HealthCheckRequest())
         return result
+
+    async def tail_events(
+        self, *, from_beginning: bool = False, limit: int = 0, timeout_s: float | None = None
+    ) -> AsyncIterator[pb.BalanceEvent]:
+        """The change events, as LedgerdClient.tail_events; ends the call when the caller
+        stops iterating.
+
+        Raises:
+            LedgerdRpcError: the call failed.
+        """
+        method = SERVICE + "TailEvents"
+        body = pb.TailEventsRequest(from_beginning=from_beginning, limit=limit).SerializeToString()
+        stub = self._channel.unary_stream(
+            method,
+            request_serializer=None,
+            response_deserializer=pb.TailEventsResponse.FromString,
+        )
+        metadata = None if self._signer is None else tuple(self._signer.headers(method, body))
+        call = stub(body, timeout=timeout_s, metadata=metadata)
+        try:
+            async for response in call:
+                yield response.event
+        except grpc.RpcError as exc:
+            raise LedgerdRpcError(exc) from exc
+        finally:
+            call.cancel()

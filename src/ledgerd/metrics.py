@@ -154,3 +154,16 @@ CACHE_FEED_FAILURES = Counter(
     "ledgerd_cache_feed_failures_total",
     "Cache feed messages not delivered (the cache's full sync repairs their entries).",
 )
+EVENTS_PUBLISHED = Counter(
+    "ledgerd_events_published_total",
+    "Journal entries published to the balance-events topic (docs/events.md).",
+)
+EVENTS_LAG = Gauge(
+    "ledgerd_events_lag_seconds",
+    "Age of the oldest journal entry not yet published to balance-events, by owned"
+    " partition (0 when caught up).",
+    ["partition"],
+)
+EVENT_TAILS_OPEN = Gauge(
+    "ledgerd_event_tails_open", "TailEvents calls (gRPC and REST) reading the events topic now."
+)

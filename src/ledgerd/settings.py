@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     # cache), and cache updaters in any process consume it in their own group.
     cache_feed_topic: str = "balance-updates"
     cache_updater_group: str = "ledgerd-cache-updater"
+    # Change events out (docs/events.md): each consumer process publishes the journal
+    # entries of its partitions to this topic; LEDGERD_EVENTS=false turns it off.
+    events: bool = True
+    events_topic: str = "balance-events"
+    events_poll_interval_ms: int = Field(200, ge=1, le=60_000)
 
     # Consumer batching (seed: 200 messages, 100 ms delay, 1000 ms long poll, 3 retries).
     consumer_batch_max_messages: int = Field(200, ge=1, le=100_000)

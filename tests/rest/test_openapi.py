@@ -31,7 +31,9 @@ def test_gateway_conforms_to_its_openapi_document(rest: str, tmp_path: Path) -> 
         [cli, "run", f"{rest}/openapi.json", "--checks",
          "not_a_server_error,status_code_conformance,content_type_conformance,"
          "response_schema_conformance", "--max-examples", "40",
-         "--phases", "examples,coverage,fuzzing", "--report-dir", str(tmp_path)],
+         "--phases", "examples,coverage,fuzzing", "--report-dir", str(tmp_path),
+         # A stream that lasts until its limit or the client hangs up: tests/rest/test_rest.py.
+         "--exclude-path", "/v1/events"],
         capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]

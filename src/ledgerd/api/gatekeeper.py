@@ -90,18 +90,16 @@ class Gatekeeper:
     def wrap(self, method: str, handler: Handler) -> Handler:
         """The handler of one method: counted and logged; a BalanceService method also
         sees the raw request bytes and checks signatures."""
-        if handler.unary_unary is None or not method.startswith(SERVICE_PREFIX):
+        if not method.startswith(SERVICE_PREFIX):
             return _observed(method, handler)
-        decode: Callable[[bytes], Message] = handler.request_deserializer
+        if handler.unary_stream is not None:
+            return self._wrap_stream(method, handler)
+        if handler.unary_unary is None:
+            return _observed(method, handler)
         inner: Callable[[Message, Any], Any] = handler.unary_unary
         name = method.rsplit("/", 1)[-1]
         calls = MethodCalls("grpc", method)
-
-        def deserialize(body: bytes) -> _Raw:
-            try:
-                return _Raw(decode(body), body)
-            except (DecodeError, ValueError, TypeError):
-                return _Raw(None, body)
+        deserialize = _raw_decoder(handler.request_deserializer)
 
         async def behavior(raw: _Raw, context: Context) -> Any:
             started = time.perf_counter()
@@ -133,6 +131,45 @@ class Gatekeeper:
             response_serializer=handler.response_serializer,
         )
 
+    def _wrap_stream(self, method: str, handler: Handler) -> Handler:
+        """A server-streaming BalanceService method, gated like a unary one: the checks
+        run before the first response."""
+        inner: Callable[[Message, Any], AsyncIterator[Any]] = handler.unary_stream
+        name = method.rsplit("/", 1)[-1]
+        calls = MethodCalls("grpc", method, "server_stream")
+
+        async def behavior(raw: _Raw, context: Context) -> AsyncIterator[Any]:
+            started = time.perf_counter()
+            code, key_id = "OK", None
+            peer = context.peer() if access_log_enabled() else None  # gone once cancelled
+            try:
+                if raw.message is None:
+                    await abort(
+                        context, InvalidArgument("request", f"not a valid {name} request message")
+                    )
+                if self._auth.enabled:
+                    metadata = {
+                        key: value
+                        for key, value in context.invocation_metadata() or ()
+                        if isinstance(value, str)
+                    }
+                    key_id = metadata.get(KEY_ID_HEADER)
+                    await self._check(method, metadata, raw.body, context)
+                async for response in inner(raw.message, context):
+                    yield response
+                code = _code_set(context)
+            except BaseException as exc:
+                code = _code_of(exc, context)
+                raise
+            finally:
+                calls.record(started, Outcome(code, peer, raw.message, key_id))
+
+        return grpc.unary_stream_rpc_method_handler(
+            behavior,
+            request_deserializer=_raw_decoder(handler.request_deserializer),
+            response_serializer=handler.response_serializer,
+        )
+
     async def _check(
         self,
         method: str,
@@ -150,6 +187,18 @@ class Gatekeeper:
             await abort(context, exc)
         except BackendUnavailable as exc:
             await abort(context, exc)
+
+
+def _raw_decoder(decode: Callable[[bytes], Message]) -> Callable[[bytes], _Raw]:
+    """A request deserializer keeping the bytes, and None for a message that does not decode."""
+
+    def deserialize(body: bytes) -> _Raw:
+        try:
+            return _Raw(decode(body), body)
+        except (DecodeError, ValueError, TypeError):
+            return _Raw(None, body)
+
+    return deserialize
 
 
 def _observed(method: str, handler: Handler) -> Handler:

@@ -5,6 +5,7 @@ them to their status codes."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import AsyncIterator
 
 from ledgerd.api.convert import (
     answer_to_proto,
@@ -24,16 +25,20 @@ from ledgerd.domain.validation import (
     validate_request_id,
     validate_user_id,
 )
-from ledgerd.errors import FieldViolation, InvalidArgument
+from ledgerd.errors import FieldViolation, InvalidArgument, LogUnavailable
+from ledgerd.events.tail import EventTail, OnOpen
 from ledgerd.probes import HealthSource
 from ledgerd.service import LedgerService
 from ledgerd.v1 import balance_pb2 as pb
 
 
 class Handlers:
-    def __init__(self, service: LedgerService, health: HealthSource) -> None:
+    def __init__(
+        self, service: LedgerService, health: HealthSource, events: EventTail | None = None
+    ) -> None:
         self._service = service
         self._health = health
+        self._events = events
 
     async def get_balance(self, request: pb.GetBalanceRequest) -> pb.GetBalanceResponse:
         fields = FieldChecks()
@@ -110,3 +115,20 @@ class Handlers:
             pb.HealthCheckResponse.SERVING if health.serving else pb.HealthCheckResponse.NOT_SERVING
         )
         return pb.HealthCheckResponse(status=status, components=dict(health.components))
+
+    async def tail_events(
+        self, request: pb.TailEventsRequest, on_open: OnOpen | None = None
+    ) -> AsyncIterator[pb.TailEventsResponse]:
+        """The events of ``balance-events`` (docs/events.md); ``on_open`` runs once the reader
+        is positioned, so a caller can tell its client that later changes will be seen.
+
+        Raises:
+            LogUnavailable: the log did not answer, or events are off in this deployment.
+        """
+        if self._events is None:
+            raise LogUnavailable("change events are off here (LEDGERD_EVENTS=false)")
+        events = self._events.events(
+            from_beginning=request.from_beginning, limit=request.limit, on_open=on_open
+        )
+        async for event in events:
+            yield pb.TailEventsResponse(event=event)

@@ -127,6 +127,35 @@ def _operation(
 
 _ID_PARAMETER = {"type": "integer", "minimum": 1, "maximum": 2**64 - 1}
 
+# A stream: one BalanceEvent per line (NDJSON), as they are published (docs/events.md).
+_TAIL_EVENTS: dict[str, Any] = {
+    "operationId": "TailEvents",
+    "description": "The change events of the topic balance-events (docs/events.md), one"
+    " BalanceEvent per line (application/x-ndjson) as they are published, until `limit`"
+    " events or the client hangs up. The headers are sent once the server's reader is"
+    " positioned: every change applied after that reaches the stream. An error after the"
+    ' first line ends the stream with a last line {"error": {"code", "message"}}. Needs the'
+    " read scope when calls are signed.",
+    "security": _SECURITY,
+    "parameters": [
+        {
+            **_query_param("from_beginning", {"type": "boolean", "default": False}),
+            "description": "start from the oldest event kept instead of only new ones",
+        },
+        {
+            **_query_param("limit", {"type": "integer", "minimum": 0, "maximum": 2**32 - 1}),
+            "description": "end the stream after this many events (0 or absent: never)",
+        },
+    ],
+    "responses": {
+        "200": {
+            "description": "OK: a stream of BalanceEvent objects, one JSON object per line",
+            "content": {"application/x-ndjson": {"schema": _ref("BalanceEvent")}},
+        },
+        **{str(c): _ERRORS[str(c)] for c in sorted({400, 429, *_COMMON_ERRORS})},
+    },
+}
+
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.0.3",
     "info": {
@@ -205,6 +234,7 @@ DOCUMENT: dict[str, Any] = {
                 parameters=[_path_param("request_id", _REQUEST_ID)],
             )
         },
+        "/v1/events": {"get": _TAIL_EVENTS},
     },
     "components": {
         "securitySchemes": _SECURITY_SCHEMES,
@@ -307,6 +337,17 @@ DOCUMENT: dict[str, Any] = {
                         **_UINT64,
                         "description": "the other user of that transfer, as text",
                     },
+                },
+            },
+            "BalanceEvent": {
+                "type": "object",
+                "description": "one applied journal entry, as published to balance-events"
+                " (one per line of GET /v1/events); (entry.user_id, entry.currency,"
+                " entry.version) identifies it",
+                "properties": {
+                    "entry": _ref("JournalEntry"),
+                    "partition": {"type": "integer", "minimum": 0},
+                    "sequence": _UINT64,
                 },
             },
             "JournalEntries": {

@@ -13,9 +13,10 @@ HTTP body (empty for GET) as the signed bytes.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import grpc
 import structlog
@@ -39,6 +40,7 @@ from ledgerd.api.rest_input import (
     UINT32_MAX,
     parse_body,
     path_integer,
+    query_boolean,
     query_integer,
     require_json,
 )
@@ -55,6 +57,8 @@ from ledgerd.v1 import balance_pb2 as pb
 log = structlog.get_logger(__name__)
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
+# How often a streaming call looks whether its client is still there.
+_HANG_UP_CHECK_S = 0.5
 TIMEOUT_HEADER = "x-ledgerd-timeout-ms"
 
 Operation = Callable[[web.Request], Awaitable[Message]]
@@ -115,6 +119,7 @@ class RestGateway:
         ]
         for method, path, rpc, operation in routes:
             app.router.add_route(method, path, self._endpoint(rpc, operation, f"{method} {path}"))
+        app.router.add_get("/v1/events", self._tail_events)
         app.router.add_get("/openapi.json", self._openapi)
         self._app = app
 
@@ -175,6 +180,52 @@ class RestGateway:
 
         return endpoint
 
+    async def _tail_events(self, request: web.Request) -> web.StreamResponse:
+        """TailEvents as NDJSON: one BalanceEvent (proto3 JSON) per line, sent as published.
+
+        Errors before the first line are answered like any call's; one after it (the log
+        went away) ends the stream with a last line ``{"error": {...}}`` in the same shape.
+        """
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        calls = MethodCalls("rest", SERVICE_PREFIX + "TailEvents", "server_stream")
+        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        self._calls_in_progress += 1
+        try:
+            self._check_calls_in_progress()
+            message = pb.TailEventsRequest(
+                from_beginning=query_boolean(request, "from_beginning"),
+                limit=query_integer(request, "limit", maximum=UINT32_MAX),
+            )
+            request["message"] = message  # for the access log
+            if self._auth.enabled:
+                await self._verify(request, "TailEvents", await request.read())
+
+            async def opened() -> None:
+                await response.prepare(request)  # headers out: later changes will be seen
+
+            await _stream_until_gone(request, response, self._handlers.tail_events(message, opened))
+            return response
+        except LedgerError as exc:
+            code = status_of(exc)
+            if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+                reason = exc.reason if isinstance(exc, Unauthenticated) else "scope"
+                metrics.AUTH_FAILURES.labels(reason=reason).inc()
+            if not response.prepared:
+                return _ledger_error(exc)
+            status = rich_status(exc)
+            error = {"code": code.name, "message": status.message}
+            await response.write((json.dumps({"error": error}) + "\n").encode())
+            return response
+        except (asyncio.CancelledError, ConnectionResetError):
+            code = grpc.StatusCode.CANCELLED
+            raise
+        finally:
+            self._calls_in_progress -= 1
+            calls.record(
+                started, _outcome(request, code.name, "GET /v1/events", self._auth.enabled)
+            )
+
     def _check_calls_in_progress(self) -> None:
         """Raises: Overloaded: more calls in progress than allowed (this one included)."""
         if self._calls_in_progress > self._max_concurrent_calls:
@@ -227,6 +278,40 @@ class RestGateway:
 
     async def _health(self, _: web.Request) -> Message:
         return await self._handlers.health_check(pb.HealthCheckRequest())
+
+
+async def _stream_until_gone(
+    request: web.Request,
+    response: web.StreamResponse,
+    responses: AsyncIterator[pb.TailEventsResponse],
+) -> None:
+    """Write each event as a line until the stream ends or the client hangs up (aiohttp does
+    not cancel a handler when its client goes, and no write comes while no event does)."""
+
+    async def write_all() -> None:
+        async for item in responses:
+            event = json_format.MessageToDict(
+                item.event,
+                preserving_proto_field_name=True,
+                always_print_fields_with_no_presence=True,  # as in the topic
+            )
+            await response.write((json.dumps(event) + "\n").encode())
+        if not response.prepared:
+            await response.prepare(request)
+        await response.write_eof()
+
+    writing = asyncio.ensure_future(write_all())
+    try:
+        while not writing.done():
+            await asyncio.wait({writing}, timeout=_HANG_UP_CHECK_S)
+            transport = request.transport
+            if not writing.done() and (transport is None or transport.is_closing()):
+                raise ConnectionResetError("client went away")
+        writing.result()  # its exception, if any
+    finally:
+        if not writing.done():
+            writing.cancel()
+            await asyncio.gather(writing, return_exceptions=True)
 
 
 def _outcome(request: web.Request, code: str, route: str, signed: bool) -> Outcome:

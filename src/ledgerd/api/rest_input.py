@@ -211,3 +211,15 @@ def _expected(field: FieldDescriptor) -> str:
     if kind == FieldDescriptor.TYPE_STRING:
         return "must be a JSON string"
     return "has the wrong JSON type"
+
+
+def query_boolean(request: web.Request, name: str) -> bool:
+    """An optional query parameter: true or 1, false or 0 (absent or empty: false).
+
+    Raises:
+        InvalidArgument: any other value.
+    """
+    raw = (request.query.get(name) or "false").lower()
+    if raw not in ("true", "1", "false", "0"):
+        raise InvalidArgument(name, "must be true or false")
+    return raw in ("true", "1")

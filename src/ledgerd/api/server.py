@@ -10,6 +10,7 @@ from ledgerd.api.gatekeeper import Gatekeeper
 from ledgerd.api.handlers import Handlers
 from ledgerd.api.introspection import HealthServicer, enable_reflection
 from ledgerd.api.servicer import BalanceServicer
+from ledgerd.events.tail import EventTail
 from ledgerd.probes import HealthSource
 from ledgerd.service import LedgerService
 from ledgerd.support.supervisor import Lifeline, sleep_unless_stopping
@@ -31,6 +32,7 @@ class GrpcServer:
         max_concurrent_rpcs: int,
         authenticator: Authenticator,
         tls: tuple[bytes, bytes] | None = None,
+        events: EventTail | None = None,
     ) -> None:
         self._health_source = health_source
         self._server = grpc.aio.server(
@@ -42,7 +44,7 @@ class GrpcServer:
                 ("grpc.so_reuseport", 1),
             ],
         )
-        servicer = BalanceServicer(Handlers(service, health_source))
+        servicer = BalanceServicer(Handlers(service, health_source, events))
         # Every service goes through the gatekeeper, so every call is counted and logged;
         # only BalanceService's calls are checked.
         gatekeeper = Gatekeeper(authenticator)

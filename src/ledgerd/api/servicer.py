@@ -6,7 +6,7 @@ Calls are counted and logged around this, by the gatekeeper (``ledgerd.api.calls
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -72,6 +72,22 @@ class BalanceServicer(pb_grpc.BalanceServiceServicer):
         self, request: pb.HealthCheckRequest, context: Context
     ) -> pb.HealthCheckResponse:
         return await _serve("HealthCheck", context, lambda: self._handlers.health_check(request))
+
+    async def TailEvents(
+        self, request: pb.TailEventsRequest, context: Context
+    ) -> AsyncIterator[pb.TailEventsResponse]:
+        async def opened() -> None:
+            # Headers go out once the reader is positioned: a client that waits for them
+            # knows every later change reaches it.
+            await context.send_initial_metadata(())
+
+        try:
+            async for response in self._handlers.tail_events(request, opened):
+                yield response
+        except LedgerError as exc:
+            if status_of(exc) is grpc.StatusCode.INTERNAL:
+                log.error("internal error", method="TailEvents", error=str(exc))
+            await abort(context, exc)
 
 
 def _deadline(context: Context) -> float | None:

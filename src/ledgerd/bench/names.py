@@ -10,6 +10,7 @@ SCENARIOS = [
     "baseline-sql",
     "memory",
     "transfer",
+    "events",
 ]
 
 # Scenarios bound by the API's per-call cost: measured with each count of API worker

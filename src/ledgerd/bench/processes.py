@@ -233,4 +233,5 @@ def production_env(store_url: str | None = None, *, shards: int = 1) -> dict[str
         "LEDGERD_CACHE_KEY_PREFIX": f"ledgerd-test-{tag}:",
         "LEDGERD_CACHE_FEED_TOPIC": f"balance-updates-{tag}",
         "LEDGERD_CACHE_UPDATER_GROUP": f"ledgerd-cache-updater-{tag}",
+        "LEDGERD_EVENTS_TOPIC": f"balance-events-{tag}",
     }

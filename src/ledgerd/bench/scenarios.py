@@ -244,6 +244,7 @@ UNITS = {
     "read": "calls/s",
     "memory": "bytes/account",
     "transfer": "transfers/s",
+    "events": "events/s",
 }
 Runner = Callable[[Options, Accounts, ChangeFactory], Ran]
 
@@ -444,6 +445,7 @@ def run(options: Options) -> dict[str, Any]:
         "baseline-sql": _baseline,
         "memory": _memory,
         "transfer": _transfer,
+        "events": _events,
     }
     if options.scenario not in runners:
         raise ValueError(f"unknown scenario {options.scenario!r}; one of {', '.join(SCENARIOS)}")
@@ -474,6 +476,8 @@ def run(options: Options) -> dict[str, Any]:
                     "partitions": options.partitions or 3,
                 }
                 if options.scenario == "apply"
+                else {"apply_changes": options.apply_changes}
+                if options.scenario == "events"
                 else {}
             ),
         },
@@ -597,3 +601,84 @@ def _apply(options: Options, _: Accounts, factory: ChangeFactory) -> Ran:
         for process in consumers:
             process.stop(timeout_s=120)
         api.stop(timeout_s=120)
+
+
+def _events(options: Options, _: Accounts, factory: ChangeFactory) -> Ran:
+    """Change events out: apply ``apply_changes`` changes (the usual mix) with events off,
+    then time a consumer process (events on) publishing that journal (one event per applied
+    change) to balance-events, from its first event to the last (docs/events.md).
+    ``operations`` is the events published in that time."""
+    deployment = stack_env(options)
+    loader = start_server(options, "events-load", {**deployment, "LEDGERD_EVENTS": "false"})
+    publisher: ServerProcess | None = None
+    try:
+        total = 0
+
+        async def preload() -> None:
+            nonlocal total
+            async with grpc.aio.insecure_channel(loader.target, options=CHANNEL_OPTIONS) as channel:
+                stub = channel.unary_unary(
+                    SERVICE + "ChangeBalances",
+                    request_serializer=pb.ChangeBalancesRequest.SerializeToString,
+                    response_deserializer=pb.ChangeBalancesResponse.FromString,
+                )
+                shown = Progress("events preload")
+                while total < options.apply_changes:
+                    await asyncio.gather(
+                        *(stub(factory.batch(options.batch), timeout=60) for _ in range(4))
+                    )
+                    total += 4 * options.batch
+                    shown.update(f"{total:,} changes")
+                shown.finish(f"{total:,} changes")
+
+        asyncio.run(preload())
+        url = store_url(loader)
+        # Every change decided; the applied ones are the journal, one event each.
+        deadline = time.monotonic() + 900
+        while loader.metric("ledgerd_changes_total") < total and time.monotonic() < deadline:
+            time.sleep(0.5)
+        applied = int(loader.metric('ledgerd_changes_total{outcome="applied"}'))
+        loader.stop(timeout_s=120)
+        publisher_env = {
+            **deployment,
+            "LEDGERD_START_API": "false",
+            "LEDGERD_START_RELAY": "false",
+            # The embedded stack shares the loader's data directory (store and log files).
+            "LEDGERD_DATA_DIR": str(loader.data_dir),
+        }
+        if "LEDGERD_STORE_SHARDS" not in deployment:
+            publisher_env["LEDGERD_STORE_URL"] = url
+        publisher = ServerProcess(
+            options.workdir / f"events-publisher-{time.time_ns()}", publisher_env
+        ).start(timeout_s=60)
+        measured = _watch_rate(publisher, "ledgerd_events_published_total", applied, "events")
+        published = int(publisher.metric("ledgerd_events_published_total"))
+        figures = {"events": applied, "published": published, "settled": published == applied}
+        return Ran(measured, settle_and_audit(server_store(loader)), figures)
+    finally:
+        if publisher is not None:
+            publisher.stop(timeout_s=120)
+        loader.stop(timeout_s=120)
+
+
+def _watch_rate(server: ServerProcess, metric: str, total: int, label: str) -> Measurement:
+    """Poll a counter of ``server`` until ``total``; the rate from its first change to the
+    last."""
+    first = last = None
+    count = 0.0
+    deadline = time.monotonic() + 900
+    shown = Progress(label)
+    while count < total and time.monotonic() < deadline:
+        count = server.metric(metric)
+        now = time.monotonic()
+        if count and first is None:
+            first = (now, count)
+        last = (now, count)
+        shown.update(f"{count:,.0f} / {total:,}")
+        time.sleep(0.2)
+    shown.finish(f"{count:,.0f} / {total:,}")
+    measured = Measurement()
+    if first is not None and last is not None and last[0] > first[0]:
+        measured.operations = int(last[1] - first[1])
+        measured.elapsed_s = last[0] - first[0]
+    return measured

@@ -326,7 +326,7 @@ def cmd_health(args: argparse.Namespace) -> int:
         answer = _call(args, "HealthCheck", pb.HealthCheckRequest())
         _print(answer)
         return ExitCode.OK if answer.status == pb.HealthCheckResponse.SERVING else ExitCode.ERROR
-    url = f"http://{args.probe or _client_settings().probe_target}/readyz"
+    url = f"http://{args.probe or client_settings().probe_target}/readyz"
     try:
         with urllib.request.urlopen(url, timeout=args.timeout) as response:
             body = response.read()
@@ -347,8 +347,8 @@ def _call(args: argparse.Namespace, method: str, request: Message) -> Any:
     """
     from ledgerd.client import LedgerdRpcError
 
-    target = args.addr or _client_settings().target
-    with _client(target, args.timeout) as client:
+    target = args.addr or client_settings().target
+    with client_for(target, args.timeout) as client:
         try:
             return client.call(method, request)
         except LedgerdRpcError as exc:
@@ -361,12 +361,12 @@ def _call(args: argparse.Namespace, method: str, request: Message) -> Any:
             raise CommandFailed(f"{code.name}: {details}", exit_codes.for_rpc_error(code)) from None
 
 
-def _client(target: str, timeout_s: float) -> LedgerdClient:
+def client_for(target: str, timeout_s: float) -> LedgerdClient:
     """A client whose calls end within ``timeout_s`` overall, signing with
     LEDGERD_CLIENT_KEY_ID/_SECRET when set, trusting LEDGERD_CLIENT_TLS_CA when set."""
     from ledgerd.client import LedgerdClient
 
-    settings = _client_settings()
+    settings = client_settings()
     ca = None
     if settings.client_tls_ca:
         try:
@@ -385,7 +385,7 @@ def _client(target: str, timeout_s: float) -> LedgerdClient:
     )
 
 
-def _client_settings() -> ClientSettings:
+def client_settings() -> ClientSettings:
     try:
         return ClientSettings()
     except ValidationError as exc:

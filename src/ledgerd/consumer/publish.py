@@ -7,7 +7,7 @@ caller answered APPLIED cannot then read an older version from them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import structlog
 
@@ -23,7 +23,7 @@ log = structlog.get_logger(__name__)
 
 class CommitPublisher:
     """Hands committed balances to the in-process sink, memory and the cache feed,
-    then wakes waiters."""
+    then wakes waiters and ``on_committed`` (the event publisher)."""
 
     def __init__(
         self,
@@ -31,11 +31,14 @@ class CommitPublisher:
         memory: BalanceMemory,
         feed: CacheFeed | None,
         outcomes: OutcomeHub | None,
+        on_committed: Callable[[], None] | None = None,
     ) -> None:
         self._sink = sink
         self._memory = memory
         self._feed = feed
         self._outcomes = outcomes
+        # Told last, without arguments: the event publisher reads the journal itself.
+        self._on_committed = on_committed
 
     def publish(
         self,
@@ -55,6 +58,8 @@ class CommitPublisher:
             self._feed.publish(balances, partition_of)
         if self._outcomes is not None:
             self._outcomes.publish(request_ids)
+        if self._on_committed is not None:
+            self._on_committed()
 
     def poll(self) -> None:
         """Between batches: serve the feed's delivery reports."""

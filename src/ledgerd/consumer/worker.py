@@ -85,6 +85,7 @@ class BatchConsumer:
         *,
         signer: MessageSigner,
         send_on: SendOn | None = None,
+        on_committed: Callable[[], None] | None = None,
     ) -> None:
         self._store = store
         self._send_on = send_on
@@ -104,7 +105,7 @@ class BatchConsumer:
         if config.feed_topic is not None:
             event_log.ensure_topics([config.feed_topic])
             feed = CacheFeed(event_log.producer(), config.feed_topic)
-        self._publisher = CommitPublisher(cache, self._memory, feed, outcomes)
+        self._publisher = CommitPublisher(cache, self._memory, feed, outcomes, on_committed)
         self._lifeline: Lifeline | None = None
         # One commit at a time, on its own thread, so the next batch is read meanwhile.
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="consumer-commit")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ledgerd.log.base import EventLog, LogConsumer, LogProducer, LogRecord
+from ledgerd.log.base import EventLog, LogConsumer, LogProducer, LogReader, LogRecord
 
 
 def open_log(
@@ -30,4 +30,4 @@ def open_log(
     raise ValueError(f"unknown log URL {url!r}; use embedded: or kafka://host:port")
 
 
-__all__ = ["EventLog", "LogConsumer", "LogProducer", "LogRecord", "open_log"]
+__all__ = ["EventLog", "LogConsumer", "LogProducer", "LogReader", "LogRecord", "open_log"]

@@ -86,6 +86,17 @@ class LogConsumer(Protocol):
         """Leave the group and release; idempotent."""
 
 
+class LogReader(Protocol):
+    """Reads every partition of one topic outside any group (nothing committed, no
+    rebalances): for tailing a topic, like ``kafka-console-consumer``."""
+
+    def poll_batch(self, max_records: int, timeout_s: float) -> Sequence[LogRecord]:
+        """Up to ``max_records`` records, waiting at most ``timeout_s`` for the first."""
+
+    def close(self) -> None:
+        """Release; idempotent. Not while ``poll_batch`` runs on another thread."""
+
+
 class EventLog(Protocol):
     """A connection to an event log: creates producers and consumers."""
 
@@ -100,6 +111,21 @@ class EventLog(Protocol):
 
     def end_offsets(self, topic: str) -> Mapping[int, int]:
         """The offset the next record of each partition will get."""
+
+    def last_record(self, topic: str, partition: int) -> LogRecord | None:
+        """The newest record of a partition (None while it is empty).
+
+        Raises:
+            LogUnavailable: the log did not answer.
+        """
+
+    def reader(self, topic: str, *, from_beginning: bool) -> LogReader:
+        """A reader of every partition of ``topic``, from its oldest record or from the
+        records published after this call returns.
+
+        Raises:
+            LogUnavailable: the log did not answer.
+        """
 
     def ping(self) -> None:
         """Check the log answers.

@@ -9,10 +9,12 @@ file. A group has one member: the embedded deployment runs one process.
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from ledgerd.domain.partitioning import murmur2
 from ledgerd.errors import LogUnavailable
@@ -42,6 +44,11 @@ _SCHEMA = [
     )""",
 ]
 
+_READ_RECORDS = (
+    "SELECT offset, key, value, headers FROM records"
+    " WHERE topic = ? AND partition = ? AND offset >= ? ORDER BY offset LIMIT ?"
+)
+
 _Pending = tuple[str, int, bytes, bytes, str, DeliveryCallback | None]
 
 
@@ -51,6 +58,7 @@ class EmbeddedLog:
     def __init__(self, path: Path, partition_count: int = 3, max_queued: int = 1_000_000) -> None:
         self.partition_count = partition_count
         self.max_queued = max_queued
+        self.path = path
         self._db = ThreadConnections(path, LogUnavailable)
         self._appended = threading.Condition()
         self._end_offsets: dict[tuple[str, int], int] = {}
@@ -95,6 +103,18 @@ class EmbeddedLog:
                 for partition in range(self.partitions_of(topic))
             }
 
+    def last_record(self, topic: str, partition: int) -> LogRecord | None:
+        rows = self._db.read(
+            "SELECT offset, key, value, headers FROM records"
+            " WHERE topic = ? AND partition = ? ORDER BY offset DESC LIMIT 1",
+            (topic, partition),
+        )
+        return _record(topic, partition, rows[0]) if rows else None
+
+    def reader(self, topic: str, *, from_beginning: bool) -> EmbeddedReader:
+        ends = self.end_offsets(topic)
+        return EmbeddedReader(self, topic, {p: 0 if from_beginning else ends[p] for p in ends})
+
     def ping(self) -> None:
         self._db.read("SELECT 1")
 
@@ -123,22 +143,8 @@ class EmbeddedLog:
             self._appended.notify_all()
 
     def read(self, topic: str, partition: int, offset: int, limit: int) -> list[LogRecord]:
-        rows = self._db.read(
-            "SELECT offset, key, value, headers FROM records"
-            " WHERE topic = ? AND partition = ? AND offset >= ? ORDER BY offset LIMIT ?",
-            (topic, partition, offset, limit),
-        )
-        return [
-            LogRecord(
-                topic,
-                partition,
-                row[0],
-                bytes(row[1]),
-                bytes(row[2]),
-                tuple((name, value.encode()) for name, value in json.loads(row[3])),
-            )
-            for row in rows
-        ]
+        rows = self._db.read(_READ_RECORDS, (topic, partition, offset, limit))
+        return [_record(topic, partition, row) for row in rows]
 
     def wait_for_records(self, positions: Mapping[tuple[str, int], int], timeout_s: float) -> None:
         """Block until a partition has records past its position, or the timeout."""
@@ -168,6 +174,18 @@ class EmbeddedLog:
                 " DO UPDATE SET next_offset = excluded.next_offset",
                 [(group_id, topic, p, offset) for p, offset in offsets.items()],
             )
+
+
+def _record(topic: str, partition: int, row: Sequence[Any]) -> LogRecord:
+    """A ``records`` row (offset, key, value, headers) as a LogRecord."""
+    return LogRecord(
+        topic,
+        partition,
+        row[0],
+        bytes(row[1]),
+        bytes(row[2]),
+        tuple((name, value.encode()) for name, value in json.loads(row[3])),
+    )
 
 
 class EmbeddedProducer:
@@ -292,3 +310,57 @@ class EmbeddedConsumer:
         if self._assigned and self._on_revoke is not None:
             self._on_revoke(sorted(self._positions))
         self._assigned = False
+
+
+class EmbeddedReader:
+    """A group-less reader of every partition of a topic, from the positions it is given.
+
+    It reads through a connection of its own, closed with it: the log's connections are
+    one per thread and live as long as the log, and each TailEvents call polls from a
+    thread of its own.
+    """
+
+    def __init__(self, log: EmbeddedLog, topic: str, positions: Mapping[int, int]) -> None:
+        self._log = log
+        self._topic = topic
+        self._positions = dict(positions)
+        self._connection: sqlite3.Connection | None = None
+
+    def poll_batch(self, max_records: int, timeout_s: float) -> Sequence[LogRecord]:
+        records = self._read(max_records)
+        if not records and timeout_s > 0:
+            self._log.wait_for_records(
+                {(self._topic, p): pos for p, pos in self._positions.items()}, timeout_s
+            )
+            records = self._read(max_records)
+        for record in records:
+            self._positions[record.partition] = record.offset + 1
+        return records
+
+    def _read(self, max_records: int) -> list[LogRecord]:
+        records: list[LogRecord] = []
+        share = max(1, max_records // max(1, len(self._positions)))
+        for partition, position in self._positions.items():
+            room = min(share, max_records - len(records))
+            if room <= 0:
+                break
+            records += self._read_partition(partition, position, room)
+        return records
+
+    def _read_partition(self, partition: int, offset: int, limit: int) -> list[LogRecord]:
+        try:
+            if self._connection is None:
+                self._connection = sqlite3.connect(
+                    self._log.path, timeout=30.0, check_same_thread=False
+                )
+            rows = self._connection.execute(
+                _READ_RECORDS, (self._topic, partition, offset, limit)
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise LogUnavailable(f"embedded log {self._log.path}: {exc}") from exc
+        return [_record(self._topic, partition, row) for row in rows]
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None

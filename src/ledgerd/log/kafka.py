@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -162,6 +163,64 @@ class KafkaLog:
             finally:
                 self._watermarks.poll(0)  # delivers its queued log lines
 
+    def last_record(self, topic: str, partition: int) -> LogRecord | None:
+        reader = self._plain_consumer()
+        try:
+            low, high = reader.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=_ADMIN_TIMEOUT_S
+            )
+            if high <= low:
+                return None
+            # Not transactional: no control records, so the record before the end is data.
+            reader.assign([TopicPartition(topic, partition, high - 1)])
+            deadline = time.monotonic() + _ADMIN_TIMEOUT_S
+            while time.monotonic() < deadline:
+                message = reader.poll(0.5)
+                if message is None:
+                    continue
+                error = message.error()
+                if error is not None:
+                    if error.fatal():
+                        raise LogUnavailable(f"kafka read of {topic}[{partition}]: {error}")
+                    continue
+                return _record(message)
+            raise LogUnavailable(f"kafka read of {topic}[{partition}]: timed out")
+        except KafkaException as exc:
+            raise LogUnavailable(f"kafka read of {topic}[{partition}]: {exc}") from exc
+        finally:
+            reader.close()
+
+    def reader(self, topic: str, *, from_beginning: bool) -> KafkaReader:
+        consumer = self._plain_consumer()
+        try:
+            partitions = []
+            for partition in range(self.partition_count):
+                low, high = consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=_ADMIN_TIMEOUT_S
+                )
+                # Explicit offsets, not OFFSET_END: that one resolves at the first fetch
+                # and would skip what is published in between.
+                partitions.append(TopicPartition(topic, partition, low if from_beginning else high))
+            consumer.assign(partitions)
+        except KafkaException as exc:
+            consumer.close()
+            raise LogUnavailable(f"kafka reader of {topic}: {exc}") from exc
+        return KafkaReader(consumer)
+
+    def _plain_consumer(self) -> Consumer:
+        """A consumer for assign() only: its group is never joined nor committed to
+        (librdkafka wants a group id all the same)."""
+        return Consumer(
+            {
+                "bootstrap.servers": self._bootstrap,
+                "group.id": f"ledgerd-reader-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "fetch.wait.max.ms": 50,
+                "logger": _LIBRDKAFKA_LOG,
+            }
+        )
+
     def ping(self) -> None:
         try:
             self._admin.list_topics(timeout=2.0)
@@ -224,6 +283,44 @@ class KafkaProducer:
             self._producer.flush(10.0)
 
 
+class KafkaReader:
+    """LogReader on a consumer assigned every partition of a topic, outside any group."""
+
+    def __init__(self, consumer: Consumer) -> None:
+        self._consumer = consumer
+        self._closed = False
+
+    def poll_batch(self, max_records: int, timeout_s: float) -> Sequence[LogRecord]:
+        try:
+            messages = self._consumer.consume(num_messages=max_records, timeout=timeout_s)
+        except KafkaException as exc:
+            raise LogUnavailable(f"kafka consume: {exc}") from exc
+        records: list[LogRecord] = []
+        for message in messages:
+            error = message.error()
+            if error is None:
+                records.append(_record(message))
+            elif error.fatal():
+                raise LogUnavailable(f"kafka reader: {error}")
+        return records
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._consumer.close()
+
+
+def _record(message: Message) -> LogRecord:
+    return LogRecord(
+        topic=message.topic() or "",
+        partition=message.partition() or 0,
+        offset=message.offset() or 0,
+        key=message.key() or b"",
+        value=message.value() or b"",
+        headers=_headers(message),
+    )
+
+
 def _headers(message: Message) -> tuple[tuple[str, bytes], ...]:
     raw = message.headers() or []
     pairs = raw.items() if isinstance(raw, dict) else raw
@@ -284,16 +381,7 @@ class KafkaConsumer:
                     raise LogUnavailable(f"kafka consumer: {error}")
                 log.warning("kafka consumer error", error=str(error))
                 continue
-            records.append(
-                LogRecord(
-                    topic=message.topic() or "",
-                    partition=message.partition() or 0,
-                    offset=message.offset() or 0,
-                    key=message.key() or b"",
-                    value=message.value() or b"",
-                    headers=_headers(message),
-                )
-            )
+            records.append(_record(message))
         return records
 
     def commit(self, next_offsets: Mapping[int, int]) -> None:
