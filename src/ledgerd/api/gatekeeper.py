@@ -106,19 +106,10 @@ class Gatekeeper:
             code, key_id = "OK", None
             peer = context.peer() if access_log_enabled() else None  # gone once cancelled
             try:
-                if raw.message is None:
-                    await abort(
-                        context, InvalidArgument("request", f"not a valid {name} request message")
-                    )
-                if self._auth.enabled:
-                    metadata = {
-                        key: value
-                        for key, value in context.invocation_metadata() or ()
-                        if isinstance(value, str)
-                    }
-                    key_id = metadata.get(KEY_ID_HEADER)
-                    await self._check(method, metadata, raw.body, context)
-                return await inner(raw.message, context)
+                metadata = self._signed_metadata(context)
+                key_id = metadata.get(KEY_ID_HEADER) if metadata is not None else None
+                message = await self._admit(method, name, raw, metadata, context)
+                return await inner(message, context)
             except BaseException as exc:
                 code = _code_of(exc, context)
                 raise
@@ -143,19 +134,10 @@ class Gatekeeper:
             code, key_id = "OK", None
             peer = context.peer() if access_log_enabled() else None  # gone once cancelled
             try:
-                if raw.message is None:
-                    await abort(
-                        context, InvalidArgument("request", f"not a valid {name} request message")
-                    )
-                if self._auth.enabled:
-                    metadata = {
-                        key: value
-                        for key, value in context.invocation_metadata() or ()
-                        if isinstance(value, str)
-                    }
-                    key_id = metadata.get(KEY_ID_HEADER)
-                    await self._check(method, metadata, raw.body, context)
-                async for response in inner(raw.message, context):
+                metadata = self._signed_metadata(context)
+                key_id = metadata.get(KEY_ID_HEADER) if metadata is not None else None
+                message = await self._admit(method, name, raw, metadata, context)
+                async for response in inner(message, context):
                     yield response
                 code = _code_set(context)
             except BaseException as exc:
@@ -169,6 +151,35 @@ class Gatekeeper:
             request_deserializer=_raw_decoder(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
+
+    def _signed_metadata(
+        self, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> dict[str, str] | None:
+        """The call's text metadata when signing is on (None when off)."""
+        if not self._auth.enabled:
+            return None
+        return {
+            key: value
+            for key, value in context.invocation_metadata() or ()
+            if isinstance(value, str)
+        }
+
+    async def _admit(
+        self,
+        method: str,
+        name: str,
+        raw: _Raw,
+        metadata: dict[str, str] | None,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> Message:
+        """Before a handler runs: the request decoded (returned), and its signature and scope
+        (when signing is on) pass; otherwise the call is aborted."""
+        message = raw.message
+        if message is None:
+            await abort(context, InvalidArgument("request", f"not a valid {name} request message"))
+        if metadata is not None:
+            await self._check(method, metadata, raw.body, context)
+        return message
 
     async def _check(
         self,
