@@ -68,7 +68,7 @@ def test_a_batch_names_every_bad_item(stub: Stub) -> None:
     assert rpc_code(raised.value) == grpc.StatusCode.INVALID_ARGUMENT
     assert violations(raised.value) == [
         ("changes[0].amount", "must be greater than zero"),
-        ("changes[5].type", "must be DEPOSIT, WITHDRAW, FREEZE or UNFREEZE"),
+        ("changes[5].type", "must be DEPOSIT, WITHDRAW, FREEZE, UNFREEZE or SPEND_FROZEN"),
     ]
     with pytest.raises(grpc.RpcError) as missing:
         stub.GetChange(pb.GetChangeRequest(request_id=changes[1].request_id), timeout=5)
