@@ -53,6 +53,25 @@ def test_lag_counts_published_records_not_applied_yet(
     assert probe.last_applied_at_s() is not None
 
 
+def test_a_transfer_credit_in_the_log_but_not_applied_is_not_settled(
+    deployment: tuple[Rig, PipelineProbe],
+) -> None:
+    """A transfer's credit leaves the outbox once the log has it: with nothing unfinished
+    in the outbox, the run is still not settled until the credit applied."""
+    rig, probe = deployment
+    rig.accept([ChangeRequest("d1", 1, "USD", ChangeType.DEPOSIT, SCALE)])
+    rig.accept([ChangeRequest("t1", 1, "USD", ChangeType.TRANSFER_OUT, SCALE, "", "t1", 2)])
+    relay = rig.relay()
+    consumer = rig.consumer(relay.hand_off)
+    relay.run_until_idle()
+    consumer.run_until_idle()  # the debit applies and hands its credit to the relay
+    relay.run_until_idle()  # the credit is in the log, its outbox row deleted
+    assert (probe.unfinished(), probe.consumer_lag()) == (0, 1)
+    assert not probe.wait_for_outcomes(timeout_s=0.0)
+    consumer.run_until_idle()
+    assert probe.wait_for_outcomes(timeout_s=0.0)
+
+
 def test_end_to_end_rate_runs_from_the_first_call_to_the_last_applied_change(
     deployment: tuple[Rig, PipelineProbe],
 ) -> None:

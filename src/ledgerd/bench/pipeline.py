@@ -90,9 +90,15 @@ class PipelineProbe:
         return sum(self._store.count_unfinished().values())
 
     def wait_for_outcomes(self, timeout_s: float, poll_s: float = 0.25) -> bool:
-        """Until every accepted request has an outcome; False at the timeout."""
+        """Until every accepted request has an outcome and the log holds nothing unapplied;
+        False at the timeout.
+
+        The outbox alone is not enough: a transfer's credit leaves the outbox once the log
+        has it, before it applies. The outbox is read again after the log, because applying
+        a credit can write a return into it.
+        """
         deadline = time.monotonic() + timeout_s
-        while self.unfinished():
+        while self.unfinished() or self.consumer_lag() or self.unfinished():
             if time.monotonic() > deadline:
                 return False
             time.sleep(poll_s)
