@@ -301,7 +301,8 @@ class SqlStore:
         ]
         with self._dialect.autocommit() as session:
             found = session.query(" UNION ALL ".join(scans), [created_before_ms, limit, limit])
-            found = found[:limit] if len(found) <= limit else _oldest(found, limit)
+            # The oldest of both scans (each already holds at most ``limit``).
+            found = sorted(found, key=lambda row: int(row[12]))[:limit]
             # The legs of an atomic group go out as one message: the limit must not cut one.
             groups = sorted({row[14] for row in found if row[14]} - {""})
             seen = {row[0] for row in found}
@@ -600,10 +601,6 @@ class SqlStore:
                 [after or "", limit],
             )
         return [rows.stored_request(row, self._off) for row in found]
-
-
-def _oldest(found: list[Row], limit: int) -> list[Row]:
-    return sorted(found, key=lambda row: int(row[12]))[:limit]
 
 
 def _rows_by_request_id(
