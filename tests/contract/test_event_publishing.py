@@ -157,6 +157,21 @@ def test_last_record_is_the_newest_of_its_partition(event_log: EventLog, topic: 
     assert event_log.last_record(topic, 0) is None
 
 
+def test_a_new_topic_is_readable_at_once(event_log: EventLog, topic: str) -> None:
+    """Reads right after ensure_topics wait out the partitions' leader election
+    (Kafka answered NOT_LEADER_FOR_PARTITION to the first read of a new topic in CI)."""
+    topics = [f"{topic}-{n}" for n in range(4)]
+    event_log.ensure_topics(topics)
+    for name in topics:
+        for partition in range(3):
+            assert event_log.last_record(name, partition) is None
+        reader = event_log.reader(name, from_beginning=True)
+        try:
+            assert list(reader.poll_batch(10, 0.2)) == []
+        finally:
+            reader.close()
+
+
 def test_a_reader_from_the_end_sees_only_what_is_published_after_it_opened(
     event_log: EventLog, topic: str
 ) -> None:

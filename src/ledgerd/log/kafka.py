@@ -166,9 +166,7 @@ class KafkaLog:
     def last_record(self, topic: str, partition: int) -> LogRecord | None:
         reader = self._plain_consumer()
         try:
-            low, high = reader.get_watermark_offsets(
-                TopicPartition(topic, partition), timeout=_ADMIN_TIMEOUT_S
-            )
+            low, high = _watermark_offsets(reader, topic, partition)
             if high <= low:
                 return None
             # Not transactional: no control records, so the record before the end is data.
@@ -195,9 +193,7 @@ class KafkaLog:
         try:
             partitions = []
             for partition in range(self.partition_count):
-                low, high = consumer.get_watermark_offsets(
-                    TopicPartition(topic, partition), timeout=_ADMIN_TIMEOUT_S
-                )
+                low, high = _watermark_offsets(consumer, topic, partition)
                 # Explicit offsets, not OFFSET_END: that one resolves at the first fetch
                 # and would skip what is published in between.
                 partitions.append(TopicPartition(topic, partition, low if from_beginning else high))
@@ -234,6 +230,38 @@ class KafkaLog:
             if self._watermarks is not None:
                 self._watermarks.close()
                 self._watermarks = None
+
+
+# A partition between leaders answers these until its election ends: right
+# after the topic is created (the broker learns it leads a moment after the
+# controller decides), or while a broker restarts.
+_LEADER_ELECTION_CODES = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+    }
+)
+
+
+def _watermark_offsets(consumer: Consumer, topic: str, partition: int) -> tuple[int, int]:
+    """(low, high) of one partition, waiting up to ``_ADMIN_TIMEOUT_S`` for its leader.
+
+    Raises:
+        KafkaException: any other error, or the leader still unknown at the deadline.
+    """
+    deadline = time.monotonic() + _ADMIN_TIMEOUT_S
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=max(remaining, 0.1)
+            )
+            return low, high
+        except KafkaException as exc:
+            if exc.args[0].code() not in _LEADER_ELECTION_CODES or remaining < 0.2:
+                raise
+            time.sleep(0.1)
 
 
 class KafkaProducer:
