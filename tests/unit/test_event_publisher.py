@@ -28,7 +28,8 @@ class FakeLog:
         self.records: dict[int, list[LogRecord]] = {0: [], 1: []}
         self.fail_next_flush = False
 
-    def producer(self) -> FakeProducer:
+    def producer(self, *, gapless: bool = False) -> FakeProducer:
+        assert gapless, "events must not leave gaps"
         return FakeProducer(self)
 
     def last_record(self, topic: str, partition: int) -> LogRecord | None:

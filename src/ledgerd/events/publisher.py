@@ -3,13 +3,13 @@ and publishes each entry once to ``balance-events``, to the same partition numbe
 
 Its cursor lives in the topic, not in the database: on gaining a partition it reads the
 partition's newest event and resumes after its ``sequence`` (the entry's ``event_seq``).
-Records of a partition are published in order by an idempotent producer, and the
-queue is flushed empty before any tail is read, so what the topic holds is always a
-prefix of the journal: a crash between a publish and anything else neither republishes
-nor skips. A process that still publishes after its partition moved (a paused or
-partitioned owner, until it notices) can duplicate events; readers de-duplicate by
-(user_id, currency, version). Entries journaled before schema 5 have no position
-(event_seq 0) and are not published.
+Records of a partition are published in order by a gapless producer (idempotent, no
+delivery timeout: see ``EventLog.producer``), and the queue is flushed empty before any
+tail is read, so what the topic holds is always a prefix of the journal: a crash between
+a publish and anything else neither republishes nor skips. A process that still
+publishes after its partition moved (a paused or partitioned owner, until it notices)
+can duplicate events; readers de-duplicate by (user_id, currency, version).
+Entries journaled before schema 5 have no position (event_seq 0) and are not published.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class EventPublisher:
         self._log = event_log
         self._owned = owned_partitions
         self._config = config
-        self._producer: LogProducer = event_log.producer()
+        self._producer: LogProducer = event_log.producer(gapless=True)
         # The event_seq of the newest event in each owned partition's topic partition.
         self._cursors: dict[int, int] = {}
         self._woken = threading.Event()

@@ -105,7 +105,11 @@ class EventLog(Protocol):
     def ensure_topics(self, topics: Collection[str]) -> None:
         """Create the topics (with ``partition_count`` partitions) if missing."""
 
-    def producer(self) -> LogProducer: ...
+    def producer(self, *, gapless: bool = False) -> LogProducer:
+        """A producer; ``gapless`` for a stream whose readers rely on never missing a
+        record before a later one of the same partition (change events): a record is
+        then retried until delivered instead of timing out, and what could still leave
+        a gap fails every queued record instead."""
 
     def consumer(self, group_id: str) -> LogConsumer: ...
 

@@ -90,7 +90,8 @@ class EmbeddedLog:
         except KeyError:
             raise LogUnavailable(f"unknown topic {topic!r}") from None
 
-    def producer(self) -> EmbeddedProducer:
+    def producer(self, *, gapless: bool = False) -> EmbeddedProducer:
+        # Always gapless: a flush writes everything it buffered in one transaction.
         return EmbeddedProducer(self)
 
     def consumer(self, group_id: str) -> EmbeddedConsumer:

@@ -108,14 +108,19 @@ class KafkaLog:
             self._admin.poll(0)  # delivers its queued log lines
         return {name: len(topic.partitions) for name, topic in metadata.topics.items()}
 
-    def producer(self) -> KafkaProducer:
+    def producer(self, *, gapless: bool = False) -> KafkaProducer:
         return KafkaProducer(
             {
                 "bootstrap.servers": self._bootstrap,
                 "enable.idempotence": True,
                 "acks": "all",
                 "linger.ms": self._linger_ms,
-                "message.timeout.ms": 300_000,
+                # Idempotence keeps a partition's records in order but does not cover
+                # a delivery timeout: record k could time out while k+1 lands. Gapless
+                # producers never time out (0: no limit) and turn any other error that
+                # could leave a gap into a fatal one, which fails every queued record.
+                "message.timeout.ms": 0 if gapless else 300_000,
+                "enable.gapless.guarantee": gapless,
                 "queue.buffering.max.messages": 1_000_000,
                 "batch.num.messages": 10_000,
                 "compression.type": "lz4",
@@ -268,7 +273,11 @@ class KafkaProducer:
     """LogProducer on confluent_kafka.Producer."""
 
     def __init__(self, config: dict[str, Any]) -> None:
+        self._config = config
         self._producer = Producer(config)
+        # Set by a fatal error (e.g. a gapless guarantee broken): librdkafka's producer
+        # is then unusable and is replaced once its queue is empty.
+        self._fatal = False
         self._closed = False
 
     def publish(
@@ -285,6 +294,8 @@ class KafkaProducer:
             raise LogUnavailable("producer is closed")
 
         def delivered(error: KafkaError | None, _: Message) -> None:
+            if error is not None and error.fatal():
+                self._fatal = True
             if on_delivery is not None:
                 on_delivery(None if error is None else LogUnavailable(f"kafka delivery: {error}"))
 
@@ -296,6 +307,8 @@ class KafkaProducer:
         except BufferError as exc:
             raise LogUnavailable("kafka producer queue is full") from exc
         except KafkaException as exc:
+            if exc.args[0].fatal():
+                self._fatal = True
             raise LogUnavailable(f"kafka produce: {exc}") from exc
 
     def poll(self, timeout_s: float) -> None:
@@ -303,12 +316,23 @@ class KafkaProducer:
 
     def flush(self, timeout_s: float) -> int:
         remaining: int = self._producer.flush(timeout_s)
+        if remaining == 0 and self._fatal and not self._closed:
+            # Every record of the failed instance has had its callback: a new one
+            # (a new producer id) starts clean. Its users read where to resume from
+            # the topic, as after any failed delivery.
+            log.error("kafka producer failed fatally; starting a new one")
+            self._producer = Producer(self._config)
+            self._fatal = False
         return remaining
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._producer.flush(10.0)
+            if self._producer.flush(10.0) > 0:
+                # A gapless producer never gives up on its own: drop what is left
+                # rather than have the process wait for the log at exit.
+                self._producer.purge()
+                self._producer.flush(0)
 
 
 class KafkaReader:

@@ -1,0 +1,140 @@
+"""The Kafka log's own logic, librdkafka faked: watermark reads wait out a leader election,
+and a producer that failed fatally is replaced once its queue is empty."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+from ledgerd.log import kafka
+
+
+class ElectingConsumer:
+    """Answers ``errors`` in turn, then the watermarks."""
+
+    def __init__(self, *errors: int) -> None:
+        self._errors = list(errors)
+        self.calls = 0
+
+    def get_watermark_offsets(self, partition: TopicPartition, timeout: float) -> tuple[int, int]:
+        self.calls += 1
+        if self._errors:
+            raise KafkaException(KafkaError(self._errors.pop(0)))
+        return (0, 7)
+
+
+def test_a_partition_between_leaders_is_read_once_it_has_one() -> None:
+    consumer = ElectingConsumer(
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+    )
+    assert kafka._watermark_offsets(consumer, "t", 1) == (0, 7)  # type: ignore[arg-type]
+    assert consumer.calls == 4
+
+
+def test_other_errors_are_raised_at_once() -> None:
+    consumer = ElectingConsumer(KafkaError.TOPIC_AUTHORIZATION_FAILED)
+    with pytest.raises(KafkaException):
+        kafka._watermark_offsets(consumer, "t", 1)  # type: ignore[arg-type]
+    assert consumer.calls == 1
+
+
+def test_a_leader_that_never_comes_is_raised_at_the_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(kafka, "_ADMIN_TIMEOUT_S", 0.5)
+    consumer = ElectingConsumer(*[KafkaError.NOT_LEADER_FOR_PARTITION] * 1000)
+    with pytest.raises(KafkaException):
+        kafka._watermark_offsets(consumer, "t", 1)  # type: ignore[arg-type]
+    assert 2 <= consumer.calls < 10
+
+
+class FatalError:
+    def fatal(self) -> bool:
+        return True
+
+    def __str__(self) -> str:
+        return "gapless guarantee broken"
+
+
+class FakeProducer:
+    """librdkafka's Producer: queues records; ``fail_fatally`` fails them all the way a
+    fatal error does."""
+
+    made: ClassVar[list[FakeProducer]] = []
+
+    def __init__(self, config: dict[str, object]) -> None:
+        self.config = config
+        self.queued: list[object] = []
+        self.purged = False
+        FakeProducer.made.append(self)
+
+    def produce(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes,
+        *,
+        headers: object,
+        on_delivery: object,
+        **extra: object,
+    ) -> None:
+        self.queued.append(on_delivery)
+
+    def fail_fatally(self) -> None:
+        for callback in self.queued:
+            callback(FatalError(), None)  # type: ignore[operator]
+        self.queued.clear()
+
+    def flush(self, timeout: float) -> int:
+        return len(self.queued)
+
+    def purge(self) -> None:
+        self.purged = True
+        self.queued.clear()
+
+
+@pytest.fixture
+def fake_producers(monkeypatch: pytest.MonkeyPatch) -> list[FakeProducer]:
+    FakeProducer.made = []
+    monkeypatch.setattr(kafka, "Producer", FakeProducer)
+    return FakeProducer.made
+
+
+def test_a_gapless_producer_never_times_out_and_guards_gaps(
+    fake_producers: list[FakeProducer],
+) -> None:
+    kafka.KafkaLog("kafka:9092").producer(gapless=True)
+    kafka.KafkaLog("kafka:9092").producer()
+    gapless, plain = (made.config for made in fake_producers)
+    assert (gapless["message.timeout.ms"], gapless["enable.gapless.guarantee"]) == (0, True)
+    assert plain["message.timeout.ms"] == 300_000
+    assert plain["enable.gapless.guarantee"] is False
+    assert gapless["enable.idempotence"] is True
+
+
+def test_a_fatally_failed_producer_is_replaced_once_its_queue_is_empty(
+    fake_producers: list[FakeProducer],
+) -> None:
+    producer = kafka.KafkaLog("kafka:9092").producer(gapless=True)
+    failures: list[Exception | None] = []
+    producer.publish("events", b"k", b"1", partition=0, on_delivery=failures.append)
+    producer.publish("events", b"k", b"2", partition=0, on_delivery=failures.append)
+    first = fake_producers[0]
+    first.fail_fatally()
+    assert [str(f) for f in failures] == ["kafka delivery: gapless guarantee broken"] * 2
+    assert producer.flush(1.0) == 0
+    assert len(fake_producers) == 2
+    producer.publish("events", b"k", b"3", partition=0)
+    assert fake_producers[1].queued and not first.queued
+    assert producer.flush(1.0) == 1  # the new one is not replaced again
+
+
+def test_closing_drops_what_the_log_never_took(fake_producers: list[FakeProducer]) -> None:
+    producer = kafka.KafkaLog("kafka:9092").producer(gapless=True)
+    producer.publish("events", b"k", b"1", partition=0)
+    producer.close()
+    assert fake_producers[0].purged
