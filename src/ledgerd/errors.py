@@ -8,6 +8,7 @@
     ├── Unauthenticated      SIGNATURE_REJECTED    a missing or bad signature (which check: untold)
     ├── PermissionDenied     SCOPE_MISSING         a valid key used outside its scopes
     ├── Overloaded           OVERLOADED            too much work queued; come back later
+    ├── ServerStopping       SERVER_STOPPING       the server is shutting down; call another
     ├── BackendUnavailable   BACKEND_UNAVAILABLE   a backend cannot be reached now (retriable)
     │   ├── StoreUnavailable STORE_UNAVAILABLE
     │   ├── LogUnavailable   LOG_UNAVAILABLE
@@ -150,6 +151,14 @@ class Overloaded(LedgerError):
 
     retriable = True
     error_reason = "OVERLOADED"
+
+
+class ServerStopping(LedgerError):
+    """The server is shutting down: it ends the calls that never finish by themselves (event
+    tails), so its graceful stop does not wait them out; call another server."""
+
+    retriable = True
+    error_reason = "SERVER_STOPPING"
 
 
 class BackendUnavailable(LedgerError):

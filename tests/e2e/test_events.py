@@ -4,6 +4,7 @@ and ``ledgerd events tail``, on the embedded and the production stack."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 
 import grpc
@@ -140,3 +141,30 @@ def test_a_transfer_is_two_events_naming_the_transfer_and_the_other_user(
     assert (pb.ChangeType.Name(credit.type), credit.available_after) == ("TRANSFER_IN", "4")
     assert debit.transfer_id == credit.transfer_id == f"t-{source}"
     assert (debit.counterparty_user_id, credit.counterparty_user_id) == (destination, source)
+
+
+def test_a_graceful_stop_ends_open_tails_with_server_stopping(
+    fresh_server: ServerProcess,
+) -> None:
+    """SIGTERM ends an open TailEvents at once with UNAVAILABLE SERVER_STOPPING, instead of
+    gRPC cancelling it when the grace period is over; the server still exits 0."""
+    server = fresh_server.start()
+    failures: list[LedgerdRpcError] = []
+    with LedgerdClient(server.target, timeout_s=30.0) as tail_client:
+        stream = tail_client.tail_events(timeout_s=120.0)
+        stream.wait_positioned()
+
+        def read() -> None:
+            try:
+                for _ in stream:
+                    pass
+            except LedgerdRpcError as exc:
+                failures.append(exc)
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        assert server.stop() == 0
+        reader.join(30.0)
+    assert [(f.code(), f.reason) for f in failures] == [
+        (grpc.StatusCode.UNAVAILABLE, "SERVER_STOPPING")
+    ]

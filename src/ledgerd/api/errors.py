@@ -33,6 +33,7 @@ STATUS_OF_ERROR: tuple[tuple[type[errors.LedgerError], grpc.StatusCode], ...] = 
     (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     (errors.Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.BackendUnavailable, grpc.StatusCode.UNAVAILABLE),
+    (errors.ServerStopping, grpc.StatusCode.UNAVAILABLE),
     (errors.TransientStoreError, grpc.StatusCode.UNAVAILABLE),
     (errors.Fenced, grpc.StatusCode.UNAVAILABLE),
     (errors.PoisonMessage, grpc.StatusCode.INTERNAL),

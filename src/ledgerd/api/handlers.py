@@ -116,6 +116,11 @@ class Handlers:
         )
         return pb.HealthCheckResponse(status=status, components=dict(health.components))
 
+    def end_streams(self) -> None:
+        """End the open TailEvents calls (a stopping server does not wait for them)."""
+        if self._events is not None:
+            self._events.stop()
+
     async def tail_events(
         self, request: pb.TailEventsRequest, on_open: OnOpen | None = None
     ) -> AsyncIterator[pb.TailEventsResponse]:

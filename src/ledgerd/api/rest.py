@@ -129,6 +129,7 @@ class RestGateway:
         await web.TCPSite(self._runner, self._host, self._port, reuse_port=True).start()
 
     async def stop(self) -> None:
+        self._handlers.end_streams()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

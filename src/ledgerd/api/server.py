@@ -44,7 +44,8 @@ class GrpcServer:
                 ("grpc.so_reuseport", 1),
             ],
         )
-        servicer = BalanceServicer(Handlers(service, health_source, events))
+        self._handlers = Handlers(service, health_source, events)
+        servicer = BalanceServicer(self._handlers)
         # Every service goes through the gatekeeper, so every call is counted and logged;
         # only BalanceService's calls are checked.
         gatekeeper = Gatekeeper(authenticator)
@@ -70,6 +71,7 @@ class GrpcServer:
     async def stop(self, grace_s: float) -> None:
         """Refuse new calls, let in-flight ones finish within the grace period."""
         await self._health.enter_graceful_shutdown()
+        self._handlers.end_streams()
         await self._server.stop(grace_s)
 
     async def run_health(self, lifeline: Lifeline) -> None:

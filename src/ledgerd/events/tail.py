@@ -1,10 +1,11 @@
 """Reading ``balance-events`` back for TailEvents (gRPC) and ``GET /v1/events`` (REST).
 
 Each call gets a group-less reader of every partition (nothing committed, no rebalance
-of anyone's group). The reader blocks, so it runs on a thread of the call's own, one
-short poll at a time; when the call ends (limit reached, client gone, server stopping)
-the reader is closed on that thread after its last poll, even when the call's task was
-cancelled in the middle of one.
+of anyone's group). A tail never ends by itself, so a server that is stopping ends them
+all (``stop``) rather than wait out its grace period for them. The reader blocks, so it
+runs on a thread of the call's own, one short poll at a time; when the call ends (limit
+reached, client gone, server stopping) the reader is closed on that thread after its
+last poll, even when the call's task was cancelled in the middle of one.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from ledgerd import metrics
+from ledgerd.errors import ServerStopping
 from ledgerd.events.codec import decode_event
 from ledgerd.log.base import EventLog, LogReader
 from ledgerd.v1 import balance_pb2 as pb
@@ -30,6 +32,11 @@ class EventTail:
         self._log = event_log
         self._topic = topic
         self._poll_timeout_s = poll_timeout_s
+        self._stopping = False
+
+    def stop(self) -> None:
+        """End every open call (each within one poll) and refuse new ones."""
+        self._stopping = True
 
     async def events(
         self, *, from_beginning: bool, limit: int, on_open: OnOpen | None = None
@@ -41,7 +48,10 @@ class EventTail:
         Raises:
             LogUnavailable: the log did not answer.
             PoisonMessage: a record of the topic is not an event.
+            ServerStopping: ``stop`` was called.
         """
+        if self._stopping:
+            raise ServerStopping("the server is stopping")
         # One thread per call: its polls, then the close, run in order on it.
         thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="events-tail")
         opening = thread.submit(self._open, from_beginning)
@@ -56,6 +66,8 @@ class EventTail:
                 await on_open()
             sent = 0
             while True:
+                if self._stopping:
+                    raise ServerStopping("the server is stopping: tail events from another")
                 records = await asyncio.wrap_future(
                     thread.submit(reader.poll_batch, _POLL_MAX_RECORDS, self._poll_timeout_s)
                 )
