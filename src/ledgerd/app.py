@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 from collections.abc import Callable, Sequence
@@ -357,11 +358,16 @@ class Ledgerd:
             ),
         )
 
+    @functools.cached_property
     def event_tail(self) -> EventTail | None:
-        """What TailEvents reads (None with events off)."""
+        """What TailEvents reads, gRPC and REST alike (None with events off)."""
         if not self.settings.events:
             return None
-        return EventTail(self.backends.event_log, self.settings.events_topic)
+        return EventTail(
+            self.backends.event_log,
+            self.settings.events_topic,
+            max_open=self.settings.events_max_tails,
+        )
 
     def elector(self, lock: str) -> LeaderElector:
         """A contender for ``lock``, run by this process under its supervisor."""
@@ -399,13 +405,13 @@ class Ledgerd:
                 max_concurrent_rpcs=settings.max_concurrent_rpcs,
                 authenticator=self.auth,
                 tls=self.tls,
-                events=self.event_tail(),
+                events=self.event_tail,
             )
             await self.server.start()
             self.supervisor.add_task("grpc-health", self.server.run_health)
             self.supervisor.start()
             if settings.http_addr:
-                handlers = Handlers(service, self.health.check, self.event_tail())
+                handlers = Handlers(service, self.health.check, self.event_tail)
                 self.rest = RestGateway(
                     handlers,
                     settings.http_addr,

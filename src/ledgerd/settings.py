@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     events: bool = True
     events_topic: str = "balance-events"
     events_poll_interval_ms: int = Field(200, ge=1, le=60_000)
+    # TailEvents calls (gRPC and REST) one process serves at once: each holds a thread and
+    # a log reader, and would otherwise count against max_concurrent_rpcs unbounded.
+    events_max_tails: int = Field(32, ge=1, le=10_000)
 
     # Consumer batching (seed: 200 messages, 100 ms delay, 1000 ms long poll, 3 retries).
     consumer_batch_max_messages: int = Field(200, ge=1, le=100_000)

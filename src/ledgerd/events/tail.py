@@ -11,11 +11,12 @@ last poll, even when the call's task was cancelled in the middle of one.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from ledgerd import metrics
-from ledgerd.errors import ServerStopping
+from ledgerd.errors import Overloaded, ServerStopping
 from ledgerd.events.codec import decode_event
 from ledgerd.log.base import EventLog, LogReader
 from ledgerd.v1 import balance_pb2 as pb
@@ -28,10 +29,14 @@ OnOpen = Callable[[], Awaitable[None]]
 class EventTail:
     """Opens a reader of the events topic per call and streams its events."""
 
-    def __init__(self, event_log: EventLog, topic: str, *, poll_timeout_s: float = 0.25) -> None:
+    def __init__(
+        self, event_log: EventLog, topic: str, *, max_open: int = 32, poll_timeout_s: float = 0.25
+    ) -> None:
         self._log = event_log
         self._topic = topic
+        self._max_open = max_open
         self._poll_timeout_s = poll_timeout_s
+        self._open_calls = 0
         self._stopping = False
 
     def stop(self) -> None:
@@ -47,11 +52,28 @@ class EventTail:
 
         Raises:
             LogUnavailable: the log did not answer.
+            Overloaded: ``max_open`` calls are open already.
             PoisonMessage: a record of the topic is not an event.
             ServerStopping: ``stop`` was called.
         """
         if self._stopping:
             raise ServerStopping("the server is stopping")
+        if self._open_calls >= self._max_open:
+            raise Overloaded(
+                f"{self._open_calls} event tails are open here, as many as"
+                " LEDGERD_EVENTS_MAX_TAILS allows"
+            )
+        self._open_calls += 1
+        try:
+            async with contextlib.aclosing(self._read(from_beginning, limit, on_open)) as events:
+                async for event in events:
+                    yield event
+        finally:
+            self._open_calls -= 1
+
+    async def _read(
+        self, from_beginning: bool, limit: int, on_open: OnOpen | None
+    ) -> AsyncGenerator[pb.BalanceEvent, None]:
         # One thread per call: its polls, then the close, run in order on it.
         thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="events-tail")
         opening = thread.submit(self._open, from_beginning)

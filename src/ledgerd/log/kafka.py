@@ -218,6 +218,9 @@ class KafkaLog:
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "fetch.wait.max.ms": 50,
+                # Prefetch per reader (librdkafka's default is 64 MiB): a server holds up
+                # to LEDGERD_EVENTS_MAX_TAILS of them, some read by slow clients.
+                "queued.max.messages.kbytes": 4096,
                 "logger": _LIBRDKAFKA_LOG,
             }
         )
