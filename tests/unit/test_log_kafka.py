@@ -133,6 +133,19 @@ def test_a_fatally_failed_producer_is_replaced_once_its_queue_is_empty(
     assert producer.flush(1.0) == 1  # the new one is not replaced again
 
 
+def test_a_fatally_failed_producer_fails_what_it_still_holds(
+    fake_producers: list[FakeProducer],
+) -> None:
+    """A failed instance delivers nothing more: a flush purges it instead of waiting."""
+    producer = kafka.KafkaLog("kafka:9092").producer(gapless=True)
+    producer.publish("events", b"k", b"1", partition=0)
+    first = fake_producers[0]
+    first.fail_fatally()
+    producer.publish("events", b"k", b"2", partition=0)  # queued on the failed instance
+    assert producer.flush(1.0) == 0
+    assert first.purged and len(fake_producers) == 2
+
+
 def test_closing_drops_what_the_log_never_took(fake_producers: list[FakeProducer]) -> None:
     producer = kafka.KafkaLog("kafka:9092").producer(gapless=True)
     producer.publish("events", b"k", b"1", partition=0)

@@ -319,13 +319,17 @@ class KafkaProducer:
 
     def flush(self, timeout_s: float) -> int:
         remaining: int = self._producer.flush(timeout_s)
-        if remaining == 0 and self._fatal and not self._closed:
-            # Every record of the failed instance has had its callback: a new one
-            # (a new producer id) starts clean. Its users read where to resume from
-            # the topic, as after any failed delivery.
-            log.error("kafka producer failed fatally; starting a new one")
+        if self._fatal and not self._closed:
+            # A failed instance delivers nothing more: fail what it still holds (each
+            # record gets its callback), then start a new one with a new producer id.
+            # Its users read where to resume from the topic, as after any failed delivery.
+            log.error("kafka producer failed fatally; starting a new one", undelivered=remaining)
+            if remaining:
+                self._producer.purge()
+                self._producer.flush(0)
             self._producer = Producer(self._config)
             self._fatal = False
+            remaining = 0
         return remaining
 
     def close(self) -> None:
