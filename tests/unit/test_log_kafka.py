@@ -3,6 +3,7 @@ and a producer that failed fatally is replaced once its queue is empty."""
 
 from __future__ import annotations
 
+import logging
 from typing import ClassVar
 
 import pytest
@@ -112,7 +113,7 @@ def test_a_gapless_producer_never_times_out_and_guards_gaps(
     gapless, plain = (made.config for made in fake_producers)
     assert (gapless["message.timeout.ms"], gapless["enable.gapless.guarantee"]) == (0, True)
     assert plain["message.timeout.ms"] == 300_000
-    assert plain["enable.gapless.guarantee"] is False
+    assert "enable.gapless.guarantee" not in plain  # librdkafka warns whenever it is given
     assert gapless["enable.idempotence"] is True
 
 
@@ -151,3 +152,14 @@ def test_closing_drops_what_the_log_never_took(fake_producers: list[FakeProducer
     producer.publish("events", b"k", b"1", partition=0)
     producer.close()
     assert fake_producers[0].purged
+
+
+def test_the_experimental_gapless_warning_is_not_logged(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("confluent_kafka")
+    with caplog.at_level(logging.WARNING, logger="confluent_kafka"):
+        logger.warning(
+            "CONFWARN [rdkafka#producer-2] [thrd:app]: Configuration property"
+            " enable.gapless.guarantee is experimental: When set to `true`, ..."
+        )
+        logger.warning("CONFWARN [rdkafka#producer-2] [thrd:app]: something else")
+    assert [r.getMessage()[-14:] for r in caplog.records] == ["something else"]

@@ -49,6 +49,15 @@ _ADMIN_TIMEOUT_S = 10.0
 _LIBRDKAFKA_LOG = logging.getLogger("confluent_kafka")
 
 
+def _known_warning(record: logging.LogRecord) -> bool:
+    """False for librdkafka's warning that ``enable.gapless.guarantee`` is experimental:
+    chosen knowingly (``KafkaLog.producer``), it would only repeat at every start."""
+    return "enable.gapless.guarantee is experimental" not in record.getMessage()
+
+
+_LIBRDKAFKA_LOG.addFilter(_known_warning)
+
+
 class KafkaLog:
     """The EventLog interface on a Kafka cluster."""
 
@@ -109,18 +118,20 @@ class KafkaLog:
         return {name: len(topic.partitions) for name, topic in metadata.topics.items()}
 
     def producer(self, *, gapless: bool = False) -> KafkaProducer:
+        # Idempotence keeps a partition's records in order but does not cover a delivery
+        # timeout: record k could time out while k+1 lands. Gapless producers never time
+        # out (0: no limit) and turn any other error that could leave a gap into a fatal
+        # one, which fails every queued record. (Only set when wanted: librdkafka warns
+        # that the property is experimental whenever it is given, even false.)
+        guarantees = {"message.timeout.ms": 0, "enable.gapless.guarantee": True}
         return KafkaProducer(
             {
                 "bootstrap.servers": self._bootstrap,
                 "enable.idempotence": True,
                 "acks": "all",
                 "linger.ms": self._linger_ms,
-                # Idempotence keeps a partition's records in order but does not cover
-                # a delivery timeout: record k could time out while k+1 lands. Gapless
-                # producers never time out (0: no limit) and turn any other error that
-                # could leave a gap into a fatal one, which fails every queued record.
-                "message.timeout.ms": 0 if gapless else 300_000,
-                "enable.gapless.guarantee": gapless,
+                "message.timeout.ms": 300_000,
+                **(guarantees if gapless else {}),
                 "queue.buffering.max.messages": 1_000_000,
                 "batch.num.messages": 10_000,
                 "compression.type": "lz4",
