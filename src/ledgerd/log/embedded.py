@@ -196,6 +196,10 @@ class EmbeddedProducer:
         self._pending: list[_Pending] = []
         self._lock = threading.Lock()
         self._closed = False
+        # The last headers tuple published with its stored text, as one pair (producers
+        # are shared by threads): a publisher that sends the same immutable headers with
+        # every record (the events publisher) encodes them once.
+        self._headers_memo: tuple[Sequence[tuple[str, bytes]], str] = ((), "[]")
 
     def publish(
         self,
@@ -210,7 +214,13 @@ class EmbeddedProducer:
         partitions = self._log.partitions_of(topic)
         if partition is None:
             partition = (murmur2(key) & 0x7FFFFFFF) % partitions
-        encoded_headers = json.dumps([(name, v.decode("utf-8", "replace")) for name, v in headers])
+        last_headers, encoded_headers = self._headers_memo
+        if headers is not last_headers:
+            encoded_headers = json.dumps(
+                [(name, v.decode("utf-8", "replace")) for name, v in headers]
+            )
+            if isinstance(headers, tuple):
+                self._headers_memo = (headers, encoded_headers)
         with self._lock:
             if self._closed:
                 raise LogUnavailable("producer is closed")
