@@ -16,6 +16,8 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from ledgerd.domain.partitioning import murmur2
 from ledgerd.errors import LogUnavailable
 from ledgerd.log.base import DeliveryCallback, LogRecord, OnAssign, OnRevoke
@@ -176,6 +178,11 @@ class EmbeddedLog:
             )
 
 
+# The stored headers, [[name, text], ...] as ``publish`` writes them: msgspec reads them
+# in a third of json.loads's time, and every record the consumer reads has them.
+_HEADERS_DECODER = msgspec.json.Decoder(list[tuple[str, str]])
+
+
 def _record(topic: str, partition: int, row: Sequence[Any]) -> LogRecord:
     """A ``records`` row (offset, key, value, headers) as a LogRecord."""
     return LogRecord(
@@ -184,7 +191,7 @@ def _record(topic: str, partition: int, row: Sequence[Any]) -> LogRecord:
         row[0],
         bytes(row[1]),
         bytes(row[2]),
-        tuple((name, value.encode()) for name, value in json.loads(row[3])),
+        tuple([(name, value.encode()) for name, value in _HEADERS_DECODER.decode(row[3])]),
     )
 
 
