@@ -68,8 +68,9 @@ def encode_event(entry: JournalEntry) -> tuple[bytes, bytes, tuple[tuple[str, by
         and (memo or not (transfer_id or counterparty))
         and (transfer_id or not counterparty)
     ):
-        # Every entry the consumer writes: its fields at their default, if any, are the
-        # last ones (memo, transfer_id, counterparty_user_id), so number order is the order.
+        # A client's change (a transfer leg with a memo too): its fields at their default,
+        # if any, are the last ones, so number order is the printer's order. A transfer
+        # leg without memo takes the general path below.
         body = (
             f'{{"request_id": {_text(entry.request_id)}, "user_id": "{entry.user_id}",'
             f' "currency": {_text(entry.currency)}, "type": "{entry.type.name}",'
