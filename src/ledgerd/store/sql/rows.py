@@ -35,6 +35,8 @@ JOURNAL_COLUMNS = (
     "request_id, user_id, currency, type, amount, available_after, frozen_after,"
     " version, applied_at_ms, memo, transfer_id, counterparty_user_id, partition_id, event_seq"
 )
+# Stored type numbers to their ChangeType, looked up without the enum's call machinery.
+_CHANGE_TYPES = {int(change_type): change_type for change_type in ChangeType}
 
 
 def stored_request(
@@ -69,19 +71,20 @@ def balance(row: Row, user_offset: int) -> Balance:
 
 
 def journal_entry(row: Row, user_offset: int) -> JournalEntry:
+    # Positional: the events publisher converts every row it publishes.
     return JournalEntry(
-        request_id=row[0],
-        user_id=int(row[1]) + user_offset,
-        currency=row[2],
-        type=ChangeType(row[3]),
-        amount=parse_decimal(row[4]),
-        available_after=parse_decimal(row[5]),
-        frozen_after=parse_decimal(row[6]),
-        version=int(row[7]),
-        applied_at_ms=int(row[8]),
-        memo=row[9],
-        transfer_id=row[10],
-        counterparty_user_id=int(row[11]) + user_offset,
-        partition=int(row[12]),
-        event_seq=int(row[13]),
+        row[0],  # request_id
+        int(row[1]) + user_offset,
+        row[2],  # currency
+        _CHANGE_TYPES.get(row[3]) or ChangeType(row[3]),  # the lookup: no enum call
+        parse_decimal(row[4]),  # amount
+        parse_decimal(row[5]),  # available_after
+        parse_decimal(row[6]),  # frozen_after
+        int(row[7]),  # version
+        int(row[8]),  # applied_at_ms
+        row[9],  # memo
+        row[10],  # transfer_id
+        int(row[11]) + user_offset,  # counterparty_user_id
+        int(row[12]),  # partition
+        int(row[13]),  # event_seq
     )
