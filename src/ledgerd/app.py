@@ -404,6 +404,8 @@ class Ledgerd:
                 settings.grpc_addr,
                 max_concurrent_rpcs=settings.max_concurrent_rpcs,
                 authenticator=self.auth,
+                max_introspection_streams=settings.introspection_max_streams,
+                introspection_stream_max_life_s=settings.introspection_stream_max_life_s,
                 tls=self.tls,
                 events=self.event_tail,
             )
@@ -417,6 +419,9 @@ class Ledgerd:
                     settings.http_addr,
                     self.auth,
                     max_concurrent_calls=settings.max_concurrent_rpcs,
+                    max_connections=settings.rest_max_connections,
+                    header_read_timeout_s=settings.rest_header_read_timeout_s,
+                    keepalive_timeout_s=settings.rest_keepalive_timeout_s,
                 )
                 await self.rest.start()
         log.info(

@@ -48,6 +48,13 @@ class Settings(BaseSettings):
     metrics_addr: str = "0.0.0.0:9091"
     # The REST/JSON gateway (off while empty), e.g. 0.0.0.0:8080.
     http_addr: str = ""
+    # Its connections (docs/deploy.md, "Limits"): at most this many per process (then 429
+    # and closed); a new connection's first request head must arrive within the header-read
+    # timeout; a connection with no request in progress is closed after the keep-alive
+    # timeout (aiohttp's default was 3630 s).
+    rest_max_connections: int = Field(512, ge=1)
+    rest_header_read_timeout_s: float = Field(10.0, gt=0)
+    rest_keepalive_timeout_s: float = Field(15.0, gt=0)
 
     # Event log.
     partitions: int = Field(3, ge=1, le=1024)
@@ -135,7 +142,14 @@ class Settings(BaseSettings):
     component_restart_window_s: float = Field(60.0, gt=0)
     component_stall_after_s: float = Field(60.0, gt=0)
 
+    # BalanceService calls in progress per process, then RESOURCE_EXHAUSTED (gRPC and REST
+    # each count their own). The standard services are apart (docs/deploy.md, "Limits"):
+    # at most introspection_max_streams health Watch and reflection streams open at once,
+    # each ended after introspection_stream_max_life_s, so that streams anyone may open
+    # never use up the calls of BalanceService.
     max_concurrent_rpcs: int = Field(1000, ge=1)
+    introspection_max_streams: int = Field(100, ge=1)
+    introspection_stream_max_life_s: float = Field(300.0, gt=0)
     shutdown_grace_s: float = Field(10.0, ge=0)
     log_level: str = "info"
     # The access log, one line per API call (gRPC and REST): "info" writes it at info,
