@@ -39,6 +39,7 @@ from ledgerd.store.scan import iter_balances
 from ledgerd.store.sharded import ShardedStore
 from ledgerd.store.shards import Shard, check_shards, prepare_shards
 from ledgerd.support import failpoints
+from ledgerd.support.dirlock import embedded_lock_paths, lock_all
 from ledgerd.support.supervisor import (
     Lifeline,
     Policy,
@@ -524,10 +525,25 @@ async def serve(settings: Settings) -> int:
     Raises:
         SettingsError: keys, TLS files or failpoints are unusable (checked before anything
             starts).
+        DataDirLocked: another process serves from the embedded data directory.
     """
     configure_failpoints(settings)
     auth, tls = authenticator(settings), tls_material(settings)
-    backends = open_backends(settings)
+    # Before anything opens the embedded files: a second process on them must not migrate,
+    # consume or publish.
+    data_locks = lock_all(
+        embedded_lock_paths(
+            settings.data_dir,
+            settings.store_urls,
+            embedded_log=settings.log_url.startswith("embedded"),
+        )
+    )
+    try:
+        backends = open_backends(settings)
+    except BaseException:
+        for lock in data_locks:
+            lock.release()
+        raise
     stopping = asyncio.Event()
     exit_code = 0
 
@@ -563,6 +579,8 @@ async def serve(settings: Settings) -> int:
         await app.stop()
         await probes.stop()
         backends.close()
+        for lock in data_locks:
+            lock.release()
     if not app.workers_stopped_cleanly:
         log.error("an api worker did not stop cleanly; see its log lines above")
         exit_code = exit_code or 1

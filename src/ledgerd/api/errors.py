@@ -41,6 +41,7 @@ STATUS_OF_ERROR: tuple[tuple[type[errors.LedgerError], grpc.StatusCode], ...] = 
     # Stops start-up before any call is served; mapped so that the table stays total.
     (errors.MissingExtra, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.ShardMismatch, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.DataDirLocked, grpc.StatusCode.FAILED_PRECONDITION),
 )
 
 # gRPC clients start refusing trailers past 8 KiB (grpc.max_metadata_size; always past 16 KiB),

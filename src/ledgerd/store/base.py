@@ -115,10 +115,12 @@ class Store(Protocol):
         """The schema version recorded in the database; 0 before the first migrate."""
 
     def ping(self) -> None:
-        """Check the database answers.
+        """Check the database answers, and would take a write now.
 
         Raises:
-            StoreUnavailable: it does not.
+            StoreReadOnly: it answers reads but refuses writes (a read-only or failed-over
+                database, writes stopped after an I/O error on the embedded store).
+            StoreUnavailable: it does not answer.
         """
 
     def close(self) -> None:

@@ -162,8 +162,7 @@ class SqlStore:
         return recorded
 
     def ping(self) -> None:
-        with self._dialect.autocommit() as session:
-            session.query("SELECT 1")
+        self._dialect.ping()
 
     def close(self) -> None:
         self._dialect.close()

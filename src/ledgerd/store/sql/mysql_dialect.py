@@ -22,11 +22,18 @@ import MySQLdb
 from MySQLdb.constants import CLIENT, FIELD_TYPE
 from MySQLdb.converters import conversions
 
-from ledgerd.errors import LedgerError, StoreUnavailable, TransientStoreError
+from ledgerd.errors import LedgerError, StoreReadOnly, StoreUnavailable, TransientStoreError
 from ledgerd.store.pool import ConnectionPool
 from ledgerd.store.sql.dialect import Row, Session
 
 _DEADLOCK, _LOCK_WAIT_TIMEOUT, _DUPLICATE_KEY = 1213, 1205, 1062
+# The server answers but refuses writes: read_only (1290, a replica or a failed-over
+# primary), a read-only transaction (1792), innodb_read_only (1036), no write privilege
+# (1142). Retriable, and not the record's fault: nothing here may dead-letter a message.
+_REFUSES_WRITES = frozenset({1290, 1792, 1036, 1142})
+# Health's write probe: refused like any write when the server is read-only, yet it
+# changes nothing (no row matches), so a probe each second costs no binlog or undo.
+_WRITE_PROBE = "UPDATE leader_locks SET owner = owner WHERE 1 = 0"
 _CONVERSIONS = {**conversions, FIELD_TYPE.NEWDECIMAL: str, FIELD_TYPE.DECIMAL: str}
 
 
@@ -56,9 +63,17 @@ class MysqlUrl:
 def translate(exc: MySQLdb.Error) -> LedgerError:
     """Map a driver error to ledgerd's hierarchy (retriable or not)."""
     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
+    if code in _REFUSES_WRITES:
+        return StoreReadOnly(f"mysql {code}: {exc.args[-1]}")
     if code in (_DEADLOCK, _LOCK_WAIT_TIMEOUT, _DUPLICATE_KEY):
         return TransientStoreError(f"mysql {code}: {exc.args[-1]}")
     return StoreUnavailable(f"mysql {code}: {exc.args[-1] if exc.args else exc}")
+
+
+def _is_on(value: object) -> bool:
+    """A server variable's truth: 1 on MySQL, ON or NO_LOCK… where MariaDB 11 made it a set."""
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    return text.upper() not in {"", "0", "OFF"}
 
 
 @functools.lru_cache(maxsize=256)
@@ -167,6 +182,19 @@ class MysqlDialect:
             )
         except MySQLdb.Error as exc:
             raise translate(exc) from exc
+
+    def ping(self) -> None:
+        # The variables name the cause; the probe catches what they do not show (a
+        # read-only session, missing privileges). A user with SUPER may still write to
+        # a read_only server, which is exactly the replica it must not write to.
+        with self.autocommit() as session:
+            ((read_only, innodb_read_only),) = session.query(
+                "SELECT @@global.read_only, @@global.innodb_read_only"
+            )
+            if _is_on(read_only) or _is_on(innodb_read_only):
+                variable = "read_only" if _is_on(read_only) else "innodb_read_only"
+                raise StoreReadOnly(f"mysql @@{variable} is ON (a replica, or failed over?)")
+            session.execute(_WRITE_PROBE)
 
     @contextmanager
     def transaction(self) -> Iterator[MysqlSession]:
