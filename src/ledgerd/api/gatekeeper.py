@@ -114,16 +114,6 @@ class Gatekeeper:
         self._calls_in_progress = 0
         self._streams = StreamBudget(max_streams, stream_max_life_s)
 
-    @property
-    def calls_in_progress(self) -> int:
-        """BalanceService calls admitted and not finished yet."""
-        return self._calls_in_progress
-
-    @property
-    def streams_open(self) -> int:
-        """Standard-service streams open now."""
-        return self._streams.open
-
     def register(
         self, server: grpc.aio.Server, add_servicer: AddServicer, servicer: object
     ) -> None:
@@ -157,7 +147,8 @@ class Gatekeeper:
             peer = context.peer() if access_log_enabled() else None  # gone once cancelled
             self._calls_in_progress += 1
             try:
-                await self._check_calls_in_progress(context)
+                if self._calls_in_progress > self._max_calls:  # this one included
+                    await self._refuse(context)
                 metadata = self._signed_metadata(context)
                 key_id = metadata.get(KEY_ID_HEADER) if metadata is not None else None
                 message = await self._admit(method, name, raw, metadata, context)
@@ -188,7 +179,8 @@ class Gatekeeper:
             peer = context.peer() if access_log_enabled() else None  # gone once cancelled
             self._calls_in_progress += 1
             try:
-                await self._check_calls_in_progress(context)
+                if self._calls_in_progress > self._max_calls:  # this one included
+                    await self._refuse(context)
                 metadata = self._signed_metadata(context)
                 key_id = metadata.get(KEY_ID_HEADER) if metadata is not None else None
                 message = await self._admit(method, name, raw, metadata, context)
@@ -208,13 +200,10 @@ class Gatekeeper:
             response_serializer=handler.response_serializer,
         )
 
-    async def _check_calls_in_progress(self, context: Context) -> None:
-        """Aborts the call (RESOURCE_EXHAUSTED) when more calls are in progress than allowed,
-        this one included; before any decoding or signature check, so a flood costs little."""
-        if self._calls_in_progress > self._max_calls:
-            await abort(
-                context, Overloaded(f"too many calls in progress (limit {self._max_calls})")
-            )
+    async def _refuse(self, context: Context) -> None:
+        """Aborts a call past the limit with RESOURCE_EXHAUSTED: before any decoding or
+        signature check, so a flood costs little."""
+        await abort(context, Overloaded(f"too many calls in progress (limit {self._max_calls})"))
 
     def _signed_metadata(
         self, context: grpc.aio.ServicerContext[Any, Any]

@@ -51,7 +51,7 @@ class GrpcServer:
         servicer = BalanceServicer(self._handlers)
         # Every service goes through the gatekeeper, so every call is counted and logged;
         # only BalanceService's calls are checked.
-        self.gatekeeper = gatekeeper = Gatekeeper(
+        gatekeeper = Gatekeeper(
             authenticator,
             max_calls=max_concurrent_rpcs,
             max_streams=max_introspection_streams,
