@@ -19,6 +19,7 @@ from ledgerd.api.server import GrpcServer
 from ledgerd.audit_job import AuditJob
 from ledgerd.cache import BalanceCache, open_cache
 from ledgerd.cache.base import BalanceSink
+from ledgerd.cache.fence import CacheFence
 from ledgerd.cache.memory import MemoryCache
 from ledgerd.cache.updater import CacheUpdater
 from ledgerd.consumer.outcomes import OutcomeHub
@@ -134,6 +135,7 @@ def open_backends(settings: Settings) -> Backends:
         settings.cache_url,
         max_entries=settings.cache_max_entries,
         key_prefix=settings.cache_key_prefix,
+        negative_entries_max=settings.cache_negative_entries_max,
     )
     return Backends(store, event_log, cache)
 
@@ -249,6 +251,8 @@ class Ledgerd:
                 full_sync_source=lambda: iter_balances(backends.store),
                 full_sync_interval_s=settings.cache_full_sync_interval_s,
                 may_run_full_sync=app.elector(CACHE_SYNC_LOCK).is_leader,
+                fence=CacheFence(backends.store),
+                lease_ttl_s=settings.cache_lease_ttl_s,
             )
             updater = app.cache_updater
             supervisor.add_thread("cache_updater.feed", updater.run_feed)
@@ -395,6 +399,10 @@ class Ledgerd:
                 backends.cache,
                 self.acceptor,
                 self.outcomes,
+                # A shared cache is fenced through the store when an answer cannot reach it.
+                fence=None
+                if isinstance(backends.cache, MemoryCache)
+                else CacheFence(backends.store),
                 wait_max_s=settings.wait_max_s,
                 wait_poll_interval_s=settings.wait_poll_interval_ms / 1000,
             )

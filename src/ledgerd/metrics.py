@@ -134,11 +134,22 @@ COMPONENT_UP = Gauge(
 )
 CACHE_NOT_READY_READS = Counter(
     "ledgerd_cache_not_ready_reads_total",
-    "Cache reads refused because no full sync has vouched for the cache since it lost state.",
+    "Cache reads refused because the cache holds no serving lease (no full sync has vouched"
+    " for it since it lost state, or an answer it lacks fenced it).",
 )
 CACHE_ANSWER_WRITE_FAILURES = Counter(
     "ledgerd_cache_answer_write_failures_total",
-    "Balances an answer could not write to the cache before answering (reads may lag them).",
+    "Balances an answer could not write to the cache before answering (each raised the"
+    " cache's read fence).",
+)
+CACHE_FENCE_RAISES = Counter(
+    "ledgerd_cache_fence_raises_total",
+    "Read fences raised: the shared cache serves no reads until a full sync repairs it.",
+)
+CACHE_LEASE_REMAINING = Gauge(
+    "ledgerd_cache_lease_remaining_seconds",
+    "On the cache-sync leader: how long the shared cache may still serve reads (0: it serves"
+    " none until the next lease).",
 )
 CACHE_FULL_SYNCS = Counter(
     "ledgerd_cache_full_syncs_total", "Cache full syncs, by result (done, failed).", ["result"]

@@ -119,6 +119,11 @@ class Settings(BaseSettings):
     # partitions between processes). Memory cache bound; the leader's periodic full sync.
     cache_max_entries: int = Field(1_000_000, ge=1)
     cache_full_sync_interval_s: float = Field(300.0, gt=0)
+    # How long Redis serves reads without the leader renewing its lease (every second): an
+    # answer that could not reach Redis waits at most this long (ledgerd.cache.fence).
+    cache_lease_ttl_s: float = Field(3.0, gt=0)
+    # Negative entries (reads of accounts without a balance) Redis may create per 10 minutes.
+    cache_negative_entries_max: int = Field(50_000, ge=0)
     cache_key_prefix: str = "ledgerd:"
 
     # Request signing (docs/architecture.md section 5): off while no keys are configured.

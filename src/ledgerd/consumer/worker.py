@@ -97,8 +97,10 @@ class BatchConsumer:
         self._config = config
         self._memory = BalanceMemory(config.max_accounts_in_memory)
         self._intake = Intake(
-            store, event_log, config, on_gained=self._memory.reset, on_lost=self._memory.drop
+            store, event_log, config, on_gained=self._gained, on_lost=self._memory.drop
         )
+        # Partitions whose last batches may have committed unpublished (``_republish_tails``).
+        self._republish_due: set[int] = set()
         self._writer = BatchWriter(store)
         self._dead_letters = DeadLetters(event_log.producer(), config.dlq_topic)
         feed: CacheFeed | None = None
@@ -194,8 +196,10 @@ class BatchConsumer:
         """
         if self._rewind_due:
             self._finish_abandoned()
-            self._memory.reset(self._intake.rewind())
+            self._gained(self._intake.rewind())
             self._rewind_due = False
+        if self._republish_due:
+            self._republish_tails()
         try:
             count = self._round(timeout_s if self._in_flight is None else 0.0)
             if not overlap and self._in_flight is not None:
@@ -331,6 +335,7 @@ class BatchConsumer:
                 error = exc
                 continue
             self._published(decided)
+            self._republish_current(decided)
             return
         metrics.CONSUMER_RETRIES.inc()
         self._memory.reset(partitions)
@@ -351,6 +356,41 @@ class BatchConsumer:
             # Committed with the batch: a crash before they are in the log leaves them to
             # the outbox sweep, which publishes their group again.
             self._send_on(decision.follow_ups, decided.applied_at_ms, decided.follow_up_group)
+
+    def _gained(self, partitions: Sequence[int]) -> None:
+        """Partitions claimed, or read again: their memory reloads from the store, and their
+        last batches are published again."""
+        self._memory.reset(partitions)
+        self._republish_due.update(partitions)
+
+    def _republish_tails(self) -> None:
+        """Publish again the newest balances of each due partition's last records: a kill or
+        an error between a commit and its publish leaves the caches behind the store until
+        their full sync otherwise."""
+        due = set(self._republish_due)
+        window = self._config.batch_max_messages * 2  # the batch committing, and the next
+        positions = self._store.get_positions(self._config.topic)
+        newest: dict[Account, Balance] = {}
+        partition_of: dict[Account, int] = {}
+        for partition in sorted(due):
+            first = max(0, positions.get(partition, 0) - window) * LEGS_PER_MESSAGE
+            for entry in self._store.scan_events(partition, first, window * LEGS_PER_MESSAGE):
+                balance = entry.balance_after
+                known = newest.get(balance.account)
+                if known is None or known.version < balance.version:
+                    newest[balance.account] = balance
+                    partition_of[balance.account] = partition
+        if newest:
+            self._publisher.republish(newest, partition_of)
+        self._republish_due -= due  # kept on a failure above, for the next round
+
+    def _republish_current(self, decided: _Decided) -> None:
+        """After a retried commit: the first attempt may have committed after all, and the
+        retry then changed none of its accounts; publish their current balances."""
+        unpublished = set(decided.partition_of) - set(decided.decision.balances)
+        if unpublished:
+            current = self._store.load_balances(unpublished)
+            self._publisher.republish(current, {a: decided.partition_of[a] for a in current})
 
     @staticmethod
     def _observe(decided: _Decided) -> None:

@@ -208,6 +208,19 @@ class Store(Protocol):
     def release_lock(self, token: LockToken) -> None:
         """Give the lock up now, if still held by this token."""
 
+    # -- read fences: a leader_locks row whose epoch is a generation and whose expiry is a
+    # read lease (``ledgerd.cache.fence``) -----------------------------------------------
+    def raise_fence(self, name: str) -> int:
+        """Start a new generation, so no lease is granted for an older one again; returns the
+        milliseconds (database clock) until the lease granted last runs out (0 if it has)."""
+
+    def fence_generation(self, name: str) -> int:
+        """The fence's current generation (0 before any was raised)."""
+
+    def grant_lease(self, name: str, generation: int, ttl_ms: int) -> bool:
+        """Extend the fence's lease to ``ttl_ms`` from now if its generation is still
+        ``generation``; False if a newer one was raised."""
+
     # -- consumer -------------------------------------------------------------
     def claim_partition(self, topic: str, partition: int) -> PartitionClaim:
         """Take ownership of a partition: bump its epoch, return where to resume."""

@@ -226,6 +226,15 @@ class ShardedStore:
     def release_lock(self, token: LockToken) -> None:
         self._shards[0].release_lock(token)
 
+    def raise_fence(self, name: str) -> int:
+        return self._shards[0].raise_fence(name)
+
+    def fence_generation(self, name: str) -> int:
+        return self._shards[0].fence_generation(name)
+
+    def grant_lease(self, name: str, generation: int, ttl_ms: int) -> bool:
+        return self._shards[0].grant_lease(name, generation, ttl_ms)
+
     # -- consumer -------------------------------------------------------------
     def claim_partition(self, topic: str, partition: int) -> PartitionClaim:
         return self._shards[self.shard_of_partition(partition)].claim_partition(topic, partition)

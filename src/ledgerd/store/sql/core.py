@@ -418,6 +418,46 @@ class SqlStore:
                 [token.name, token.owner, token.epoch],
             )
 
+    # -- read fences (rows of leader_locks: epoch = generation, expiry = lease) ---
+    def _ensure_lock_row(self, session: Session, name: str) -> None:
+        session.execute(
+            "INSERT INTO leader_locks (name, owner, epoch, expires_at_ms) VALUES (?, '', 0, 0) "
+            + self._dialect.on_conflict_ignore(["name"]),
+            [name],
+        )
+
+    def raise_fence(self, name: str) -> int:
+        now = self._now_ms()
+        with self._dialect.transaction() as session:
+            self._ensure_lock_row(session, name)
+            session.execute("UPDATE leader_locks SET epoch = epoch + 1 WHERE name = ?", [name])
+            ((remaining,),) = session.query(
+                f"SELECT expires_at_ms - {now} FROM leader_locks WHERE name = ?", [name]
+            )
+        return max(0, int(remaining))
+
+    def fence_generation(self, name: str) -> int:
+        with self._dialect.autocommit() as session:
+            found = session.query("SELECT epoch FROM leader_locks WHERE name = ?", [name])
+        return int(found[0][0]) if found else 0
+
+    def grant_lease(self, name: str, generation: int, ttl_ms: int) -> bool:
+        now = self._now_ms()
+        with self._dialect.transaction() as session:
+            self._ensure_lock_row(session, name)
+            # Locked first, so a concurrent raise either precedes this (and refuses it) or
+            # follows it (and reads the expiry this sets).
+            found = session.query(
+                f"SELECT epoch FROM leader_locks WHERE name = ?{self._dialect.locking_read}",
+                [name],
+            )
+            if int(found[0][0]) != generation:
+                return False
+            session.execute(
+                f"UPDATE leader_locks SET expires_at_ms = {now} + ? WHERE name = ?", [ttl_ms, name]
+            )
+        return True
+
     # -- consumer -------------------------------------------------------------
     def claim_partition(self, topic: str, partition: int) -> PartitionClaim:
         keys_ = ["topic", "partition_id"]
