@@ -86,9 +86,12 @@ class AnswerWriteBack:
 class BalanceReads:
     """Reads balances for one event loop; ``close`` it on that loop."""
 
-    def __init__(self, store: Store, cache: BalanceCache, write_back: AnswerWriteBack) -> None:
+    def __init__(
+        self, store: Store, cache: BalanceCache, write_back: AnswerWriteBack | None = None
+    ) -> None:
+        """``write_back`` defaults to an unfenced one (a cache this process alone reads)."""
         self._store = store
-        self._write_back = write_back
+        self._write_back = write_back or AnswerWriteBack(store, cache, None)
         self._reader = cache.reader()
         self._misses: list[tuple[Account, asyncio.Future[Balance]]] = []
         self._querying: asyncio.Task[None] | None = None
