@@ -198,8 +198,6 @@ class BatchConsumer:
             self._finish_abandoned()
             self._gained(self._intake.rewind())
             self._rewind_due = False
-        if self._republish_due:
-            self._republish_tails()
         try:
             count = self._round(timeout_s if self._in_flight is None else 0.0)
             if not overlap and self._in_flight is not None:
@@ -213,6 +211,8 @@ class BatchConsumer:
     def _round(self, timeout_s: float) -> int:
         self._publisher.poll()
         records = self._intake.poll(timeout_s)
+        if self._republish_due:  # partitions just claimed (in the poll) or rewound
+            self._republish_tails()
         in_flight = self._in_flight
         if in_flight is None:
             if records:
