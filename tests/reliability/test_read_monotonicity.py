@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import grpc
 from harness import Deployment, run_services, wait_until
 from harness.load import change, new_user
+from harness.proxy import CuttableProxy
 
 from ledgerd.v1 import balance_pb2 as pb
 from ledgerd.v1 import balance_pb2_grpc as pb_grpc
@@ -181,3 +182,44 @@ def journal_version(stub: pb_grpc.BalanceServiceStub, user: int) -> int:
         if not entries:
             return newest
         newest = entries[-1].version
+
+
+def test_an_api_process_cut_off_from_redis_and_killed_leaves_no_older_read(
+    deployment: Deployment,
+) -> None:
+    """API process A reaches Redis through a proxy, B directly; the cache feed is stalled (a
+    failpoint), so Redis holds only what answers wrote. A's Redis is cut, A answers v2
+    APPLIED and is SIGKILLed at once: B must not read v1. Before the read fence A answered
+    anyway and kept the write to replay later, which the kill lost: B read v1 until the
+    next full sync (up to 5 minutes)."""
+    redis_port = int(deployment.env["LEDGERD_CACHE_URL"].rsplit(":", 1)[1].split("/")[0])
+    proxy = CuttableProxy(redis_port)
+    worker = deployment.start(
+        "worker", {"failpoints": "cache_updater.loop=sleep(60000)"}, api=False, relay=False
+    )
+    a = deployment.start(
+        "api-a",
+        {"cache_url": f"redis://127.0.0.1:{proxy.port}/0"},
+        consumer=False,
+        cache_updater=False,
+    )
+    b = deployment.start("api-b", consumer=False, relay=False, cache_updater=False)
+    user = new_user()
+    try:
+        with grpc.insecure_channel(a.target) as channel:
+            stub_a = pb_grpc.BalanceServiceStub(channel)
+            first = stub_a.ChangeBalance(change(user, pb.DEPOSIT, "1", wait=True), timeout=30)
+            assert first.status == pb.APPLIED
+            with grpc.insecure_channel(b.target) as channel_b:
+                stub_b = pb_grpc.BalanceServiceStub(channel_b)
+                wait_until(lambda: read_version(stub_b, user) == 1, 30, "B reading v1")
+            proxy.cut()
+            second = stub_a.ChangeBalance(change(user, pb.DEPOSIT, "1", wait=True), timeout=30)
+        assert second.status == pb.APPLIED and second.balance.version == 2
+        a.kill()
+        with grpc.insecure_channel(b.target) as channel_b:
+            stub_b = pb_grpc.BalanceServiceStub(channel_b)
+            assert read_version(stub_b, user) == 2
+    finally:
+        proxy.close()
+    assert worker.process is not None and worker.process.poll() is None
