@@ -438,6 +438,10 @@ class Ledgerd:
         if consumer is not None:
 
             def consumer_probe() -> tuple[bool, str]:
+                stopped = consumer.stopped_partitions
+                if stopped:
+                    gaps = "; ".join(f"{p}: {why}" for p, why in sorted(stopped.items()))
+                    return False, f"partitions stopped by a gap in the log: {gaps}"
                 paused = consumer.paused_partitions
                 if paused:
                     return False, f"paused partitions {paused}"

@@ -100,7 +100,9 @@ class CacheUpdater:
         self._full_sync_interval_s = full_sync_interval_s
         self._may_run_full_sync = may_run_full_sync
         self._readiness_check_interval_s = readiness_check_interval_s
-        self._consumer = event_log.consumer(group_id)
+        # Derived data: past records retention removed, the feed goes on from the oldest
+        # kept, and the periodic full sync repairs what it missed (docs/operations.md).
+        self._consumer = event_log.consumer(group_id, skip_lost_records=True)
         self._subscribed = False
         self._pending: _Batch | None = None
         self._feed_healthy = True
