@@ -116,6 +116,15 @@ def _open_store(settings: Settings, check: Callable[[Sequence[Shard], int], obje
     return store_over(shards, settings.partitions)
 
 
+def service_topics(settings: Settings) -> list[str]:
+    """The topics ``ledgerd migrate`` (and a start) create: no client creates a topic by
+    using it, so a deleted one stays deleted instead of coming back empty."""
+    topics = [settings.topic, settings.dlq_topic]
+    if settings.events:
+        topics.append(settings.events_topic)  # same partition count: partition p feeds p
+    return topics
+
+
 def open_backends(settings: Settings) -> Backends:
     """Open store, log and cache from their URLs; check the shard map; create schema
     and topics."""
@@ -126,10 +135,7 @@ def open_backends(settings: Settings) -> Backends:
         partition_count=settings.partitions,
         session_timeout_ms=settings.kafka_session_timeout_ms,
     )
-    topics = [settings.topic, settings.dlq_topic]
-    if settings.events:
-        topics.append(settings.events_topic)  # same partition count: partition p feeds p
-    event_log.ensure_topics(topics)
+    event_log.ensure_topics(service_topics(settings))
     cache = open_cache(
         settings.cache_url,
         max_entries=settings.cache_max_entries,
@@ -336,6 +342,7 @@ class Ledgerd:
             sweep_min_age_s=settings.relay_sweep_min_age_s,
             retry_base_ms=settings.relay_retry_base_ms,
             retry_max_ms=settings.relay_retry_max_ms,
+            unfinished_warn_s=settings.unfinished_warn_s,
             may_sweep=leader.is_leader if leader is not None else (lambda: False),
             outbox_lock=(lambda: leader.token) if leader is not None else (lambda: None),
         )
