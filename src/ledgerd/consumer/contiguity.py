@@ -78,8 +78,8 @@ class Contiguity:
 
     def admit(self, records: Sequence[LogRecord]) -> tuple[list[LogRecord], dict[int, str]]:
         """The records that continue their partition without a gap, in order, and the
-        partitions stopped by this call (with the reason). Records of partitions not
-        expected (not owned, or stopped) are dropped."""
+        partitions with a gap (with the reason), for the caller to ``stop``. Records of
+        partitions not expected (not owned, or stopped) are dropped."""
         expected = self._expected
         kept: list[LogRecord] = []
         stopped: dict[int, str] = {}
@@ -90,9 +90,9 @@ class Contiguity:
                 continue
             offset = record.offset
             if offset != due:
-                reason = read_gap(due, offset)
-                self.stop(partition, reason)
-                stopped[partition] = reason
+                # Nothing more of it is admitted; the caller stops it (``stop``).
+                del expected[partition]
+                stopped[partition] = read_gap(due, offset)
                 continue
             expected[partition] = offset + 1
             kept.append(record)
