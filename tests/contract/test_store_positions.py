@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ledgerd.domain.amounts import SCALE
-from ledgerd.domain.model import ChangeRequest, ChangeType, RejectReason, Rejection
+from ledgerd.domain.model import ChangeRequest, ChangeType, Rejection, RejectReason
 from ledgerd.errors import Fenced
 from ledgerd.store.base import BatchCommit, PartitionClaim, Store
 
