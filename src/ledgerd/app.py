@@ -117,6 +117,15 @@ def _open_store(settings: Settings, check: Callable[[Sequence[Shard], int], obje
     return store_over(shards, settings.partitions)
 
 
+def service_topics(settings: Settings) -> list[str]:
+    """The topics ``ledgerd migrate`` (and a start) create: no client creates a topic by
+    using it, so a deleted one stays deleted instead of coming back empty."""
+    topics = [settings.topic, settings.dlq_topic]
+    if settings.events:
+        topics.append(settings.events_topic)  # same partition count: partition p feeds p
+    return topics
+
+
 def open_backends(settings: Settings) -> Backends:
     """Open store, log and cache from their URLs; check the shard map; create schema
     and topics."""
@@ -127,10 +136,7 @@ def open_backends(settings: Settings) -> Backends:
         partition_count=settings.partitions,
         session_timeout_ms=settings.kafka_session_timeout_ms,
     )
-    topics = [settings.topic, settings.dlq_topic]
-    if settings.events:
-        topics.append(settings.events_topic)  # same partition count: partition p feeds p
-    event_log.ensure_topics(topics)
+    event_log.ensure_topics(service_topics(settings))
     cache = open_cache(
         settings.cache_url,
         max_entries=settings.cache_max_entries,
@@ -340,6 +346,7 @@ class Ledgerd:
             sweep_min_age_s=settings.relay_sweep_min_age_s,
             retry_base_ms=settings.relay_retry_base_ms,
             retry_max_ms=settings.relay_retry_max_ms,
+            unfinished_warn_s=settings.unfinished_warn_s,
             may_sweep=leader.is_leader if leader is not None else (lambda: False),
             outbox_lock=(lambda: leader.token) if leader is not None else (lambda: None),
         )
@@ -446,6 +453,10 @@ class Ledgerd:
         if consumer is not None:
 
             def consumer_probe() -> tuple[bool, str]:
+                stopped = consumer.stopped_partitions
+                if stopped:
+                    gaps = "; ".join(f"{p}: {why}" for p, why in sorted(stopped.items()))
+                    return False, f"partitions stopped by a gap in the log: {gaps}"
                 paused = consumer.paused_partitions
                 if paused:
                     return False, f"paused partitions {paused}"

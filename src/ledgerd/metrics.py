@@ -112,6 +112,17 @@ CONSUMER_PAUSED_PARTITIONS = Gauge(
     "ledgerd_consumer_paused_partitions",
     "Partitions this consumer paused after repeated failures (it reports unhealthy meanwhile).",
 )
+PARTITION_GAP = Gauge(
+    "ledgerd_partition_gap",
+    "1 while this consumer holds a partition stopped by a gap in the log (records gone"
+    " before they were applied, or another incarnation of the topic), by partition.",
+    ["partition"],
+)
+OLDEST_UNFINISHED_AGE = Gauge(
+    "ledgerd_oldest_unfinished_request_age_seconds",
+    "Age of the oldest accepted request without an outcome, whatever its outbox status"
+    " (pending, sent, failed), as of the relay's last count (0 when none).",
+)
 AUDIT_PROBLEMS = Gauge(
     "ledgerd_audit_problems", "Discrepancies found by the last periodic audit (0 when clean)."
 )

@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     relay_sweep_min_age_s: float = Field(30.0, ge=0)
     relay_retry_base_ms: int = Field(100, ge=1)
     relay_retry_max_ms: int = Field(30_000, ge=1)
+    # An accepted request still without an outcome after this long (whatever its outbox
+    # status) is logged as a warning by the outbox leader's count; the metric
+    # ledgerd_oldest_unfinished_request_age_seconds shows the age all the time.
+    unfinished_warn_s: float = Field(300.0, gt=0)
 
     # Waiting for an outcome (ChangeBalance wait=true) when the call has no deadline.
     wait_max_s: float = Field(10.0, gt=0, le=300)

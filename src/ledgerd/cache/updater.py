@@ -112,7 +112,9 @@ class CacheUpdater:
         self._synced_generation: int | None = None
         self._lease_renewed_at = 0.0
         self._lease_refused: str | None = None  # why the cache may not serve, when it may not
-        self._consumer = event_log.consumer(group_id)
+        # Derived data: past records retention removed, the feed goes on from the oldest
+        # kept, and the periodic full sync repairs what it missed (docs/operations.md).
+        self._consumer = event_log.consumer(group_id, skip_lost_records=True)
         self._subscribed = False
         self._pending: _Batch | None = None
         self._feed_healthy = True

@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -160,6 +160,11 @@ class BatchConsumer:
     @property
     def owned_partitions(self) -> list[int]:
         return self._intake.owned
+
+    @property
+    def stopped_partitions(self) -> Mapping[int, str]:
+        """Partitions stopped by a gap in the log (nothing skipped), with the reason."""
+        return self._intake.stopped
 
     def lookup(self, account: Account) -> Balance | None:
         """The committed balance if this consumer owns the account's partition and holds it."""

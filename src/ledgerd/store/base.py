@@ -31,6 +31,9 @@ class PartitionClaim:
     partition: int
     epoch: int
     next_offset: int
+    # The topic incarnation ``next_offset`` was read in (``PartitionIdentity.topic_id``),
+    # '' while none is recorded.
+    topic_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +192,10 @@ class Store(Protocol):
     def count_unfinished(self) -> Mapping[ChangeStatus, int]:
         """Outbox rows without an outcome (requests in flight), by outbox status."""
 
+    def oldest_unfinished_ms(self) -> int | None:
+        """When the oldest outbox row without an outcome was created, whatever its status
+        (None when every row has one)."""
+
     def delete_finished_requests(self, created_before_ms: int, limit: int, lock: LockToken) -> int:
         """Delete up to ``limit`` outbox rows created before the time that have an
         outcome (their journal entry or rejection answers for them from then on), only
@@ -222,8 +229,12 @@ class Store(Protocol):
         ``generation``; False if a newer one was raised."""
 
     # -- consumer -------------------------------------------------------------
-    def claim_partition(self, topic: str, partition: int) -> PartitionClaim:
-        """Take ownership of a partition: bump its epoch, return where to resume."""
+    def claim_partition(self, topic: str, partition: int, topic_id: str = "") -> PartitionClaim:
+        """Take ownership of a partition: bump its epoch, return where to resume.
+
+        ``topic_id`` (the log's topic incarnation now) is recorded if the position has
+        none yet; the claim returns the recorded one, for the caller to compare.
+        """
 
     def load_balances(self, accounts: Collection[Account]) -> Mapping[Account, Balance]:
         """Stored balances of the accounts that have one."""
@@ -235,7 +246,8 @@ class Store(Protocol):
             TransientStoreError: among others, a request of the batch already has an
                 outcome (a unique key); nothing was written, and the consumer decides
                 the batch again reading every request's outcome.
-            Fenced: a position's epoch is no longer current; nothing was written.
+            Fenced: a position's epoch is no longer current, or it would move a stored
+                offset backwards; nothing was written.
         """
 
     # -- reads ----------------------------------------------------------------

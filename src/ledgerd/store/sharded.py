@@ -208,6 +208,10 @@ class ShardedStore:
                 total[status] += count
         return dict(total)
 
+    def oldest_unfinished_ms(self) -> int | None:
+        found = self._each(lambda shard: shard.oldest_unfinished_ms())
+        return min((ms for ms in found if ms is not None), default=None)
+
     def delete_finished_requests(self, created_before_ms: int, limit: int, lock: LockToken) -> int:
         deleted = 0
         for shard in self._shards:  # one shard at a time, the limit shared
@@ -236,8 +240,9 @@ class ShardedStore:
         return self._shards[0].grant_lease(name, generation, ttl_ms)
 
     # -- consumer -------------------------------------------------------------
-    def claim_partition(self, topic: str, partition: int) -> PartitionClaim:
-        return self._shards[self.shard_of_partition(partition)].claim_partition(topic, partition)
+    def claim_partition(self, topic: str, partition: int, topic_id: str = "") -> PartitionClaim:
+        shard = self._shards[self.shard_of_partition(partition)]
+        return shard.claim_partition(topic, partition, topic_id)
 
     def load_balances(self, accounts: Collection[Account]) -> Mapping[Account, Balance]:
         by_shard = self._by_user_shard((account.user_id, account) for account in accounts)

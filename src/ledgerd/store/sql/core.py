@@ -338,6 +338,21 @@ class SqlStore:
                 counts[ChangeStatus(status)] = int(count)
         return counts
 
+    def oldest_unfinished_ms(self) -> int | None:
+        oldest: int | None = None
+        with self._dialect.autocommit() as session:
+            # Status by status, in (status, created_at_ms) index order: the first row
+            # without an outcome ends each scan.
+            for status in (_PENDING, _SENT, _FAILED):
+                found = session.query(
+                    f"SELECT created_at_ms FROM change_requests WHERE status = {status}"
+                    f" AND NOT {_HAS_OUTCOME} ORDER BY created_at_ms LIMIT 1",
+                    [],
+                )
+                if found and (oldest is None or int(found[0][0]) < oldest):
+                    oldest = int(found[0][0])
+        return oldest
+
     def delete_finished_requests(self, created_before_ms: int, limit: int, lock: LockToken) -> int:
         # Read the ids first (a consistent read takes no locks), then delete by primary key:
         # a DELETE … WHERE EXISTS would lock the journal and rejection entries it reads,
@@ -459,21 +474,27 @@ class SqlStore:
         return True
 
     # -- consumer -------------------------------------------------------------
-    def claim_partition(self, topic: str, partition: int) -> PartitionClaim:
+    def claim_partition(self, topic: str, partition: int, topic_id: str = "") -> PartitionClaim:
         keys_ = ["topic", "partition_id"]
+        proposed = self._dialect.excluded("topic_id")
         with self._dialect.transaction() as session:
             session.execute(
-                "INSERT INTO partition_offsets (topic, partition_id, next_offset, epoch)"
-                " VALUES (?, ?, 0, 1) "
-                + self._dialect.on_conflict_update(keys_, "epoch = epoch + 1"),
-                [topic, partition],
+                "INSERT INTO partition_offsets (topic, partition_id, next_offset, epoch, topic_id)"
+                " VALUES (?, ?, 0, 1, ?) "
+                + self._dialect.on_conflict_update(
+                    keys_,
+                    # A recorded topic id stays: the caller compares it with the log's.
+                    "epoch = epoch + 1, topic_id = CASE WHEN topic_id = ''"
+                    f" THEN {proposed} ELSE topic_id END",
+                ),
+                [topic, partition, topic_id],
             )
-            ((next_offset, epoch),) = session.query(
-                "SELECT next_offset, epoch FROM partition_offsets"
+            ((next_offset, epoch, recorded),) = session.query(
+                "SELECT next_offset, epoch, topic_id FROM partition_offsets"
                 " WHERE topic = ? AND partition_id = ?",
                 [topic, partition],
             )
-        return PartitionClaim(topic, partition, int(epoch), int(next_offset))
+        return PartitionClaim(topic, partition, int(epoch), int(next_offset), str(recorded))
 
     def load_balances(self, accounts: Collection[Account]) -> Mapping[Account, Balance]:
         found: dict[Account, Balance] = {}
@@ -496,10 +517,18 @@ class SqlStore:
         dialect = self._dialect
         with dialect.transaction() as session:
             for position in batch.positions:
+                # Never backwards: a lower offset would apply records a second time
+                # (the journal's unique request_id would refuse them, the offset stays).
                 moved = session.execute(
                     "UPDATE partition_offsets SET next_offset = ?"
-                    " WHERE topic = ? AND partition_id = ? AND epoch = ?",
-                    [position.next_offset, position.topic, position.partition, position.epoch],
+                    " WHERE topic = ? AND partition_id = ? AND epoch = ? AND next_offset <= ?",
+                    [
+                        position.next_offset,
+                        position.topic,
+                        position.partition,
+                        position.epoch,
+                        position.next_offset,
+                    ],
                 )
                 if moved != 1:
                     raise Fenced(

@@ -291,7 +291,21 @@ _V5 = Migration(
         ],
     },
 )
-MIGRATIONS: Sequence[Migration] = (*_MIGRATIONS_TO_V4, _V5)
+# Never skip a log record (docs/operations.md, "Retention and gaps"): each partition's
+# position records which incarnation of the topic it was read in (Kafka's topic id; ''
+# until the next claim records it), so a topic deleted and created again is told apart.
+_V6 = Migration(
+    6,
+    "the topic id of each partition's position",
+    by_dialect={
+        "sqlite": ["ALTER TABLE partition_offsets ADD COLUMN topic_id TEXT NOT NULL DEFAULT ''"],
+        "mysql": [
+            "ALTER TABLE partition_offsets ADD COLUMN IF NOT EXISTS topic_id"
+            f" VARCHAR(64) {_ASCII} NOT NULL DEFAULT ''"
+        ],
+    },
+)
+MIGRATIONS: Sequence[Migration] = (*_MIGRATIONS_TO_V4, _V5, _V6)
 
 LATEST_VERSION = MIGRATIONS[-1].version
 # The first version with the shard_identity table.
