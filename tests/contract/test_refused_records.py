@@ -142,6 +142,24 @@ def test_a_dead_lettered_request_reads_failed_until_it_has_an_outcome(store: Sto
     assert store.get_requests(["dead"])["dead"].status is ChangeStatus.APPLIED
 
 
+def test_the_sweep_never_publishes_a_dead_lettered_request_again(store: Store) -> None:
+    """A dead-lettered request whose delivery was reported failed (FAILED outbox row) is
+    not found by the sweep: publishing it again would only dead-letter it again."""
+    accept_in_order(store, deposit("dead", A), deposit("lost", A))
+    store.mark_failed(["dead", "lost"], 2000)
+    partition = partition_for_user(A, 3)
+    claim = store.claim_partition("t", partition)
+    letter = DeadLettered("dead", "t", partition, 0, "store_rejected", "STORE_REJECTED: x")
+    store.commit_batch(
+        BatchCommit(
+            [PartitionClaim("t", partition, claim.epoch, 1)], [], [], [], 5000,
+            dead_letters=[letter],
+        )
+    )  # fmt: skip
+    unsent = store.find_unsent(created_before_ms=10_000, limit=10)
+    assert [u.stored.request.request_id for u in unsent] == ["lost"]
+
+
 def test_record_failures_count_per_record_and_go_once_the_partition_moves_past(
     store: Store,
 ) -> None:

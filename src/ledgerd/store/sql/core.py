@@ -61,6 +61,10 @@ _HAS_OUTCOME = (
     f" OR change_requests.status IN ({_FINAL[0]}, {_FINAL[1]}))"
 )
 
+_DEAD_LETTERED = (
+    "EXISTS (SELECT 1 FROM dead_letters d WHERE d.request_id = change_requests.request_id)"
+)
+
 
 class SqlStore:
     """The Store interface on one SQL database.
@@ -304,9 +308,12 @@ class SqlStore:
             f"status = {_PENDING} AND created_at_ms < ? AND (group_id IS NULL OR EXISTS"
             " (SELECT 1 FROM publish_groups g WHERE g.group_id = change_requests.group_id))"
         )
+        # A dead-lettered request was in the log (a delivery reported failed may still have
+        # landed): publishing it again would only dead-letter it again.
         scans = [
             f"SELECT * FROM (SELECT {columns} FROM change_requests WHERE {condition}"
-            f" AND NOT {_HAS_OUTCOME} ORDER BY created_at_ms LIMIT ?) AS unsent"
+            f" AND NOT {_HAS_OUTCOME} AND NOT {_DEAD_LETTERED}"
+            " ORDER BY created_at_ms LIMIT ?) AS unsent"
             for condition in (pending, f"status = {_FAILED}")
         ]
         with self._dialect.autocommit() as session:
