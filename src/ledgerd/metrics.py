@@ -78,6 +78,10 @@ DLQ_MESSAGES = Counter(
     " max_decision_failures times).",
     ["reason"],
 )
+# Declared up front, so each reason's series exists (at 0) before its first dead letter.
+DLQ_REASONS = ("poison", "store_rejected", "decision_failed")
+for _reason in DLQ_REASONS:
+    DLQ_MESSAGES.labels(reason=_reason)
 CONSUMER_DECISION_FAILURES = Counter(
     "ledgerd_consumer_decision_failures_total",
     "Times deciding a log record raised an unexpected exception (each counted in the store;"

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import pytest
 
+from ledgerd import metrics
+from ledgerd.consumer import dead_letters
 from ledgerd.consumer.isolate import Isolation, Refusal
 from ledgerd.errors import DecisionFailed, StoreRejected, StoreUnavailable
 from ledgerd.log.base import LogRecord
@@ -142,3 +144,16 @@ def test_other_errors_propagate_after_what_already_committed() -> None:
     isolation = Isolation(apply, lambda r, e: None, lambda r, e: 1, 3)
     with pytest.raises(StoreUnavailable):
         isolation.run(records, StoreRejected("refused"))
+
+
+def test_every_dead_letter_reason_is_a_declared_metric_label() -> None:
+    """The DLQ metric's series exist for each reason the consumer uses, before any is used."""
+    used = {dead_letters.POISON, dead_letters.STORE_REJECTED, dead_letters.DECISION_FAILED}
+    assert used == set(metrics.DLQ_REASONS)
+    exposed = {
+        sample.labels["reason"]
+        for family in metrics.DLQ_MESSAGES.collect()
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    }
+    assert used <= exposed
