@@ -3,11 +3,13 @@ the store across consumer restarts; the other partitions go on meanwhile."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
 from typing import Any
 
 import pytest
+import structlog.testing
 from component_support import DLQ, TOPIC, Rig
+from prometheus_client import REGISTRY
 
 from ledgerd.consumer import worker
 from ledgerd.consumer.decide import BatchDecision
@@ -18,6 +20,13 @@ from ledgerd.log.base import LogRecord
 
 # Users A, B and C fall in three different partitions of 3 (murmur2): a batch spans them all.
 A, B, C = 1, 4, 2
+
+
+@pytest.fixture(autouse=True)
+def logs() -> Iterator[list[MutableMapping[str, Any]]]:
+    """The consumer's log events, captured (unrendered: a traceback costs no time here)."""
+    with structlog.testing.capture_logs() as captured:
+        yield captured
 
 
 def deposit(request_id: str, user_id: int) -> ChangeRequest:
@@ -57,6 +66,10 @@ def accept_in_order(rig: Rig, *requests: ChangeRequest) -> None:
         rig.accept([request], now_ms=1000 + index)
 
 
+def dead_letter_count(rig: Rig) -> int:
+    return sum(rig.log.end_offsets(DLQ).values())
+
+
 def available(rig: Rig, user_id: int) -> int:
     found = rig.store.get_balances(user_id, "USD")
     return found[0].available if found else 0
@@ -93,7 +106,7 @@ def test_a_record_whose_decision_raises_is_dead_lettered_after_n_tries_across_re
         assert attempts(rig) == {partition: (1, tries)}  # a1 at offset 0 applied, boom at 1
         assert available(rig, A) == SCALE
         assert (available(rig, B), available(rig, C)) == (SCALE, SCALE)
-        assert dead_letters(rig) == []
+        assert dead_letter_count(rig) == 0
 
     consumer = rig.consumer(pause_s=600.0, max_decision_failures=3)
     consumer.run_until_idle()
@@ -124,7 +137,7 @@ def test_a_record_whose_decision_raised_once_applies_and_its_count_resets(
     assert attempts(rig) == {}
     assert (available(rig, A), available(rig, B)) == (SCALE, SCALE)
     assert rig.store.get_requests(["flaky"])["flaky"].status == ChangeStatus.APPLIED
-    assert dead_letters(rig) == []
+    assert dead_letter_count(rig) == 0
 
 
 def test_a_decision_exception_does_not_escape_the_consumer(
@@ -139,3 +152,37 @@ def test_a_decision_exception_does_not_escape_the_consumer(
     assert consumer.run_until_idle() == 3
     assert (available(rig, B), available(rig, C)) == (SCALE, SCALE)
     assert [dict(r.headers)["reason"] for r in dead_letters(rig)] == [b"decision_failed"]
+
+
+def test_each_failure_and_the_dead_letter_are_logged_and_counted_by_reason(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch, logs: list[MutableMapping[str, Any]]
+) -> None:
+    """Every failed try is logged with partition, offset, attempts and error, and counted;
+    the dead letter is logged with partition, offset, reason and error, and counted in the
+    DLQ metric under its reason."""
+
+    def dlq_total() -> float:
+        labels = {"reason": "decision_failed"}
+        return REGISTRY.get_sample_value("ledgerd_dlq_messages_total", labels) or 0.0
+
+    def failures_total() -> float:
+        return REGISTRY.get_sample_value("ledgerd_consumer_decision_failures_total") or 0.0
+
+    dlq_before, failures_before = dlq_total(), failures_total()
+    raising_for(monkeypatch, "boom", times=None)
+    accept_in_order(rig, deposit("boom", B))
+    rig.relay().run_until_idle()
+    consumer = rig.consumer(pause_s=0.0, max_decision_failures=2)
+    consumer.run_until_idle()
+    consumer.close()
+    partition = partition_for_user(B, 3)
+    tries = [e for e in logs if e["event"] == "deciding a record failed"]
+    assert [(e["partition"], e["offset"], e["attempts"]) for e in tries] == [
+        (partition, 0, 1),
+        (partition, 0, 2),
+    ]
+    assert all("ZeroDivisionError" in e["error"] for e in tries)
+    (dead,) = [e for e in logs if e["event"] == "record dead-lettered"]
+    assert (dead["partition"], dead["offset"], dead["reason"]) == (partition, 0, "decision_failed")
+    assert "ZeroDivisionError" in dead["error"] and dead["request_ids"] == ["boom"]
+    assert (dlq_total() - dlq_before, failures_total() - failures_before) == (1.0, 2.0)

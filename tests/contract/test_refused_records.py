@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog.testing
 from harness import fresh_mysql_store
 
 from ledgerd.cache.memory import MemoryCache
@@ -204,10 +205,15 @@ def test_a_refused_record_goes_to_the_dlq_and_the_rest_of_its_batch_commits(
     config = ConsumerConfig(topic=TOPIC, dlq_topic=DLQ, poll_timeout_s=0.1, pause_s=600.0)
     consumer = BatchConsumer(store, event_log, MemoryCache(), None, config, signer=signer)
     try:
-        assert consumer.run_until_idle() == 6
+        with structlog.testing.capture_logs() as logs:
+            assert consumer.run_until_idle() == 6
         assert consumer.paused_partitions == []
     finally:
         consumer.close()
+    (logged,) = [e for e in logs if e["event"] == "record dead-lettered"]
+    assert (logged["partition"], logged["offset"]) == (partition_for_user(A, 3), 1)
+    assert logged["reason"] == "store_rejected" and logged["request_ids"] == ["poison"]
+    assert logged["error"].startswith("STORE_REJECTED")
     assert (available(store, A), available(store, B), available(store, C)) == (
         3 * SCALE, SCALE, SCALE,
     )  # fmt: skip

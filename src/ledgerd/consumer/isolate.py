@@ -66,7 +66,8 @@ class Isolation:
         for record in records:
             by_partition.setdefault(record.partition, []).append(record)
         groups = [by_partition[p] for p in sorted(by_partition)]
-        self._partitions(groups, error)
+        if groups:
+            self._partitions(groups, error)
         return self.result
 
     def _partitions(self, groups: Sequence[list[LogRecord]], failed: Refusal | None) -> None:

@@ -381,6 +381,11 @@ class BatchConsumer:
     def _isolate(self, records: Sequence[LogRecord], error: Refusal) -> None:
         """Apply a batch the store refused, or whose decision raised, in parts: the parts
         that pass commit, the culprits go to the DLQ (``isolate``)."""
+        # A partition revoked since the batch was polled is another consumer's to apply.
+        owned = set(self._intake.owned)
+        records = [r for r in records if r.partition in owned]
+        if not records:
+            return
         partitions = sorted({r.partition for r in records})
         log.warning(
             "consumer batch refused; looking for the record", partitions=partitions,
