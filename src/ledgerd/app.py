@@ -184,6 +184,7 @@ def consumer_config(settings: Settings, *, feed_topic: str | None = None) -> Con
         batch_delay_s=settings.consumer_batch_delay_ms / 1000,
         poll_timeout_s=settings.consumer_poll_timeout_ms / 1000,
         max_retries=settings.consumer_max_retries,
+        max_decision_failures=settings.consumer_max_decision_failures,
         max_accounts_in_memory=settings.consumer_max_accounts_in_memory,
         feed_topic=feed_topic,
         # Half the sweep age: the other half absorbs clock skew between processes.

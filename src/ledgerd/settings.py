@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     consumer_batch_delay_ms: int = Field(100, ge=0, le=60_000)
     consumer_poll_timeout_ms: int = Field(1000, ge=1, le=60_000)
     consumer_max_retries: int = Field(3, ge=0, le=100)
+    # Times deciding one log record may raise (counted in the store, across restarts)
+    # before the record goes to the DLQ; until then its partition pauses and tries again.
+    consumer_max_decision_failures: int = Field(3, ge=1, le=1000)
     # Balances the consumer keeps in memory (all its partitions); others reload from the store.
     consumer_max_accounts_in_memory: int = Field(1_000_000, ge=1)
     # How long Kafka waits for a silent consumer before moving its partitions (broker min 6 s).

@@ -37,6 +37,28 @@ class PartitionClaim:
 
 
 @dataclass(frozen=True, slots=True)
+class DeadLettered:
+    """A request whose log record went to the DLQ: from its commit on, the request reads
+    FAILED (until an outcome, after a replay, says otherwise)."""
+
+    request_id: str
+    topic: str
+    partition: int
+    offset: int
+    reason: str  # "store_rejected" or "decision_failed"
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordFailure:
+    """How often deciding the record at ``offset`` of a partition failed (durable)."""
+
+    partition: int
+    offset: int
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
 class BatchCommit:
     """Everything one consumer batch writes, committed in one transaction.
 
@@ -56,6 +78,10 @@ class BatchCommit:
     # group: in the same transaction, so an applied debit always has its credit.
     follow_ups: Sequence[ChangeRequest] = ()
     follow_up_group: str | None = None
+    # Requests of records dead-lettered with this commit (their offsets are in positions).
+    dead_letters: Sequence[DeadLettered] = ()
+    # Partitions whose failure count (``RecordFailure``) this commit moves past: forgotten.
+    cleared_failures: Sequence[int] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,9 +272,20 @@ class Store(Protocol):
             TransientStoreError: among others, a request of the batch already has an
                 outcome (a unique key); nothing was written, and the consumer decides
                 the batch again reading every request's outcome.
+            StoreRejected: the database refuses some values of the batch, and always
+                will; nothing was written (the consumer looks for the record).
             Fenced: a position's epoch is no longer current, or it would move a stored
                 offset backwards; nothing was written.
         """
+
+    def count_record_failure(
+        self, topic: str, partition: int, offset: int, error: str, now_ms: int
+    ) -> int:
+        """One more failure to decide the record at ``offset``; returns its count so far
+        (1 when the partition's last count was for another record)."""
+
+    def record_failures(self, topic: str) -> Sequence[RecordFailure]:
+        """The failure counts kept, one per partition at most."""
 
     # -- reads ----------------------------------------------------------------
     def get_balances(self, user_id: int, currency: str | None) -> Sequence[Balance]:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ledgerd.errors import BackendUnavailable, TransientStoreError
+from ledgerd.errors import BackendUnavailable, LedgerError, StoreRejected, TransientStoreError
 
 
 class ThreadConnections:
@@ -61,6 +61,7 @@ class ThreadConnections:
 
         Raises:
             TransientStoreError: a uniqueness constraint failed (a lost race).
+            StoreRejected: another constraint failed, or a value is too big.
             BackendUnavailable: the database file cannot be used.
         """
         connection = self.get()
@@ -72,10 +73,8 @@ class ThreadConnections:
                 connection.execute("ROLLBACK")
                 raise
             connection.execute("COMMIT")
-        except sqlite3.IntegrityError as exc:
-            raise TransientStoreError(f"constraint violated: {exc}") from exc
         except sqlite3.Error as exc:
-            raise self._unavailable(f"sqlite: {exc}") from exc
+            raise self._translate(exc) from exc
 
     @contextmanager
     def autocommit(self) -> Iterator[sqlite3.Connection]:
@@ -84,15 +83,26 @@ class ThreadConnections:
 
         Raises:
             TransientStoreError: a uniqueness constraint failed (a lost race).
+            StoreRejected: another constraint failed, or a value is too big.
             BackendUnavailable: the database file cannot be used.
         """
         connection = self.get()
         try:
             yield connection
-        except sqlite3.IntegrityError as exc:
-            raise TransientStoreError(f"constraint violated: {exc}") from exc
         except sqlite3.Error as exc:
-            raise self._unavailable(f"sqlite: {exc}") from exc
+            raise self._translate(exc) from exc
+
+    def _translate(self, exc: sqlite3.Error) -> LedgerError:
+        """A lost insert race may succeed next time; values SQLite refuses (a CHECK, NOT
+        NULL or foreign-key constraint, a string or blob over its limits) never will."""
+        if isinstance(exc, sqlite3.IntegrityError):
+            message = str(exc)
+            if message.startswith("UNIQUE") or "PRIMARY KEY" in message:
+                return TransientStoreError(f"constraint violated: {exc}")
+            return StoreRejected(f"sqlite: {exc}")
+        if isinstance(exc, sqlite3.DataError):
+            return StoreRejected(f"sqlite: {exc}")
+        return self._unavailable(f"sqlite: {exc}")
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
