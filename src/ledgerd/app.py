@@ -19,6 +19,7 @@ from ledgerd.api.server import GrpcServer
 from ledgerd.audit_job import AuditJob
 from ledgerd.cache import BalanceCache, open_cache
 from ledgerd.cache.base import BalanceSink
+from ledgerd.cache.fence import CacheFence
 from ledgerd.cache.memory import MemoryCache
 from ledgerd.cache.updater import CacheUpdater
 from ledgerd.consumer.outcomes import OutcomeHub
@@ -117,6 +118,15 @@ def _open_store(settings: Settings, check: Callable[[Sequence[Shard], int], obje
     return store_over(shards, settings.partitions)
 
 
+def service_topics(settings: Settings) -> list[str]:
+    """The topics ``ledgerd migrate`` (and a start) create: no client creates a topic by
+    using it, so a deleted one stays deleted instead of coming back empty."""
+    topics = [settings.topic, settings.dlq_topic]
+    if settings.events:
+        topics.append(settings.events_topic)  # same partition count: partition p feeds p
+    return topics
+
+
 def open_backends(settings: Settings) -> Backends:
     """Open store, log and cache from their URLs; check the shard map; create schema
     and topics."""
@@ -127,14 +137,12 @@ def open_backends(settings: Settings) -> Backends:
         partition_count=settings.partitions,
         session_timeout_ms=settings.kafka_session_timeout_ms,
     )
-    topics = [settings.topic, settings.dlq_topic]
-    if settings.events:
-        topics.append(settings.events_topic)  # same partition count: partition p feeds p
-    event_log.ensure_topics(topics)
+    event_log.ensure_topics(service_topics(settings))
     cache = open_cache(
         settings.cache_url,
         max_entries=settings.cache_max_entries,
         key_prefix=settings.cache_key_prefix,
+        negative_entries_max=settings.cache_negative_entries_max,
     )
     return Backends(store, event_log, cache)
 
@@ -177,6 +185,7 @@ def consumer_config(settings: Settings, *, feed_topic: str | None = None) -> Con
         batch_delay_s=settings.consumer_batch_delay_ms / 1000,
         poll_timeout_s=settings.consumer_poll_timeout_ms / 1000,
         max_retries=settings.consumer_max_retries,
+        max_decision_failures=settings.consumer_max_decision_failures,
         max_accounts_in_memory=settings.consumer_max_accounts_in_memory,
         feed_topic=feed_topic,
         # Half the sweep age: the other half absorbs clock skew between processes.
@@ -250,6 +259,8 @@ class Ledgerd:
                 full_sync_source=lambda: iter_balances(backends.store),
                 full_sync_interval_s=settings.cache_full_sync_interval_s,
                 may_run_full_sync=app.elector(CACHE_SYNC_LOCK).is_leader,
+                fence=CacheFence(backends.store),
+                lease_ttl_s=settings.cache_lease_ttl_s,
             )
             updater = app.cache_updater
             supervisor.add_thread("cache_updater.feed", updater.run_feed)
@@ -337,6 +348,7 @@ class Ledgerd:
             sweep_min_age_s=settings.relay_sweep_min_age_s,
             retry_base_ms=settings.relay_retry_base_ms,
             retry_max_ms=settings.relay_retry_max_ms,
+            unfinished_warn_s=settings.unfinished_warn_s,
             may_sweep=leader.is_leader if leader is not None else (lambda: False),
             outbox_lock=(lambda: leader.token) if leader is not None else (lambda: None),
         )
@@ -396,6 +408,10 @@ class Ledgerd:
                 backends.cache,
                 self.acceptor,
                 self.outcomes,
+                # A shared cache is fenced through the store when an answer cannot reach it.
+                fence=None
+                if isinstance(backends.cache, MemoryCache)
+                else CacheFence(backends.store),
                 wait_max_s=settings.wait_max_s,
                 wait_poll_interval_s=settings.wait_poll_interval_ms / 1000,
             )
@@ -444,6 +460,10 @@ class Ledgerd:
         if consumer is not None:
 
             def consumer_probe() -> tuple[bool, str]:
+                stopped = consumer.stopped_partitions
+                if stopped:
+                    gaps = "; ".join(f"{p}: {why}" for p, why in sorted(stopped.items()))
+                    return False, f"partitions stopped by a gap in the log: {gaps}"
                 paused = consumer.paused_partitions
                 if paused:
                     return False, f"paused partitions {paused}"

@@ -9,3 +9,9 @@ DEFAULT_REDIS_PREFIX = "ledgerd:"
 REDIS_BALANCE_KEY = "balance:"
 # Replay protection of signed requests (SET NX EX).
 REDIS_NONCE_KEY = "nonce:"
+# The serving lease: Redis serves reads only while this key exists (``ledgerd.cache.fence``).
+REDIS_SERVING_KEY = "serving"
+# Counts negative entries created in the current window (bounded: ``ledgerd.cache.redis``).
+REDIS_ABSENT_COUNT_KEY = "absent-count"
+# The leader_locks row whose generation and lease fence the shared cache's reads.
+CACHE_FENCE = "cache-fence"

@@ -15,8 +15,10 @@
     │   ├── LogUnavailable   LOG_UNAVAILABLE
     │   └── CacheUnavailable CACHE_UNAVAILABLE
     ├── TransientStoreError  STORE_CONTENTION      deadlock, lock wait timeout, a lost race
+    ├── StoreRejected        STORE_REJECTED        the database refuses these values, every time
     ├── Fenced               FENCED                lost ownership of a partition or a lock
     ├── PoisonMessage        POISON_MESSAGE        an event-log message that can never be applied
+    ├── DecisionFailed       DECISION_FAILED       deciding a batch raised an unexpected exception
     ├── SchemaTooNew         SCHEMA_TOO_NEW        the database was migrated by a newer ledgerd
     ├── MissingExtra         MISSING_EXTRA         a configured backend's driver is not installed
     ├── ShardMismatch        SHARD_MISMATCH        a shard records another place in the shard map
@@ -195,6 +197,22 @@ class TransientStoreError(LedgerError):
     error_reason = "STORE_CONTENTION"
 
 
+class StoreRejected(LedgerError):
+    """The database refused the values written, and would refuse them again: out of range,
+    too long, an incorrect value, a NULL, a CHECK or foreign-key constraint.
+
+    Not retriable: the same write fails the same way. The consumer finds the record that
+    carries such values and dead-letters it (``consumer/isolate.py``); anywhere else it is
+    a request the schema cannot hold. ``code`` is the engine's error code (0 if none).
+    """
+
+    error_reason = "STORE_REJECTED"
+
+    def __init__(self, message: str, code: int = 0) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class Fenced(LedgerError):
     """A newer owner took over a partition or lock; this worker's write was refused."""
 
@@ -210,6 +228,14 @@ class PoisonMessage(LedgerError):
     """An event-log message that can never be applied (undecodable or invalid)."""
 
     error_reason = "POISON_MESSAGE"
+
+
+class DecisionFailed(LedgerError):
+    """Deciding a batch raised an exception no rule expects (a bug, or a message no rule
+    can take). Not retriable as is: the consumer finds the record, counts the failure in
+    the store and dead-letters the record after ``max_decision_failures`` tries."""
+
+    error_reason = "DECISION_FAILED"
 
 
 class SchemaTooNew(LedgerError):

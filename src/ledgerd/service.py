@@ -1,13 +1,14 @@
-"""The service layer: what every API (gRPC, later REST) calls, in domain terms."""
+"""The service layer: what every API (gRPC and REST) calls, in domain terms."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ledgerd.cache.base import BalanceCache
+from ledgerd.cache.fence import CacheFence
 from ledgerd.consumer.outcomes import OutcomeHub
 from ledgerd.domain.model import (
     Account,
@@ -20,7 +21,7 @@ from ledgerd.domain.model import (
 )
 from ledgerd.errors import RequestNotFound
 from ledgerd.outbox.acceptor import Acceptor
-from ledgerd.reads import BalanceReads, publish_answers
+from ledgerd.reads import AnswerWriteBack, BalanceReads
 from ledgerd.store.base import Store
 from ledgerd.transfers import TransferAnswer, leg_ids, read_transfer
 
@@ -46,6 +47,7 @@ class LedgerService:
         acceptor: Acceptor,
         outcomes: OutcomeHub,
         *,
+        fence: CacheFence | None = None,
         wait_max_s: float = 10.0,
         wait_poll_interval_s: float = 0.05,
     ) -> None:
@@ -55,7 +57,8 @@ class LedgerService:
         self._outcomes = outcomes
         self._wait_max_s = wait_max_s
         self._wait_poll_interval_s = wait_poll_interval_s
-        self._reads = BalanceReads(store, cache)
+        self._write_back = AnswerWriteBack(store, cache, fence)
+        self._reads = BalanceReads(store, cache, self._write_back)
 
     # -- reads ----------------------------------------------------------------
     async def get_balances(self, user_id: int, currency: str | None) -> Sequence[Balance]:
@@ -69,11 +72,6 @@ class LedgerService:
         if currency is None:
             return await self._reads.get_all(user_id)
         return [await self._reads.get(Account(user_id, currency))]
-
-    def _publish_to_cache(self, balances: Sequence[Balance]) -> None:
-        """Make the cache at least as new as an answer before it is given (see
-        ``ledgerd.reads.publish_answers``)."""
-        publish_answers(self._cache, balances)
 
     async def close(self) -> None:
         """Close the read path's cache connection; call on the loop that served."""
@@ -196,19 +194,31 @@ class LedgerService:
         return await self._read_transfer(transfer_id, duplicate=False)
 
     async def _read_transfer(self, transfer_id: str, duplicate: bool) -> TransferAnswer:
-        answer = await asyncio.to_thread(read_transfer, self._store, transfer_id, duplicate)
+        answer, wait_s = await asyncio.to_thread(self._read_transfer_now, transfer_id, duplicate)
+        if wait_s:
+            await asyncio.sleep(wait_s)
+        return answer
+
+    def _read_transfer_now(self, transfer_id: str, duplicate: bool) -> tuple[TransferAnswer, float]:
+        began = self._write_back.now()
+        answer = read_transfer(self._store, transfer_id, duplicate)
         if answer is None:
             raise RequestNotFound(transfer_id)
-        self._publish_to_cache(
-            [b for b in (answer.from_balance, answer.to_balance) if b is not None]
-        )
-        return answer
+        answered = {b.account for b in (answer.from_balance, answer.to_balance) if b is not None}
+        return answer, self._write_back.publish_current(answered, began)
 
     async def _current(self, duplicates: Mapping[str, bool]) -> dict[str, ChangeAnswer]:
         """Current answers from the store, with the balance after each APPLIED change."""
-        return await asyncio.to_thread(self._read_current, duplicates)
+        answers, wait_s = await asyncio.to_thread(self._read_current, duplicates)
+        if wait_s:
+            await asyncio.sleep(wait_s)
+        return answers
 
-    def _read_current(self, duplicates: Mapping[str, bool]) -> dict[str, ChangeAnswer]:
+    def _read_current(
+        self, duplicates: Mapping[str, bool]
+    ) -> tuple[dict[str, ChangeAnswer], float]:
+        """The answers, and the seconds to wait before giving them (see ``AnswerWriteBack``)."""
+        began = self._write_back.now()
         stored = dict(self._store.get_requests(list(duplicates)))
         # Applied requests whose outbox row was cleaned up live on in the journal.
         wanted = [
@@ -225,19 +235,11 @@ class LedgerService:
             answers[rid] = _answer(
                 row, duplicates[rid], entry.balance_after if entry is not None else None
             )
-        self._publish_to_cache(_newest_per_account(answers.values()))
-        return answers
-
-
-def _newest_per_account(answers: Iterable[ChangeAnswer]) -> list[Balance]:
-    newest: dict[Account, Balance] = {}
-    for answer in answers:
-        balance = answer.balance
-        if balance is not None:
-            known = newest.get(balance.account)
-            if known is None or known.version < balance.version:
-                newest[balance.account] = balance
-    return list(newest.values())
+        # The cache gets each account's current balance, never the (maybe older) balance
+        # after: that may only raise an entry, and a read that missed could then create an
+        # older one (``ledgerd.cache.base``).
+        answered = {a.balance.account for a in answers.values() if a.balance is not None}
+        return answers, self._write_back.publish_current(answered, began)
 
 
 def _answer(stored: StoredRequest, duplicate: bool, balance: Balance | None = None) -> ChangeAnswer:

@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     consumer_batch_delay_ms: int = Field(100, ge=0, le=60_000)
     consumer_poll_timeout_ms: int = Field(1000, ge=1, le=60_000)
     consumer_max_retries: int = Field(3, ge=0, le=100)
+    # Times deciding one log record may raise (counted in the store, across restarts)
+    # before the record goes to the DLQ; until then its partition pauses and tries again.
+    consumer_max_decision_failures: int = Field(3, ge=1, le=1000)
     # Balances the consumer keeps in memory (all its partitions); others reload from the store.
     consumer_max_accounts_in_memory: int = Field(1_000_000, ge=1)
     # How long Kafka waits for a silent consumer before moving its partitions (broker min 6 s).
@@ -100,6 +103,10 @@ class Settings(BaseSettings):
     relay_sweep_min_age_s: float = Field(30.0, ge=0)
     relay_retry_base_ms: int = Field(100, ge=1)
     relay_retry_max_ms: int = Field(30_000, ge=1)
+    # An accepted request still without an outcome after this long (whatever its outbox
+    # status) is logged as a warning by the outbox leader's count; the metric
+    # ledgerd_oldest_unfinished_request_age_seconds shows the age all the time.
+    unfinished_warn_s: float = Field(300.0, gt=0)
 
     # Waiting for an outcome (ChangeBalance wait=true) when the call has no deadline.
     wait_max_s: float = Field(10.0, gt=0, le=300)
@@ -126,6 +133,11 @@ class Settings(BaseSettings):
     # partitions between processes). Memory cache bound; the leader's periodic full sync.
     cache_max_entries: int = Field(1_000_000, ge=1)
     cache_full_sync_interval_s: float = Field(300.0, gt=0)
+    # How long Redis serves reads without the leader renewing its lease (every second): an
+    # answer that could not reach Redis waits at most this long (ledgerd.cache.fence).
+    cache_lease_ttl_s: float = Field(3.0, gt=0)
+    # Negative entries (reads of accounts without a balance) Redis may create per 10 minutes.
+    cache_negative_entries_max: int = Field(50_000, ge=0)
     cache_key_prefix: str = "ledgerd:"
 
     # Request signing (docs/architecture.md section 5): off while no keys are configured.

@@ -83,12 +83,13 @@ def lose_state() -> None:
 
 
 def vouch(cache: BalanceCache) -> None:
-    """An empty full sync: the cache serves reads."""
+    """An empty full sync and a lease: the cache serves reads."""
     sync = cache.begin_full_sync()
     try:
         sync.complete()
     finally:
         sync.close()
+    cache.serve_reads(600)
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -122,31 +123,33 @@ def test_get_of_an_absent_account_is_none(cache: BalanceCache) -> None:
 def test_newer_version_replaces_the_cached_balance(cache: BalanceCache) -> None:
     """A put with a higher version replaces the cached balance, amounts included."""
     user = next(_users)
-    cache.put_many([balance(user, 1, 10)])
-    cache.put_many([balance(user, 2, 20)])
+    cache.put_many([balance(user, 1, 10)], create=True)
+    cache.put_many([balance(user, 2, 20)], create=True)
     assert cached(cache, Account(user, "USD")) == balance(user, 2, 20)
 
 
 def test_older_version_never_overwrites_a_newer_one(cache: BalanceCache) -> None:
     """A late put of a lower or equal version leaves the newer cached balance."""
     user = next(_users)
-    cache.put_many([balance(user, 5, 50)])
-    cache.put_many([balance(user, 4, 40)])
-    cache.put_many([balance(user, 5, 99)])
+    cache.put_many([balance(user, 5, 50)], create=True)
+    cache.put_many([balance(user, 4, 40)], create=True)
+    cache.put_many([balance(user, 5, 99)], create=True)
     assert cached(cache, Account(user, "USD")) == balance(user, 5, 50)
 
 
 def test_newest_version_wins_within_one_batch(cache: BalanceCache) -> None:
     """Out-of-order versions of one account in one batch leave the highest version."""
     user = next(_users)
-    cache.put_many([balance(user, 2, 2), balance(user, 3, 3), balance(user, 1, 1)])
+    cache.put_many([balance(user, 2, 2), balance(user, 3, 3), balance(user, 1, 1)], create=True)
     assert cached(cache, Account(user, "USD")) == balance(user, 3, 3)
 
 
 def test_accounts_are_independent(cache: BalanceCache) -> None:
     """Currencies of one user and different users are separate entries."""
     user = next(_users)
-    cache.put_many([balance(user, 3), Balance(user, "EUR", 7, 1, 1), balance(user + 1, 9)])
+    cache.put_many(
+        [balance(user, 3), Balance(user, "EUR", 7, 1, 1), balance(user + 1, 9)], create=True
+    )
     assert cached(cache, Account(user, "USD")) == balance(user, 3)
     assert cached(cache, Account(user, "EUR")) == Balance(user, "EUR", 7, 1, 1)
 
@@ -161,24 +164,53 @@ def test_cached_version_is_the_highest_ever_put(
     """Whatever the order and grouping of puts, the cache holds the highest version put."""
     user = next(_users)
     for versions in batches:
-        cache.put_many([balance(user, v, v) for v in versions])
+        cache.put_many([balance(user, v, v) for v in versions], create=True)
     highest = max(v for versions in batches for v in versions)
     assert cached(cache, Account(user, "USD")) == balance(user, highest, highest)
+
+
+def test_a_write_that_may_be_historical_never_creates_an_entry(cache: BalanceCache) -> None:
+    """Without ``create`` a put only raises an entry the cache holds: after an eviction or a
+    DEL, a late write of an old version (a feed replay, a journal entry's balance after)
+    must not plant it, since the entry that vanished may have held a newer one."""
+    user = next(_users)
+    cache.put_many([balance(user, 3, 3)])
+    assert cached(cache, Account(user, "USD")) is None
+    cache.put_many([balance(user, 1, 1)], create=True)
+    cache.put_many([balance(user, 4, 4)])
+    assert cached(cache, Account(user, "USD")) == balance(user, 4, 4)
+
+
+def test_redis_after_a_del_a_historical_write_leaves_the_account_uncached(
+    redis_cache: RedisCache,
+) -> None:
+    """An entry deleted (by an operator, or evicted) stays absent when an older version is
+    written back without ``create``: the next read misses and goes to the store."""
+    user = next(_users)
+    vouch(redis_cache)
+    redis_cache.put_many([balance(user, 9, 9)], create=True)
+    admin = redis.Redis.from_url(services.redis_url())
+    try:
+        admin.delete(redis_cache.balance_key(Account(user, "USD")))
+    finally:
+        admin.close()
+    redis_cache.put_many([balance(user, 5, 5)])
+    assert cached(redis_cache, Account(user, "USD")) is None
 
 
 # -- negative entries ----------------------------------------------------------
 def test_a_negative_entry_reads_as_the_zero_balance_at_version_0(cache: BalanceCache) -> None:
     """An untouched account cached as zeros at version 0 is a hit, not a miss."""
     user = next(_users)
-    cache.put_many([Balance(user, "USD")])
+    cache.put_many([Balance(user, "USD")], create=True)
     assert cached(cache, Account(user, "USD")) == Balance(user, "USD", 0, 0, 0)
 
 
 def test_the_first_real_balance_replaces_a_negative_entry(cache: BalanceCache) -> None:
     """Version 1 is newer than the negative entry's version 0."""
     user = next(_users)
-    cache.put_many([Balance(user, "USD")])
-    cache.put_many([balance(user, 1, 10)])
+    cache.put_many([Balance(user, "USD")], create=True)
+    cache.put_many([balance(user, 1, 10)], create=True)
     assert cached(cache, Account(user, "USD")) == balance(user, 1, 10)
 
 
@@ -186,11 +218,11 @@ def test_a_negative_entry_never_replaces_a_real_balance(cache: BalanceCache) -> 
     """A late negative entry (a read that found no row before the first change committed)
     leaves the real balance, in another batch or the same one."""
     user = next(_users)
-    cache.put_many([balance(user, 2, 20)])
-    cache.put_many([Balance(user, "USD")])
+    cache.put_many([balance(user, 2, 20)], create=True)
+    cache.put_many([Balance(user, "USD")], create=True)
     assert cached(cache, Account(user, "USD")) == balance(user, 2, 20)
     other = next(_users)
-    cache.put_many([balance(other, 1, 1), Balance(other, "USD")])
+    cache.put_many([balance(other, 1, 1), Balance(other, "USD")], create=True)
     assert cached(cache, Account(other, "USD")) == balance(other, 1, 1)
 
 
@@ -201,12 +233,34 @@ def test_redis_negative_entries_expire_and_real_balances_do_not(redis_cache: Red
     account = Account(user, "USD")
     admin = redis.Redis.from_url(services.redis_url())
     try:
-        redis_cache.put_many([Balance(user, "USD")])
+        redis_cache.put_many([Balance(user, "USD")], create=True)
         assert 0 < admin.ttl(redis_cache.balance_key(account)) <= NEGATIVE_ENTRY_TTL_S
-        redis_cache.put_many([balance(user, 1, 1)])
+        redis_cache.put_many([balance(user, 1, 1)], create=True)
         assert admin.ttl(redis_cache.balance_key(account)) == -1  # no expiry
     finally:
         admin.close()
+
+
+def test_redis_negative_entries_are_bounded_per_period() -> None:
+    """At most ``negative_entries_max`` negative entries are created per expiry period, so a
+    client reading accounts that do not exist cannot grow Redis; real balances are not
+    counted."""
+    prefix = fresh_prefix()
+    bounded = RedisCache(services.redis_url(), prefix=prefix, negative_entries_max=5)
+    try:
+        users = [next(_users) for _ in range(12)]
+        bounded.put_many([Balance(u, "USD") for u in users[:8]], create=True)
+        bounded.put_many([Balance(u, "USD") for u in users[8:]], create=True)
+        bounded.put_many([balance(next(_users), 1, 1)], create=True)
+        admin = redis.Redis.from_url(services.redis_url())
+        try:
+            negative = [u for u in users if admin.exists(bounded.balance_key(Account(u, "USD")))]
+        finally:
+            admin.close()
+        assert len(negative) == 5
+    finally:
+        bounded.close()
+        delete_prefix(prefix)
 
 
 # -- the async reader ----------------------------------------------------------
@@ -214,7 +268,7 @@ def test_concurrent_reads_each_get_their_own_account(cache: BalanceCache) -> Non
     """Many reads in flight at once (sent together) each answer their own account, present
     or absent, in whatever order they were issued."""
     users = [next(_users) for _ in range(300)]
-    cache.put_many([balance(u, i + 1, i) for i, u in enumerate(users) if i % 3])
+    cache.put_many([balance(u, i + 1, i) for i, u in enumerate(users) if i % 3], create=True)
 
     async def read_all(reader: AsyncBalanceReader) -> list[Balance | None]:
         return list(await asyncio.gather(*(reader.get(Account(u, "USD")) for u in users)))
@@ -226,7 +280,7 @@ def test_concurrent_reads_each_get_their_own_account(cache: BalanceCache) -> Non
 def test_a_cancelled_read_does_not_shift_the_replies_of_others(cache: BalanceCache) -> None:
     """A caller that gives up while its read is in flight leaves the others' answers right."""
     users = [next(_users) for _ in range(20)]
-    cache.put_many([balance(u, i + 1) for i, u in enumerate(users)])
+    cache.put_many([balance(u, i + 1) for i, u in enumerate(users)], create=True)
 
     async def read_all(reader: AsyncBalanceReader) -> list[Balance | None]:
         tasks = [asyncio.ensure_future(reader.get(Account(u, "USD"))) for u in users]
@@ -242,28 +296,12 @@ def test_a_cancelled_read_does_not_shift_the_replies_of_others(cache: BalanceCac
     assert on_reader(cache, read_all) == [*expected, balance(users[0], 1)]
 
 
-def test_redis_reader_replays_failed_writes_before_it_reads(redis_cache: RedisCache) -> None:
-    """A balance this process failed to write (it may have answered it already) is written
-    before its next read, which therefore cannot return an older version."""
-    user = next(_users)
-    vouch(redis_cache)
-    redis_cache.put_many([balance(user, 1, 1)])
-    redis_cache._down_until = time.monotonic() + 60  # as after a failure: writes are kept
-    with pytest.raises(CacheUnavailable):
-        redis_cache.put_many([balance(user, 2, 2)])
-    assert redis_cache.has_unwritten
-    redis_cache._down_until = 0.0  # Redis is back
-    found = on_reader(redis_cache, lambda reader: reader.get(Account(user, "USD")))
-    assert found == balance(user, 2, 2)
-    assert not redis_cache.has_unwritten
-
-
 def test_redis_reader_reconnects_after_losing_its_connection(redis_cache: RedisCache) -> None:
     """A connection killed under the reader fails that read as CacheUnavailable; once the
     breaker's pause is over, the next read connects again and is served."""
     user = next(_users)
     vouch(redis_cache)
-    redis_cache.put_many([balance(user, 4, 4)])
+    redis_cache.put_many([balance(user, 4, 4)], create=True)
     account = Account(user, "USD")
 
     async def scenario(reader: AsyncBalanceReader) -> Balance | None:
@@ -316,18 +354,42 @@ def test_memory_cache_is_always_ready() -> None:
     """Process memory cannot come back older than it was, so it always serves reads."""
     cache = MemoryCache()
     assert cache.ready()
-    cache.put_many([balance(1, 1)])
+    cache.put_many([balance(1, 1)], create=True)
     assert cached(cache, Account(1, "USD")) == balance(1, 1)
 
 
 def test_redis_serves_no_reads_before_a_full_sync(redis_cache: RedisCache) -> None:
     """A Redis no full sync has vouched for reads as a miss, though it holds the entry."""
-    redis_cache.put_many([balance(1, 1)])
+    redis_cache.put_many([balance(1, 1)], create=True)
     assert not redis_cache.ready()
     assert cached(redis_cache, Account(1, "USD")) is None
     vouch(redis_cache)
     assert redis_cache.ready()
     assert cached(redis_cache, Account(1, "USD")) == balance(1, 1)
+
+
+def test_redis_serves_reads_only_while_its_lease_runs(redis_cache: RedisCache) -> None:
+    """Synced, but with no lease (or once it ran out) Redis reads as a miss: the fence
+    (ledgerd.cache.fence) stops it serving by letting the lease run out."""
+    user = next(_users)
+    vouch(redis_cache)
+    redis_cache.put_many([balance(user, 2, 2)], create=True)
+    assert cached(redis_cache, Account(user, "USD")) == balance(user, 2, 2)
+    redis_cache.serve_reads(0.2)
+    deadline = time.monotonic() + 5
+    while cached(redis_cache, Account(user, "USD")) is not None:
+        assert time.monotonic() < deadline, "the lease never ran out"
+        time.sleep(0.05)
+    redis_cache.serve_reads(60)
+    assert cached(redis_cache, Account(user, "USD")) == balance(user, 2, 2)
+
+
+def test_redis_eviction_risk_names_a_policy_that_may_drop_balances(
+    redis_cache: RedisCache,
+) -> None:
+    """The shared test Redis runs noeviction: no risk (a private one with allkeys-lru is
+    refused a lease in tests/component/test_read_fence.py)."""
+    assert redis_cache.eviction_risk() is None
 
 
 def test_redis_after_losing_its_state_reads_as_a_miss_until_a_full_sync(
@@ -336,7 +398,7 @@ def test_redis_after_losing_its_state_reads_as_a_miss_until_a_full_sync(
     """After a restart (script cache flushed) reads miss; writes go on; a full sync restores."""
     user = next(_users)
     vouch(redis_cache)
-    redis_cache.put_many([balance(user, 1)])
+    redis_cache.put_many([balance(user, 1)], create=True)
     lose_state()
     assert cached(redis_cache, Account(user, "USD")) is None
     assert not redis_cache.ready()
@@ -352,11 +414,12 @@ def test_redis_after_losing_its_state_reads_as_a_miss_until_a_full_sync(
 def test_full_sync_writes_are_last_write_wins(redis_cache: RedisCache) -> None:
     """A full sync carrying an older version than the cache holds does not move it back."""
     user = next(_users)
-    redis_cache.put_many([balance(user, 7, 7)])
+    redis_cache.put_many([balance(user, 7, 7)], create=True)
     sync = redis_cache.begin_full_sync()
     sync.put_many([balance(user, 6, 6)])
     sync.complete()
     sync.close()
+    redis_cache.serve_reads(600)
     assert cached(redis_cache, Account(user, "USD")) == balance(user, 7, 7)
 
 
@@ -392,7 +455,7 @@ def test_redis_down_fails_fast_then_trips_the_breaker() -> None:
         with pytest.raises(CacheUnavailable, match="recently unreachable"):
             cache.get(Account(1, "USD"))
     with pytest.raises(CacheUnavailable):
-        cache.put_many([balance(1, 1)])
+        cache.put_many([balance(1, 1)], create=True)
     assert time.monotonic() - started < 0.1
     with pytest.raises(CacheUnavailable):
         cache.ready()

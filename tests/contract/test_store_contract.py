@@ -455,3 +455,32 @@ def test_applied_request_is_recognised_from_the_journal_after_cleanup(store: Sto
     seen = accept(store, [deposit], now_ms=9000)
     assert seen == {"r1": StoredRequest(deposit, ChangeStatus.APPLIED)}
     assert store.scan_requests(None, 10) == []
+
+
+# -- read fences ---------------------------------------------------------------
+def test_a_lease_is_granted_only_for_the_current_generation(
+    clocked_store: Store, clock: FakeClock
+) -> None:
+    """grant_lease succeeds for the fence's current generation; once a raise starts a new
+    generation, a grant for the old one is refused and one for the new one succeeds."""
+    store = clocked_store
+    generation = store.fence_generation("fence")
+    assert store.grant_lease("fence", generation, ttl_ms=1000)
+    store.raise_fence("fence")
+    assert store.fence_generation("fence") == generation + 1
+    assert not store.grant_lease("fence", generation, ttl_ms=1000)
+    assert store.grant_lease("fence", generation + 1, ttl_ms=1000)
+
+
+def test_a_raise_reports_how_long_the_last_lease_still_runs(
+    clocked_store: Store, clock: FakeClock
+) -> None:
+    """raise_fence returns the milliseconds left of the lease granted last (by the store's
+    clock), and 0 once it has run out: what a raising process must wait out."""
+    store = clocked_store
+    assert store.raise_fence("fence") == 0  # no lease was ever granted
+    assert store.grant_lease("fence", store.fence_generation("fence"), ttl_ms=3000)
+    clock.advance(1000)
+    assert store.raise_fence("fence") == 2000
+    clock.advance(2000)
+    assert store.raise_fence("fence") == 0

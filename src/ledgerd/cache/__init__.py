@@ -6,7 +6,11 @@ from ledgerd.cache.base import BalanceCache
 
 
 def open_cache(
-    url: str, *, max_entries: int = 1_000_000, key_prefix: str = "ledgerd:"
+    url: str,
+    *,
+    max_entries: int = 1_000_000,
+    key_prefix: str = "ledgerd:",
+    negative_entries_max: int = 50_000,
 ) -> BalanceCache:
     """Open the cache a URL names: ``memory:`` or ``redis://host:port/db``.
 
@@ -20,7 +24,7 @@ def open_cache(
     if url.startswith("redis://"):
         from ledgerd.cache.redis import RedisCache
 
-        return RedisCache(url, prefix=key_prefix)
+        return RedisCache(url, prefix=key_prefix, negative_entries_max=negative_entries_max)
     raise ValueError(f"unknown cache URL {url!r}; use memory: or redis://host:port/db")
 
 

@@ -4,9 +4,16 @@ Writers put balances after the store committed them; a put only replaces an
 entry with a lower version (last write wins by version), so late or
 repeated updates can never move a balance backwards.
 
+Only a balance read as the store's *current* state (a miss, an answer's
+write-back, a full sync) may create an entry (``create=True``); every other
+write (the cache feed, a replay, a late publish) only raises an entry the cache
+holds. An entry that was evicted or deleted may have held a newer version than
+such a write carries, so creating it could move reads back in time.
+
 A cache that may hold entries older than versions the service already
-answered (Redis after a restart) serves no reads until a full sync has
-rewritten every balance and vouched for it (``FullSync.complete``).
+answered (Redis after a restart, or after an answer failed to reach it) serves
+no reads until a full sync has rewritten every balance and the fence granted a
+lease (``ledgerd.cache.fence``).
 
 The API reads through an ``AsyncBalanceReader`` (``BalanceCache.reader``), which
 never blocks the event loop; the consumer, the cache updater and the write-back
@@ -28,7 +35,7 @@ from ledgerd.domain.model import Account, Balance
 class BalanceSink(Protocol):
     """Where the consumer hands committed balances: a cache, or an updater in front of one."""
 
-    def put_many(self, balances: Iterable[Balance]) -> None: ...
+    def put_many(self, balances: Iterable[Balance], *, create: bool = False) -> None: ...
 
 
 class FullSync(Protocol):
@@ -76,8 +83,25 @@ class BalanceCache(Protocol):
             CacheUnavailable: the cache cannot be reached (readers fall back to the store).
         """
 
-    def put_many(self, balances: Iterable[Balance]) -> None:
-        """Store balances whose version is newer than the cached one.
+    def put_many(self, balances: Iterable[Balance], *, create: bool = False) -> None:
+        """Raise cached entries to these balances where their version is newer; with
+        ``create``, also add the accounts not cached (only for balances just read as the
+        store's current state: see the module docstring).
+
+        Raises:
+            CacheUnavailable: the cache cannot be reached or refused the write.
+        """
+
+    def serve_reads(self, ttl_s: float) -> None:
+        """Serve reads for ``ttl_s`` more seconds (the lease the fence granted).
+
+        Raises:
+            CacheUnavailable: the cache cannot be reached.
+        """
+
+    def eviction_risk(self) -> str | None:
+        """Why the cache could drop a real balance on its own (an eviction policy), or None.
+        A cache at risk is granted no lease.
 
         Raises:
             CacheUnavailable: the cache cannot be reached.

@@ -25,14 +25,20 @@ class MemoryCache:
                 self._entries.move_to_end(account)
             return balance
 
-    def put_many(self, balances: Iterable[Balance]) -> None:
+    def put_many(self, balances: Iterable[Balance], *, create: bool = False) -> None:
+        """Raise entries to newer versions; with ``create``, add missing ones (an evicted
+        entry may have held a newer version than a historical balance carries)."""
         with self._lock:
             for balance in balances:
                 account = balance.account
                 cached = self._entries.get(account)
-                if cached is None or cached.version < balance.version:
-                    self._entries[account] = balance
-                    self._entries.move_to_end(account)
+                if cached is None:
+                    if not create:
+                        continue
+                elif cached.version >= balance.version:
+                    continue
+                self._entries[account] = balance
+                self._entries.move_to_end(account)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
 
@@ -42,6 +48,15 @@ class MemoryCache:
     def ready(self) -> bool:
         """Always: this process's memory holds nothing older than what it was given."""
         return True
+
+    def serve_reads(self, ttl_s: float) -> None:
+        """Nothing to lease: only this process reads and writes its memory."""
+        return None
+
+    def eviction_risk(self) -> str | None:
+        """None: evicting a balance here only makes its next read miss (writes that may be
+        historical never create an entry)."""
+        return None
 
     def begin_full_sync(self) -> MemoryFullSync:
         return MemoryFullSync(self)
@@ -64,7 +79,7 @@ class MemoryFullSync:
         self._cache = cache
 
     def put_many(self, balances: Iterable[Balance]) -> None:
-        self._cache.put_many(balances)
+        self._cache.put_many(balances, create=True)
 
     def complete(self) -> None:
         return None

@@ -1,49 +1,48 @@
-"""The Redis balance cache: one hash per account, readable only once a full sync vouched for it.
+"""The Redis balance cache: one hash per account, readable only under a lease.
 
 Writes go through a last-write-wins script that compares versions inside
 Redis, so updates from several processes, retries and full syncs can arrive
-in any order and the newest version still wins.
+in any order and the newest version still wins. A write that may carry an old
+version (``create=False``) only raises an entry Redis holds.
 
-Reads never go back in time (docs/architecture.md §1), even though a Redis restart
-brings back an RDB snapshot older than versions already answered. Reads run
-the *read script* by its SHA only (EVALSHA, never EVAL); only a full sync
-loads it (SCRIPT LOAD), as its last step. Redis never persists its script
-cache, so after any restart every read gets NOSCRIPT, which this module
-treats as a miss: the service reads the store until the leader's full sync
-has rewritten every balance and loaded the script again. The script's text
-names the key prefix, so each deployment sharing a Redis has its own SHA.
-The full sync runs on one dedicated connection with retries off, so a restart
-in the middle breaks that connection and fails the sync instead of letting
-its SCRIPT LOAD reach a new, stale instance.
+Reads never go back in time (docs/architecture.md §1). Reads run the *read
+script* by its SHA only (EVALSHA, never EVAL), and the script answers only
+while the *serving lease* key exists:
 
-Why this rather than a readiness key holding INFO's ``run_id``: the
-script costs nothing per read (the same one round trip as HMGET, measured in
-the cache contract suite's notes), needs no per-connection state, and
-also covers a replica promoted by failover (scripts do not replicate).
+* Redis never persists its script cache, so after any restart (which may bring
+  back an RDB snapshot older than versions already answered) every read gets
+  NOSCRIPT until the leader's full sync has rewritten every balance and loaded
+  the script again (SCRIPT LOAD, its last step). The full sync runs on one
+  dedicated connection with retries off, so a restart in the middle breaks that
+  connection and fails the sync instead of letting its SCRIPT LOAD reach a new,
+  stale instance. This also covers a replica promoted by failover.
+* The lease (``ledgerd.cache.fence``) ends when an answer could not be written
+  here: the process that answered raised the fence in the store and waited the
+  lease out, and the leader grants no new one before a full sync repairs.
 
-Limits: a write that fails only for its writer (a network partition between
-one process and a Redis that stays up for others) is lost until that process
-reaches Redis again (it replays its unwritten balances before its next read
-or write), the feed updater writes it, or the next full sync. FLUSHALL,
-eviction or a deleted key only make reads miss, which is always safe.
-Timeouts are short, and after a failure Redis is skipped for a second: a
-slow or dead Redis must not slow reads (they fall back to the store).
+The script's text names the key prefix, so each deployment sharing a Redis has
+its own SHA. Both checks run inside the script: a hit stays one round trip.
+
+An eviction policy that can drop real balances (``allkeys-*``) gets no lease
+(``eviction_risk``): real balances carry no expiry, so ``noeviction`` and the
+``volatile-*`` policies only ever drop negative entries and the lease.
+Timeouts are short, and after a failure reads skip Redis for a second: a slow
+or dead Redis must not slow reads (they fall back to the store).
 
 The API reads through ``RedisBalanceReader`` (``RedisCache.reader``): the same
 read script by SHA, over one pipelined connection on the event loop
-(``ledgerd.cache.pipelined``), sharing this cache's breaker and its unwritten
-balances. Writes stay synchronous (callers run them on threads).
+(``ledgerd.cache.pipelined``), sharing this cache's breaker. Writes stay
+synchronous (callers run them on threads).
 
 Negative entries (version 0, an account with no stored balance) expire after
-``NEGATIVE_ENTRY_TTL_S``, so reads of accounts that never appear cannot fill
-Redis; the first real balance written over one removes the expiry.
+``NEGATIVE_ENTRY_TTL_S``, and at most ``negative_entries_max`` are created per
+such period (a counter in Redis), so reads of accounts that never appear cannot
+fill Redis; the first real balance written over one removes the expiry.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import threading
 import time
 from collections.abc import Callable, Iterable
 
@@ -56,22 +55,44 @@ from redis.retry import Retry
 
 from ledgerd import metrics
 from ledgerd.cache.pipelined import PipelinedRedis, pack_arg, pack_head
-from ledgerd.constants import DEFAULT_REDIS_PREFIX, REDIS_BALANCE_KEY
+from ledgerd.constants import (
+    DEFAULT_REDIS_PREFIX,
+    REDIS_ABSENT_COUNT_KEY,
+    REDIS_BALANCE_KEY,
+    REDIS_SERVING_KEY,
+)
 from ledgerd.domain.amounts import format_amount, parse_decimal
 from ledgerd.domain.model import Account, Balance
 from ledgerd.errors import CacheUnavailable
 
-NEGATIVE_ENTRY_TTL_S = 3600
-# KEYS = account hashes; ARGV = available, frozen, version for each key in turn.
-# One call writes a whole batch: per-key round trips cost more than the writes.
-# A version-0 entry (negative) expires; a real balance replacing one does not.
+NEGATIVE_ENTRY_TTL_S = 600
+# KEYS[1] = the negative-entry counter, then the account hashes; ARGV[1] = '1' to create
+# entries Redis lacks, ARGV[2] = negative entries allowed per NEGATIVE_ENTRY_TTL_S, then
+# available, frozen, version for each account in turn. One call writes a whole batch:
+# per-key round trips cost more than the writes.
 _LAST_WRITE_WINS = """
+local create = ARGV[1] == '1'
 local written = 0
-for i, key in ipairs(KEYS) do
-  local base = (i - 1) * 3
+for i = 2, #KEYS do
+  local key = KEYS[i]
+  local base = (i - 2) * 3 + 2
   local version = tonumber(ARGV[base + 3])
   local current = redis.call('HGET', key, 'version')
-  if (not current) or tonumber(current) < version then
+  local write = false
+  if current then
+    write = tonumber(current) < version
+  elseif create then
+    if version > 0 then
+      write = true
+    else
+      local made = redis.call('INCR', KEYS[1])
+      if made == 1 then
+        redis.call('EXPIRE', KEYS[1], NEGATIVE_ENTRY_TTL_S)
+      end
+      write = made <= tonumber(ARGV[2])
+    end
+  end
+  if write then
     redis.call('HSET', key, 'available', ARGV[base + 1], 'frozen', ARGV[base + 2],
                'version', ARGV[base + 3])
     if version == 0 then
@@ -84,14 +105,18 @@ for i, key in ipairs(KEYS) do
 end
 return written
 """.replace("NEGATIVE_ENTRY_TTL_S", str(NEGATIVE_ENTRY_TTL_S))
-# The first line makes the SHA differ per deployment (see the module docstring).
+# KEYS[1] = the account, KEYS[2] = the serving lease. The first line makes the SHA differ
+# per deployment (see the module docstring). 0: not serving.
 _READ = """-- ledgerd balance read, key prefix {prefix}
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  return 0
+end
 return redis.call('HMGET', KEYS[1], 'available', 'frozen', 'version')
 """
 # Keys per script call: large enough to amortise, small enough not to stall Redis.
 _KEYS_PER_CALL = 500
-# Balances a process keeps to replay after failed writes; beyond it the full sync repairs.
-_MAX_UNWRITTEN = 100_000
+# Eviction policies that may drop keys without an expiry, i.e. real balances.
+_UNSAFE_POLICY_PREFIX = "allkeys-"
 
 
 def _sha1(text: str) -> str:
@@ -102,11 +127,19 @@ class RedisCache:
     """BalanceCache on Redis, shared by every ledgerd process."""
 
     def __init__(
-        self, url: str, prefix: str = DEFAULT_REDIS_PREFIX, timeout_s: float = 0.5
+        self,
+        url: str,
+        prefix: str = DEFAULT_REDIS_PREFIX,
+        timeout_s: float = 0.5,
+        *,
+        negative_entries_max: int = 50_000,
     ) -> None:
         self._url = url
         self._timeout_s = timeout_s
         self._balance_prefix = prefix + REDIS_BALANCE_KEY
+        self._serving_key = prefix + REDIS_SERVING_KEY
+        self._absent_count_key = prefix + REDIS_ABSENT_COUNT_KEY
+        self._negative_entries_max = negative_entries_max
         # One retry on a fresh connection: a restart leaves dead sockets in the pool.
         self._client = redis.Redis.from_url(
             url,
@@ -119,15 +152,16 @@ class RedisCache:
         # Newlines in a prefix would end the Lua comment.
         self._read_text = _READ.format(prefix=prefix.replace("\n", " ").replace("\r", " "))
         self._read_sha = _sha1(self._read_text)
-        # After a failure, callers skip Redis for a moment instead of each waiting a timeout.
+        # After a failure, reads skip Redis for a moment instead of each waiting a timeout.
         self._retry_after_s = 1.0
         self._down_until = 0.0
-        # Balances whose write failed: written before this process reads or writes again.
-        self._unwritten: dict[Account, Balance] = {}
-        self._unwritten_lock = threading.Lock()
 
     def balance_key(self, account: Account) -> str:
         return f"{self._balance_prefix}{account.user_id}:{account.currency}"
+
+    @property
+    def serving_key(self) -> str:
+        return self._serving_key
 
     def _check_breaker(self) -> None:
         if time.monotonic() < self._down_until:
@@ -144,31 +178,24 @@ class RedisCache:
         """A reader for the running event loop, on a pipelined connection of its own."""
         return RedisBalanceReader(self, PipelinedRedis(self._url, timeout_s=self._timeout_s))
 
-    @property
-    def has_unwritten(self) -> bool:
-        """Whether balances whose write failed wait to be replayed (before any read)."""
-        return bool(self._unwritten)
-
     # -- reads ----------------------------------------------------------------
     def get(self, account: Account) -> Balance | None:
-        """The cached balance; None when absent or while no full sync vouches for the cache.
+        """The cached balance; None when absent or while Redis holds no serving lease.
 
         Raises:
-            CacheUnavailable: Redis cannot be reached (or earlier writes cannot be replayed).
+            CacheUnavailable: Redis cannot be reached.
         """
         self._check_breaker()
-        if self._unwritten:
-            self.put_many(())
         try:
-            available, frozen, version = self._client.evalsha(
-                self._read_sha, 1, self.balance_key(account)
+            reply = self._client.evalsha(
+                self._read_sha, 2, self.balance_key(account), self._serving_key
             )
         except NoScriptError:
             metrics.CACHE_NOT_READY_READS.inc()
             return None
         except RedisError as exc:
             raise self._trip(exc) from exc
-        return _balance(account, available, frozen, version)
+        return _reply_balance(account, reply)
 
     def ready(self) -> bool:
         """Whether a full sync has vouched for this Redis instance since it started.
@@ -181,40 +208,55 @@ class RedisCache:
         except RedisError as exc:
             raise CacheUnavailable(f"redis: {exc}") from exc
 
+    def eviction_risk(self) -> str | None:
+        """Raises: CacheUnavailable: Redis cannot be reached."""
+        try:
+            policy = str(self._client.info("memory").get("maxmemory_policy", ""))
+        except RedisError as exc:
+            raise CacheUnavailable(f"redis: {exc}") from exc
+        if policy.startswith(_UNSAFE_POLICY_PREFIX):
+            return f"maxmemory-policy {policy} may evict balances (use noeviction or volatile-*)"
+        return None
+
     # -- writes ---------------------------------------------------------------
-    def put_many(self, balances: Iterable[Balance]) -> None:
-        """Write balances newer than the cached ones (also any earlier failed writes).
+    def put_many(self, balances: Iterable[Balance], *, create: bool = False) -> None:
+        """Raise cached balances to newer versions; with ``create``, add missing ones.
+
+        Not behind the read breaker: a write runs on a thread, and an answer that cannot
+        write raises the read fence, which costs far more than a timeout.
 
         Raises:
-            CacheUnavailable: Redis cannot be reached; the balances are kept to replay.
+            CacheUnavailable: Redis cannot be reached or refused the write (full).
         """
-        with self._unwritten_lock:
-            batch, self._unwritten = self._unwritten, {}
+        newest: dict[Account, Balance] = {}
         for balance in balances:
-            queued = batch.get(balance.account)
+            queued = newest.get(balance.account)
             if queued is None or queued.version < balance.version:
-                batch[balance.account] = balance
-        if not batch:
+                newest[balance.account] = balance
+        if not newest:
             return
         try:
-            self._check_breaker()
-            try:
-                _write(self._write_script, self.balance_key, batch.values())
-            except RedisError as exc:
-                raise self._trip(exc) from exc
-        except CacheUnavailable:
-            self._keep_unwritten(batch)
-            raise
+            _write(
+                self._write_script,
+                self._absent_count_key,
+                self.balance_key,
+                newest.values(),
+                create=create,
+                negative_entries_max=self._negative_entries_max,
+            )
+        except RedisError as exc:
+            raise self._trip(exc) from exc
 
-    def _keep_unwritten(self, batch: dict[Account, Balance]) -> None:
-        with self._unwritten_lock:
-            for account, balance in batch.items():
-                newer = self._unwritten.get(account)
-                if newer is None or newer.version < balance.version:
-                    self._unwritten[account] = balance
-            while len(self._unwritten) > _MAX_UNWRITTEN:
-                # Bounded memory: the oldest entries are left to the full sync.
-                del self._unwritten[next(iter(self._unwritten))]
+    def serve_reads(self, ttl_s: float) -> None:
+        """Raises: CacheUnavailable: Redis cannot be reached (or is full)."""
+        ttl_ms = int(ttl_s * 1000)
+        try:
+            if ttl_ms > 0:
+                self._client.set(self._serving_key, "1", px=ttl_ms)
+            else:
+                self._client.delete(self._serving_key)
+        except RedisError as exc:
+            raise CacheUnavailable(f"redis: {exc}") from exc
 
     def begin_full_sync(self) -> RedisFullSync:
         """A full sync on its own connection; the caller must open it before reading the store.
@@ -223,7 +265,12 @@ class RedisCache:
             CacheUnavailable: Redis cannot be reached.
         """
         return RedisFullSync(
-            self._url, self._timeout_s, self.balance_key, self._read_text, self._read_sha
+            self._url,
+            self._timeout_s,
+            self._absent_count_key,
+            self.balance_key,
+            self._read_text,
+            self._read_sha,
         )
 
     def ping(self) -> None:
@@ -247,23 +294,23 @@ class RedisBalanceReader:
     def __init__(self, cache: RedisCache, connection: PipelinedRedis) -> None:
         self._cache = cache
         self._connection = connection
-        # EVALSHA <sha> 1 <key>: packed once but for the key.
-        self._command_head = pack_head(4, "EVALSHA", cache._read_sha, 1)
+        # EVALSHA <sha> 2 <key> <lease>: packed once but for the account's key.
+        self._command_head = pack_head(5, "EVALSHA", cache._read_sha, 2)
+        self._command_tail = pack_arg(cache.serving_key.encode())
 
     async def get(self, account: Account) -> Balance | None:
-        """The cached balance; None when absent or while no full sync vouches for the cache.
+        """The cached balance; None when absent or while Redis holds no serving lease.
 
         Raises:
-            CacheUnavailable: Redis cannot be reached (or earlier writes cannot be replayed).
+            CacheUnavailable: Redis cannot be reached.
         """
         cache = self._cache
         cache._check_breaker()
-        if cache.has_unwritten:
-            # Replay first: this process may have answered a version Redis lacks.
-            await asyncio.to_thread(cache.put_many, ())
         key = cache.balance_key(account).encode()
         try:
-            reply = await self._connection.execute(self._command_head + pack_arg(key))
+            reply = await self._connection.execute(
+                self._command_head + pack_arg(key) + self._command_tail
+            )
         except CacheUnavailable:
             cache._open_breaker()
             raise
@@ -272,17 +319,18 @@ class RedisBalanceReader:
                 metrics.CACHE_NOT_READY_READS.inc()
                 return None
             raise CacheUnavailable(f"redis: {reply}")
-        available, frozen, version = reply
-        return _balance(account, available, frozen, version)
+        return _reply_balance(account, reply)
 
     async def close(self) -> None:
         await self._connection.close()
 
 
-def _balance(
-    account: Account, available: object, frozen: object, version: object
-) -> Balance | None:
-    """The balance a read script reply holds; None when the hash lacks a field."""
+def _reply_balance(account: Account, reply: object) -> Balance | None:
+    """The balance a read script reply holds; None when not serving or the hash lacks a field."""
+    if not isinstance(reply, list):  # 0: no serving lease
+        metrics.CACHE_NOT_READY_READS.inc()
+        return None
+    available, frozen, version = reply
     if version is None or available is None or frozen is None:
         return None
     return Balance(
@@ -302,14 +350,16 @@ class RedisFullSync:
     instance that received every balance of this sync.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - one private caller, which passes them in this order
         self,
         url: str,
         timeout_s: float,
+        absent_count_key: str,
         key_of: Callable[[Account], str],
         read_text: str,
         read_sha: str,
     ) -> None:
+        self._absent_count_key = absent_count_key
         self._key_of = key_of
         self._read_text, self._read_sha = read_text, read_sha
         try:
@@ -330,7 +380,8 @@ class RedisFullSync:
     def put_many(self, balances: Iterable[Balance]) -> None:
         """Raises: CacheUnavailable: the connection failed; abandon this sync."""
         try:
-            _write(self._script, self._key_of, balances)
+            # The scan read each balance as the store's current one: it may create.
+            _write(self._script, self._absent_count_key, self._key_of, balances, create=True)
         except RedisError as exc:
             raise CacheUnavailable(f"redis full sync: {exc}") from exc
 
@@ -351,16 +402,25 @@ class RedisFullSync:
         self._client.close()
 
 
-def _write(script: Script, key_of: Callable[[Account], str], balances: Iterable[Balance]) -> None:
+def _write(
+    script: Script,
+    absent_count_key: str,
+    key_of: Callable[[Account], str],
+    balances: Iterable[Balance],
+    *,
+    create: bool,
+    negative_entries_max: int = 0,
+) -> None:
     """Write balances in script calls of _KEYS_PER_CALL keys (raises RedisError)."""
     batch = list(balances)
+    head: list[str | int] = ["1" if create else "0", negative_entries_max]
     for start in range(0, len(batch), _KEYS_PER_CALL):
         chunk = batch[start : start + _KEYS_PER_CALL]
-        args: list[str | int] = []
+        args = list(head)
         for balance in chunk:
             args += [
                 format_amount(balance.available),
                 format_amount(balance.frozen),
                 balance.version,
             ]
-        script(keys=[key_of(b.account) for b in chunk], args=args)
+        script(keys=[absent_count_key, *(key_of(b.account) for b in chunk)], args=args)

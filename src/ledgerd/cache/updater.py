@@ -3,15 +3,17 @@
 Consumers publish each committed balance to the feed topic; updaters in any
 process consume it in one consumer group, so its partitions are shared among
 them. Each poll's balances are written in one last-write-wins batch (the
-newest version per account), and the group's log offsets are committed only
-after that write succeeded: during a cache outage the batch is retried with
-backoff (health degraded) and nothing is lost, whichever updater owns the
-partition next.
+newest version per account, raising entries only: the feed may replay old
+ones), and the group's log offsets are committed only after that write
+succeeded: during a cache outage the batch is retried with backoff (health
+degraded) and nothing is lost, whichever updater owns the partition next.
 
 The leader also runs full syncs from the store: when it starts, periodically,
-when the cache answers again after failures, and whenever the cache is not
-ready (Redis restarted: see ``ledgerd.cache.redis``), which it checks every
-``readiness_check_interval_s``.
+when the cache answers again after failures, whenever the cache is not ready
+(Redis restarted: see ``ledgerd.cache.redis``), and whenever an answer the
+cache missed raised the read fence (``ledgerd.cache.fence``). Between them it
+keeps the cache's serving lease alive, for the generation its last full sync
+covered, every ``readiness_check_interval_s``.
 
 Two loops, ``run_feed`` and ``run_full_sync``, each take a supervisor
 ``Lifeline``; ``run_until_idle`` drains the feed once for tests.
@@ -28,6 +30,7 @@ import structlog
 
 from ledgerd import metrics
 from ledgerd.cache.base import BalanceCache
+from ledgerd.cache.fence import CacheFence
 from ledgerd.domain.model import Account, Balance
 from ledgerd.errors import CacheUnavailable, LedgerError, PoisonMessage
 from ledgerd.log.base import EventLog, LogRecord
@@ -87,6 +90,8 @@ class CacheUpdater:
         full_sync_interval_s: float = 300.0,
         may_run_full_sync: MayRunSingletons = lambda: True,
         readiness_check_interval_s: float = 1.0,
+        fence: CacheFence | None = None,
+        lease_ttl_s: float = 3.0,
     ) -> None:
         self._cache = cache
         self._log = event_log
@@ -100,7 +105,16 @@ class CacheUpdater:
         self._full_sync_interval_s = full_sync_interval_s
         self._may_run_full_sync = may_run_full_sync
         self._readiness_check_interval_s = readiness_check_interval_s
-        self._consumer = event_log.consumer(group_id)
+        # Without a fence (a test's lone process) the lease follows full syncs alone.
+        self._fence = fence
+        self._lease_ttl_s = lease_ttl_s
+        # The fence generation the cache holds everything for (None: not known yet).
+        self._synced_generation: int | None = None
+        self._lease_renewed_at = 0.0
+        self._lease_refused: str | None = None  # why the cache may not serve, when it may not
+        # Derived data: past records retention removed, the feed goes on from the oldest
+        # kept, and the periodic full sync repairs what it missed (docs/operations.md).
+        self._consumer = event_log.consumer(group_id, skip_lost_records=True)
         self._subscribed = False
         self._pending: _Batch | None = None
         self._feed_healthy = True
@@ -112,7 +126,7 @@ class CacheUpdater:
     @property
     def healthy(self) -> bool:
         """False while cache writes or full syncs fail (the service still answers)."""
-        return self._feed_healthy and self._sync_healthy
+        return self._feed_healthy and self._sync_healthy and self._lease_refused is None
 
     # -- the feed -------------------------------------------------------------
     def run_feed(self, lifeline: Lifeline) -> None:
@@ -216,24 +230,64 @@ class CacheUpdater:
             self._wake.clear()
 
     def full_sync_once(self, lifeline: Lifeline | None = None) -> bool:
-        """Run a full sync if wanted (or the cache is not ready) and this process leads.
-
-        Returns whether a sync completed.
-        """
+        """If this process leads: run a full sync if wanted, the cache is not ready or the
+        fence moved on; then renew the cache's serving lease. Returns whether a sync ran."""
         if self._full_sync_source is None or not self._may_run_full_sync():
             return False
-        if not self._full_sync_wanted:
-            try:
-                if self._cache.ready():
-                    return False
-                log.warning("cache not ready (restarted?); running a full sync")
-            except CacheUnavailable:
-                return False  # the feed loop sees the outage and asks for a sync after
-            self._full_sync_wanted = True
-        if self._full_sync(lifeline):
+        try:
+            generation = self._fence.generation() if self._fence is not None else 0
+            if not self._full_sync_wanted:
+                if generation != self._synced_generation:
+                    log.warning("cache read fence raised; running a full sync")
+                    self._full_sync_wanted = True
+                elif not self._cache.ready():
+                    log.warning("cache not ready (restarted?); running a full sync")
+                    self._full_sync_wanted = True
+        except LedgerError:
+            return False  # the feed loop sees a cache outage and asks for a sync after
+        synced = False
+        if self._full_sync_wanted:
+            if not self._full_sync(lifeline):
+                return False
             self._full_sync_wanted = False
-            return True
-        return False
+            self._synced_generation = generation
+            synced = True
+        self._renew_lease()
+        return synced
+
+    def _renew_lease(self) -> None:
+        """Let the cache serve for another lease, if the fence still stands at the generation
+        the cache was synced for and the cache cannot evict balances."""
+        generation = self._synced_generation
+        if generation is None:
+            return
+        try:
+            risk = self._cache.eviction_risk()
+            if risk is not None:
+                if self._lease_refused is None:
+                    log.error("cache serves no reads: it may drop balances", reason=risk)
+                self._lease_refused = risk
+                return
+            self._lease_refused = None
+            lease_s = (
+                self._fence.grant(generation, self._lease_ttl_s)
+                if self._fence is not None
+                else self._lease_ttl_s
+            )
+            if lease_s is None:
+                log.warning("cache read fence raised during the lease; a full sync follows")
+                self._full_sync_wanted = True
+                return
+            self._cache.serve_reads(lease_s)
+            self._lease_renewed_at = time.monotonic()
+            metrics.CACHE_LEASE_REMAINING.set(lease_s)
+        except LedgerError as exc:
+            log.warning("cache serving lease not renewed", error=str(exc))
+
+    def _renew_lease_if_due(self) -> None:
+        """During a long full sync: keep serving what the last sync covered."""
+        if time.monotonic() - self._lease_renewed_at >= self._readiness_check_interval_s:
+            self._renew_lease()
 
     def _full_sync(self, lifeline: Lifeline | None) -> bool:
         assert self._full_sync_source is not None
@@ -249,6 +303,7 @@ class CacheUpdater:
                 if len(batch) >= _FULL_SYNC_BATCH:
                     sync.put_many(batch)
                     count, batch = count + len(batch), []
+                    self._renew_lease_if_due()
                     if lifeline is not None:
                         if lifeline.stopping:
                             return False

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ledgerd.errors import BackendUnavailable, TransientStoreError
+from ledgerd.errors import BackendUnavailable, LedgerError, StoreRejected, TransientStoreError
 
 # Primary result codes after which the file cannot be trusted to hold what was written.
 _FATAL_CODES = frozenset(
@@ -65,10 +65,17 @@ class ThreadConnections:
         """Why writes stopped (None while they have not): the first fatal error."""
         return self._fault
 
-    def _translate(self, exc: sqlite3.Error) -> BackendUnavailable | TransientStoreError:
-        """The ledgerd error of a driver error; a fatal one stops writes first."""
+    def _translate(self, exc: sqlite3.Error) -> LedgerError:
+        """The ledgerd error of a driver error. A lost insert race may succeed next time;
+        values SQLite refuses (a CHECK, NOT NULL or foreign-key constraint, a string or
+        blob over its limits) never will; a fatal error stops writes first."""
         if isinstance(exc, sqlite3.IntegrityError):
-            return TransientStoreError(f"constraint violated: {exc}")
+            message = str(exc)
+            if message.startswith("UNIQUE") or "PRIMARY KEY" in message:
+                return TransientStoreError(f"constraint violated: {exc}")
+            return StoreRejected(f"sqlite: {exc}")
+        if isinstance(exc, sqlite3.DataError):
+            return StoreRejected(f"sqlite: {exc}")
         code = getattr(exc, "sqlite_errorcode", None)
         if code is not None and code & 0xFF in _FATAL_CODES:
             self._stop_writes(f"{getattr(exc, 'sqlite_errorname', code)}: {exc}")
@@ -114,6 +121,7 @@ class ThreadConnections:
 
         Raises:
             TransientStoreError: a uniqueness constraint failed (a lost race).
+            StoreRejected: another constraint failed, or a value is too big.
             BackendUnavailable: the database file cannot be used, or writes stopped
                 (``stopped``) after a fatal error.
         """
@@ -141,6 +149,7 @@ class ThreadConnections:
 
         Raises:
             TransientStoreError: a uniqueness constraint failed (a lost race).
+            StoreRejected: another constraint failed, or a value is too big.
             BackendUnavailable: the database file cannot be used, or writes stopped
                 (``stopped``) after a fatal error.
         """
