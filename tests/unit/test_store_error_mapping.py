@@ -8,7 +8,7 @@ from pathlib import Path
 import MySQLdb
 import pytest
 
-from ledgerd.errors import StoreRejected, StoreUnavailable, TransientStoreError
+from ledgerd.errors import StoreReadOnly, StoreRejected, StoreUnavailable, TransientStoreError
 from ledgerd.store.sql.mysql_dialect import DETERMINISTIC_CODES, translate
 from ledgerd.support.sqlite import ThreadConnections
 
@@ -39,8 +39,8 @@ def test_mysql_refused_values_are_store_rejected(code: int) -> None:
         (1213, TransientStoreError),  # deadlock
         (1205, TransientStoreError),  # lock wait timeout
         (1062, TransientStoreError),  # duplicate key: a lost race
-        (1290, StoreUnavailable),  # read-only (--read-only)
-        (1792, StoreUnavailable),  # read-only transaction (failed over)
+        (1290, StoreReadOnly),  # read-only (--read-only): a StoreUnavailable
+        (1792, StoreReadOnly),  # read-only transaction (failed over): a StoreUnavailable
         (2006, StoreUnavailable),  # server has gone away
         (2013, StoreUnavailable),  # lost connection during query
         (3024, StoreUnavailable),  # query execution was interrupted (timeout)
