@@ -188,10 +188,11 @@ class Spread:
     def of(cls, values: Sequence[float]) -> Spread | None:
         return cls(statistics.median(values), min(values), max(values)) if values else None
 
-    def show(self, form: Callable[[float], str]) -> str:
+    def show(self, form: Callable[[float], str], unit: str = "") -> str:
+        """``median unit (low-high)``, or ``median unit`` when every run agreed."""
         if self.low == self.high:
-            return form(self.median)
-        return f"{form(self.median)} ({form(self.low)}-{form(self.high)})"
+            return f"{form(self.median)}{unit}"
+        return f"{form(self.median)}{unit} ({form(self.low)}-{form(self.high)})"
 
 
 def _groups(results: Sequence[Result]) -> dict[str, list[Result]]:
@@ -212,11 +213,11 @@ def _cpu_spreads(
 
 
 def _us_form(value: float) -> str:
-    return f"{value:,.0f} µs" if value >= 10 else f"{value:.1f} µs"
+    return f"{value:,.0f}" if value >= 10 else f"{value:.1f}"
 
 
 def _x_form(value: float) -> str:
-    return f"{value:.2f}x"
+    return f"{value:.2f}"
 
 
 def cpu_targets(results: Sequence[Result]) -> list[tuple[str, str, str, str, str]]:
@@ -234,9 +235,9 @@ def cpu_targets(results: Sequence[Result]) -> list[tuple[str, str, str, str, str
             budget = [f"<= {target.max_us:g} µs" if target.max_us is not None else "",
                       f"<= {target.max_x_echo:g}x echo" if target.max_x_echo is not None
                       else ""]  # fmt: skip
-            measured = total.show(_us_form)
+            measured = total.show(_us_form, " µs")
             if x_echo is not None:
-                measured += f", {x_echo.show(_x_form)} echo"
+                measured += f", {x_echo.show(_x_form, 'x echo')}"
             checks = []
             if target.max_us is not None:
                 checks.append(total.median <= target.max_us)
@@ -255,7 +256,7 @@ def cpu_targets(results: Sequence[Result]) -> list[tuple[str, str, str, str, str
                 f"apply-large (journal of {large[0]['parameters'].get('journal_rows', 0):,}"
                 " rows), per change",
                 f"<= {APPLY_LARGE_MAX_X_APPLY:g}x apply", "-",
-                f"{big.show(_us_form)}, {x_apply:.2f}x apply",
+                f"{big.show(_us_form, ' µs')}, {x_apply:.2f}x apply",
                 "met" if x_apply <= APPLY_LARGE_MAX_X_APPLY else "not met",
             ))  # fmt: skip
     return rows
@@ -265,7 +266,7 @@ def ratios(results: Sequence[Result]) -> list[tuple[str, str, str]]:
     """(target, measured, verdict) for the targets of the performance issues: CPU per
     operation (issue 22; rates are information only), and resident memory."""
     rows = [
-        (f"{operation} {budget}", measured, verdict)
+        (operation if budget == "-" else f"{operation} {budget}", measured, verdict)
         for operation, budget, _, measured, verdict in cpu_targets(results)
     ]
     memory = next((r for r in results if r["scenario"] == "memory"), None)
@@ -327,7 +328,7 @@ def cpu_markdown(results: Sequence[Result]) -> list[str]:
         " accepted change has an outcome; apply from the consumer's start to its last"
         " change. x echo: the total over the echo server's CPU per call in the same run."
         + (
-            f" Each figure is the median of {runs} runs, (lowest-highest) beside it."
+            f" Each figure is the median of {runs} runs, the lowest and highest in brackets."
             if runs > 1
             else ""
         ),
