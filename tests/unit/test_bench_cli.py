@@ -114,3 +114,26 @@ def test_runs_repeat_every_scenario_run_after_run_and_number_the_rows(
     assert [(r["scenario"], r["run"]) for r in rows] == [
         ("echo", 1), ("apply", 1), ("echo", 2), ("apply", 2),
     ]  # fmt: skip
+
+
+def test_apply_large_needs_one_mariadb_journal(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """apply-large asked for on the embedded stack (or on shards) is a usage error; `all`
+    on the embedded stack runs every other scenario and says it skipped apply-large."""
+    seen: list[str] = []
+
+    def record(options: scenarios.Options) -> dict[str, Any]:
+        seen.append(options.scenario)
+        return {"scenario": options.scenario, "ok": True}
+
+    monkeypatch.setattr(scenarios, "run", record)
+    monkeypatch.setattr(report, "table", lambda results: "")
+    monkeypatch.setattr(report, "ratios", lambda results: [])
+    workdir = ["--workdir", str(tmp_path)]
+    assert main(["bench", "--scenario", "apply-large", "--stack", "embedded", *workdir]) == 2
+    assert main(["bench", "--scenario", "apply-large", "--shards", "2", *workdir]) == 2
+    assert seen == []
+    assert main(["bench", "--stack", "embedded", *workdir]) == 0
+    assert seen == [name for name in SCENARIOS if name != "apply-large"]
+    assert "skipping apply-large" in capsys.readouterr().err

@@ -517,6 +517,7 @@ def run(options: Options) -> dict[str, Any]:
         "hot": _changes,
         "read": _read,
         "apply": _apply,
+        "apply-large": _apply,
         "baseline-sql": _baseline,
         "memory": _memory,
         "transfer": _transfer,
@@ -553,6 +554,12 @@ def run(options: Options) -> dict[str, Any]:
                     "partitions": options.partitions or 3,
                 }
                 if options.scenario == "apply"
+                else {
+                    "consumer_batch": options.consumer_batch,
+                    "apply_changes": options.apply_changes,
+                    "journal_rows": options.journal_rows,
+                }
+                if options.scenario == "apply-large"
                 else {"apply_changes": options.apply_changes}
                 if options.scenario == "events"
                 else {}
@@ -625,12 +632,19 @@ def _watch_applied(consumers: Sequence[ServerProcess], total: int) -> Measuremen
 
 
 def _apply(options: Options, _: Accounts, factory: ChangeFactory, meter: CpuMeter) -> Ran:
-    """Preload the log (consumer off), then time a consumer draining it into the store."""
+    """Preload the log (consumer off), then time a consumer draining it into the store.
+
+    apply-large first writes ``journal_rows`` of history into the store's journal (straight
+    into MariaDB, bench.prefill), for the accounts the load then changes."""
     deployment = stack_env(options)
-    api = start_server(options, "apply-api", {**deployment, "LEDGERD_START_CONSUMER": "false"})
+    api = start_server(
+        options, f"{options.scenario}-api", {**deployment, "LEDGERD_START_CONSUMER": "false"}
+    )
     consumers: list[ServerProcess] = []
     try:
         total = 0
+        if options.scenario == "apply-large":
+            _prefill(store_url(api), options)
 
         async def preload() -> None:
             nonlocal total
@@ -690,6 +704,15 @@ def _apply(options: Options, _: Accounts, factory: ChangeFactory, meter: CpuMete
         for process in consumers:
             process.stop(timeout_s=120)
         api.stop(timeout_s=120)
+
+
+def _prefill(url: str, options: Options) -> None:
+    from ledgerd.bench.prefill import prefill
+
+    shown = Progress("journal prefill")
+    rows = options.journal_rows
+    prefill(url, rows, options.accounts, progress=lambda n: shown.update(f"{n:,} / {rows:,} rows"))
+    shown.finish(f"{rows:,} rows")
 
 
 def _events(options: Options, _: Accounts, factory: ChangeFactory, meter: CpuMeter) -> Ran:
