@@ -115,3 +115,21 @@ def test_transfer_reports_both_rates_of_a_settled_audited_run(tmp_path: Path) ->
     applied, sampled = str(result["sampled_applied"]).split("/")
     assert applied == sampled and int(sampled) > 0
     assert any(line.startswith("  transfer: ") for line in stderr.splitlines())
+
+
+def test_apply_large_applies_on_a_prefilled_journal_and_audits(tmp_path: Path) -> None:
+    """apply-large with a tiny --journal-rows: the journal holds the prefilled history plus
+    every change applied, the audit accepts the whole, and the consumer's CPU per change
+    is measured."""
+    result, stderr = bench(
+        tmp_path, "--scenario", "apply-large", "--journal-rows", "3000", "--accounts", "500",
+        "--apply-changes", "2000", "--batch", "500",
+    )  # fmt: skip
+    assert result["scenario"] == "apply-large" and result["ok"] is True
+    assert result["parameters"]["journal_rows"] == 3000
+    audit = result["audit"]
+    assert audit["ok"] and audit["in_flight"] == 0
+    applied = audit["journal_entries"] - 3000
+    assert 0 < applied <= 2000  # the rest rejected (insufficient funds)
+    assert cpu_per_op(result)["ledgerd consumer+cache"] > 0
+    assert "journal prefill" in stderr

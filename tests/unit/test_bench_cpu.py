@@ -127,6 +127,15 @@ def test_listening_pids_match_socket_inodes_on_both_tcp_tables(proc: FakeProc) -
     assert listening_pids([3306, 9092, 6379], proc.root) == {3306: {100}, 9092: {200}}
 
 
+def test_an_fd_that_cannot_be_read_does_not_hide_the_process(proc: FakeProc) -> None:
+    """A busy server closes fds while they are listed: an unreadable one (here a plain
+    file, readlink fails) is skipped, the listening socket beside it still found."""
+    proc.process(100)
+    (proc.root / "100" / "fd" / "3").write_text("")
+    proc.listen(100, 3306, inode=5001, fd=7)
+    assert listening_pids([3306], proc.root) == {3306: {100}}
+
+
 def test_backend_ports_come_from_local_urls_with_default_ports() -> None:
     """mysql/kafka/redis URLs on this machine name their ports (defaults where none is
     given, every address of a Kafka list); remote hosts and other schemes are left out."""

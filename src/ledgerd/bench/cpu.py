@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,14 +119,24 @@ def listening_pids(ports: Iterable[int], proc: Path = PROC) -> dict[int, set[int
     for entry in proc.iterdir():
         if not entry.name.isdigit():
             continue
-        try:
-            links = [os.readlink(fd) for fd in (entry / "fd").iterdir()]
-        except OSError:
-            continue  # gone, or not ours to read
-        for link in links:
+        for link in _fd_links(entry / "fd"):
             if link.startswith("socket:[") and int(link[8:-1]) in inodes:
                 owners.setdefault(inodes[int(link[8:-1])], set()).add(int(entry.name))
     return owners
+
+
+def _fd_links(fd_dir: Path) -> Iterator[str]:
+    """Where a process's open fds point; fds closed while we look are skipped one by one
+    (a busy server opens and closes connections all the time)."""
+    try:
+        fds = list(fd_dir.iterdir())
+    except OSError:
+        return  # gone, or not ours to read
+    for fd in fds:
+        try:
+            yield os.readlink(fd)
+        except OSError:
+            continue
 
 
 def backend_ports(urls: Iterable[str]) -> dict[int, str]:

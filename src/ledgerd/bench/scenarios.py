@@ -8,6 +8,7 @@ import os
 import platform
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -314,7 +315,7 @@ def _echo(options: Options, _: Accounts, factory: ChangeFactory, meter: CpuMeter
     port = free_port()
     echo = subprocess.Popen([sys.executable, "-m", "ledgerd.bench.echo", str(port)])
     try:
-        time.sleep(1.0)
+        _wait_listening(echo, port, timeout_s=30)
         target = f"127.0.0.1:{port}"
         calls = _single_changes(factory)
         meter.start([Watched("echo server", echo.pid)])
@@ -324,6 +325,22 @@ def _echo(options: Options, _: Accounts, factory: ChangeFactory, meter: CpuMeter
     finally:
         echo.terminate()
         echo.wait()
+
+
+def _wait_listening(process: subprocess.Popen[bytes], port: int, timeout_s: float) -> None:
+    """Until ``process`` accepts connections on ``port`` (a loaded machine may take more
+    than a second to start Python and gRPC)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"the echo server exited ({process.returncode}) before serving")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the echo server not listening after {timeout_s} s") from None
+            time.sleep(0.1)
 
 
 def start_deployment(options: Options, name: str) -> list[ServerProcess]:
