@@ -89,6 +89,8 @@ def test_apply_large_is_judged_against_the_empty_journal_apply() -> None:
         [*CPU_RUNS, large])}  # fmt: skip
     key = "apply-large (journal of 5,000,000 rows), per change <= 1.25x apply"
     assert found[key] == ("50 µs, 1.19x apply", "met")
+    skipped = {**large, "audit_skipped": "not audited: too big"}
+    assert "*apply-large*: not audited: too big." in markdown([*CPU_RUNS, skipped], "bench")
 
 
 def test_the_cpu_table_gives_each_process_with_the_spread_and_x_echo() -> None:

@@ -324,7 +324,9 @@ def cpu_markdown(results: Sequence[Result]) -> list[str]:
         " the ledgerd processes the bench started (with their API workers), and MariaDB,"
         " Kafka and Redis found by their listening ports; the load generator is not"
         " counted. The backends' idle rate, sampled for a few seconds before each scenario"
-        " started its servers, is subtracted. Change scenarios are measured until every"
+        " started its servers, is subtracted; what else uses a shared backend during a"
+        " scenario stays in its figure (the spread over runs shows it). Change scenarios"
+        " are measured until every"
         " accepted change has an outcome; apply from the consumer's start to its last"
         " change. x echo: the total over the echo server's CPU per call in the same run."
         + (
@@ -414,6 +416,9 @@ def markdown(results: Sequence[Result], command: str) -> str:
             "*N (1 seen)*: N API workers were asked for (`LEDGERD_API_WORKERS`) but the server"
             " ran one process, so that row measures one worker.",
         ]
+    skipped = {label(r): r["audit_skipped"] for r in results if r.get("audit_skipped")}
+    for name, why in skipped.items():
+        lines += ["", f"*{name}*: {why}."]
     followed = [r for r in results if "end_to_end_rate" in r]
     if followed:
         lines += [
