@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -86,3 +87,53 @@ def test_events_reach_the_servers_the_bench_starts(
     assert scenarios.stack_env(options)["LEDGERD_EVENTS"] == setting
     production = replace(options, stack="production")
     assert scenarios.stack_env(production)["LEDGERD_EVENTS"] == setting
+
+
+def test_runs_repeat_every_scenario_run_after_run_and_number_the_rows(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """--runs 2 runs the scenario list twice in turn (echo, apply, echo, apply), each row
+    carrying its run number into the JSON; --idle-window and --journal-rows reach the
+    scenarios' options."""
+    seen: list[scenarios.Options] = []
+
+    def record(options: scenarios.Options) -> dict[str, Any]:
+        seen.append(options)
+        return {"scenario": options.scenario, "ok": True}
+
+    monkeypatch.setattr(scenarios, "run", record)
+    monkeypatch.setattr(report, "table", lambda results: "")
+    monkeypatch.setattr(report, "ratios", lambda results: [])
+    result = tmp_path / "runs.json"
+    argv = ["--scenario", "echo,apply", "--stack", "embedded", "--workdir", str(tmp_path)]
+    argv += ["--runs", "2", "--idle-window", "0.5", "--journal-rows", "1000"]
+    assert main(["bench", *argv, "--json", str(result)]) == 0
+    assert [o.scenario for o in seen] == ["echo", "apply", "echo", "apply"]
+    assert {(o.idle_window_s, o.journal_rows) for o in seen} == {(0.5, 1000)}
+    rows = json.loads(result.read_text())
+    assert [(r["scenario"], r["run"]) for r in rows] == [
+        ("echo", 1), ("apply", 1), ("echo", 2), ("apply", 2),
+    ]  # fmt: skip
+
+
+def test_apply_large_needs_one_mariadb_journal(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """apply-large asked for on the embedded stack (or on shards) is a usage error; `all`
+    on the embedded stack runs every other scenario and says it skipped apply-large."""
+    seen: list[str] = []
+
+    def record(options: scenarios.Options) -> dict[str, Any]:
+        seen.append(options.scenario)
+        return {"scenario": options.scenario, "ok": True}
+
+    monkeypatch.setattr(scenarios, "run", record)
+    monkeypatch.setattr(report, "table", lambda results: "")
+    monkeypatch.setattr(report, "ratios", lambda results: [])
+    workdir = ["--workdir", str(tmp_path)]
+    assert main(["bench", "--scenario", "apply-large", "--stack", "embedded", *workdir]) == 2
+    assert main(["bench", "--scenario", "apply-large", "--shards", "2", *workdir]) == 2
+    assert seen == []
+    assert main(["bench", "--stack", "embedded", *workdir]) == 0
+    assert seen == [name for name in SCENARIOS if name != "apply-large"]
+    assert "skipping apply-large" in capsys.readouterr().err

@@ -115,3 +115,35 @@ def test_cli_rejects_an_unreadable_comparison_file_before_running(
     """A missing OLD.json fails at once (exit 2), before minutes of benchmark."""
     assert main(["bench", "--compare", str(tmp_path / "missing.json")]) == 2
     assert "--compare" in capsys.readouterr().err
+
+
+def cpu_row(scenario: str, run: int, total: float, **per_op: float) -> Any:
+    return row(scenario, 1.0, run=run, cpu={"total_us": total, "per_op_us": per_op})
+
+
+def test_cpu_per_operation_is_compared_per_process_on_the_median_of_the_runs() -> None:
+    """Three runs a side count with their medians: apply's total 120 -> 60 µs is better,
+    its mariadb 20 -> 30 µs a REGRESSION, and its multiple of echo is the median of each
+    run's own ratio (120/250, 110/260, 130/270 -> 0.48)."""
+    old = [
+        cpu_row(scenario, run, total, **{name: total * share for name, share in split})
+        for run, echo_us, apply_us in ((1, 250.0, 120.0), (2, 260.0, 110.0), (3, 270.0, 130.0))
+        for scenario, total, split in (
+            ("echo", echo_us, [("echo server", 1.0)]),
+            ("apply", apply_us, [("ledgerd consumer", 1 - 20 / apply_us),
+                                 ("mariadb", 20 / apply_us)]),
+        )
+    ]  # fmt: skip
+    new = [
+        cpu_row("echo", 1, 260.0, **{"echo server": 260.0}),
+        cpu_row("apply", 1, 60.0, **{"ledgerd consumer": 30.0, "mariadb": 30.0}),
+    ]
+    lines = {(line.row, line.figure): line for line in compare(old, new)}
+    total = lines[("apply", "CPU µs/op")]
+    assert (total.old, total.new, total.verdict) == (120.0, 60.0, "better")
+    mariadb = lines[("apply", "CPU µs/op mariadb")]
+    assert (mariadb.old, mariadb.new, mariadb.verdict) == (pytest.approx(20.0), 30.0,
+                                                           "REGRESSION")  # fmt: skip
+    x_echo = lines[("apply", "CPU x echo")]
+    assert x_echo.old == pytest.approx(0.48) and x_echo.new == pytest.approx(60 / 260)
+    assert ("apply", "CPU µs/op ledgerd consumer") in lines

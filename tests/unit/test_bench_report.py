@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ledgerd.bench.report import markdown, ratios, table, write_json
+from ledgerd.bench.report import annotate, markdown, ratios, table, write_json
 
 MACHINE = {
     "cpus": 2, "cpu_model": "Xeon", "load_1m": 3.5, "memory_gb": 23.5, "python": "3.11.7",
@@ -43,16 +43,82 @@ def test_one_result_is_written_as_an_object_several_as_a_list(tmp_path: Path) ->
     assert json.loads((tmp_path / "all.json").read_text()) == RUN
 
 
-def test_targets_use_the_echo_of_the_same_run_per_worker_count() -> None:
-    """change-single is judged per worker count against this run's echo; read at 0.9x;
-    change-batch by its end-to-end rate, not the accepted one."""
-    found = {target: (measured, verdict) for target, measured, verdict in ratios(RUN)}
-    assert found["change-single (1 worker) >= 0.8 x echo"] == ("0.85x", "met")
-    assert found["change-single (2 workers) >= 0.8 x echo"] == ("1.50x", "met")
-    assert found["read (1 worker) >= 0.9 x echo"] == ("0.85x", "not met")
-    assert found["change-batch end to end >= 50,000 changes/s"] == (
-        "40,000 changes/s",
-        "not met",
+def cpu(total: float, **per_op: float) -> dict[str, Any]:
+    return {"per_op_us": per_op or {"ledgerd": total}, "total_us": total, "operations": 1000}
+
+
+# Three runs of echo, apply and change-single (1 worker), each with its CPU figures.
+CPU_RUNS = [
+    row(scenario, 1.0, run=run, cpu=cpu(total, **per_op),
+        unit="calls/s" if scenario == "echo" else "changes/s")
+    for run, echo_us, apply_us, single_us in ((1, 300.0, 60.0, 600.0), (2, 250.0, 40.0, 400.0),
+                                             (3, 280.0, 42.0, 700.0))
+    for scenario, total, per_op in (
+        ("echo", echo_us, {"echo server": echo_us}),
+        ("apply", apply_us, {"ledgerd consumer+cache": apply_us * 0.75,
+                             "mariadb": apply_us * 0.25}),
+        ("change-single", single_us, {"ledgerd api+relay+cache": single_us / 2,
+                                      "mariadb": single_us / 2}),
+    )
+]  # fmt: skip
+
+
+def test_cpu_targets_use_the_echo_of_the_same_run_and_the_median_of_the_runs() -> None:
+    """apply: median 42 µs (40-60) and 0.16x echo of its own run (0.2, 0.16, 0.15):
+    within <= 45 µs and <= 0.17x; change-single 2.0x, 1.6x, 2.5x echo: median 2.0x, over
+    its 1.7x budget."""
+    found = {target: (measured, verdict) for target, measured, verdict in ratios(CPU_RUNS)}
+    apply = "apply (consumer drains a preloaded log), per change <= 45 µs and <= 0.17x echo"
+    assert found[apply] == ("42 µs (40-60), 0.16x echo (0.15-0.20)", "met")
+    single = (
+        "ChangeBalance wait=false, until applied, per change [change-single (1 worker)]"
+        " <= 1.7x echo"
+    )
+    assert found[single] == ("600 µs (400-700), 2.00x echo (1.60-2.50)", "not met")
+
+
+def test_rates_are_no_longer_targets() -> None:
+    """Issue 22 replaced the rate targets: rows without CPU figures give no target."""
+    assert ratios(RUN) == []
+
+
+def test_apply_large_is_judged_against_the_empty_journal_apply() -> None:
+    """apply-large's CPU per change over apply's (medians): 1.25x at most."""
+    large = row("apply-large", 1.0, cpu=cpu(50.0), parameters={"journal_rows": 5_000_000})
+    found = {target: (measured, verdict) for target, measured, verdict in ratios(
+        [*CPU_RUNS, large])}  # fmt: skip
+    key = "apply-large (journal of 5,000,000 rows), per change <= 1.25x apply"
+    assert found[key] == ("50 µs, 1.19x apply", "met")
+    skipped = {**large, "audit_skipped": "not audited: too big"}
+    assert "*apply-large*: not audited: too big." in markdown([*CPU_RUNS, skipped], "bench")
+
+
+def test_the_cpu_table_gives_each_process_with_the_spread_and_x_echo() -> None:
+    """The markdown CPU table: a column per process (ledgerd's first, backends last), the
+    median of the runs with the lowest-highest, the total and x echo; the json annotation
+    writes x echo into each row."""
+    text = markdown(CPU_RUNS, "ledgerd bench --runs 3")
+    assert "## CPU per operation" in text and "median of 3 runs" in text
+    header = next(line for line in text.splitlines() if line.startswith("| scenario | per |"))
+    assert header == (
+        "| scenario | per | echo server | ledgerd consumer+cache | ledgerd api+relay+cache"
+        " | mariadb | total | x echo |"
+    )
+    assert "| apply | change | - | 31.5 (30.0-45.0) | - | 10.5 (10.0-15.0) | 42.0 (40.0-60.0)" \
+        " | 0.16 (0.15-0.20) |" in text  # fmt: skip
+    assert "| change-single (1 worker) (run 2) |" in text
+    rows = [dict(r) for r in CPU_RUNS]
+    annotate(rows)
+    assert rows[1]["cpu"]["x_echo"] == 0.2 and "x_echo" not in rows[0]["cpu"]
+
+
+def test_the_terminal_table_lists_cpu_per_process() -> None:
+    """The table printed after a run ends with CPU-µs per op, per process and run."""
+    text = table(CPU_RUNS)
+    assert "CPU-µs per operation, per process" in text
+    assert any(
+        line.split()[:2] == ["apply", "2"] and line.split()[-2:] == ["40.0", "0.16"]
+        for line in text.splitlines()
     )
 
 

@@ -1,22 +1,25 @@
 """``ledgerd bench --compare``: each figure of a run next to a saved run, as new/old.
 
 Rows are matched by scenario and API workers (results saved before the workers
-field existed ran one worker). A figure is marked REGRESSION when it moved the
-wrong way by more than the tolerance: a rate below 0.9x, a latency above 1/0.9x.
-Single runs on a shared machine vary by about 25%: the ratio to the echo of the
-same run (``x echo``) is the figure to trust most.
+field existed ran one worker); the runs of one row (``--runs``) count with the
+median of each figure. A figure is marked REGRESSION when it moved the wrong way
+by more than the tolerance: a rate below 0.9x, a latency or CPU per operation
+above 1/0.9x. Rates on a shared machine vary by about 25% from run to run; CPU
+per operation (total, per process, and as a multiple of echo's) much less: those
+are the figures to trust most.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ledgerd.bench.names import WORKER_SCENARIOS
-from ledgerd.bench.report import Result, echo_ratio, label
+from ledgerd.bench.report import Result, cpu_echo_ratio, cpu_names, echo_ratio, label
 
 TOLERANCE = 0.10
 
@@ -39,7 +42,10 @@ FIGURES = (
     Figure("p99_ms", "p99 ms", -1),
     # Grows with the accepted rate as much as it shrinks with a faster consumer.
     Figure("consumer_lag_end", "lag at end", 0),
+    Figure("cpu_total_us", "CPU µs/op", -1),
+    Figure("cpu_x_echo", "CPU x echo", -1),
 )
+CPU_PREFIX = "CPU µs/op "  # then a process name: that process's CPU per operation
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,15 +80,44 @@ def _key(result: Result) -> tuple[str, int]:
 
 
 def _values(results: Sequence[Result], result: Result) -> dict[str, float | None]:
+    """A row's figures by shown name: FIGURES, then the CPU per op of each process."""
     values: dict[str, float | None] = {}
+    cpu = result.get("cpu") or {}
     for figure in FIGURES:
         value: Any = result.get(figure.name)
         if figure.name == "x_echo":
             # Only calls/s over calls/s means something: the single-call scenarios.
             single_call = result["scenario"] in WORKER_SCENARIOS
             value = echo_ratio(results, result) if single_call else None
-        values[figure.name] = None if value is None else float(value)
+        elif figure.name == "cpu_total_us":
+            value = cpu.get("total_us")
+        elif figure.name == "cpu_x_echo":
+            value = cpu_echo_ratio(results, result)
+        values[figure.shown_as] = None if value is None else float(value)
+    for name, us in cpu.get("per_op_us", {}).items():
+        values[CPU_PREFIX + name] = float(us)
     return values
+
+
+def _medians(results: Sequence[Result], rows: Sequence[Result]) -> dict[str, float | None]:
+    """Each figure's median over the runs of one row (figures a run lacks left out)."""
+    each = [_values(results, r) for r in rows]
+    names = list(dict.fromkeys(name for values in each for name in values))
+    medians: dict[str, float | None] = {}
+    for name in names:
+        present = [v for values in each if (v := values.get(name)) is not None]
+        medians[name] = statistics.median(present) if present else None
+    return medians
+
+
+def _figures(old: dict[str, float | None], new: dict[str, float | None]) -> list[Figure]:
+    """The figures to show: FIGURES, then the CPU of every process either run measured."""
+    processes = cpu_names(
+        [{"cpu": {"per_op_us": dict.fromkeys(n[len(CPU_PREFIX) :] for n in values
+                                             if n.startswith(CPU_PREFIX))}}
+         for values in (old, new)]
+    )  # fmt: skip
+    return [*FIGURES, *(Figure(CPU_PREFIX + p, CPU_PREFIX + p, -1) for p in processes)]
 
 
 def _verdict(figure: Figure, ratio: float | None) -> str:
@@ -95,28 +130,36 @@ def _verdict(figure: Figure, ratio: float | None) -> str:
 
 
 def compare(old: Sequence[Result], new: Sequence[Result]) -> list[Line]:
-    """Every figure both runs have, row by row in the new run's order."""
-    old_by_key = {_key(r): r for r in old}
-    new_keys = {_key(r) for r in new}
+    """Every figure either run has, row by row in the new run's order (the median of a
+    row's runs)."""
+    old_groups, new_groups = _by_key(old), _by_key(new)
     lines: list[Line] = []
-    for result in new:
-        before = old_by_key.get(_key(result))
+    for key, rows in new_groups.items():
+        name = label(rows[0])
+        before = old_groups.get(key)
         if before is None:
-            lines.append(Line(label(result), "-", None, None, None, "not in the old run"))
+            lines.append(Line(name, "-", None, None, None, "not in the old run"))
             continue
-        now, then = _values(new, result), _values(old, before)
-        for figure in FIGURES:
-            a, b = then[figure.name], now[figure.name]
+        now, then = _medians(new, rows), _medians(old, before)
+        for figure in _figures(then, now):
+            a, b = then.get(figure.shown_as), now.get(figure.shown_as)
             if a is None and b is None:
                 continue
             ratio = b / a if a and b is not None else None
-            lines.append(Line(label(result), figure.shown_as, a, b, ratio, _verdict(figure, ratio)))
+            lines.append(Line(name, figure.shown_as, a, b, ratio, _verdict(figure, ratio)))
     lines += [
-        Line(label(r), "-", None, None, None, "not in the new run")
-        for r in old
-        if _key(r) not in new_keys
+        Line(label(rows[0]), "-", None, None, None, "not in the new run")
+        for key, rows in old_groups.items()
+        if key not in new_groups
     ]
     return lines
+
+
+def _by_key(results: Sequence[Result]) -> dict[tuple[str, int], list[Result]]:
+    groups: dict[tuple[str, int], list[Result]] = {}
+    for r in results:
+        groups.setdefault(_key(r), []).append(r)
+    return groups
 
 
 def _number(value: float | None) -> str:
@@ -150,10 +193,14 @@ def render(lines: Sequence[Line]) -> str:
     ]
     text.insert(1, "  ".join("-" * w for w in widths))
     regressions = sum(line.verdict == "REGRESSION" for line in lines)
-    limits = f"a rate below {1 - TOLERANCE:.2f}x or a latency above {1 / (1 - TOLERANCE):.2f}x"
+    limits = (
+        f"a rate below {1 - TOLERANCE:.2f}x or a latency or CPU per operation above"
+        f" {1 / (1 - TOLERANCE):.2f}x"
+    )
     text += [
         "",
-        "rates: higher is better; latencies: lower is better; lag: for information",
+        "rates: higher is better; latencies and CPU per operation: lower is better;"
+        " lag: for information",
         f"{regressions} REGRESSION(s): {limits} the old run"
         if regressions
         else f"no regression ({limits} the old run would be one)",

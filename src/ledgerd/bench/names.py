@@ -5,6 +5,7 @@ SCENARIOS = [
     "change-single",
     "change-batch",
     "apply",
+    "apply-large",
     "hot",
     "read",
     "baseline-sql",

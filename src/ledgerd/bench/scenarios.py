@@ -8,6 +8,7 @@ import os
 import platform
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ import grpc
 
 from ledgerd.audit import audit
 from ledgerd.bench.baseline import run_baseline
+from ledgerd.bench.cpu import CpuMeter, Watched, backend_processes
 from ledgerd.bench.driver import Measurement, run_callers
 from ledgerd.bench.names import SCENARIOS, run_label
 from ledgerd.bench.pipeline import PipelineProbe, follow_to_the_end
@@ -29,6 +31,7 @@ from ledgerd.bench.processes import (
     fresh_database_url,
     process_tree_size,
     production_env,
+    services,
 )
 from ledgerd.bench.progress import Progress
 from ledgerd.bench.transfers import TransferFactory, count_applied, fund, transfer_calls
@@ -68,6 +71,10 @@ class Options:
     # Change events (LEDGERD_EVENTS) in every server started, but for the events scenario,
     # which measures the publisher: off shows what the publisher costs the other figures.
     events: bool = True
+    # Seconds the backends' idle CPU rate is sampled before the scenario (0: not subtracted).
+    idle_window_s: float = 3.0
+    # apply-large: journal rows written straight into the store before the consumer starts.
+    journal_rows: int = 5_000_000
 
 
 @dataclass
@@ -147,6 +154,29 @@ def server_store(server: ServerProcess) -> Store:
         partitions = int(server.env.get("LEDGERD_PARTITIONS", "3"))
         return ShardedStore([open_store(url) for url in shards.split(",")], partitions)
     return open_store(shards or store_url(server))
+
+
+# apply-large audits its store only up to this journal: the audit's keyset scan of the
+# journal, (user_id, currency, version) > (?, ?, ?), is not an index range on MariaDB, so
+# each page reads the table from its start (quadratic: hours at 5M rows).
+AUDITED_JOURNAL_ROWS = 200_000
+AUDIT_SKIPPED = (
+    f"not audited: a journal over {AUDITED_JOURNAL_ROWS:,} rows (the audit's journal scan"
+    " is quadratic on MariaDB); every accepted change has an outcome"
+)
+
+
+def settle(store: Store, timeout_s: float = 600.0) -> bool:
+    """Wait until no request lacks an outcome; whether that happened in time. Closes it."""
+    try:
+        deadline = time.monotonic() + timeout_s
+        while sum(store.count_unfinished().values()):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.5)
+        return True
+    finally:
+        store.close()
 
 
 def settle_and_audit(store: Store, timeout_s: float = 600.0) -> dict[str, Any]:
@@ -250,20 +280,90 @@ UNITS = {
     "transfer": "transfers/s",
     "events": "events/s",
 }
-Runner = Callable[[Options, Accounts, ChangeFactory], Ran]
+Runner = Callable[[Options, Accounts, ChangeFactory, CpuMeter], Ran]
+
+# Scenarios without a CPU figure: memory measures bytes, not work per operation.
+WITHOUT_CPU = ("memory",)
 
 
-def _echo(options: Options, _: Accounts, factory: ChangeFactory) -> Ran:
+def _on(env: dict[str, str], key: str) -> bool:
+    return env.get(key, "true").lower() not in ("false", "0", "no")
+
+
+def role_name(env: dict[str, str]) -> str:
+    """A server's name in the CPU figures: ``ledgerd`` when it runs every role, else the
+    roles it runs (``ledgerd api+relay+cache``)."""
+    roles = [
+        role
+        for key, role in (
+            ("LEDGERD_START_API", "api"),
+            ("LEDGERD_START_RELAY", "relay"),
+            ("LEDGERD_START_CONSUMER", "consumer"),
+            ("LEDGERD_START_CACHE_UPDATER", "cache"),
+        )
+        if _on(env, key)
+    ]
+    return "ledgerd" if len(roles) == 4 else "ledgerd " + "+".join(roles)
+
+
+def watched(servers: Sequence[ServerProcess]) -> list[Watched]:
+    """The servers' processes (with their API workers) for the CPU window."""
+    return [
+        Watched(role_name(server.env), server.process.pid, tree=True)
+        for server in servers
+        if server.process is not None
+    ]
+
+
+def backend_urls(options: Options) -> list[str]:
+    """The backends a scenario's deployment uses on this machine (none when embedded)."""
+    if options.stack != "production" or options.scenario == "echo":
+        return []
+    mysql = [services.mysql_server_url()]
+    if options.shards > 1:
+        mysql.append(services.mysql2_server_url())
+    if options.scenario == "baseline-sql":
+        return mysql
+    return [*mysql, f"kafka://{services.kafka_bootstrap()}", services.redis_url()]
+
+
+def cpu_meter(options: Options) -> CpuMeter:
+    """The scenario's meter, over the backends it uses, their idle rate measured now."""
+    meter = CpuMeter(backend_processes(backend_urls(options)))
+    meter.measure_idle(options.idle_window_s)
+    return meter
+
+
+def _echo(options: Options, _: Accounts, factory: ChangeFactory, meter: CpuMeter) -> Ran:
     port = free_port()
     echo = subprocess.Popen([sys.executable, "-m", "ledgerd.bench.echo", str(port)])
     try:
-        time.sleep(1.0)
+        _wait_listening(echo, port, timeout_s=30)
         target = f"127.0.0.1:{port}"
         calls = _single_changes(factory)
-        return Ran(asyncio.run(_drive(options, target, calls, "echo", options.concurrency)))
+        meter.start([Watched("echo server", echo.pid)])
+        measured = asyncio.run(_drive(options, target, calls, "echo", options.concurrency))
+        meter.stop(measured.operations)
+        return Ran(measured)
     finally:
         echo.terminate()
         echo.wait()
+
+
+def _wait_listening(process: subprocess.Popen[bytes], port: int, timeout_s: float) -> None:
+    """Until ``process`` accepts connections on ``port`` (a loaded machine may take more
+    than a second to start Python and gRPC)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"the echo server exited ({process.returncode}) before serving")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the echo server not listening after {timeout_s} s") from None
+            time.sleep(0.1)
 
 
 def start_deployment(options: Options, name: str) -> list[ServerProcess]:
@@ -282,7 +382,7 @@ def stop_all(servers: list[ServerProcess]) -> None:
         server.stop(timeout_s=120)
 
 
-def _changes(options: Options, _: Accounts, factory: ChangeFactory) -> Ran:
+def _changes(options: Options, _: Accounts, factory: ChangeFactory, meter: CpuMeter) -> Ran:
     """A change load, followed until every accepted change has an outcome, then audited."""
     servers = start_deployment(options, options.scenario)
     server = servers[0]
@@ -298,6 +398,7 @@ def _changes(options: Options, _: Accounts, factory: ChangeFactory) -> Ran:
             )
         probe.consumer_lag()  # connects to the log now, not in the moment the load stops
         label = run_label(options.scenario, options.workers)
+        meter.start(watched(servers))
         measured = asyncio.run(_drive(options, server.target, calls, label, concurrency))
         processes = api_processes(server)
         end_to_end = follow_to_the_end(
@@ -306,6 +407,8 @@ def _changes(options: Options, _: Accounts, factory: ChangeFactory) -> Ran:
             load_started_at_s=measured.started_at_s,
             load_elapsed_s=measured.elapsed_s,
         )
+        # Until every accepted change has an outcome: what applying them cost counts too.
+        meter.stop(measured.operations)
         figures = {**end_to_end.as_dict(), "api_processes": processes}
         return Ran(measured, settle_and_audit(server_store(server)), figures)
     finally:
@@ -314,7 +417,7 @@ def _changes(options: Options, _: Accounts, factory: ChangeFactory) -> Ran:
         stop_all(servers)
 
 
-def _transfer(options: Options, _: Accounts, __: ChangeFactory) -> Ran:
+def _transfer(options: Options, _: Accounts, __: ChangeFactory, meter: CpuMeter) -> Ran:
     """Users funded first (applied before the clock starts), then Transfer calls between
     random pairs, followed until every transfer's credit applied (both legs, each on its
     user's partition), then audited; a sample is checked APPLIED through GetTransfer."""
@@ -330,6 +433,7 @@ def _transfer(options: Options, _: Accounts, __: ChangeFactory) -> Ran:
         factory = TransferFactory(users)
         probe.consumer_lag()  # connects to the log now, not in the moment the load stops
         calls = transfer_calls(factory)
+        meter.start(watched(servers))
         measured = asyncio.run(
             _drive(options, server.target, calls, "transfer", options.concurrency)
         )
@@ -339,6 +443,7 @@ def _transfer(options: Options, _: Accounts, __: ChangeFactory) -> Ran:
             load_started_at_s=measured.started_at_s,
             load_elapsed_s=measured.elapsed_s,
         )
+        meter.stop(measured.operations)
         sample = factory.sample()
         figures = {
             **end_to_end.as_dict(),
@@ -352,7 +457,7 @@ def _transfer(options: Options, _: Accounts, __: ChangeFactory) -> Ran:
         stop_all(servers)
 
 
-def _read(options: Options, _: Accounts, __: ChangeFactory) -> Ran:
+def _read(options: Options, _: Accounts, __: ChangeFactory, meter: CpuMeter) -> Ran:
     accounts = Accounts(min(options.accounts, 10_000))
     # One process with every role. GetBalance reads the shared cache (Redis on the
     # production stack), never the consumer's memory: that runs ahead of the cache, and
@@ -367,16 +472,22 @@ def _read(options: Options, _: Accounts, __: ChangeFactory) -> Ran:
         settle_and_audit(server_store(server))
         reads = _reads(accounts)
         label = run_label(options.scenario, options.workers)
+        meter.start(watched(servers))
         measured = asyncio.run(_drive(options, server.target, reads, label, options.concurrency))
+        meter.stop(measured.operations)
         return Ran(measured, figures={"api_processes": api_processes(server)})
     finally:
         stop_all(servers)
 
 
-def _baseline(options: Options, accounts: Accounts, _: ChangeFactory) -> Ran:
+def _baseline(options: Options, accounts: Accounts, _: ChangeFactory, meter: CpuMeter) -> Ran:
     # A database of its own (made by the migration); the benchmark never drops databases.
     url = fresh_database_url()
-    return Ran(run_baseline(url, accounts, threads=8, duration_s=options.duration_s))
+    # The client does the work here (in this process, not counted): MariaDB's share only.
+    meter.start()
+    measured = run_baseline(url, accounts, threads=8, duration_s=options.duration_s)
+    meter.stop(measured.operations)
+    return Ran(measured)
 
 
 def _rss_bytes(pid: int) -> int:
@@ -387,7 +498,7 @@ def _rss_bytes(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
-def _memory(options: Options, _: Accounts, __: ChangeFactory) -> Ran:
+def _memory(options: Options, _: Accounts, __: ChangeFactory, ___: CpuMeter) -> Ran:
     """Resident memory per cached account: one process (API, consumer, cache) after one
     deposit into each of memory_accounts accounts. ``operations`` holds the bytes per account."""
     server = start_server(options, "memory", stack_env(options))
@@ -446,6 +557,7 @@ def run(options: Options) -> dict[str, Any]:
         "hot": _changes,
         "read": _read,
         "apply": _apply,
+        "apply-large": _apply,
         "baseline-sql": _baseline,
         "memory": _memory,
         "transfer": _transfer,
@@ -456,7 +568,8 @@ def run(options: Options) -> dict[str, Any]:
     options.workdir.mkdir(parents=True, exist_ok=True)
     distribution = "zipf" if options.scenario == "hot" else options.distribution
     accounts = Accounts(options.accounts, distribution)
-    ran = runners[options.scenario](options, accounts, ChangeFactory(accounts))
+    meter = CpuMeter() if options.scenario in WITHOUT_CPU else cpu_meter(options)
+    ran = runners[options.scenario](options, accounts, ChangeFactory(accounts), meter)
     measured, audited = ran.measured, ran.audit
     return {
         "scenario": options.scenario,
@@ -481,6 +594,12 @@ def run(options: Options) -> dict[str, Any]:
                     "partitions": options.partitions or 3,
                 }
                 if options.scenario == "apply"
+                else {
+                    "consumer_batch": options.consumer_batch,
+                    "apply_changes": options.apply_changes,
+                    "journal_rows": options.journal_rows,
+                }
+                if options.scenario == "apply-large"
                 else {"apply_changes": options.apply_changes}
                 if options.scenario == "events"
                 else {}
@@ -497,6 +616,7 @@ def run(options: Options) -> dict[str, Any]:
         "p100_ms": round(measured.percentile_ms(1.0), 2),
         "errors": dict(measured.errors),
         **ran.figures,
+        **({"cpu": meter.figures.as_dict()} if meter.figures is not None else {}),
         "audit": audited,
         "ok": not measured.errors
         and (audited is None or audited["ok"])
@@ -524,6 +644,11 @@ def _profile(options: Options, server: ServerProcess) -> subprocess.Popen[bytes]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def _applied(consumers: Sequence[ServerProcess]) -> float:
+    """Changes decided (applied or rejected) by the consumers so far."""
+    return sum(consumer.metric("ledgerd_changes_total") for consumer in consumers)
+
+
 def _watch_applied(consumers: Sequence[ServerProcess], total: int) -> Measurement:
     """Poll the consumers' applied count; the rate from the first change to the last."""
     first = last = None
@@ -531,7 +656,7 @@ def _watch_applied(consumers: Sequence[ServerProcess], total: int) -> Measuremen
     deadline = time.monotonic() + 900
     shown = Progress("apply")
     while applied < total and time.monotonic() < deadline:
-        applied = sum(consumer.metric("ledgerd_changes_total") for consumer in consumers)
+        applied = _applied(consumers)
         now = time.monotonic()
         if applied and first is None:
             first = (now, applied)
@@ -546,13 +671,20 @@ def _watch_applied(consumers: Sequence[ServerProcess], total: int) -> Measuremen
     return measured
 
 
-def _apply(options: Options, _: Accounts, factory: ChangeFactory) -> Ran:
-    """Preload the log (consumer off), then time a consumer draining it into the store."""
+def _apply(options: Options, _: Accounts, factory: ChangeFactory, meter: CpuMeter) -> Ran:
+    """Preload the log (consumer off), then time a consumer draining it into the store.
+
+    apply-large first writes ``journal_rows`` of history into the store's journal (straight
+    into MariaDB, bench.prefill), for the accounts the load then changes."""
     deployment = stack_env(options)
-    api = start_server(options, "apply-api", {**deployment, "LEDGERD_START_CONSUMER": "false"})
+    api = start_server(
+        options, f"{options.scenario}-api", {**deployment, "LEDGERD_START_CONSUMER": "false"}
+    )
     consumers: list[ServerProcess] = []
     try:
         total = 0
+        if options.scenario == "apply-large":
+            _prefill(store_url(api), options)
 
         async def preload() -> None:
             nonlocal total
@@ -575,6 +707,9 @@ def _apply(options: Options, _: Accounts, factory: ChangeFactory) -> Ran:
         while api.metric('ledgerd_outbox_requests_total{status="sent"}') < total:
             time.sleep(0.5)
         api.stop(timeout_s=120)
+        # The backends' idle rate again, now, after the preload: the closer to the window
+        # the better on a machine others share.
+        meter.measure_idle(options.idle_window_s)
         consumer_env = {
             **deployment,
             "LEDGERD_START_API": "false",
@@ -597,10 +732,16 @@ def _apply(options: Options, _: Accounts, factory: ChangeFactory) -> Ran:
         for process in consumers:
             process.wait_serving(timeout_s=60)
         profiler = _profile(options, consumers[0])
+        meter.start(watched(consumers))
+        applied_before = _applied(consumers)
         measured = _watch_applied(consumers, total)
+        meter.stop(int(_applied(consumers) - applied_before))
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
             profiler.wait()
+        if options.scenario == "apply-large" and options.journal_rows > AUDITED_JOURNAL_ROWS:
+            settled = settle(store)
+            return Ran(measured, figures={"settled": settled, "audit_skipped": AUDIT_SKIPPED})
         return Ran(measured, settle_and_audit(store))
     finally:
         for process in consumers:
@@ -608,7 +749,16 @@ def _apply(options: Options, _: Accounts, factory: ChangeFactory) -> Ran:
         api.stop(timeout_s=120)
 
 
-def _events(options: Options, _: Accounts, factory: ChangeFactory) -> Ran:
+def _prefill(url: str, options: Options) -> None:
+    from ledgerd.bench.prefill import prefill
+
+    shown = Progress("journal prefill")
+    rows = options.journal_rows
+    prefill(url, rows, options.accounts, progress=lambda n: shown.update(f"{n:,} / {rows:,} rows"))
+    shown.finish(f"{rows:,} rows")
+
+
+def _events(options: Options, _: Accounts, factory: ChangeFactory, meter: CpuMeter) -> Ran:
     """Change events out: apply ``apply_changes`` changes (the usual mix) with events off,
     then time a consumer process (events on) publishing that journal (one event per applied
     change) to balance-events, from its first event to the last (docs/events.md).
@@ -657,8 +807,11 @@ def _events(options: Options, _: Accounts, factory: ChangeFactory) -> Ran:
         publisher = ServerProcess(
             options.workdir / f"events-publisher-{time.time_ns()}", publisher_env
         ).start(timeout_s=60)
+        meter.start(watched([publisher]))
+        published_before = int(publisher.metric("ledgerd_events_published_total"))
         measured = _watch_rate(publisher, "ledgerd_events_published_total", applied, "events")
         published = int(publisher.metric("ledgerd_events_published_total"))
+        meter.stop(published - published_before)
         figures = {"events": applied, "published": published, "settled": published == applied}
         return Ran(measured, settle_and_audit(server_store(loader)), figures)
     finally:

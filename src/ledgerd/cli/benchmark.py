@@ -37,40 +37,52 @@ def cmd_bench(args: argparse.Namespace) -> int:
             print(compare.render(compare.compare(runs[0], runs[1])))
             return 0
         old = runs[0]
-    if args.shards > 1 and args.stack != "production":
-        print("ledgerd: --shards: the embedded stack is one SQLite store", file=sys.stderr)
+    problem = _stack_problem(args)
+    if problem:
+        print(f"ledgerd: {problem}", file=sys.stderr)
         return 2
     worker_counts = api_worker_counts(args.workers, args.stack)
-    if worker_counts is None:
-        print("ledgerd: --workers: the embedded stack runs one API process", file=sys.stderr)
-        return 2
+    assert worker_counts is not None  # (_stack_problem said so otherwise)
     results = []
-    for name in args.scenario:
-        for workers in worker_counts if name in WORKER_SCENARIOS else [1]:
-            print(f"== {run_label(name, workers)}", file=sys.stderr)
-            options = scenarios.Options(
-                scenario=name,
-                duration_s=args.duration,
-                accounts=args.accounts,
-                concurrency=args.concurrency,
-                batch=args.batch,
-                distribution=args.distribution,
-                stack=args.stack,
-                workdir=Path(args.workdir),
-                apply_changes=args.apply_changes,
-                consumer_batch=args.consumer_batch,
-                profile_dir=Path(args.profile) if args.profile else None,
-                split_roles=not args.one_process,
-                memory_accounts=args.memory_accounts,
-                workers=workers,
-                shards=args.shards,
-                consumers=args.consumers,
-                partitions=args.partitions,
-                events=args.events == "on",
-            )
-            results.append(scenarios.run(options))
-            if args.json:  # after each scenario: a failure later keeps what was measured
-                report.write_json(Path(args.json), results)
+    # Run after run of every scenario (not each scenario three times in a row): each run's
+    # echo is measured close in time to that run's other scenarios.
+    plan = [
+        (run, scenario, workers)
+        for run in range(1, args.runs + 1)
+        for scenario in args.scenario
+        for workers in (worker_counts if scenario in WORKER_SCENARIOS else [1])
+    ]
+    for run, name, workers in plan:
+        suffix = f" [run {run}/{args.runs}]" if args.runs > 1 else ""
+        print(f"== {run_label(name, workers)}{suffix}", file=sys.stderr)
+        options = scenarios.Options(
+            scenario=name,
+            duration_s=args.duration,
+            accounts=args.accounts,
+            concurrency=args.concurrency,
+            batch=args.batch,
+            distribution=args.distribution,
+            stack=args.stack,
+            workdir=Path(args.workdir),
+            apply_changes=args.apply_changes,
+            consumer_batch=args.consumer_batch,
+            profile_dir=Path(args.profile) if args.profile else None,
+            split_roles=not args.one_process,
+            memory_accounts=args.memory_accounts,
+            workers=workers,
+            shards=args.shards,
+            consumers=args.consumers,
+            partitions=args.partitions,
+            events=args.events == "on",
+            idle_window_s=args.idle_window,
+            journal_rows=args.journal_rows,
+        )
+        result = scenarios.run(options)
+        result["run"] = run
+        results.append(result)
+        report.annotate(results)
+        if args.json:  # after each scenario: a failure later keeps what was measured
+            report.write_json(Path(args.json), results)
     print(report.table(results))
     for target, measured, verdict in report.ratios(results):
         print(f"{target:<44} {measured:>20}  {verdict}")
@@ -83,6 +95,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
         Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
         Path(args.markdown).write_text(report.markdown(results, command))
     return 0 if all(r["ok"] for r in results) else 1
+
+
+def _stack_problem(args: argparse.Namespace) -> str | None:
+    """Why the options cannot run on the stack asked for, if they cannot; drops
+    apply-large from ``all`` where it cannot run (saying so)."""
+    if args.shards > 1 and args.stack != "production":
+        return "--shards: the embedded stack is one SQLite store"
+    if "apply-large" in args.scenario and (args.stack != "production" or args.shards > 1):
+        why = "apply-large prefills one MariaDB journal: --stack production, one shard"
+        if args.scenario != SCENARIOS:
+            return why
+        print(f"ledgerd: skipping apply-large ({why})", file=sys.stderr)  # all but it
+        args.scenario = [name for name in SCENARIOS if name != "apply-large"]
+    if api_worker_counts(args.workers, args.stack) is None:
+        return "--workers: the embedded stack runs one API process"
+    return None
 
 
 def _scenario_names(text: str) -> list[str]:
@@ -167,6 +195,26 @@ def _add_bench_arguments(bench: argparse.ArgumentParser) -> None:
         default="on",
         help="change events (LEDGERD_EVENTS) in the servers started; off shows what publishing"
         " them costs (the events scenario always publishes)",
+    )
+    bench.add_argument(
+        "--runs",
+        type=positive_int,
+        default=1,
+        help="run the scenarios this many times (each run in turn); reports give the median"
+        " and the spread",
+    )
+    bench.add_argument(
+        "--idle-window",
+        type=float,
+        default=3.0,
+        help="seconds the backends' idle CPU is sampled before each scenario, then subtracted"
+        " from their CPU per operation (0: nothing subtracted)",
+    )
+    bench.add_argument(
+        "--journal-rows",
+        type=positive_int,
+        default=5_000_000,
+        help="apply-large: journal rows written into the store before the consumer starts",
     )
     bench.add_argument(
         "--one-process", action="store_true", help="production: every role in one process"
