@@ -706,8 +706,11 @@ class SqlStore:
     def scan_balances(self, after: Account | None, limit: int) -> Sequence[Balance]:
         condition, params = "", []
         if after is not None:
-            condition = "WHERE (user_id, currency) > (?, ?)"
-            params = [after.user_id - self._off, after.currency]
+            # The leading user_id bound makes this a range scan on MariaDB, which otherwise
+            # reads the index from its start for a row comparison: quadratic paging.
+            condition = "WHERE user_id >= ? AND (user_id, currency) > (?, ?)"
+            user_id = after.user_id - self._off
+            params = [user_id, user_id, after.currency]
         with self._dialect.autocommit() as session:
             found = session.query(
                 f"SELECT {BALANCE_COLUMNS} FROM balances {condition}"
@@ -721,8 +724,9 @@ class SqlStore:
     ) -> Sequence[JournalEntry]:
         condition, params = "", []
         if after is not None:
-            condition = "WHERE (user_id, currency, version) > (?, ?, ?)"
-            params = [after[0] - self._off, after[1], after[2]]
+            condition = "WHERE user_id >= ? AND (user_id, currency, version) > (?, ?, ?)"
+            user_id = after[0] - self._off
+            params = [user_id, user_id, after[1], after[2]]  # a range scan: see scan_balances
         with self._dialect.autocommit() as session:
             found = session.query(
                 f"SELECT {JOURNAL_COLUMNS} FROM journal {condition}"
