@@ -46,6 +46,15 @@ def test_more_workers_on_the_embedded_stack_are_a_usage_error(
     assert "--workers" in capsys.readouterr().err
 
 
+def test_more_consumers_on_the_embedded_stack_are_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The embedded data directory is locked by its one process: a second consumer process
+    could not open it, so asking for one exits 2 naming --consumers, before any run."""
+    assert main(["bench", "--stack", "embedded", "--scenario", "apply", "--consumers", "2"]) == 2
+    assert "--consumers" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "argv", [("--scenario", "echo,nope"), ("--workers", "0"), ("--workers", "one")]
 )

@@ -102,6 +102,8 @@ def _stack_problem(args: argparse.Namespace) -> str | None:
     apply-large from ``all`` where it cannot run (saying so)."""
     if args.shards > 1 and args.stack != "production":
         return "--shards: the embedded stack is one SQLite store"
+    if args.consumers > 1 and args.stack != "production":
+        return "--consumers: the embedded stack's data directory belongs to one process"
     if "apply-large" in args.scenario and (args.stack != "production" or args.shards > 1):
         why = "apply-large prefills one MariaDB journal: --stack production, one shard"
         if args.scenario != SCENARIOS:
