@@ -1,0 +1,101 @@
+"""Switches that bring back the read path's old mechanisms (before the read fence), in the
+simulation's fakes only, so the checker can show that it finds each of them.
+
+Taken from the code at 48fa04b (``git show 48fa04b:src/ledgerd/reads.py`` and
+``...:src/ledgerd/cache/redis.py``):
+
+* R1: ``publish_answers`` wrote an answer back and *swallowed* a failure (only a
+  metric counted it): the answer was given while Redis, which other processes
+  read, could still hold an older version; and ``RedisCache.put_many`` sat behind
+  the breaker, so for a second after any Redis error every write of the process
+  failed at once.
+* R2: ``RedisCache._unwritten``: balances whose write failed, replayed before the
+  process's next read or write; ``put_many`` swapped the buffer for an empty one
+  *before* the replay landed, so a read running meanwhile saw no buffer and read
+  the older value from Redis. (With it, answers were given unfenced, as in R1.)
+* R4: every write created missing entries (the old script had no ``create``),
+  so a historical write (a feed replay, a late publish, a republished journal
+  balance) planted an old version where an entry had been evicted or deleted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Collection, Iterable
+
+from ledgerd.domain.model import Account, Balance
+from ledgerd.errors import CacheUnavailable
+from ledgerd.reads import AnswerWriteBack
+
+from tests.sim.redis import SimRedisClient
+
+
+class SwallowingWriteBack(AnswerWriteBack):
+    """R1: the old ``publish_answers``: a failed write-back is counted and the answer given."""
+
+    def publish(self, current: Collection[Balance], read_began: float) -> float:
+        if current:
+            with contextlib.suppress(CacheUnavailable):
+                self._cache.put_many(current, create=True)
+        return 0.0
+
+
+class BreakerWritesClient(SimRedisClient):
+    """R1: the old ``put_many``: refused at once while the breaker is open."""
+
+    def write(self, balances: list[Balance], *, create: bool) -> None:
+        self.check_breaker()
+        super().write(balances, create=create)
+
+
+class UnwrittenBufferClient(BreakerWritesClient):
+    """R2: the old ``_unwritten`` buffer, replayed before each read.
+
+    ``keep_until_landed`` is the control: the buffer keeps each balance until the
+    write carrying it returned, so a concurrent read replays it too.
+    """
+
+    keep_until_landed = False
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._unwritten: dict[Account, Balance] = {}
+
+    def put_many(self, balances: Iterable[Balance], *, create: bool = False) -> None:
+        if self.keep_until_landed:
+            batch = dict(self._unwritten)
+        else:
+            # The old code: emptied now, before the replay below has landed.
+            batch, self._unwritten = self._unwritten, {}
+        for balance in balances:
+            queued = batch.get(balance.account)
+            if queued is None or queued.version < balance.version:
+                batch[balance.account] = balance
+        if not batch:
+            return
+        try:
+            self.write(list(batch.values()), create=True)
+        except CacheUnavailable:
+            for account, balance in batch.items():
+                newer = self._unwritten.get(account)
+                if newer is None or newer.version < balance.version:
+                    self._unwritten[account] = balance
+            raise
+        for account, balance in batch.items():
+            kept = self._unwritten.get(account)
+            if kept is not None and kept.version <= balance.version:
+                del self._unwritten[account]
+
+    def read(self, account: Account) -> Balance | None:
+        self.check_breaker()
+        if self._unwritten:
+            # Replay first: this process may have answered a version Redis lacks.
+            self.put_many(())
+        return super().read(account)
+
+
+class AlwaysCreateClient(SimRedisClient):
+    """R4: the old script: every write creates missing entries."""
+
+    def write(self, balances: list[Balance], *, create: bool) -> None:
+        super().write(balances, create=True)
