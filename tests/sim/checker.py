@@ -14,7 +14,6 @@ import bisect
 from dataclasses import dataclass, field
 
 from ledgerd.domain.model import Account, Balance, ChangeRequest
-
 from tests.sim.store import SimStore
 
 
@@ -79,7 +78,9 @@ class Checker:
                     f" {want_available} v{len(applied)}"
                 )
             versions = sorted(
-                store.journal[r.request_id].version for r in applied if r.request_id in store.journal
+                store.journal[r.request_id].version
+                for r in applied
+                if r.request_id in store.journal
             )
             if versions != list(range(1, len(applied) + 1)):
                 self.violations.append(f"{account}: journal versions {versions}")

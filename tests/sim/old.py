@@ -14,19 +14,20 @@ Taken from the code at 48fa04b (``git show 48fa04b:src/ledgerd/reads.py`` and
   *before* the replay landed, so a read running meanwhile saw no buffer and read
   the older value from Redis. (With it, answers were given unfenced, as in R1.)
 * R4: every write created missing entries (the old script had no ``create``),
-  so a historical write (a feed replay, a late publish, a republished journal
-  balance) planted an old version where an entry had been evicted or deleted.
+  so a historical write (a feed replay, a late publish, a duplicate or GetChange
+  writing back its journal entry's balance after) planted an old version where
+  an entry had been evicted or deleted.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 
-from ledgerd.domain.model import Account, Balance
+from ledgerd.domain.model import Account, Balance, ChangeStatus
 from ledgerd.errors import CacheUnavailable
 from ledgerd.reads import AnswerWriteBack
-
+from ledgerd.service import ChangeAnswer, LedgerService, _answer
 from tests.sim.redis import SimRedisClient
 
 
@@ -99,3 +100,30 @@ class AlwaysCreateClient(SimRedisClient):
 
     def write(self, balances: list[Balance], *, create: bool) -> None:
         super().write(balances, create=True)
+
+
+class BalanceAfterService(LedgerService):
+    """R4: the old ``_read_current``: it wrote back each APPLIED answer's balance after
+    (a journal entry's, historical for a duplicate or GetChange), not the current balance."""
+
+    def _read_current(
+        self, duplicates: Mapping[str, bool]
+    ) -> tuple[dict[str, ChangeAnswer], float]:
+        began = self._write_back.now()
+        stored = dict(self._store.get_requests(list(duplicates)))
+        wanted = [
+            rid
+            for rid in duplicates
+            if rid not in stored or stored[rid].status is ChangeStatus.APPLIED
+        ]
+        entries = self._store.get_journal_entries(wanted) if wanted else {}
+        for rid, journaled in entries.items():
+            stored.setdefault(rid, journaled.as_stored_request())
+        answers = {
+            rid: _answer(
+                row, duplicates[rid], entries[rid].balance_after if rid in entries else None
+            )
+            for rid, row in stored.items()
+        }
+        after = [a.balance for a in answers.values() if a.balance is not None]
+        return answers, self._write_back.publish(after, began)

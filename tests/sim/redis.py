@@ -26,7 +26,6 @@ from typing import Any
 
 from ledgerd.domain.model import Account, Balance
 from ledgerd.errors import CacheUnavailable
-
 from tests.sim.kernel import Event, Sim
 
 NEGATIVE_ENTRY_TTL_S = 600.0
@@ -150,6 +149,8 @@ class SimRedisClient:
     # -- the wire -----------------------------------------------------------------------
     def _latency(self) -> float:
         delay = self.rng.uniform(0.0001, 0.001)
+        if self.rng.random() < 0.01:  # a lost packet, retransmitted
+            delay += self.rng.uniform(0.01, 0.3)
         if self.sim.now < self.link.slow_until:
             delay += self.rng.uniform(0.0, self.link.slow_s)
         return delay

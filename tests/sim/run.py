@@ -13,15 +13,18 @@ import time
 
 from tests.sim.world import Config, Result, run_seed
 
-SWITCHES = {
+_R2_SCENARIO = {"api_processes": 1, "api_kills": False, "clients_per_api": 6, "feed_lost": 0.3}
+SWITCHES: dict[str, dict[str, object]] = {
     "none": {},
     "r1": {"r1_unfenced_answers": True},
-    "r2": {"r2_unwritten_buffer": True, "api_processes": 1, "api_kills": False},
+    # R2 is a race inside one process: one API process (so R1 cannot fail the run), never
+    # killed, with more concurrent clients, and a lossy cache feed so that Redis still
+    # holds the older version when the replay races a read.
+    "r2": {**_R2_SCENARIO, "r2_unwritten_buffer": True},
     "r2-control": {
+        **_R2_SCENARIO,
         "r2_unwritten_buffer": True,
         "r2_buffer_kept_until_landed": True,
-        "api_processes": 1,
-        "api_kills": False,
     },
     "r4": {"r4_historical_writes_create": True},
 }

@@ -35,8 +35,7 @@ from random import Random
 
 from ledgerd.cache.fence import CacheFence
 from ledgerd.cache.updater import CacheUpdater
-from ledgerd.constants import CACHE_FENCE
-from ledgerd.consumer.decide import decide_batch
+from ledgerd.consumer.decide import BatchDecision, decide_batch
 from ledgerd.domain.model import (
     LEGS_PER_MESSAGE,
     Account,
@@ -51,8 +50,8 @@ from ledgerd.log.base import LogRecord
 from ledgerd.log.codec import encode_balance
 from ledgerd.reads import AnswerWriteBack, BalanceReads
 from ledgerd.service import LedgerService
+from ledgerd.store.base import PartitionClaim
 from ledgerd.store.scan import iter_balances
-
 from tests.sim import old
 from tests.sim.checker import Checker
 from tests.sim.kernel import Event, Group, Killed, Sim, SimLock
@@ -75,6 +74,8 @@ class Config:
     fault_interval_s: float = 0.5  # mean time between faults
     api_kills: bool = True
     lease_ttl_s: float = 3.0
+    feed_lost: float = 0.04  # of the consumer's cache feed messages, lost
+    feed_late: float = 0.04  # delivered 0.5-3 s late (after newer ones)
     # The old mechanisms (``tests.sim.old``); all off: today's design.
     r1_unfenced_answers: bool = False
     r2_unwritten_buffer: bool = False
@@ -227,7 +228,10 @@ class ApiProcess(Process):
         )
         self.write_back = write_back_class(world.store, client, self.fence)  # type: ignore[arg-type]
         self.reads = BalanceReads(world.store, client, self.write_back)  # type: ignore[arg-type]
-        self.service = LedgerService(world.store, client, None, None, fence=self.fence)  # type: ignore[arg-type]
+        service_class = (
+            old.BalanceAfterService if config.r4_historical_writes_create else LedgerService
+        )
+        self.service = service_class(world.store, client, None, None, fence=self.fence)  # type: ignore[arg-type]
         self.service._write_back = self.write_back
         for slot in range(config.clients_per_api):
             name = f"{self.name}#{self.incarnation}/c{slot}"
@@ -396,15 +400,17 @@ class ConsumerProcess(Process):
         return list(range(self.world.config.partitions))
 
     @staticmethod
-    def positions(claims: Mapping[int, object], next_offsets: Mapping[int, int]) -> list:  # type: ignore[type-arg]
-        from ledgerd.store.base import PartitionClaim
-
+    def positions(
+        claims: Mapping[int, PartitionClaim], next_offsets: Mapping[int, int]
+    ) -> list[PartitionClaim]:
         return [
-            PartitionClaim(CHANGES_TOPIC, p, claims[p].epoch, o)  # type: ignore[attr-defined]
+            PartitionClaim(CHANGES_TOPIC, p, claims[p].epoch, o)
             for p, o in sorted(next_offsets.items())
         ]
 
-    def decide(self, batch: list[PositionedChange], memory: dict[Account, Balance], *, check_all: bool):  # type: ignore[no-untyped-def]
+    def decide(
+        self, batch: list[PositionedChange], memory: dict[Account, Balance], *, check_all: bool
+    ) -> BatchDecision:
         store = self.world.store
         # Resends are checked against the store; first publications are trusted (as the
         # real consumer does within its trust window), unless a retry checks them all.
@@ -413,7 +419,9 @@ class ConsumerProcess(Process):
         accounts = {c.request.account for c in batch}
         missing = [a for a in accounts if a not in memory]
         loaded = store.load_balances(missing) if missing else {}
-        view = {a: memory.get(a) or loaded.get(a) or Balance(a.user_id, a.currency) for a in accounts}
+        view = {
+            a: memory.get(a) or loaded.get(a) or Balance(a.user_id, a.currency) for a in accounts
+        }
         return decide_batch(
             [c.request for c in batch],
             already,
@@ -422,7 +430,14 @@ class ConsumerProcess(Process):
             [(c.partition, c.offset * LEGS_PER_MESSAGE + 1) for c in batch],
         )
 
-    def retry(self, batch, claims, next_offsets):  # type: ignore[no-untyped-def]
+    def retry(
+        self,
+        batch: list[PositionedChange],
+        claims: Mapping[int, PartitionClaim],
+        next_offsets: Mapping[int, int],
+    ) -> BatchDecision | None:
+        """``BatchConsumer._retry``: the commit may have happened; decide again, checking
+        every request against the store."""
         store, sim = self.world.store, self.world.sim
         for attempt in range(3):
             sim.sleep(0.05 * 2**attempt)
@@ -441,10 +456,12 @@ class ConsumerProcess(Process):
         world, rng = self.world, self.world.rng
         for balance in balances.values():
             roll = rng.random()
-            if roll < 0.04:
-                world.note(f"feed lost {balance.account.user_id}:{balance.account.currency} v{balance.version}")
+            config = world.config
+            if roll < config.feed_lost:
+                world.note(f"feed lost {balance.user_id}:{balance.currency} v{balance.version}")
                 continue
-            delay = rng.uniform(0.5, 3.0) if roll < 0.08 else rng.uniform(0.001, 0.02)
+            late = roll < config.feed_lost + config.feed_late
+            delay = rng.uniform(0.5, 3.0) if late else rng.uniform(0.001, 0.02)
             partition = world.partition_of(balance.account)
             world.sim.call_at(
                 world.sim.now + delay, lambda p=partition, b=balance: world.feed.append(p, b)
@@ -583,7 +600,9 @@ class World:
             if config.r2_unwritten_buffer:
                 if config.r2_buffer_kept_until_landed:
                     return type(
-                        "KeptBufferClient", (old.UnwrittenBufferClient,), {"keep_until_landed": True}
+                        "KeptBufferClient",
+                        (old.UnwrittenBufferClient,),
+                        {"keep_until_landed": True},
                     )
                 return old.UnwrittenBufferClient
             if config.r1_unfenced_answers:
@@ -729,6 +748,3 @@ def run_seed(seed: int, config: Config | None = None) -> Result:
 
     with structlog.testing.capture_logs():
         return World(seed, config or Config()).run()
-
-
-CACHE_FENCE_NAME = CACHE_FENCE
