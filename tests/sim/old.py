@@ -28,7 +28,7 @@ from ledgerd.domain.model import Account, Balance, ChangeStatus
 from ledgerd.errors import CacheUnavailable
 from ledgerd.reads import AnswerWriteBack
 from ledgerd.service import ChangeAnswer, LedgerService, _answer
-from tests.sim.redis import SimRedisClient
+from tests.sim.redis import SimRedisClient, _versions
 
 
 class SwallowingWriteBack(AnswerWriteBack):
@@ -63,6 +63,7 @@ class UnwrittenBufferClient(BreakerWritesClient):
         self._unwritten: dict[Account, Balance] = {}
 
     def put_many(self, balances: Iterable[Balance], *, create: bool = False) -> None:
+        balances = list(balances)
         if self.keep_until_landed:
             batch = dict(self._unwritten)
         else:
@@ -74,6 +75,8 @@ class UnwrittenBufferClient(BreakerWritesClient):
                 batch[balance.account] = balance
         if not batch:
             return
+        if not balances:
+            self.note(f"{self.name} replays its unwritten {_versions(batch.values())}")
         try:
             self.write(list(batch.values()), create=True)
         except CacheUnavailable:
@@ -82,6 +85,8 @@ class UnwrittenBufferClient(BreakerWritesClient):
                 if newer is None or newer.version < balance.version:
                     self._unwritten[account] = balance
             raise
+        if not balances:
+            self.note(f"{self.name} replay landed")
         for account, balance in batch.items():
             kept = self._unwritten.get(account)
             if kept is not None and kept.version <= balance.version:

@@ -46,7 +46,7 @@ class SimRedis:
     stalled_until: float = 0.0
     full_until: float = 0.0
     snapshots: list[dict[Account, tuple[Balance, float | None]]] = field(default_factory=list)
-    log: list[str] = field(default_factory=list)
+    note: Callable[[str], None] = lambda line: None  # the run's trace
 
     # -- commands (run at one instant, on the scheduler) -------------------------------
     def _entry(self, account: Account) -> Balance | None:
@@ -67,7 +67,7 @@ class SimRedis:
             return None
         return self._entry(account)
 
-    def write(self, balances: Iterable[Balance], create: bool) -> int:
+    def write(self, balances: Iterable[Balance], create: bool, writer: str = "") -> int:
         if self.full_until > self.sim.now:
             raise CacheUnavailable("OOM command not allowed when used memory > 'maxmemory'")
         written = 0
@@ -78,6 +78,11 @@ class SimRedis:
                     continue
             elif not create:
                 continue
+            if current is None:
+                self.note(
+                    f"redis: {writer} creates {balance.user_id}:{balance.currency}"
+                    f" v{balance.version} (lease until {self.lease_until})"
+                )
             expires = self.sim.now + NEGATIVE_ENTRY_TTL_S if balance.version == 0 else None
             self.data[balance.account] = (balance, expires)
             written += 1
@@ -145,6 +150,7 @@ class SimRedisClient:
         self.name = name
         self.link = Link()
         self._down_until = 0.0
+        self.note: Callable[[str], None] = lambda line: None  # the run's trace
 
     # -- the wire -----------------------------------------------------------------------
     def _latency(self) -> float:
@@ -242,8 +248,9 @@ class SimRedisClient:
     def write(self, balances: list[Balance], *, create: bool) -> None:
         """One script call; trips the read breaker on failure."""
         try:
-            self.call(lambda: self.server.write(balances, create))
-        except CacheUnavailable:
+            self.call(lambda: self.server.write(balances, create, self.name))
+        except CacheUnavailable as exc:
+            self.note(f"{self.name} write {_versions(balances)} failed: {exc}")
             self.open_breaker()
             raise
 
@@ -280,7 +287,9 @@ class SimFullSync:
         batch = list(balances)
         server = self._client.server
         self._client.call(
-            lambda: server.write(batch, True), timeout_s=self.timeout_s, pinned=self._instance
+            lambda: server.write(batch, True, f"{self._client.name} full sync"),
+            timeout_s=self.timeout_s,
+            pinned=self._instance,
         )
 
     def complete(self) -> None:
@@ -303,3 +312,7 @@ class _UnusedReader:
 
     async def close(self) -> None:
         return None
+
+
+def _versions(balances: Iterable[Balance]) -> str:
+    return ",".join(f"{b.user_id}:{b.currency} v{b.version}" for b in balances)

@@ -190,8 +190,9 @@ class Process:
         self.client: SimRedisClient | None = None
 
     def new_client(self) -> SimRedisClient:
-        cls = self.world.client_class(self)
-        return cls(self.world.redis, self.world.rng, self.name)
+        client = self.world.client_class(self)(self.world.redis, self.world.rng, self.name)
+        client.note = self.world.note
+        return client
 
     def start(self) -> None:
         self.incarnation += 1
@@ -574,7 +575,7 @@ class World:
         self.trace: list[str] = []
         self.checker = Checker()
         self.store = SimStore(self.sim, self.rng, StoreFaults(fail_before=0.01, fail_after=0.01))
-        self.redis = SimRedis(self.sim, self.rng)
+        self.redis = SimRedis(self.sim, self.rng, note=self.note)
         self.feed = FeedLog(self.sim, self.rng, config.partitions)
         self.changes: dict[int, list[tuple[ChangeRequest, bool]]] = {
             p: [] for p in range(config.partitions)
