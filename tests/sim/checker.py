@@ -14,7 +14,7 @@ import bisect
 from dataclasses import dataclass, field
 
 from ledgerd.domain.model import Account, Balance, ChangeRequest
-from tests.sim.store import SimStore
+from sim.store import SimStore
 
 
 @dataclass

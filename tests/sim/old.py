@@ -28,7 +28,7 @@ from ledgerd.domain.model import Account, Balance, ChangeStatus
 from ledgerd.errors import CacheUnavailable
 from ledgerd.reads import AnswerWriteBack
 from ledgerd.service import ChangeAnswer, LedgerService, _answer
-from tests.sim.redis import SimRedisClient, _versions
+from sim.redis import SimRedisClient, _versions
 
 
 class SwallowingWriteBack(AnswerWriteBack):

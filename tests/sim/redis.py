@@ -26,7 +26,7 @@ from typing import Any
 
 from ledgerd.domain.model import Account, Balance
 from ledgerd.errors import CacheUnavailable
-from tests.sim.kernel import Event, Sim
+from sim.kernel import Event, Sim
 
 NEGATIVE_ENTRY_TTL_S = 600.0
 _NOSCRIPT = object()

@@ -1,7 +1,7 @@
-"""Run or replay simulation seeds: ``python -m tests.sim.run --seed 1234 [--trace]``.
+"""Run or replay simulation seeds: ``PYTHONPATH=src:tests python -m sim.run --seed 1234 [--trace]``.
 
 ``--seeds N`` runs seeds from ``--seed`` on; ``--switch r1|r2|r2-control|r4`` brings back an
-old mechanism (``tests.sim.old``). Exits 1 if any seed fails, printing its seed.
+old mechanism (``sim.old``). Exits 1 if any seed fails, printing its seed.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import dataclasses
 import sys
 import time
 
-from tests.sim.world import Config, Result, run_seed
+from sim.world import Config, Result, run_seed
 
 _R2_SCENARIO = {"api_processes": 1, "api_kills": False, "clients_per_api": 6, "feed_lost": 0.3}
 SWITCHES: dict[str, dict[str, object]] = {

@@ -28,7 +28,7 @@ from ledgerd.domain.model import (
 )
 from ledgerd.errors import Fenced, StoreUnavailable
 from ledgerd.store.base import LockToken, PartitionClaim
-from tests.sim.kernel import Sim
+from sim.kernel import Sim
 
 T = TypeVar("T")
 

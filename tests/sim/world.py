@@ -52,11 +52,11 @@ from ledgerd.reads import AnswerWriteBack, BalanceReads
 from ledgerd.service import LedgerService
 from ledgerd.store.base import PartitionClaim
 from ledgerd.store.scan import iter_balances
-from tests.sim import old
-from tests.sim.checker import Checker
-from tests.sim.kernel import Event, Group, Killed, Sim, SimLock
-from tests.sim.redis import SimRedis, SimRedisClient
-from tests.sim.store import SimStore, StoreFaults
+from sim import old
+from sim.checker import Checker
+from sim.kernel import Event, Group, Killed, Sim, SimLock
+from sim.redis import SimRedis, SimRedisClient
+from sim.store import SimStore, StoreFaults
 
 CHANGES_TOPIC = "balance-changes"
 FEED_TOPIC = "balance-cache-feed"
@@ -76,7 +76,7 @@ class Config:
     lease_ttl_s: float = 3.0
     feed_lost: float = 0.04  # of the consumer's cache feed messages, lost
     feed_late: float = 0.04  # delivered 0.5-3 s late (after newer ones)
-    # The old mechanisms (``tests.sim.old``); all off: today's design.
+    # The old mechanisms (``sim.old``); all off: today's design.
     r1_unfenced_answers: bool = False
     r2_unwritten_buffer: bool = False
     r2_buffer_kept_until_landed: bool = False  # the control for r2
