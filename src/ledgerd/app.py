@@ -40,6 +40,7 @@ from ledgerd.store.scan import iter_balances
 from ledgerd.store.sharded import ShardedStore
 from ledgerd.store.shards import Shard, check_shards, prepare_shards
 from ledgerd.support import failpoints
+from ledgerd.support.dirlock import embedded_lock_paths, lock_all
 from ledgerd.support.supervisor import (
     Lifeline,
     Policy,
@@ -117,6 +118,15 @@ def _open_store(settings: Settings, check: Callable[[Sequence[Shard], int], obje
     return store_over(shards, settings.partitions)
 
 
+def service_topics(settings: Settings) -> list[str]:
+    """The topics ``ledgerd migrate`` (and a start) create: no client creates a topic by
+    using it, so a deleted one stays deleted instead of coming back empty."""
+    topics = [settings.topic, settings.dlq_topic]
+    if settings.events:
+        topics.append(settings.events_topic)  # same partition count: partition p feeds p
+    return topics
+
+
 def open_backends(settings: Settings) -> Backends:
     """Open store, log and cache from their URLs; check the shard map; create schema
     and topics."""
@@ -127,10 +137,7 @@ def open_backends(settings: Settings) -> Backends:
         partition_count=settings.partitions,
         session_timeout_ms=settings.kafka_session_timeout_ms,
     )
-    topics = [settings.topic, settings.dlq_topic]
-    if settings.events:
-        topics.append(settings.events_topic)  # same partition count: partition p feeds p
-    event_log.ensure_topics(topics)
+    event_log.ensure_topics(service_topics(settings))
     cache = open_cache(
         settings.cache_url,
         max_entries=settings.cache_max_entries,
@@ -178,6 +185,7 @@ def consumer_config(settings: Settings, *, feed_topic: str | None = None) -> Con
         batch_delay_s=settings.consumer_batch_delay_ms / 1000,
         poll_timeout_s=settings.consumer_poll_timeout_ms / 1000,
         max_retries=settings.consumer_max_retries,
+        max_decision_failures=settings.consumer_max_decision_failures,
         max_accounts_in_memory=settings.consumer_max_accounts_in_memory,
         feed_topic=feed_topic,
         # Half the sweep age: the other half absorbs clock skew between processes.
@@ -340,6 +348,7 @@ class Ledgerd:
             sweep_min_age_s=settings.relay_sweep_min_age_s,
             retry_base_ms=settings.relay_retry_base_ms,
             retry_max_ms=settings.relay_retry_max_ms,
+            unfinished_warn_s=settings.unfinished_warn_s,
             may_sweep=leader.is_leader if leader is not None else (lambda: False),
             outbox_lock=(lambda: leader.token) if leader is not None else (lambda: None),
         )
@@ -412,6 +421,8 @@ class Ledgerd:
                 settings.grpc_addr,
                 max_concurrent_rpcs=settings.max_concurrent_rpcs,
                 authenticator=self.auth,
+                max_introspection_streams=settings.introspection_max_streams,
+                introspection_stream_max_life_s=settings.introspection_stream_max_life_s,
                 tls=self.tls,
                 events=self.event_tail,
             )
@@ -425,6 +436,9 @@ class Ledgerd:
                     settings.http_addr,
                     self.auth,
                     max_concurrent_calls=settings.max_concurrent_rpcs,
+                    max_connections=settings.rest_max_connections,
+                    header_read_timeout_s=settings.rest_header_read_timeout_s,
+                    keepalive_timeout_s=settings.rest_keepalive_timeout_s,
                 )
                 await self.rest.start()
         log.info(
@@ -446,6 +460,10 @@ class Ledgerd:
         if consumer is not None:
 
             def consumer_probe() -> tuple[bool, str]:
+                stopped = consumer.stopped_partitions
+                if stopped:
+                    gaps = "; ".join(f"{p}: {why}" for p, why in sorted(stopped.items()))
+                    return False, f"partitions stopped by a gap in the log: {gaps}"
                 paused = consumer.paused_partitions
                 if paused:
                     return False, f"paused partitions {paused}"
@@ -527,10 +545,25 @@ async def serve(settings: Settings) -> int:
     Raises:
         SettingsError: keys, TLS files or failpoints are unusable (checked before anything
             starts).
+        DataDirLocked: another process serves from the embedded data directory.
     """
     configure_failpoints(settings)
     auth, tls = authenticator(settings), tls_material(settings)
-    backends = open_backends(settings)
+    # Before anything opens the embedded files: a second process on them must not migrate,
+    # consume or publish.
+    data_locks = lock_all(
+        embedded_lock_paths(
+            settings.data_dir,
+            settings.store_urls,
+            embedded_log=settings.log_url.startswith("embedded"),
+        )
+    )
+    try:
+        backends = open_backends(settings)
+    except BaseException:
+        for lock in data_locks:
+            lock.release()
+        raise
     stopping = asyncio.Event()
     exit_code = 0
 
@@ -566,6 +599,8 @@ async def serve(settings: Settings) -> int:
         await app.stop()
         await probes.stop()
         backends.close()
+        for lock in data_locks:
+            lock.release()
     if not app.workers_stopped_cleanly:
         log.error("an api worker did not stop cleanly; see its log lines above")
         exit_code = exit_code or 1

@@ -11,6 +11,8 @@ REDIS_BALANCE_KEY = "balance:"
 REDIS_NONCE_KEY = "nonce:"
 # The serving lease: Redis serves reads only while this key exists (``ledgerd.cache.fence``).
 REDIS_SERVING_KEY = "serving"
+# Set while a full sync runs; its lease is granted only if this is still there (no FLUSHDB).
+REDIS_FULL_SYNC_KEY = "full-sync"
 # Counts negative entries created in the current window (bounded: ``ledgerd.cache.redis``).
 REDIS_ABSENT_COUNT_KEY = "absent-count"
 # The leader_locks row whose generation and lease fence the shared cache's reads.

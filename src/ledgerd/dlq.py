@@ -41,7 +41,8 @@ def _read(consumer: LogConsumer, topic: str, idle_s: float = 2.0) -> Iterator[Lo
 
 def list_dead_letters(event_log: EventLog, dlq_topic: str, limit: int) -> list[DeadLetter]:
     """The DLQ's messages from the start (read only; nothing is committed)."""
-    consumer = event_log.consumer(LIST_GROUP)
+    # Dead letters retention removed are gone: list from the oldest kept.
+    consumer = event_log.consumer(LIST_GROUP, skip_lost_records=True)
     consumer.subscribe(dlq_topic, lambda ps: dict.fromkeys(ps, 0), lambda _: None)
     try:
         found: list[DeadLetter] = []
@@ -60,7 +61,7 @@ def replay_dead_letters(event_log: EventLog, dlq_topic: str, topic: str) -> int:
     Raises:
         LogUnavailable: a message could not be published (progress is kept up to it).
     """
-    consumer = event_log.consumer(REPLAY_GROUP)
+    consumer = event_log.consumer(REPLAY_GROUP, skip_lost_records=True)
 
     def start(partitions: Sequence[int]) -> Mapping[int, int]:
         return consumer.committed(dlq_topic, partitions)

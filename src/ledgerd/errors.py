@@ -11,14 +11,18 @@
     ├── ServerStopping       SERVER_STOPPING       the server is shutting down; call another
     ├── BackendUnavailable   BACKEND_UNAVAILABLE   a backend cannot be reached now (retriable)
     │   ├── StoreUnavailable STORE_UNAVAILABLE
+    │   │   └── StoreReadOnly STORE_READ_ONLY      it answers reads but refuses writes
     │   ├── LogUnavailable   LOG_UNAVAILABLE
     │   └── CacheUnavailable CACHE_UNAVAILABLE
     ├── TransientStoreError  STORE_CONTENTION      deadlock, lock wait timeout, a lost race
+    ├── StoreRejected        STORE_REJECTED        the database refuses these values, every time
     ├── Fenced               FENCED                lost ownership of a partition or a lock
     ├── PoisonMessage        POISON_MESSAGE        an event-log message that can never be applied
+    ├── DecisionFailed       DECISION_FAILED       deciding a batch raised an unexpected exception
     ├── SchemaTooNew         SCHEMA_TOO_NEW        the database was migrated by a newer ledgerd
     ├── MissingExtra         MISSING_EXTRA         a configured backend's driver is not installed
-    └── ShardMismatch        SHARD_MISMATCH        a shard records another place in the shard map
+    ├── ShardMismatch        SHARD_MISMATCH        a shard records another place in the shard map
+    └── DataDirLocked        DATA_DIR_LOCKED       another process serves from the data directory
 
 The reasons (``error_reason`` on each class) are part of the API: clients
 branch on them, so a reason is never renamed. ``details()`` is what a client
@@ -193,6 +197,22 @@ class TransientStoreError(LedgerError):
     error_reason = "STORE_CONTENTION"
 
 
+class StoreRejected(LedgerError):
+    """The database refused the values written, and would refuse them again: out of range,
+    too long, an incorrect value, a NULL, a CHECK or foreign-key constraint.
+
+    Not retriable: the same write fails the same way. The consumer finds the record that
+    carries such values and dead-letters it (``consumer/isolate.py``); anywhere else it is
+    a request the schema cannot hold. ``code`` is the engine's error code (0 if none).
+    """
+
+    error_reason = "STORE_REJECTED"
+
+    def __init__(self, message: str, code: int = 0) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class Fenced(LedgerError):
     """A newer owner took over a partition or lock; this worker's write was refused."""
 
@@ -208,6 +228,14 @@ class PoisonMessage(LedgerError):
     """An event-log message that can never be applied (undecodable or invalid)."""
 
     error_reason = "POISON_MESSAGE"
+
+
+class DecisionFailed(LedgerError):
+    """Deciding a batch raised an exception no rule expects (a bug, or a message no rule
+    can take). Not retriable as is: the consumer finds the record, counts the failure in
+    the store and dead-letters the record after ``max_decision_failures`` tries."""
+
+    error_reason = "DECISION_FAILED"
 
 
 class SchemaTooNew(LedgerError):
@@ -265,3 +293,28 @@ class ShardMismatch(LedgerError):
 
     def details(self) -> Mapping[str, str]:
         return {"shard_id": str(self.shard_id)}
+
+
+class StoreReadOnly(StoreUnavailable):
+    """The store answers reads but refuses writes: a read-only or failed-over database (a
+    replica), a user without write privileges, or an embedded store whose writes stopped
+    after an I/O error, a full disk or corruption (until a restart, see
+    ``ledgerd.support.sqlite``). Nothing was written; UNAVAILABLE like any store outage.
+    """
+
+    error_reason = "STORE_READ_ONLY"
+
+
+class DataDirLocked(LedgerError):
+    """Another process holds the embedded data directory (its SQLite store and log): two
+    processes writing one directory would diverge. Not retriable while that one runs.
+    """
+
+    error_reason = "DATA_DIR_LOCKED"
+
+    def __init__(self, lock_file: str, holder: str) -> None:
+        super().__init__(
+            f"the data directory is in use by another ledgerd process ({holder} holds"
+            f" {lock_file}); stop it first, or give this one its own LEDGERD_DATA_DIR"
+        )
+        self.lock_file = lock_file

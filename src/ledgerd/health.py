@@ -18,8 +18,12 @@ Two questions, as orchestrators ask them:
   without the API is ready when all of its roles are.
 
 ``components`` names every check: ``ok``, ``degraded: …`` (a backend this
-process's answer does not depend on), ``unavailable: …`` (one it does), and
-each supervised component's state.
+process's answer does not depend on), ``unavailable: …`` (one it does),
+``read-only: …`` (a store that answers reads but refuses writes: a read-only or
+failed-over database, or an embedded store whose writes stopped after an I/O error or
+a full disk), and each supervised component's state. A read-only store makes every
+role that writes (all but the cache updater) not ready, so a load balancer sends no
+more calls; the calls that come are served when they only read.
 """
 
 from __future__ import annotations
@@ -28,10 +32,11 @@ import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from ledgerd.errors import LedgerError
+from ledgerd.errors import LedgerError, StoreReadOnly
 from ledgerd.support.supervisor import Supervisor
 
 CHECK_TIMEOUT_S = 2.0
+_READ_ONLY = "read-only: "
 
 # Extra readiness of a role (e.g. the consumer's paused partitions): () → (ok, detail).
 Probe = Callable[[], tuple[bool, str]]
@@ -119,7 +124,10 @@ class HealthChecker:
                 components[name] = "ok"
                 continue
             down_backends.add(name)
-            components[name] = ("unavailable: " if name in needed else "degraded: ") + failure
+            if failure.startswith(_READ_ONLY):
+                components[name] = failure
+            else:
+                components[name] = ("unavailable: " if name in needed else "degraded: ") + failure
         ready = not (down_backends & needed)
         for role, probe in self._role_probes.items():
             ok, detail = probe()
@@ -139,6 +147,8 @@ async def _failure(ping: Ping) -> str | None:
     """None when the backend answers in time, else why not."""
     try:
         await asyncio.wait_for(asyncio.to_thread(ping), timeout=CHECK_TIMEOUT_S)
+    except StoreReadOnly as exc:
+        return f"{_READ_ONLY}{exc}"
     except LedgerError as exc:
         return str(exc)
     except TimeoutError:

@@ -71,7 +71,22 @@ CONSUMER_CHECKED_MESSAGES = Counter(
     "Log messages whose request outcome was read before deciding them (resent, older than"
     " the trust window, unsigned, or retried); the rest are applied without a read.",
 )
-DLQ_MESSAGES = Counter("ledgerd_dlq_messages_total", "Poison messages sent to the DLQ.")
+DLQ_MESSAGES = Counter(
+    "ledgerd_dlq_messages_total",
+    "Messages sent to the DLQ, by reason: poison (undecodable, invalid, not from the outbox),"
+    " store_rejected (the database refuses its values), decision_failed (deciding it raised,"
+    " max_decision_failures times).",
+    ["reason"],
+)
+# Declared up front, so each reason's series exists (at 0) before its first dead letter.
+DLQ_REASONS = ("poison", "store_rejected", "decision_failed")
+for _reason in DLQ_REASONS:
+    DLQ_MESSAGES.labels(reason=_reason)
+CONSUMER_DECISION_FAILURES = Counter(
+    "ledgerd_consumer_decision_failures_total",
+    "Times deciding a log record raised an unexpected exception (each counted in the store;"
+    " the record is dead-lettered after max_decision_failures).",
+)
 FENCED_BATCHES = Counter(
     "ledgerd_fenced_batches_total", "Batches refused because another consumer owns the partition."
 )
@@ -111,6 +126,17 @@ AUTH_FAILURES = Counter(
 CONSUMER_PAUSED_PARTITIONS = Gauge(
     "ledgerd_consumer_paused_partitions",
     "Partitions this consumer paused after repeated failures (it reports unhealthy meanwhile).",
+)
+PARTITION_GAP = Gauge(
+    "ledgerd_partition_gap",
+    "1 while this consumer holds a partition stopped by a gap in the log (records gone"
+    " before they were applied, or another incarnation of the topic), by partition.",
+    ["partition"],
+)
+OLDEST_UNFINISHED_AGE = Gauge(
+    "ledgerd_oldest_unfinished_request_age_seconds",
+    "Age of the oldest accepted request without an outcome, whatever its outbox status"
+    " (pending, sent, failed), as of the relay's last count (0 when none).",
 )
 AUDIT_PROBLEMS = Gauge(
     "ledgerd_audit_problems", "Discrepancies found by the last periodic audit (0 when clean)."

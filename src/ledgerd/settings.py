@@ -48,6 +48,13 @@ class Settings(BaseSettings):
     metrics_addr: str = "0.0.0.0:9091"
     # The REST/JSON gateway (off while empty), e.g. 0.0.0.0:8080.
     http_addr: str = ""
+    # Its connections (docs/deploy.md, "Limits"): at most this many per process (then 429
+    # and closed); a new connection's first request head must arrive within the header-read
+    # timeout; a connection with no request in progress is closed after the keep-alive
+    # timeout (aiohttp's default was 3630 s).
+    rest_max_connections: int = Field(512, ge=1)
+    rest_header_read_timeout_s: float = Field(10.0, gt=0)
+    rest_keepalive_timeout_s: float = Field(15.0, gt=0)
 
     # Event log.
     partitions: int = Field(3, ge=1, le=1024)
@@ -72,6 +79,9 @@ class Settings(BaseSettings):
     consumer_batch_delay_ms: int = Field(100, ge=0, le=60_000)
     consumer_poll_timeout_ms: int = Field(1000, ge=1, le=60_000)
     consumer_max_retries: int = Field(3, ge=0, le=100)
+    # Times deciding one log record may raise (counted in the store, across restarts)
+    # before the record goes to the DLQ; until then its partition pauses and tries again.
+    consumer_max_decision_failures: int = Field(3, ge=1, le=1000)
     # Balances the consumer keeps in memory (all its partitions); others reload from the store.
     consumer_max_accounts_in_memory: int = Field(1_000_000, ge=1)
     # How long Kafka waits for a silent consumer before moving its partitions (broker min 6 s).
@@ -93,6 +103,10 @@ class Settings(BaseSettings):
     relay_sweep_min_age_s: float = Field(30.0, ge=0)
     relay_retry_base_ms: int = Field(100, ge=1)
     relay_retry_max_ms: int = Field(30_000, ge=1)
+    # An accepted request still without an outcome after this long (whatever its outbox
+    # status) is logged as a warning by the outbox leader's count; the metric
+    # ledgerd_oldest_unfinished_request_age_seconds shows the age all the time.
+    unfinished_warn_s: float = Field(300.0, gt=0)
 
     # Waiting for an outcome (ChangeBalance wait=true) when the call has no deadline.
     wait_max_s: float = Field(10.0, gt=0, le=300)
@@ -140,7 +154,14 @@ class Settings(BaseSettings):
     component_restart_window_s: float = Field(60.0, gt=0)
     component_stall_after_s: float = Field(60.0, gt=0)
 
+    # BalanceService calls in progress per process, then RESOURCE_EXHAUSTED (gRPC and REST
+    # each count their own). The standard services are apart (docs/deploy.md, "Limits"):
+    # at most introspection_max_streams health Watch and reflection streams open at once,
+    # each ended after introspection_stream_max_life_s, so that streams anyone may open
+    # never use up the calls of BalanceService.
     max_concurrent_rpcs: int = Field(1000, ge=1)
+    introspection_max_streams: int = Field(100, ge=1)
+    introspection_stream_max_life_s: float = Field(300.0, gt=0)
     shutdown_grace_s: float = Field(10.0, ge=0)
     log_level: str = "info"
     # The access log, one line per API call (gRPC and REST): "info" writes it at info,

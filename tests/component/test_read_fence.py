@@ -25,6 +25,7 @@ from harness.private_redis import private_redis
 from ledgerd.cache.fence import CacheFence
 from ledgerd.cache.redis import RedisCache
 from ledgerd.cache.updater import CacheUpdater
+from ledgerd.constants import REDIS_ABSENT_COUNT_KEY, REDIS_FULL_SYNC_KEY, REDIS_SERVING_KEY
 from ledgerd.domain.amounts import SCALE
 from ledgerd.domain.model import Account, Balance, ChangeRequest, ChangeType
 from ledgerd.reads import AnswerWriteBack, BalanceReads
@@ -94,14 +95,25 @@ def leader(rig: Rig, cache: RedisCache) -> CacheUpdater:
     )
 
 
+def drop_keys(prefix: str) -> None:
+    """Every key these tests make under ``prefix`` (what FLUSHDB does to them); named, not
+    scanned for: the shared Redis may hold millions of other keys."""
+    admin = redis.Redis.from_url(services.redis_url())
+    try:
+        admin.delete(
+            RedisCache(services.redis_url(), prefix=prefix).balance_key(ACCOUNT),
+            *(prefix + key for key in (REDIS_SERVING_KEY, REDIS_FULL_SYNC_KEY,
+                                       REDIS_ABSENT_COUNT_KEY)),
+        )  # fmt: skip
+    finally:
+        admin.close()
+
+
 @pytest.fixture
 def prefix() -> Iterator[str]:
     made = f"ledgerd-fence-{uuid.uuid4().hex[:10]}:"
     yield made
-    admin = redis.Redis.from_url(services.redis_url())
-    for key in admin.scan_iter(match=f"{made}*"):
-        admin.delete(key)
-    admin.close()
+    drop_keys(made)
 
 
 def test_an_answer_the_shared_cache_missed_stops_it_serving_until_repaired(
@@ -203,6 +215,7 @@ def test_redis_that_may_evict_balances_gets_no_lease(rig: Rig, tmp_path: Path) -
             assert serving.get(ACCOUNT) is None
             assert not sync_leader.healthy
             r.admin().config_set("maxmemory-policy", "volatile-lru")
+            sync_leader.full_sync_once()  # no lease to renew: a full sync is wanted first
             sync_leader.full_sync_once()
             assert serving.get(ACCOUNT) is not None
             assert sync_leader.healthy
@@ -241,3 +254,29 @@ def test_a_redis_restart_with_an_older_snapshot_never_serves_it(rig: Rig, tmp_pa
             b.close()
             sync_leader.close()
             serving.close()
+
+
+def test_a_write_back_delayed_past_a_flush_is_never_served(rig: Rig, prefix: str) -> None:
+    """Found by the simulation (seed 1355, there with a single DEL): a write-back of v1, read
+    as current and then delayed in flight, lands after Redis lost its keys (FLUSHDB) while
+    v2 has been answered. The lease went with the keys and is not renewed, so nothing reads
+    v1; the leader's full sync then raises it to v2 before a new lease."""
+    deposit(rig, "d-1")
+    serving = RedisCache(services.redis_url(), prefix=prefix)
+    sync_leader = leader(rig, serving)
+    b = ApiProcess(rig, services.redis_url(), prefix)
+    try:
+        assert sync_leader.full_sync_once()
+        stale = rig.store.load_balances([ACCOUNT])[ACCOUNT]  # read as current: v1
+        deposit(rig, "d-2")
+        assert b.answer_applied() == 2
+        drop_keys(prefix)  # what FLUSHDB does to this prefix
+        serving.put_many([stale], create=True)  # the delayed write-back lands
+        assert not sync_leader.full_sync_once()  # a renewal only: refused, a sync is wanted
+        assert b.read()[0].version == 2
+        assert sync_leader.full_sync_once()
+        assert serving.get(ACCOUNT) == Balance(7, "USD", 2 * SCALE, 0, 2)
+    finally:
+        b.close()
+        sync_leader.close()
+        serving.close()

@@ -89,7 +89,7 @@ def vouch(cache: BalanceCache) -> None:
         sync.complete()
     finally:
         sync.close()
-    cache.serve_reads(600)
+    assert cache.serve_reads(600, renew=False)
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -369,19 +369,35 @@ def test_redis_serves_no_reads_before_a_full_sync(redis_cache: RedisCache) -> No
 
 
 def test_redis_serves_reads_only_while_its_lease_runs(redis_cache: RedisCache) -> None:
-    """Synced, but with no lease (or once it ran out) Redis reads as a miss: the fence
-    (ledgerd.cache.fence) stops it serving by letting the lease run out."""
+    """Synced, but once its lease ran out Redis reads as a miss (the fence stops it serving
+    by letting the lease run out); a lease that ran out is not renewed, only granted again
+    after a full sync."""
     user = next(_users)
     vouch(redis_cache)
     redis_cache.put_many([balance(user, 2, 2)], create=True)
     assert cached(redis_cache, Account(user, "USD")) == balance(user, 2, 2)
-    redis_cache.serve_reads(0.2)
+    assert redis_cache.serve_reads(0.2, renew=True)
     deadline = time.monotonic() + 5
     while cached(redis_cache, Account(user, "USD")) is not None:
         assert time.monotonic() < deadline, "the lease never ran out"
         time.sleep(0.05)
-    redis_cache.serve_reads(60)
+    assert not redis_cache.serve_reads(60, renew=True)
+    assert not redis_cache.serve_reads(60, renew=False)  # no full sync since
+    vouch(redis_cache)
     assert cached(redis_cache, Account(user, "USD")) == balance(user, 2, 2)
+
+
+def test_redis_flushed_during_a_full_sync_gets_no_lease(redis_cache: RedisCache) -> None:
+    """Keys lost while a full sync runs (FLUSHDB: the sync's marker goes with them) fail the
+    sync: a write-back delayed in flight may have planted an older entry meanwhile."""
+    lose_state()
+    sync = redis_cache.begin_full_sync()
+    sync.put_many([balance(next(_users), 1)])
+    delete_prefix(redis_cache.balance_key(Account(0, "")).rsplit("balance:", 1)[0])
+    with pytest.raises(CacheUnavailable, match="lost"):
+        sync.complete()
+    sync.close()
+    assert not redis_cache.serve_reads(60, renew=False)
 
 
 def test_redis_eviction_risk_names_a_policy_that_may_drop_balances(
@@ -419,7 +435,7 @@ def test_full_sync_writes_are_last_write_wins(redis_cache: RedisCache) -> None:
     sync.put_many([balance(user, 6, 6)])
     sync.complete()
     sync.close()
-    redis_cache.serve_reads(600)
+    assert redis_cache.serve_reads(600, renew=False)
     assert cached(redis_cache, Account(user, "USD")) == balance(user, 7, 7)
 
 

@@ -43,8 +43,8 @@ class FlakyCache:
             raise CacheUnavailable("flaky cache is down")
         self.inner.put_many(balances, create=create)
 
-    def serve_reads(self, ttl_s: float) -> None:
-        return None
+    def serve_reads(self, ttl_s: float, *, renew: bool) -> bool:
+        return True
 
     def eviction_risk(self) -> str | None:
         return None

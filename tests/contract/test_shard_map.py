@@ -117,14 +117,24 @@ def run_migrate(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_ledgerd_migrate_reports_each_shard_and_refuses_a_reorder(urls: list[str]) -> None:
-    env = {**os.environ, "LEDGERD_STORE_SHARDS": ",".join(urls), "LEDGERD_PARTITIONS": "4"}
+def test_ledgerd_migrate_reports_each_shard_and_refuses_a_reorder(
+    urls: list[str], tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "LEDGERD_STORE_SHARDS": ",".join(urls),
+        "LEDGERD_PARTITIONS": "4",
+        # migrate creates the topics too: in a log of this test's own, not the shared Kafka.
+        "LEDGERD_LOG_URL": "embedded:",
+        "LEDGERD_DATA_DIR": str(tmp_path),
+    }
     done = run_migrate(env)
     assert done.returncode == 0, done.stderr
     where = [url.rsplit("@")[1] for url in urls]
     assert done.stdout.splitlines() == [
         f"shard 0 of 2: schema version 0 -> {LATEST_VERSION}: {where[0]}",
         f"shard 1 of 2: schema version 0 -> {LATEST_VERSION}: {where[1]}",
+        "topics balance-changes, balance-changes-dlq, balance-events: ready",
     ]
     env["LEDGERD_STORE_SHARDS"] = ",".join(reversed(urls))
     refused = run_migrate(env)

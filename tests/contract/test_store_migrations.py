@@ -127,6 +127,7 @@ def test_migrate_command_prints_the_version_before_and_after(
     store.apply_migrations(MIGRATIONS[:1])
     monkeypatch.setenv("LEDGERD_STORE_URL", blank_db.url)
     monkeypatch.setenv("LEDGERD_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("LEDGERD_LOG_URL", "embedded:")  # its topics: in tmp_path, not Kafka
     assert main(["migrate"]) == 0
     assert f"schema version 1 -> {LATEST_VERSION}" in capsys.readouterr().out
     assert main(["migrate"]) == 0

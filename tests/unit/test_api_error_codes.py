@@ -27,7 +27,7 @@ LEDGER_ERRORS = [
 
 @pytest.mark.parametrize(
     "error_type",
-    [cls for cls in LEDGER_ERRORS if cls is not errors.PoisonMessage],
+    [cls for cls in LEDGER_ERRORS if cls not in (errors.PoisonMessage, errors.DecisionFailed)],
     ids=lambda cls: cls.__name__,
 )
 def test_every_ledger_error_has_a_status_code(error_type: type[errors.LedgerError]) -> None:
@@ -38,6 +38,11 @@ def test_every_ledger_error_has_a_status_code(error_type: type[errors.LedgerErro
 def test_poison_message_is_internal() -> None:
     """A poison message never reaches a client as anything but INTERNAL."""
     assert status_of(errors.PoisonMessage("bad")) == grpc.StatusCode.INTERNAL
+
+
+def test_a_failed_decision_is_internal() -> None:
+    """A consumer's decision failure (a bug) never reaches a client as anything but INTERNAL."""
+    assert status_of(errors.DecisionFailed("boom")) == grpc.StatusCode.INTERNAL
 
 
 @pytest.mark.parametrize(

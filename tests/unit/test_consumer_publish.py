@@ -68,7 +68,7 @@ def test_followers_learn_in_order_sink_memory_feed_waiters() -> None:
     memory = BalanceMemory(100)
 
     class Sink:
-        def put_many(self, balances: Iterable[Balance]) -> None:
+        def put_many(self, balances: Iterable[Balance], *, create: bool = False) -> None:
             assert memory.get(1, Account(1, "USD")) is None
             seen.append("sink")
 

@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from ledgerd.errors import LogUnavailable, StoreUnavailable
+from ledgerd.errors import LogUnavailable, StoreReadOnly, StoreUnavailable
 from ledgerd.health import Health, HealthChecker, Probe, Roles
 from ledgerd.support.supervisor import Lifeline, Policy, Supervisor
 
@@ -117,3 +117,21 @@ def test_a_down_component_makes_the_process_not_live() -> None:
     assert not health.live
     assert not health.serving
     assert health.components["component:relay"].startswith("down: failed")
+
+
+def store_read_only() -> None:
+    raise StoreReadOnly("mysql @@read_only is ON")
+
+
+def test_a_read_only_store_is_named_and_the_api_is_not_ready() -> None:
+    """A store that refuses writes: `store: read-only: …`, NOT_SERVING for an API process."""
+    health = check(API_ONLY, store=store_read_only)
+    assert not health.serving
+    assert health.components["store"] == "read-only: mysql @@read_only is ON"
+
+
+def test_a_read_only_store_does_not_stop_a_cache_updater() -> None:
+    """A cache updater writes no store: it stays ready, and the store still shows read-only."""
+    health = check(UPDATER_ONLY, store=store_read_only)
+    assert health.serving
+    assert health.components["store"].startswith("read-only: ")

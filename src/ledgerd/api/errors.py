@@ -37,10 +37,14 @@ STATUS_OF_ERROR: tuple[tuple[type[errors.LedgerError], grpc.StatusCode], ...] = 
     (errors.TransientStoreError, grpc.StatusCode.UNAVAILABLE),
     (errors.Fenced, grpc.StatusCode.UNAVAILABLE),
     (errors.PoisonMessage, grpc.StatusCode.INTERNAL),
+    (errors.DecisionFailed, grpc.StatusCode.INTERNAL),
+    # The schema cannot hold values the API accepted (a constraint an operator added).
+    (errors.StoreRejected, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.SchemaTooNew, grpc.StatusCode.FAILED_PRECONDITION),
     # Stops start-up before any call is served; mapped so that the table stays total.
     (errors.MissingExtra, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.ShardMismatch, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.DataDirLocked, grpc.StatusCode.FAILED_PRECONDITION),
 )
 
 # gRPC clients start refusing trailers past 8 KiB (grpc.max_metadata_size; always past 16 KiB),

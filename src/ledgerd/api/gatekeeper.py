@@ -8,6 +8,17 @@ and, when keys are configured, verifies the signature and the key's scope.
 The standard health service and reflection are registered through it too: they
 skip the checks, but every call of every service is counted and logged
 (``ledgerd.api.calls``).
+
+It also admits calls, with two budgets that cannot eat into each other
+(grpc's own ``maximum_concurrent_rpcs`` counted every call of every service, so
+idle health Watch streams, which anyone may open, locked every client out):
+
+* BalanceService calls in progress, at most ``max_calls`` (``LEDGERD_MAX_CONCURRENT_RPCS``);
+  past it a call ends at once with RESOURCE_EXHAUSTED.
+* Streams of the standard services (health Watch, reflection), at most ``max_streams``
+  open at once, each ended with UNAVAILABLE after ``stream_max_life_s`` (a client
+  calls again: gRPC's health checking restarts a Watch at once when the ended one
+  had answered). Their unary calls (health Check, List) finish at once and are not capped.
 """
 
 from __future__ import annotations
@@ -15,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +38,13 @@ from ledgerd.api.auth import SERVICE_PREFIX, Authenticator
 from ledgerd.api.calls import MethodCalls, Outcome, access_log_enabled
 from ledgerd.api.errors import abort
 from ledgerd.api.signing import KEY_ID_HEADER
-from ledgerd.errors import BackendUnavailable, InvalidArgument, PermissionDenied, Unauthenticated
+from ledgerd.errors import (
+    BackendUnavailable,
+    InvalidArgument,
+    Overloaded,
+    PermissionDenied,
+    Unauthenticated,
+)
 
 # A generated ``add_…Servicer_to_server`` function; grpc's handler typing is loose.
 AddServicer = Callable[[Any, Any], None]
@@ -56,6 +73,19 @@ class _Captured:
         self.services[service] = dict(handlers)
 
 
+@dataclass(slots=True)
+class StreamBudget:
+    """How many standard-service streams may be open at once, and for how long each."""
+
+    max_open: int
+    max_life_s: float
+    open: int = 0
+
+
+class _LifeOver(Exception):
+    """A standard-service stream reached its maximum life."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Raw:
     """A request as received: the decoded message (None if undecodable) and its bytes."""
@@ -71,8 +101,18 @@ class Gatekeeper:
     new handler each time, which cost a third of a GetBalance's server time.
     """
 
-    def __init__(self, authenticator: Authenticator) -> None:
+    def __init__(
+        self,
+        authenticator: Authenticator,
+        *,
+        max_calls: int,
+        max_streams: int,
+        stream_max_life_s: float,
+    ) -> None:
         self._auth = authenticator
+        self._max_calls = max_calls
+        self._calls_in_progress = 0
+        self._streams = StreamBudget(max_streams, stream_max_life_s)
 
     def register(
         self, server: grpc.aio.Server, add_servicer: AddServicer, servicer: object
@@ -91,11 +131,11 @@ class Gatekeeper:
         """The handler of one method: counted and logged; a BalanceService method also
         sees the raw request bytes and checks signatures."""
         if not method.startswith(SERVICE_PREFIX):
-            return _observed(method, handler)
+            return _observed(method, handler, self._streams)
         if handler.unary_stream is not None:
             return self._wrap_stream(method, handler)
         if handler.unary_unary is None:
-            return _observed(method, handler)
+            return _observed(method, handler, self._streams)
         inner: Callable[[Message, Any], Any] = handler.unary_unary
         name = method.rsplit("/", 1)[-1]
         calls = MethodCalls("grpc", method)
@@ -105,7 +145,10 @@ class Gatekeeper:
             started = time.perf_counter()
             code, key_id = "OK", None
             peer = context.peer() if access_log_enabled() else None  # gone once cancelled
+            self._calls_in_progress += 1
             try:
+                if self._calls_in_progress > self._max_calls:  # this one included
+                    await self._refuse(context)
                 metadata = self._signed_metadata(context)
                 key_id = metadata.get(KEY_ID_HEADER) if metadata is not None else None
                 message = await self._admit(method, name, raw, metadata, context)
@@ -114,6 +157,7 @@ class Gatekeeper:
                 code = _code_of(exc, context)
                 raise
             finally:
+                self._calls_in_progress -= 1
                 calls.record(started, Outcome(code, peer, raw.message, key_id))
 
         return grpc.unary_unary_rpc_method_handler(
@@ -133,7 +177,10 @@ class Gatekeeper:
             started = time.perf_counter()
             code, key_id = "OK", None
             peer = context.peer() if access_log_enabled() else None  # gone once cancelled
+            self._calls_in_progress += 1
             try:
+                if self._calls_in_progress > self._max_calls:  # this one included
+                    await self._refuse(context)
                 metadata = self._signed_metadata(context)
                 key_id = metadata.get(KEY_ID_HEADER) if metadata is not None else None
                 message = await self._admit(method, name, raw, metadata, context)
@@ -144,6 +191,7 @@ class Gatekeeper:
                 code = _code_of(exc, context)
                 raise
             finally:
+                self._calls_in_progress -= 1
                 calls.record(started, Outcome(code, peer, raw.message, key_id))
 
         return grpc.unary_stream_rpc_method_handler(
@@ -151,6 +199,11 @@ class Gatekeeper:
             request_deserializer=_raw_decoder(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
+
+    async def _refuse(self, context: Context) -> None:
+        """Aborts a call past the limit with RESOURCE_EXHAUSTED: before any decoding or
+        signature check, so a flood costs little."""
+        await abort(context, Overloaded(f"too many calls in progress (limit {self._max_calls})"))
 
     def _signed_metadata(
         self, context: grpc.aio.ServicerContext[Any, Any]
@@ -212,58 +265,156 @@ def _raw_decoder(decode: Callable[[bytes], Message]) -> Callable[[bytes], _Raw]:
     return deserialize
 
 
-def _observed(method: str, handler: Handler) -> Handler:
-    """``handler`` of any kind (unary or streaming), counted and logged as it is."""
+def _observed(method: str, handler: Handler, streams: StreamBudget) -> Handler:
+    """``handler`` of any kind (unary or streaming), counted and logged as it is; a streaming
+    one also admitted within ``streams`` and ended when its life is over."""
     kind = next((kind for kind in _KINDS if getattr(handler, kind) is not None), None)
     if kind is None:
         return handler
     grpc_type, make_handler = _KINDS[kind]
     behavior = getattr(handler, kind)
     calls = MethodCalls("grpc", method, grpc_type)
-
+    observed: Callable[..., Any]
     if inspect.isasyncgenfunction(behavior):
-
-        async def streamed(request: Any, context: Context) -> AsyncIterator[Any]:
-            started, code = time.perf_counter(), "OK"
-            peer = context.peer() if access_log_enabled() else None  # gone once cancelled
-            try:
-                async for response in behavior(request, context):
-                    yield response
-                code = _code_set(context)
-            except BaseException as exc:
-                code = _code_of(exc, context)
-                raise
-            finally:
-                calls.record(started, Outcome(code, peer, request))
-
-        observed: Callable[..., Any] = streamed
-    elif not inspect.isgeneratorfunction(behavior):
-
-        async def answered(request: Any, context: Context) -> Any:
-            started, code = time.perf_counter(), "OK"
-            peer = context.peer() if access_log_enabled() else None
-            try:
-                response = behavior(request, context)
-                # A servicer method is a coroutine function, or (grpc's generated stubs of
-                # unimplemented methods) a plain one that sets a code and raises.
-                if inspect.isawaitable(response):
-                    response = await response
-                code = _code_set(context)
-                return response
-            except BaseException as exc:
-                code = _code_of(exc, context)
-                raise
-            finally:
-                calls.record(started, Outcome(code, peer, request))
-
-        observed = answered
-    else:
+        observed = _observed_generator(behavior, calls, streams)
+    elif inspect.isgeneratorfunction(behavior):
         return handler  # a synchronous streaming servicer: none is registered here
+    elif kind == "unary_unary":
+        observed = _observed_unary(behavior, calls)
+    else:  # a coroutine that sends with context.write (health's Watch)
+        observed = _observed_writer(behavior, calls, streams)
     return make_handler(
         observed,
         request_deserializer=handler.request_deserializer,
         response_serializer=handler.response_serializer,
     )
+
+
+def _observed_generator(
+    behavior: Callable[..., AsyncGenerator[Any, None]], calls: MethodCalls, streams: StreamBudget
+) -> Callable[..., AsyncIterator[Any]]:
+    async def streamed(request: Any, context: Context) -> AsyncIterator[Any]:
+        started, code = time.perf_counter(), "OK"
+        peer = context.peer() if access_log_enabled() else None  # gone once cancelled
+        streams.open += 1
+        try:
+            await _admit_stream(streams, context)
+            try:
+                async for response in _until_life_over(
+                    behavior(request, context), streams.max_life_s
+                ):
+                    yield response
+            except _LifeOver:
+                await _end_stream(streams, context)
+            code = _code_set(context)
+        except BaseException as exc:
+            code = _code_of(exc, context)
+            raise
+        finally:
+            streams.open -= 1
+            calls.record(started, Outcome(code, peer, request))
+
+    return streamed
+
+
+def _observed_unary(behavior: Callable[..., Any], calls: MethodCalls) -> Callable[..., Any]:
+    async def answered(request: Any, context: Context) -> Any:
+        started, code = time.perf_counter(), "OK"
+        peer = context.peer() if access_log_enabled() else None
+        try:
+            response = behavior(request, context)
+            # A servicer method is a coroutine function, or (grpc's generated stubs of
+            # unimplemented methods) a plain one that sets a code and raises.
+            if inspect.isawaitable(response):
+                response = await response
+            code = _code_set(context)
+            return response
+        except BaseException as exc:
+            code = _code_of(exc, context)
+            raise
+        finally:
+            calls.record(started, Outcome(code, peer, request))
+
+    return answered
+
+
+def _observed_writer(
+    behavior: Callable[..., Any], calls: MethodCalls, streams: StreamBudget
+) -> Callable[..., Any]:
+    async def written(request: Any, context: Context) -> Any:
+        started, code = time.perf_counter(), "OK"
+        peer = context.peer() if access_log_enabled() else None
+        streams.open += 1
+        try:
+            await _admit_stream(streams, context)
+            life = asyncio.timeout(streams.max_life_s)
+            try:
+                async with life:
+                    response = await behavior(request, context)
+            except TimeoutError:
+                if not life.expired():
+                    raise
+                await _end_stream(streams, context)
+            code = _code_set(context)
+            return response
+        except BaseException as exc:
+            code = _code_of(exc, context)
+            raise
+        finally:
+            streams.open -= 1
+            calls.record(started, Outcome(code, peer, request))
+
+    return written
+
+
+async def _admit_stream(streams: StreamBudget, context: Context) -> None:
+    """Aborts the stream (RESOURCE_EXHAUSTED) when more are open than allowed, this one
+    included."""
+    if streams.open > streams.max_open:
+        await context.abort(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            f"too many health and reflection streams open (limit {streams.max_open})",
+        )
+
+
+async def _end_stream(streams: StreamBudget, context: Context) -> None:
+    """Ends a stream whose life is over with UNAVAILABLE: the client calls again."""
+    await context.abort(
+        grpc.StatusCode.UNAVAILABLE,
+        f"stream ended after its maximum life of {streams.max_life_s:g} s; call again",
+    )
+
+
+async def _until_life_over(
+    responses: AsyncGenerator[Any, None], life_s: float
+) -> AsyncIterator[Any]:
+    """The responses of ``responses`` until it ends, or raises _LifeOver once ``life_s`` passed.
+
+    Each response is awaited in a task of its own, raced against the deadline: a stream
+    that has nothing to send (an idle Watch, a reflection stream waiting for its client)
+    is ended all the same. Only the standard services' streams pay for the task.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + life_s
+    step: asyncio.Future[Any] | None = None
+    try:
+        while True:
+            step = asyncio.ensure_future(anext(responses))
+            done, _ = await asyncio.wait({step}, timeout=max(0.0, deadline - loop.time()))
+            if not done:
+                raise _LifeOver
+            try:
+                response = step.result()
+            except StopAsyncIteration:
+                return
+            step = None
+            yield response
+    finally:
+        if step is not None and not step.done():
+            # The generator runs inside this task: it must stop before it can be closed.
+            step.cancel()
+            await asyncio.gather(step, return_exceptions=True)
+        await responses.aclose()
 
 
 def _code_set(context: Context) -> str:

@@ -30,6 +30,7 @@ from ledgerd.api.calls import MethodCalls, Outcome, access_log_enabled
 from ledgerd.api.errors import details_json, rich_status, status_of
 from ledgerd.api.handlers import Handlers
 from ledgerd.api.openapi import DOCUMENT
+from ledgerd.api.rest_connections import GuardedSite
 from ledgerd.api.rest_errors import (
     Detail,
     code_of_http_status,
@@ -88,7 +89,8 @@ class RestGateway:
 
     Like the gRPC server, it answers RESOURCE_EXHAUSTED past ``max_concurrent_calls``
     calls in progress (counted apart from gRPC's), so neither protocol can queue unbounded
-    work behind the other's limit.
+    work behind the other's limit. Its connections are bounded in number and in how long
+    a client may hold one without a request (``ledgerd.api.rest_connections``).
     """
 
     def __init__(
@@ -98,10 +100,17 @@ class RestGateway:
         authenticator: Authenticator,
         *,
         max_concurrent_calls: int,
+        max_connections: int,
+        header_read_timeout_s: float,
+        keepalive_timeout_s: float,
     ) -> None:
         self._handlers = handlers
         self._auth = authenticator
         self._max_concurrent_calls = max_concurrent_calls
+        self._max_connections = max_connections
+        self._header_read_timeout_s = header_read_timeout_s
+        self._keepalive_timeout_s = keepalive_timeout_s
+        self.site: GuardedSite | None = None
         self._calls_in_progress = 0
         self._host, _, port = address.rpartition(":")
         self._port = int(port)
@@ -124,9 +133,20 @@ class RestGateway:
         self._app = app
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self._app, access_log=None)
+        # aiohttp's keep-alive is also its timer for a next request's head (and for the
+        # first one, which the guard bounds tighter): see ledgerd.api.rest_connections.
+        self._runner = web.AppRunner(
+            self._app, access_log=None, keepalive_timeout=self._keepalive_timeout_s
+        )
         await self._runner.setup()
-        await web.TCPSite(self._runner, self._host, self._port, reuse_port=True).start()
+        self.site = GuardedSite(
+            self._runner,
+            self._host,
+            self._port,
+            max_connections=self._max_connections,
+            header_read_timeout_s=self._header_read_timeout_s,
+        )
+        await self.site.start()
 
     async def stop(self) -> None:
         self._handlers.end_streams()

@@ -31,13 +31,16 @@ class GrpcServer:
         *,
         max_concurrent_rpcs: int,
         authenticator: Authenticator,
+        max_introspection_streams: int,
+        introspection_stream_max_life_s: float,
         tls: tuple[bytes, bytes] | None = None,
         events: EventTail | None = None,
     ) -> None:
         self._health_source = health_source
+        # No maximum_concurrent_rpcs: grpc would count the health and reflection streams
+        # anyone may open against the same limit as BalanceService's calls. The gatekeeper
+        # gives each its own budget instead.
         self._server = grpc.aio.server(
-            # Past this many calls in progress, grpc answers RESOURCE_EXHAUSTED.
-            maximum_concurrent_rpcs=max_concurrent_rpcs,
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -48,7 +51,12 @@ class GrpcServer:
         servicer = BalanceServicer(self._handlers)
         # Every service goes through the gatekeeper, so every call is counted and logged;
         # only BalanceService's calls are checked.
-        gatekeeper = Gatekeeper(authenticator)
+        gatekeeper = Gatekeeper(
+            authenticator,
+            max_calls=max_concurrent_rpcs,
+            max_streams=max_introspection_streams,
+            stream_max_life_s=introspection_stream_max_life_s,
+        )
         gatekeeper.register(
             self._server, balance_pb2_grpc.add_BalanceServiceServicer_to_server, servicer
         )

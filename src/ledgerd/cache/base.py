@@ -92,8 +92,12 @@ class BalanceCache(Protocol):
             CacheUnavailable: the cache cannot be reached or refused the write.
         """
 
-    def serve_reads(self, ttl_s: float) -> None:
-        """Serve reads for ``ttl_s`` more seconds (the lease the fence granted).
+    def serve_reads(self, ttl_s: float, *, renew: bool) -> bool:
+        """Serve reads for ``ttl_s`` more seconds (the lease the fence granted). With
+        ``renew``, only extend a lease that still runs: False when there is none (it ran
+        out, or the cache lost its keys, say to a FLUSHDB), and a full sync must come
+        first, since a write delayed in flight may have created an entry older than
+        versions already answered while the entry was gone.
 
         Raises:
             CacheUnavailable: the cache cannot be reached.

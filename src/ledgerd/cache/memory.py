@@ -49,9 +49,9 @@ class MemoryCache:
         """Always: this process's memory holds nothing older than what it was given."""
         return True
 
-    def serve_reads(self, ttl_s: float) -> None:
+    def serve_reads(self, ttl_s: float, *, renew: bool) -> bool:
         """Nothing to lease: only this process reads and writes its memory."""
-        return None
+        return True
 
     def eviction_risk(self) -> str | None:
         """None: evicting a balance here only makes its next read miss (writes that may be

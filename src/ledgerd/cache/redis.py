@@ -18,7 +18,12 @@ while the *serving lease* key exists:
   stale instance. This also covers a replica promoted by failover.
 * The lease (``ledgerd.cache.fence``) ends when an answer could not be written
   here: the process that answered raised the fence in the store and waited the
-  lease out, and the leader grants no new one before a full sync repairs.
+  lease out, and the leader grants no new one before a full sync repairs. A
+  lease that vanished before its time (FLUSHDB, FLUSHALL) is not renewed either:
+  a write-back delayed in flight may have created an older entry in the empty
+  Redis, so a full sync comes first. Deleting single balance keys by hand is not
+  supported (nothing can tell such a DEL apart); drop the whole prefix, lease
+  key included, or FLUSHDB.
 
 The script's text names the key prefix, so each deployment sharing a Redis has
 its own SHA. Both checks run inside the script: a hit stays one round trip.
@@ -59,6 +64,7 @@ from ledgerd.constants import (
     DEFAULT_REDIS_PREFIX,
     REDIS_ABSENT_COUNT_KEY,
     REDIS_BALANCE_KEY,
+    REDIS_FULL_SYNC_KEY,
     REDIS_SERVING_KEY,
 )
 from ledgerd.domain.amounts import format_amount, parse_decimal
@@ -113,8 +119,20 @@ if redis.call('EXISTS', KEYS[2]) == 0 then
 end
 return redis.call('HMGET', KEYS[1], 'available', 'frozen', 'version')
 """
+# KEYS[1] = the full-sync marker, KEYS[2] = the serving lease; ARGV[1] = its milliseconds.
+# The first lease after a full sync: only if no FLUSHDB took the marker during the sync.
+_FIRST_LEASE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
+redis.call('DEL', KEYS[1])
+return 1
+"""
 # Keys per script call: large enough to amortise, small enough not to stall Redis.
 _KEYS_PER_CALL = 500
+# A full sync's marker outlives any sync, not an abandoned one for ever.
+_FULL_SYNC_MARKER_TTL_S = 3600
 # Eviction policies that may drop keys without an expiry, i.e. real balances.
 _UNSAFE_POLICY_PREFIX = "allkeys-"
 
@@ -138,6 +156,7 @@ class RedisCache:
         self._timeout_s = timeout_s
         self._balance_prefix = prefix + REDIS_BALANCE_KEY
         self._serving_key = prefix + REDIS_SERVING_KEY
+        self._full_sync_key = prefix + REDIS_FULL_SYNC_KEY
         self._absent_count_key = prefix + REDIS_ABSENT_COUNT_KEY
         self._negative_entries_max = negative_entries_max
         # One retry on a fresh connection: a restart leaves dead sockets in the pool.
@@ -149,6 +168,7 @@ class RedisCache:
             retry=Retry(NoBackoff(), 1),
         )
         self._write_script = self._client.register_script(_LAST_WRITE_WINS)
+        self._first_lease_script = self._client.register_script(_FIRST_LEASE)
         # Newlines in a prefix would end the Lua comment.
         self._read_text = _READ.format(prefix=prefix.replace("\n", " ").replace("\r", " "))
         self._read_sha = _sha1(self._read_text)
@@ -247,14 +267,19 @@ class RedisCache:
         except RedisError as exc:
             raise self._trip(exc) from exc
 
-    def serve_reads(self, ttl_s: float) -> None:
+    def serve_reads(self, ttl_s: float, *, renew: bool) -> bool:
         """Raises: CacheUnavailable: Redis cannot be reached (or is full)."""
         ttl_ms = int(ttl_s * 1000)
         try:
-            if ttl_ms > 0:
-                self._client.set(self._serving_key, "1", px=ttl_ms)
-            else:
+            if ttl_ms <= 0:
                 self._client.delete(self._serving_key)
+                return False
+            if renew:
+                # XX: a lease that vanished (ran out, FLUSHDB) is granted again only after a
+                # full sync.
+                return bool(self._client.set(self._serving_key, "1", px=ttl_ms, xx=True))
+            keys = [self._full_sync_key, self._serving_key]
+            return bool(self._first_lease_script(keys=keys, args=[ttl_ms]))
         except RedisError as exc:
             raise CacheUnavailable(f"redis: {exc}") from exc
 
@@ -268,6 +293,7 @@ class RedisCache:
             self._url,
             self._timeout_s,
             self._absent_count_key,
+            self._full_sync_key,
             self.balance_key,
             self._read_text,
             self._read_sha,
@@ -355,11 +381,13 @@ class RedisFullSync:
         url: str,
         timeout_s: float,
         absent_count_key: str,
+        marker_key: str,
         key_of: Callable[[Account], str],
         read_text: str,
         read_sha: str,
     ) -> None:
         self._absent_count_key = absent_count_key
+        self._marker_key = marker_key
         self._key_of = key_of
         self._read_text, self._read_sha = read_text, read_sha
         try:
@@ -373,6 +401,9 @@ class RedisFullSync:
                 single_connection_client=True,
                 retry=Retry(NoBackoff(), 0),
             )
+            # The marker: a FLUSHDB during the sync takes it, and no lease follows
+            # (``RedisCache.serve_reads``).
+            self._client.set(marker_key, "1", ex=_FULL_SYNC_MARKER_TTL_S)
         except RedisError as exc:
             raise CacheUnavailable(f"redis full sync: {exc}") from exc
         self._script = self._client.register_script(_LAST_WRITE_WINS)
@@ -392,6 +423,8 @@ class RedisFullSync:
             CacheUnavailable: the connection failed; the cache stays unready.
         """
         try:
+            if not self._client.exists(self._marker_key):
+                raise CacheUnavailable("redis full sync: keys lost during the sync (flushed?)")
             sha = self._client.script_load(self._read_text)
         except RedisError as exc:
             raise CacheUnavailable(f"redis full sync: {exc}") from exc

@@ -112,7 +112,9 @@ class CacheUpdater:
         self._synced_generation: int | None = None
         self._lease_renewed_at = 0.0
         self._lease_refused: str | None = None  # why the cache may not serve, when it may not
-        self._consumer = event_log.consumer(group_id)
+        # Derived data: past records retention removed, the feed goes on from the oldest
+        # kept, and the periodic full sync repairs what it missed (docs/operations.md).
+        self._consumer = event_log.consumer(group_id, skip_lost_records=True)
         self._subscribed = False
         self._pending: _Batch | None = None
         self._feed_healthy = True
@@ -250,12 +252,13 @@ class CacheUpdater:
             self._full_sync_wanted = False
             self._synced_generation = generation
             synced = True
-        self._renew_lease()
+        self._renew_lease(renew=not synced)
         return synced
 
-    def _renew_lease(self) -> None:
+    def _renew_lease(self, *, renew: bool = True) -> None:
         """Let the cache serve for another lease, if the fence still stands at the generation
-        the cache was synced for and the cache cannot evict balances."""
+        the cache was synced for and the cache cannot evict balances; ``renew``: only if its
+        lease still runs (else a full sync first: see ``BalanceCache.serve_reads``)."""
         generation = self._synced_generation
         if generation is None:
             return
@@ -276,7 +279,11 @@ class CacheUpdater:
                 log.warning("cache read fence raised during the lease; a full sync follows")
                 self._full_sync_wanted = True
                 return
-            self._cache.serve_reads(lease_s)
+            if not self._cache.serve_reads(lease_s, renew=renew):
+                log.warning("cache lease gone before its time (flushed?); running a full sync")
+                self._full_sync_wanted = True
+                metrics.CACHE_LEASE_REMAINING.set(0)
+                return
             self._lease_renewed_at = time.monotonic()
             metrics.CACHE_LEASE_REMAINING.set(lease_s)
         except LedgerError as exc:

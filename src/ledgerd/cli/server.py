@@ -13,7 +13,7 @@ from ledgerd.cli.exit_codes import ExitCode
 from ledgerd.cli.parsing import Commands, add_command
 from ledgerd.errors import LedgerError, MissingExtra
 from ledgerd.logs import configure_logging
-from ledgerd.settings import load_settings
+from ledgerd.settings import Settings, load_settings
 
 
 def add_commands(commands: Commands) -> None:
@@ -82,4 +82,26 @@ def cmd_migrate(_: argparse.Namespace) -> int:
         # One shard prints as before shards existed; several name each one.
         prefix = f"shard {shard.shard_id} of {len(shards)}: " if len(shards) > 1 else ""
         print(f"{prefix}schema version {change.before} -> {change.after}: {shard.where}")
+    print(f"topics {', '.join(_create_topics(settings))}: ready")
     return 0
+
+
+def _create_topics(settings: Settings) -> list[str]:
+    """Create the service's topics if missing (clients never create one by using it);
+    returns their names.
+
+    Raises:
+        LogUnavailable: the log did not answer, or a topic has another partition count.
+    """
+    from ledgerd.app import service_topics
+    from ledgerd.log import open_log
+
+    topics = service_topics(settings)
+    event_log = open_log(
+        settings.log_url, data_dir=settings.data_dir, partition_count=settings.partitions
+    )
+    try:
+        event_log.ensure_topics(topics)
+    finally:
+        event_log.close()
+    return topics

@@ -14,6 +14,8 @@ class ConsumerConfig:
     batch_delay_s: float = 0.1
     poll_timeout_s: float = 1.0
     max_retries: int = 3
+    # Tries of a record whose decision raises before it is dead-lettered (counted durably).
+    max_decision_failures: int = 3
     retry_base_s: float = 0.1
     pause_s: float = 5.0
     max_accounts_in_memory: int = 1_000_000  # over all owned partitions

@@ -16,12 +16,19 @@ log = structlog.get_logger(__name__)
 _FLUSH_TIMEOUT_S = 30.0
 
 
+# Why a record was dead-lettered: its ``reason`` header and the DLQ metric's label.
+POISON = "poison"  # undecodable, invalid, or not produced by the outbox
+STORE_REJECTED = "store_rejected"  # the database refuses its values, every time
+DECISION_FAILED = "decision_failed"  # deciding it raised, max_decision_failures times
+
+
 @dataclass(frozen=True, slots=True)
 class Poison:
     """A record that can never be applied, and why."""
 
     record: LogRecord
     error: str
+    reason: str = POISON
 
 
 class DeadLetters:
@@ -51,6 +58,7 @@ class DeadLetters:
                 record.value,
                 headers=[
                     ("error", item.error.encode()),
+                    ("reason", item.reason.encode()),
                     ("source-topic", record.topic.encode()),
                     ("source-partition", str(record.partition).encode()),
                     ("source-offset", str(record.offset).encode()),
@@ -60,8 +68,13 @@ class DeadLetters:
         remaining = self._producer.flush(_FLUSH_TIMEOUT_S)
         if remaining or errors:
             raise LogUnavailable(f"could not write {len(poison)} messages to the DLQ")
-        metrics.DLQ_MESSAGES.inc(len(poison))
-        log.warning("messages sent to the DLQ", count=len(poison), first_error=poison[0].error)
+        for item in poison:
+            metrics.DLQ_MESSAGES.labels(reason=item.reason).inc()
+            record = item.record
+            log.warning(
+                "message sent to the DLQ", reason=item.reason, topic=record.topic,
+                partition=record.partition, offset=record.offset, error=item.error,
+            )  # fmt: skip
 
     def close(self) -> None:
         self._producer.close()

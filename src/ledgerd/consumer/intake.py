@@ -5,6 +5,13 @@ whose epoch fences every later commit, until it is revoked or a commit is
 fenced. The log position of an owned partition only ever moves past records
 that were committed, or back to the store's position; records are never
 skipped: failing partitions are paused and re-read, not passed over.
+
+Nor does the log skip them for us (``contiguity``): at each claim the store's
+position must be inside what the log holds, in the same incarnation of the
+topic, and each record read must be the next offset of its partition. A gap
+stops that partition alone (the others go on), with an error logged, the
+``ledgerd_partition_gap`` gauge set and health showing it, until an operator
+repairs it (docs/operations.md, "Retention and gaps") and it is claimed again.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import structlog
 
 from ledgerd import metrics
 from ledgerd.consumer.config import ConsumerConfig
+from ledgerd.consumer.contiguity import Contiguity, claim_gap
 from ledgerd.errors import Fenced, LedgerError
 from ledgerd.log.base import EventLog, LogRecord
 from ledgerd.store.base import PartitionClaim, Store
@@ -49,6 +57,9 @@ class Intake:
         self._consumer = event_log.consumer(config.group_id)
         self._claims: dict[int, PartitionClaim] = {}
         self._paused_until: dict[int, float] = {}
+        self._contiguity = Contiguity()
+        # Stopped at their claim: owned, but never handed to the log to read.
+        self._unread: set[int] = set()
         self._subscribed = False
         self._next_lag_report = 0.0
         self._lag = 0
@@ -60,6 +71,11 @@ class Intake:
     @property
     def paused(self) -> list[int]:
         return sorted(self._paused_until)
+
+    @property
+    def stopped(self) -> Mapping[int, str]:
+        """Partitions stopped by a gap in the log, with the reason."""
+        return dict(self._contiguity.stopped)
 
     @property
     def lag(self) -> int:
@@ -88,8 +104,17 @@ class Intake:
                     break
                 records += more
         self._report_lag()
-        # Records of partitions no longer owned (revoked or fenced) are not ours to apply.
-        return [r for r in records if r.partition in self._claims]
+        for partition, offset in self._consumer.gaps().items():
+            if partition in self._claims:
+                self._stop(
+                    partition, f"offset {offset} is not in the log (removed, or past its end)"
+                )
+        # Only records that continue their partition: of partitions no longer owned
+        # (revoked or fenced), or stopped, none is ours to apply.
+        kept, stopped = self._contiguity.admit(records)
+        for partition, reason in stopped.items():
+            self._stop(partition, reason)
+        return kept
 
     def positions(self, records: Sequence[LogRecord]) -> list[PartitionClaim]:
         """Each partition's claim moved past the last of its records (what a commit writes)."""
@@ -121,18 +146,32 @@ class Intake:
             claim = self._claims[partition]
             claim = replace(claim, next_offset=stored.get(partition, claim.next_offset))
             self._claims[partition] = claim
-            self._consumer.seek(partition, claim.next_offset)
+            self._seek(partition, claim.next_offset)
         log.info("consumer rewound to the store's positions", partitions=owned)
         return owned
 
     # -- ownership ------------------------------------------------------------
     def _assigned(self, partitions: Sequence[int]) -> Mapping[int, int]:
+        """Claim each partition and check that the log holds its stored position; the
+        start offsets of those that pass (the others stay owned, stopped, unread)."""
+        topic = self._config.topic
         starts: dict[int, int] = {}
         for partition in partitions:
-            claim = self._store.claim_partition(self._config.topic, partition)
+            # Read before the claim: if the log does not answer, nothing is claimed yet.
+            identity = self._log.partition_identity(topic, partition)
+            claim = self._store.claim_partition(topic, partition, identity.topic_id)
             self._claims[partition] = claim
+            self._contiguity.forget(partition)
+            self._unread.discard(partition)
+            metrics.PARTITION_GAP.labels(partition=str(partition)).set(0)
             self._on_gained([partition])
+            gap = claim_gap(claim, identity)
+            if gap is not None:
+                self._unread.add(partition)
+                self._stop(partition, gap)
+                continue
             starts[partition] = claim.next_offset
+            self._contiguity.expect(partition, claim.next_offset)
         log.info("partitions assigned", partitions=list(partitions), starts=starts)
         return starts
 
@@ -140,6 +179,7 @@ class Intake:
         for partition in partitions:
             self._claims.pop(partition, None)
             self._paused_until.pop(partition, None)
+            self._forget(partition)
         self._on_lost(list(partitions))
         log.info("partitions revoked", partitions=list(partitions))
 
@@ -162,11 +202,12 @@ class Intake:
         log.warning("batch fenced", partitions=fenced, lost=lost, error=str(exc))
         for partition in lost:
             self._claims.pop(partition, None)
+            self._forget(partition)
         if lost:
             self._on_lost(lost)
         # The batch's other partitions (and those claimed again) were not committed either.
         for partition in in_batch - set(lost):
-            self._consumer.seek(partition, self._claims[partition].next_offset)
+            self._seek(partition, self._claims[partition].next_offset)
 
     def _claimed_since(self, partition: int, batch_epoch: int | None) -> bool:
         claim = self._claims.get(partition)
@@ -174,12 +215,13 @@ class Intake:
 
     def pause(self, records: Sequence[LogRecord], exc: LedgerError) -> None:
         """Stop reading partitions we cannot commit; never skip their messages."""
-        partitions = sorted({r.partition for r in records})
+        stopped = self._contiguity.stopped
+        partitions = sorted({r.partition for r in records} - set(stopped))
         log.error("consumer pausing partitions", partitions=partitions, error=str(exc))
         until = time.monotonic() + self._config.pause_s
         for partition in partitions:
             self._paused_until[partition] = until
-            self._consumer.seek(partition, self._claims[partition].next_offset)
+            self._seek(partition, self._claims[partition].next_offset)
         self._consumer.pause(partitions)
         metrics.CONSUMER_PAUSED_PARTITIONS.set(len(self._paused_until))
 
@@ -192,6 +234,37 @@ class Intake:
             self._consumer.resume(due)
             metrics.CONSUMER_PAUSED_PARTITIONS.set(len(self._paused_until))
             log.info("consumer resuming partitions", partitions=due)
+
+    def _seek(self, partition: int, offset: int) -> None:
+        """Read the partition from ``offset`` next (a stopped one stays stopped)."""
+        if partition in self._contiguity.stopped:
+            return
+        self._consumer.seek(partition, offset)
+        self._contiguity.expect(partition, offset)
+
+    def _stop(self, partition: int, reason: str) -> None:
+        """A gap: stop reading the partition, never skip past it; alert."""
+        if not self._contiguity.stop(partition, reason):
+            return
+        self._paused_until.pop(partition, None)
+        metrics.CONSUMER_PAUSED_PARTITIONS.set(len(self._paused_until))
+        if partition not in self._unread:
+            self._consumer.pause([partition])
+        metrics.PARTITION_GAP.labels(partition=str(partition)).set(1)
+        claim = self._claims.get(partition)
+        log.error(
+            "partition stopped: a gap in the log; nothing past it is applied",
+            topic=self._config.topic,
+            partition=partition,
+            next_offset=None if claim is None else claim.next_offset,
+            reason=reason,
+        )
+
+    def _forget(self, partition: int) -> None:
+        """No longer ours: nothing expected of it, and its gap is its next owner's."""
+        self._contiguity.forget(partition)
+        self._unread.discard(partition)
+        metrics.PARTITION_GAP.labels(partition=str(partition)).set(0)
 
     def _report_lag(self) -> None:
         now = time.monotonic()

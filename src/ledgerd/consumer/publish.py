@@ -49,8 +49,10 @@ class CommitPublisher:
         """Tell every follower about a committed batch; never raises for a cache outage."""
         # Just committed by the partition's one writer: the current balances, which may
         # create cache entries.
-        self._to_caches(balances, partition_of, create=True)
+        self._to_sink(balances, create=True)
         self._memory.remember(balances, partition_of)
+        if self._feed is not None:
+            self._feed.publish(balances, partition_of)
         if self._outcomes is not None:
             self._outcomes.publish(request_ids)
         if self._on_committed is not None:
@@ -61,23 +63,17 @@ class CommitPublisher:
     ) -> None:
         """Hand the caches balances committed earlier (they may have missed them); these
         only raise cache entries, since newer versions may exist."""
-        self._to_caches(balances, partition_of, create=False)
+        self._to_sink(balances, create=False)
+        if self._feed is not None:
+            self._feed.publish(balances, partition_of)
 
-    def _to_caches(
-        self,
-        balances: Mapping[Account, Balance],
-        partition_of: Mapping[Account, int],
-        *,
-        create: bool,
-    ) -> None:
+    def _to_sink(self, balances: Mapping[Account, Balance], *, create: bool) -> None:
         if self._sink is not None:
             try:
                 self._sink.put_many(balances.values(), create=create)
             except CacheUnavailable as exc:
                 # The cache catches up from later batches and its full sync.
                 log.warning("cache update failed", error=str(exc))
-        if self._feed is not None:
-            self._feed.publish(balances, partition_of)
 
     def poll(self) -> None:
         """Between batches: serve the feed's delivery reports."""

@@ -9,6 +9,12 @@ next offset together (``writer``; the offset update is a compare-and-set on the
 claim's epoch, so a consumer that lost a partition cannot commit), and only then
 tells memory, caches and waiters (``publish``).
 
+A record the store refuses every time (``StoreRejected``), or whose decision
+raises (``DecisionFailed``, counted in the store, dead-lettered after
+``max_decision_failures``), costs its partition one DLQ entry, not the pipeline:
+the failed batch is applied again in parts to find it (``isolate``), the rest of
+the batch commits, and healthy partitions are never paused for it.
+
 ``run`` is the loop a supervisor owns. When anything escapes a round, the batch
 in hand may or may not have been committed, so the next round first rewinds
 every owned partition to the store's position with its memory emptied: nothing
@@ -22,7 +28,7 @@ from __future__ import annotations
 import itertools
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -31,10 +37,11 @@ import structlog
 from ledgerd import metrics
 from ledgerd.cache.base import BalanceSink
 from ledgerd.consumer.config import ConsumerConfig
-from ledgerd.consumer.dead_letters import DeadLetters
+from ledgerd.consumer.dead_letters import DECISION_FAILED, STORE_REJECTED, DeadLetters, Poison
 from ledgerd.consumer.decide import BatchDecision, decide_batch
 from ledgerd.consumer.feed import CacheFeed
 from ledgerd.consumer.intake import Intake
+from ledgerd.consumer.isolate import Isolation, Refusal
 from ledgerd.consumer.memory import BalanceMemory
 from ledgerd.consumer.outcomes import OutcomeHub
 from ledgerd.consumer.provenance import SortedBatch, settle_checks, sort_batch
@@ -42,10 +49,10 @@ from ledgerd.consumer.publish import CommitPublisher
 from ledgerd.consumer.writer import BatchWriter
 from ledgerd.domain.model import LEGS_PER_MESSAGE, Account, Balance, ChangeRequest
 from ledgerd.domain.partitioning import partition_for_user
-from ledgerd.errors import Fenced, LedgerError
+from ledgerd.errors import DecisionFailed, Fenced, LedgerError, StoreRejected
 from ledgerd.log.base import EventLog, LogRecord
 from ledgerd.log.signing import MessageSigner
-from ledgerd.store.base import PartitionClaim, Store
+from ledgerd.store.base import DeadLettered, PartitionClaim, Store
 from ledgerd.support import failpoints
 from ledgerd.support.supervisor import Lifeline
 
@@ -112,6 +119,9 @@ class BatchConsumer:
         # One commit at a time, on its own thread, so the next batch is read meanwhile.
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="consumer-commit")
         self._in_flight: _Decided | None = None
+        # Partition -> the offset at which a decision failure is counted in the store: the
+        # commit that moves past it forgets the count. Read again at every rewind.
+        self._failing: dict[int, int] = {}
         self._rewind_due = False
         self._closed = False
 
@@ -161,6 +171,11 @@ class BatchConsumer:
     def owned_partitions(self) -> list[int]:
         return self._intake.owned
 
+    @property
+    def stopped_partitions(self) -> Mapping[int, str]:
+        """Partitions stopped by a gap in the log (nothing skipped), with the reason."""
+        return self._intake.stopped
+
     def lookup(self, account: Account) -> Balance | None:
         """The committed balance if this consumer owns the account's partition and holds it."""
         return self._memory.get(partition_for_user(account.user_id, self._partition_count), account)
@@ -197,6 +212,9 @@ class BatchConsumer:
         if self._rewind_due:
             self._finish_abandoned()
             self._gained(self._intake.rewind())
+            self._failing = {
+                f.partition: f.offset for f in self._store.record_failures(self._config.topic)
+            }
             self._rewind_due = False
         try:
             count = self._round(timeout_s if self._in_flight is None else 0.0)
@@ -252,7 +270,12 @@ class BatchConsumer:
             for record, change in batch.changes
         ]
         balances = self._memory.view(partition_of, self._store)
-        decision = decide_batch(requests, already_final, balances, now_ms, event_positions)
+        try:
+            decision = decide_batch(requests, already_final, balances, now_ms, event_positions)
+        except LedgerError:
+            raise
+        except Exception as exc:  # a bug, or a message no rule expected: find the record
+            raise DecisionFailed(f"deciding raised {type(exc).__name__}: {exc}") from exc
         if batch.poison:
             self._dead_letters.send(batch.poison)
         for stuck in decision.stuck_returns:
@@ -270,7 +293,11 @@ class BatchConsumer:
         )  # fmt: skip
 
     def _begin(self, records: Sequence[LogRecord], batch: SortedBatch) -> None:
-        decided = self._decide(records, batch)
+        try:
+            decided = self._decide(records, batch)
+        except DecisionFailed as exc:
+            self._isolate(records, exc)
+            return
         decided.commit = self._committer.submit(self._commit, decided)
         self._in_flight = decided
 
@@ -281,7 +308,19 @@ class BatchConsumer:
             decided.applied_at_ms,
             len(decided.records),
             decided.follow_up_group,
+            cleared_failures=self._cleared_failures(decided.positions),
         )
+
+    def _cleared_failures(self, positions: Sequence[PartitionClaim]) -> list[int]:
+        """Partitions whose counted decision failure these positions move past."""
+        if not self._failing:
+            return []
+        failing = self._failing
+        return [
+            p.partition
+            for p in positions
+            if p.partition in failing and failing[p.partition] < p.next_offset
+        ]
 
     def _finish(self, decided: _Decided) -> bool:
         """Wait for a batch's commit; publish it, or retry it here. True if it committed
@@ -292,6 +331,10 @@ class BatchConsumer:
             decided.commit.result()
         except Fenced as exc:
             self._intake.fence(decided.records, exc, decided.positions)
+            self._observe(decided)
+            return False
+        except (StoreRejected, DecisionFailed) as exc:
+            self._isolate(decided.records, exc)
             self._observe(decided)
             return False
         except LedgerError as exc:
@@ -329,6 +372,9 @@ class BatchConsumer:
             except Fenced as exc:  # only the commit fences: ``decided`` is bound
                 self._intake.fence(records, exc, decided.positions)
                 return
+            except (StoreRejected, DecisionFailed) as exc:
+                self._isolate(records, exc)
+                return
             except LedgerError as exc:
                 if not exc.retriable:
                     raise
@@ -341,6 +387,104 @@ class BatchConsumer:
         self._memory.reset(partitions)
         self._intake.pause(records, error)
 
+    # -- a batch that can never pass whole ---------------------------------------
+    def _isolate(self, records: Sequence[LogRecord], error: Refusal) -> None:
+        """Apply a batch the store refused, or whose decision raised, in parts: the parts
+        that pass commit, the culprits go to the DLQ (``isolate``)."""
+        # A partition revoked since the batch was polled is another consumer's to apply.
+        owned = set(self._intake.owned)
+        records = [r for r in records if r.partition in owned]
+        if not records:
+            return
+        partitions = sorted({r.partition for r in records})
+        log.warning(
+            "consumer batch refused; looking for the record", partitions=partitions,
+            records=len(records), error=str(error), reason=error.error_reason,
+        )  # fmt: skip
+        # Memory follows commits; the batch may come from a retry after an ambiguous one.
+        self._memory.reset(partitions)
+        isolation = Isolation(
+            self._apply_part,
+            self._dead_letter,
+            self._count_failure,
+            self._config.max_decision_failures,
+        )
+        try:
+            result = isolation.run(records, error)
+        except Fenced as exc:
+            self._memory.reset(partitions)
+            self._intake.fence(records, exc, self._intake.positions(records))
+            return
+        except LedgerError as exc:
+            self._memory.reset(partitions)
+            if not exc.retriable:
+                raise
+            # The store or the log failed meanwhile: what committed stays committed; the
+            # rest is read again, from each partition's committed position, after a pause.
+            self._intake.pause(records, exc)
+            return
+        for partition, held_by in sorted(result.held.items()):
+            self._memory.reset([partition])
+            self._intake.pause([r for r in records if r.partition == partition], held_by)
+
+    def _apply_part(self, records: Sequence[LogRecord]) -> None:
+        """Decide and commit part of a refused batch, checking every request's outcome."""
+        decided = self._decide(records, self._sort(records, check_all=True))
+        self._commit(decided)  # refused: nothing written, and memory follows only commits
+        self._published(decided)
+
+    def _dead_letter(self, record: LogRecord, error: Refusal) -> None:
+        """Send one record to the DLQ, then move its partition past it, its requests
+        recorded as dead-lettered (GetChange: FAILED)."""
+        reason = STORE_REJECTED if isinstance(error, StoreRejected) else DECISION_FAILED
+        text = f"{error.error_reason}: {error}"
+        # The DLQ first, durably: the commit below moves the offset past the record.
+        self._dead_letters.send([Poison(record, text, reason)])
+        request_ids = [
+            change.request_id for _, change in self._sort([record], check_all=True).changes
+        ]
+        letters = [
+            DeadLettered(rid, record.topic, record.partition, record.offset, reason, text)
+            for rid in request_ids
+        ]
+        (position,) = self._intake.positions([record])
+        cleared = self._cleared_failures([position])
+        now_ms = int(time.time() * 1000)
+        try:
+            self._writer.skip_dead_lettered(position, letters, now_ms, cleared_failures=cleared)
+        except StoreRejected as exc:
+            # Even the request ids are refused: the DLQ holds the record; move on anyway.
+            log.error("dead-letter rows refused; offset moved without them", error=str(exc))
+            self._writer.skip_dead_lettered(position, [], now_ms, cleared_failures=cleared)
+        self._intake.committed([position])
+        self._forget_failures([position])
+        # Waiters of these requests look again, and read FAILED.
+        self._publisher.publish({}, {}, request_ids)
+        log.error(
+            "record dead-lettered", reason=reason, topic=record.topic,
+            partition=record.partition, offset=record.offset, request_ids=request_ids,
+            error=text,
+        )  # fmt: skip
+
+    def _count_failure(self, record: LogRecord, error: DecisionFailed) -> int:
+        """Count, in the store, one more failure to decide ``record``; the count so far."""
+        metrics.CONSUMER_DECISION_FAILURES.inc()
+        attempts = self._store.count_record_failure(
+            record.topic, record.partition, record.offset, str(error), int(time.time() * 1000)
+        )
+        self._failing[record.partition] = record.offset
+        log.error(
+            "deciding a record failed", topic=record.topic, partition=record.partition,
+            offset=record.offset, attempts=attempts,
+            max_attempts=self._config.max_decision_failures, error=str(error),
+            exc_info=error.__cause__ or error,
+        )  # fmt: skip
+        return attempts
+
+    def _forget_failures(self, positions: Sequence[PartitionClaim]) -> None:
+        for partition in self._cleared_failures(positions):
+            del self._failing[partition]
+
     def _published(self, decided: _Decided) -> None:
         decision = decided.decision
         # Counted before waiters wake, so a caller answered APPLIED finds it in the metrics.
@@ -352,6 +496,7 @@ class BatchConsumer:
             decision.balances, decided.partition_of, [o.request_id for o in decision.outcomes]
         )
         self._intake.committed(decided.positions)
+        self._forget_failures(decided.positions)
         if decided.follow_up_group is not None and self._send_on is not None:
             # Committed with the batch: a crash before they are in the log leaves them to
             # the outbox sweep, which publishes their group again.

@@ -5,6 +5,13 @@ records with increasing offsets. Producers report delivery asynchronously
 (through ``poll``/``flush``), like Kafka's. Consumers are told which
 partitions they own and say from which offset to resume: ledgerd keeps the
 authoritative position in its store, not in the log.
+
+Nothing is ever skipped: a consumer reads a partition from the offset it is
+given and never jumps (no reset to the earliest or latest offset; a position
+the log no longer holds is reported by ``gaps``), and each partition tells
+its identity (``partition_identity``: which incarnation of the topic, which
+offsets it still holds) so that the owner of the position can check that the
+log it resumes from is the one it stopped in.
 """
 
 from __future__ import annotations
@@ -15,7 +22,8 @@ from typing import Protocol
 
 # Called once per published record: None when durable, else the error.
 DeliveryCallback = Callable[[Exception | None], None]
-# Given newly assigned partitions, returns the offset to resume each from.
+# Given newly assigned partitions, returns the offset to resume each from; a partition
+# left out of the answer stays owned but is not read (stopped until assigned again).
 OnAssign = Callable[[Sequence[int]], Mapping[int, int]]
 # Called with partitions taken away (before another consumer gets them, when possible).
 OnRevoke = Callable[[Sequence[int]], None]
@@ -31,6 +39,19 @@ class LogRecord:
     key: bytes
     value: bytes
     headers: tuple[tuple[str, bytes], ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionIdentity:
+    """Which log a partition is, and which offsets it still holds."""
+
+    # The topic's incarnation: Kafka's topic id; a topic deleted and created again has
+    # another one, and its offsets start over.
+    topic_id: str
+    # The oldest offset still held: retention (or DeleteRecords) moves it up.
+    start_offset: int
+    # The offset the next record will get.
+    end_offset: int
 
 
 class LogProducer(Protocol):
@@ -66,6 +87,11 @@ class LogConsumer(Protocol):
 
     def poll_batch(self, max_records: int, timeout_s: float) -> Sequence[LogRecord]:
         """Up to ``max_records`` records, waiting at most ``timeout_s`` for the first."""
+
+    def gaps(self) -> Mapping[int, int]:
+        """Partitions whose read position the log does not hold (removed by retention, or
+        past its end), with that position, found since the last call. Such a partition is
+        not read again until ``seek``: a consumer never jumps to another offset."""
 
     def commit(self, next_offsets: Mapping[int, int]) -> None:
         """Record progress in the log too, so lag is visible (advisory only)."""
@@ -111,7 +137,17 @@ class EventLog(Protocol):
         then retried until delivered instead of timing out, and what could still leave
         a gap fails every queued record instead."""
 
-    def consumer(self, group_id: str) -> LogConsumer: ...
+    def consumer(self, group_id: str, *, skip_lost_records: bool = False) -> LogConsumer:
+        """A consumer in ``group_id``. It never skips a record the log no longer holds
+        (``gaps`` reports it) unless ``skip_lost_records``: then it moves on to the oldest
+        record still held, for readers of derived data that can repair a gap otherwise."""
+
+    def partition_identity(self, topic: str, partition: int) -> PartitionIdentity:
+        """The partition's topic incarnation and the offsets it holds.
+
+        Raises:
+            LogUnavailable: the log did not answer, or has no such topic.
+        """
 
     def end_offsets(self, topic: str) -> Mapping[int, int]:
         """The offset the next record of each partition will get."""

@@ -4,6 +4,10 @@ Records are rows keyed by (topic, partition, offset); a publish batch is one
 transaction with synchronous=FULL, so a delivered record survives a crash.
 Consumers in the same process wait on a condition instead of polling the
 file. A group has one member: the embedded deployment runs one process.
+
+Records are never deleted, so a partition's offsets have no gaps; each topic
+gets a random id when created, so a log file replaced by another (deleted,
+restored from elsewhere) is told apart from the one a position was read in.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import json
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +25,7 @@ import msgspec
 
 from ledgerd.domain.partitioning import murmur2
 from ledgerd.errors import LogUnavailable
-from ledgerd.log.base import DeliveryCallback, LogRecord, OnAssign, OnRevoke
+from ledgerd.log.base import DeliveryCallback, LogRecord, OnAssign, OnRevoke, PartitionIdentity
 from ledgerd.support.sqlite import ThreadConnections
 
 _SCHEMA = [
@@ -35,7 +40,8 @@ _SCHEMA = [
     ) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS topics (
         topic TEXT PRIMARY KEY,
-        partitions INTEGER NOT NULL
+        partitions INTEGER NOT NULL,
+        topic_id TEXT NOT NULL DEFAULT ''
     )""",
     """CREATE TABLE IF NOT EXISTS group_offsets (
         group_id TEXT NOT NULL,
@@ -68,6 +74,15 @@ class EmbeddedLog:
         with self._db.write() as connection:
             for statement in _SCHEMA:
                 connection.execute(statement)
+            columns = {row[1] for row in connection.execute("PRAGMA table_info(topics)")}
+            if "topic_id" not in columns:  # a file from before topic ids
+                connection.execute(
+                    "ALTER TABLE topics ADD COLUMN topic_id TEXT NOT NULL DEFAULT ''"
+                )
+            for (topic,) in connection.execute("SELECT topic FROM topics WHERE topic_id = ''"):
+                connection.execute(
+                    "UPDATE topics SET topic_id = ? WHERE topic = ?", (_new_topic_id(), topic)
+                )
         for topic, partitions in self._db.read("SELECT topic, partitions FROM topics"):
             self._topics[topic] = partitions
         for topic, partition, end in self._db.read(
@@ -79,9 +94,9 @@ class EmbeddedLog:
         with self._db.write() as connection:
             for topic in topics:
                 connection.execute(
-                    "INSERT INTO topics (topic, partitions) VALUES (?, ?)"
+                    "INSERT INTO topics (topic, partitions, topic_id) VALUES (?, ?, ?)"
                     " ON CONFLICT (topic) DO NOTHING",
-                    (topic, self.partition_count),
+                    (topic, self.partition_count, _new_topic_id()),
                 )
         for topic, partitions in self._db.read("SELECT topic, partitions FROM topics"):
             self._topics[topic] = partitions
@@ -96,8 +111,19 @@ class EmbeddedLog:
         # Always gapless: a flush writes everything it buffered in one transaction.
         return EmbeddedProducer(self)
 
-    def consumer(self, group_id: str) -> EmbeddedConsumer:
+    def consumer(self, group_id: str, *, skip_lost_records: bool = False) -> EmbeddedConsumer:
+        # Nothing is ever lost here (no retention): there is nothing to skip.
         return EmbeddedConsumer(self, group_id)
+
+    def partition_identity(self, topic: str, partition: int) -> PartitionIdentity:
+        rows = self._db.read("SELECT topic_id FROM topics WHERE topic = ?", (topic,))
+        if not rows:
+            raise LogUnavailable(f"unknown topic {topic!r}")
+        end = self.end_offsets(topic).get(partition, 0)
+        ((start,),) = self._db.read(
+            "SELECT MIN(offset) FROM records WHERE topic = ? AND partition = ?", (topic, partition)
+        )
+        return PartitionIdentity(rows[0][0], end if start is None else start, end)
 
     def end_offsets(self, topic: str) -> Mapping[int, int]:
         with self._appended:
@@ -177,6 +203,10 @@ class EmbeddedLog:
                 " DO UPDATE SET next_offset = excluded.next_offset",
                 [(group_id, topic, p, offset) for p, offset in offsets.items()],
             )
+
+
+def _new_topic_id() -> str:
+    return uuid.uuid4().hex
 
 
 # The stored headers, [[name, text], ...] as ``publish`` writes them: msgspec reads them
@@ -307,6 +337,11 @@ class EmbeddedConsumer:
                 break
             records += self._log.read(topic, partition, position, room)
         return records
+
+    def gaps(self) -> Mapping[int, int]:
+        # Records are never deleted; a position past the end waits for records, and the
+        # owner's contiguity check sees any record that is not the one it expects.
+        return {}
 
     def commit(self, next_offsets: Mapping[int, int]) -> None:
         if self._topic is not None and next_offsets:

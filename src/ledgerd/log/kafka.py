@@ -11,7 +11,12 @@ Consumer: group membership decides which partitions this process owns; the
 positions come from ledgerd's store. librdkafka only honours offsets set in
 ``on_assign`` when the callback calls ``assign()`` itself, so it does. Auto
 commit is off; offsets are committed to Kafka after the store commit, only
-so that lag is visible to Kafka tools.
+so that lag is visible to Kafka tools. ``auto.offset.reset=error``: a position
+the broker no longer holds (retention, DeleteRecords, a recreated topic) is
+reported (``gaps``) instead of jumped over, unless the reader asked to skip
+lost records (derived data). No client creates topics by using them
+(``allow.auto.create.topics=false``): a deleted topic stays deleted until
+``ensure_topics`` (``ledgerd migrate``, or a start) creates it, with a new id.
 
 Every client hands librdkafka's log lines to the stdlib logger
 ``confluent_kafka`` (so they come out as JSON like the rest, see
@@ -36,12 +41,13 @@ from confluent_kafka import (
     KafkaException,
     Message,
     Producer,
+    TopicCollection,
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from ledgerd.errors import LedgerError, LogUnavailable
-from ledgerd.log.base import DeliveryCallback, LogRecord, OnAssign, OnRevoke
+from ledgerd.log.base import DeliveryCallback, LogRecord, OnAssign, OnRevoke, PartitionIdentity
 
 log = structlog.get_logger(__name__)
 
@@ -136,18 +142,22 @@ class KafkaLog:
                 "batch.num.messages": 10_000,
                 "compression.type": "lz4",
                 "partitioner": "murmur2_random",
+                # A deleted topic must not come back empty because a record was sent to it.
+                "allow.auto.create.topics": False,
                 "logger": _LIBRDKAFKA_LOG,
             }
         )
 
-    def consumer(self, group_id: str) -> KafkaConsumer:
+    def consumer(self, group_id: str, *, skip_lost_records: bool = False) -> KafkaConsumer:
         return KafkaConsumer(
             {
                 "bootstrap.servers": self._bootstrap,
                 "group.id": group_id,
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
-                "auto.offset.reset": "earliest",
+                # "error": a position the broker no longer holds is reported, never jumped.
+                "auto.offset.reset": "earliest" if skip_lost_records else "error",
+                "allow.auto.create.topics": False,
                 "session.timeout.ms": self._session_timeout_ms,
                 "heartbeat.interval.ms": max(self._session_timeout_ms // 5, 100),
                 "partition.assignment.strategy": "range",
@@ -158,18 +168,11 @@ class KafkaLog:
 
     def end_offsets(self, topic: str) -> Mapping[int, int]:
         with self._watermarks_lock:
-            if self._watermarks is None:
-                self._watermarks = Consumer(
-                    {
-                        "bootstrap.servers": self._bootstrap,
-                        "group.id": "ledgerd-watermarks",
-                        "logger": _LIBRDKAFKA_LOG,
-                    }
-                )
+            watermarks = self._watermark_consumer()
             try:
                 return {
                     # Short: the consumer thread asks this between batches.
-                    partition: self._watermarks.get_watermark_offsets(
+                    partition: watermarks.get_watermark_offsets(
                         TopicPartition(topic, partition), timeout=1.0
                     )[1]
                     for partition in range(self.partition_count)
@@ -177,7 +180,39 @@ class KafkaLog:
             except KafkaException as exc:
                 raise LogUnavailable(f"kafka watermarks: {exc}") from exc
             finally:
-                self._watermarks.poll(0)  # delivers its queued log lines
+                watermarks.poll(0)  # delivers its queued log lines
+
+    def _watermark_consumer(self) -> Consumer:
+        """The consumer that reads watermarks (never subscribes); hold the lock."""
+        if self._watermarks is None:
+            self._watermarks = Consumer(
+                {
+                    "bootstrap.servers": self._bootstrap,
+                    "group.id": "ledgerd-watermarks",
+                    "allow.auto.create.topics": False,
+                    "logger": _LIBRDKAFKA_LOG,
+                }
+            )
+        return self._watermarks
+
+    def partition_identity(self, topic: str, partition: int) -> PartitionIdentity:
+        try:
+            described = self._admin.describe_topics(
+                TopicCollection([topic]), request_timeout=_ADMIN_TIMEOUT_S
+            )[topic].result()
+        except KafkaException as exc:
+            raise LogUnavailable(f"kafka topic {topic}: {exc}") from exc
+        finally:
+            self._admin.poll(0)  # delivers its queued log lines
+        with self._watermarks_lock:
+            watermarks = self._watermark_consumer()
+            try:
+                low, high = _watermark_offsets(watermarks, topic, partition)
+            except KafkaException as exc:
+                raise LogUnavailable(f"kafka offsets of {topic}[{partition}]: {exc}") from exc
+            finally:
+                watermarks.poll(0)  # delivers its queued log lines
+        return PartitionIdentity(str(described.topic_id), low, high)
 
     def last_record(self, topic: str, partition: int) -> LogRecord | None:
         reader = self._plain_consumer()
@@ -228,6 +263,11 @@ class KafkaLog:
                 "group.id": f"ledgerd-reader-{uuid.uuid4().hex}",
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
+                # Readers start at offsets they read from the broker a moment before; if
+                # retention removes those first, they go on from the oldest still held
+                # (events carry their sequence number: a client sees the gap).
+                "auto.offset.reset": "earliest",
+                "allow.auto.create.topics": False,
                 "fetch.wait.max.ms": 50,
                 # Prefetch per reader (librdkafka's default is 64 MiB): a server holds up
                 # to LEDGERD_EVENTS_MAX_TAILS of them, some read by slow clients.
@@ -407,6 +447,7 @@ class KafkaConsumer:
         self._topic: str | None = None
         self._on_assign: OnAssign | None = None
         self._on_revoke: OnRevoke | None = None
+        self._gaps: dict[int, int] = {}
         self._closed = False
 
     def subscribe(self, topic: str, on_assign: OnAssign, on_revoke: OnRevoke) -> None:
@@ -449,10 +490,19 @@ class KafkaConsumer:
             if error is not None:
                 if error.fatal():
                     raise LogUnavailable(f"kafka consumer: {error}")
+                if error.code() == KafkaError._AUTO_OFFSET_RESET:
+                    # auto.offset.reset=error: the position is gone; librdkafka stops
+                    # fetching the partition until it is sought.
+                    self._gaps[message.partition() or 0] = message.offset() or 0
+                    continue
                 log.warning("kafka consumer error", error=str(error))
                 continue
             records.append(_record(message))
         return records
+
+    def gaps(self) -> Mapping[int, int]:
+        found, self._gaps = self._gaps, {}
+        return found
 
     def commit(self, next_offsets: Mapping[int, int]) -> None:
         if self._topic is None or not next_offsets:

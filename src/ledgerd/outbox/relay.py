@@ -112,6 +112,7 @@ class Relay:
         retry_base_ms: int = 100,
         retry_max_ms: int = 30_000,
         queue_max: int = 1_000_000,
+        unfinished_warn_s: float = 300.0,
         may_sweep: Callable[[], bool] = lambda: True,
         outbox_lock: Callable[[], LockToken | None] = lambda: None,
     ) -> None:
@@ -126,6 +127,7 @@ class Relay:
         self._retry_base_ms = retry_base_ms
         self._retry_max_ms = retry_max_ms
         self._queue_max = queue_max
+        self._unfinished_warn_ms = int(unfinished_warn_s * 1000)
         self._may_sweep = may_sweep
         self._outbox_lock = outbox_lock
         self._queue: deque[_Outgoing] = deque()
@@ -217,6 +219,9 @@ class Relay:
             # The sweep is a singleton job: with several relays, only the leader's runs.
             if self._may_sweep():
                 self._sweep(sweep_min_age_s)
+            else:
+                # The leader reports it: a former leader's last figure must not linger.
+                metrics.OLDEST_UNFINISHED_AGE.set(0)
         with self._lock:
             batch = [self._queue.popleft() for _ in range(min(self._batch_max, len(self._queue)))]
         for outgoing in batch:
@@ -312,6 +317,7 @@ class Relay:
             self._next_count = time.monotonic() + COUNT_INTERVAL_S
             for status, count in self._store.count_unfinished().items():
                 metrics.OUTBOX_ROWS.labels(status=status.name.lower()).set(count)
+            self._report_unfinished(now_ms)
         rows = self._store.find_unsent(cutoff_ms, self._batch_max)
         oldest = max((now_ms - row.created_at_ms for row in rows), default=0)
         metrics.OUTBOX_OLDEST_UNSENT_AGE.set(max(oldest, 0) / 1000)
@@ -330,6 +336,19 @@ class Relay:
             keep = {row.group_id for row in rows if row.group_id is not None}
             horizon_ms = max(2 * (now_ms - cutoff_ms), STALE_GROUP_MIN_AGE_MS)
             self._store.delete_stale_groups(now_ms - horizon_ms, keep, token)
+
+    def _report_unfinished(self, now_ms: int) -> None:
+        """Whatever its status, a request without an outcome for long was lost somewhere
+        (a gap in the log, a stopped partition, a broken relay): say so."""
+        oldest_ms = self._store.oldest_unfinished_ms()
+        age_ms = 0 if oldest_ms is None else max(now_ms - oldest_ms, 0)
+        metrics.OLDEST_UNFINISHED_AGE.set(age_ms / 1000)
+        if age_ms > self._unfinished_warn_ms:
+            log.warning(
+                "an accepted request has had no outcome for too long",
+                age_s=age_ms / 1000,
+                warn_after_s=self._unfinished_warn_ms / 1000,
+            )
 
     def _delete_finished(self, cutoff_ms: int) -> None:
         """Rows with an outcome are done: delete them, a bounded amount per sweep."""

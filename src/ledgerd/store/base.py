@@ -31,6 +31,31 @@ class PartitionClaim:
     partition: int
     epoch: int
     next_offset: int
+    # The topic incarnation ``next_offset`` was read in (``PartitionIdentity.topic_id``),
+    # '' while none is recorded.
+    topic_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLettered:
+    """A request whose log record went to the DLQ: from its commit on, the request reads
+    FAILED (until an outcome, after a replay, says otherwise)."""
+
+    request_id: str
+    topic: str
+    partition: int
+    offset: int
+    reason: str  # "store_rejected" or "decision_failed"
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordFailure:
+    """How often deciding the record at ``offset`` of a partition failed (durable)."""
+
+    partition: int
+    offset: int
+    attempts: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +78,10 @@ class BatchCommit:
     # group: in the same transaction, so an applied debit always has its credit.
     follow_ups: Sequence[ChangeRequest] = ()
     follow_up_group: str | None = None
+    # Requests of records dead-lettered with this commit (their offsets are in positions).
+    dead_letters: Sequence[DeadLettered] = ()
+    # Partitions whose failure count (``RecordFailure``) this commit moves past: forgotten.
+    cleared_failures: Sequence[int] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,10 +144,12 @@ class Store(Protocol):
         """The schema version recorded in the database; 0 before the first migrate."""
 
     def ping(self) -> None:
-        """Check the database answers.
+        """Check the database answers, and would take a write now.
 
         Raises:
-            StoreUnavailable: it does not.
+            StoreReadOnly: it answers reads but refuses writes (a read-only or failed-over
+                database, writes stopped after an I/O error on the embedded store).
+            StoreUnavailable: it does not answer.
         """
 
     def close(self) -> None:
@@ -189,6 +220,10 @@ class Store(Protocol):
     def count_unfinished(self) -> Mapping[ChangeStatus, int]:
         """Outbox rows without an outcome (requests in flight), by outbox status."""
 
+    def oldest_unfinished_ms(self) -> int | None:
+        """When the oldest outbox row without an outcome was created, whatever its status
+        (None when every row has one)."""
+
     def delete_finished_requests(self, created_before_ms: int, limit: int, lock: LockToken) -> int:
         """Delete up to ``limit`` outbox rows created before the time that have an
         outcome (their journal entry or rejection answers for them from then on), only
@@ -222,8 +257,12 @@ class Store(Protocol):
         ``generation``; False if a newer one was raised."""
 
     # -- consumer -------------------------------------------------------------
-    def claim_partition(self, topic: str, partition: int) -> PartitionClaim:
-        """Take ownership of a partition: bump its epoch, return where to resume."""
+    def claim_partition(self, topic: str, partition: int, topic_id: str = "") -> PartitionClaim:
+        """Take ownership of a partition: bump its epoch, return where to resume.
+
+        ``topic_id`` (the log's topic incarnation now) is recorded if the position has
+        none yet; the claim returns the recorded one, for the caller to compare.
+        """
 
     def load_balances(self, accounts: Collection[Account]) -> Mapping[Account, Balance]:
         """Stored balances of the accounts that have one."""
@@ -235,8 +274,20 @@ class Store(Protocol):
             TransientStoreError: among others, a request of the batch already has an
                 outcome (a unique key); nothing was written, and the consumer decides
                 the batch again reading every request's outcome.
-            Fenced: a position's epoch is no longer current; nothing was written.
+            StoreRejected: the database refuses some values of the batch, and always
+                will; nothing was written (the consumer looks for the record).
+            Fenced: a position's epoch is no longer current, or it would move a stored
+                offset backwards; nothing was written.
         """
+
+    def count_record_failure(
+        self, topic: str, partition: int, offset: int, error: str, now_ms: int
+    ) -> int:
+        """One more failure to decide the record at ``offset``; returns its count so far
+        (1 when the partition's last count was for another record)."""
+
+    def record_failures(self, topic: str) -> Sequence[RecordFailure]:
+        """The failure counts kept, one per partition at most."""
 
     # -- reads ----------------------------------------------------------------
     def get_balances(self, user_id: int, currency: str | None) -> Sequence[Balance]:

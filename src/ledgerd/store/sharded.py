@@ -44,6 +44,7 @@ from ledgerd.store.base import (
     ChooseNew,
     LockToken,
     PartitionClaim,
+    RecordFailure,
     UnsentRequest,
 )
 from ledgerd.store.sql.core import SqlStore
@@ -208,6 +209,10 @@ class ShardedStore:
                 total[status] += count
         return dict(total)
 
+    def oldest_unfinished_ms(self) -> int | None:
+        found = self._each(lambda shard: shard.oldest_unfinished_ms())
+        return min((ms for ms in found if ms is not None), default=None)
+
     def delete_finished_requests(self, created_before_ms: int, limit: int, lock: LockToken) -> int:
         deleted = 0
         for shard in self._shards:  # one shard at a time, the limit shared
@@ -236,8 +241,9 @@ class ShardedStore:
         return self._shards[0].grant_lease(name, generation, ttl_ms)
 
     # -- consumer -------------------------------------------------------------
-    def claim_partition(self, topic: str, partition: int) -> PartitionClaim:
-        return self._shards[self.shard_of_partition(partition)].claim_partition(topic, partition)
+    def claim_partition(self, topic: str, partition: int, topic_id: str = "") -> PartitionClaim:
+        shard = self._shards[self.shard_of_partition(partition)]
+        return shard.claim_partition(topic, partition, topic_id)
 
     def load_balances(self, accounts: Collection[Account]) -> Mapping[Account, Balance]:
         by_shard = self._by_user_shard((account.user_id, account) for account in accounts)
@@ -261,6 +267,13 @@ class ShardedStore:
         # A follow-up goes to the outbox of the shard whose decision sent it (the user it
         # names as counterparty), in that shard's transaction.
         follow_ups = self._by_user_shard((f.counterparty_user_id, f) for f in batch.follow_ups)
+        # Dead letters and failure counts live with their partition's offset.
+        dead_letters = defaultdict(list)
+        for letter in batch.dead_letters:
+            dead_letters[self.shard_of_partition(letter.partition)].append(letter)
+        cleared = defaultdict(list)
+        for partition in batch.cleared_failures:
+            cleared[self.shard_of_partition(partition)].append(partition)
         touched = set(positions) | set(balances) | set(journal) | set(rejections)
         return {
             shard: BatchCommit(
@@ -271,9 +284,21 @@ class ShardedStore:
                 batch.applied_at_ms,
                 follow_ups.get(shard, []),
                 batch.follow_up_group if shard in follow_ups else None,
+                dead_letters.get(shard, []),
+                cleared.get(shard, []),
             )
             for shard in touched | set(follow_ups)
         }
+
+    def count_record_failure(
+        self, topic: str, partition: int, offset: int, error: str, now_ms: int
+    ) -> int:
+        shard = self._shards[self.shard_of_partition(partition)]
+        return shard.count_record_failure(topic, partition, offset, error, now_ms)
+
+    def record_failures(self, topic: str) -> Sequence[RecordFailure]:
+        found = [f for part in self._each(lambda s: s.record_failures(topic)) for f in part]
+        return sorted(found, key=lambda f: f.partition)
 
     # -- reads ----------------------------------------------------------------
     def get_balances(self, user_id: int, currency: str | None) -> Sequence[Balance]:

@@ -12,6 +12,7 @@ import secrets
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import replace
 
 from ledgerd.domain.model import (
     Account,
@@ -26,6 +27,7 @@ from ledgerd.store.base import (
     ChooseNew,
     LockToken,
     PartitionClaim,
+    RecordFailure,
     ShardIdentity,
     UnsentRequest,
 )
@@ -49,12 +51,18 @@ _PENDING, _SENT, _FAILED = (
 )
 _FINAL = (int(ChangeStatus.APPLIED), int(ChangeStatus.REJECTED))
 _MESSAGE_KEY = "log-message-key"
+# Error texts kept in the store are cut to this many characters (the columns hold 1024).
+ERROR_TEXT_MAX = 1000
 # An outbox row has an outcome when its request is journaled or rejected (or, for rows
 # written before schema 3, when its own status says so).
 _HAS_OUTCOME = (
     "(EXISTS (SELECT 1 FROM journal j WHERE j.request_id = change_requests.request_id)"
     " OR EXISTS (SELECT 1 FROM rejections r WHERE r.request_id = change_requests.request_id)"
     f" OR change_requests.status IN ({_FINAL[0]}, {_FINAL[1]}))"
+)
+
+_DEAD_LETTERED = (
+    "EXISTS (SELECT 1 FROM dead_letters d WHERE d.request_id = change_requests.request_id)"
 )
 
 
@@ -162,8 +170,7 @@ class SqlStore:
         return recorded
 
     def ping(self) -> None:
-        with self._dialect.autocommit() as session:
-            session.query("SELECT 1")
+        self._dialect.ping()
 
     def close(self) -> None:
         self._dialect.close()
@@ -252,6 +259,12 @@ class SqlStore:
             (row[0], rows.stored_request(row, self._off))
             for row in _rows_by_request_id(session, "rejections", REJECTION_AS_REQUEST, ids)
         )
+        # Only requests still without an outcome can have been dead-lettered: a new request
+        # (the acceptor's common case) or a decided one costs no look here.
+        waiting = [rid for rid, stored in found.items() if not stored.status.is_final]
+        if waiting:
+            for (rid,) in _rows_by_request_id(session, "dead_letters", "request_id", waiting):
+                found[rid] = replace(found[rid], status=ChangeStatus.FAILED)
         return found
 
     def _select_journal(self, session: Session, ids: Sequence[str]) -> dict[str, JournalEntry]:
@@ -294,9 +307,12 @@ class SqlStore:
             f"status = {_PENDING} AND created_at_ms < ? AND (group_id IS NULL OR EXISTS"
             " (SELECT 1 FROM publish_groups g WHERE g.group_id = change_requests.group_id))"
         )
+        # A dead-lettered request was in the log (a delivery reported failed may still have
+        # landed): publishing it again would only dead-letter it again.
         scans = [
             f"SELECT * FROM (SELECT {columns} FROM change_requests WHERE {condition}"
-            f" AND NOT {_HAS_OUTCOME} ORDER BY created_at_ms LIMIT ?) AS unsent"
+            f" AND NOT {_HAS_OUTCOME} AND NOT {_DEAD_LETTERED}"
+            " ORDER BY created_at_ms LIMIT ?) AS unsent"
             for condition in (pending, f"status = {_FAILED}")
         ]
         with self._dialect.autocommit() as session:
@@ -337,6 +353,21 @@ class SqlStore:
             ):
                 counts[ChangeStatus(status)] = int(count)
         return counts
+
+    def oldest_unfinished_ms(self) -> int | None:
+        oldest: int | None = None
+        with self._dialect.autocommit() as session:
+            # Status by status, in (status, created_at_ms) index order: the first row
+            # without an outcome ends each scan.
+            for status in (_PENDING, _SENT, _FAILED):
+                found = session.query(
+                    f"SELECT created_at_ms FROM change_requests WHERE status = {status}"
+                    f" AND NOT {_HAS_OUTCOME} ORDER BY created_at_ms LIMIT 1",
+                    [],
+                )
+                if found and (oldest is None or int(found[0][0]) < oldest):
+                    oldest = int(found[0][0])
+        return oldest
 
     def delete_finished_requests(self, created_before_ms: int, limit: int, lock: LockToken) -> int:
         # Read the ids first (a consistent read takes no locks), then delete by primary key:
@@ -459,21 +490,27 @@ class SqlStore:
         return True
 
     # -- consumer -------------------------------------------------------------
-    def claim_partition(self, topic: str, partition: int) -> PartitionClaim:
+    def claim_partition(self, topic: str, partition: int, topic_id: str = "") -> PartitionClaim:
         keys_ = ["topic", "partition_id"]
+        proposed = self._dialect.excluded("topic_id")
         with self._dialect.transaction() as session:
             session.execute(
-                "INSERT INTO partition_offsets (topic, partition_id, next_offset, epoch)"
-                " VALUES (?, ?, 0, 1) "
-                + self._dialect.on_conflict_update(keys_, "epoch = epoch + 1"),
-                [topic, partition],
+                "INSERT INTO partition_offsets (topic, partition_id, next_offset, epoch, topic_id)"
+                " VALUES (?, ?, 0, 1, ?) "
+                + self._dialect.on_conflict_update(
+                    keys_,
+                    # A recorded topic id stays: the caller compares it with the log's.
+                    "epoch = epoch + 1, topic_id = CASE WHEN topic_id = ''"
+                    f" THEN {proposed} ELSE topic_id END",
+                ),
+                [topic, partition, topic_id],
             )
-            ((next_offset, epoch),) = session.query(
-                "SELECT next_offset, epoch FROM partition_offsets"
+            ((next_offset, epoch, recorded),) = session.query(
+                "SELECT next_offset, epoch, topic_id FROM partition_offsets"
                 " WHERE topic = ? AND partition_id = ?",
                 [topic, partition],
             )
-        return PartitionClaim(topic, partition, int(epoch), int(next_offset))
+        return PartitionClaim(topic, partition, int(epoch), int(next_offset), str(recorded))
 
     def load_balances(self, accounts: Collection[Account]) -> Mapping[Account, Balance]:
         found: dict[Account, Balance] = {}
@@ -496,10 +533,18 @@ class SqlStore:
         dialect = self._dialect
         with dialect.transaction() as session:
             for position in batch.positions:
+                # Never backwards: a lower offset would apply records a second time
+                # (the journal's unique request_id would refuse them, the offset stays).
                 moved = session.execute(
                     "UPDATE partition_offsets SET next_offset = ?"
-                    " WHERE topic = ? AND partition_id = ? AND epoch = ?",
-                    [position.next_offset, position.topic, position.partition, position.epoch],
+                    " WHERE topic = ? AND partition_id = ? AND epoch = ? AND next_offset <= ?",
+                    [
+                        position.next_offset,
+                        position.topic,
+                        position.partition,
+                        position.epoch,
+                        position.next_offset,
+                    ],
                 )
                 if moved != 1:
                     raise Fenced(
@@ -538,6 +583,66 @@ class SqlStore:
                     session.text,
                 ):
                     session.execute(statement)
+            if batch.dead_letters or batch.cleared_failures:
+                self._write_dead_letters(session, batch)
+
+    def _write_dead_letters(self, session: Session, batch: BatchCommit) -> None:
+        """A commit's dead letters, and the failure counts of records it moves past (rare:
+        statements with parameters, one per row)."""
+        columns = ("topic", "partition_id", "log_offset", "reason", "error", "dead_lettered_at_ms")
+        again = self._dialect.on_conflict_update(
+            ["request_id"], ", ".join(f"{c} = {self._dialect.excluded(c)}" for c in columns)
+        )
+        for letter in batch.dead_letters:
+            session.execute(
+                f"INSERT INTO dead_letters (request_id, {', '.join(columns)})"
+                f" VALUES (?, ?, ?, ?, ?, ?, ?) {again}",
+                [
+                    letter.request_id, letter.topic, letter.partition, letter.offset,
+                    letter.reason, letter.error[:ERROR_TEXT_MAX], batch.applied_at_ms,
+                ],
+            )  # fmt: skip
+        next_offsets = {p.partition: (p.topic, p.next_offset) for p in batch.positions}
+        for partition in batch.cleared_failures:
+            if partition in next_offsets:
+                topic, next_offset = next_offsets[partition]
+                session.execute(
+                    "DELETE FROM record_failures"
+                    " WHERE topic = ? AND partition_id = ? AND log_offset < ?",
+                    [topic, partition, next_offset],
+                )
+
+    def count_record_failure(
+        self, topic: str, partition: int, offset: int, error: str, now_ms: int
+    ) -> int:
+        with self._dialect.transaction() as session:
+            found = session.query(
+                "SELECT log_offset, attempts FROM record_failures"
+                f" WHERE topic = ? AND partition_id = ?{self._dialect.locking_read}",
+                [topic, partition],
+            )
+            same = bool(found) and int(found[0][0]) == offset
+            attempts = int(found[0][1]) + 1 if same else 1
+            columns = ("log_offset", "attempts", "error", "updated_at_ms")
+            session.execute(
+                "INSERT INTO record_failures (topic, partition_id, log_offset, attempts, error,"
+                " updated_at_ms) VALUES (?, ?, ?, ?, ?, ?) "
+                + self._dialect.on_conflict_update(
+                    ["topic", "partition_id"],
+                    ", ".join(f"{c} = {self._dialect.excluded(c)}" for c in columns),
+                ),
+                [topic, partition, offset, attempts, error[:ERROR_TEXT_MAX], now_ms],
+            )
+        return attempts
+
+    def record_failures(self, topic: str) -> Sequence[RecordFailure]:
+        with self._dialect.autocommit() as session:
+            found = session.query(
+                "SELECT partition_id, log_offset, attempts FROM record_failures WHERE topic = ?"
+                " ORDER BY partition_id",
+                [topic],
+            )
+        return [RecordFailure(int(p), int(o), int(a)) for p, o, a in found]
 
     # -- reads ----------------------------------------------------------------
     def get_balances(self, user_id: int, currency: str | None) -> Sequence[Balance]:

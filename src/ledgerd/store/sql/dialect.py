@@ -74,6 +74,14 @@ class Dialect(Encoding, Protocol):
         """A condition: ``(columns)`` equals one of the row literals ``(a, b)``."""
 
     # -- connections ------------------------------------------------------------
+    def ping(self) -> None:
+        """Check the database answers, and would take a write now.
+
+        Raises:
+            StoreReadOnly: it answers reads but refuses writes.
+            StoreUnavailable: it does not answer.
+        """
+
     def transaction(self) -> AbstractContextManager[Session]:
         """A read-write transaction, committed on normal exit, rolled back on error.
 

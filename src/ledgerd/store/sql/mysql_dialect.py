@@ -22,11 +22,51 @@ import MySQLdb
 from MySQLdb.constants import CLIENT, FIELD_TYPE
 from MySQLdb.converters import conversions
 
-from ledgerd.errors import LedgerError, StoreUnavailable, TransientStoreError
+from ledgerd.errors import (
+    LedgerError,
+    StoreReadOnly,
+    StoreRejected,
+    StoreUnavailable,
+    TransientStoreError,
+)
 from ledgerd.store.pool import ConnectionPool
 from ledgerd.store.sql.dialect import Row, Session
 
 _DEADLOCK, _LOCK_WAIT_TIMEOUT, _DUPLICATE_KEY = 1213, 1205, 1062
+# The server answers but refuses writes: read_only (1290, a replica or a failed-over
+# primary), a read-only transaction (1792), innodb_read_only (1036), no write privilege
+# (1142). Retriable, and not the record's fault: nothing here may dead-letter a message.
+_REFUSES_WRITES = frozenset({1290, 1792, 1036, 1142})
+# Health's write probe: refused like any write when the server is read-only, yet it
+# changes nothing (no row matches), so a probe each second costs no binlog or undo.
+_WRITE_PROBE = "UPDATE leader_locks SET owner = owner WHERE 1 = 0"
+# The server refuses the values themselves (strict mode): the same statement fails the same
+# way every time, so retrying it only stalls the partition. Codes of values and constraints
+# only; a statement or schema error (unknown column 1054, no such table 1146, syntax 1064)
+# would refuse every record alike, so it stays "unavailable" and pauses instead of
+# dead-lettering the whole stream.
+DETERMINISTIC_CODES = frozenset(
+    {
+        1048,  # ER_BAD_NULL_ERROR: column cannot be null
+        1263,  # ER_WARN_NULL_TO_NOTNULL
+        1264,  # ER_WARN_DATA_OUT_OF_RANGE
+        1265,  # WARN_DATA_TRUNCATED
+        1292,  # ER_TRUNCATED_WRONG_VALUE
+        1300,  # ER_INVALID_CHARACTER_STRING
+        1364,  # ER_NO_DEFAULT_FOR_FIELD
+        1366,  # ER_TRUNCATED_WRONG_VALUE_FOR_FIELD: incorrect value
+        1367,  # ER_ILLEGAL_VALUE_FOR_TYPE
+        1406,  # ER_DATA_TOO_LONG
+        1411,  # ER_WRONG_VALUE_FOR_TYPE
+        1216,  # ER_NO_REFERENCED_ROW (foreign key, old form)
+        1217,  # ER_ROW_IS_REFERENCED
+        1451,  # ER_ROW_IS_REFERENCED_2
+        1452,  # ER_NO_REFERENCED_ROW_2
+        1690,  # ER_DATA_OUT_OF_RANGE: arithmetic overflow
+        3819,  # ER_CHECK_CONSTRAINT_VIOLATED (MySQL)
+        4025,  # ER_CONSTRAINT_FAILED: a CHECK constraint (MariaDB)
+    }
+)
 _CONVERSIONS = {**conversions, FIELD_TYPE.NEWDECIMAL: str, FIELD_TYPE.DECIMAL: str}
 
 
@@ -54,11 +94,27 @@ class MysqlUrl:
 
 
 def translate(exc: MySQLdb.Error) -> LedgerError:
-    """Map a driver error to ledgerd's hierarchy (retriable or not)."""
+    """Map a driver error to ledgerd's hierarchy (retriable or not).
+
+    Deadlocks, lock waits and a lost insert race may succeed next time; values the server
+    refuses never will (``StoreRejected``); a server that refuses writes (read-only or
+    failed over: 1290, 1792, 1036, 1142) is ``StoreReadOnly``, retriable; anything else
+    (connection lost, timeouts) is the database being unusable now.
+    """
     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
+    if code in _REFUSES_WRITES:
+        return StoreReadOnly(f"mysql {code}: {exc.args[-1]}")
     if code in (_DEADLOCK, _LOCK_WAIT_TIMEOUT, _DUPLICATE_KEY):
         return TransientStoreError(f"mysql {code}: {exc.args[-1]}")
+    if code in DETERMINISTIC_CODES:
+        return StoreRejected(f"mysql {code}: {exc.args[-1]}", code)
     return StoreUnavailable(f"mysql {code}: {exc.args[-1] if exc.args else exc}")
+
+
+def _is_on(value: object) -> bool:
+    """A server variable's truth: 1 on MySQL, ON or NO_LOCK… where MariaDB 11 made it a set."""
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    return text.upper() not in {"", "0", "OFF"}
 
 
 @functools.lru_cache(maxsize=256)
@@ -167,6 +223,19 @@ class MysqlDialect:
             )
         except MySQLdb.Error as exc:
             raise translate(exc) from exc
+
+    def ping(self) -> None:
+        # The variables name the cause; the probe catches what they do not show (a
+        # read-only session, missing privileges). A user with SUPER may still write to
+        # a read_only server, which is exactly the replica it must not write to.
+        with self.autocommit() as session:
+            ((read_only, innodb_read_only),) = session.query(
+                "SELECT @@global.read_only, @@global.innodb_read_only"
+            )
+            if _is_on(read_only) or _is_on(innodb_read_only):
+                variable = "read_only" if _is_on(read_only) else "innodb_read_only"
+                raise StoreReadOnly(f"mysql @@{variable} is ON (a replica, or failed over?)")
+            session.execute(_WRITE_PROBE)
 
     @contextmanager
     def transaction(self) -> Iterator[MysqlSession]:
@@ -278,7 +347,7 @@ class MysqlDialect:
             if warnings:
                 # LOAD DATA LOCAL turns strict-mode errors into warnings: a value it
                 # truncated or clamped must fail the batch, not land altered.
-                raise StoreUnavailable(f"LOAD DATA into {table}: {warnings} warnings")
+                raise StoreRejected(f"LOAD DATA into {table}: {warnings} warnings")
         finally:
             os.unlink(path)
 

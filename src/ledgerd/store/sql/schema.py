@@ -291,8 +291,78 @@ _V5 = Migration(
         ],
     },
 )
-MIGRATIONS: Sequence[Migration] = (*_MIGRATIONS_TO_V4, _V5)
+# Never skip a log record (docs/operations.md, "Retention and gaps"): each partition's
+# position records which incarnation of the topic it was read in (Kafka's topic id; ''
+# until the next claim records it), so a topic deleted and created again is told apart.
+_V6 = Migration(
+    6,
+    "the topic id of each partition's position",
+    by_dialect={
+        "sqlite": ["ALTER TABLE partition_offsets ADD COLUMN topic_id TEXT NOT NULL DEFAULT ''"],
+        "mysql": [
+            "ALTER TABLE partition_offsets ADD COLUMN IF NOT EXISTS topic_id"
+            f" VARCHAR(64) {_ASCII} NOT NULL DEFAULT ''"
+        ],
+    },
+)
+# Poison records (docs/operations.md, "Dead-letter topic"): a request whose log record went to
+# the DLQ (the database refused its values, or deciding it failed too often) is recorded
+# with where it was and why, in the transaction that moves its partition past it, so
+# GetChange answers FAILED instead of PENDING for ever; and the failures of deciding the
+# record a partition is stuck at are counted here (one row per partition), so the count
+# survives restarts and the record is dead-lettered after N tries instead of crash-looping
+# the consumer. Version 7: step 6 belongs to another change (merged before this one).
+_V7 = Migration(
+    7,
+    "dead letters and record failures",
+    by_dialect={
+        "sqlite": [
+            """CREATE TABLE IF NOT EXISTS dead_letters (
+                request_id TEXT PRIMARY KEY,
+                topic TEXT NOT NULL,
+                partition_id INTEGER NOT NULL,
+                log_offset INTEGER NOT NULL,
+                reason TEXT NOT NULL,
+                error TEXT NOT NULL,
+                dead_lettered_at_ms INTEGER NOT NULL
+            ) WITHOUT ROWID""",
+            """CREATE TABLE IF NOT EXISTS record_failures (
+                topic TEXT NOT NULL,
+                partition_id INTEGER NOT NULL,
+                log_offset INTEGER NOT NULL,
+                attempts INTEGER NOT NULL,
+                error TEXT NOT NULL,
+                updated_at_ms INTEGER NOT NULL,
+                PRIMARY KEY (topic, partition_id)
+            )""",
+        ],
+        "mysql": [
+            f"""CREATE TABLE IF NOT EXISTS dead_letters (
+                request_id VARCHAR(72) {_ASCII} NOT NULL,
+                topic VARCHAR(249) {_ASCII} NOT NULL,
+                partition_id INT NOT NULL,
+                log_offset BIGINT NOT NULL,
+                reason VARCHAR(32) {_ASCII} NOT NULL,
+                error VARCHAR(1024) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+                dead_lettered_at_ms BIGINT NOT NULL,
+                PRIMARY KEY (request_id)
+            ) ENGINE=InnoDB""",
+            f"""CREATE TABLE IF NOT EXISTS record_failures (
+                topic VARCHAR(249) {_ASCII} NOT NULL,
+                partition_id INT NOT NULL,
+                log_offset BIGINT NOT NULL,
+                attempts INT UNSIGNED NOT NULL,
+                error VARCHAR(1024) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+                updated_at_ms BIGINT NOT NULL,
+                PRIMARY KEY (topic, partition_id)
+            ) ENGINE=InnoDB""",
+        ],
+    },
+)
+MIGRATIONS: Sequence[Migration] = (*_MIGRATIONS_TO_V4, _V5, _V6, _V7)
 
 LATEST_VERSION = MIGRATIONS[-1].version
 # The first version with the shard_identity table.
 SHARD_IDENTITY_VERSION = 4
+# The first version with the dead_letters and record_failures tables.
+DEAD_LETTERS_VERSION = 7

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from ledgerd.errors import StoreUnavailable
+from ledgerd.errors import StoreReadOnly, StoreUnavailable
 from ledgerd.store.sql.dialect import Row, Session
 from ledgerd.support.sqlite import ThreadConnections
 
@@ -58,7 +58,12 @@ class SqliteDialect:
 
     def __init__(self, path: Path, busy_timeout_s: float = 30.0) -> None:
         self.path = path
-        self._db = ThreadConnections(path, StoreUnavailable, busy_timeout_s)
+        self._db = ThreadConnections(path, StoreUnavailable, busy_timeout_s, stopped=StoreReadOnly)
+
+    def ping(self) -> None:
+        self._db.read("SELECT 1")
+        if self._db.fault is not None:
+            raise StoreReadOnly(f"writes stopped after {self._db.fault}; restart once fixed")
 
     def on_conflict_update(self, keys: Sequence[str], assignments: str) -> str:
         return f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {assignments}"
