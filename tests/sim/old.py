@@ -16,7 +16,16 @@ Taken from the code at 48fa04b (``git show 48fa04b:src/ledgerd/reads.py`` and
 * R4: every write created missing entries (the old script had no ``create``),
   so a historical write (a feed replay, a late publish, a duplicate or GetChange
   writing back its journal entry's balance after) planted an old version where
-  an entry had been evicted or deleted.
+  an entry had been evicted or deleted. Since 84386f7 nothing the simulation does
+  removes a balance while a lease runs (a FLUSHDB takes the lease too, eviction
+  only takes keys with an expiry, a DEL of one balance is unsupported), so it no
+  longer reaches R4: the ``create`` flag is now a second line of defence.
+* FLUSH (seed 1355, fixed in 84386f7): the leader renewed the serving lease with
+  a plain ``SET serving PX ttl``, so a lease a FLUSHDB had taken came back at the
+  next renewal, over an emptied Redis into which a write-back delayed in flight
+  (``create``, of a version read before the flush and since superseded) could
+  still land; and a full sync had no marker, so one during which Redis was
+  flushed completed and granted a lease all the same.
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ from ledgerd.domain.model import Account, Balance, ChangeStatus
 from ledgerd.errors import CacheUnavailable
 from ledgerd.reads import AnswerWriteBack
 from ledgerd.service import ChangeAnswer, LedgerService, _answer
-from sim.redis import SimRedisClient, _versions
+from sim.redis import SimFullSync, SimRedisClient, _versions
 
 
 class SwallowingWriteBack(AnswerWriteBack):
@@ -132,3 +141,32 @@ class BalanceAfterService(LedgerService):
         }
         after = [a.balance for a in answers.values() if a.balance is not None]
         return answers, self._write_back.publish(after, began)
+
+
+class UnmarkedFullSync(SimFullSync):
+    """FLUSH (marker half): the old ``RedisFullSync``: no marker set, none checked by
+    ``complete``."""
+
+    check_marker = False
+
+    def __init__(self, client: SimRedisClient) -> None:
+        self._client = client
+        self._instance = client.call(lambda: client.server.instance)
+
+
+class UncheckedLeaseClient(SimRedisClient):
+    """FLUSH: the old ``serve_reads``, an unconditional ``SET serving PX ttl``:
+    ``renew_unchecked`` for a renewal (no ``XX``), ``sync_unmarked`` for the first lease
+    after a full sync (no marker script; and the old full sync, without a marker)."""
+
+    renew_unchecked = True
+    sync_unmarked = True
+
+    def serve_reads(self, ttl_s: float, *, renew: bool) -> bool:
+        if not (self.renew_unchecked if renew else self.sync_unmarked):
+            return super().serve_reads(ttl_s, renew=renew)
+        self.call(lambda: self.server.set_lease(ttl_s, "set", self.name))
+        return True
+
+    def begin_full_sync(self) -> SimFullSync:
+        return UnmarkedFullSync(self) if self.sync_unmarked else super().begin_full_sync()

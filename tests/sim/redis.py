@@ -2,12 +2,19 @@
 
 Server side (``SimRedis``): one hash per account, written by the last-write-wins
 script (a version only ever replaces a lower one; only ``create`` writes add a
-missing entry); the serving lease (a key with an expiry); the read script, which
-answers only while it is loaded (never after a restart: Redis does not persist
-scripts) and the lease key exists. Faults: a restart (down for a while, then an
-older RDB snapshot, no script, no lease), a stall (commands queue and run, in
-arrival order, when it ends), a full Redis (every write refused, reads served),
-DEL or eviction of one key.
+missing entry); the serving lease (a key with an expiry: renewed with ``SET ...
+XX``, only while it exists; the first lease after a full sync granted by a script
+only while the sync's marker exists, which it deletes); the full-sync marker (set
+when a sync begins, checked by ``complete``); the read script, which answers only
+while it is loaded (never after a restart: Redis does not persist scripts) and
+the lease key exists. Faults: a restart (down for a while, then an older RDB
+snapshot, keys with an expiry included unless it passed; no script), a stall
+(commands queue and run, in arrival order, when it ends), a full Redis (every
+write refused, reads served), a FLUSHDB (every key goes, lease and marker
+included; scripts stay), and eviction of one key *with an expiry* (a negative
+entry, the lease, the marker): the only keys ``noeviction``/``volatile-*`` can
+drop, and ``allkeys-*`` gets no lease. A single-key DEL of a real balance is
+unsupported (``ledgerd.cache.redis``) and not modelled.
 
 Client side (``SimRedisClient``, one per process): a ``BalanceCache`` whose
 commands travel over the process's own link (down: unreachable from this
@@ -29,7 +36,18 @@ from ledgerd.errors import CacheUnavailable
 from sim.kernel import Event, Sim
 
 NEGATIVE_ENTRY_TTL_S = 600.0
+FULL_SYNC_MARKER_TTL_S = 3600.0  # ``ledgerd.cache.redis._FULL_SYNC_MARKER_TTL_S``
 _NOSCRIPT = object()
+_OOM = "OOM command not allowed when used memory > 'maxmemory'"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An RDB file: every key, each with its absolute expiry (as Redis stores it)."""
+
+    data: dict[Account, tuple[Balance, float | None]]
+    lease_until: float | None
+    marker_until: float | None
 
 
 @dataclass
@@ -40,12 +58,13 @@ class SimRedis:
     rng: Random
     data: dict[Account, tuple[Balance, float | None]] = field(default_factory=dict)
     lease_until: float | None = None
+    marker_until: float | None = None  # the full-sync marker key
     script_loaded: bool = False
     instance: int = 1
     down_until: float = 0.0
     stalled_until: float = 0.0
     full_until: float = 0.0
-    snapshots: list[dict[Account, tuple[Balance, float | None]]] = field(default_factory=list)
+    snapshots: list[Snapshot] = field(default_factory=list)
     note: Callable[[str], None] = lambda line: None  # the run's trace
 
     # -- commands (run at one instant, on the scheduler) -------------------------------
@@ -59,17 +78,20 @@ class SimRedis:
             return None
         return balance
 
+    def _alive(self, until: float | None) -> bool:
+        return until is not None and until > self.sim.now
+
     def read(self, account: Account) -> object:
         """The read script by SHA: NOSCRIPT, None (no lease, or absent), or the balance."""
         if not self.script_loaded:
             return _NOSCRIPT
-        if self.lease_until is None or self.lease_until <= self.sim.now:
+        if not self._alive(self.lease_until):
             return None
         return self._entry(account)
 
     def write(self, balances: Iterable[Balance], create: bool, writer: str = "") -> int:
         if self.full_until > self.sim.now:
-            raise CacheUnavailable("OOM command not allowed when used memory > 'maxmemory'")
+            raise CacheUnavailable(_OOM)
         written = 0
         for balance in balances:
             current = self._entry(balance.account)
@@ -88,33 +110,87 @@ class SimRedis:
             written += 1
         return written
 
-    def set_lease(self, ttl_s: float) -> None:
+    def set_lease(self, ttl_s: float, mode: str, writer: str = "") -> bool:
+        """``RedisCache.serve_reads``: ``mode`` "xx" renews (``SET PX XX``: only a lease that
+        still exists), "first" is the first lease after a full sync (the script: only while
+        the sync's marker exists, which it deletes), "set" the old unconditional ``SET``."""
         if ttl_s <= 0:
             self.lease_until = None
-            return
+            return False
         if self.full_until > self.sim.now:
-            raise CacheUnavailable("OOM command not allowed when used memory > 'maxmemory'")
+            raise CacheUnavailable(_OOM)
+        if mode == "xx" and not self._alive(self.lease_until):
+            self.note(f"redis: {writer} lease renewal refused (XX: no lease)")
+            return False
+        if mode == "first":
+            if not self._alive(self.marker_until):
+                self.note(f"redis: {writer} first lease refused (no full-sync marker)")
+                return False
+            self.marker_until = None
+        if not self._alive(self.lease_until):
+            self.note(f"redis: {writer} lease granted ({mode}) until {self.sim.now + ttl_s:.6f}")
         self.lease_until = self.sim.now + ttl_s
+        return True
+
+    def begin_full_sync(self) -> int:
+        """The sync's first command on its pinned connection: ``SET marker EX``."""
+        if self.full_until > self.sim.now:
+            raise CacheUnavailable(_OOM)
+        self.marker_until = self.sim.now + FULL_SYNC_MARKER_TTL_S
+        return self.instance
+
+    def marker_exists(self) -> bool:
+        return self._alive(self.marker_until)
 
     # -- faults -------------------------------------------------------------------------
     def snapshot(self) -> None:
-        self.snapshots.append(dict(self.data))
+        self.snapshots.append(Snapshot(dict(self.data), self.lease_until, self.marker_until))
         del self.snapshots[:-8]
 
     def restart(self, down_s: float) -> None:
-        """Crash now; come back after ``down_s`` from an older snapshot (or empty)."""
+        """Crash now; come back after ``down_s`` from an older snapshot (or empty). Keys
+        whose expiry passed by then are not loaded; the others (a lease, a marker) are."""
         self.instance += 1
         self.down_until = self.sim.now + down_s
         self.script_loaded = False
-        self.lease_until = None
         self.stalled_until = 0.0
         if self.snapshots and self.rng.random() < 0.8:
-            self.data = dict(self.rng.choice(self.snapshots))
+            chosen = self.rng.choice(self.snapshots)
+            self.data = dict(chosen.data)
+            self.lease_until, self.marker_until = chosen.lease_until, chosen.marker_until
         else:
-            self.data = {}
+            self.data, self.lease_until, self.marker_until = {}, None, None
 
-    def delete(self, account: Account) -> None:
-        self.data.pop(account, None)
+    def flush(self) -> None:
+        """FLUSHDB (or every key of the prefix deleted): balances, lease and marker go;
+        loaded scripts stay."""
+        self.data, self.lease_until, self.marker_until = {}, None, None
+
+    def evict(self) -> str | None:
+        """Evict one key that has an expiry (a negative entry, the lease, the marker), as
+        ``noeviction``/``volatile-*`` may; which one, or None when there is none."""
+        now = self.sim.now
+        keys: list[str | Account] = [
+            account
+            for account, (_, expires_at) in self.data.items()
+            if expires_at is not None and expires_at > now
+        ]
+        if self._alive(self.lease_until):
+            keys.append("lease")
+        if self._alive(self.marker_until):
+            keys.append("marker")
+        if not keys:
+            return None
+        victim = self.rng.choice(keys)
+        if victim == "lease":
+            self.lease_until = None
+        elif victim == "marker":
+            self.marker_until = None
+        else:
+            assert isinstance(victim, Account)
+            del self.data[victim]
+            return f"{victim.user_id}:{victim.currency} (negative)"
+        return str(victim)
 
     def submit(self, run: Callable[[], None], fail: Callable[[str], None], sent_to: int) -> None:
         """A command arrives: run it now, after the stall, or fail it (connection lost)."""
@@ -254,8 +330,9 @@ class SimRedisClient:
             self.open_breaker()
             raise
 
-    def serve_reads(self, ttl_s: float) -> None:
-        self.call(lambda: self.server.set_lease(ttl_s))
+    def serve_reads(self, ttl_s: float, *, renew: bool) -> bool:
+        mode = "xx" if renew else "first"
+        return bool(self.call(lambda: self.server.set_lease(ttl_s, mode, self.name)))
 
     def eviction_risk(self) -> str | None:
         self.call(lambda: None)
@@ -279,9 +356,12 @@ class SimFullSync:
 
     timeout_s = 5.0
 
+    check_marker = True
+
     def __init__(self, client: SimRedisClient) -> None:
         self._client = client
-        self._instance = client.call(lambda: client.server.instance)
+        # The marker is the first command: it opens (and pins) the connection.
+        self._instance = client.call(client.server.begin_full_sync)
 
     def put_many(self, balances: Iterable[Balance]) -> None:
         batch = list(balances)
@@ -298,7 +378,13 @@ class SimFullSync:
         def load() -> None:
             server.script_loaded = True
 
-        self._client.call(load, timeout_s=self.timeout_s, pinned=self._instance)
+        call = self._client.call
+        if self.check_marker and not call(
+            server.marker_exists, timeout_s=self.timeout_s, pinned=self._instance
+        ):
+            self._client.note(f"{self._client.name} full sync: marker gone, not complete")
+            raise CacheUnavailable("redis full sync: keys lost during the sync (flushed?)")
+        call(load, timeout_s=self.timeout_s, pinned=self._instance)
 
     def close(self) -> None:
         return None

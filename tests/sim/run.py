@@ -1,6 +1,6 @@
 """Run or replay simulation seeds: ``PYTHONPATH=src:tests python -m sim.run --seed 1234 [--trace]``.
 
-``--seeds N`` runs seeds from ``--seed`` on; ``--switch r1|r2|r2-control|r4`` brings back an
+``--seeds N`` runs seeds from ``--seed`` on; ``--switch NAME`` (``SWITCHES``) brings back an
 old mechanism (``sim.old``). Exits 1 if any seed fails, printing its seed.
 """
 
@@ -14,6 +14,18 @@ import time
 from sim.world import Config, Result, run_seed
 
 _R2_SCENARIO = {"api_processes": 1, "api_kills": False, "clients_per_api": 6, "feed_lost": 0.3}
+# FLUSH needs a write in flight across a FLUSHDB on a contended account (a write-back on a
+# slow link, or a full sync's page) and a lease back soon after: frequent FLUSHDBs and slow
+# links, two accounts, and a leader that renews every 0.1 s. Its control (no switch) passes.
+_FLUSH_SCENARIO = {
+    "users": 2,
+    "currencies": ("A",),
+    "clients_per_api": 3,
+    "fault_interval_s": 0.15,
+    "faults": (("flush", 0.5), ("slow", 0.5)),
+    "slow_link_extra_s": (0.1, 0.45),
+    "readiness_check_interval_s": 0.1,
+}
 SWITCHES: dict[str, dict[str, object]] = {
     "none": {},
     "r1": {"r1_unfenced_answers": True},
@@ -27,6 +39,12 @@ SWITCHES: dict[str, dict[str, object]] = {
         "r2_buffer_kept_until_landed": True,
     },
     "r4": {"r4_historical_writes_create": True},
+    # The lease after a FLUSHDB before 84386f7 (``sim.old``): both halves of the fix undone,
+    # or one, in their own scenario.
+    "flush": {**_FLUSH_SCENARIO, "flush_renew_unchecked": True, "flush_sync_unmarked": True},
+    "flush-renew": {**_FLUSH_SCENARIO, "flush_renew_unchecked": True},
+    "flush-sync": {**_FLUSH_SCENARIO, "flush_sync_unmarked": True},
+    "flush-control": _FLUSH_SCENARIO,
 }
 
 

@@ -12,7 +12,7 @@ statements equal to ``SqliteStore``'s.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from random import Random
 from typing import TypeVar
@@ -99,7 +99,7 @@ class SimStore:
     def get_requests(self, request_ids: Collection[str]) -> Mapping[str, StoredRequest]:
         def run() -> dict[str, StoredRequest]:
             found = {}
-            for rid in request_ids:
+            for rid in sorted(request_ids):
                 request = self.requests.get(rid)
                 if request is not None:
                     # As the SQL store: the status is final once the journal holds it.
@@ -110,14 +110,18 @@ class SimStore:
         return self._call(run)
 
     def decided_requests(self, request_ids: Collection[str]) -> Collection[str]:
-        return self._call(lambda: {rid for rid in request_ids if rid in self.journal})
+        return self._call(lambda: [rid for rid in sorted(request_ids) if rid in self.journal])
 
     def get_journal_entries(self, request_ids: Collection[str]) -> Mapping[str, JournalEntry]:
-        return self._call(lambda: {r: self.journal[r] for r in request_ids if r in self.journal})
+        return self._call(
+            lambda: {r: self.journal[r] for r in sorted(request_ids) if r in self.journal}
+        )
 
     # -- balances -------------------------------------------------------------------
     def load_balances(self, accounts: Collection[Account]) -> Mapping[Account, Balance]:
-        return self._call(lambda: {a: self.balances[a] for a in accounts if a in self.balances})
+        return self._call(
+            lambda: {a: self.balances[a] for a in ordered_accounts(accounts) if a in self.balances}
+        )
 
     def get_balances(self, user_id: int, currency: str | None) -> Sequence[Balance]:
         def run() -> list[Balance]:
@@ -241,3 +245,9 @@ class SimStore:
             return True
 
         return self._call(run)
+
+
+def ordered_accounts(accounts: Iterable[Account]) -> list[Account]:
+    """In one order whatever the hash seed (a set of accounts iterates in an order that
+    depends on ``PYTHONHASHSEED``, and a replay in another process must not)."""
+    return sorted(accounts, key=lambda a: (a.user_id, a.currency))

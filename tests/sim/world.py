@@ -56,10 +56,26 @@ from sim import old
 from sim.checker import Checker
 from sim.kernel import Event, Group, Killed, Sim, SimLock
 from sim.redis import SimRedis, SimRedisClient
-from sim.store import SimStore, StoreFaults
+from sim.store import SimStore, StoreFaults, ordered_accounts
 
 CHANGES_TOPIC = "balance-changes"
 FEED_TOPIC = "balance-cache-feed"
+
+
+# The fault menu: (``World._fault_<name>``, relative weight).
+DEFAULT_FAULTS: tuple[tuple[str, float], ...] = (
+    ("restart", 0.10),
+    ("stall", 0.10),
+    ("full", 0.07),
+    ("flush", 0.07),
+    ("evict", 0.06),
+    ("cut", 0.15),
+    ("slow", 0.13),
+    ("pause", 0.08),
+    ("kill", 0.08),
+    ("rebalance", 0.08),
+    ("snapshot", 0.08),
+)
 
 
 @dataclass(frozen=True)
@@ -72,8 +88,11 @@ class Config:
     duration_s: float = 8.0  # workload and faults
     settle_s: float = 6.0  # then faults heal and the consumer drains
     fault_interval_s: float = 0.5  # mean time between faults
+    faults: tuple[tuple[str, float], ...] = DEFAULT_FAULTS  # which (``World._fault_*``), how often
+    slow_link_extra_s: tuple[float, float] = (0.1, 1.5)  # a slow link's added delay, at most
     api_kills: bool = True
     lease_ttl_s: float = 3.0
+    readiness_check_interval_s: float = 1.0  # the leader's lease renewal period
     feed_lost: float = 0.04  # of the consumer's cache feed messages, lost
     feed_late: float = 0.04  # delivered 0.5-3 s late (after newer ones)
     # The old mechanisms (``sim.old``); all off: today's design.
@@ -81,6 +100,9 @@ class Config:
     r2_unwritten_buffer: bool = False
     r2_buffer_kept_until_landed: bool = False  # the control for r2
     r4_historical_writes_create: bool = False
+    # FLUSH: the lease renewed without ``XX`` / a full sync without its marker.
+    flush_renew_unchecked: bool = False
+    flush_sync_unmarked: bool = False
 
 
 @dataclass
@@ -125,8 +147,8 @@ class FeedLog:
     def ensure_topics(self, topics: Sequence[str]) -> None:
         return None
 
-    def consumer(self, group_id: str) -> FeedConsumer:
-        return FeedConsumer(self)
+    def consumer(self, group_id: str, *, skip_lost_records: bool = False) -> FeedConsumer:
+        return FeedConsumer(self)  # nothing is removed from this log: nothing to skip
 
 
 class FeedConsumer:
@@ -382,7 +404,7 @@ class ConsumerProcess(Process):
                 self.publish(decision.balances)
                 unpublished = {c.request.account for c in batch} - set(decision.balances)
                 if unpublished:
-                    self.republish(dict(store.load_balances(unpublished)))
+                    self.republish(dict(store.load_balances(ordered_accounts(unpublished))))
                 positions.update(next_offsets)
                 continue
             if rng.random() < 0.05:
@@ -417,7 +439,7 @@ class ConsumerProcess(Process):
         # real consumer does within its trust window), unless a retry checks them all.
         check = {c.request.request_id for c in batch if check_all or not c.first}
         already = set(store.decided_requests(check)) if check else set()
-        accounts = {c.request.account for c in batch}
+        accounts = ordered_accounts({c.request.account for c in batch})
         missing = [a for a in accounts if a not in memory]
         loaded = store.load_balances(missing) if missing else {}
         view = {
@@ -525,6 +547,7 @@ class UpdaterProcess(Process):
             may_run_full_sync=self.elector.is_leader,
             fence=self.fence,
             lease_ttl_s=world.config.lease_ttl_s,
+            readiness_check_interval_s=world.config.readiness_check_interval_s,
         )
         tag = f"{self.name}#{self.incarnation}"
         world.sim.spawn(f"{tag}/elector", self.elect, 0.0, self.group)
@@ -547,7 +570,7 @@ class UpdaterProcess(Process):
                 failures += 1
                 delay = min(5.0, 0.1 * 2 ** (failures - 1))
             else:
-                failures, delay = 0, 1.0
+                failures, delay = 0, self.world.config.readiness_check_interval_s
             sim.sleep(delay)
 
     def feed(self) -> None:
@@ -595,6 +618,17 @@ class World:
 
     def client_class(self, process: Process) -> type[SimRedisClient]:
         config = self.config
+        if isinstance(process, UpdaterProcess) and (
+            config.flush_renew_unchecked or config.flush_sync_unmarked
+        ):
+            return type(
+                "UncheckedLeaseClient",
+                (old.UncheckedLeaseClient,),
+                {
+                    "renew_unchecked": config.flush_renew_unchecked,
+                    "sync_unmarked": config.flush_sync_unmarked,
+                },
+            )
         if config.r4_historical_writes_create:
             return old.AlwaysCreateClient
         if isinstance(process, ApiProcess):
@@ -648,57 +682,86 @@ class World:
         sim.call_at(at, self._fault)
 
     def _fault(self) -> None:
-        rng, sim, redis = self.rng, self.sim, self.redis
+        rng = self.rng
         self.faults += 1
-        processes: list[Process] = [*self.apis, *self.updaters]
-        roll = rng.random()
-        if roll < 0.10:
-            down = rng.uniform(0.05, 1.0)
-            self.note(f"FAULT redis restart (down {down:.3f}s)")
-            redis.restart(down)
-        elif roll < 0.20:
-            stall = rng.uniform(0.1, 1.5)
-            self.note(f"FAULT redis stall {stall:.3f}s")
-            redis.stalled_until = max(redis.stalled_until, sim.now + stall)
-        elif roll < 0.27:
-            full = rng.uniform(0.2, 2.0)
-            self.note(f"FAULT redis full {full:.3f}s")
-            redis.full_until = sim.now + full
-        elif roll < 0.40:
-            account = self.pick_account()
-            self.note(f"FAULT redis DEL {account.user_id}:{account.currency}")
-            redis.delete(account)
-        elif roll < 0.55:
-            process = rng.choice(processes)
-            if process.client is not None:
-                down = rng.uniform(0.1, 2.0)
-                self.note(f"FAULT {process.name} cut off from redis {down:.3f}s")
-                process.client.link.down_until = sim.now + down
-        elif roll < 0.68:
-            process = rng.choice(processes)
-            if process.client is not None:
-                slow, extra = rng.uniform(0.2, 2.0), rng.uniform(0.1, 1.5)
-                self.note(f"FAULT {process.name} link slow {slow:.3f}s (+{extra:.3f}s)")
-                process.client.link.slow_until, process.client.link.slow_s = sim.now + slow, extra
-        elif roll < 0.76:
-            process = rng.choice([*processes, self.consumer])
-            pause = rng.uniform(0.1, 6.0)
-            self.note(f"FAULT pause {process.name} {pause:.3f}s")
-            process.group.paused_until = sim.now + pause
-        elif roll < 0.84:
-            victims: list[Process] = [self.consumer, *self.updaters]
-            if self.config.api_kills:
-                victims += self.apis
-            rng.choice(victims).kill(rng.uniform(0.05, 1.0))
-        elif roll < 0.92:
-            consumer = self.updaters[0].feed_consumer
-            if consumer is not None and self.updaters[0].alive:
-                self.note("FAULT cache feed rebalance (replay from committed offsets)")
-                consumer.rebalance()
-        else:
-            self.note("redis snapshot (RDB)")
-            redis.snapshot()
+        roll, total = rng.random(), 0.0
+        weights = self.config.faults
+        for name, weight in weights:
+            total += weight / sum(w for _, w in weights)
+            if roll < total:
+                getattr(self, f"_fault_{name}")()
+                break
         self.inject_next()
+
+    def _fault_restart(self) -> None:
+        down = self.rng.uniform(0.05, 1.0)
+        self.note(f"FAULT redis restart (down {down:.3f}s)")
+        self.redis.restart(down)
+
+    def _fault_stall(self) -> None:
+        stall = self.rng.uniform(0.1, 1.5)
+        self.note(f"FAULT redis stall {stall:.3f}s")
+        self.redis.stalled_until = max(self.redis.stalled_until, self.sim.now + stall)
+
+    def _fault_full(self) -> None:
+        full = self.rng.uniform(0.2, 2.0)
+        self.note(f"FAULT redis full {full:.3f}s")
+        self.redis.full_until = self.sim.now + full
+
+    def _fault_flush(self) -> None:
+        """An operator's FLUSHDB: a command like any other (it waits out a stall, behind
+        the commands that arrived before it)."""
+        redis = self.redis
+        self.note("FAULT redis FLUSHDB sent")
+
+        def flush() -> None:
+            self.note("redis: FLUSHDB (every key, lease and marker included)")
+            redis.flush()
+
+        redis.submit(flush, lambda why: self.note(f"redis: FLUSHDB failed: {why}"), 0)
+
+    def _fault_evict(self) -> None:
+        # Only keys with an expiry: real balances have none, and ``allkeys-*`` policies,
+        # which could drop them, get no lease (``RedisCache.eviction_risk``).
+        self.note(f"FAULT redis evicts {self.redis.evict()}")
+
+    def _fault_cut(self) -> None:
+        process = self.rng.choice([*self.apis, *self.updaters])
+        if process.client is not None:
+            down = self.rng.uniform(0.1, 2.0)
+            self.note(f"FAULT {process.name} cut off from redis {down:.3f}s")
+            process.client.link.down_until = self.sim.now + down
+
+    def _fault_slow(self) -> None:
+        rng = self.rng
+        process = rng.choice([*self.apis, *self.updaters])
+        if process.client is not None:
+            slow, extra = rng.uniform(0.2, 2.0), rng.uniform(*self.config.slow_link_extra_s)
+            self.note(f"FAULT {process.name} link slow {slow:.3f}s (+{extra:.3f}s)")
+            link = process.client.link
+            link.slow_until, link.slow_s = self.sim.now + slow, extra
+
+    def _fault_pause(self) -> None:
+        process = self.rng.choice([*self.apis, *self.updaters, self.consumer])
+        pause = self.rng.uniform(0.1, 6.0)
+        self.note(f"FAULT pause {process.name} {pause:.3f}s")
+        process.group.paused_until = self.sim.now + pause
+
+    def _fault_kill(self) -> None:
+        victims: list[Process] = [self.consumer, *self.updaters]
+        if self.config.api_kills:
+            victims += self.apis
+        self.rng.choice(victims).kill(self.rng.uniform(0.05, 1.0))
+
+    def _fault_rebalance(self) -> None:
+        consumer = self.updaters[0].feed_consumer
+        if consumer is not None and self.updaters[0].alive:
+            self.note("FAULT cache feed rebalance (replay from committed offsets)")
+            consumer.rebalance()
+
+    def _fault_snapshot(self) -> None:
+        self.note("redis snapshot (RDB)")
+        self.redis.snapshot()
 
     def inject_next(self) -> None:
         at = self.sim.now + self.rng.expovariate(1 / self.config.fault_interval_s)
