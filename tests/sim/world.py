@@ -29,10 +29,13 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import types
+import unittest.mock
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from random import Random
 
+from ledgerd.cache import updater as updater_module
 from ledgerd.cache.fence import CacheFence
 from ledgerd.cache.updater import CacheUpdater
 from ledgerd.consumer.decide import BatchDecision, decide_batch
@@ -810,5 +813,12 @@ def run_seed(seed: int, config: Config | None = None) -> Result:
     """One simulation, a pure function of ``seed`` and ``config``."""
     import structlog.testing
 
-    with structlog.testing.capture_logs():
-        return World(seed, config or Config()).run()
+    world = World(seed, config or Config())
+    # ``CacheUpdater`` times its lease renewals during a full sync on ``time.monotonic``:
+    # the fake clock, or they would depend on the host's speed.
+    fake_time = types.SimpleNamespace(monotonic=lambda: world.sim.now)
+    with (
+        structlog.testing.capture_logs(),
+        unittest.mock.patch.object(updater_module, "time", fake_time),
+    ):
+        return world.run()
