@@ -1,0 +1,1 @@
+"""A deterministic, seeded simulation of the read path and the consumer (VOPR-style)."""
