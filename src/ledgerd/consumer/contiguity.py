@@ -5,7 +5,8 @@ and belong to the same incarnation of the topic (``claim_gap``); afterwards ever
 record read must be the next offset of its partition (``Contiguity``). Anything
 else is a gap: the partition stops, with the reason, and nothing past it is applied.
 A Kafka topic holds consecutive offsets (ledgerd's producers are not transactional
-and its topics are not compacted), so any other offset means records are missing.
+and its topics are not compacted), so a higher offset means records are missing; a
+lower one was delivered again (a poll spanning a rebalance) and is dropped.
 """
 
 from __future__ import annotations
@@ -37,13 +38,12 @@ def claim_gap(claim: PartitionClaim, identity: PartitionIdentity) -> str | None:
 
 
 def read_gap(expected: int, found: int) -> str:
-    """The reason a partition stops when ``found`` was read where ``expected`` was due."""
-    if found > expected:
-        return (
-            f"read offset {found} where {expected} was due: records {expected}..{found - 1}"
-            " are missing from the log"
-        )
-    return f"read offset {found} where {expected} was due: the log went back"
+    """The reason a partition stops when ``found`` (beyond it) was read where ``expected``
+    was due."""
+    return (
+        f"read offset {found} where {expected} was due: records {expected}..{found - 1}"
+        " are missing from the log"
+    )
 
 
 class Contiguity:
@@ -89,7 +89,13 @@ class Contiguity:
             if due is None:
                 continue
             offset = record.offset
-            if offset != due:
+            if offset < due:
+                # Delivered again: a poll that spans a rebalance returns records fetched
+                # under the old assignment and again from the new claim. (A log that
+                # started over is told at the claim: its topic id, or its end before the
+                # stored position.)
+                continue
+            if offset > due:
                 # Nothing more of it is admitted; the caller stops it (``stop``).
                 del expected[partition]
                 stopped[partition] = read_gap(due, offset)
