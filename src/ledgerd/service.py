@@ -52,7 +52,6 @@ class LedgerService:
         wait_poll_interval_s: float = 0.05,
     ) -> None:
         self._store = store
-        self._cache = cache
         self._acceptor = acceptor
         self._outcomes = outcomes
         self._wait_max_s = wait_max_s
