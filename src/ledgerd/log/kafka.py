@@ -277,9 +277,11 @@ class KafkaLog:
         )
 
     def ping(self) -> None:
+        # DescribeCluster, not a metadata request: listing every topic costs client and
+        # broker ~11 ms of CPU on a cluster of 1,000 topics, every second per process.
         try:
-            self._admin.list_topics(timeout=2.0)
-        except KafkaException as exc:
+            self._admin.describe_cluster(request_timeout=2.0).result(timeout=3.0)
+        except (KafkaException, TimeoutError) as exc:
             raise LogUnavailable(f"kafka at {self._bootstrap}: {exc}") from exc
         finally:
             self._admin.poll(0)  # delivers its queued log lines
