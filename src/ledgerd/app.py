@@ -143,6 +143,7 @@ def open_backends(settings: Settings) -> Backends:
         max_entries=settings.cache_max_entries,
         key_prefix=settings.cache_key_prefix,
         negative_entries_max=settings.cache_negative_entries_max,
+        read_write_gap_s=settings.cache_read_write_gap_ms / 1000,
     )
     return Backends(store, event_log, cache)
 

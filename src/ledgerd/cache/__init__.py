@@ -11,6 +11,7 @@ def open_cache(
     max_entries: int = 1_000_000,
     key_prefix: str = "ledgerd:",
     negative_entries_max: int = 50_000,
+    read_write_gap_s: float = 0.0,
 ) -> BalanceCache:
     """Open the cache a URL names: ``memory:`` or ``redis://host:port/db``.
 
@@ -24,7 +25,12 @@ def open_cache(
     if url.startswith("redis://"):
         from ledgerd.cache.redis import RedisCache
 
-        return RedisCache(url, prefix=key_prefix, negative_entries_max=negative_entries_max)
+        return RedisCache(
+            url,
+            prefix=key_prefix,
+            negative_entries_max=negative_entries_max,
+            read_write_gap_s=read_write_gap_s,
+        )
     raise ValueError(f"unknown cache URL {url!r}; use memory: or redis://host:port/db")
 
 

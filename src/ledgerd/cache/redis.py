@@ -151,8 +151,10 @@ class RedisCache:
         timeout_s: float = 0.5,
         *,
         negative_entries_max: int = 50_000,
+        read_write_gap_s: float = 0.0,
     ) -> None:
         self._url = url
+        self._read_write_gap_s = read_write_gap_s
         self._timeout_s = timeout_s
         self._balance_prefix = prefix + REDIS_BALANCE_KEY
         self._serving_key = prefix + REDIS_SERVING_KEY
@@ -196,7 +198,12 @@ class RedisCache:
 
     def reader(self) -> RedisBalanceReader:
         """A reader for the running event loop, on a pipelined connection of its own."""
-        return RedisBalanceReader(self, PipelinedRedis(self._url, timeout_s=self._timeout_s))
+        return RedisBalanceReader(
+            self,
+            PipelinedRedis(
+                self._url, timeout_s=self._timeout_s, write_gap_s=self._read_write_gap_s
+            ),
+        )
 
     # -- reads ----------------------------------------------------------------
     def get(self, account: Account) -> Balance | None:
