@@ -32,7 +32,7 @@ $(INSTALLED_MYSQL): $(INSTALLED) $(SERVICE_LOCK)
 test: $(INSTALLED_MYSQL)
 	scripts/services up
 	scripts/install-ops-tools
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=30
 
 test-unit: $(INSTALLED)
 	$(BIN)/pytest -q tests/unit
