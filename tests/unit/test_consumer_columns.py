@@ -5,6 +5,8 @@ import random
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ledgerd.consumer.columns import accounts_of, decide_columns, sort_columns
 from ledgerd.consumer.decide import decide_batch
@@ -172,6 +174,11 @@ def signed(value: bytes, offset: int = 0) -> LogRecord:
         plain(request_id="t~in"),
         plain(currency="eur"),
         plain(currency="EUR\n"),
+        plain(currency="EUR\nUSD"),
+        plain(request_id="a\nb"),
+        plain(amount="1\n2"),
+        plain(amount="\u0661"),
+        plain(amount="1_0"),
         plain(user_id=0),
         plain(user_id=2**64),
         plain(type=0),
@@ -222,3 +229,41 @@ def test_a_valid_client_change_is_taken_with_its_event_position() -> None:
     assert (batch.request_ids, batch.amounts, batch.memos, batch.event_seqs) == (
         ["a"], [3 * SCALE // 2], ["m"], [5 * LEGS_PER_MESSAGE + 1],
     )  # fmt: skip
+
+
+_ID_CHARS = "aZ09._:-~ \n\x00é"
+_DIGITS = "0123456789.\n _+-e٣"
+
+
+@settings(max_examples=400)
+@given(
+    request_id=st.sampled_from(["a", "a" * 64, "a.b:c-_9"]) | st.text(_ID_CHARS, max_size=66),
+    user_id=st.sampled_from([0, 1, 7, 2**63, 2**64 - 1, 2**64, -1]),
+    currency=st.sampled_from(["EUR", "Z" * 16, "X1"]) | st.text("AZ09az\n ", max_size=17),
+    change_type=st.integers(-1, 10),  # 1-5: a client's types
+    amount=st.from_regex(r"\A(0|[1-9][0-9]{0,20})(\.[0-9]{1,19})?\Z")
+    | st.text(_DIGITS, max_size=40),
+    memo=st.text("ab\x00\n'\\é", max_size=4) | st.sampled_from(["x" * 256, "x" * 257]),
+)
+def test_a_message_is_taken_as_a_column_exactly_when_the_general_path_accepts_it(
+    request_id: str, user_id: int, currency: str, change_type: int, amount: str, memo: str
+) -> None:
+    """Any field values: the column path takes a client change iff the general path finds
+    it valid (not poison), with the same values."""
+    value = plain(
+        request_id, user_id=user_id, currency=currency, type=change_type, amount=amount,
+        memo=memo, accepted_at_ms=NOW_MS,
+    )  # fmt: skip
+    records = [signed(value)]
+    general = sort_batch(records, SIGNER, now_ms=NOW_MS, trust_window_ms=WINDOW_MS)
+    columns = sort_columns(records, SIGNER, now_ms=NOW_MS, trust_window_ms=WINDOW_MS)
+    assert (columns is not None) == (not general.poison)
+    if columns is not None:
+        ((_, change),) = general.changes
+        assert (
+            columns.request_ids, columns.user_ids, columns.currencies, columns.types,
+            columns.amounts, columns.memos,
+        ) == (
+            [change.request_id], [change.user_id], [change.currency], [change.type],
+            [change.amount], [change.memo],
+        )  # fmt: skip

@@ -3,9 +3,9 @@
 Nearly every message is a client's single change, signed by the outbox and
 published once. For a batch made only of such messages the consumer skips the
 per-message objects of the general path (``provenance`` + ``decide``): each
-message's value is checked against its MAC, decoded by msgspec into a struct whose
-field constraints are the API's rules (the same patterns and bounds as
-``ledgerd.domain.validation``), and its fields go into lists; the decision runs on
+message's value is checked against its MAC and decoded by msgspec, its fields go
+into lists, and each list is checked against the API's rules at once (the patterns
+and bounds of ``ledgerd.domain.validation``, one regex call per column); the decision runs on
 those lists and plain ints, and yields journal and rejection rows as tuples in the
 order of ``JournalEntry``'s and ``Rejection``'s fields, which the store formats into
 SQL in one pass. Objects are made per touched account (its ``Balance``), not per
@@ -21,14 +21,16 @@ results of this path are those of ``decide_batch``, row for row
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Generic, Literal, TypeVar, overload
+from typing import Generic, TypeVar, overload
 
 import msgspec
 
 from ledgerd.domain.amounts import FRACTION_DIGITS, MAX_SCALED
 from ledgerd.domain.model import (
+    CLIENT_CHANGE_TYPES,
     LEGS_PER_MESSAGE,
     Account,
     Balance,
@@ -48,28 +50,18 @@ from ledgerd.store.base import DecidedRows, JournalRow, RejectionRow
 T = TypeVar("T")
 R = TypeVar("R")
 
-# The API's field rules (ledgerd.domain.validation, ledgerd.domain.amounts) as msgspec
-# constraints; msgspec searches, so each pattern is anchored at both ends (\Z, not $,
-# which would let a trailing newline through).
-_RequestId = Annotated[str, msgspec.Meta(pattern=r"\A[A-Za-z0-9._:-]{1,64}\Z")]
-# msgspec bounds stop at int64: the upper bound (uint64) is checked after decoding.
-_UserId = Annotated[int, msgspec.Meta(gt=0)]
-_Currency = Annotated[str, msgspec.Meta(pattern=r"\A[A-Z0-9]{1,16}\Z")]
-_Amount = Annotated[str, msgspec.Meta(pattern=r"\A(0|[1-9][0-9]{0,19})(\.[0-9]{1,18})?\Z")]
-_Memo = Annotated[str, msgspec.Meta(max_length=MAX_MEMO_CHARS)]
-
 
 class _PlainChange(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=False):
-    """``ChangeMessage`` as the common path accepts it: a client's change, validated by
-    the decoder itself. The transfer and group fields are read only to send such a
-    message to the general path."""
+    """``ChangeMessage`` as the common path reads it: the fields are checked afterwards, a
+    column at a time (``_valid``). The transfer and group fields are read only to send
+    such a message to the general path."""
 
-    request_id: _RequestId
-    user_id: _UserId
-    currency: _Currency
-    type: Literal[1, 2, 3, 4, 5]  # CLIENT_CHANGE_TYPES
-    amount: _Amount
-    memo: _Memo = ""
+    request_id: str
+    user_id: int
+    currency: str
+    type: int
+    amount: str
+    memo: str = ""
     accepted_at_ms: int = 0
     resent: bool = False
     transfer_id: str = ""
@@ -78,6 +70,25 @@ class _PlainChange(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=
 
 
 _decode_plain = msgspec.json.Decoder(_PlainChange).decode
+
+
+def _every(pattern: str) -> Callable[[list[str]], bool]:
+    """Whether each value of a column matches ``pattern`` alone, in one regex call: the
+    column joined by newlines, which no value may hold (counted) and no pattern admits."""
+    match = re.compile(f"(?:{pattern}\n)*{pattern}", re.ASCII).fullmatch
+
+    def every(values: list[str]) -> bool:
+        joined = "\n".join(values)
+        return joined.count("\n") == len(values) - 1 and match(joined) is not None
+
+    return every
+
+
+# The API's field rules (ledgerd.domain.validation, ledgerd.domain.amounts).
+_all_request_ids = _every(r"[A-Za-z0-9._:-]{1,64}")
+_all_currencies = _every(r"[A-Z0-9]{1,16}")
+_all_amounts = _every(r"(?:0|[1-9][0-9]{0,19})(?:\.[0-9]{1,18})?")
+_CLIENT_TYPE_NUMBERS = frozenset(int(t) for t in CLIENT_CHANGE_TYPES)
 _CHANGE_TYPES = {int(t): t for t in ChangeType}
 _APPLIED = ChangeStatus.APPLIED
 _REJECTED = ChangeStatus.REJECTED
@@ -108,47 +119,68 @@ def sort_columns(
 ) -> ColumnBatch | None:
     """The batch as columns, or None if any record needs the general path."""
     batch = ColumnBatch()
+    if not records:
+        return batch
     request_ids, user_ids, currencies = batch.request_ids, batch.user_ids, batch.currencies
-    types, amounts, memos = batch.types, batch.amounts, batch.memos
-    partitions, event_seqs, check = batch.partitions, batch.event_seqs, batch.check
-    verify, change_types = signer.verify_mac, _CHANGE_TYPES
+    memos, partitions, event_seqs, check = (
+        batch.memos,
+        batch.partitions,
+        batch.event_seqs,
+        batch.check,
+    )
+    type_numbers: list[int] = []
+    amount_texts: list[str] = []
+    verify = signer.verify_mac
     oldest_trusted_ms = now_ms - trust_window_ms
     for record in records:
         headers = record.headers
-        # Signed: exactly the outbox's one header (anything else is looked at in full).
-        if len(headers) != 1 or headers[0][0] != MAC_HEADER:
-            return None
         value = record.value
-        if not verify(value, headers[0][1]):
+        # Signed: exactly the outbox's one header (anything else is looked at in full).
+        if len(headers) != 1 or headers[0][0] != MAC_HEADER or not verify(value, headers[0][1]):
             return None
         try:
             message = _decode_plain(value)
         except msgspec.DecodeError:  # ValidationError included: the general path says why
             return None
-        if (
-            message.more_legs is not None
-            or message.transfer_id
-            or message.counterparty_user_id
-            or message.user_id > MAX_USER_ID
-            or "\x00" in message.memo
-        ):
+        if message.more_legs is not None or message.transfer_id or message.counterparty_user_id:
             return None
-        whole, _, fraction = message.amount.partition(".")
-        amount = int(whole + fraction.ljust(FRACTION_DIGITS, "0"))
-        if not amount:
-            return None  # zero: invalid, and the general path names the field
         request_id = message.request_id
         if message.resent or message.accepted_at_ms < oldest_trusted_ms:
             check.add(request_id)
         request_ids.append(request_id)
         user_ids.append(message.user_id)
         currencies.append(message.currency)
-        types.append(change_types[message.type])
-        amounts.append(amount)
+        type_numbers.append(message.type)
+        amount_texts.append(message.amount)
         memos.append(message.memo)
         partitions.append(record.partition)
         event_seqs.append(record.offset * LEGS_PER_MESSAGE + 1)
+    if not _valid(batch, type_numbers, amount_texts):
+        return None
+    change_types = _CHANGE_TYPES
+    batch.types = [change_types[number] for number in type_numbers]
     return batch
+
+
+def _valid(batch: ColumnBatch, type_numbers: list[int], amount_texts: list[str]) -> bool:
+    """Whether every change passes the API's field checks (``validate_change``), checked
+    a column at a time; fills in the scaled amounts."""
+    if not (
+        _all_request_ids(batch.request_ids)
+        and _all_currencies(batch.currencies)
+        and _all_amounts(amount_texts)
+        and min(batch.user_ids) > 0
+        and max(batch.user_ids) <= MAX_USER_ID
+        and _CLIENT_TYPE_NUMBERS.issuperset(type_numbers)
+        and max(map(len, batch.memos)) <= MAX_MEMO_CHARS
+        and "\x00" not in "".join(batch.memos)
+    ):
+        return False
+    amounts = batch.amounts
+    for text in amount_texts:
+        whole, _, fraction = text.partition(".")
+        amounts.append(int(whole + fraction.ljust(FRACTION_DIGITS, "0")))
+    return min(amounts) > 0  # zero is well formed but invalid
 
 
 class Materialized(Sequence[T], Generic[T, R]):
