@@ -12,6 +12,7 @@ from component_support import DLQ, TOPIC, Rig
 from prometheus_client import REGISTRY
 
 from ledgerd.consumer import worker
+from ledgerd.consumer.columns import ColumnBatch, ColumnDecision
 from ledgerd.consumer.decide import BatchDecision
 from ledgerd.domain.amounts import SCALE
 from ledgerd.domain.model import ChangeRequest, ChangeStatus, ChangeType
@@ -47,7 +48,17 @@ def raising_for(monkeypatch: pytest.MonkeyPatch, request_id: str, times: int | N
             raise ZeroDivisionError(f"a bug met {request_id}")
         return real(changes, *args, **kwargs)
 
+    real_columns = worker.decide_columns
+
+    def decide_columns(batch: ColumnBatch, *args: Any, **kwargs: Any) -> ColumnDecision:
+        # The same fault on the column path, which takes batches of plain client changes.
+        if request_id in batch.request_ids and (times is None or len(raised) < times):
+            raised.append(1)
+            raise ZeroDivisionError(f"a bug met {request_id}")
+        return real_columns(batch, *args, **kwargs)
+
     monkeypatch.setattr(worker, "decide_batch", decide)
+    monkeypatch.setattr(worker, "decide_columns", decide_columns)
     return raised
 
 

@@ -8,8 +8,10 @@ from dataclasses import replace
 import pytest
 from store_contract_support import FakeClock
 
+from ledgerd.consumer.columns import journal_entry, rejection
 from ledgerd.domain.amounts import MAX_SCALED, SCALE
 from ledgerd.domain.model import (
+    LEGS_PER_MESSAGE,
     Account,
     Balance,
     ChangeRequest,
@@ -21,7 +23,15 @@ from ledgerd.domain.model import (
     StoredRequest,
 )
 from ledgerd.errors import Fenced, TransientStoreError
-from ledgerd.store.base import BatchCommit, LockToken, PartitionClaim, Store
+from ledgerd.store.base import (
+    BatchCommit,
+    DecidedRows,
+    JournalRow,
+    LockToken,
+    PartitionClaim,
+    RejectionRow,
+    Store,
+)
 
 MAX_USER = 2**64 - 1
 
@@ -484,3 +494,37 @@ def test_a_raise_reports_how_long_the_last_lease_still_runs(
     assert store.raise_fence("fence") == 2000
     clock.advance(2000)
     assert store.raise_fence("fence") == 0
+
+
+def test_a_batch_committed_as_rows_reads_back_as_its_objects(store: Store) -> None:
+    """The consumer's column path hands journal and rejections as rows (``DecidedRows``):
+    they are stored exactly as the same batch's objects would be."""
+    deposit = ChangeRequest("d.1", MAX_USER, "USD", ChangeType.DEPOSIT, MAX_SCALED, "it's \\ é")
+    rejected = ChangeRequest("w:2", 3, "X1", ChangeType.WITHDRAW, 7, "'")
+    accept(store, [deposit, rejected])
+    claim = store.claim_partition("t", 1)
+    journal_rows: list[JournalRow] = [
+        (
+            "d.1", MAX_USER, "USD", ChangeType.DEPOSIT, MAX_SCALED, MAX_SCALED, 0, 1, 5000,
+            "it's \\ é", "", 0, 1, 9 * LEGS_PER_MESSAGE + 1,
+        )
+    ]  # fmt: skip
+    rejection_rows: list[RejectionRow] = [
+        ("w:2", 3, "X1", ChangeType.WITHDRAW, 7, "'", RejectReason.INSUFFICIENT_AVAILABLE)
+    ]
+    journal = [journal_entry(row) for row in journal_rows]
+    store.commit_batch(
+        BatchCommit(
+            [PartitionClaim("t", 1, claim.epoch, 10)],
+            [Balance(MAX_USER, "USD", MAX_SCALED, 0, 1)],
+            journal,
+            [rejection(row) for row in rejection_rows],
+            5000,
+            rows=DecidedRows(journal_rows, rejection_rows),
+        )
+    )
+    assert store.get_journal(MAX_USER, "USD", 0, 10) == journal
+    assert list(store.scan_events(1, 0, 10)) == journal
+    assert store.get_requests(["w:2"])["w:2"] == StoredRequest(
+        rejected, ChangeStatus.REJECTED, RejectReason.INSUFFICIENT_AVAILABLE
+    )

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from random import Random
 from typing import TypeVar
 
+from ledgerd.consumer.columns import ColumnDecision
 from ledgerd.consumer.decide import BatchDecision
 from ledgerd.domain.model import (
     Account,
@@ -164,7 +165,9 @@ class SimStore:
 
         return self._call(run)
 
-    def commit(self, positions: Sequence[PartitionClaim], decision: BatchDecision) -> None:
+    def commit(
+        self, positions: Sequence[PartitionClaim], decision: BatchDecision | ColumnDecision
+    ) -> None:
         """The batch's transaction: offsets by compare-and-set on the epoch, balances,
         journal (request ids unique: the second guard against applying twice).
 

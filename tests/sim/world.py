@@ -13,7 +13,8 @@ Processes (each a group of tasks sharing fate: killed or paused together):
   itself is async; its logic (cache first, then the store on a miss) is called
   synchronously here, each miss as a query of its own.
 * The consumer: a model of ``BatchConsumer`` (claim, resume from the stored
-  offset, decide with the real ``decide_batch``, commit offsets and balances and
+  offset, decide with the real ``decide_batch``, or ``decide_columns`` for a first
+  look at a batch of client changes as the real one does, commit offsets and balances and
   journal at once, then publish to the cache feed; republish a partition's tail
   after a claim, current balances after a retried commit), killed now and then
   between commit and publish, with ambiguous commits from the store.
@@ -38,8 +39,10 @@ from random import Random
 from ledgerd.cache import updater as updater_module
 from ledgerd.cache.fence import CacheFence
 from ledgerd.cache.updater import CacheUpdater
+from ledgerd.consumer.columns import ColumnBatch, ColumnDecision, decide_columns
 from ledgerd.consumer.decide import BatchDecision, decide_batch
 from ledgerd.domain.model import (
+    CLIENT_CHANGE_TYPES,
     LEGS_PER_MESSAGE,
     Account,
     Balance,
@@ -436,7 +439,7 @@ class ConsumerProcess(Process):
 
     def decide(
         self, batch: list[PositionedChange], memory: dict[Account, Balance], *, check_all: bool
-    ) -> BatchDecision:
+    ) -> BatchDecision | ColumnDecision:
         store = self.world.store
         # Resends are checked against the store; first publications are trusted (as the
         # real consumer does within its trust window), unless a retry checks them all.
@@ -448,6 +451,22 @@ class ConsumerProcess(Process):
         view = {
             a: memory.get(a) or loaded.get(a) or Balance(a.user_id, a.currency) for a in accounts
         }
+        if not check_all and all(
+            c.request.type in CLIENT_CHANGE_TYPES
+            and not c.request.atomic_group
+            and not c.request.transfer_id
+            for c in batch
+        ):
+            # The real consumer's column path (messages decoded straight into columns).
+            columns = ColumnBatch(
+                [c.request.request_id for c in batch], [c.request.user_id for c in batch],
+                [c.request.currency for c in batch], [c.request.type for c in batch],
+                [c.request.amount for c in batch], [c.request.memo for c in batch],
+                [c.partition for c in batch],
+                [c.offset * LEGS_PER_MESSAGE + 1 for c in batch], check,
+            )  # fmt: skip
+            keyed = {(a.user_id, a.currency): balance for a, balance in view.items()}
+            return decide_columns(columns, already, keyed, store.now_ms())
         return decide_batch(
             [c.request for c in batch],
             already,
@@ -461,7 +480,7 @@ class ConsumerProcess(Process):
         batch: list[PositionedChange],
         claims: Mapping[int, PartitionClaim],
         next_offsets: Mapping[int, int],
-    ) -> BatchDecision | None:
+    ) -> BatchDecision | ColumnDecision | None:
         """``BatchConsumer._retry``: the commit may have happened; decide again, checking
         every request against the store."""
         store, sim = self.world.store, self.world.sim

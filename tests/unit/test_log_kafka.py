@@ -10,6 +10,7 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from ledgerd.log import kafka
+from ledgerd.log.base import LogRecord
 
 
 class ElectingConsumer:
@@ -163,3 +164,47 @@ def test_the_experimental_gapless_warning_is_not_logged(caplog: pytest.LogCaptur
         )
         logger.warning("CONFWARN [rdkafka#producer-2] [thrd:app]: something else")
     assert [r.getMessage()[-14:] for r in caplog.records] == ["something else"]
+
+
+class FakeMessage:
+    """A consumed librdkafka message, as far as ``_record`` reads it."""
+
+    def __init__(self, headers: object) -> None:
+        self._headers = headers
+
+    def topic(self) -> str:
+        return "t"
+
+    def partition(self) -> int:
+        return 2
+
+    def offset(self) -> int:
+        return 9
+
+    def key(self) -> bytes:
+        return b"k"
+
+    def value(self) -> bytes:
+        return b"v"
+
+    def headers(self) -> object:
+        return self._headers
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        (None, ()),
+        ([], ()),
+        ([("ledgerd-mac", b"ab")], (("ledgerd-mac", b"ab"),)),
+        ([("a", None)], (("a", b""),)),
+        ([("a", b"1"), ("b", None)], (("a", b"1"), ("b", b""))),
+        ([("a", "text")], (("a", b"text"),)),
+    ],
+)
+def test_a_consumed_message_becomes_a_record_with_bytes_headers(
+    headers: object, expected: tuple[tuple[str, bytes], ...]
+) -> None:
+    """Each header value reads as bytes (none as empty), the one-header case included."""
+    record = kafka._record(FakeMessage(headers))  # type: ignore[arg-type]
+    assert record == LogRecord("t", 2, 9, b"k", b"v", expected)

@@ -29,3 +29,15 @@ def test_a_signer_keeps_verifying_across_messages() -> None:
     assert signer.verify(b"tampered", signed[1][1]) is False
     assert signer.verify(b"a", MessageSigner(b"x" * 32).headers(b"a")) is False
     assert signer.verify(b"a", []) is None
+
+
+@given(key=st.binary(min_size=16, max_size=200), value=st.binary(max_size=300))
+def test_verify_mac_accepts_exactly_the_signature_of_the_value(key: bytes, value: bytes) -> None:
+    """``verify_mac`` (the column path's check of the one header) agrees with ``verify``:
+    the value's own MAC passes; another key's, or the MAC of other bytes, does not."""
+    signer = MessageSigner(key)
+    ((_, mac),) = signer.headers(value)
+    assert signer.verify_mac(value, mac) is True
+    assert signer.verify_mac(value + b"x", mac) is False
+    assert signer.verify_mac(value, MessageSigner(key + b"!").headers(value)[0][1]) is False
+    assert signer.verify_mac(value, mac.upper()) is (mac.upper() == mac)

@@ -12,18 +12,22 @@ from collections.abc import Iterable, Mapping
 from ledgerd.domain.model import Account, Balance
 from ledgerd.store.base import Store
 
+# An account as (user_id, currency): a plain tuple hashes and compares in C, an
+# ``Account`` in Python, and the column path looks up one per change.
+AccountKey = tuple[int, str]
+
 
 class BalanceMemory:
     """Balances by owned partition, bounded by ``max_accounts`` over all of them."""
 
     def __init__(self, max_accounts: int) -> None:
         self._max_accounts = max_accounts
-        self._by_partition: dict[int, dict[Account, Balance]] = {}
+        self._by_partition: dict[int, dict[AccountKey, Balance]] = {}
 
     def get(self, partition: int, account: Account) -> Balance | None:
         """The committed balance, if the partition is owned and the account held."""
         state = self._by_partition.get(partition)
-        return None if state is None else state.get(account)
+        return None if state is None else state.get((account.user_id, account.currency))
 
     def reset(self, partitions: Iterable[int]) -> None:
         """Owned partitions whose memory is empty from now on (reloaded from the store)."""
@@ -37,18 +41,30 @@ class BalanceMemory:
 
     def view(self, partition_of: Mapping[Account, int], store: Store) -> dict[Account, Balance]:
         """Balances of the accounts (in their partitions): memory, else the store, else zeros."""
-        view: dict[Account, Balance] = {}
-        missing: set[Account] = set()
-        for account, partition in partition_of.items():
-            known = self._by_partition.setdefault(partition, {}).get(account)
+        keys = {(a.user_id, a.currency): p for a, p in partition_of.items()}
+        return {Account(*key): balance for key, balance in self.view_keys(keys, store).items()}
+
+    def view_keys(
+        self, partition_of: Mapping[AccountKey, int], store: Store
+    ) -> dict[AccountKey, Balance]:
+        """``view`` by (user_id, currency)."""
+        view: dict[AccountKey, Balance] = {}
+        missing: list[AccountKey] = []
+        by_partition = self._by_partition
+        for key, partition in partition_of.items():
+            state = by_partition.get(partition)
+            if state is None:
+                state = by_partition[partition] = {}
+            known = state.get(key)
             if known is not None:
-                view[account] = known
+                view[key] = known
             else:
-                missing.add(account)
+                missing.append(key)
         if missing:
-            loaded = store.load_balances(missing)
-            for account in missing:
-                view[account] = loaded.get(account) or Balance(account.user_id, account.currency)
+            accounts = {key: Account(*key) for key in missing}
+            loaded = store.load_balances(set(accounts.values()))
+            for key, account in accounts.items():
+                view[key] = loaded.get(account) or Balance(*key)
         return view
 
     def remember(
@@ -59,7 +75,9 @@ class BalanceMemory:
         touched: set[int] = set()
         for account, balance in balances.items():
             partition = partition_of[account]
-            self._by_partition.setdefault(partition, {})[account] = balance
+            self._by_partition.setdefault(partition, {})[(account.user_id, account.currency)] = (
+                balance
+            )
             touched.add(partition)
         cap = max(1, self._max_accounts // max(1, len(self._by_partition)))
         for partition in touched:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ledgerd.consumer.columns import ColumnDecision
 from ledgerd.consumer.decide import BatchDecision
 from ledgerd.store.base import BatchCommit, DeadLettered, PartitionClaim, Store
 from ledgerd.support import failpoints
@@ -18,7 +19,7 @@ class BatchWriter:
     def commit(
         self,
         positions: Sequence[PartitionClaim],
-        decision: BatchDecision,
+        decision: BatchDecision | ColumnDecision,
         applied_at_ms: int,
         records: int,
         follow_up_group: str | None = None,
@@ -43,6 +44,7 @@ class BatchWriter:
             follow_ups=decision.follow_ups,
             follow_up_group=follow_up_group,
             cleared_failures=cleared_failures,
+            rows=decision.rows if isinstance(decision, ColumnDecision) else None,
         )
         # Fault drills wait for this note to pause or kill the process mid-batch.
         failpoints.hit(

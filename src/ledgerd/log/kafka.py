@@ -423,18 +423,27 @@ class KafkaReader:
 
 
 def _record(message: Message) -> LogRecord:
+    # Positional, and the headers' common shape taken as it is: once per record consumed.
+    raw = message.headers()
     return LogRecord(
-        topic=message.topic() or "",
-        partition=message.partition() or 0,
-        offset=message.offset() or 0,
-        key=message.key() or b"",
-        value=message.value() or b"",
-        headers=_headers(message),
+        message.topic() or "",
+        message.partition() or 0,
+        message.offset() or 0,
+        message.key() or b"",
+        message.value() or b"",
+        _headers(raw) if raw else (),
     )
 
 
-def _headers(message: Message) -> tuple[tuple[str, bytes], ...]:
-    raw = message.headers() or []
+def _headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
+    if (
+        type(raw) is list
+        and len(raw) == 1
+        and type(first := raw[0]) is tuple
+        and type(first[1]) is bytes
+    ):
+        # One header (a signed change message): librdkafka's (name, value) pair as it is.
+        return (first,)
     pairs = raw.items() if isinstance(raw, dict) else raw
     return tuple(
         (name, value.encode() if isinstance(value, str) else value or b"") for name, value in pairs

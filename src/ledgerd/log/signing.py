@@ -51,6 +51,14 @@ class MessageSigner:
                 return hmac.compare_digest(mac, self._mac(value))
         return None
 
+    def verify_mac(self, value: bytes, mac: bytes) -> bool:
+        """Whether ``mac`` (a ``ledgerd-mac`` header's value) signs ``value`` with this key."""
+        inner = self._inner.copy()
+        inner.update(value)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return hmac.compare_digest(outer.hexdigest().encode("ascii"), mac)
+
     def _mac(self, value: bytes) -> bytes:
         """HMAC-SHA256 of ``value``, lowercase hex (as ``hmac.new(key, value, sha256)``)."""
         inner = self._inner.copy()

@@ -17,8 +17,10 @@ from ledgerd.domain.model import (
     Balance,
     ChangeRequest,
     ChangeStatus,
+    ChangeType,
     JournalEntry,
     Rejection,
+    RejectReason,
     StoredRequest,
 )
 
@@ -47,6 +49,21 @@ class DeadLettered:
     offset: int
     reason: str  # "store_rejected" or "decision_failed"
     error: str
+
+
+# A journal entry as a tuple of ``JournalEntry``'s fields, in their order.
+JournalRow = tuple[str, int, str, ChangeType, int, int, int, int, int, str, str, int, int, int]
+# A client change's rejection: request_id, user_id, currency, type, amount, memo, reason.
+RejectionRow = tuple[str, int, str, ChangeType, int, str, RejectReason]
+
+
+@dataclass(frozen=True, slots=True)
+class DecidedRows:
+    """A batch's journal and rejections as rows of plain values (the consumer's common
+    path): ``BatchCommit.journal`` and ``rejections`` hold the same, as objects."""
+
+    journal: Sequence[JournalRow]
+    rejections: Sequence[RejectionRow]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +99,9 @@ class BatchCommit:
     dead_letters: Sequence[DeadLettered] = ()
     # Partitions whose failure count (``RecordFailure``) this commit moves past: forgotten.
     cleared_failures: Sequence[int] = ()
+    # The journal and rejections as rows, when the consumer decided them so: a store may
+    # write these instead of reading the objects (which are then made for nothing).
+    rows: DecidedRows | None = None
 
 
 @dataclass(frozen=True, slots=True)

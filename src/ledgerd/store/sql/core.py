@@ -558,15 +558,7 @@ class SqlStore:
             )
             for statement in statements.upsert_balances(batch.balances, dialect, upsert):
                 session.execute(statement)
-            if dialect.bulk_load and batch.journal:
-                journal = [statements.journal_values(e, dialect) for e in batch.journal]
-                dialect.bulk_insert(session, "journal", JOURNAL_COLUMNS, journal)
-            else:
-                for statement in statements.insert_journal(batch.journal, dialect, session.text):
-                    session.execute(statement)
-            for statement in statements.insert_rejections(
-                batch.rejections, batch.applied_at_ms, dialect, session.text
-            ):
+            for statement in self._journal_and_rejections(session, batch):
                 session.execute(statement)
             if batch.follow_ups:
                 # A transfer's next leg, in the outbox of the shard that decided the one
@@ -585,6 +577,30 @@ class SqlStore:
                     session.execute(statement)
             if batch.dead_letters or batch.cleared_failures:
                 self._write_dead_letters(session, batch)
+
+    def _journal_and_rejections(self, session: Session, batch: BatchCommit) -> Iterator[str]:
+        """The batch's journal and rejection INSERTs (a bulk-loaded journal is written
+        here); from its rows when the consumer decided it as rows."""
+        dialect, decided = self._dialect, batch.rows
+        if dialect.bulk_load and batch.journal:
+            journal = (
+                [statements.journal_values(e, dialect) for e in batch.journal]
+                if decided is None
+                else [statements.journal_row_values(row, dialect) for row in decided.journal]
+            )
+            dialect.bulk_insert(session, "journal", JOURNAL_COLUMNS, journal)
+        elif decided is None:
+            yield from statements.insert_journal(batch.journal, dialect, session.text)
+        else:
+            yield from statements.insert_journal_rows(decided.journal, dialect, session.text)
+        if decided is None:
+            yield from statements.insert_rejections(
+                batch.rejections, batch.applied_at_ms, dialect, session.text
+            )
+        else:
+            yield from statements.insert_rejection_rows(
+                decided.rejections, batch.applied_at_ms, dialect, session.text
+            )
 
     def _write_dead_letters(self, session: Session, batch: BatchCommit) -> None:
         """A commit's dead letters, and the failure counts of records it moves past (rare:

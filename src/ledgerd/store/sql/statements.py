@@ -16,6 +16,7 @@ from typing import TypeVar
 
 from ledgerd.domain.amounts import format_amount
 from ledgerd.domain.model import Balance, ChangeRequest, ChangeStatus, JournalEntry, Rejection
+from ledgerd.store.base import JournalRow, RejectionRow
 from ledgerd.store.sql.dialect import Encoding
 from ledgerd.store.sql.rows import BALANCE_COLUMNS, JOURNAL_COLUMNS
 
@@ -124,6 +125,52 @@ def journal_values(e: JournalEntry, enc: Encoding) -> list[object]:
         format_amount(e.frozen_after), e.version, e.applied_at_ms, e.memo,
         e.transfer_id, e.counterparty_user_id - enc.user_offset, e.partition, e.event_seq,
     ]  # fmt: skip
+
+
+def insert_journal_rows(
+    journal: Sequence[JournalRow], enc: Encoding, text: TextLiteral
+) -> Iterator[str]:
+    """``insert_journal`` from rows (``JournalEntry``'s fields as a tuple): the same text."""
+    off, amount = enc.user_offset, amount_literal(enc)
+    for chunk in chunks(journal, ROWS_PER_STATEMENT):
+        values = ",".join(
+            f"({key(rid)},{user - off},{key(cur)},{int(kind)},{amount(amt)},{amount(avail)},"
+            f"{amount(frozen)},{version},{at_ms},{text(memo)},{key(transfer)},"
+            f"{other - off},{partition},{seq})"
+            for (
+                rid, user, cur, kind, amt, avail, frozen, version, at_ms, memo, transfer, other,
+                partition, seq,
+            ) in chunk
+        )  # fmt: skip
+        yield f"INSERT INTO journal ({JOURNAL_COLUMNS}) VALUES " + values
+
+
+def journal_row_values(row: JournalRow, enc: Encoding) -> list[object]:
+    """``journal_values`` of a row."""
+    off = enc.user_offset
+    return [
+        row[0], row[1] - off, row[2], int(row[3]), format_amount(row[4]),
+        format_amount(row[5]), format_amount(row[6]), row[7], row[8], row[9], row[10],
+        row[11] - off, row[12], row[13],
+    ]  # fmt: skip
+
+
+def insert_rejection_rows(
+    rejections: Sequence[RejectionRow], decided_at_ms: int, enc: Encoding, text: TextLiteral
+) -> Iterator[str]:
+    """``insert_rejections`` from rows of client changes (no transfer): the same text."""
+    off, amount = enc.user_offset, amount_literal(enc)
+    no_transfer = f"{key('')},{0 - off}"
+    for chunk in chunks(rejections, ROWS_PER_STATEMENT):
+        values = ",".join(
+            f"({key(rid)},{user - off},{key(cur)},{int(kind)},{amount(amt)},{text(memo)},"
+            f"{int(reason)},{decided_at_ms},{no_transfer})"
+            for rid, user, cur, kind, amt, memo, reason in chunk
+        )
+        yield (
+            "INSERT INTO rejections (request_id, user_id, currency, type, amount, memo,"
+            " reject_reason, decided_at_ms, transfer_id, counterparty_user_id) VALUES " + values
+        )
 
 
 def insert_rejections(
