@@ -183,6 +183,30 @@ def test_an_undecodable_record_is_skipped_counted_and_committed(tmp_path: Path, 
     log.close()
 
 
+def test_a_poll_asks_for_about_batch_max_balances(tmp_path: Path, topic: str) -> None:
+    """Once records were seen to carry 100 balances, a poll asks for as many records as hold
+    about batch_max_balances, not that many records (a backlog is written in bounded steps)."""
+    log = EmbeddedLog(tmp_path / "log.sqlite", partition_count=3)
+    log.ensure_topics([topic])
+    producer = log.producer()
+    value = encode_balances([b(u, 1) for u in range(100)])
+
+    def publish_records(per_partition: int) -> None:
+        for _ in range(per_partition):
+            for partition in range(3):
+                producer.publish(topic, b"1", value, partition=partition)
+        assert producer.flush(30.0) == 0
+
+    publish_records(1)
+    made = updater(MemoryCache(), log, topic, batch_max_balances=900)
+    assert made.feed_once(0.0) == 3
+    publish_records(10)
+    assert [made.feed_once(0.0) for _ in range(5)] == [9, 9, 9, 3, 0]
+    producer.close()
+    made.close()
+    log.close()
+
+
 def test_offsets_move_only_after_the_cache_write(tmp_path: Path, topic: str) -> None:
     """While the cache is down nothing is committed; a new updater then re-reads everything."""
     log = EmbeddedLog(tmp_path / "log.sqlite", partition_count=3)
