@@ -262,15 +262,15 @@ def decode_balances(value: bytes) -> list[Balance]:
         return [decode_balance(value)]
     try:
         message = _balance_batch_decoder.decode(value)
-        users, currencies, versions = message.user_ids, message.currencies, message.versions
-        available, frozen = message.available, message.frozen
-        if not len(users) == len(currencies) == len(available) == len(frozen) == len(versions):
-            raise PoisonMessage("undecodable balance batch: columns of different lengths")
+        columns = (
+            message.user_ids, message.currencies, message.available, message.frozen,
+            message.versions,
+        )  # fmt: skip
+        # strict: columns of different lengths raise ValueError (poison), not a short batch.
         return [
-            Balance(users[i], currencies[i], parse_decimal(available[i]),
-                    parse_decimal(frozen[i]), versions[i])
-            for i in range(len(users))
-        ]  # fmt: skip
+            Balance(user, currency, parse_decimal(available), parse_decimal(frozen), version)
+            for user, currency, available, frozen, version in zip(*columns, strict=True)
+        ]
     except (msgspec.DecodeError, ValueError) as exc:
         raise PoisonMessage(f"undecodable balance batch: {exc}") from exc
 
