@@ -181,15 +181,20 @@ CACHE_FULL_SYNCS = Counter(
     "ledgerd_cache_full_syncs_total", "Cache full syncs, by result (done, failed).", ["result"]
 )
 CACHE_FEED_POISON = Counter(
-    "ledgerd_cache_feed_poison_total", "Undecodable cache feed messages skipped by the updater."
+    "ledgerd_cache_feed_poison_total", "Undecodable cache feed records skipped by the updater."
 )
 CACHE_FEED_MESSAGES = Counter(
     "ledgerd_cache_feed_messages_total",
     "Committed balances the consumer queued on the cache feed topic.",
 )
+CACHE_FEED_RECORDS = Counter(
+    "ledgerd_cache_feed_records_total",
+    "Cache feed records the consumer queued (one per batch and partition, each holding"
+    " that partition's balances).",
+)
 CACHE_FEED_FAILURES = Counter(
     "ledgerd_cache_feed_failures_total",
-    "Cache feed messages not delivered (the cache's full sync repairs their entries).",
+    "Balances on cache feed records not delivered (the cache's full sync repairs their entries).",
 )
 EVENTS_PUBLISHED = Counter(
     "ledgerd_events_published_total",

@@ -13,16 +13,18 @@ from pathlib import Path
 import pytest
 import redis
 from harness import services
+from prometheus_client import REGISTRY
 
 from ledgerd.cache.base import BalanceCache, FullSync
 from ledgerd.cache.memory import MemoryCache
 from ledgerd.cache.redis import RedisCache
 from ledgerd.cache.updater import CacheUpdater
+from ledgerd.consumer.feed import CacheFeed
 from ledgerd.domain.model import Account, Balance
 from ledgerd.domain.partitioning import partition_for_user
 from ledgerd.errors import CacheUnavailable
 from ledgerd.log.base import EventLog
-from ledgerd.log.codec import encode_balance
+from ledgerd.log.codec import encode_balance, encode_balances
 from ledgerd.log.embedded import EmbeddedLog
 from ledgerd.support import failpoints
 from ledgerd.support.supervisor import Lifeline, Policy, Supervisor
@@ -111,6 +113,98 @@ def test_feed_balances_raise_cached_entries_to_their_newest_version(
     assert drain(made, len(feed)) == len(feed)
     assert [cache.get(Account(u, "USD")) for u in (1, 2, 3)] == [b(1, 3), b(2, 4), None]
     made.close()
+
+
+def test_a_batch_of_one_partition_is_one_record_that_feeds_every_balance(
+    event_log: EventLog, topic: str
+) -> None:
+    """The consumer's feed publishes a batch's N balances of one partition as one record in
+    that partition (the topic's offsets say so), and the updater writes all N from it."""
+    users = [u for u in range(1, 400) if partition_for_user(u, event_log.partition_count) == 1]
+    balances = {Account(u, "USD"): b(u, 2) for u in users}
+    event_log.ensure_topics([topic])
+    feed = CacheFeed(event_log.producer(), topic)
+    feed.publish(balances, dict.fromkeys(balances, 1))
+    feed.close()
+    assert dict(event_log.end_offsets(topic)) == {0: 0, 1: 1, 2: 0}
+    cache = MemoryCache()
+    known(cache, *users)
+    made = updater(cache, event_log, topic)
+    assert drain(made, 1) == 1
+    assert [cache.get(account) for account in balances] == list(balances.values())
+    made.close()
+
+
+def test_batch_records_and_older_single_balance_records_mix_newest_wins(
+    event_log: EventLog, topic: str
+) -> None:
+    """During a rolling upgrade the feed holds both formats: the updater reads both and keeps
+    each account's newest version, whichever record carried it."""
+    event_log.ensure_topics([topic])
+    producer = event_log.producer()
+    partition = partition_for_user(1, event_log.partition_count)
+    records = [
+        encode_balances([b(1, 1), b(2, 5)]),
+        encode_balance(b(1, 3)),
+        encode_balance(b(2, 4)),
+        encode_balances([b(1, 2), b(2, 6)]),
+    ]
+    for value in records:
+        producer.publish(topic, b"1", value, partition=partition)
+    assert producer.flush(30.0) == 0
+    producer.close()
+    cache = MemoryCache()
+    known(cache, 1, 2)
+    made = updater(cache, event_log, topic)
+    assert drain(made, len(records)) == len(records)
+    assert [cache.get(Account(u, "USD")) for u in (1, 2)] == [b(1, 3), b(2, 6)]
+    made.close()
+
+
+def test_an_undecodable_record_is_skipped_counted_and_committed(tmp_path: Path, topic: str) -> None:
+    """A record neither format decodes is skipped with the poison metric; the records around
+    it still reach the cache and the offsets move past it."""
+    log = EmbeddedLog(tmp_path / "log.sqlite", partition_count=3)
+    log.ensure_topics([topic])
+    producer = log.producer()
+    for value in (encode_balances([b(1, 1)]), b'["balances",[1,2],["1"]]', encode_balance(b(1, 2))):
+        producer.publish(topic, b"1", value, partition=0)
+    assert producer.flush(30.0) == 0
+    producer.close()
+    cache = MemoryCache()
+    known(cache, 1)
+    poison = REGISTRY.get_sample_value("ledgerd_cache_feed_poison_total") or 0.0
+    made = updater(cache, log, topic)
+    assert made.run_until_idle() == 3
+    assert cache.get(Account(1, "USD")) == b(1, 2)
+    assert REGISTRY.get_sample_value("ledgerd_cache_feed_poison_total") == poison + 1
+    assert log.consumer(f"g-{topic}").committed(topic, [0]) == {0: 3}
+    made.close()
+    log.close()
+
+
+def test_a_poll_asks_for_about_batch_max_balances(tmp_path: Path, topic: str) -> None:
+    """Once records were seen to carry 100 balances, a poll asks for as many records as hold
+    about batch_max_balances, not that many records (a backlog is written in bounded steps)."""
+    log = EmbeddedLog(tmp_path / "log.sqlite", partition_count=3)
+    log.ensure_topics([topic])
+    producer = log.producer()
+    value = encode_balances([b(u, 1) for u in range(100)])
+
+    def publish_records(per_partition: int) -> None:
+        for _ in range(per_partition):
+            for partition in range(3):
+                producer.publish(topic, b"1", value, partition=partition)
+        assert producer.flush(30.0) == 0
+
+    publish_records(1)
+    made = updater(MemoryCache(), log, topic, batch_max_balances=900)
+    assert made.feed_once(0.0) == 3
+    publish_records(10)
+    assert [made.feed_once(0.0) for _ in range(5)] == [9, 9, 9, 3, 0]
+    producer.close()
+    made.close()
+    log.close()
 
 
 def test_offsets_move_only_after_the_cache_write(tmp_path: Path, topic: str) -> None:

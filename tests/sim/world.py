@@ -53,7 +53,7 @@ from ledgerd.domain.model import (
 from ledgerd.errors import CacheUnavailable, Fenced, LedgerError, StoreUnavailable
 from ledgerd.leader import CACHE_SYNC_LOCK, LeaderElector
 from ledgerd.log.base import LogRecord
-from ledgerd.log.codec import encode_balance
+from ledgerd.log.codec import encode_balances
 from ledgerd.reads import AnswerWriteBack, BalanceReads
 from ledgerd.service import LedgerService
 from ledgerd.store.base import PartitionClaim
@@ -145,7 +145,7 @@ class FeedLog:
 
     def append(self, partition: int, balance: Balance) -> None:
         rows = self.records.setdefault(partition, [])
-        rows.append(LogRecord(FEED_TOPIC, partition, len(rows), b"", encode_balance(balance)))
+        rows.append(LogRecord(FEED_TOPIC, partition, len(rows), b"", encode_balances([balance])))
         if self.arrived is not None:
             self.arrived.set()
             self.arrived = None

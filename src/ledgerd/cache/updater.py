@@ -1,8 +1,9 @@
 """The cache updater: keeps a shared cache (Redis) up to date from the cache feed.
 
-Consumers publish each committed balance to the feed topic; updaters in any
-process consume it in one consumer group, so its partitions are shared among
-them. Each poll's balances are written in one last-write-wins batch (the
+Consumers publish each batch's committed balances to the feed topic, one
+record per partition (older producers: one record per balance); updaters in
+any process consume it in one consumer group, so its partitions are shared
+among them. Each poll's balances are written in one last-write-wins batch (the
 newest version per account, raising entries only: the feed may replay old
 ones), and the group's log offsets are committed only after that write
 succeeded: during a cache outage the batch is retried with backoff (health
@@ -31,10 +32,10 @@ import structlog
 from ledgerd import metrics
 from ledgerd.cache.base import BalanceCache
 from ledgerd.cache.fence import CacheFence
-from ledgerd.domain.model import Account, Balance
+from ledgerd.domain.model import Balance
 from ledgerd.errors import CacheUnavailable, LedgerError, PoisonMessage
 from ledgerd.log.base import EventLog, LogRecord
-from ledgerd.log.codec import decode_balance
+from ledgerd.log.codec import decode_balances
 from ledgerd.support import failpoints
 from ledgerd.support.supervisor import Lifeline
 
@@ -52,8 +53,9 @@ _FULL_SYNC_BATCH = 1000
 class _Batch:
     """Balances polled from the feed and not yet written, with the offsets to commit after."""
 
-    balances: dict[Account, Balance] = field(default_factory=dict)
+    balances: dict[tuple[int, str], Balance] = field(default_factory=dict)  # by user, currency
     next_offsets: dict[int, int] = field(default_factory=dict)
+    decoded: int = 0  # balances the records held, before keeping the newest per account
 
     def add(self, records: Sequence[LogRecord]) -> None:
         for record in records:
@@ -61,15 +63,21 @@ class _Batch:
                 self.next_offsets.get(record.partition, 0), record.offset + 1
             )
             try:
-                balance = decode_balance(record.value)
+                # A batch record, or a single balance from a producer older than batches.
+                decoded = decode_balances(record.value)
             except PoisonMessage as exc:
-                # The feed is derived data: the full sync repairs what a bad message lacks.
+                # The feed is derived data: the full sync repairs what a bad record lacks.
                 metrics.CACHE_FEED_POISON.inc()
-                log.warning("cache feed message skipped", error=str(exc), offset=record.offset)
+                log.warning("cache feed record skipped", error=str(exc), offset=record.offset)
                 continue
-            queued = self.balances.get(balance.account)
-            if queued is None or queued.version < balance.version:
-                self.balances[balance.account] = balance
+            self.decoded += len(decoded)
+            balances = self.balances
+            for balance in decoded:
+                # A plain tuple key: cheaper to build than an Account, for every balance fed.
+                account = (balance.user_id, balance.currency)
+                queued = balances.get(account)
+                if queued is None or queued.version < balance.version:
+                    balances[account] = balance
 
 
 class CacheUpdater:
@@ -82,7 +90,7 @@ class CacheUpdater:
         *,
         topic: str,
         group_id: str,
-        batch_max_messages: int = 5000,
+        batch_max_balances: int = 5000,
         poll_timeout_s: float = 0.5,
         retry_base_s: float = 0.1,
         retry_max_s: float = 5.0,
@@ -97,7 +105,10 @@ class CacheUpdater:
         self._log = event_log
         self._topic = topic
         self._group_id = group_id
-        self._batch_max = batch_max_messages
+        self._batch_max_balances = batch_max_balances
+        # Records asked of one poll: as many as held about batch_max_balances last time (a
+        # record holds a consumer batch's balances of one partition, an old one a single one).
+        self._records_per_poll = batch_max_balances
         self._poll_timeout_s = poll_timeout_s
         self._retry_base_s = retry_base_s
         self._retry_max_s = retry_max_s
@@ -152,12 +163,15 @@ class CacheUpdater:
         self._ensure_subscribed()
         polled = 0
         if self._pending is None:
-            records = self._consumer.poll_batch(self._batch_max, timeout_s)
+            records = self._consumer.poll_batch(self._records_per_poll, timeout_s)
             if not records:
                 return 0
             polled = len(records)
             self._pending = _Batch()
             self._pending.add(records)
+            self._records_per_poll = max(
+                1, self._batch_max_balances * polled // max(1, self._pending.decoded)
+            )
         batch = self._pending
         try:
             self._cache.put_many(batch.balances.values())

@@ -1,9 +1,12 @@
 """The cache feed: committed balances published for cache updaters in any process.
 
-One message per account per batch (its newest version), keyed by user id and
-sent to the account's partition, so a reader sees each account's versions in
-order. Delivery is never awaited: the batch is committed already, and a lost
-message only leaves a cache entry stale until the cache's full sync.
+One record per batch and partition: the newest balance of each account the
+batch touched in that partition, as columns (``BalanceBatchMessage``; a very
+large batch takes several records, in order). It goes to that partition, keyed
+by its first balance's user id, so a reader sees each account's versions in
+order; the broker and the readers pay per record, not per balance. Delivery is
+never awaited: the batch is committed already, and a lost record only leaves
+cache entries stale until the cache's full sync.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from ledgerd import metrics
 from ledgerd.domain.model import Account, Balance
 from ledgerd.domain.partitioning import user_key
 from ledgerd.errors import LogUnavailable
-from ledgerd.log.base import LogProducer
-from ledgerd.log.codec import encode_balance
+from ledgerd.log.base import DeliveryCallback, LogProducer
+from ledgerd.log.codec import FEED_RECORD_BALANCES_MAX, encode_balances
 
 log = structlog.get_logger(__name__)
 
@@ -37,22 +40,35 @@ class CacheFeed:
     def publish(
         self, balances: Mapping[Account, Balance], partition_of: Mapping[Account, int]
     ) -> None:
-        """Queue each balance; delivery is reported by later ``poll`` calls."""
-        sent = 0
+        """Queue each partition's balances as one record (or a few, for a very large batch);
+        delivery is reported by later ``poll`` calls."""
+        by_partition: dict[int, list[Balance]] = {}
+        for account, balance in balances.items():
+            partition = partition_of[account]
+            found = by_partition.get(partition)
+            if found is None:
+                by_partition[partition] = [balance]
+            else:
+                found.append(balance)
+        sent = records = 0
         try:
-            for account, balance in balances.items():
-                self._producer.publish(
-                    self._topic,
-                    user_key(account.user_id),
-                    encode_balance(balance),
-                    partition=partition_of[account],
-                    on_delivery=self._delivered,
-                )
-                sent += 1
+            for partition, held in by_partition.items():
+                for start in range(0, len(held), FEED_RECORD_BALANCES_MAX):
+                    chunk = held[start : start + FEED_RECORD_BALANCES_MAX]
+                    self._producer.publish(
+                        self._topic,
+                        user_key(chunk[0].user_id),
+                        encode_balances(chunk),
+                        partition=partition,
+                        on_delivery=self._on_delivery(len(chunk)),
+                    )
+                    sent += len(chunk)
+                    records += 1
         except LogUnavailable as exc:
             # A full or closed queue: the rest of this batch's balances are not fed.
             self._count_failures(len(balances) - sent, str(exc))
         metrics.CACHE_FEED_MESSAGES.inc(sent)
+        metrics.CACHE_FEED_RECORDS.inc(records)
 
     def poll(self) -> None:
         """Serve delivery reports without waiting (call between batches); logs failures
@@ -75,9 +91,12 @@ class CacheFeed:
         self.poll()
         self._producer.close()
 
-    def _delivered(self, error: Exception | None) -> None:
-        if error is not None:
-            self._count_failures(1, str(error))
+    def _on_delivery(self, balance_count: int) -> DeliveryCallback:
+        def delivered(error: Exception | None) -> None:
+            if error is not None:
+                self._count_failures(balance_count, str(error))
+
+        return delivered
 
     def _count_failures(self, count: int, error: str) -> None:
         metrics.CACHE_FEED_FAILURES.inc(count)

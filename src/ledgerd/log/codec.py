@@ -185,8 +185,11 @@ def _change(
 
 
 class BalanceMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
-    """A committed balance on the cache feed (topic ``cache_feed_topic``), published by
-    the consumer after each commit for cache updaters in any process."""
+    """One committed balance on the cache feed: the record format before balance batches.
+
+    Still decoded (producers of a rolling upgrade may send it); ledgerd sends
+    ``BalanceBatchMessage``.
+    """
 
     user_id: int
     currency: str
@@ -195,10 +198,35 @@ class BalanceMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     version: int
 
 
+class BalanceBatchMessage(
+    msgspec.Struct, frozen=True, array_like=True, tag="balances", forbid_unknown_fields=False
+):
+    """A batch's committed balances of one partition on the cache feed, as columns.
+
+    Encoded as a JSON array whose first element is the tag ``"balances"``
+    (``["balances", [user ids], [currencies], [available], [frozen], [versions]]``),
+    so a reader tells it from a ``BalanceMessage`` (a JSON object) by its first byte.
+    Later fields may be appended: older readers ignore them.
+    """
+
+    user_ids: list[int]
+    currencies: list[str]
+    available: list[str]
+    frozen: list[str]
+    versions: list[int]
+
+
+# A feed record's balances at most: ~150 bytes each at the widest (20-digit user id and
+# version, 16-character currency, two 39-character amounts), so a record stays near 300 kB,
+# within Kafka's default 1 MB message limit.
+FEED_RECORD_BALANCES_MAX = 2000
+
 _balance_decoder = msgspec.json.Decoder(BalanceMessage)
+_balance_batch_decoder = msgspec.json.Decoder(BalanceBatchMessage)
 
 
 def encode_balance(balance: Balance) -> bytes:
+    """The single-balance feed record (the format before batches; for tests of old records)."""
     return _encoder.encode(
         BalanceMessage(
             user_id=balance.user_id,
@@ -210,8 +238,45 @@ def encode_balance(balance: Balance) -> bytes:
     )
 
 
+def encode_balances(balances: Sequence[Balance]) -> bytes:
+    """One feed record holding these balances (of one partition; at most
+    ``FEED_RECORD_BALANCES_MAX`` of them: the caller splits larger batches)."""
+    return _encoder.encode(
+        BalanceBatchMessage(
+            [b.user_id for b in balances],
+            [b.currency for b in balances],
+            [format_amount(b.available) for b in balances],
+            [format_amount(b.frozen) for b in balances],
+            [b.version for b in balances],
+        )
+    )
+
+
+def decode_balances(value: bytes) -> list[Balance]:
+    """The balances of a feed record, batch or single-balance, in record order.
+
+    Raises:
+        PoisonMessage: the bytes are neither.
+    """
+    if value[:1] != b"[":
+        return [decode_balance(value)]
+    try:
+        message = _balance_batch_decoder.decode(value)
+        columns = (
+            message.user_ids, message.currencies, message.available, message.frozen,
+            message.versions,
+        )  # fmt: skip
+        # strict: columns of different lengths raise ValueError (poison), not a short batch.
+        return [
+            Balance(user, currency, parse_decimal(available), parse_decimal(frozen), version)
+            for user, currency, available, frozen, version in zip(*columns, strict=True)
+        ]
+    except (msgspec.DecodeError, ValueError) as exc:
+        raise PoisonMessage(f"undecodable balance batch: {exc}") from exc
+
+
 def decode_balance(value: bytes) -> Balance:
-    """Decode a balance from the cache feed.
+    """Decode a single-balance feed record (``BalanceMessage``).
 
     Raises:
         PoisonMessage: the bytes are not a balance.

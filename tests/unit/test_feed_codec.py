@@ -1,0 +1,86 @@
+"""The cache feed's wire form: batch records, the single-balance records of older producers,
+and poison detection."""
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ledgerd.domain.amounts import MAX_SCALED
+from ledgerd.domain.model import Balance
+from ledgerd.errors import PoisonMessage
+from ledgerd.log.codec import (
+    FEED_RECORD_BALANCES_MAX,
+    decode_balance,
+    decode_balances,
+    encode_balance,
+    encode_balances,
+)
+
+_balances = st.builds(
+    Balance,
+    user_id=st.integers(min_value=1, max_value=2**64 - 1),
+    currency=st.from_regex(r"[A-Z0-9]{1,16}", fullmatch=True),
+    available=st.integers(min_value=0, max_value=MAX_SCALED),
+    frozen=st.integers(min_value=0, max_value=MAX_SCALED),
+    version=st.integers(min_value=0, max_value=2**64 - 1),
+)
+
+
+@given(st.lists(_balances, max_size=20))
+def test_a_batch_record_round_trips_in_order(balances: list[Balance]) -> None:
+    """Every balance of a batch record decodes exactly, amounts included, in record order."""
+    assert decode_balances(encode_balances(balances)) == balances
+
+
+@given(_balances)
+def test_a_single_balance_record_of_an_older_producer_still_decodes(balance: Balance) -> None:
+    """The record format before batches (one JSON object per balance) decodes as one balance."""
+    assert decode_balances(encode_balance(balance)) == [balance]
+    assert decode_balance(encode_balance(balance)) == balance
+
+
+def test_the_two_formats_differ_in_their_first_byte() -> None:
+    """A batch record is a JSON array tagged "balances" with columns, amounts as canonical
+    decimal strings; an old record is a JSON object: readers tell them apart without trying."""
+    balances = [Balance(7, "USD", 15 * 10**17, 0, 3), Balance(8, "EUR", 10**18, 2 * 10**18, 1)]
+    batch = encode_balances(balances)
+    assert json.loads(batch) == [
+        "balances", [7, 8], ["USD", "EUR"], ["1.5", "1"], ["0", "2"], [3, 1]
+    ]  # fmt: skip
+    assert encode_balance(balances[0]).startswith(b"{")
+
+
+def test_fields_appended_by_a_newer_producer_are_ignored() -> None:
+    """A batch record with more columns than this reader knows still decodes."""
+    value = b'["balances",[7],["USD"],["1.5"],["0"],[3],["later"]]'
+    assert decode_balances(value) == [Balance(7, "USD", 15 * 10**17, 0, 3)]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"",
+        b"[",
+        b"not json",
+        b"{}",
+        b'["other",[7],["USD"],["1.5"],["0"],[3]]',
+        b'["balances",[7,8],["USD"],["1.5"],["0"],[3]]',
+        b'["balances",[7],["USD"],["1.5x"],["0"],[3]]',
+        b'["balances",[7],["USD"],[1.5],["0"],[3]]',
+        b'{"user_id":7,"currency":"USD","available":"x","frozen":"0","version":3}',
+    ],
+)
+def test_undecodable_records_are_poison(value: bytes) -> None:
+    """Bytes that are neither format, ragged columns and bad amounts raise PoisonMessage."""
+    with pytest.raises(PoisonMessage):
+        decode_balances(value)
+
+
+def test_a_full_record_at_the_widest_fits_kafkas_default_message_size() -> None:
+    """FEED_RECORD_BALANCES_MAX balances with every field at its widest stay under 1 MB."""
+    widest = Balance(2**64 - 1, "W" * 16, MAX_SCALED, MAX_SCALED, 2**64 - 1)
+    value = encode_balances([widest] * FEED_RECORD_BALANCES_MAX)
+    assert len(value) < 1_000_000
+    assert len(decode_balances(value)) == FEED_RECORD_BALANCES_MAX
