@@ -281,7 +281,7 @@ class Ledgerd:
                 config,
                 signer=signer,
                 send_on=app.relay.hand_off if app.relay is not None else None,
-                on_committed=app.events.wake if app.events is not None else None,
+                on_committed=app.events.hand_off if app.events is not None else None,
             )
             supervisor.add_thread("consumer", app.consumer.run, has_work=app.consumer.has_work)
             if app.events is not None:
