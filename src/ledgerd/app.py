@@ -368,6 +368,7 @@ class Ledgerd:
             PublisherConfig(
                 topic=self.settings.events_topic,
                 poll_interval_s=self.settings.events_poll_interval_ms / 1000,
+                linger_ms=self.settings.events_linger_ms,
             ),
         )
 

@@ -31,7 +31,7 @@ class FakeLog:
         self.records: dict[int, list[LogRecord]] = {0: [], 1: []}
         self.fail_next_flush = False
 
-    def producer(self, *, gapless: bool = False) -> FakeProducer:
+    def producer(self, *, gapless: bool = False, linger_ms: int | None = None) -> FakeProducer:
         assert gapless, "events must not leave gaps"
         return FakeProducer(self)
 
@@ -293,7 +293,7 @@ class CountingLog(FakeLog):
         super().__init__()
         self.flushes = 0
 
-    def producer(self, *, gapless: bool = False) -> FakeProducer:
+    def producer(self, *, gapless: bool = False, linger_ms: int | None = None) -> FakeProducer:
         assert gapless, "events must not leave gaps"
         return CountingProducer(self)
 

@@ -74,6 +74,11 @@ class PublisherConfig:
     # How often delivery reports are served while records are in flight and nothing
     # else wakes the loop.
     report_interval_s: float = 0.05
+    # The producer's linger: nothing flushes rounds of hand-offs, so records wait up to
+    # this long to go out together. Measured on the production stack with commits of 2
+    # and 20 entries: the broker's CPU per event 3-5x lower at 50 ms than at 5 ms or with
+    # a flush per round (at 5000 entries per commit the same at any linger).
+    linger_ms: int | None = 50
 
 
 class EventPublisher:
@@ -90,7 +95,7 @@ class EventPublisher:
         self._log = event_log
         self._owned = owned_partitions
         self._config = config
-        self._producer: LogProducer = event_log.producer(gapless=True)
+        self._producer: LogProducer = event_log.producer(gapless=True, linger_ms=config.linger_ms)
         self._handoffs = HandOffQueue(config.handoff_max_events)
         # The event_seq of the newest event queued, by owned partition: the topic holds
         # the events up to it, or a prefix of them while some are in flight.
@@ -221,7 +226,8 @@ class EventPublisher:
             self._flush_all()
         else:
             self._producer.poll(0)
-            self._raise_delivery_errors()
+            if self._delivery_errors:
+                self._flush_all()  # raises; and lets a producer that failed be replaced
         for partition in owned:
             metrics.EVENTS_LAG.labels(partition=str(partition)).set(
                 max(lags.get(partition, 0.0), 0.0)
