@@ -282,7 +282,7 @@ class Ledgerd:
                 config,
                 signer=signer,
                 send_on=app.relay.hand_off if app.relay is not None else None,
-                on_committed=app.events.wake if app.events is not None else None,
+                on_committed=app.events.hand_off if app.events is not None else None,
             )
             supervisor.add_thread("consumer", app.consumer.run, has_work=app.consumer.has_work)
             if app.events is not None:
@@ -369,6 +369,7 @@ class Ledgerd:
             PublisherConfig(
                 topic=self.settings.events_topic,
                 poll_interval_s=self.settings.events_poll_interval_ms / 1000,
+                linger_ms=self.settings.events_linger_ms,
             ),
         )
 

@@ -206,6 +206,16 @@ EVENTS_LAG = Gauge(
     " partition (0 when caught up).",
     ["partition"],
 )
+EVENTS_JOURNAL_READS = Counter(
+    "ledgerd_events_journal_reads_total",
+    "Journal reads by the events publisher: it publishes from the commits the consumer hands"
+    " it and reads the journal only to catch up (a partition gained, a gap, an idle check).",
+)
+EVENTS_HANDOFFS_DROPPED = Counter(
+    "ledgerd_events_handoffs_dropped_total",
+    "Consumer commits not handed to the events publisher because its queue was full (it"
+    " reads their entries from the journal instead).",
+)
 EVENT_TAILS_OPEN = Gauge(
     "ledgerd_event_tails_open", "TailEvents calls (gRPC and REST) reading the events topic now."
 )

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     events: bool = True
     events_topic: str = "balance-events"
     events_poll_interval_ms: int = Field(200, ge=1, le=60_000)
+    # How long event records may wait to be sent to Kafka together (latency for fewer
+    # broker requests).
+    events_linger_ms: int = Field(50, ge=0, le=10_000)
     # TailEvents calls (gRPC and REST) one process serves at once: each holds a thread and
     # a log reader, and would otherwise count against max_concurrent_rpcs unbounded.
     events_max_tails: int = Field(32, ge=1, le=10_000)

@@ -11,6 +11,7 @@ import pytest
 
 from ledgerd.domain.model import Balance, ChangeType, JournalEntry
 from ledgerd.events.codec import decode_event
+from ledgerd.events.handoff import CommittedJournal
 from ledgerd.events.publisher import EventPublisher, PublisherConfig
 from ledgerd.log.base import EventLog, LogReader, LogRecord
 from ledgerd.store.base import BatchCommit, PartitionClaim, Store
@@ -35,9 +36,11 @@ class Journal:
         self._versions: dict[int, int] = {}
         self.written: dict[int, list[JournalEntry]] = {}
 
-    def apply(self, partition: int, user_id: int, deposits: int) -> None:
+    def apply(self, partition: int, user_id: int, deposits: int) -> CommittedJournal:
+        """Commit ``deposits`` messages of one user; returns what the consumer hands off."""
         claim = self._store.claim_partition(LEDGER_TOPIC, partition)
         entries, balance = [], None
+        first = self._offsets.get(partition, 0)
         for _ in range(deposits):
             offset = self._offsets.get(partition, 0)
             self._offsets[partition] = offset + 1
@@ -63,6 +66,7 @@ class Journal:
         position = PartitionClaim(LEDGER_TOPIC, partition, claim.epoch, self._offsets[partition])
         self._store.commit_batch(BatchCommit([position], [balance], entries, [], 0))
         self.written.setdefault(partition, []).extend(entries)
+        return CommittedJournal([(partition, first, self._offsets[partition])], entries)
 
 
 def read_events(reader: LogReader, want: int, timeout_s: float = 30.0) -> list[LogRecord]:
@@ -139,6 +143,39 @@ def test_a_restarted_publisher_resumes_from_the_topic_without_duplicates(
     finally:
         second.close()
     assert published(event_log, topic, 10) == expected(journal)
+
+
+def test_hand_offs_with_a_gap_and_an_overflow_publish_each_entry_once_in_order(
+    event_log: EventLog, topic: str, journal_store: Store
+) -> None:
+    """Commits handed off are published directly; one never handed off and several
+    dropped by the full hand-off queue are read from the journal: the topic holds every
+    entry once, in journal order, across several rounds without a flush between them."""
+    event_log.ensure_topics([topic])
+    journal = Journal(journal_store)
+    publisher = EventPublisher(
+        journal_store,
+        event_log,
+        lambda: range(event_log.partition_count),
+        PublisherConfig(topic=topic, handoff_max_events=10),
+    )
+    try:
+        publisher.run_once(check_journal=False)
+        publisher.hand_off(journal.apply(0, 7, 2))
+        publisher.hand_off(journal.apply(1, 8, 2))
+        publisher.run_once(check_journal=False)
+        journal.apply(0, 7, 3)  # never handed off
+        publisher.hand_off(journal.apply(0, 10, 1))
+        publisher.run_once(check_journal=False)
+        for _ in range(4):  # 5 held per hand-off: the third and fourth are dropped
+            publisher.hand_off(journal.apply(2, 9, 4))
+        publisher.hand_off(journal.apply(1, 8, 1))
+        publisher.run_once(check_journal=False)
+        publisher.hand_off(journal.apply(2, 9, 1))
+        assert publisher.run_until_idle() == 1
+    finally:
+        publisher.close()
+    assert published(event_log, topic, 26) == expected(journal)
 
 
 def test_last_record_is_the_newest_of_its_partition(event_log: EventLog, topic: str) -> None:

@@ -11,9 +11,10 @@ import pytest
 from google.protobuf import json_format
 
 from ledgerd.domain.amounts import MAX_SCALED
-from ledgerd.domain.model import ChangeType, JournalEntry
+from ledgerd.domain.model import LEGS_PER_MESSAGE, ChangeType, JournalEntry
 from ledgerd.errors import LogUnavailable, PoisonMessage
 from ledgerd.events.codec import SCHEMA, SCHEMA_HEADER, decode_event, encode_event, event_of
+from ledgerd.events.handoff import CommittedJournal, HandOffQueue
 from ledgerd.events.publisher import EventPublisher, PublisherConfig
 from ledgerd.log.base import DeliveryCallback, EventLog, LogRecord
 from ledgerd.store.base import Store
@@ -30,7 +31,7 @@ class FakeLog:
         self.records: dict[int, list[LogRecord]] = {0: [], 1: []}
         self.fail_next_flush = False
 
-    def producer(self, *, gapless: bool = False) -> FakeProducer:
+    def producer(self, *, gapless: bool = False, linger_ms: int | None = None) -> FakeProducer:
         assert gapless, "events must not leave gaps"
         return FakeProducer(self)
 
@@ -280,3 +281,215 @@ def test_fields_at_their_default_come_last_as_protobuf_prints_them() -> None:
         }
         _, value, _ = encode_event(replace(entry, **zeroed))
         assert value == protobuf_json(replace(entry, **zeroed)), sorted(zeroed)
+
+
+# -- hand-offs: publishing from the commits the consumer hands over ----------------------
+
+
+class CountingLog(FakeLog):
+    """FakeLog that counts flushes (records land only at a flush)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushes = 0
+
+    def producer(self, *, gapless: bool = False, linger_ms: int | None = None) -> FakeProducer:
+        assert gapless, "events must not leave gaps"
+        return CountingProducer(self)
+
+
+class CountingProducer(FakeProducer):
+    def __init__(self, log: CountingLog) -> None:
+        super().__init__(log)
+        self._counting = log
+
+    def flush(self, timeout_s: float) -> int:
+        self._counting.flushes += 1
+        return super().flush(timeout_s)
+
+
+class CommitJournal(FakeJournal):
+    """A journal written by commits over log offsets, as the consumer writes it: a commit
+    applies consecutive offsets of a partition, journaling some of them (a rejected change
+    journals nothing); reads are counted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.next_offsets: dict[int, int] = {0: 0, 1: 0}
+        self.reads = 0
+
+    def commit(self, partition: int, applied: int, rejected: int = 0) -> CommittedJournal:
+        """Journal ``applied`` changes, then ``rejected`` ones; what the consumer hands off."""
+        first = self.next_offsets[partition]
+        entries = []
+        for offset in range(first, first + applied):
+            version = len(self.entries[partition]) + 1
+            entries.append(
+                JournalEntry(
+                    f"r{partition}-{offset}", 10 + partition, "USD", ChangeType.DEPOSIT, 1,
+                    version, 0, version, 1_700_000_000_000, partition=partition,
+                    event_seq=offset * LEGS_PER_MESSAGE + 1,
+                )
+            )  # fmt: skip
+        self.entries[partition].extend(entries)
+        self.next_offsets[partition] = first + applied + rejected
+        return CommittedJournal([(partition, first, self.next_offsets[partition])], entries)
+
+    def scan_events(self, partition: int, after_seq: int, limit: int) -> Sequence[JournalEntry]:
+        self.reads += 1
+        return super().scan_events(partition, after_seq, limit)
+
+
+def handing_publisher(
+    journal: CommitJournal, log: FakeLog, owned: Collection[int], **config: Any
+) -> EventPublisher:
+    owned_now = set(owned)
+    return EventPublisher(
+        cast(Store, journal),
+        cast(EventLog, log),
+        lambda: owned_now,
+        PublisherConfig(topic=TOPIC, **config),
+    )
+
+
+def test_commits_handed_off_are_published_without_reading_the_journal_or_flushing() -> None:
+    """After the partition's first round (its tail and one journal read), each commit is
+    published from its hand-off: no journal read, no flush per round."""
+    journal, log = CommitJournal(), CountingLog()
+    events = handing_publisher(journal, log, {0})
+    assert events.run_once(check_journal=False) == (0, False)
+    assert (journal.reads, log.flushes) == (1, 1)  # gained: flushed, tail read, journal read
+    for applied, rejected in ((3, 0), (2, 4), (0, 2), (5, 1)):
+        events.hand_off(journal.commit(0, applied, rejected))
+        events.run_once(check_journal=False)
+    assert (journal.reads, log.flushes) == (1, 1)
+    assert events.cursors == {0: journal.entries[0][-1].event_seq}
+    events.run_until_idle()  # burst mode: one journal check, then a flush
+    assert journal.reads == 2
+    assert log.sequences(0) == all_sequences(journal, 0)
+
+
+def test_a_gap_in_the_hand_offs_is_read_from_the_journal_without_repeats_or_skips() -> None:
+    """A commit that was never handed off (its successor starts above what was published)
+    is read from the journal, with what followed it, each entry once; later hand-offs are
+    published directly again."""
+    journal, log = CommitJournal(), CountingLog()
+    events = handing_publisher(journal, log, {0, 1})
+    events.run_once(check_journal=False)
+    events.hand_off(journal.commit(0, 2))
+    journal.commit(0, 3, rejected=1)  # committed, never handed off
+    events.hand_off(journal.commit(0, 2))
+    events.hand_off(journal.commit(1, 2))
+    reads = journal.reads
+    assert events.run_once(check_journal=False) == (2 + 2 + 5, False)
+    assert journal.reads == reads + 1  # partition 0 only
+    events.hand_off(journal.commit(0, 1))
+    events.run_once(check_journal=False)
+    assert journal.reads == reads + 1
+    events.run_until_idle()
+    assert log.sequences(0) == all_sequences(journal, 0)
+    assert log.sequences(1) == all_sequences(journal, 1)
+
+
+def test_a_full_hand_off_queue_drops_commits_and_they_are_read_from_the_journal() -> None:
+    """Commits that do not fit the bounded queue are dropped (the consumer never waits);
+    the publisher reads them from the journal, then publishes hand-offs directly again."""
+    journal, log = CommitJournal(), CountingLog()
+    events = handing_publisher(journal, log, {0}, handoff_max_events=8)
+    events.run_once(check_journal=False)
+    for _ in range(5):  # 4 entries each, plus one per commit: the second already fails
+        events.hand_off(journal.commit(0, 3))
+    reads = journal.reads
+    assert events.run_once(check_journal=False) == (15, False)
+    assert journal.reads == reads + 1
+    events.hand_off(journal.commit(0, 2))
+    events.run_once(check_journal=False)
+    assert journal.reads == reads + 1
+    events.run_until_idle()
+    assert log.sequences(0) == all_sequences(journal, 0)
+
+
+def test_a_hand_off_read_from_the_journal_already_is_not_published_again() -> None:
+    """A journal read may publish a commit before its hand-off is taken: the hand-off's
+    entries up to the cursor are skipped, the rest published."""
+    journal, log = CommitJournal(), CountingLog()
+    events = handing_publisher(journal, log, {0})
+    events.run_once(check_journal=False)
+    first = journal.commit(0, 3, rejected=2)
+    events.run_once(check_journal=True)  # an idle check finds the commit
+    events.hand_off(first)
+    events.hand_off(journal.commit(0, 2))
+    reads = journal.reads
+    assert events.run_once(check_journal=False) == (2, False)
+    assert journal.reads == reads
+    events.run_until_idle()
+    assert log.sequences(0) == all_sequences(journal, 0)
+
+
+def test_a_hand_off_whose_batch_met_decided_requests_reads_the_journal() -> None:
+    """A commit that failed ambiguously journaled entries nobody handed off; its retry
+    finds those requests decided and hands off nothing for their offsets (incomplete):
+    the publisher reads the journal rather than take the span as published."""
+    journal, log = CommitJournal(), CountingLog()
+    events = handing_publisher(journal, log, {0})
+    events.run_once(check_journal=False)
+    lost = journal.commit(0, 3)  # the first attempt committed after all
+    retried = CommittedJournal(lost.spans, [], complete=False)
+    events.hand_off(retried)
+    events.run_once(check_journal=False)
+    events.hand_off(journal.commit(0, 1))
+    events.run_until_idle()
+    assert log.sequences(0) == all_sequences(journal, 0)
+
+
+def test_hand_offs_of_partitions_not_owned_are_left_to_their_owner() -> None:
+    """A partition lost (or never owned) is not published from hand-offs; regained, it
+    resumes from its tail in the topic and the journal."""
+    journal, log = CommitJournal(), CountingLog()
+    owned = {0}
+    events = EventPublisher(
+        cast(Store, journal), cast(EventLog, log), lambda: owned, PublisherConfig(topic=TOPIC)
+    )
+    events.run_once(check_journal=False)
+    events.hand_off(journal.commit(1, 2))
+    owned.clear()
+    events.hand_off(journal.commit(0, 2))
+    assert events.run_until_idle() == 0
+    assert (log.records[0], log.records[1]) == ([], [])
+    owned.add(0)
+    events.hand_off(journal.commit(0, 1))
+    assert events.run_until_idle() == 3
+    assert log.sequences(0) == all_sequences(journal, 0)
+
+
+def test_records_in_flight_past_the_limit_are_flushed() -> None:
+    """Hand-off rounds do not flush, unless more records than ``in_flight_max_events``
+    wait for their delivery reports."""
+    journal, log = CommitJournal(), CountingLog()
+    events = handing_publisher(journal, log, {0}, in_flight_max_events=4)
+    events.run_once(check_journal=False)
+    events.hand_off(journal.commit(0, 3))
+    events.run_once(check_journal=False)
+    assert log.flushes == 1
+    events.hand_off(journal.commit(0, 3))
+    events.run_once(check_journal=False)
+    assert log.flushes == 2
+    assert log.sequences(0) == all_sequences(journal, 0)
+
+
+def test_the_hand_off_queue_is_bounded_by_entries_and_keeps_where_drops_end() -> None:
+    """put refuses what does not fit; take returns the queued in order and, by partition,
+    the newest dropped commit's next offset."""
+    queue = HandOffQueue(max_events=6)
+    journal = CommitJournal()
+    first = journal.commit(0, 3)
+    assert queue.put(first)
+    assert not queue.put(journal.commit(0, 3, rejected=1))  # 3 + 1 more would make 8
+    assert queue.put(journal.commit(1, 1))
+    assert not queue.put(journal.commit(1, 5))
+    assert queue
+    queued, dropped = queue.take()
+    assert [c.spans for c in queued] == [[(0, 0, 3)], [(1, 0, 1)]]
+    assert dropped == {0: 7, 1: 6}
+    assert not queue
+    assert queue.take() == ([], {})

@@ -118,6 +118,15 @@ def test_a_gapless_producer_never_times_out_and_guards_gaps(
     assert gapless["enable.idempotence"] is True
 
 
+def test_a_producer_may_ask_for_its_own_linger(fake_producers: list[FakeProducer]) -> None:
+    """linger_ms overrides the log's default for that producer only (the events
+    publisher's, which no round flushes)."""
+    log = kafka.KafkaLog("kafka:9092", linger_ms=5)
+    log.producer(gapless=True, linger_ms=50)
+    log.producer()
+    assert [made.config["linger.ms"] for made in fake_producers] == [50, 5]
+
+
 def test_a_fatally_failed_producer_is_replaced_once_its_queue_is_empty(
     fake_producers: list[FakeProducer],
 ) -> None:

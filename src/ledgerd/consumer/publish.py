@@ -15,15 +15,21 @@ from ledgerd.cache.base import BalanceSink
 from ledgerd.consumer.feed import CacheFeed
 from ledgerd.consumer.memory import BalanceMemory
 from ledgerd.consumer.outcomes import OutcomeHub
-from ledgerd.domain.model import Account, Balance
+from ledgerd.domain.model import Account, Balance, JournalEntry
 from ledgerd.errors import CacheUnavailable
+from ledgerd.events.handoff import CommittedJournal, CommittedSpan
+from ledgerd.log.base import LogRecord
+from ledgerd.store.base import PartitionClaim
+
+# Told what each commit journaled (the event publisher's ``hand_off``); must not block.
+OnCommitted = Callable[[CommittedJournal], None]
 
 log = structlog.get_logger(__name__)
 
 
 class CommitPublisher:
     """Hands committed balances to the in-process sink, memory and the cache feed,
-    then wakes waiters and ``on_committed`` (the event publisher)."""
+    then wakes waiters; hands committed journals to ``on_committed`` (the event publisher)."""
 
     def __init__(
         self,
@@ -31,13 +37,12 @@ class CommitPublisher:
         memory: BalanceMemory,
         feed: CacheFeed | None,
         outcomes: OutcomeHub | None,
-        on_committed: Callable[[], None] | None = None,
+        on_committed: OnCommitted | None = None,
     ) -> None:
         self._sink = sink
         self._memory = memory
         self._feed = feed
         self._outcomes = outcomes
-        # Told last, without arguments: the event publisher reads the journal itself.
         self._on_committed = on_committed
 
     def publish(
@@ -55,8 +60,22 @@ class CommitPublisher:
             self._feed.publish(balances, partition_of)
         if self._outcomes is not None:
             self._outcomes.publish(request_ids)
+
+    def journaled(
+        self,
+        records: Sequence[LogRecord],
+        positions: Sequence[PartitionClaim],
+        entries: Sequence[JournalEntry],
+        *,
+        complete: bool,
+    ) -> None:
+        """Hand a commit's journal entries on, in commit order: the commit applied
+        ``records`` and moved its partitions to ``positions``. ``complete``: no request of
+        the batch was decided before (see ``CommittedJournal.complete``)."""
         if self._on_committed is not None:
-            self._on_committed()
+            self._on_committed(
+                CommittedJournal(committed_spans(records, positions), entries, complete)
+            )
 
     def republish(
         self, balances: Mapping[Account, Balance], partition_of: Mapping[Account, int]
@@ -83,3 +102,14 @@ class CommitPublisher:
     def close(self) -> None:
         if self._feed is not None:
             self._feed.close()
+
+
+def committed_spans(
+    records: Sequence[LogRecord], positions: Sequence[PartitionClaim]
+) -> list[CommittedSpan]:
+    """(partition, first offset applied, next offset) of each partition a commit moved."""
+    first: dict[int, int] = {}
+    for record in records:
+        if record.offset < first.get(record.partition, record.offset + 1):
+            first[record.partition] = record.offset
+    return [(p.partition, first.get(p.partition, p.next_offset), p.next_offset) for p in positions]

@@ -54,7 +54,7 @@ from ledgerd.consumer.isolate import Isolation, Refusal
 from ledgerd.consumer.memory import BalanceMemory
 from ledgerd.consumer.outcomes import OutcomeHub
 from ledgerd.consumer.provenance import SortedBatch, settle_checks, sort_batch
-from ledgerd.consumer.publish import CommitPublisher
+from ledgerd.consumer.publish import CommitPublisher, OnCommitted
 from ledgerd.consumer.writer import BatchWriter
 from ledgerd.domain.model import LEGS_PER_MESSAGE, Account, Balance, ChangeRequest
 from ledgerd.domain.partitioning import partition_for_user
@@ -101,7 +101,7 @@ class BatchConsumer:
         *,
         signer: MessageSigner,
         send_on: SendOn | None = None,
-        on_committed: Callable[[], None] | None = None,
+        on_committed: OnCommitted | None = None,
     ) -> None:
         self._store = store
         self._send_on = send_on
@@ -540,6 +540,10 @@ class BatchConsumer:
         self._publisher.publish(
             decision.balances, decided.partition_of, [o.request_id for o in decision.outcomes]
         )
+        self._publisher.journaled(
+            decided.records, decided.positions, decision.journal,
+            complete=not decision.duplicates,
+        )  # fmt: skip
         self._intake.committed(decided.positions)
         self._forget_failures(decided.positions)
         if decided.follow_up_group is not None and self._send_on is not None:

@@ -13,8 +13,7 @@ from json.encoder import encode_basestring_ascii
 from google.protobuf import json_format
 
 from ledgerd.domain.amounts import format_amount
-from ledgerd.domain.model import JournalEntry
-from ledgerd.domain.partitioning import user_key
+from ledgerd.domain.model import ChangeType, JournalEntry
 from ledgerd.errors import PoisonMessage
 from ledgerd.v1 import balance_pb2 as pb
 
@@ -24,6 +23,8 @@ _HEADERS = ((SCHEMA_HEADER, SCHEMA.encode()),)
 # A JSON string, quoted and escaped as json.dumps(ensure_ascii=True) writes it (the C
 # implementation json.dumps itself uses).
 _text = encode_basestring_ascii
+# A dict lookup: cheaper than the enum's ``name`` property, once per event.
+_TYPE_NAMES = {change_type: change_type.name for change_type in ChangeType}
 
 
 def event_of(entry: JournalEntry) -> pb.BalanceEvent:
@@ -59,6 +60,7 @@ def encode_event(entry: JournalEntry) -> tuple[bytes, bytes, tuple[tuple[str, by
     escapes it by default (non-ASCII as ``\\u`` escapes).
     """
     memo, transfer_id, counterparty = entry.memo, entry.transfer_id, entry.counterparty_user_id
+    user = str(entry.user_id)
     if (
         entry.request_id
         and entry.user_id
@@ -71,16 +73,23 @@ def encode_event(entry: JournalEntry) -> tuple[bytes, bytes, tuple[tuple[str, by
         # A client's change (a transfer leg with a memo too): its fields at their default,
         # if any, are the last ones, so number order is the printer's order. A transfer
         # leg without memo takes the general path below.
+        frozen = entry.frozen_after
         body = (
-            f'{{"request_id": {_text(entry.request_id)}, "user_id": "{entry.user_id}",'
-            f' "currency": {_text(entry.currency)}, "type": "{entry.type.name}",'
+            f'{{"request_id": {_text(entry.request_id)}, "user_id": "{user}",'
+            f' "currency": {_text(entry.currency)}, "type": "{_TYPE_NAMES[entry.type]}",'
             f' "amount": "{format_amount(entry.amount)}",'
             f' "available_after": "{format_amount(entry.available_after)}",'
-            f' "frozen_after": "{format_amount(entry.frozen_after)}",'
+            f' "frozen_after": "{format_amount(frozen) if frozen else 0}",'
             f' "version": "{entry.version}", "applied_at_unix_ms": "{entry.applied_at_ms}",'
             f' "memo": {_text(memo)}, "transfer_id": {_text(transfer_id)},'
             f' "counterparty_user_id": "{counterparty}"}}'
         )
+        if entry.partition:  # the common case, as one string
+            value = (
+                f'{{"entry": {body}, "partition": {entry.partition},'
+                f' "sequence": "{entry.event_seq}"}}'
+            )
+            return user.encode(), value.encode(), _HEADERS
     else:
         body = _message(_entry_fields(entry))
     sequence = f'"sequence": "{entry.event_seq}"'
@@ -88,7 +97,7 @@ def encode_event(entry: JournalEntry) -> tuple[bytes, bytes, tuple[tuple[str, by
         value = f'{{"entry": {body}, "partition": {entry.partition}, {sequence}}}'
     else:
         value = f'{{"entry": {body}, {sequence}, "partition": 0}}'
-    return user_key(entry.user_id), value.encode(), _HEADERS
+    return user.encode(), value.encode(), _HEADERS
 
 
 def _entry_fields(entry: JournalEntry) -> list[tuple[str, bool]]:

@@ -1,29 +1,54 @@
-"""The event publisher: tails the journal of the partitions this process's consumer owns
-and publishes each entry once to ``balance-events``, to the same partition number.
+"""The event publisher: publishes each journal entry of the partitions this process's
+consumer owns once to ``balance-events``, to the same partition number.
 
 Its cursor lives in the topic, not in the database: on gaining a partition it reads the
 partition's newest event and resumes after its ``sequence`` (the entry's ``event_seq``).
-Records of a partition are published in order by a gapless producer (idempotent, no
-delivery timeout: see ``EventLog.producer``), and the queue is flushed empty before any
-tail is read, so what the topic holds is always a prefix of the journal: a crash between
-a publish and anything else neither republishes nor skips. A process that still
-publishes after its partition moved (a paused or partitioned owner, until it notices)
-can duplicate events; readers de-duplicate by (user_id, currency, version).
-Entries journaled before schema 5 have no position (event_seq 0) and are not published.
+The consumer hands it the entries of every commit (``hand_off``, in commit order, with the
+log offsets each commit moved its partitions over); a partition's entries are published
+straight from those hand-offs while they continue where the publisher stands: the
+hand-off starts at or below ``covered`` (every entry of the log offsets below it is
+queued already), and entries up to the cursor are skipped. Anything else reads the
+journal after the cursor until it is exhausted (catching up): a partition just gained,
+a commit whose hand-off was dropped (the queue is bounded) or never came (an error
+between a commit and its hand-off: the next commit's starts above ``covered``), a batch
+that met requests already decided (an ambiguous commit retried: only the journal has
+what the first attempt journaled), and, as a safety net, every partition when no
+hand-off came for ``poll_interval_s``. Sequences have gaps (the log offset times
+LEGS_PER_MESSAGE plus the leg; rejected changes have no entry), so continuity is told by
+offsets, never by ``event_seq + 1``.
+
+What the topic holds is always a prefix of the journal: records of a partition go out in
+journal order through a gapless producer (idempotent, no delivery timeout: see
+``EventLog.producer``), so a partition's records land in the order queued and a record
+lands only after all those queued before it; what could leave a gap fails every queued
+record instead, and the publisher then forgets its cursors. The queue is flushed empty
+before any tail is read from the topic (the cursor is then exactly what the topic holds,
+with nothing in flight behind it), and only then. Between those, records keep flowing
+without a flush per round: a cursor counts what is queued, and a crash, a failed record
+or a lost partition leaves the topic holding a prefix of what was queued, which the next
+tail read resumes after; so a crash neither republishes nor skips. A journal read needs
+no flush: it reads after the cursor, which already counts what is in flight. Rounds that
+read the journal do end with one, to bound what a long catch-up holds in flight.
+A process that still publishes after its partition moved (a paused or partitioned owner,
+until it notices) can duplicate events; readers de-duplicate by (user_id, currency,
+version). Entries journaled before schema 5 have no position (event_seq 0) and are not
+published.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import structlog
 
 from ledgerd import metrics
+from ledgerd.domain.model import LEGS_PER_MESSAGE, JournalEntry
 from ledgerd.errors import LedgerError, LogUnavailable
 from ledgerd.events.codec import decode_event, encode_event
+from ledgerd.events.handoff import CommittedJournal, HandOffQueue
 from ledgerd.log.base import EventLog, LogProducer
 from ledgerd.store.base import Store
 from ledgerd.support.supervisor import Lifeline
@@ -34,13 +59,26 @@ log = structlog.get_logger(__name__)
 @dataclass(frozen=True, slots=True)
 class PublisherConfig:
     topic: str = "balance-events"
-    # Journal entries read (and published) per partition per round.
+    # Journal entries read (and published) per partition per round, when catching up.
     batch_max_events: int = 5000
-    # Between rounds when nothing woke the loop: the timer behind the consumer's wake-ups.
+    # Without a hand-off for this long, each partition's journal is checked anyway.
     poll_interval_s: float = 0.2
     # How long one flush may take before the round fails (and the next one retries).
     flush_timeout_s: float = 30.0
     retry_base_s: float = 0.5
+    # Entries (plus one per commit) waiting in the hand-off queue at most: a commit that
+    # does not fit is read from the journal instead.
+    handoff_max_events: int = 50_000
+    # Records queued and not yet reported delivered before a round waits for them.
+    in_flight_max_events: int = 100_000
+    # How often delivery reports are served while records are in flight and nothing
+    # else wakes the loop.
+    report_interval_s: float = 0.05
+    # The producer's linger: nothing flushes rounds of hand-offs, so records wait up to
+    # this long to go out together. Measured on the production stack with commits of 2
+    # and 20 entries: the broker's CPU per event 3-5x lower at 50 ms than at 5 ms or with
+    # a flush per round (at 5000 entries per commit the same at any linger).
+    linger_ms: int | None = 50
 
 
 class EventPublisher:
@@ -57,11 +95,25 @@ class EventPublisher:
         self._log = event_log
         self._owned = owned_partitions
         self._config = config
-        self._producer: LogProducer = event_log.producer(gapless=True)
-        # The event_seq of the newest event in each owned partition's topic partition.
+        self._producer: LogProducer = event_log.producer(gapless=True, linger_ms=config.linger_ms)
+        self._handoffs = HandOffQueue(config.handoff_max_events)
+        # The event_seq of the newest event queued, by owned partition: the topic holds
+        # the events up to it, or a prefix of them while some are in flight.
         self._cursors: dict[int, int] = {}
+        # Partitions publishing from hand-offs -> the log offset below which every
+        # journal entry is queued.
+        self._covered: dict[int, int] = {}
+        # Partitions catching up from the journal -> a log offset below which everything
+        # is committed: once a read after the cursor comes back short, it is covered.
+        self._behind: dict[int, int] = {}
         self._woken = threading.Event()
         self._delivery_errors: list[Exception] = []
+        self._queued = 0  # records queued since the start
+        self._reported = 0  # of them, delivered or failed
+        self._delivered = 0  # of them, delivered
+        self._counted = 0  # of the delivered, added to EVENTS_PUBLISHED
+        # When the last hand-off was taken, or the journal checked.
+        self._last_news = time.monotonic()
         self._closed = False
 
     @property
@@ -70,7 +122,13 @@ class EventPublisher:
         return dict(self._cursors)
 
     def wake(self) -> None:
-        """Ask for a round now (after a consumer commit); cheap, from any thread."""
+        """Ask for a round now; cheap, from any thread."""
+        self._woken.set()
+
+    def hand_off(self, committed: CommittedJournal) -> None:
+        """What a consumer commit just journaled, in commit order; never blocks (a full
+        queue drops it, and its entries are read from the journal later)."""
+        self._handoffs.put(committed)
         self._woken.set()
 
     # -- lifecycle ------------------------------------------------------------
@@ -78,24 +136,30 @@ class EventPublisher:
         """Publish until ``lifeline.stopping``; retriable errors wait and retry from the tails,
         anything else reaches the supervisor (which calls ``run`` again)."""
         # Called again after a crash: whatever the topic holds is the truth.
-        self._cursors.clear()
+        self._forget()
         failures = 0
         while not lifeline.stopping:
             lifeline.beat()
             self._woken.clear()
+            # No hand-off for a while: check the journal anyway (a commit that never
+            # handed off, with nothing committed after it to reveal the gap).
+            check_journal = time.monotonic() - self._last_news >= self._config.poll_interval_s
             try:
-                _, full = self.run_once()
+                _, more = self.run_once(check_journal=check_journal)
             except LedgerError as exc:
                 if not exc.retriable:
                     raise
                 failures += 1
                 log.warning("event publishing failed; retrying", error=str(exc))
-                self._cursors.clear()
+                self._forget()
                 lifeline.wait(min(self._config.retry_base_s * 2 ** (failures - 1), 10.0))
                 continue
             failures = 0
-            if not full:
-                self._woken.wait(self._config.poll_interval_s)
+            if not more:
+                in_flight = self._queued > self._reported
+                self._woken.wait(
+                    self._config.report_interval_s if in_flight else self._config.poll_interval_s
+                )
 
     def close(self) -> None:
         """Deliver what is queued and release the producer; idempotent. After ``run`` returned."""
@@ -104,66 +168,163 @@ class EventPublisher:
             self._producer.close()
 
     def run_until_idle(self, max_rounds: int = 1_000_000) -> int:
-        """Publish until the journal has nothing new (burst mode); returns events published."""
+        """Publish until the journal and the hand-offs have nothing new, then wait for every
+        record's delivery (burst mode); returns events published."""
         total = 0
-        for _ in range(max_rounds):
-            published, full = self.run_once()
+        for round_number in range(max_rounds):
+            published, more = self.run_once(check_journal=round_number == 0)
             total += published
-            if not full:
+            if not more:
                 break
+        self._flush_all()
+        self._count_delivered()
         return total
 
     # -- one round ------------------------------------------------------------
-    def run_once(self) -> tuple[int, bool]:
-        """Publish what the owned partitions journaled since their cursors; returns the
-        events published and whether a partition had more than one batch.
+    def run_once(self, *, check_journal: bool = True) -> tuple[int, bool]:
+        """Publish what the owned partitions committed since their cursors: the hand-offs,
+        and the journal of partitions catching up (of every one with ``check_journal``).
+        Returns the events queued and whether more is waiting (a partition had more than
+        one batch to read, or hand-offs came meanwhile).
 
         Raises:
-            LogUnavailable: a publish failed; the round's cursors are forgotten.
+            LogUnavailable: a publish failed; the cursors are forgotten.
             PoisonMessage: a partition's newest record is not an event.
             StoreUnavailable: the journal could not be read.
         """
+        try:
+            return self._round(check_journal)
+        except LogUnavailable:
+            self._forget()  # some records may be in the topic: the tails will say which
+            raise
+
+    def _round(self, check_journal: bool) -> tuple[int, bool]:
         owned = set(self._owned())
         for partition in set(self._cursors) - owned:
-            del self._cursors[partition]  # lost: whoever gains it reads its tail
+            self._lose(partition)  # whoever gains it reads its tail
         gained = sorted(owned - set(self._cursors))
         if gained:
-            self._flush_all()
+            self._flush_all()  # nothing in flight: the tails are what the topic will hold
             for partition in gained:
                 self._cursors[partition] = self._tail_sequence(partition)
-        sent: dict[int, int] = {}
-        full = False
+                self._behind[partition] = 0
+        handoffs, dropped = self._handoffs.take()
+        if handoffs or dropped or check_journal:
+            self._last_news = time.monotonic()
         now_ms = time.time() * 1000
-        for partition in sorted(owned):
-            entries = self._store.scan_events(
-                partition, self._cursors[partition], self._config.batch_max_events
+        lags: dict[int, float] = {}
+        queued = 0
+        for committed in handoffs:
+            queued += self._continue(committed, lags, now_ms)
+        for partition, next_offset in dropped.items():
+            self._fall_behind(partition, next_offset)
+        if check_journal:
+            self._behind.update(self._covered)
+            self._covered.clear()
+        read, full = self._catch_up(lags, now_ms)
+        if read or self._queued - self._reported > self._config.in_flight_max_events:
+            self._flush_all()
+        else:
+            self._producer.poll(0)
+            if self._delivery_errors:
+                self._flush_all()  # raises; and lets a producer that failed be replaced
+        for partition in owned:
+            metrics.EVENTS_LAG.labels(partition=str(partition)).set(
+                max(lags.get(partition, 0.0), 0.0)
             )
-            lag_s = (now_ms - entries[0].applied_at_ms) / 1000 if entries else 0.0
-            metrics.EVENTS_LAG.labels(partition=str(partition)).set(max(lag_s, 0.0))
-            if not entries:
+        self._count_delivered()
+        return queued + read, full or bool(self._handoffs)
+
+    def _continue(self, committed: CommittedJournal, lags: dict[int, float], now_ms: float) -> int:
+        """Publish a hand-off's entries of the partitions it continues; the others fall
+        behind (their journal is read). Returns the events queued."""
+        cursors, covered = self._cursors, self._covered
+        live: dict[int, int] = {}
+        for partition, first_offset, next_offset in committed.spans:
+            if partition not in cursors:
+                continue  # not ours
+            at = covered.get(partition)
+            if at is not None and first_offset <= at and committed.complete:
+                live[partition] = cursors[partition]
+                if next_offset > at:
+                    covered[partition] = next_offset
+            else:
+                self._fall_behind(partition, next_offset)
+        if not live or not committed.entries:
+            return 0
+        entries = committed.entries
+        lag_s = (now_ms - entries[0].applied_at_ms) / 1000  # a commit's entries share it
+        for partition in live:
+            lags.setdefault(partition, lag_s)
+        publish, topic, delivered = self._producer.publish, self._config.topic, self._on_delivery
+        queued = 0
+        for entry in entries:
+            partition = entry.partition
+            last = live.get(partition)
+            # Not live: another partition's, or one falling behind. Up to the cursor: queued
+            # already (read from the journal before its hand-off was taken).
+            if last is None or entry.event_seq <= last:
                 continue
-            full |= len(entries) >= self._config.batch_max_events
-            for entry in entries:
-                key, value, headers = encode_event(entry)
-                self._producer.publish(
-                    self._config.topic,
-                    key,
-                    value,
-                    partition=partition,
-                    headers=headers,
-                    on_delivery=self._delivered,
-                )
-            sent[partition] = len(entries)
-            self._cursors[partition] = entries[-1].event_seq
-        if sent:
-            try:
-                self._flush_all()
-            except LogUnavailable:
-                # Some of them may be in the topic: the tails will say which.
-                self._cursors.clear()
-                raise
-            metrics.EVENTS_PUBLISHED.inc(sum(sent.values()))
-        return sum(sent.values()), full
+            key, value, headers = encode_event(entry)
+            publish(topic, key, value, partition=partition, headers=headers, on_delivery=delivered)
+            live[partition] = entry.event_seq
+            queued += 1
+        cursors.update(live)
+        self._queued += queued
+        return queued
+
+    def _fall_behind(self, partition: int, committed_below: int) -> None:
+        """Read ``partition``'s journal until exhausted: everything below the log offset
+        ``committed_below`` is committed and must be published."""
+        if partition not in self._cursors:
+            return  # not ours
+        at = self._covered.pop(partition, None)
+        if at is not None and at >= committed_below:
+            self._covered[partition] = at  # queued already
+            return
+        self._behind[partition] = max(self._behind.get(partition, 0), committed_below)
+
+    def _catch_up(self, lags: dict[int, float], now_ms: float) -> tuple[int, bool]:
+        """Read each partition that is behind from the journal, one batch; returns the
+        events queued and whether a partition had a full batch (more to read)."""
+        read, full = 0, False
+        batch_max = self._config.batch_max_events
+        for partition in sorted(self._behind):
+            entries = self._store.scan_events(partition, self._cursors[partition], batch_max)
+            metrics.EVENTS_JOURNAL_READS.inc()
+            if entries:
+                lags.setdefault(partition, (now_ms - entries[0].applied_at_ms) / 1000)
+                self._publish(partition, entries)
+                read += len(entries)
+            if len(entries) >= batch_max:
+                full = True
+                continue
+            # Exhausted: every commit taken so far ends at or below the anchor, and the
+            # newest entry's message is whole (a commit journals all its legs together).
+            anchor = self._behind.pop(partition)
+            newest = self._cursors[partition]
+            whole = (newest - 1) // LEGS_PER_MESSAGE + 1 if newest > 0 else 0
+            self._covered[partition] = max(anchor, whole)
+        return read, full
+
+    def _publish(self, partition: int, entries: Sequence[JournalEntry]) -> None:
+        publish, topic, delivered = self._producer.publish, self._config.topic, self._on_delivery
+        for entry in entries:
+            key, value, headers = encode_event(entry)
+            publish(topic, key, value, partition=partition, headers=headers, on_delivery=delivered)
+        self._cursors[partition] = entries[-1].event_seq
+        self._queued += len(entries)
+
+    def _lose(self, partition: int) -> None:
+        del self._cursors[partition]
+        self._covered.pop(partition, None)
+        self._behind.pop(partition, None)
+
+    def _forget(self) -> None:
+        """Forget every cursor: each partition resumes from its tail in the topic."""
+        self._cursors.clear()
+        self._covered.clear()
+        self._behind.clear()
 
     def _flush_all(self) -> None:
         """Wait until every queued record is delivered or failed.
@@ -173,13 +334,24 @@ class EventPublisher:
         """
         if self._producer.flush(self._config.flush_timeout_s) > 0:
             raise LogUnavailable(f"events not delivered within {self._config.flush_timeout_s:g} s")
+        self._raise_delivery_errors()
+
+    def _raise_delivery_errors(self) -> None:
         errors, self._delivery_errors = self._delivery_errors, []
         if errors:
             raise LogUnavailable(f"{len(errors)} events not delivered: {errors[0]}")
 
-    def _delivered(self, error: Exception | None) -> None:
-        if error is not None:
+    def _on_delivery(self, error: Exception | None) -> None:
+        self._reported += 1
+        if error is None:
+            self._delivered += 1
+        else:
             self._delivery_errors.append(error)
+
+    def _count_delivered(self) -> None:
+        if self._delivered > self._counted:
+            metrics.EVENTS_PUBLISHED.inc(self._delivered - self._counted)
+            self._counted = self._delivered
 
     def _tail_sequence(self, partition: int) -> int:
         """The sequence of the partition's newest event in the topic (0: none yet)."""

@@ -134,11 +134,13 @@ class EventLog(Protocol):
     def ensure_topics(self, topics: Collection[str]) -> None:
         """Create the topics (with ``partition_count`` partitions) if missing."""
 
-    def producer(self, *, gapless: bool = False) -> LogProducer:
+    def producer(self, *, gapless: bool = False, linger_ms: int | None = None) -> LogProducer:
         """A producer; ``gapless`` for a stream whose readers rely on never missing a
         record before a later one of the same partition (change events): a record is
         then retried until delivered instead of timing out, and what could still leave
-        a gap fails every queued record instead."""
+        a gap fails every queued record instead. ``linger_ms``: how long records may
+        wait to be sent together, instead of the log's default (a log that writes at
+        ``poll``/``flush`` ignores it)."""
 
     def consumer(self, group_id: str, *, skip_lost_records: bool = False) -> LogConsumer:
         """A consumer in ``group_id``. It never skips a record the log no longer holds

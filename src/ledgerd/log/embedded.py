@@ -107,8 +107,9 @@ class EmbeddedLog:
         except KeyError:
             raise LogUnavailable(f"unknown topic {topic!r}") from None
 
-    def producer(self, *, gapless: bool = False) -> EmbeddedProducer:
-        # Always gapless: a flush writes everything it buffered in one transaction.
+    def producer(self, *, gapless: bool = False, linger_ms: int | None = None) -> EmbeddedProducer:
+        # Always gapless: a flush writes everything it buffered in one transaction. No
+        # linger: records are written at the producer's poll/flush.
         return EmbeddedProducer(self)
 
     def consumer(self, group_id: str, *, skip_lost_records: bool = False) -> EmbeddedConsumer:

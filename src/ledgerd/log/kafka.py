@@ -123,7 +123,7 @@ class KafkaLog:
             self._admin.poll(0)  # delivers its queued log lines
         return {name: len(topic.partitions) for name, topic in metadata.topics.items()}
 
-    def producer(self, *, gapless: bool = False) -> KafkaProducer:
+    def producer(self, *, gapless: bool = False, linger_ms: int | None = None) -> KafkaProducer:
         # Idempotence keeps a partition's records in order but does not cover a delivery
         # timeout: record k could time out while k+1 lands. Gapless producers never time
         # out (0: no limit) and turn any other error that could leave a gap into a fatal
@@ -135,7 +135,7 @@ class KafkaLog:
                 "bootstrap.servers": self._bootstrap,
                 "enable.idempotence": True,
                 "acks": "all",
-                "linger.ms": self._linger_ms,
+                "linger.ms": self._linger_ms if linger_ms is None else linger_ms,
                 "message.timeout.ms": 300_000,
                 **(guarantees if gapless else {}),
                 "queue.buffering.max.messages": 1_000_000,
