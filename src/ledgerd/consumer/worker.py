@@ -537,9 +537,11 @@ class BatchConsumer:
         metrics.CHANGES.labels(outcome="rejected").inc(decision.rejected)
         metrics.DUPLICATE_MESSAGES.inc(decision.duplicates)
         # Committed: memory, caches, waiters and the log's own offsets follow.
-        self._publisher.publish(
-            decision.balances, decided.partition_of, [o.request_id for o in decision.outcomes]
-        )
+        if isinstance(decision, ColumnDecision):  # no outcome objects made for the ids
+            request_ids = [row[0] for row in decision.outcome_rows]
+        else:
+            request_ids = [o.request_id for o in decision.outcomes]
+        self._publisher.publish(decision.balances, decided.partition_of, request_ids)
         self._publisher.journaled(
             decided.records, decided.positions, decision.journal,
             complete=not decision.duplicates,
