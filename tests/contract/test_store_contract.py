@@ -84,8 +84,66 @@ def test_accept_returns_what_was_already_stored(store: Store) -> None:
         return [request(2)]
 
     existing = store.accept_requests(["r1", "r2"], choose, 2000)
-    assert set(existing) == {"r1"} and set(seen[0]) == {"r1"}
+    # Called more than once maybe (first as if nothing were stored); the last call decides.
+    assert set(existing) == {"r1"} and set(seen[-1]) == {"r1"}
     assert set(store.get_requests(["r1", "r2"])) == {"r1", "r2"}
+
+
+def test_an_id_found_by_the_insert_voids_the_rows_inserted_with_it(store: Store) -> None:
+    """An acceptance whose ids turn out partly stored keeps only what choose_new picks
+    knowing them: rows a first, optimistic insert wrote beside the stored id are gone."""
+    accept(store, [request(1, memo="first")])
+    seen: list[Mapping[str, StoredRequest]] = []
+
+    def all_or_nothing(stored: Mapping[str, StoredRequest]) -> list[ChangeRequest]:
+        seen.append(stored)
+        return [] if stored else [request(2), request(1, memo="second")]
+
+    existing = store.accept_requests(["r1", "r2"], all_or_nothing, 2000)
+    assert set(existing) == {"r1"} and set(seen[-1]) == {"r1"}
+    assert set(store.get_requests(["r1", "r2"])) == {"r1"}
+    assert store.get_requests(["r1"])["r1"].request.memo == "first"
+
+
+def test_rejected_request_is_recognised_after_cleanup(store: Store) -> None:
+    """Once its outbox row is gone, a rejected request id is still taken: accepting it again
+    reads it REJECTED and stores no new outbox row."""
+    withdraw = ChangeRequest("r1", 1, "USD", ChangeType.WITHDRAW, SCALE)
+    accept(store, [withdraw], now_ms=1000)
+    claim = store.claim_partition("t", 0)
+    store.commit_batch(
+        BatchCommit(
+            [PartitionClaim("t", 0, claim.epoch, 1)],
+            [],
+            [],
+            [Rejection(withdraw, RejectReason.INSUFFICIENT_AVAILABLE)],
+            2000,
+        )
+    )
+    epoch = store.acquire_lock("jobs", "a", ttl_ms=10_000)
+    assert epoch is not None
+    assert store.delete_finished_requests(5000, 100, LockToken("jobs", "a", epoch)) == 1
+    seen = accept(store, [withdraw], now_ms=9000)
+    assert seen == {
+        "r1": StoredRequest(withdraw, ChangeStatus.REJECTED, RejectReason.INSUFFICIENT_AVAILABLE)
+    }
+    assert store.scan_requests(None, 10) == []
+
+
+def test_a_publish_group_spans_acceptances_with_one_row(store: Store) -> None:
+    """Acceptances that join an open group (new_group=False) add no row of their own: the
+    group's one row covers them all, for the sweep, until it is deleted."""
+    store.accept_requests(["r1"], lambda _: [request(1)], 1000, "g-1")
+    store.accept_requests(["r2"], lambda _: [request(2, user=5)], 1000, "g-1", new_group=False)
+    store.accept_requests(["r3"], lambda _: [request(3)], 1000, "g-1", new_group=False)
+    found = store.find_unsent(created_before_ms=2000, limit=10)
+    assert {(u.stored.request.request_id, u.group_id) for u in found} == {
+        ("r1", "g-1"),
+        ("r2", "g-1"),
+        ("r3", "g-1"),
+    }
+    store.delete_groups(["g-1"])
+    assert store.find_unsent(created_before_ms=2000, limit=10) == []
 
 
 def test_inserting_an_existing_id_is_a_transient_error_and_writes_nothing(store: Store) -> None:
