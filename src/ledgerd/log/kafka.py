@@ -323,6 +323,31 @@ def _watermark_offsets(consumer: Consumer, topic: str, partition: int) -> tuple[
             time.sleep(0.1)
 
 
+# librdkafka's RD_KAFKA_PARTITION_UA: the partitioner chooses.
+_ANY_PARTITION = -1
+
+
+class _Delivered:
+    """A record's delivery report, translated for ``on_delivery`` (slotted: one small
+    object per record, not a closure and its cells)."""
+
+    __slots__ = ("_on_delivery", "_producer")
+
+    def __init__(self, producer: KafkaProducer, on_delivery: DeliveryCallback | None) -> None:
+        self._producer = producer
+        self._on_delivery = on_delivery
+
+    def __call__(self, error: KafkaError | None, _: Message) -> None:
+        if error is None:
+            if self._on_delivery is not None:
+                self._on_delivery(None)
+            return
+        if error.fatal():
+            self._producer.failed_fatally()
+        if self._on_delivery is not None:
+            self._on_delivery(LogUnavailable(f"kafka delivery: {error}"))
+
+
 class KafkaProducer:
     """LogProducer on confluent_kafka.Producer."""
 
@@ -346,17 +371,14 @@ class KafkaProducer:
     ) -> None:
         if self._closed:
             raise LogUnavailable("producer is closed")
-
-        def delivered(error: KafkaError | None, _: Message) -> None:
-            if error is not None and error.fatal():
-                self._fatal = True
-            if on_delivery is not None:
-                on_delivery(None if error is None else LogUnavailable(f"kafka delivery: {error}"))
-
-        extra: dict[str, Any] = {} if partition is None else {"partition": partition}
         try:
             self._producer.produce(
-                topic, value, key, headers=list(headers), on_delivery=delivered, **extra
+                topic,
+                value,
+                key,
+                partition=_ANY_PARTITION if partition is None else partition,
+                headers=list(headers),
+                on_delivery=_Delivered(self, on_delivery),
             )
         except BufferError as exc:
             raise LogUnavailable("kafka producer queue is full") from exc
@@ -364,6 +386,10 @@ class KafkaProducer:
             if exc.args[0].fatal():
                 self._fatal = True
             raise LogUnavailable(f"kafka produce: {exc}") from exc
+
+    def failed_fatally(self) -> None:
+        """A delivery report said the instance failed: the next ``flush`` replaces it."""
+        self._fatal = True
 
     def poll(self, timeout_s: float) -> None:
         self._producer.poll(timeout_s)
