@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
+from typing import Any
 
 import pytest
-from store_contract_support import FakeClock
+from store_contract_support import BlankDatabase, FakeClock
 
 from ledgerd.domain.amounts import MAX_SCALED, SCALE
 from ledgerd.domain.model import (
@@ -22,6 +24,8 @@ from ledgerd.domain.model import (
 )
 from ledgerd.errors import Fenced, TransientStoreError
 from ledgerd.store.base import BatchCommit, LockToken, PartitionClaim, Store
+from ledgerd.store.sql.core import SqlStore
+from ledgerd.store.sql.dialect import Dialect, Row, Session
 
 MAX_USER = 2**64 - 1
 
@@ -542,3 +546,61 @@ def test_a_raise_reports_how_long_the_last_lease_still_runs(
     assert store.raise_fence("fence") == 2000
     clock.advance(2000)
     assert store.raise_fence("fence") == 0
+
+
+class _RecordingSession:
+    def __init__(self, inner: Session, statements: list[str]) -> None:
+        self.inner = inner
+        self._statements = statements
+
+    def execute(self, sql: str, params: Sequence[object] | None = None) -> int:
+        self._statements.append(sql)
+        return self.inner.execute(sql, params)
+
+    def query(self, sql: str, params: Sequence[object] | None = None) -> list[Row]:
+        self._statements.append(sql)
+        return self.inner.query(sql, params)
+
+    def text(self, value: str) -> str:
+        return self.inner.text(value)
+
+
+class _RecordingDialect:
+    """A dialect that lists the statements of its transactions."""
+
+    def __init__(self, inner: Dialect) -> None:
+        self.inner = inner
+        self.statements: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    @contextmanager
+    def transaction(self) -> Iterator[_RecordingSession]:
+        with self.inner.transaction() as session:
+            yield _RecordingSession(session, self.statements)
+
+    def insert_ignoring(
+        self, session: _RecordingSession, insert: str, keys: Sequence[str], rows: int
+    ) -> int:
+        self.statements.append(insert)
+        return self.inner.insert_ignoring(session.inner, insert, keys, rows)
+
+
+def test_new_ids_are_inserted_without_a_read_first(blank_db: BlankDatabase) -> None:
+    """On one database, an acceptance of new ids reads nothing before its insert: the
+    insert itself (then an index-only outcome check) proves they are new."""
+    migrated = blank_db.open()
+    migrated.migrate()
+    recording = _RecordingDialect(migrated.dialect)
+    store = SqlStore(recording)  # type: ignore[arg-type]
+    seen: list[Mapping[str, StoredRequest]] = []
+
+    def choose(stored: Mapping[str, StoredRequest]) -> list[ChangeRequest]:
+        seen.append(stored)
+        return [request(1), request(2)]
+
+    assert store.accept_requests(["r1", "r2"], choose, 1000, "g-1") == {}
+    assert seen == [{}]
+    assert recording.statements[0].startswith("INSERT INTO change_requests")
+    assert set(store.get_requests(["r1", "r2"])) == {"r1", "r2"}
