@@ -302,7 +302,8 @@ class Ledgerd:
         elif settings.start_api:
             app.acceptor = Acceptor(
                 backends.store,
-                on_committed=app.relay.hand_off if app.relay is not None else None,
+                on_committed=app.relay.accepted if app.relay is not None else None,
+                on_group_closed=app.relay.close_group if app.relay is not None else None,
                 batch_max_rows=settings.accept_batch_max_rows,
                 queue_max_changes=settings.accept_queue_max_changes,
             )

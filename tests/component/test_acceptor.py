@@ -73,3 +73,40 @@ def test_a_cancelled_callers_retry_is_the_same_request(store: SqliteStore) -> No
 
     run_with_acceptor(store, scenario)
     assert len(store.get_requests(["retried"])) == 1
+
+
+def test_commits_of_one_span_share_a_publish_group_closed_once_idle(store: SqliteStore) -> None:
+    """With on_group_closed, commits within the span join one publish group (one row),
+    which is closed once the acceptor has been idle for the span; the next commit opens
+    another."""
+    committed: list[str] = []
+    closed: list[str] = []
+
+    async def main() -> None:
+        acceptor = Acceptor(
+            store,
+            on_committed=lambda _requests, _at_ms, group: committed.append(group),
+            on_group_closed=closed.append,
+            group_span_s=0.3,
+        )
+        supervisor = Supervisor()
+        supervisor.add_task("acceptor", acceptor.run, wake=acceptor.begin_stop)
+        supervisor.start()
+        try:
+            await acceptor.accept([_deposit("one")])
+            await acceptor.accept([_deposit("two")])
+            assert committed[0] == committed[1] and closed == []
+            deadline = asyncio.get_running_loop().time() + 10
+            while not closed and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.01)
+            assert closed == [committed[0]]
+            await acceptor.accept([_deposit("three")])
+            assert committed[2] != committed[0]
+        finally:
+            await asyncio.wait_for(supervisor.stop_all(), timeout=10)
+            acceptor.close()
+
+    asyncio.run(main())
+    assert closed == [committed[0], committed[2]]  # the last one at stop
+    groups = {u.group_id for u in store.find_unsent(created_before_ms=2**62, limit=10)}
+    assert groups == {committed[0], committed[2]}  # one row each, nothing deleted them

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
+from typing import Any
 
 import pytest
-from store_contract_support import FakeClock
+from store_contract_support import BlankDatabase, FakeClock
 
 from ledgerd.consumer.columns import journal_entry, rejection
 from ledgerd.domain.amounts import MAX_SCALED, SCALE
@@ -32,6 +34,8 @@ from ledgerd.store.base import (
     RejectionRow,
     Store,
 )
+from ledgerd.store.sql.core import SqlStore
+from ledgerd.store.sql.dialect import Dialect, Row, Session
 
 MAX_USER = 2**64 - 1
 
@@ -94,8 +98,66 @@ def test_accept_returns_what_was_already_stored(store: Store) -> None:
         return [request(2)]
 
     existing = store.accept_requests(["r1", "r2"], choose, 2000)
-    assert set(existing) == {"r1"} and set(seen[0]) == {"r1"}
+    # Called more than once maybe (first as if nothing were stored); the last call decides.
+    assert set(existing) == {"r1"} and set(seen[-1]) == {"r1"}
     assert set(store.get_requests(["r1", "r2"])) == {"r1", "r2"}
+
+
+def test_an_id_found_by_the_insert_voids_the_rows_inserted_with_it(store: Store) -> None:
+    """An acceptance whose ids turn out partly stored keeps only what choose_new picks
+    knowing them: rows a first, optimistic insert wrote beside the stored id are gone."""
+    accept(store, [request(1, memo="first")])
+    seen: list[Mapping[str, StoredRequest]] = []
+
+    def all_or_nothing(stored: Mapping[str, StoredRequest]) -> list[ChangeRequest]:
+        seen.append(stored)
+        return [] if stored else [request(2), request(1, memo="second")]
+
+    existing = store.accept_requests(["r1", "r2"], all_or_nothing, 2000)
+    assert set(existing) == {"r1"} and set(seen[-1]) == {"r1"}
+    assert set(store.get_requests(["r1", "r2"])) == {"r1"}
+    assert store.get_requests(["r1"])["r1"].request.memo == "first"
+
+
+def test_rejected_request_is_recognised_after_cleanup(store: Store) -> None:
+    """Once its outbox row is gone, a rejected request id is still taken: accepting it again
+    reads it REJECTED and stores no new outbox row."""
+    withdraw = ChangeRequest("r1", 1, "USD", ChangeType.WITHDRAW, SCALE)
+    accept(store, [withdraw], now_ms=1000)
+    claim = store.claim_partition("t", 0)
+    store.commit_batch(
+        BatchCommit(
+            [PartitionClaim("t", 0, claim.epoch, 1)],
+            [],
+            [],
+            [Rejection(withdraw, RejectReason.INSUFFICIENT_AVAILABLE)],
+            2000,
+        )
+    )
+    epoch = store.acquire_lock("jobs", "a", ttl_ms=10_000)
+    assert epoch is not None
+    assert store.delete_finished_requests(5000, 100, LockToken("jobs", "a", epoch)) == 1
+    seen = accept(store, [withdraw], now_ms=9000)
+    assert seen == {
+        "r1": StoredRequest(withdraw, ChangeStatus.REJECTED, RejectReason.INSUFFICIENT_AVAILABLE)
+    }
+    assert store.scan_requests(None, 10) == []
+
+
+def test_a_publish_group_spans_acceptances_with_one_row(store: Store) -> None:
+    """Acceptances that join an open group (new_group=False) add no row of their own: the
+    group's one row covers them all, for the sweep, until it is deleted."""
+    store.accept_requests(["r1"], lambda _: [request(1)], 1000, "g-1")
+    store.accept_requests(["r2"], lambda _: [request(2, user=5)], 1000, "g-1", new_group=False)
+    store.accept_requests(["r3"], lambda _: [request(3)], 1000, "g-1", new_group=False)
+    found = store.find_unsent(created_before_ms=2000, limit=10)
+    assert {(u.stored.request.request_id, u.group_id) for u in found} == {
+        ("r1", "g-1"),
+        ("r2", "g-1"),
+        ("r3", "g-1"),
+    }
+    store.delete_groups(["g-1"])
+    assert store.find_unsent(created_before_ms=2000, limit=10) == []
 
 
 def test_inserting_an_existing_id_is_a_transient_error_and_writes_nothing(store: Store) -> None:
@@ -528,3 +590,61 @@ def test_a_batch_committed_as_rows_reads_back_as_its_objects(store: Store) -> No
     assert store.get_requests(["w:2"])["w:2"] == StoredRequest(
         rejected, ChangeStatus.REJECTED, RejectReason.INSUFFICIENT_AVAILABLE
     )
+
+
+class _RecordingSession:
+    def __init__(self, inner: Session, statements: list[str]) -> None:
+        self.inner = inner
+        self._statements = statements
+
+    def execute(self, sql: str, params: Sequence[object] | None = None) -> int:
+        self._statements.append(sql)
+        return self.inner.execute(sql, params)
+
+    def query(self, sql: str, params: Sequence[object] | None = None) -> list[Row]:
+        self._statements.append(sql)
+        return self.inner.query(sql, params)
+
+    def text(self, value: str) -> str:
+        return self.inner.text(value)
+
+
+class _RecordingDialect:
+    """A dialect that lists the statements of its transactions."""
+
+    def __init__(self, inner: Dialect) -> None:
+        self.inner = inner
+        self.statements: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    @contextmanager
+    def transaction(self) -> Iterator[_RecordingSession]:
+        with self.inner.transaction() as session:
+            yield _RecordingSession(session, self.statements)
+
+    def insert_ignoring(
+        self, session: _RecordingSession, insert: str, keys: Sequence[str], rows: int
+    ) -> int:
+        self.statements.append(insert)
+        return self.inner.insert_ignoring(session.inner, insert, keys, rows)
+
+
+def test_new_ids_are_inserted_without_a_read_first(blank_db: BlankDatabase) -> None:
+    """On one database, an acceptance of new ids reads nothing before its insert: the
+    insert itself (then an index-only outcome check) proves they are new."""
+    migrated = blank_db.open()
+    migrated.migrate()
+    recording = _RecordingDialect(migrated.dialect)
+    store = SqlStore(recording)  # type: ignore[arg-type]
+    seen: list[Mapping[str, StoredRequest]] = []
+
+    def choose(stored: Mapping[str, StoredRequest]) -> list[ChangeRequest]:
+        seen.append(stored)
+        return [request(1), request(2)]
+
+    assert store.accept_requests(["r1", "r2"], choose, 1000, "g-1") == {}
+    assert seen == [{}]
+    assert recording.statements[0].startswith("INSERT INTO change_requests")
+    assert set(store.get_requests(["r1", "r2"])) == {"r1", "r2"}

@@ -32,6 +32,9 @@ log = structlog.get_logger(__name__)
 # Called with the requests just committed as new, their commit time in Unix ms and their
 # publish group (the local relay's hand-off, which publishes them at once).
 OnCommitted = Callable[[Sequence[ChangeRequest], int, str], None]
+# Called with a publish group no later commit will add to (with ``on_committed`` keeping
+# the group open until then: ``Relay.accepted`` and ``Relay.close_group``).
+OnGroupClosed = Callable[[str], None]
 
 _RACE_RETRIES = 3
 
@@ -53,11 +56,20 @@ class Acceptor:
         store: Store,
         *,
         on_committed: OnCommitted | None = None,
+        on_group_closed: OnGroupClosed | None = None,
         batch_max_rows: int = 10_000,
         queue_max_changes: int = 200_000,
+        group_span_s: float = 0.5,
     ) -> None:
         self._store = store
         self._on_committed = on_committed
+        self._on_group_closed = on_group_closed
+        # With on_group_closed, one publish group spans the commits of up to group_span_s:
+        # its publish_groups row is written once and deleted once, not per commit.
+        self._group_span_s = group_span_s
+        self._group_id: str | None = None  # the open group, once its row is committed
+        self._group_opened_at = 0.0
+        self._close_timer: asyncio.TimerHandle | None = None
         self._batch_max_rows = batch_max_rows
         self._queue_max_changes = queue_max_changes
         self._queue: deque[_Waiting] = deque()
@@ -134,7 +146,9 @@ class Acceptor:
                         waiting.answer.set_result(plan)
                 lifeline.beat()
             if self._stopping or lifeline.stopping:
+                self._close_group()
                 return
+            self._close_group_if_due(loop)
 
     def _take_batch(self) -> list[_Waiting]:
         """The next group, up to batch_max_rows; callers that already gave up are dropped."""
@@ -164,11 +178,22 @@ class Acceptor:
             return inserted
 
         failpoints.hit("acceptor.before_commit", rows=len(request_ids))
-        group_id = f"{self._group_prefix}-{next(self._group_numbers)}"
+        if (
+            self._group_id is not None
+            and time.monotonic() - self._group_opened_at >= self._group_span_s
+        ):
+            self._close_group()
+        group_id = self._group_id or f"{self._group_prefix}-{next(self._group_numbers)}"
         for attempt in range(_RACE_RETRIES):
             now_ms = int(time.time() * 1000)
             try:
-                self._store.accept_requests(request_ids, choose_new, now_ms, group_id)
+                self._store.accept_requests(
+                    request_ids,
+                    choose_new,
+                    now_ms,
+                    group_id,
+                    new_group=group_id != self._group_id,
+                )
                 break
             except TransientStoreError:
                 # Another process inserted one of these ids after our read: read again.
@@ -178,7 +203,31 @@ class Acceptor:
         metrics.ACCEPTED_CHANGES.inc(len(inserted))
         if inserted and self._on_committed is not None:
             self._on_committed(inserted, now_ms, group_id)
+        if inserted and self._on_group_closed is not None and group_id != self._group_id:
+            # Its row is committed (with these rows): later commits add to it.
+            self._group_id, self._group_opened_at = group_id, time.monotonic()
         return decided
+
+    def _close_group_if_due(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Between commits: close the open group once its span is over, or be woken then
+        (an idle acceptor's last group must close too, for the relay to delete it)."""
+        if self._group_id is None:
+            return
+        left_s = self._group_span_s - (time.monotonic() - self._group_opened_at)
+        if left_s <= 0:
+            self._close_group()
+        elif self._close_timer is None:
+            self._close_timer = loop.call_later(left_s, self._wake_to_close)
+
+    def _wake_to_close(self) -> None:
+        self._close_timer = None
+        self._wake.set()
+
+    def _close_group(self) -> None:
+        """No later commit adds to the open group (called between commits only)."""
+        if self._group_id is not None and self._on_group_closed is not None:
+            self._on_group_closed(self._group_id)
+        self._group_id = None
 
 
 def _answer_all(batch: Sequence[_Waiting], error: Exception) -> None:

@@ -2,11 +2,12 @@
 
 **Publishing.** Every process that accepts requests publishes its own rows
 right after their group commit (the acceptor hands them over), in batches,
-signed (``ledgerd.log.signing``) and stamped with their acceptance time. Each
-group commit is one *publish group*: once every message of a group has a
-delivery report, its one ``publish_groups`` row is deleted. That is the only
-write for a published row (no SENT update per row); its outcome (journal entry
-or rejection) is what finishes it. A failed delivery marks the row FAILED.
+signed (``ledgerd.log.signing``) and stamped with their acceptance time. The
+group commits of a short span (``Acceptor``'s ``group_span_s``) are one *publish
+group*: once the acceptor closed it and every message of it has a delivery
+report, its one ``publish_groups`` row is deleted. That is the only write for a
+published row (no SENT update per row); its outcome (journal entry or
+rejection) is what finishes it. A failed delivery marks the row FAILED.
 
 **Sweeping** (the leader only, every ``sweep_interval_s``), never by an id
 watermark (auto-increment ids commit out of order): rows with an outcome older
@@ -83,6 +84,19 @@ class _Outgoing:
 _FOLLOW_UP_TYPES = frozenset((ChangeType.TRANSFER_IN, ChangeType.TRANSFER_RETURN))
 
 
+class _Delivery:
+    """The delivery callback of one message: a slotted object, not a closure per record."""
+
+    __slots__ = ("_outgoing", "_relay")
+
+    def __init__(self, relay: Relay, outgoing: _Outgoing) -> None:
+        self._relay = relay
+        self._outgoing = outgoing
+
+    def __call__(self, error: Exception | None) -> None:
+        self._relay._report(self._outgoing, error)
+
+
 def messages_of(requests: Sequence[ChangeRequest]) -> list[tuple[ChangeRequest, ...]]:
     """Requests in outbox order, as messages: consecutive legs of one atomic group together."""
     messages: list[tuple[ChangeRequest, ...]] = []
@@ -136,6 +150,9 @@ class Relay:
         self._delivered: list[str] = []
         self._failed: list[str] = []
         self._group_unreported: dict[str, int] = {}  # messages of a group without a report
+        self._groups_open: set[str] = set()  # the acceptor may still add to these
+        # Open groups with rows not queued (the queue was full): kept for the sweep.
+        self._groups_abandoned: set[str] = set()
         self._groups_done: list[str] = []
         self._follow_ups_delivered: list[str] = []
         self._lock = threading.Lock()
@@ -152,23 +169,60 @@ class Relay:
         self._work.set()
 
     def hand_off(
-        self, requests: Sequence[ChangeRequest], accepted_at_ms: int, group_id: str | None = None
+        self,
+        requests: Sequence[ChangeRequest],
+        accepted_at_ms: int,
+        group_id: str | None = None,
+        *,
+        group_open: bool = False,
     ) -> None:
         """Queue requests whose outbox rows were just committed (called by the acceptor, and
-        by the consumer for a transfer's next legs)."""
+        by the consumer for a transfer's next legs).
+
+        Their publish group is deleted once each of its messages has a delivery report;
+        with ``group_open``, only after ``close_group`` too (later commits add to it).
+        """
         messages = messages_of(requests)
         with self._lock:
             # Past the bound, rows wait in the outbox for the sweep instead of in memory
             # (their group stays, so the sweep knows they may not be in the log).
             room = self._queue_max - len(self._queue)
-            if group_id is not None and len(messages) <= room:
-                self._group_unreported[group_id] = len(messages)
+            if group_id is not None and group_id not in self._groups_abandoned:
+                if len(messages) <= room:
+                    unreported = self._group_unreported.get(group_id, 0)
+                    self._group_unreported[group_id] = unreported + len(messages)
+                    if group_open:
+                        self._groups_open.add(group_id)
+                else:
+                    self._group_unreported.pop(group_id, None)
+                    self._groups_open.discard(group_id)
+                    if group_open:  # later hand-offs of it are not tracked either
+                        self._groups_abandoned.add(group_id)
+                    group_id = None
             else:
                 group_id = None
             for legs in messages[: max(room, 0)]:
                 outgoing = _Outgoing(legs, accepted_at_ms, False, group_id)
                 self._claimed.update(outgoing.request_ids)
                 self._queue.append(outgoing)
+        self._work.set()
+
+    def accepted(
+        self, requests: Sequence[ChangeRequest], accepted_at_ms: int, group_id: str
+    ) -> None:
+        """The acceptor's hand-off: its publish group stays open until ``close_group``."""
+        self.hand_off(requests, accepted_at_ms, group_id, group_open=True)
+
+    def close_group(self, group_id: str) -> None:
+        """No more requests join the group: delete it once its messages are reported."""
+        with self._lock:
+            self._groups_abandoned.discard(group_id)
+            if group_id not in self._groups_open:
+                return
+            self._groups_open.remove(group_id)
+            if self._group_unreported.get(group_id) == 0:
+                del self._group_unreported[group_id]
+                self._groups_done.append(group_id)
         self._work.set()
 
     def run_until_idle(self, timeout_s: float = 30.0, *, sweep_min_age_s: float = 0.0) -> None:
@@ -235,30 +289,10 @@ class Relay:
 
     def _publish(self, outgoing: _Outgoing) -> None:
         request = outgoing.legs[0]
-        request_ids, group_id, resent = outgoing.request_ids, outgoing.group_id, outgoing.resent
-        follow_up = outgoing.is_follow_up
-
-        def on_delivery(error: Exception | None) -> None:
-            with self._lock:
-                # The lists are swapped out when recorded: look them up at report time.
-                if error is not None:
-                    self._failed.extend(request_ids)
-                elif resent:
-                    self._resent.extend(request_ids)
-                else:
-                    self._delivered.extend(request_ids)
-                if error is None and follow_up:
-                    self._follow_ups_delivered.extend(request_ids)
-                if group_id is not None:
-                    left = self._group_unreported[group_id] - 1
-                    self._group_unreported[group_id] = left
-                    if left == 0:
-                        del self._group_unreported[group_id]
-                        self._groups_done.append(group_id)
-
         value = encode_group(
             outgoing.legs, accepted_at_ms=outgoing.accepted_at_ms, resent=outgoing.resent
         )
+        on_delivery = _Delivery(self, outgoing)
         try:
             self._producer.publish(
                 self._topic,
@@ -270,6 +304,28 @@ class Relay:
             )
         except LogUnavailable:
             on_delivery(LogUnavailable("not queued"))
+
+    def _report(self, outgoing: _Outgoing, error: Exception | None) -> None:
+        """One message's delivery report (on the thread that polls the producer)."""
+        request_ids, group_id = outgoing.request_ids, outgoing.group_id
+        with self._lock:
+            # The lists are swapped out when recorded: look them up at report time.
+            if error is not None:
+                self._failed.extend(request_ids)
+            elif outgoing.resent:
+                self._resent.extend(request_ids)
+            else:
+                self._delivered.extend(request_ids)
+            if error is None and outgoing.is_follow_up:
+                self._follow_ups_delivered.extend(request_ids)
+            if group_id is not None:
+                left = self._group_unreported.get(group_id)
+                if left is None:  # abandoned meanwhile: the sweep publishes it again
+                    return
+                self._group_unreported[group_id] = left - 1
+                if left == 1 and group_id not in self._groups_open:
+                    del self._group_unreported[group_id]
+                    self._groups_done.append(group_id)
 
     def _record_deliveries(self) -> bool:
         with self._lock:

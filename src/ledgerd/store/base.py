@@ -186,13 +186,22 @@ class Store(Protocol):
         choose_new: ChooseNew,
         now_ms: int,
         group_id: str | None = None,
+        *,
+        new_group: bool = True,
     ) -> Mapping[str, StoredRequest]:
-        """In one transaction, read the stored requests among ``request_ids``, insert
-        the PENDING rows ``choose_new`` picks, and commit; returns what was read.
+        """In one transaction, insert the PENDING rows ``choose_new`` picks given the stored
+        requests among ``request_ids``, and commit; returns the stored ones it was given.
 
-        ``group_id`` (unique, chosen by the caller) makes the new rows one publish
+        ``choose_new`` may be called more than once; only what its last call picks is
+        stored, and that call was given every stored request among the ids. (A store may
+        first call it with none stored, insert what it picks, and keep that only if none
+        of the ids turns out to be stored: one statement instead of a read before it.)
+
+        ``group_id`` (unique, chosen by the caller) makes the new rows part of a publish
         group: a row in ``publish_groups`` says the group may not be in the log yet,
         until ``delete_groups`` says it is. Without one, the rows count as unpublished.
+        The row is written with the group's first rows; ``new_group=False`` says an
+        earlier acceptance committed it (a group spanning several acceptances).
 
         A request reads with its outcome: APPLIED from its journal entry, REJECTED from
         its rejection record, whether or not its outbox row is still there, so

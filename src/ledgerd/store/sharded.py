@@ -70,6 +70,9 @@ class ShardedStore:
         )
         for shard in self._shards[1:]:
             shard.fence_locks_with(self._shards[0])
+        # The publish group each shard last wrote a row for (one acceptor per process, on
+        # one thread, calls accept_requests).
+        self._groups_written: dict[int, str] = {}
 
     @property
     def shards(self) -> Sequence[SqlStore]:
@@ -138,22 +141,37 @@ class ShardedStore:
         choose_new: ChooseNew,
         now_ms: int,
         group_id: str | None = None,
+        *,
+        new_group: bool = True,
     ) -> Mapping[str, StoredRequest]:
         # The ids may be stored in any shard (a reuse for a user of another shard among
         # them): read them everywhere, so choose_new sees every earlier use.
         existing = self.get_requests(request_ids)
         new = choose_new(existing)
         by_shard = self._by_user_shard((request.user_id, request) for request in new)
+        if new_group:
+            self._groups_written.clear()
 
-        def insert(shard: SqlStore, rows: Sequence[ChangeRequest]) -> None:
+        def insert(shard_index: int, rows: Sequence[ChangeRequest]) -> None:
             def only_if_still_new(found: Mapping[str, StoredRequest]) -> Sequence[ChangeRequest]:
                 if found:  # inserted by another process since the read above: decide again
                     raise TransientStoreError(f"request {next(iter(found))} stored meanwhile")
                 return rows
 
-            shard.accept_requests([r.request_id for r in rows], only_if_still_new, now_ms, group_id)
+            # A group spanning acceptances has its row in each shard that took rows of it,
+            # written with the first of them there.
+            first_here = self._groups_written.get(shard_index) != group_id
+            self._shards[shard_index].accept_requests(
+                [r.request_id for r in rows],
+                only_if_still_new,
+                now_ms,
+                group_id,
+                new_group=first_here,
+            )
+            if group_id is not None:
+                self._groups_written[shard_index] = group_id
 
-        self._each_part(by_shard, insert)
+        self._run([partial(insert, index, rows) for index, rows in sorted(by_shard.items())])
         return existing
 
     def get_requests(self, request_ids: Collection[str]) -> Mapping[str, StoredRequest]:

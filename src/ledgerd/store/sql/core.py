@@ -17,6 +17,7 @@ from dataclasses import replace
 from ledgerd.domain.model import (
     Account,
     Balance,
+    ChangeRequest,
     ChangeStatus,
     JournalEntry,
     StoredRequest,
@@ -60,6 +61,11 @@ _HAS_OUTCOME = (
     " OR EXISTS (SELECT 1 FROM rejections r WHERE r.request_id = change_requests.request_id)"
     f" OR change_requests.status IN ({_FINAL[0]}, {_FINAL[1]}))"
 )
+
+
+class _FoundStored(Exception):
+    """An optimistic acceptance found a stored id: roll it back and decide on a read."""
+
 
 _DEAD_LETTERED = (
     "EXISTS (SELECT 1 FROM dead_letters d WHERE d.request_id = change_requests.request_id)"
@@ -182,20 +188,79 @@ class SqlStore:
         choose_new: ChooseNew,
         now_ms: int,
         group_id: str | None = None,
+        *,
+        new_group: bool = True,
     ) -> Mapping[str, StoredRequest]:
+        # The common case first: every id is new. The insert itself finds the ids the
+        # outbox holds; one index-only read finds those whose outbox row is gone (decided).
+        # Any id found stored rolls that attempt back and the acceptance is decided again
+        # below, on what is stored, exactly as if it had been read first.
+        guess = choose_new({})
+        if (
+            guess
+            and len(guess) == len(request_ids)
+            and {r.request_id for r in guess} == set(request_ids)
+        ):
+            try:
+                with self._dialect.transaction() as session:
+                    self._insert_if_all_new(session, guess, now_ms, group_id)
+                    self._open_group(session, guess, now_ms, group_id, new_group)
+            except _FoundStored:
+                pass
+            else:
+                return {}
         with self._dialect.transaction() as session:
             existing = self._select_requests(session, list(request_ids))
             new = choose_new(existing)
-            if new and group_id is not None:
-                session.execute(
-                    "INSERT INTO publish_groups (group_id, created_at_ms) VALUES (?, ?)",
-                    [group_id, now_ms],
-                )
+            self._open_group(session, new, now_ms, group_id, new_group)
             for statement in statements.insert_requests(
                 new, now_ms, group_id, self._dialect, session.text
             ):
                 session.execute(statement)
         return existing
+
+    def _insert_if_all_new(
+        self,
+        session: Session,
+        requests: Sequence[ChangeRequest],
+        now_ms: int,
+        group_id: str | None,
+    ) -> None:
+        """Insert the rows, all of them new.
+
+        Raises:
+            _FoundStored: an id is stored; the caller rolls back what was inserted.
+        """
+        inserts = statements.insert_requests(
+            requests, now_ms, group_id, self._dialect, session.text
+        )
+        sizes = (len(chunk) for chunk in chunks(requests, statements.ROWS_PER_STATEMENT))
+        for statement, size in zip(inserts, sizes, strict=True):
+            if self._dialect.insert_ignoring(session, statement, ["request_id"], size) != size:
+                raise _FoundStored
+        ids = [request.request_id for request in requests]
+        for chunk in chunks(ids, KEYS_PER_STATEMENT):
+            listed = keys(chunk)
+            if session.query(
+                f"SELECT request_id FROM journal WHERE request_id IN ({listed})"
+                " UNION ALL"
+                f" SELECT request_id FROM rejections WHERE request_id IN ({listed}) LIMIT 1"
+            ):
+                raise _FoundStored
+
+    @staticmethod
+    def _open_group(
+        session: Session,
+        new: Sequence[ChangeRequest],
+        now_ms: int,
+        group_id: str | None,
+        new_group: bool,
+    ) -> None:
+        if new and group_id is not None and new_group:
+            session.execute(
+                "INSERT INTO publish_groups (group_id, created_at_ms) VALUES (?, ?)",
+                [group_id, now_ms],
+            )
 
     def decided_requests(self, request_ids: Collection[str]) -> Collection[str]:
         decided: set[str] = set()

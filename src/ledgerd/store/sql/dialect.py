@@ -64,6 +64,14 @@ class Dialect(Encoding, Protocol):
     def on_conflict_ignore(self, keys: Sequence[str]) -> str:
         """Appended to an INSERT: on a duplicate ``keys``, keep the existing row."""
 
+    def insert_ignoring(self, session: Session, insert: str, keys: Sequence[str], rows: int) -> int:
+        """Run ``insert`` (an ``INSERT … VALUES`` of ``rows`` rows), skipping the rows whose
+        ``keys`` are taken; returns how many rows it wrote.
+
+        Raises:
+            StoreRejected: the engine altered a value it would refuse in a plain INSERT.
+        """
+
     def excluded(self, column: str) -> str:
         """Inside ``on_conflict_update``: the value the INSERT proposed for ``column``."""
 

@@ -195,6 +195,18 @@ class MysqlDialect:
         # Not INSERT IGNORE, which would also turn a too-long value into a warning.
         return f"ON DUPLICATE KEY UPDATE {keys[0]} = {keys[0]}"
 
+    def insert_ignoring(self, session: Session, insert: str, keys: Sequence[str], rows: int) -> int:
+        # ON DUPLICATE KEY UPDATE cannot say which rows it skipped: with CLIENT.FOUND_ROWS a
+        # row "updated" to itself counts like an inserted one. INSERT IGNORE counts only
+        # the rows written, but turns a refused value into a warning as well as a
+        # duplicate: when no row was skipped, any warning is such a value.
+        assert isinstance(session, MysqlSession)  # sessions come from this dialect
+        assert insert.startswith("INSERT INTO ")
+        written = session.execute("INSERT IGNORE" + insert.removeprefix("INSERT"))
+        if written == rows and session.cursor.connection.warning_count():
+            raise StoreRejected(f"INSERT IGNORE: a value was altered ({insert[:60]}…)")
+        return written
+
     def excluded(self, column: str) -> str:
         # VALUES(): MariaDB has no row alias (MySQL 8.0.19's ``AS new``).
         return f"VALUES({column})"

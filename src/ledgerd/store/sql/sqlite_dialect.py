@@ -71,6 +71,10 @@ class SqliteDialect:
     def on_conflict_ignore(self, keys: Sequence[str]) -> str:
         return f"ON CONFLICT ({', '.join(keys)}) DO NOTHING"
 
+    def insert_ignoring(self, session: Session, insert: str, keys: Sequence[str], rows: int) -> int:
+        # DO NOTHING covers the unique keys only (INSERT OR IGNORE would skip bad rows too).
+        return session.execute(f"{insert} {self.on_conflict_ignore(keys)}")
+
     def excluded(self, column: str) -> str:
         return f"excluded.{column}"
 
