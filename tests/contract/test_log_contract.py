@@ -129,3 +129,24 @@ def test_ensure_topics_twice_keeps_existing_records(event_log: EventLog, topic: 
     publish_all(event_log, topic, [(0, b"x")])
     event_log.ensure_topics([topic])
     assert event_log.end_offsets(topic)[0] == 1
+
+
+def test_a_poll_returns_once_a_record_is_there_not_when_the_batch_is_full(
+    event_log: EventLog, topic: str
+) -> None:
+    """``poll_batch`` waits at most its timeout for the first record, and no longer once
+    one is there for a batch of ``max_records`` (a quiet partition's change is applied
+    at once, not after the poll timeout)."""
+    event_log.ensure_topics([topic])
+    consumer, _ = subscribe(event_log, topic)
+    read_all(consumer, 1, timeout_s=1.0)  # join and get the assignment
+    publish_all(event_log, topic, [(0, b"only")])
+    began = time.monotonic()
+    records: list[LogRecord] = []
+    while not records and time.monotonic() - began < 20.0:
+        records = list(consumer.poll_batch(5000, 20.0))
+    waited_s = time.monotonic() - began
+    consumer.close()
+    assert [r.value for r in records] == [b"only"]
+    # Far below the 20 s timeout it may wait for a full batch of 5,000.
+    assert waited_s < 10.0
