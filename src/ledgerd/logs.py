@@ -12,8 +12,11 @@ the process goes through the same processors and the same writer:
   Python would otherwise print as multi-line tracebacks.
 
 A traceback is one field, ``exception``, so a line never spans several. Both
-paths write through one ``structlog.PrintLogger`` lock on stderr, so lines
-from different threads never interleave.
+paths write through one ``structlog.WriteLogger`` lock on stderr, so lines
+from different threads never interleave; and a line and its newline go out in
+one ``write``, so lines from API workers sharing their parent's stderr (an
+``O_APPEND`` file) do not interleave either (``print`` writes them apart, and
+stderr writes through).
 """
 
 from __future__ import annotations
@@ -36,8 +39,8 @@ class _StderrHandler(logging.Handler):
 
     def __init__(self) -> None:
         super().__init__()
-        # PrintLoggers of one file share its lock: no interleaving with structlog's lines.
-        self._printer = structlog.PrintLogger(sys.stderr)
+        # WriteLoggers of one file share its lock: no interleaving with structlog's lines.
+        self._printer = structlog.WriteLogger(sys.stderr)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -70,7 +73,7 @@ def configure_logging(level: str = "info", *, fields: Mapping[str, object] | Non
     structlog.configure(
         processors=[*shared, *render],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.WriteLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
 

@@ -355,3 +355,34 @@ def test_each_kind_of_python_output_is_one_json_line(tmp_path: Path) -> None:
     assert events["uncaught exception in thread"]["thread"] == "doomed"
     assert any("in a destructor" in record.get("exception", "") for record in records)
     assert "uncaught at the top" in events["uncaught exception"]["exception"]
+
+
+CHATTER = """
+import logging, structlog
+from ledgerd.logs import configure_logging
+
+configure_logging("info", fields={"api_worker": %d})
+for number in range(3000):
+    structlog.get_logger().info("chatter", number=number)
+    logging.getLogger("grpc").warning("stdlib chatter %%d", number)
+"""
+
+
+def test_processes_sharing_one_log_file_never_split_a_line(tmp_path: Path) -> None:
+    """API workers share their parent's stderr, an O_APPEND file: two processes logging
+    at once leave every line whole (a line and its newline are one write)."""
+    path = tmp_path / "shared.log"
+    with path.open("ab") as shared:
+        writers = [
+            subprocess.Popen([sys.executable, "-c", CHATTER % index], stdout=shared, stderr=shared)
+            for index in (1, 2)
+        ]
+        assert [writer.wait(120) for writer in writers] == [0, 0]
+    lines = path.read_text().splitlines()
+    records = [json.loads(line) for line in lines]  # a split line would not parse
+    for index in (1, 2):
+        mine = [record for record in records if record["api_worker"] == index]
+        assert [record["number"] for record in mine if record["event"] == "chatter"] == list(
+            range(3000)
+        )
+        assert sum(record.get("logger") == "grpc" for record in mine) == 3000
