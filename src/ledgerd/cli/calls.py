@@ -15,9 +15,6 @@ import urllib.error
 import urllib.request
 from typing import TYPE_CHECKING, Any
 
-import grpc
-from google.protobuf import json_format
-from google.protobuf.message import Message
 from pydantic import ValidationError
 
 from ledgerd.cli import exit_codes
@@ -26,7 +23,11 @@ from ledgerd.cli.parsing import Commands, add_command, int_in_range, positive_fl
 from ledgerd.errors import InvalidArgument
 from ledgerd.settings import ClientSettings, SettingsError
 
+# grpc and protobuf's JSON are imported where used: operator commands (audit, migrate...)
+# load this module too, and should not pay for a client they do not use.
 if TYPE_CHECKING:
+    from google.protobuf.message import Message
+
     from ledgerd.client import LedgerdClient
 
 UINT64_MAX = 2**64 - 1
@@ -345,6 +346,8 @@ def _call(args: argparse.Namespace, method: str, request: Message) -> Any:
     Raises:
         CommandFailed: the call failed; the exit status says whether the input was at fault.
     """
+    import grpc
+
     from ledgerd.client import LedgerdRpcError
 
     target = args.addr or client_settings().target
@@ -393,4 +396,6 @@ def client_settings() -> ClientSettings:
 
 
 def _print(message: Message) -> None:
+    from google.protobuf import json_format
+
     print(json_format.MessageToJson(message, preserving_proto_field_name=True, indent=2))

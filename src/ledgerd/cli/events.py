@@ -11,9 +11,6 @@ import argparse
 import json
 import sys
 
-import grpc
-from google.protobuf import json_format
-
 from ledgerd.cli import exit_codes
 from ledgerd.cli.calls import client_for, client_settings
 from ledgerd.cli.exit_codes import CommandFailed, ExitCode
@@ -62,6 +59,9 @@ def add_commands(commands: Commands) -> None:
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
+    import grpc
+    from google.protobuf import json_format
+
     from ledgerd.client import LedgerdRpcError
 
     target = args.addr or client_settings().target

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import IntEnum
-
-import grpc
+from typing import TYPE_CHECKING
 
 from ledgerd.v1 import balance_pb2 as pb
+
+if TYPE_CHECKING:
+    # Only a type here: every command loads this module, most never touch grpc.
+    import grpc
 
 
 class ExitCode(IntEnum):
@@ -27,7 +30,7 @@ class CommandFailed(Exception):
 
 
 # Errors that say the input itself is wrong: running the same command again cannot help.
-_BAD_INPUT = frozenset({grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.ALREADY_EXISTS})
+_BAD_INPUT = frozenset({"INVALID_ARGUMENT", "ALREADY_EXISTS"})  # grpc.StatusCode names
 _NOT_FINAL = frozenset({pb.PENDING, pb.SENT, pb.FAILED})
 
 EPILOG = """\
@@ -68,4 +71,4 @@ def for_changes(statuses: Sequence[int], *, final_expected: bool) -> ExitCode:
 
 
 def for_rpc_error(code: grpc.StatusCode) -> ExitCode:
-    return ExitCode.USAGE if code in _BAD_INPUT else ExitCode.ERROR
+    return ExitCode.USAGE if code.name in _BAD_INPUT else ExitCode.ERROR

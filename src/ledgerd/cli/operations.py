@@ -75,9 +75,9 @@ def add_commands(commands: Commands) -> None:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from ledgerd.app import store_from_settings
     from ledgerd.audit import audit, audit_shards
     from ledgerd.store.sharded import ShardedStore
+    from ledgerd.wiring.backends import store_from_settings
 
     settings = load_settings()
     store = store_from_settings(settings)
@@ -151,9 +151,9 @@ class _ShardLine:
 
 
 def cmd_shards(args: argparse.Namespace) -> int:
-    from ledgerd.app import shards_from_settings
     from ledgerd.domain.partitioning import shard_for_partition
     from ledgerd.store.shards import configured_identity, read_identities
+    from ledgerd.wiring.backends import shards_from_settings
 
     settings = load_settings()
     shards = shards_from_settings(settings)

@@ -64,9 +64,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(_: argparse.Namespace) -> int:
-    from ledgerd.app import shards_from_settings
     from ledgerd.errors import SchemaTooNew
     from ledgerd.store.shards import prepare_shards
+    from ledgerd.wiring.backends import shards_from_settings
 
     settings = load_settings()
     shards = shards_from_settings(settings)
@@ -93,8 +93,8 @@ def _create_topics(settings: Settings) -> list[str]:
     Raises:
         LogUnavailable: the log did not answer, or a topic has another partition count.
     """
-    from ledgerd.app import service_topics
     from ledgerd.log import open_log
+    from ledgerd.wiring.backends import service_topics
 
     topics = service_topics(settings)
     event_log = open_log(
