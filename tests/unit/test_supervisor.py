@@ -7,7 +7,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from ledgerd.support.supervisor import Lifeline, Policy, Supervisor
+import pytest
+
+from ledgerd.support.supervisor import Child, Lifeline, Policy, Supervisor, sleep_unless_stopping
 
 FAST = Policy(max_restarts=3, restart_window_s=60, backoff_base_s=0.001, backoff_max_s=0.01)
 
@@ -167,3 +169,130 @@ def test_stop_all_stops_the_last_registered_first() -> None:
     supervisor.start()
     asyncio.run(supervisor.stop_all())
     assert stopped == ["third", "second", "first"]
+
+
+def _recorded_child(name: str, events: list[str]) -> Child:
+    """A thread child whose start, stop, loop end and close each append ``name:what``."""
+
+    async def start() -> None:
+        events.append(f"{name}:start")
+
+    async def stop() -> None:
+        events.append(f"{name}:stop")
+
+    def loop(lifeline: Lifeline) -> None:
+        events.append(f"{name}:run")
+        while not lifeline.wait(0.01):
+            lifeline.beat()
+        events.append(f"{name}:returned")
+
+    def close() -> None:
+        events.append(f"{name}:close")
+
+    return Child(name, thread=loop, start=start, stop=stop, close=close)
+
+
+def test_start_all_runs_each_start_hook_before_the_children_after_it() -> None:
+    """start_all walks the children in registration order, each start hook before its loop
+    and before the next child's hook."""
+    events: list[str] = []
+
+    async def main() -> None:
+        supervisor = Supervisor(FAST)
+        supervisor.add(_recorded_child("store-user", events))
+        supervisor.add(_recorded_child("api", events))
+        await supervisor.start_all()
+        await supervisor.stop_all()
+
+    asyncio.run(main())
+    started = [e for e in events if e.endswith(":start")]
+    assert started == ["store-user:start", "api:start"]
+    assert events.index("store-user:start") < events.index("api:start")
+    assert events.index("store-user:start") < events.index("store-user:run")
+
+
+def test_stop_all_drains_stops_and_closes_each_child_last_registered_first() -> None:
+    """Each child is stopped whole (stop hook, loop returned, close) before the one
+    registered before it starts stopping."""
+    events: list[str] = []
+
+    async def main() -> None:
+        supervisor = Supervisor(FAST)
+        for name in ("leader", "relay", "api"):
+            supervisor.add(_recorded_child(name, events))
+        await supervisor.start_all()
+        await supervisor.stop_all()
+
+    asyncio.run(main())
+    ending = [e for e in events if not e.endswith((":start", ":run"))]
+    assert ending == [
+        "api:stop",
+        "api:returned",
+        "api:close",
+        "relay:stop",
+        "relay:returned",
+        "relay:close",
+        "leader:stop",
+        "leader:returned",
+        "leader:close",
+    ]
+
+
+def test_stopping_twice_runs_the_stop_and_close_hooks_once() -> None:
+    """stop() is idempotent: a second stop of a child (or stop_all after it) runs no hook."""
+    events: list[str] = []
+
+    async def main() -> None:
+        supervisor = Supervisor(FAST)
+        supervisor.add(_recorded_child("once", events))
+        await supervisor.start_all()
+        await supervisor.stop("once")
+        await supervisor.stop("once")
+        await supervisor.stop_all()
+
+    asyncio.run(main())
+    assert events.count("once:stop") == 1
+    assert events.count("once:close") == 1
+
+
+def test_a_stop_group_stops_its_children_at_the_same_time() -> None:
+    """Adjacent children of one stop group drain together: each one's stop hook runs while
+    the other's is still waiting."""
+    met: list[str] = []
+
+    def child(name: str, both_stopping: asyncio.Barrier) -> Child:
+        async def stop() -> None:
+            # Waits for the other child's stop hook: passes only if both run at once.
+            await asyncio.wait_for(both_stopping.wait(), timeout=5)
+            met.append(name)
+
+        async def loop(lifeline: Lifeline) -> None:
+            await sleep_unless_stopping(lifeline, 60)
+
+        return Child(name, task=loop, stop=stop, stop_group="workers")
+
+    async def main() -> None:
+        supervisor = Supervisor(FAST)
+        both_stopping = asyncio.Barrier(2)
+        supervisor.add(child("worker-1", both_stopping))
+        supervisor.add(child("worker-2", both_stopping))
+        await supervisor.start_all()
+        await supervisor.stop_all()
+
+    asyncio.run(main())
+    assert sorted(met) == ["worker-1", "worker-2"]
+
+
+def test_a_child_gives_exactly_one_loop() -> None:
+    """A child with both a thread and a task loop (or neither) is refused when declared."""
+
+    def loop(lifeline: Lifeline) -> None:
+        lifeline.wait(0)
+
+    async def task(lifeline: Lifeline) -> None:
+        await asyncio.sleep(0)
+
+    with pytest.raises(ValueError, match="exactly one"):
+        Child("neither")
+    with pytest.raises(ValueError, match="exactly one"):
+        Child("both", thread=loop, task=task)

@@ -13,11 +13,18 @@ orchestrator restarts it).
 
 A ``run`` that returns while not asked to stop is a failure too: loops end
 only when told to.
+
+The supervisor owns a component's whole life, as an OTP child spec does: a ``Child``
+declares its loop and the hooks around it (``start`` before the loop runs, ``stop`` to
+drain while it still runs, ``close`` to release what it holds once it has returned).
+``start_all`` walks the children in registration order, ``stop_all`` the other way, so
+what is registered first (what others use) is stopped and closed last.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 import time
 import traceback
@@ -68,6 +75,40 @@ class _Returned(RuntimeError):
 
 ThreadRun = Callable[[Lifeline], None]
 TaskRun = Callable[[Lifeline], Awaitable[None]]
+Hook = Callable[[], Awaitable[None]]
+
+
+def _always() -> bool:
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class Child:
+    """A component as its supervisor runs it, declared once: its loop and its life around it.
+
+    Exactly one of ``thread`` (a blocking loop, on a thread of its own) and ``task`` (a
+    coroutine loop, on the event loop) is set. ``has_work`` tells whether silence means a
+    stall; ``wake`` interrupts a loop that waits on something other than its lifeline.
+    ``start`` runs once before the loop is first started (bind a port, try for a lock);
+    ``stop`` runs first when the component is stopped, while its loop still runs (stop
+    taking work, finish what is in hand); ``close`` runs once the loop has returned
+    (release threads, connections; it may return an awaitable, which is awaited).
+    Adjacent children with the same ``stop_group`` are stopped at the same time.
+    """
+
+    name: str
+    thread: ThreadRun | None = None
+    task: TaskRun | None = None
+    has_work: Callable[[], bool] = _always
+    wake: Callable[[], None] | None = None
+    start: Hook | None = None
+    stop: Hook | None = None
+    close: Callable[[], object] | None = None
+    stop_group: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.thread is None) == (self.task is None):
+            raise ValueError(f"child {self.name!r}: give exactly one of thread and task")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +134,12 @@ class _Component:
     wake: Callable[[], None] | None = None
     thread_run: ThreadRun | None = None
     task_run: TaskRun | None = None
+    start_hook: Hook | None = None
+    stop_hook: Hook | None = None
+    close_hook: Callable[[], object] | None = None
+    stop_group: str | None = None
+    started: bool = False
+    stopped: bool = False
     thread: threading.Thread | None = None
     task: asyncio.Task[None] | None = None
     failures: deque[float] = field(default_factory=deque)
@@ -128,6 +175,24 @@ class Supervisor:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- registration ---------------------------------------------------------
+    def add(self, child: Child) -> Lifeline:
+        """Supervise ``child`` from its start to its close (started by ``start_all``)."""
+        lifeline = Lifeline(child.name, self._clock)
+        return self._add(
+            _Component(
+                child.name,
+                lifeline,
+                child.has_work,
+                child.wake,
+                thread_run=child.thread,
+                task_run=child.task,
+                start_hook=child.start,
+                stop_hook=child.stop,
+                close_hook=child.close,
+                stop_group=child.stop_group,
+            )
+        )
+
     def add_thread(
         self,
         name: str,
@@ -170,27 +235,53 @@ class Supervisor:
         return list(self._components)
 
     # -- lifecycle ------------------------------------------------------------
+    async def start_all(self) -> None:
+        """Start every component not yet started, in registration order: its ``start``
+        hook, then its loop.
+
+        Raises:
+            Exception: whatever a ``start`` hook raised (the components before it run).
+        """
+        for component in list(self._components.values()):
+            if component.started or component.stopped:
+                continue
+            if component.start_hook is not None:
+                await component.start_hook()
+            self._launch(component)
+
     def start(self) -> None:
-        """Start every component not yet running, in registration order.
+        """Start the loop of every component not yet running, in registration order.
 
         Task components need a running event loop (call from a coroutine).
+
+        Raises:
+            RuntimeError: a component has a ``start`` hook (use ``start_all``).
         """
         for component in self._components.values():
-            if component.thread_run is not None and component.thread is None:
-                component.thread = threading.Thread(
-                    target=self._thread_main, args=(component,), name=component.name, daemon=True
-                )
-                component.thread.start()
-            elif component.task_run is not None and component.task is None:
-                self._loop = asyncio.get_running_loop()
-                component.task = self._loop.create_task(
-                    self._task_main(component), name=component.name
-                )
-            metrics.COMPONENT_UP.labels(component=component.name).set(1)
+            if component.start_hook is not None and not component.started:
+                raise RuntimeError(f"component {component.name!r} has a start hook: start_all")
+            self._launch(component)
+
+    def _launch(self, component: _Component) -> None:
+        component.started = True
+        if component.thread_run is not None and component.thread is None:
+            component.thread = threading.Thread(
+                target=self._thread_main, args=(component,), name=component.name, daemon=True
+            )
+            component.thread.start()
+        elif component.task_run is not None and component.task is None:
+            self._loop = asyncio.get_running_loop()
+            component.task = self._loop.create_task(self._task_main(component), name=component.name)
+        metrics.COMPONENT_UP.labels(component=component.name).set(1)
 
     async def stop(self, name: str) -> None:
-        """Ask one component to stop and wait until its loop has returned; idempotent."""
+        """Stop one component: its ``stop`` hook, then its loop (asked, and waited for until
+        it returned), then its ``close`` hook; idempotent."""
         component = self._components[name]
+        first = not component.stopped
+        component.stopped = True
+        if first and component.started and component.stop_hook is not None:
+            await component.stop_hook()
         component.lifeline.stop()
         if component.wake is not None:
             component.wake()
@@ -202,11 +293,26 @@ class Supervisor:
             await asyncio.gather(component.task, return_exceptions=True)
             component.task = None
         metrics.COMPONENT_UP.labels(component=name).set(0)
+        if first and component.close_hook is not None:
+            closing = component.close_hook()
+            if inspect.isawaitable(closing):
+                await closing
 
     async def stop_all(self) -> None:
-        """Stop every component, the last registered first (dependents before what they use)."""
-        for name in reversed(self._components):
-            await self.stop(name)
+        """Stop and close every component, the last registered first (dependents before
+        what they use); adjacent components of one ``stop_group`` stop together."""
+        pending = list(reversed(self._components.values()))
+        while pending:
+            group = pending[0].stop_group
+            together = 1
+            while (
+                group is not None
+                and together < len(pending)
+                and pending[together].stop_group == group
+            ):
+                together += 1
+            await asyncio.gather(*(self.stop(c.name) for c in pending[:together]))
+            del pending[:together]
 
     # -- running --------------------------------------------------------------
     def _thread_main(self, component: _Component) -> None:
