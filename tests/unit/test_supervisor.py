@@ -296,3 +296,33 @@ def test_a_child_gives_exactly_one_loop() -> None:
         Child("neither")
     with pytest.raises(ValueError, match="exactly one"):
         Child("both", thread=loop, task=task)
+
+
+def test_a_child_whose_start_failed_is_still_stopped_and_closed() -> None:
+    """A start hook that raises (a port in use after another was bound) leaves start_all
+    raising, and stop_all still runs that child's stop and close hooks, so half a start is
+    undone; the children after it never start."""
+    events: list[str] = []
+
+    async def fail() -> None:
+        events.append("api:start")
+        raise OSError("address in use")
+
+    failing = _recorded_child("api", events)
+    failing = Child(
+        "api", thread=failing.thread, start=fail, stop=failing.stop, close=failing.close
+    )
+
+    async def main() -> None:
+        supervisor = Supervisor(FAST)
+        supervisor.add(_recorded_child("relay", events))
+        supervisor.add(failing)
+        supervisor.add(_recorded_child("watchdog", events))
+        with pytest.raises(OSError, match="address in use"):
+            await supervisor.start_all()
+        await supervisor.stop_all()
+
+    asyncio.run(main())
+    assert "watchdog:start" not in events
+    assert "api:run" not in events
+    assert events.index("api:stop") < events.index("api:close") < events.index("relay:stop")

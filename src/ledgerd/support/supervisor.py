@@ -240,11 +240,13 @@ class Supervisor:
         hook, then its loop.
 
         Raises:
-            Exception: whatever a ``start`` hook raised (the components before it run).
+            Exception: whatever a ``start`` hook raised (the components before it run;
+                ``stop_all`` still runs the failed one's ``stop`` hook, to undo half a start).
         """
         for component in list(self._components.values()):
             if component.started or component.stopped:
                 continue
+            component.started = True
             if component.start_hook is not None:
                 await component.start_hook()
             self._launch(component)
