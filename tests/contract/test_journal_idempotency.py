@@ -20,8 +20,8 @@ from ledgerd.consumer.config import ConsumerConfig
 from ledgerd.consumer.worker import BatchConsumer
 from ledgerd.domain.amounts import SCALE
 from ledgerd.domain.model import Balance, ChangeRequest, ChangeType, JournalEntry
-from ledgerd.errors import TransientStoreError
 from ledgerd.domain.partitioning import partition_for_user, user_key
+from ledgerd.errors import TransientStoreError
 from ledgerd.log.codec import encode_change
 from ledgerd.log.embedded import EmbeddedLog
 from ledgerd.log.signing import MessageSigner
