@@ -697,18 +697,14 @@ def _apply(options: Options, _: Accounts, factory: ChangeFactory, meter: CpuMete
     apply-large first writes ``journal_rows`` of history into the store's journal (straight
     into MariaDB, bench.prefill), for the accounts the load then changes."""
     deployment = stack_env(options)
-    api_deployment = {**deployment, "LEDGERD_START_CONSUMER": "false"}
-    api = start_server(options, f"{options.scenario}-api", api_deployment)
+    api = start_server(
+        options, f"{options.scenario}-api", {**deployment, "LEDGERD_START_CONSUMER": "false"}
+    )
     consumers: list[ServerProcess] = []
     try:
         total = 0
         if options.scenario == "apply-large":
             _prefill(store_url(api), options)
-            # The load goes to an API started after the prefill: one left idle through it
-            # (over component_stall_after_s) was judged stalled by the first health check
-            # after the load's first requests arrived, before its first commit returned.
-            api.stop(timeout_s=120)
-            api = start_server(options, f"{options.scenario}-api", api_deployment)
 
         async def preload() -> None:
             nonlocal total
