@@ -620,7 +620,7 @@ class SqlStore:
         with dialect.transaction() as session:
             for position in batch.positions:
                 # Never backwards: a lower offset would apply records a second time
-                # (the journal refuses an id twice, the offset stays: _refuse_journaled_ids).
+                # (the journal's unique request_id would refuse them, the offset stays).
                 moved = session.execute(
                     "UPDATE partition_offsets SET next_offset = ?"
                     " WHERE topic = ? AND partition_id = ? AND epoch = ? AND next_offset <= ?",
