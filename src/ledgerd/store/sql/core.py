@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import secrets
 import time
-import zlib
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
@@ -23,7 +22,7 @@ from ledgerd.domain.model import (
     JournalEntry,
     StoredRequest,
 )
-from ledgerd.errors import Fenced, StoreUnavailable, TransientStoreError
+from ledgerd.errors import Fenced, StoreUnavailable
 from ledgerd.store.base import (
     BatchCommit,
     ChooseNew,
@@ -55,29 +54,13 @@ _FINAL = (int(ChangeStatus.APPLIED), int(ChangeStatus.REJECTED))
 _MESSAGE_KEY = "log-message-key"
 # Error texts kept in the store are cut to this many characters (the columns hold 1024).
 ERROR_TEXT_MAX = 1000
-
-
-def _has_outcome(dialect: Dialect) -> str:
-    """An outbox row has an outcome when its request is journaled or rejected (or, for
-    rows written before schema 3, when its own status says so)."""
-    journaled = "j.request_id = change_requests.request_id"
-    if dialect.journal_request_hash:
-        journaled = f"j.request_hash = CRC32(change_requests.request_id) AND {journaled}"
-    return (
-        f"(EXISTS (SELECT 1 FROM journal j WHERE {journaled})"
-        " OR EXISTS (SELECT 1 FROM rejections r WHERE r.request_id = change_requests.request_id)"
-        f" OR change_requests.status IN ({_FINAL[0]}, {_FINAL[1]}))"
-    )
-
-
-def _journaled_ids(dialect: Dialect, ids: Sequence[str]) -> str:
-    """A condition on the journal: its request_id is among ``ids`` (through the CRC32
-    index where the journal has no request_id index)."""
-    listed = keys(ids)
-    if not dialect.journal_request_hash:
-        return f"request_id IN ({listed})"
-    hashes = ",".join(str(zlib.crc32(rid.encode())) for rid in ids)
-    return f"request_hash IN ({hashes}) AND request_id IN ({listed})"
+# An outbox row has an outcome when its request is journaled or rejected (or, for rows
+# written before schema 3, when its own status says so).
+_HAS_OUTCOME = (
+    "(EXISTS (SELECT 1 FROM journal j WHERE j.request_id = change_requests.request_id)"
+    " OR EXISTS (SELECT 1 FROM rejections r WHERE r.request_id = change_requests.request_id)"
+    f" OR change_requests.status IN ({_FINAL[0]}, {_FINAL[1]}))"
+)
 
 
 class _FoundStored(Exception):
@@ -105,7 +88,6 @@ class SqlStore:
         self._clock_ms = clock_ms
         self._off = dialect.user_offset
         self._lock_keeper: SqlStore | None = None
-        self._has_outcome = _has_outcome(dialect)
 
     def fence_locks_with(self, keeper: SqlStore) -> None:
         """Leader locks live in ``keeper`` (shard 0 of a sharded store): the jobs a lock
@@ -258,10 +240,11 @@ class SqlStore:
                 raise _FoundStored
         ids = [request.request_id for request in requests]
         for chunk in chunks(ids, KEYS_PER_STATEMENT):
+            listed = keys(chunk)
             if session.query(
-                f"SELECT request_id FROM journal WHERE {_journaled_ids(self._dialect, chunk)}"
+                f"SELECT request_id FROM journal WHERE request_id IN ({listed})"
                 " UNION ALL"
-                f" SELECT request_id FROM rejections WHERE request_id IN ({keys(chunk)}) LIMIT 1"
+                f" SELECT request_id FROM rejections WHERE request_id IN ({listed}) LIMIT 1"
             ):
                 raise _FoundStored
 
@@ -283,13 +266,13 @@ class SqlStore:
         decided: set[str] = set()
         with self._dialect.autocommit() as session:
             for chunk in chunks(sorted(request_ids), KEYS_PER_STATEMENT):
+                listed = keys(chunk)
                 decided.update(
                     row[0]
                     for row in session.query(
-                        "SELECT request_id FROM journal"
-                        f" WHERE {_journaled_ids(self._dialect, chunk)}"
+                        f"SELECT request_id FROM journal WHERE request_id IN ({listed})"
                         " UNION ALL"
-                        f" SELECT request_id FROM rejections WHERE request_id IN ({keys(chunk)})"
+                        f" SELECT request_id FROM rejections WHERE request_id IN ({listed})"
                     )
                 )
         return decided
@@ -350,14 +333,10 @@ class SqlStore:
         return found
 
     def _select_journal(self, session: Session, ids: Sequence[str]) -> dict[str, JournalEntry]:
-        found: dict[str, JournalEntry] = {}
-        for chunk in chunks(ids, KEYS_PER_STATEMENT):
-            for row in session.query(
-                f"SELECT {JOURNAL_COLUMNS} FROM journal"
-                f" WHERE {_journaled_ids(self._dialect, chunk)}"
-            ):
-                found[row[0]] = rows.journal_entry(row, self._off)
-        return found
+        return {
+            row[0]: rows.journal_entry(row, self._off)
+            for row in _rows_by_request_id(session, "journal", JOURNAL_COLUMNS, ids)
+        }
 
     def get_requests(self, request_ids: Collection[str]) -> Mapping[str, StoredRequest]:
         if not request_ids:
@@ -397,7 +376,7 @@ class SqlStore:
         # landed): publishing it again would only dead-letter it again.
         scans = [
             f"SELECT * FROM (SELECT {columns} FROM change_requests WHERE {condition}"
-            f" AND NOT {self._has_outcome} AND NOT {_DEAD_LETTERED}"
+            f" AND NOT {_HAS_OUTCOME} AND NOT {_DEAD_LETTERED}"
             " ORDER BY created_at_ms LIMIT ?) AS unsent"
             for condition in (pending, f"status = {_FAILED}")
         ]
@@ -434,7 +413,7 @@ class SqlStore:
         with self._dialect.autocommit() as session:
             for status, count in session.query(
                 "SELECT status, COUNT(*) FROM change_requests WHERE status IN (?, ?, ?)"
-                f" AND NOT {self._has_outcome} GROUP BY status",
+                f" AND NOT {_HAS_OUTCOME} GROUP BY status",
                 [_PENDING, _SENT, _FAILED],
             ):
                 counts[ChangeStatus(status)] = int(count)
@@ -448,7 +427,7 @@ class SqlStore:
             for status in (_PENDING, _SENT, _FAILED):
                 found = session.query(
                     f"SELECT created_at_ms FROM change_requests WHERE status = {status}"
-                    f" AND NOT {self._has_outcome} ORDER BY created_at_ms LIMIT 1",
+                    f" AND NOT {_HAS_OUTCOME} ORDER BY created_at_ms LIMIT 1",
                     [],
                 )
                 if found and (oldest is None or int(found[0][0]) < oldest):
@@ -468,7 +447,7 @@ class SqlStore:
                     row[0]
                     for row in session.query(
                         f"SELECT request_id FROM change_requests WHERE status = {status}"
-                        f" AND created_at_ms < ? AND {self._has_outcome}"
+                        f" AND created_at_ms < ? AND {_HAS_OUTCOME}"
                         " ORDER BY created_at_ms LIMIT ?",
                         [created_before_ms, limit - len(found)],
                     )
@@ -644,8 +623,6 @@ class SqlStore:
             )
             for statement in statements.upsert_balances(batch.balances, dialect, upsert):
                 session.execute(statement)
-            if dialect.journal_request_hash:
-                self._refuse_journaled_ids(session, batch)
             for statement in self._journal_and_rejections(session, batch):
                 session.execute(statement)
             if batch.follow_ups:
@@ -665,32 +642,6 @@ class SqlStore:
                     session.execute(statement)
             if batch.dead_letters or batch.cleared_failures:
                 self._write_dead_letters(session, batch)
-
-    def _refuse_journaled_ids(self, session: Session, batch: BatchCommit) -> None:
-        """What a unique request_id index would do, where the journal has none: an id
-        journaled already, or twice in this batch, fails the commit as a duplicate key
-        does. A partition's commits take turns on its offset row (updated first), and
-        acceptance keeps an id to one user (so to one partition): this read sees every
-        commit that could have journaled the id.
-
-        Raises:
-            TransientStoreError: an id is journaled already (the consumer's retry reads
-                every request's outcome and skips it).
-        """
-        ids = (
-            [entry.request_id for entry in batch.journal]
-            if batch.rows is None
-            else [row[0] for row in batch.rows.journal]
-        )
-        if len(set(ids)) != len(ids):
-            raise TransientStoreError("a request id twice in one batch's journal")
-        for chunk in chunks(ids, KEYS_PER_STATEMENT):
-            found = session.query(
-                f"SELECT request_id FROM journal WHERE {_journaled_ids(self._dialect, chunk)}"
-                " LIMIT 1"
-            )
-            if found:
-                raise TransientStoreError(f"request {found[0][0]} is journaled already")
 
     def _journal_and_rejections(self, session: Session, batch: BatchCommit) -> Iterator[str]:
         """The batch's journal and rejection INSERTs (a bulk-loaded journal is written

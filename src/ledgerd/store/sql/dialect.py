@@ -56,9 +56,6 @@ class Dialect(Encoding, Protocol):
     table_exists_sql: str
     # True when ``bulk_insert`` should write the journal instead of INSERT statements.
     bulk_load: bool
-    # True where the journal finds request ids by ``request_hash`` (CRC32 of the id) and
-    # has no unique request_id index (schema 8 on MariaDB).
-    journal_request_hash: bool
 
     # -- clauses --------------------------------------------------------------
     def on_conflict_update(self, keys: Sequence[str], assignments: str) -> str:

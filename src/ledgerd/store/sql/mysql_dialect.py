@@ -162,7 +162,6 @@ class MysqlDialect:
     # The database clock in Unix milliseconds (MySQL and MariaDB).
     db_now_ms = "CAST(UNIX_TIMESTAMP(CURRENT_TIMESTAMP(3)) * 1000 AS SIGNED)"
     locking_read = " FOR UPDATE"
-    journal_request_hash = True
     table_exists_sql = (
         "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?"
     )

@@ -359,18 +359,14 @@ _V7 = Migration(
         ],
     },
 )
-# A journal that stays cheap as it grows (docs/journal-write-measurement.md, issue 22): rows
-# are clustered by an append-ordered entry id instead of (user, currency, version), so a
-# batch's rows land at the end of the table instead of at random pages of it, and (user,
-# currency, version) stays unique as a narrow secondary index. On MariaDB the UNIQUE index
-# on the clients' random request ids goes too (at 5M rows it cost more than everything else
-# together): request ids are found through CRC32(request_id), a 4-byte generated column
-# with its own index, and the consumer's commit reads it for the batch's ids before
-# inserting (SqlStore._refuse_journaled_ids, the guard instead of the unique index).
-# MariaDB: one ALTER (atomic); run again after a crash it drops and re-adds the same
-# primary key. SQLite keeps its unique request_id index (it has no CRC32, and an embedded
-# journal is one process's); it cannot change a primary key in place: the table is copied,
-# in the migration's transaction.
+# A journal that stays cheap as it grows (docs/journal-write-measurement.md): rows are
+# clustered by an append-ordered entry id instead of (user, currency, version), so a batch's
+# rows land at the end of the table instead of at random pages of it; (user, currency,
+# version) and request_id stay unique, as narrow secondary indexes (the request_id index is
+# idempotency's last guard and answers GetChange once the outbox row is gone). MariaDB:
+# one ALTER (atomic); run again after a crash it drops and re-adds the same primary key.
+# SQLite cannot change a primary key in place: the table is copied, in the migration's
+# transaction.
 _SQLITE_V8_COLUMNS = (
     "user_id, currency, version, request_id, type, amount, available_after, frozen_after,"
     " applied_at_ms, memo, transfer_id, counterparty_user_id, partition_id, event_seq"
@@ -410,11 +406,7 @@ _V8 = Migration(
             "ALTER TABLE journal"
             " ADD COLUMN IF NOT EXISTS entry_id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT FIRST,"
             " DROP PRIMARY KEY, ADD PRIMARY KEY (entry_id),"
-            " ADD UNIQUE KEY IF NOT EXISTS journal_account (user_id, currency, version),"
-            " ADD COLUMN IF NOT EXISTS request_hash INT UNSIGNED"
-            " AS (CRC32(request_id)) PERSISTENT,"
-            " ADD KEY IF NOT EXISTS journal_request_hash (request_hash),"
-            " DROP INDEX IF EXISTS journal_request_id"
+            " ADD UNIQUE KEY IF NOT EXISTS journal_account (user_id, currency, version)"
         ],
     },
 )

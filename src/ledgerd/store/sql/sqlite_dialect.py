@@ -55,7 +55,6 @@ class SqliteDialect:
     locking_read = ""  # BEGIN IMMEDIATE already holds the database's write lock
     table_exists_sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
     bulk_load = False
-    journal_request_hash = False
 
     def __init__(self, path: Path, busy_timeout_s: float = 30.0) -> None:
         self.path = path
