@@ -53,7 +53,7 @@ def clocked_store(
         with sharded_mysql_store(clock_ms=clock) as backend:
             yield backend
         return
-    with blank_database(request.param, tmp_path, clock_ms=clock) as database:
+    with blank_database(request.param, tmp_path, clock_ms=clock, migrated=True) as database:
         backend = database.open()
         backend.migrate()
         yield backend

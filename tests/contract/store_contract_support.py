@@ -7,7 +7,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from harness import drop_database, fresh_database_url, fresh_shard_urls
+from harness import (
+    drop_database,
+    fresh_database_url,
+    migrated_database_url,
+    migrated_shard_urls,
+)
 
 from ledgerd.store.mysql import MysqlStore
 from ledgerd.store.sharded import ShardedStore
@@ -55,11 +60,17 @@ class BlankDatabase:
 
 @contextmanager
 def blank_database(
-    backend: str, tmp_path: Path, clock_ms: Callable[[], int] | None = None
+    backend: str,
+    tmp_path: Path,
+    clock_ms: Callable[[], int] | None = None,
+    *,
+    migrated: bool = False,
 ) -> Iterator[BlankDatabase]:
-    """A new database of the backend; its stores closed and the database removed afterwards."""
+    """A new database of the backend; its stores closed and the database removed afterwards.
+    ``migrated``: a MySQL one already has the latest schema (a copy of the harness's
+    template), so its store's ``migrate`` only draws the message key."""
     if backend == "mysql":
-        url = fresh_database_url()
+        url = migrated_database_url() if migrated else fresh_database_url()
     else:
         url = f"sqlite:///{tmp_path / f'store-{uuid.uuid4().hex[:8]}.sqlite'}"
     database = BlankDatabase(url, clock_ms)
@@ -77,7 +88,7 @@ SHARDED_PARTITIONS = 3
 @contextmanager
 def sharded_mysql_store(clock_ms: Callable[[], int] | None = None) -> Iterator[ShardedStore]:
     """A migrated ShardedStore over two new databases, one on each MariaDB server."""
-    urls = fresh_shard_urls(2)
+    urls = migrated_shard_urls(2)
     shards = [Shard(i, url, MysqlStore(url, clock_ms=clock_ms)) for i, url in enumerate(urls)]
     store = ShardedStore([shard.store for shard in shards], SHARDED_PARTITIONS)
     try:

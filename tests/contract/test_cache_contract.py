@@ -21,7 +21,8 @@ from typing import TypeVar
 
 import pytest
 import redis
-from harness import free_port, services
+from harness import free_port
+from harness.redis_keys import delete_prefix, redis_url
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -64,18 +65,9 @@ def fresh_prefix() -> str:
     return f"ledgerd-contract-{uuid.uuid4().hex[:10]}:"
 
 
-def delete_prefix(prefix: str) -> None:
-    client = redis.Redis.from_url(services.redis_url())
-    try:
-        for key in client.scan_iter(match=f"{prefix}*", count=1000):
-            client.delete(key)
-    finally:
-        client.close()
-
-
 def lose_state() -> None:
     """What a Redis restart does to the script cache (the data may come back older)."""
-    client = redis.Redis.from_url(services.redis_url())
+    client = redis.Redis.from_url(redis_url())
     try:
         client.script_flush("SYNC")
     finally:
@@ -98,7 +90,7 @@ def cache(request: pytest.FixtureRequest) -> Iterator[BalanceCache]:
         yield MemoryCache()
         return
     prefix = fresh_prefix()
-    backend = RedisCache(services.redis_url(), prefix=prefix)
+    backend = RedisCache(redis_url(), prefix=prefix)
     vouch(backend)
     yield backend
     backend.close()
@@ -108,7 +100,7 @@ def cache(request: pytest.FixtureRequest) -> Iterator[BalanceCache]:
 @pytest.fixture
 def redis_cache() -> Iterator[RedisCache]:
     prefix = fresh_prefix()
-    backend = RedisCache(services.redis_url(), prefix=prefix)
+    backend = RedisCache(redis_url(), prefix=prefix)
     yield backend
     backend.close()
     delete_prefix(prefix)
@@ -189,7 +181,7 @@ def test_redis_after_a_del_a_historical_write_leaves_the_account_uncached(
     user = next(_users)
     vouch(redis_cache)
     redis_cache.put_many([balance(user, 9, 9)], create=True)
-    admin = redis.Redis.from_url(services.redis_url())
+    admin = redis.Redis.from_url(redis_url())
     try:
         admin.delete(redis_cache.balance_key(Account(user, "USD")))
     finally:
@@ -231,7 +223,7 @@ def test_redis_negative_entries_expire_and_real_balances_do_not(redis_cache: Red
     the real balance that replaces it is kept without one."""
     user = next(_users)
     account = Account(user, "USD")
-    admin = redis.Redis.from_url(services.redis_url())
+    admin = redis.Redis.from_url(redis_url())
     try:
         redis_cache.put_many([Balance(user, "USD")], create=True)
         assert 0 < admin.ttl(redis_cache.balance_key(account)) <= NEGATIVE_ENTRY_TTL_S
@@ -246,13 +238,13 @@ def test_redis_negative_entries_are_bounded_per_period() -> None:
     client reading accounts that do not exist cannot grow Redis; real balances are not
     counted."""
     prefix = fresh_prefix()
-    bounded = RedisCache(services.redis_url(), prefix=prefix, negative_entries_max=5)
+    bounded = RedisCache(redis_url(), prefix=prefix, negative_entries_max=5)
     try:
         users = [next(_users) for _ in range(12)]
         bounded.put_many([Balance(u, "USD") for u in users[:8]], create=True)
         bounded.put_many([Balance(u, "USD") for u in users[8:]], create=True)
         bounded.put_many([balance(next(_users), 1, 1)], create=True)
-        admin = redis.Redis.from_url(services.redis_url())
+        admin = redis.Redis.from_url(redis_url())
         try:
             negative = [u for u in users if admin.exists(bounded.balance_key(Account(u, "USD")))]
         finally:
@@ -306,7 +298,7 @@ def test_redis_reader_reconnects_after_losing_its_connection(redis_cache: RedisC
 
     async def scenario(reader: AsyncBalanceReader) -> Balance | None:
         assert await reader.get(account) == balance(user, 4, 4)
-        admin = redis.Redis.from_url(services.redis_url())
+        admin = redis.Redis.from_url(redis_url())
         try:
             for client in admin.client_list():
                 if client["cmd"] == "evalsha" and client["id"] != str(admin.client_id()):
@@ -446,7 +438,7 @@ def test_full_sync_whose_connection_broke_never_makes_redis_ready(
     lose_state()
     sync = redis_cache.begin_full_sync()
     sync.put_many([balance(next(_users), 1)])
-    admin = redis.Redis.from_url(services.redis_url())
+    admin = redis.Redis.from_url(redis_url())
     try:
         sync_connection = sync._client.client_id()
         admin.client_kill_filter(_id=sync_connection)
@@ -502,7 +494,7 @@ def nonces(request: pytest.FixtureRequest) -> Iterator[MemoryNonceCache | RedisN
         yield MemoryNonceCache()
         return
     prefix = fresh_prefix()
-    yield RedisNonceCache(services.redis_url(), prefix)
+    yield RedisNonceCache(redis_url(), prefix)
     delete_prefix(prefix)
 
 

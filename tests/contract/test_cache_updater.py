@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from harness import services
+from harness.redis_keys import delete_prefix, redis_url
 from prometheus_client import REGISTRY
 
 from ledgerd.cache.base import BalanceCache, FullSync
@@ -279,7 +279,7 @@ def test_full_sync_runs_only_where_allowed(tmp_path: Path, topic: str) -> None:
 def test_leader_repairs_a_redis_that_lost_its_state(tmp_path: Path, topic: str) -> None:
     """Redis not ready (restart): the sync loop notices within its check interval and repairs."""
     prefix = f"ledgerd-updater-{uuid.uuid4().hex[:10]}:"
-    cache = RedisCache(services.redis_url(), prefix=prefix)
+    cache = RedisCache(redis_url(), prefix=prefix)
     log = EmbeddedLog(tmp_path / "log.sqlite", partition_count=3)
     made = updater(
         cache, log, topic, full_sync_source=lambda: iter([b(5, 7)]), readiness_check_interval_s=0.05
@@ -292,7 +292,7 @@ def test_leader_repairs_a_redis_that_lost_its_state(tmp_path: Path, topic: str) 
         while cache.get(Account(5, "USD")) != b(5, 7):
             assert time.monotonic() < deadline, "first full sync never happened"
             time.sleep(0.02)
-        admin = redis.Redis.from_url(services.redis_url())
+        admin = redis.Redis.from_url(redis_url())
         admin.script_flush("SYNC")  # what a restart does to the script cache
         admin.close()
         deadline = time.monotonic() + 10
@@ -305,10 +305,7 @@ def test_leader_repairs_a_redis_that_lost_its_state(tmp_path: Path, topic: str) 
         thread.join()
         made.close()
         log.close()
-        admin = redis.Redis.from_url(services.redis_url())
-        for key in admin.scan_iter(match=f"{prefix}*"):
-            admin.delete(key)
-        admin.close()
+        delete_prefix(prefix)
         cache.close()
 
 

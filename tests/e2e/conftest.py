@@ -27,11 +27,45 @@ def stack(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+class SharedServers:
+    """One server per stack for the whole session, started when first asked for.
+
+    Every start of a production or sharded server creates and migrates databases, creates
+    topics and joins a consumer group; the modules using ``server`` need none of that
+    fresh, since their tests isolate by new users and request ids and neither stop nor
+    reconfigure the server (those use ``fresh_server`` or a fixture of their own).
+    """
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self._tmp_path_factory = tmp_path_factory
+        self._started: dict[str, ServerProcess] = {}
+
+    def of(self, stack: str) -> ServerProcess:
+        process = self._started.get(stack)
+        if process is None:
+            data_dir = self._tmp_path_factory.mktemp(f"ledgerd-{stack}")
+            process = ServerProcess(data_dir, stack_env(stack)).start()
+            self._started[stack] = process
+        running = process.process is not None and process.process.poll() is None
+        assert running, f"the shared {stack} server exited:\n{process.log_tail()}"
+        return process
+
+    def stop_all(self) -> None:
+        for process in self._started.values():
+            process.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedServers]:
+    servers = SharedServers(tmp_path_factory)
+    yield servers
+    servers.stop_all()
+
+
 @pytest.fixture(scope="module")
-def server(stack: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    process = ServerProcess(tmp_path_factory.mktemp("ledgerd"), stack_env(stack)).start()
-    yield process
-    process.stop()
+def server(stack: str, shared_servers: SharedServers) -> ServerProcess:
+    """The stack's server, shared by the modules of the session (SharedServers)."""
+    return shared_servers.of(stack)
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import random
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
+from typing import Any
 
 import grpc
 from e2e_support import Model, balance_of, change, final_status, new_user
-from harness import ServerProcess
+from harness import ServerProcess, wait_until
 
 from ledgerd.v1 import balance_pb2 as pb
 from ledgerd.v1 import balance_pb2_grpc as pb_grpc
@@ -60,3 +61,23 @@ def test_concurrent_clients_on_hot_accounts_match_the_model(server: ServerProces
     assert versions == applied
     report = server.audit()
     assert report["ok"], report["problems"]
+
+
+def test_the_harness_audit_reports_what_ledgerd_audit_json_prints(server: ServerProcess) -> None:
+    """The in-process audit the harness runs (harness.auditing) gives the CLI's JSON
+    document, on every stack (the sharded one with its per-shard reports), here on the
+    store the test above left; they agree once the relay has no rows left to move."""
+    seen: list[tuple[dict[str, Any], dict[str, Any]]] = []
+
+    def agree() -> dict[str, Any] | None:
+        seen.append((server.audit(), server.audit_cli()))
+        harness_report, cli_report = seen[-1]
+        return harness_report if harness_report == cli_report else None
+
+    try:
+        report = wait_until(agree, 30.0, "the harness's audit and `ledgerd audit --json` agree")
+    except AssertionError:
+        assert seen[-1][0] == seen[-1][1]  # pytest shows the difference
+        raise
+    assert report["journal_entries"] > 0
+    assert ("shards" in report) == ("LEDGERD_STORE_SHARDS" in server.env)

@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from harness.auditing import audit_json
+from harness.templates import copy_of_template
 from harness.waiting import wait_for, wait_until
 from ledgerd.bench import processes
 from ledgerd.bench.processes import (
@@ -41,6 +43,8 @@ __all__ = [
     "fresh_mysql_store",
     "fresh_shard_urls",
     "ledgerd_command",
+    "migrated_database_url",
+    "migrated_shard_urls",
     "production_env",
     "run_services",
     "services",
@@ -73,7 +77,12 @@ class ServerProcess(processes.ServerProcess):
         )
 
     def audit(self) -> dict[str, Any]:
-        """The ``ledgerd audit --json`` report of this server's store."""
+        """The ``ledgerd audit --json`` report of this server's store, computed in this
+        process (harness.auditing: the CLI costs seconds of imports per call)."""
+        return audit_json(self.env)
+
+    def audit_cli(self) -> dict[str, Any]:
+        """The report as ``ledgerd audit --json`` prints it, for tests of the CLI."""
         completed = self.run_cli("audit", "--json")
         report: dict[str, Any] = json.loads(completed.stdout)
         return report
@@ -156,15 +165,29 @@ def drop_database(url: str) -> None:
         connection.close()
 
 
+def migrated_database_url() -> str:
+    """A MySQL URL naming a new database at the latest schema (a copy of a template
+    migrated once per test process: harness.templates), without a message key yet."""
+    url = fresh_database_url()
+    server_url, database = url.rsplit("/", 1)
+    return copy_of_template(server_url, database)
+
+
+def migrated_shard_urls(count: int) -> list[str]:
+    """``fresh_shard_urls`` whose databases exist at the latest schema, like
+    ``migrated_database_url``."""
+    return [copy_of_template(*url.rsplit("/", 1)) for url in fresh_shard_urls(count)]
+
+
 @contextmanager
 def fresh_mysql_store() -> Iterator[Store]:
     """A migrated MySQL store on a new database, dropped afterwards."""
     from ledgerd.store.mysql import MysqlStore
 
-    url = fresh_database_url()
+    url = migrated_database_url()
     store = MysqlStore(url)
     try:
-        store.migrate()
+        store.migrate()  # nothing to apply: draws the store's message key
         yield store
     finally:
         store.close()
