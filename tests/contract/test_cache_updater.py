@@ -306,7 +306,9 @@ def test_leader_repairs_a_redis_that_lost_its_state(tmp_path: Path, topic: str) 
         made.close()
         log.close()
         admin = redis.Redis.from_url(services.redis_url())
-        for key in admin.scan_iter(match=f"{prefix}*"):
+        # SCAN's default count (10) made this cleanup walk the shared Redis (a million keys
+        # and more, left by earlier runs) in ten-key steps: most of the test's 30 s.
+        for key in admin.scan_iter(match=f"{prefix}*", count=10_000):
             admin.delete(key)
         admin.close()
         cache.close()
