@@ -11,6 +11,18 @@ from harness import Deployment, run_services
 from reliability_support import SESSION_TIMEOUT_MS, SWEEP_MIN_AGE_S
 
 
+HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every scenario here is slow (`make test-slow`): each restarts a shared service or
+    kills processes through a load that runs tens of seconds by design. (A conftest's
+    hook sees the whole session's items, hence the path test.)"""
+    for item in items:
+        if item.path.is_relative_to(HERE):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def deployment(tmp_path: Path) -> Iterator[Deployment]:
     yield from _deployment(tmp_path, shards=1)
