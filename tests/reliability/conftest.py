@@ -7,9 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import Deployment, run_services
-from reliability_support import SESSION_TIMEOUT_MS, SWEEP_MIN_AGE_S
-
+from harness import Deployment
+from reliability_support import deployment_of
 
 HERE = Path(__file__).parent
 
@@ -35,13 +34,5 @@ def deployment_on_shards(request: pytest.FixtureRequest, tmp_path: Path) -> Iter
 
 
 def _deployment(tmp_path: Path, shards: int) -> Iterator[Deployment]:
-    # A short sweep age, so rows a killed process never published are sent in seconds.
-    made = Deployment(
-        tmp_path,
-        shards=shards,
-        kafka_session_timeout_ms=str(SESSION_TIMEOUT_MS),
-        relay_sweep_min_age_s=str(SWEEP_MIN_AGE_S),
-    )
-    yield made
-    made.kill_all()
-    run_services("up")  # whatever a scenario stopped is back for the next one
+    with deployment_of(tmp_path, shards=shards) as made:
+        yield made

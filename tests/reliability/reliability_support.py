@@ -3,11 +3,14 @@ waiting for a consumer to hold a batch."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import grpc
-from harness import ServerProcess, wait_for, wait_until
+from harness import Deployment, ServerProcess, run_services, wait_for, wait_until
 from harness.load import Load, balance_of
 
 from ledgerd.v1 import balance_pb2_grpc as pb_grpc
@@ -19,6 +22,25 @@ PARTITIONS = 3  # of every deployment's topic (the default of LEDGERD_PARTITIONS
 
 # What a consumer started with fault_consumer_commit_delay_ms logs before each hold.
 HOLDING = "fault injection: holding batch before commit"
+
+
+@contextmanager
+def deployment_of(root: Path, *, shards: int = 1, **settings: str) -> Iterator[Deployment]:
+    """A deployment for a fault scenario (``settings`` as for Deployment); afterwards its
+    processes are killed and whatever the scenario stopped of the shared services is up."""
+    # A short sweep age, so rows a killed process never published are sent in seconds.
+    made = Deployment(
+        root,
+        shards=shards,
+        kafka_session_timeout_ms=str(SESSION_TIMEOUT_MS),
+        relay_sweep_min_age_s=str(SWEEP_MIN_AGE_S),
+        **settings,
+    )
+    try:
+        yield made
+    finally:
+        made.kill_all()
+        run_services("up")  # whatever a scenario stopped is back for the next one
 
 
 def assert_exactly_once(load: Load, api: ServerProcess, users: list[int]) -> dict[str, Any]:
