@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
-from harness import REPO_ROOT, free_port, wait_for
+from harness import REPO_ROOT, free_port, wait_for, wait_until
 
 SCRIPT = str(REPO_ROOT / "scripts" / "services")
 TWO_HOURS_S = 2 * 3600
@@ -70,9 +70,17 @@ def test_prune_deletes_idle_tagged_topics_and_keeps_the_rest(
     names = [*idle_tagged, fresh_tagged, untagged]
     for created in admin.create_topics([NewTopic(name, 3, 1) for name in names]).values():
         created.result(timeout=30)
+    data = tmp_path / "kafka" / "data"
+
+    def segments() -> list[Path]:
+        """The first segment of each partition of the topics above, once all are there."""
+        found = [p for p in data.glob("*-[0-9]/*.log") if topic_of(p) in names]
+        return found if len(found) == 3 * len(names) else []
+
+    # The broker makes a partition's directory and first segment once it learns of the topic.
     idle = time.time() - TWO_HOURS_S
-    for name in [*idle_tagged, untagged]:
-        for segment in (tmp_path / "kafka" / "data").glob(f"{name}-[0-9]/*.log"):
+    for segment in wait_until(segments, 30, "every partition's first segment"):
+        if topic_of(segment) in [*idle_tagged, untagged]:
             os.utime(segment, (idle, idle))
 
     said = services(services_env, "prune")
@@ -86,3 +94,7 @@ def test_prune_deletes_idle_tagged_topics_and_keeps_the_rest(
     )
     assert left == {fresh_tagged, untagged}
     assert "no test topics idle" in services(services_env, "prune")  # nothing more to do
+
+
+def topic_of(segment: Path) -> str:
+    return segment.parent.name.rsplit("-", 1)[0]  # the directory is TOPIC-PARTITION
