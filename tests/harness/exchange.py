@@ -15,12 +15,14 @@ import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 import grpc
 
-from harness.load import new_request_id
+from harness.load import VERIFY_CALLS_AT_ONCE, new_request_id
 from harness.waiting import wait_until
 from ledgerd.v1 import balance_pb2 as pb
 from ledgerd.v1 import balance_pb2_grpc as pb_grpc
@@ -206,30 +208,44 @@ class Outcomes:
     ) -> Outcomes:
         """Wait until every call is final (APPLIED or REJECTED) and read its outcome."""
         outcomes = cls()
+        # (where the outcome goes, its request id, how to read it, what it is), in call order
+        reads: list[tuple[dict[str, Any], str, Callable[[], Any], str]] = []
         for operation in operations:
             message = operation.message
             if isinstance(message, pb.TransferRequest):
-                outcomes.transfers[message.request_id] = _final(
-                    lambda m=message: (
-                        stub.GetTransfer(
-                            pb.GetTransferRequest(request_id=m.request_id), timeout=CALL_TIMEOUT_S
-                        ).transfer
-                    ),
-                    timeout_s,
-                    f"transfer {message.request_id} final",
+                reads.append(
+                    (
+                        outcomes.transfers,
+                        message.request_id,
+                        lambda m=message: (
+                            stub.GetTransfer(
+                                pb.GetTransferRequest(request_id=m.request_id),
+                                timeout=CALL_TIMEOUT_S,
+                            ).transfer
+                        ),
+                        f"transfer {message.request_id} final",
+                    )
                 )
                 continue
             changes = (
                 message.changes if isinstance(message, pb.ChangeBalancesRequest) else [message]
             )
             for change in changes:
-                outcomes.changes[change.request_id] = _final(
-                    lambda c=change: stub.GetChange(
-                        pb.GetChangeRequest(request_id=c.request_id), timeout=CALL_TIMEOUT_S
-                    ),
-                    timeout_s,
-                    f"change {change.request_id} final",
+                reads.append(
+                    (
+                        outcomes.changes,
+                        change.request_id,
+                        lambda c=change: stub.GetChange(
+                            pb.GetChangeRequest(request_id=c.request_id), timeout=CALL_TIMEOUT_S
+                        ),
+                        f"change {change.request_id} final",
+                    )
                 )
+        # Thousands of calls after a load: several at once (see harness.load.verify).
+        with ThreadPoolExecutor(max_workers=VERIFY_CALLS_AT_ONCE) as pool:
+            answers = pool.map(lambda r: _final(r[2], timeout_s, r[3]), reads)
+        for (into, request_id, _, _), answer in zip(reads, answers, strict=True):
+            into[request_id] = answer
         return outcomes
 
 

@@ -7,6 +7,7 @@ import random
 import threading
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -19,6 +20,7 @@ from ledgerd.v1 import balance_pb2_grpc as pb_grpc
 
 _ids = itertools.count()
 _users = itertools.count(1)
+VERIFY_CALLS_AT_ONCE = 8  # GetChange calls in flight while a load is verified
 
 
 def new_request_id(prefix: str = "t") -> str:
@@ -185,8 +187,12 @@ class Load:
             for request in self.unanswered:
                 stub.ChangeBalance(request, timeout=30)
         model = Model()
-        for request in self.acknowledged + (self.unanswered if retry_unanswered else []):
-            result = final_status(stub, request.request_id)
+        requests = self.acknowledged + (self.unanswered if retry_unanswered else [])
+        # One GetChange per change, thousands after a load of tens of seconds: one at a time
+        # they took 100 s of the consumer-kill scenario (5 ms each), so several at once.
+        with ThreadPoolExecutor(max_workers=VERIFY_CALLS_AT_ONCE) as pool:
+            results = pool.map(lambda request: final_status(stub, request.request_id), requests)
+        for request, result in zip(requests, results, strict=True):
             if result.status not in (pb.APPLIED, pb.REJECTED):
                 raise AssertionError(f"{request.request_id} stuck in {result.status}")
             if result.status == pb.APPLIED:

@@ -107,6 +107,7 @@ def test_role_split_every_api_shows_each_applied_version(
     assert max(after_applied) < 1.0, report
 
 
+@pytest.mark.slow  # restarts the shared Redis
 def test_reads_never_go_back_in_time_across_a_redis_restart(cluster: Deployment) -> None:
     """Writers (wait=true) and readers alternate between two API processes (which also
     consume) while Redis restarts: no read is older than an acknowledged version or a

@@ -7,8 +7,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import Deployment, run_services
-from reliability_support import SESSION_TIMEOUT_MS, SWEEP_MIN_AGE_S
+from harness import Deployment
+from reliability_support import deployment_of
+
+HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every scenario here is slow (`make test-slow`): each restarts a shared service or
+    kills processes through a load that runs tens of seconds by design. (A conftest's
+    hook sees the whole session's items, hence the path test.)"""
+    for item in items:
+        if item.path.is_relative_to(HERE):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture
@@ -23,13 +34,5 @@ def deployment_on_shards(request: pytest.FixtureRequest, tmp_path: Path) -> Iter
 
 
 def _deployment(tmp_path: Path, shards: int) -> Iterator[Deployment]:
-    # A short sweep age, so rows a killed process never published are sent in seconds.
-    made = Deployment(
-        tmp_path,
-        shards=shards,
-        kafka_session_timeout_ms=str(SESSION_TIMEOUT_MS),
-        relay_sweep_min_age_s=str(SWEEP_MIN_AGE_S),
-    )
-    yield made
-    made.kill_all()
-    run_services("up")  # whatever a scenario stopped is back for the next one
+    with deployment_of(tmp_path, shards=shards) as made:
+        yield made

@@ -3,22 +3,61 @@ waiting for a consumer to hold a batch."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import grpc
-from harness import ServerProcess, wait_for, wait_until
+from confluent_kafka.admin import AdminClient, ConfigResource
+from harness import Deployment, ServerProcess, run_services, services, wait_for, wait_until
 from harness.load import Load, balance_of
 
 from ledgerd.v1 import balance_pb2_grpc as pb_grpc
 
-# Kafka moves a silent consumer's partitions after this long (the broker's minimum).
-SESSION_TIMEOUT_MS = 6000
+# Kafka moves a silent consumer's partitions after this long. Every kill of a consumer waits
+# it out before the group moves on, so it is short: 3 s (deploy/kafka lets the broker accept
+# it), or the broker's minimum if that is higher (Kafka's default minimum is 6 s).
+WANTED_SESSION_TIMEOUT_MS = 3000
 SWEEP_MIN_AGE_S = 4.0
 PARTITIONS = 3  # of every deployment's topic (the default of LEDGERD_PARTITIONS)
 
 # What a consumer started with fault_consumer_commit_delay_ms logs before each hold.
 HOLDING = "fault injection: holding batch before commit"
+
+
+@functools.cache
+def session_timeout_ms(bootstrap: str) -> int:
+    """WANTED_SESSION_TIMEOUT_MS, or the shortest the broker at ``bootstrap`` accepts."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    broker = ConfigResource(ConfigResource.Type.BROKER, "1")  # node.id of deploy/kafka
+    configs = admin.describe_configs([broker])[broker].result(timeout=30)
+    return max(WANTED_SESSION_TIMEOUT_MS, int(configs["group.min.session.timeout.ms"].value))
+
+
+@contextmanager
+def deployment_of(root: Path, *, shards: int = 1, **settings: str) -> Iterator[Deployment]:
+    """A deployment for a fault scenario (``settings`` as for Deployment); afterwards its
+    processes are killed and whatever the scenario stopped of the shared services is up."""
+    # A short sweep age, so rows a killed process never published are sent in seconds.
+    log_url = settings.get("log_url", f"kafka://{services.kafka_bootstrap()}")
+    session_timeout = session_timeout_ms(log_url.removeprefix("kafka://"))
+    made = Deployment(
+        root,
+        shards=shards,
+        **{
+            "kafka_session_timeout_ms": str(session_timeout),
+            "relay_sweep_min_age_s": str(SWEEP_MIN_AGE_S),
+            **settings,
+        },
+    )
+    try:
+        yield made
+    finally:
+        made.kill_all()
+        run_services("up")  # whatever a scenario stopped is back for the next one
 
 
 def assert_exactly_once(load: Load, api: ServerProcess, users: list[int]) -> dict[str, Any]:

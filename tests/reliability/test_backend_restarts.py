@@ -5,11 +5,13 @@ from __future__ import annotations
 import threading
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import grpc
 from harness import Deployment, ServerProcess, run_services, wait_for, wait_until
 from harness.load import Load, balance_of, new_user
-from reliability_support import assert_exactly_once
+from private_kafka import PrivateKafka, private_kafka
+from reliability_support import assert_exactly_once, deployment_of
 
 from ledgerd.cache.redis import RedisCache
 from ledgerd.domain.model import Account
@@ -17,14 +19,23 @@ from ledgerd.v1 import balance_pb2 as pb
 from ledgerd.v1 import balance_pb2_grpc as pb_grpc
 
 
-def test_kafka_restart_during_load(deployment: Deployment) -> None:
-    """Restart the broker mid-load: acceptance goes on, and everything is applied once after."""
+def test_kafka_restart_during_load(tmp_path: Path) -> None:
+    """Restart the broker mid-load: acceptance goes on, and everything is applied once after.
+    (A private broker of the same jars and configuration: see private_kafka.)"""
+    with (
+        private_kafka(tmp_path / "kafka") as broker,
+        deployment_of(tmp_path, log_url=f"kafka://{broker.bootstrap}") as deployment,
+    ):
+        kafka_restart_during_load(deployment, broker)
+
+
+def kafka_restart_during_load(deployment: Deployment, broker: PrivateKafka) -> None:
     api = deployment.start("api", consumer=False)
     consumer = deployment.start("consumer", api=False, relay=False)
     users = [new_user() for _ in range(20)]
     with Load(api.target, users, clients=6) as load:
         load.wait_acknowledged(100)
-        run_services("down", "kafka")
+        broker.stop()
         try:
             load.wait_acknowledged(100)  # acceptance goes on without the broker
             # The API still does its role: SERVING, with the log shown degraded; the
@@ -36,7 +47,7 @@ def test_kafka_restart_during_load(deployment: Deployment) -> None:
             wait_until(lambda: _probe_status(consumer, "/readyz") == 503, 30, "consumer not ready")
             assert _probe_status(consumer, "/healthz") == 200  # alive: nothing to restart
         finally:
-            run_services("up", "kafka")
+            broker.start()
         consumer.wait_applied(100, timeout_s=120)  # publication and consumption resumed
     assert not load.errors, load.errors
     assert_exactly_once(load, api, users)

@@ -7,12 +7,7 @@ import signal
 
 from harness import Deployment, wait_until
 from harness.load import Load, new_user
-from reliability_support import (
-    PARTITIONS,
-    SESSION_TIMEOUT_MS,
-    assert_exactly_once,
-    wait_until_holding_a_batch,
-)
+from reliability_support import PARTITIONS, assert_exactly_once, wait_until_holding_a_batch
 
 # Each batch waits this long before its commit, so a kill or pause lands mid-batch.
 COMMIT_DELAY = {"fault_consumer_commit_delay_ms": "150"}
@@ -63,9 +58,10 @@ def test_zombie_consumer_is_fenced_after_its_partitions_move(deployment: Deploym
         assert zombie.process is not None
         wait_until_holding_a_batch(zombie)  # the zombie is applying its share
         os.kill(zombie.process.pid, signal.SIGSTOP)
+        session_timeout_s = int(deployment.env["LEDGERD_KAFKA_SESSION_TIMEOUT_MS"]) / 1000
         wait_until(
             lambda: survivor.owned_partitions() == everything,
-            SESSION_TIMEOUT_MS / 1000 + 60,
+            session_timeout_s + 60,
             "the group moving the paused consumer's partitions to the survivor",
         )
         os.kill(zombie.process.pid, signal.SIGCONT)
