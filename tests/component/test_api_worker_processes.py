@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ledgerd.bench.processes import free_port
 from ledgerd.support.supervisor import Policy, Supervisor
+from ledgerd.testing.serve_process import free_port
 from ledgerd.workers import ApiWorker, watch_parent, worker_env, worker_metrics_addr
 
 FAST = Policy(max_restarts=3, restart_window_s=60, backoff_base_s=0.01, backoff_max_s=0.05)

@@ -6,7 +6,7 @@ import contextlib
 import socket
 import threading
 
-from ledgerd.bench.processes import free_port
+from ledgerd.testing.serve_process import free_port
 
 
 class CuttableProxy:

@@ -21,23 +21,22 @@ import grpc
 
 from ledgerd.audit import audit
 from ledgerd.bench.baseline import run_baseline
-from ledgerd.bench.cpu import CpuMeter, Watched, backend_processes
+from ledgerd.bench.cpu import CpuMeter, Watched, backend_processes, descendants
 from ledgerd.bench.driver import Measurement, run_callers
 from ledgerd.bench.names import SCENARIOS, run_label
 from ledgerd.bench.pipeline import PipelineProbe, follow_to_the_end
-from ledgerd.bench.processes import (
-    ServerProcess,
-    free_port,
-    fresh_database_url,
-    process_tree_size,
-    production_env,
-    services,
-)
 from ledgerd.bench.progress import Progress
 from ledgerd.bench.transfers import TransferFactory, count_applied, fund, transfer_calls
 from ledgerd.bench.workload import Accounts, ChangeFactory
 from ledgerd.store import Store, open_store
 from ledgerd.store.sharded import ShardedStore
+from ledgerd.testing.serve_process import (
+    ServerProcess,
+    free_port,
+    fresh_database_url,
+    production_env,
+    services,
+)
 from ledgerd.v1 import balance_pb2 as pb
 
 SERVICE = "/ledgerd.v1.BalanceService/"
@@ -130,7 +129,7 @@ def api_processes(server: ServerProcess) -> int:
     """Processes serving the API: shows whether the workers setting took effect."""
     if server.process is None:
         return 0
-    seen = process_tree_size(server.process.pid)
+    seen = len(descendants(server.process.pid))
     if seen < server_workers(server):
         sys.stderr.write(
             f"  warning: {server_workers(server)} API workers asked for, {seen} process(es)"

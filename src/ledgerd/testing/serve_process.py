@@ -1,9 +1,11 @@
-"""``ledgerd serve`` child processes for the benchmark: start one with its own ports and
-data directory, wait until it serves, read its metrics, stop it.
+"""``ledgerd serve`` child processes: start one with its own ports and data directory,
+wait until it serves, read its metrics, stop it; and where the real services of
+scripts/services listen, with settings that isolate a server on them.
 
-Shipped in the wheel, so it assumes no source checkout and never drops a database:
-a production deployment gets a database name nobody has used, which the server's
-migration creates. The test harness (tests/harness) builds on this module.
+The benchmark (ledgerd.bench) and the test harness (tests/harness) both build on this
+module, and neither on the other. Shipped in the wheel, so it assumes no source checkout
+and never drops a database: a production deployment gets a database name nobody has
+used, which the server's migration creates.
 """
 
 from __future__ import annotations
@@ -30,23 +32,6 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
-
-
-def process_tree_size(pid: int) -> int:
-    """The process and all its descendants, from /proc (a multi-process server's workers)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            # The command name (2nd field) may hold spaces: the parent pid follows its ')'.
-            after_name = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # exited while we looked
-        children.setdefault(int(after_name[1]), []).append(int(stat.parent.name))
-    seen, todo = 0, [pid]
-    while todo:
-        seen += 1
-        todo += children.get(todo.pop(), [])
-    return seen
 
 
 def ledgerd_command(*args: str) -> list[str]:
