@@ -3,7 +3,7 @@ while this process holds the outbox lock) and, with the relay role, the audit jo
 
 from __future__ import annotations
 
-from ledgerd.audit_job import AuditJob
+from ledgerd.audit.job import AuditJob
 from ledgerd.leader import OUTBOX_LOCK
 from ledgerd.outbox.relay import Relay
 from ledgerd.support.supervisor import Child
