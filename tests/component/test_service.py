@@ -20,8 +20,8 @@ from ledgerd.domain.amounts import SCALE
 from ledgerd.domain.model import Account, Balance, ChangeRequest, ChangeStatus, ChangeType
 from ledgerd.errors import RequestConflict, RequestNotFound
 from ledgerd.outbox.acceptor import Acceptor
+from ledgerd.runtime.supervisor import Supervisor
 from ledgerd.service import LedgerService
-from ledgerd.support.supervisor import Supervisor
 
 T = TypeVar("T")
 

@@ -10,8 +10,8 @@ import structlog
 
 from ledgerd import metrics
 from ledgerd.audit.check import DEFAULT_MAX_IN_FLIGHT_S, audit
+from ledgerd.runtime.periodic import PeriodicJob
 from ledgerd.store.base import Store
-from ledgerd.support.periodic import PeriodicJob
 
 log = structlog.get_logger(__name__)
 

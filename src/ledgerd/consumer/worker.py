@@ -61,9 +61,9 @@ from ledgerd.domain.partitioning import partition_for_user
 from ledgerd.errors import DecisionFailed, Fenced, LedgerError, StoreRejected
 from ledgerd.log.base import EventLog, LogRecord
 from ledgerd.log.signing import MessageSigner
+from ledgerd.runtime.supervisor import Lifeline
 from ledgerd.store.base import DeadLettered, PartitionClaim, Store
 from ledgerd.support import failpoints
-from ledgerd.support.supervisor import Lifeline
 
 __all__ = ["BatchConsumer", "ConsumerConfig"]
 

@@ -4,9 +4,9 @@ while this process holds the outbox lock) and, with the relay role, the audit jo
 from __future__ import annotations
 
 from ledgerd.audit.job import AuditJob
-from ledgerd.leader import OUTBOX_LOCK
 from ledgerd.outbox.relay import Relay
-from ledgerd.support.supervisor import Child
+from ledgerd.runtime.leader import OUTBOX_LOCK
+from ledgerd.runtime.supervisor import Child
 from ledgerd.wiring.parts import Parts
 
 
