@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar, cast
 
 from ledgerd.cache.memory import MemoryCache
-from ledgerd.consumer.outcomes import OutcomeHub
+from ledgerd.outcomes import OutcomeHub
 from ledgerd.runtime.health import HealthChecker, Probe, Roles
 from ledgerd.runtime.leader import LeaderElector
 from ledgerd.runtime.supervisor import Child, Supervisor
