@@ -19,14 +19,11 @@ from ledgerd.api.role import (
 from ledgerd.cache.role import declare_cache_updater
 from ledgerd.consumer.role import declare_consumer
 from ledgerd.events.role import declare_event_publisher
-from ledgerd.health import HealthChecker, Roles
 from ledgerd.log.signing import MessageSigner
 from ledgerd.outbox.role import declare_audit, declare_relay
-from ledgerd.probes import ProbeServer
-from ledgerd.settings import Settings, SettingsError, store_location
-from ledgerd.support import failpoints
-from ledgerd.support.dirlock import embedded_lock_paths, lock_all
-from ledgerd.support.supervisor import (
+from ledgerd.runtime.health import HealthChecker, Roles
+from ledgerd.runtime.probes import ProbeServer
+from ledgerd.runtime.supervisor import (
     Child,
     Lifeline,
     Policy,
@@ -34,9 +31,12 @@ from ledgerd.support.supervisor import (
     TaskRun,
     sleep_unless_stopping,
 )
+from ledgerd.runtime.workers import watch_parent
+from ledgerd.settings import Settings, SettingsError, store_location
+from ledgerd.support import failpoints
+from ledgerd.support.dirlock import embedded_lock_paths, lock_all
 from ledgerd.wiring.backends import Backends, open_backends
 from ledgerd.wiring.parts import Parts, Role
-from ledgerd.workers import watch_parent
 
 log = structlog.get_logger(__name__)
 

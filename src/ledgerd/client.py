@@ -31,9 +31,9 @@ from typing import Any
 import grpc
 from google.protobuf.message import Message
 
-from ledgerd.api.signing import Signer
 from ledgerd.errors import FieldViolation
 from ledgerd.rpc_errors import LedgerdRpcError
+from ledgerd.signing import Signer
 from ledgerd.v1 import balance_pb2 as pb
 
 __all__ = [

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 from ledgerd.cache.base import BalanceCache
 from ledgerd.cache.fence import CacheFence
-from ledgerd.consumer.outcomes import OutcomeHub
 from ledgerd.domain.model import (
     Account,
     Balance,
@@ -21,6 +20,7 @@ from ledgerd.domain.model import (
 )
 from ledgerd.errors import RequestNotFound
 from ledgerd.outbox.acceptor import Acceptor
+from ledgerd.outcomes import OutcomeHub
 from ledgerd.reads import AnswerWriteBack, BalanceReads
 from ledgerd.store.base import Store
 from ledgerd.transfers import TransferAnswer, leg_ids, read_transfer

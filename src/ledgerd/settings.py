@@ -1,4 +1,5 @@
-"""Settings from ``LEDGERD_*`` environment variables, defaults from the seed."""
+"""Settings from ``LEDGERD_*`` environment variables; each field's default is what a server
+runs with when its variable is unset."""
 
 from __future__ import annotations
 
@@ -77,7 +78,7 @@ class Settings(BaseSettings):
     # a log reader, and would otherwise count against max_concurrent_rpcs unbounded.
     events_max_tails: int = Field(32, ge=1, le=10_000)
 
-    # Consumer batching (seed: 200 messages, 100 ms delay, 1000 ms long poll, 3 retries).
+    # Consumer batching: a batch closes at 200 messages or 100 ms after its first one.
     consumer_batch_max_messages: int = Field(200, ge=1, le=100_000)
     consumer_batch_delay_ms: int = Field(100, ge=0, le=60_000)
     consumer_poll_timeout_ms: int = Field(1000, ge=1, le=60_000)
@@ -115,14 +116,14 @@ class Settings(BaseSettings):
     wait_max_s: float = Field(10.0, gt=0, le=300)
     wait_poll_interval_ms: int = Field(50, ge=1)
 
-    # Database (seed: pool 15, queue limit 100, connect timeout 30 s).
+    # Database: a pool of connections, callers queued for one up to a limit, connect timeout.
     db_pool_size: int = Field(15, ge=1)
     db_queue_limit: int = Field(100, ge=0)
     db_connect_timeout_s: float = Field(30.0, gt=0)
     # Write journal rows with LOAD DATA LOCAL INFILE instead of multi-row INSERT.
     mysql_load_data: bool = False
 
-    # Leader election (seed: TTL 5 s, renewal every 2 s) and the leader's jobs.
+    # Leader election (a lease renewed well inside its TTL) and the leader's jobs.
     leader_lock_ttl_s: float = Field(5.0, gt=0)
     leader_renew_interval_s: float = Field(2.0, gt=0)
     # The leader audits the whole store this often and exports ledgerd_audit_problems.
@@ -131,9 +132,9 @@ class Settings(BaseSettings):
     # returned (a stuck credit): longer than the sweep's delay and a consumer's restart.
     audit_max_in_flight_s: float = Field(300.0, gt=0)
 
-    # Cache updater: it writes each poll of the cache feed at once (the seed's 4 worker
-    # threads every 100 ms became one feed consumer per process; the Kafka group shares
-    # partitions between processes). Memory cache bound; the leader's periodic full sync.
+    # Cache updater: it writes each poll of the cache feed at once (one feed consumer per
+    # process, no worker threads on a timer; the Kafka group shares partitions between
+    # processes). Memory cache bound; the leader's periodic full sync.
     cache_max_entries: int = Field(1_000_000, ge=1)
     cache_full_sync_interval_s: float = Field(300.0, gt=0)
     # How long Redis serves reads without the leader renewing its lease (every second): an

@@ -11,8 +11,8 @@ import pytest
 
 from ledgerd.domain.model import ChangeRequest, ChangeStatus, ChangeType
 from ledgerd.outbox.acceptor import Acceptor
+from ledgerd.runtime.supervisor import Supervisor
 from ledgerd.store.sqlite import SqliteStore
-from ledgerd.support.supervisor import Supervisor
 
 Scenario = Callable[[Acceptor], Awaitable[None]]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from prometheus_client import REGISTRY
 
 from ledgerd import metrics
-from ledgerd.audit_job import AuditJob
+from ledgerd.audit.job import AuditJob
 from ledgerd.domain.amounts import SCALE
 from ledgerd.domain.model import Balance, ChangeType, JournalEntry
 from ledgerd.store.base import BatchCommit

@@ -17,8 +17,8 @@ from ledgerd.audit import audit
 from ledgerd.consumer.worker import BatchConsumer
 from ledgerd.domain.amounts import SCALE
 from ledgerd.domain.model import ChangeRequest, ChangeStatus, ChangeType
+from ledgerd.runtime.supervisor import Policy, Supervisor
 from ledgerd.support import failpoints
-from ledgerd.support.supervisor import Policy, Supervisor
 
 USERS = 5
 # Restarts come quickly, and a failure leaves the health detail after one second.

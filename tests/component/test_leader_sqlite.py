@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from harness import wait_until
 
-from ledgerd.leader import LeaderElector
+from ledgerd.runtime.leader import LeaderElector
 from ledgerd.store.sqlite import SqliteStore
 
 TTL_S = 0.5

@@ -14,14 +14,14 @@ from typing import TypeVar
 from component_support import DLQ, TOPIC, Rig
 
 from ledgerd.cache.memory import MemoryCache
-from ledgerd.consumer.outcomes import OutcomeHub
 from ledgerd.consumer.worker import BatchConsumer, ConsumerConfig
 from ledgerd.domain.amounts import SCALE
 from ledgerd.domain.model import Account, Balance, ChangeRequest, ChangeStatus, ChangeType
 from ledgerd.errors import RequestConflict, RequestNotFound
 from ledgerd.outbox.acceptor import Acceptor
+from ledgerd.outcomes import OutcomeHub
+from ledgerd.runtime.supervisor import Supervisor
 from ledgerd.service import LedgerService
-from ledgerd.support.supervisor import Supervisor
 
 T = TypeVar("T")
 

@@ -15,9 +15,9 @@ from ledgerd.api.errors import status_of
 from ledgerd.domain.amounts import SCALE
 from ledgerd.domain.model import ChangeRequest, ChangeType
 from ledgerd.errors import StoreReadOnly
-from ledgerd.health import HealthChecker, Roles
+from ledgerd.runtime.health import HealthChecker, Roles
+from ledgerd.runtime.supervisor import Supervisor
 from ledgerd.store.sqlite import SqliteStore
-from ledgerd.support.supervisor import Supervisor
 
 SQLITE_MAX_PAGES = 1_073_741_823
 

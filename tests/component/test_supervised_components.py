@@ -13,11 +13,11 @@ from component_support import Rig
 
 from ledgerd.domain.model import ChangeRequest, ChangeStatus, ChangeType
 from ledgerd.errors import StoreUnavailable
-from ledgerd.leader import LeaderElector
 from ledgerd.outbox.acceptor import Acceptor
+from ledgerd.runtime.leader import LeaderElector
+from ledgerd.runtime.periodic import PeriodicJob
+from ledgerd.runtime.supervisor import Policy, Supervisor
 from ledgerd.support import failpoints
-from ledgerd.support.periodic import PeriodicJob
-from ledgerd.support.supervisor import Policy, Supervisor
 
 FAST = Policy(max_restarts=3, restart_window_s=60, backoff_base_s=0.001, backoff_max_s=0.01)
 

@@ -26,8 +26,8 @@ from ledgerd.errors import CacheUnavailable
 from ledgerd.log.base import EventLog
 from ledgerd.log.codec import encode_balance, encode_balances
 from ledgerd.log.embedded import EmbeddedLog
+from ledgerd.runtime.supervisor import Lifeline, Policy, Supervisor
 from ledgerd.support import failpoints
-from ledgerd.support.supervisor import Lifeline, Policy, Supervisor
 
 
 class FlakyCache:

@@ -13,8 +13,8 @@ from ledgerd.domain.model import ChangeRequest, ChangeType
 from ledgerd.log.base import EventLog
 from ledgerd.log.signing import MessageSigner
 from ledgerd.outbox.relay import Relay
+from ledgerd.runtime.supervisor import Supervisor
 from ledgerd.store.sqlite import SqliteStore
-from ledgerd.support.supervisor import Supervisor
 
 GROUPS, ROWS_PER_GROUP = 40, 250
 

@@ -22,8 +22,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from harness import ServerProcess, free_port, ledgerd_command
 
-from ledgerd.api.signing import Signer
 from ledgerd.client import LedgerdClient
+from ledgerd.signing import Signer
 from ledgerd.v1 import balance_pb2 as pb
 
 KEY_ID, SECRET = "ops-key", "s3cret-never-logged"

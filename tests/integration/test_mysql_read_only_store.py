@@ -16,11 +16,11 @@ from ledgerd.api.errors import status_of
 from ledgerd.domain.amounts import SCALE
 from ledgerd.domain.model import ChangeRequest, ChangeType
 from ledgerd.errors import StoreReadOnly
-from ledgerd.health import HealthChecker, Roles
+from ledgerd.runtime.health import HealthChecker, Roles
+from ledgerd.runtime.supervisor import Supervisor
 from ledgerd.store.mysql import MysqlStore
 from ledgerd.store.sql.core import SqlStore
 from ledgerd.store.sql.mysql_dialect import MysqlDialect
-from ledgerd.support.supervisor import Supervisor
 
 
 class ReadOnlySessions(MysqlDialect):

@@ -9,7 +9,7 @@ from typing import Any
 
 from harness.load import new_request_id
 
-from ledgerd.api.signing import Signer
+from ledgerd.signing import Signer
 
 
 def http(

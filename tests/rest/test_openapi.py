@@ -20,7 +20,7 @@ import pytest
 from schemathesis.specs.openapi.definitions import OPENAPI_30_VALIDATOR
 
 from ledgerd.api.openapi import DOCUMENT
-from ledgerd.api.signing import KEY_ID_HEADER, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
+from ledgerd.signing import KEY_ID_HEADER, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from ledgerd.v1 import balance_pb2 as pb
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from harness.load import new_request_id, new_user
 from rest_support import deposit, error_info, field_violations, http, signed_headers
 
-from ledgerd.api.signing import Signer
+from ledgerd.signing import Signer
 
 
 def test_deposit_with_wait_then_read_balance_and_journal(rest: str) -> None:

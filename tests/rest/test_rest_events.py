@@ -9,7 +9,7 @@ from typing import Any
 from harness.load import new_user
 from test_rest import deposit, http, signed_headers
 
-from ledgerd.api.signing import Signer
+from ledgerd.signing import Signer
 
 
 def event_lines(base: str, path: str, headers: dict[str, str] | None = None) -> list[Any]:

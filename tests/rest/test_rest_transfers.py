@@ -10,7 +10,7 @@ from harness.load import new_request_id, new_user
 from harness.waiting import wait_until
 from rest_support import deposit, error_info, field_violations, http, signed_headers
 
-from ledgerd.api.signing import Signer
+from ledgerd.signing import Signer
 
 
 def transfer_body(source: int, destination: int, amount: str, **extra: Any) -> dict[str, Any]:

@@ -14,8 +14,8 @@ from harness import ServerProcess
 from harness.load import change, new_request_id, new_user
 from security_support import KEYS
 
-from ledgerd.api.signing import Signer
 from ledgerd.client import LedgerdClient
+from ledgerd.signing import Signer
 from ledgerd.v1 import balance_pb2 as pb
 
 SERVICE = "/ledgerd.v1.BalanceService/"

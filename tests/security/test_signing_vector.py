@@ -7,7 +7,7 @@ import hmac
 import re
 from pathlib import Path
 
-from ledgerd.api.signing import Signer, canonical_string
+from ledgerd.signing import Signer, canonical_string
 from ledgerd.v1 import balance_pb2 as pb
 
 README = Path(__file__).resolve().parents[2] / "README.md"

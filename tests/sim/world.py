@@ -51,10 +51,10 @@ from ledgerd.domain.model import (
     ChangeType,
 )
 from ledgerd.errors import CacheUnavailable, Fenced, LedgerError, StoreUnavailable
-from ledgerd.leader import CACHE_SYNC_LOCK, LeaderElector
 from ledgerd.log.base import LogRecord
 from ledgerd.log.codec import encode_balances
 from ledgerd.reads import AnswerWriteBack, BalanceReads
+from ledgerd.runtime.leader import CACHE_SYNC_LOCK, LeaderElector
 from ledgerd.service import LedgerService
 from ledgerd.store.base import PartitionClaim
 from ledgerd.store.scan import iter_balances

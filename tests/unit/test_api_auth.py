@@ -11,8 +11,8 @@ import pytest
 
 from ledgerd.api.auth import WINDOW_MS, ApiKey, Authenticator
 from ledgerd.api.nonces import MemoryNonceCache
-from ledgerd.api.signing import Signer
 from ledgerd.errors import PermissionDenied, Unauthenticated
+from ledgerd.signing import Signer
 
 SERVICE = "/ledgerd.v1.BalanceService/"
 READ, WRITE = SERVICE + "GetBalance", SERVICE + "ChangeBalance"

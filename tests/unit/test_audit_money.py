@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from audit_journal import DESTINATION, SOURCE, credit_of, debit, entry, return_of
 
-from ledgerd.audit_money import Conservation
+from ledgerd.audit.money import Conservation
 from ledgerd.domain.amounts import SCALE
 from ledgerd.domain.model import Balance, ChangeType, JournalEntry
 

@@ -17,7 +17,7 @@ from audit_journal import (
     return_of,
 )
 
-from ledgerd.audit_transfers import TransferBook, TransferSummary
+from ledgerd.audit.transfers import TransferBook, TransferSummary
 from ledgerd.domain.amounts import SCALE
 from ledgerd.domain.model import ChangeRequest, ChangeType, JournalEntry
 

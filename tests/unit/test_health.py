@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable
 
 from ledgerd.errors import LogUnavailable, StoreReadOnly, StoreUnavailable
-from ledgerd.health import Health, HealthChecker, Probe, Roles
-from ledgerd.support.supervisor import Lifeline, Policy, Supervisor
+from ledgerd.runtime.health import Health, HealthChecker, Probe, Roles
+from ledgerd.runtime.supervisor import Lifeline, Policy, Supervisor
 
 
 def ok() -> None:

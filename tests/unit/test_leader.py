@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 
 from ledgerd.errors import StoreUnavailable
-from ledgerd.leader import LeaderElector
+from ledgerd.runtime.leader import LeaderElector
 from ledgerd.store.base import LockToken
 
 TTL_S, RENEW_S = 5.0, 2.0

@@ -32,8 +32,8 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         ("dlq_topic", "balance-changes-dlq"),
     ],
 )
-def test_defaults_match_the_seed(attribute: str, default: object) -> None:
-    """With no variables set, each setting has the seed's default."""
+def test_each_setting_has_its_default(attribute: str, default: object) -> None:
+    """With no variables set, each setting has its default value."""
     assert getattr(load_settings(), attribute) == default
 
 

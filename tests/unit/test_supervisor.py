@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from ledgerd.support.supervisor import Child, Lifeline, Policy, Supervisor, sleep_unless_stopping
+from ledgerd.runtime.supervisor import Child, Lifeline, Policy, Supervisor, sleep_unless_stopping
 
 FAST = Policy(max_restarts=3, restart_window_s=60, backoff_base_s=0.001, backoff_max_s=0.01)
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from ledgerd.api.signing import (
+from ledgerd.errors import PermissionDenied, Unauthenticated
+from ledgerd.signing import (
     KEY_ID_HEADER,
     MAX_NONCE_CHARS,
     MIN_NONCE_CHARS,
@@ -26,7 +27,6 @@ from ledgerd.api.signing import (
     canonical_string,
     signature,
 )
-from ledgerd.errors import PermissionDenied, Unauthenticated
 
 SERVICE_PREFIX = "/ledgerd.v1.BalanceService/"
 # The methods a ``read`` key may call; every other one (ChangeBalance(s), Transfer) needs

@@ -37,7 +37,6 @@ from ledgerd import metrics
 from ledgerd.api.auth import SERVICE_PREFIX, Authenticator
 from ledgerd.api.calls import MethodCalls, Outcome, access_log_enabled
 from ledgerd.api.errors import abort
-from ledgerd.api.signing import KEY_ID_HEADER
 from ledgerd.errors import (
     BackendUnavailable,
     InvalidArgument,
@@ -45,6 +44,7 @@ from ledgerd.errors import (
     PermissionDenied,
     Unauthenticated,
 )
+from ledgerd.signing import KEY_ID_HEADER
 
 # A generated ``add_…Servicer_to_server`` function; grpc's handler typing is loose.
 AddServicer = Callable[[Any, Any], None]

@@ -27,7 +27,7 @@ from ledgerd.domain.validation import (
 )
 from ledgerd.errors import FieldViolation, InvalidArgument, LogUnavailable
 from ledgerd.events.tail import EventTail, OnOpen
-from ledgerd.probes import HealthSource
+from ledgerd.runtime.probes import HealthSource
 from ledgerd.service import LedgerService
 from ledgerd.v1 import balance_pb2 as pb
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import grpc
 
-from ledgerd.api.signing import KEY_ID_HEADER, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
+from ledgerd.signing import KEY_ID_HEADER, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 _UINT64 = {"type": "string", "pattern": "^[0-9]{1,20}$", "description": "unsigned 64-bit, as text"}
 _USER_ID = {

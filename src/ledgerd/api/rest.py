@@ -45,7 +45,6 @@ from ledgerd.api.rest_input import (
     query_integer,
     require_json,
 )
-from ledgerd.api.signing import KEY_ID_HEADER
 from ledgerd.errors import (
     InvalidArgument,
     LedgerError,
@@ -53,6 +52,7 @@ from ledgerd.errors import (
     PermissionDenied,
     Unauthenticated,
 )
+from ledgerd.signing import KEY_ID_HEADER
 from ledgerd.v1 import balance_pb2 as pb
 
 log = structlog.get_logger(__name__)

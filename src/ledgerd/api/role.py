@@ -14,11 +14,11 @@ from ledgerd.cache.fence import CacheFence
 from ledgerd.events.tail import EventTail
 from ledgerd.outbox.acceptor import Acceptor
 from ledgerd.outbox.relay import Relay
+from ledgerd.runtime.supervisor import Child, Lifeline
+from ledgerd.runtime.workers import ApiWorker, serve_command, worker_env
 from ledgerd.service import LedgerService
 from ledgerd.settings import Settings, SettingsError
-from ledgerd.support.supervisor import Child, Lifeline
 from ledgerd.wiring.parts import Parts
-from ledgerd.workers import ApiWorker, serve_command, worker_env
 
 # Beyond the shutdown grace, what an API worker gets to commit its queue and close.
 WORKER_STOP_MARGIN_S = 10.0

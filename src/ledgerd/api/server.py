@@ -11,9 +11,9 @@ from ledgerd.api.handlers import Handlers
 from ledgerd.api.introspection import HealthServicer, enable_reflection
 from ledgerd.api.servicer import BalanceServicer
 from ledgerd.events.tail import EventTail
-from ledgerd.probes import HealthSource
+from ledgerd.runtime.probes import HealthSource
+from ledgerd.runtime.supervisor import Lifeline, sleep_unless_stopping
 from ledgerd.service import LedgerService
-from ledgerd.support.supervisor import Lifeline, sleep_unless_stopping
 from ledgerd.v1 import balance_pb2, balance_pb2_grpc
 
 SERVICE_NAME = balance_pb2.DESCRIPTOR.services_by_name["BalanceService"].full_name

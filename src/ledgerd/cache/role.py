@@ -7,9 +7,9 @@ import asyncio
 
 from ledgerd.cache.fence import CacheFence
 from ledgerd.cache.updater import CacheUpdater
-from ledgerd.leader import CACHE_SYNC_LOCK
+from ledgerd.runtime.leader import CACHE_SYNC_LOCK
+from ledgerd.runtime.supervisor import Child
 from ledgerd.store.scan import iter_balances
-from ledgerd.support.supervisor import Child
 from ledgerd.wiring.parts import Parts
 
 

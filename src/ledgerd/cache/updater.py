@@ -36,8 +36,8 @@ from ledgerd.domain.model import Balance
 from ledgerd.errors import CacheUnavailable, LedgerError, PoisonMessage
 from ledgerd.log.base import EventLog, LogRecord
 from ledgerd.log.codec import decode_balances
+from ledgerd.runtime.supervisor import Lifeline
 from ledgerd.support import failpoints
-from ledgerd.support.supervisor import Lifeline
 
 log = structlog.get_logger(__name__)
 

@@ -14,11 +14,11 @@ import structlog
 from ledgerd.cache.base import BalanceSink
 from ledgerd.consumer.feed import CacheFeed
 from ledgerd.consumer.memory import BalanceMemory
-from ledgerd.consumer.outcomes import OutcomeHub
 from ledgerd.domain.model import Account, Balance, JournalEntry
 from ledgerd.errors import CacheUnavailable
 from ledgerd.events.handoff import CommittedJournal, CommittedSpan
 from ledgerd.log.base import LogRecord
+from ledgerd.outcomes import OutcomeHub
 from ledgerd.store.base import PartitionClaim
 
 # Told what each commit journaled (the event publisher's ``hand_off``); must not block.

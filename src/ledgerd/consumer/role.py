@@ -9,8 +9,8 @@ from ledgerd.cache.memory import MemoryCache
 from ledgerd.consumer.worker import BatchConsumer, ConsumerConfig
 from ledgerd.events.publisher import EventPublisher
 from ledgerd.outbox.relay import Relay
+from ledgerd.runtime.supervisor import Child
 from ledgerd.settings import Settings
-from ledgerd.support.supervisor import Child
 from ledgerd.wiring.parts import Parts
 
 

@@ -52,7 +52,6 @@ from ledgerd.consumer.feed import CacheFeed
 from ledgerd.consumer.intake import Intake
 from ledgerd.consumer.isolate import Isolation, Refusal
 from ledgerd.consumer.memory import BalanceMemory
-from ledgerd.consumer.outcomes import OutcomeHub
 from ledgerd.consumer.provenance import SortedBatch, settle_checks, sort_batch
 from ledgerd.consumer.publish import CommitPublisher, OnCommitted
 from ledgerd.consumer.writer import BatchWriter
@@ -61,9 +60,10 @@ from ledgerd.domain.partitioning import partition_for_user
 from ledgerd.errors import DecisionFailed, Fenced, LedgerError, StoreRejected
 from ledgerd.log.base import EventLog, LogRecord
 from ledgerd.log.signing import MessageSigner
+from ledgerd.outcomes import OutcomeHub
+from ledgerd.runtime.supervisor import Lifeline
 from ledgerd.store.base import DeadLettered, PartitionClaim, Store
 from ledgerd.support import failpoints
-from ledgerd.support.supervisor import Lifeline
 
 __all__ = ["BatchConsumer", "ConsumerConfig"]
 

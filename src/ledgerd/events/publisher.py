@@ -50,8 +50,8 @@ from ledgerd.errors import LedgerError, LogUnavailable
 from ledgerd.events.codec import decode_event, encode_event
 from ledgerd.events.handoff import CommittedJournal, HandOffQueue
 from ledgerd.log.base import EventLog, LogProducer
+from ledgerd.runtime.supervisor import Lifeline
 from ledgerd.store.base import Store
-from ledgerd.support.supervisor import Lifeline
 
 log = structlog.get_logger(__name__)
 

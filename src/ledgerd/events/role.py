@@ -7,7 +7,7 @@ import asyncio
 
 from ledgerd.consumer.worker import BatchConsumer
 from ledgerd.events.publisher import EventPublisher, PublisherConfig
-from ledgerd.support.supervisor import Child
+from ledgerd.runtime.supervisor import Child
 from ledgerd.wiring.parts import Parts
 
 

@@ -23,9 +23,9 @@ from ledgerd import metrics
 from ledgerd.domain.model import ChangeRequest, StoredRequest
 from ledgerd.errors import LedgerError, Overloaded, StoreUnavailable, TransientStoreError
 from ledgerd.outbox.planning import Acceptance, GroupPlan, plan_acceptance
+from ledgerd.runtime.supervisor import Lifeline
 from ledgerd.store.base import Store
 from ledgerd.support import failpoints
-from ledgerd.support.supervisor import Lifeline
 
 log = structlog.get_logger(__name__)
 

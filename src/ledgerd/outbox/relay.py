@@ -40,9 +40,9 @@ from ledgerd.errors import LedgerError, LogUnavailable
 from ledgerd.log.base import LogProducer
 from ledgerd.log.codec import encode_group
 from ledgerd.log.signing import MessageSigner
+from ledgerd.runtime.supervisor import Lifeline
 from ledgerd.store.base import LockToken, Store, UnsentRequest
 from ledgerd.support import failpoints
-from ledgerd.support.supervisor import Lifeline
 
 log = structlog.get_logger(__name__)
 

@@ -3,10 +3,10 @@ while this process holds the outbox lock) and, with the relay role, the audit jo
 
 from __future__ import annotations
 
-from ledgerd.audit_job import AuditJob
-from ledgerd.leader import OUTBOX_LOCK
+from ledgerd.audit.job import AuditJob
 from ledgerd.outbox.relay import Relay
-from ledgerd.support.supervisor import Child
+from ledgerd.runtime.leader import OUTBOX_LOCK
+from ledgerd.runtime.supervisor import Child
 from ledgerd.wiring.parts import Parts
 
 

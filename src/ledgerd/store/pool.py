@@ -1,4 +1,4 @@
-"""A small thread-safe connection pool with a bounded wait queue (seed: 15 / 100)."""
+"""A small thread-safe connection pool with a bounded wait queue (db_pool_size, db_queue_limit)."""
 
 from __future__ import annotations
 

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar, cast
 
 from ledgerd.cache.memory import MemoryCache
-from ledgerd.consumer.outcomes import OutcomeHub
-from ledgerd.health import HealthChecker, Probe, Roles
-from ledgerd.leader import LeaderElector
-from ledgerd.support.supervisor import Child, Supervisor
+from ledgerd.outcomes import OutcomeHub
+from ledgerd.runtime.health import HealthChecker, Probe, Roles
+from ledgerd.runtime.leader import LeaderElector
+from ledgerd.runtime.supervisor import Child, Supervisor
 
 if TYPE_CHECKING:
     from ledgerd.api.auth import Authenticator

@@ -3,6 +3,9 @@
 The consumer publishes outcomes after each commit; callers in this process
 are woken at once. Callers whose changes are applied by another process are
 not notified here: they poll the store between waits.
+
+It lives where the consumer (which publishes) and the service's waiting calls (which
+wait) meet, so both import it downwards and neither imports the other.
 """
 
 from __future__ import annotations

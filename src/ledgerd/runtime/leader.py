@@ -21,9 +21,9 @@ import structlog
 
 from ledgerd import metrics
 from ledgerd.errors import LedgerError
+from ledgerd.runtime.supervisor import Lifeline
 from ledgerd.store.base import LockToken, Store
 from ledgerd.support import failpoints
-from ledgerd.support.supervisor import Lifeline
 
 log = structlog.get_logger(__name__)
 

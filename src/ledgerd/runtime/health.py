@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ledgerd.errors import LedgerError, StoreReadOnly
-from ledgerd.support.supervisor import Supervisor
+from ledgerd.runtime.supervisor import Supervisor
 
 CHECK_TIMEOUT_S = 2.0
 _READ_ONLY = "read-only: "

@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 import aiohttp
 import structlog
 
-from ledgerd.support.supervisor import Lifeline, ThreadRun, sleep_unless_stopping
+from ledgerd.runtime.supervisor import Lifeline, ThreadRun, sleep_unless_stopping
 
 log = structlog.get_logger(__name__)
 

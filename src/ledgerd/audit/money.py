@@ -11,7 +11,7 @@ whole store, per currency:
 The sums are taken by change type, not through the rules (``domain.rules``) the
 per-account replay uses: a rule that created or destroyed money would replay faithfully
 and still break this equation. And the money in flight by these sums must be what the
-transfers' legs leave in flight (``audit_transfers``): a credit applied twice leaves
+transfers' legs leave in flight (``audit.transfers``): a credit applied twice leaves
 the equation whole, with less than nothing in flight. Exact: amounts are scaled integers.
 """
 

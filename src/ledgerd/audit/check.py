@@ -7,8 +7,8 @@ rejected. Outbox rows without an outcome (PENDING/SENT/FAILED) are "in
 flight", not errors; rows written before schema 3 that recorded their own
 outcome must agree with the journal.
 
-Over the whole store, money is conserved per currency (``audit_money``) and every
-transfer's legs match (``audit_transfers``); transfers in flight are counted, and one in
+Over the whole store, money is conserved per currency (``audit.money``) and every
+transfer's legs match (``audit.transfers``); transfers in flight are counted, and one in
 flight for longer than ``max_in_flight_s`` is reported (a stuck credit).
 
 The whole scan reads one snapshot of the store, so it is exact on a live system.
@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar
 
-from ledgerd.audit_money import Conservation
-from ledgerd.audit_transfers import TransferBook, TransferSummary
+from ledgerd.audit.money import Conservation
+from ledgerd.audit.transfers import TransferBook, TransferSummary
 from ledgerd.domain.amounts import format_amount
 from ledgerd.domain.model import (
     CREDIT_SUFFIX,

@@ -7,8 +7,8 @@ from collections.abc import Callable
 import structlog
 
 from ledgerd.errors import LedgerError
+from ledgerd.runtime.supervisor import Lifeline
 from ledgerd.support import failpoints
-from ledgerd.support.supervisor import Lifeline
 
 log = structlog.get_logger(__name__)
 

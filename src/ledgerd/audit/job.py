@@ -9,9 +9,9 @@ from collections.abc import Callable
 import structlog
 
 from ledgerd import metrics
-from ledgerd.audit import DEFAULT_MAX_IN_FLIGHT_S, audit
+from ledgerd.audit.check import DEFAULT_MAX_IN_FLIGHT_S, audit
+from ledgerd.runtime.periodic import PeriodicJob
 from ledgerd.store.base import Store
-from ledgerd.support.periodic import PeriodicJob
 
 log = structlog.get_logger(__name__)
 

@@ -1,5 +1,8 @@
 """The request-signing scheme of docs/architecture.md section 5, shared by server and clients.
 
+It lives on the root floor, not in ``api/``, so that the shipped client (``client.py``) can
+sign requests without importing the server.
+
 canonical = "v1\\n{method}\\n{key id}\\n{timestamp ms}\\n{nonce}\\n{hex sha256(body)}"
 signature = lowercase hex HMAC-SHA256(secret, canonical)
 """

@@ -4,7 +4,7 @@ Every process serves it, whatever its roles, so a relay-, consumer- or
 cache-updater-only process can be probed and scraped like an API process.
 ``/healthz`` answers liveness (200 unless a supervised component is down or
 stalled), ``/readyz`` readiness (200 when the process can do its roles now,
-see ``ledgerd.health``); both return the components as JSON, so
+see ``ledgerd.runtime.health``); both return the components as JSON, so
 ``ledgerd health --probe host:port`` shows them. Other paths get 404.
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from ledgerd.health import Health
+from ledgerd.runtime.health import Health
 
 HealthSource = Callable[[], Awaitable[Health]]
 
