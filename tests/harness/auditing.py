@@ -14,7 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from ledgerd.audit import DEFAULT_MAX_IN_FLIGHT_S, AuditReport, audit, audit_shards
+from ledgerd.audit import DEFAULT_MAX_IN_FLIGHT_S, audit, audit_shards
 from ledgerd.domain.partitioning import shard_for_user
 from ledgerd.settings import Settings, store_location
 from ledgerd.store import open_store
@@ -39,7 +39,7 @@ def audit_json(env: Mapping[str, str]) -> dict[str, Any]:
     stores: list[SqlStore] = [open_store(url) for url in urls]
     try:
         if len(stores) == 1:
-            return _report_json(audit(stores[0], max_in_flight_s=max_in_flight_s))
+            return audit(stores[0], max_in_flight_s=max_in_flight_s).as_json()
         partitions = int(env.get("LEDGERD_PARTITIONS", Settings.model_fields["partitions"].default))
         where = [store_location(url) for url in urls]
         shards, total = audit_shards(
@@ -47,9 +47,9 @@ def audit_json(env: Mapping[str, str]) -> dict[str, Any]:
             partial(_shard_of_user, partitions, len(stores)),
             max_in_flight_s=max_in_flight_s,
         )
-        document = _report_json(total)
+        document = total.as_json()
         document["shards"] = [
-            {"shard_id": s.shard_id, "where": s.where, **_report_json(s.report)} for s in shards
+            {"shard_id": s.shard_id, "where": s.where, **s.report.as_json()} for s in shards
         ]
         return document
     finally:
@@ -59,25 +59,3 @@ def audit_json(env: Mapping[str, str]) -> dict[str, Any]:
 
 def _shard_of_user(partition_count: int, shard_count: int, user_id: int) -> int:
     return shard_for_user(user_id, partition_count, shard_count)
-
-
-def _report_json(report: AuditReport) -> dict[str, Any]:
-    """The CLI's JSON form of a report (ledgerd.cli.operations), as json.loads reads it."""
-    document: dict[str, Any] = {
-        "ok": report.ok,
-        "accounts": report.accounts,
-        "journal_entries": report.journal_entries,
-        "requests": dict(report.requests),
-        "in_flight": report.in_flight,
-        "outbox_rows": dict(report.outbox_rows),
-        "problem_count": report.problem_count,
-        "problems": list(report.problems),
-    }
-    if report.transfers is not None:
-        document["transfers"] = report.transfers.as_json()
-    if report.money is not None:
-        document["money"] = {
-            currency: totals.as_json()
-            for currency, totals in sorted(report.money.currencies.items())
-        }
-    return document

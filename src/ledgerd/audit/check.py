@@ -81,6 +81,28 @@ class AuditReport:
         if len(self.problems) < MAX_REPORTED:
             self.problems.append(text)
 
+    def as_json(self) -> dict[str, object]:
+        """The report as ``ledgerd audit --json`` prints it (money and transfers only when
+        checked: on the whole store, the total over shards)."""
+        document: dict[str, object] = {
+            "ok": self.ok,
+            "accounts": self.accounts,
+            "journal_entries": self.journal_entries,
+            "requests": dict(self.requests),
+            "in_flight": self.in_flight,
+            "outbox_rows": dict(self.outbox_rows),
+            "problem_count": self.problem_count,
+            "problems": list(self.problems),
+        }
+        if self.transfers is not None:
+            document["transfers"] = self.transfers.as_json()
+        if self.money is not None:
+            document["money"] = {
+                currency: totals.as_json()
+                for currency, totals in sorted(self.money.currencies.items())
+            }
+        return document
+
     def summary(self) -> str:
         rows = [
             ("accounts", f"{self.accounts:,}"),

@@ -15,7 +15,6 @@ from ledgerd.cli.parsing import Commands, add_command, positive_float, positive_
 from ledgerd.settings import Settings, load_settings, store_location
 
 if TYPE_CHECKING:
-    from ledgerd.audit import AuditReport
     from ledgerd.log import EventLog
 
 
@@ -101,10 +100,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
     finally:
         store.close()
     if args.json:
-        document = _report_json(report)
+        document = report.as_json()
         if shards:
             document["shards"] = [
-                {"shard_id": s.shard_id, "where": s.where, **_report_json(s.report)} for s in shards
+                {"shard_id": s.shard_id, "where": s.where, **s.report.as_json()} for s in shards
             ]
         print(json.dumps(document))
     else:
@@ -115,28 +114,6 @@ def cmd_audit(args: argparse.Namespace) -> int:
             print(f"total over {len(shards)} shards:")
         print(report.summary())
     return 0 if report.ok else 1
-
-
-def _report_json(report: AuditReport) -> dict[str, object]:
-    document: dict[str, object] = {
-        "ok": report.ok,
-        "accounts": report.accounts,
-        "journal_entries": report.journal_entries,
-        "requests": dict(report.requests),
-        "in_flight": report.in_flight,
-        "outbox_rows": dict(report.outbox_rows),
-        "problem_count": report.problem_count,
-        "problems": report.problems,
-    }
-    # Money and transfers are checked on the whole store (the total over shards).
-    if report.transfers is not None:
-        document["transfers"] = report.transfers.as_json()
-    if report.money is not None:
-        document["money"] = {
-            currency: totals.as_json()
-            for currency, totals in sorted(report.money.currencies.items())
-        }
-    return document
 
 
 @dataclass(frozen=True)
