@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ledgerd.launch.serve_process import free_port
 from ledgerd.runtime.supervisor import Policy, Supervisor
 from ledgerd.runtime.workers import ApiWorker, watch_parent, worker_env, worker_metrics_addr
-from ledgerd.testing.serve_process import free_port
 
 FAST = Policy(max_restarts=3, restart_window_s=60, backoff_base_s=0.01, backoff_max_s=0.05)
 NO_PROBE = {"LEDGERD_METRICS_ADDR": "127.0.0.1:0"}  # judged by being alive, no HTTP

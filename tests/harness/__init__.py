@@ -2,7 +2,7 @@
 real services, MySQL databases made and dropped per test, and waiting for conditions.
 
 Importable by every suite as ``harness`` (pyproject: ``pythonpath = ["tests"]``).
-The process basics come from ledgerd.testing.serve_process, which ships with the package
+The process basics come from ledgerd.launch.serve_process, which ships with the package
 and which the benchmark builds on too (the harness does not build on the benchmark);
 what only tests may do (kill processes, drop databases, restart the shared services,
 read a source checkout) lives here and does not ship.
@@ -23,9 +23,8 @@ from typing import Any
 from harness.auditing import audit_json
 from harness.templates import copy_of_template
 from harness.waiting import wait_for, wait_until
-from ledgerd.store.base import Store
-from ledgerd.testing import serve_process
-from ledgerd.testing.serve_process import (
+from ledgerd.launch import serve_process
+from ledgerd.launch.serve_process import (
     free_port,
     fresh_database_url,
     fresh_shard_urls,
@@ -33,6 +32,7 @@ from ledgerd.testing.serve_process import (
     production_env,
     services,
 )
+from ledgerd.store.base import Store
 
 __all__ = [
     "REPO_ROOT",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import redis
 
-from ledgerd.testing.serve_process import free_port
+from ledgerd.launch.serve_process import free_port
 
 
 class PrivateRedis:

@@ -6,7 +6,7 @@ import contextlib
 import socket
 import threading
 
-from ledgerd.testing.serve_process import free_port
+from ledgerd.launch.serve_process import free_port
 
 
 class CuttableProxy:

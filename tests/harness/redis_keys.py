@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import redis
 
-from ledgerd.testing.serve_process import services
+from ledgerd.launch.serve_process import services
 
 # Keys SCAN looks at per call: the server's work is the same, the round trips 10,000x fewer.
 SCAN_COUNT = 100_000

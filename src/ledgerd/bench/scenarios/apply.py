@@ -28,8 +28,8 @@ from ledgerd.bench.scenarios.common import (
     watched,
 )
 from ledgerd.bench.workload import Accounts, ChangeFactory
+from ledgerd.launch.serve_process import ServerProcess
 from ledgerd.store import Store
-from ledgerd.testing.serve_process import ServerProcess
 from ledgerd.v1 import balance_pb2 as pb
 
 

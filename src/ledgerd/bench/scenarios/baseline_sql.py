@@ -7,7 +7,7 @@ from ledgerd.bench.baseline import run_baseline
 from ledgerd.bench.cpu import CpuMeter
 from ledgerd.bench.scenarios.common import Options, Ran
 from ledgerd.bench.workload import Accounts, ChangeFactory
-from ledgerd.testing.serve_process import fresh_database_url
+from ledgerd.launch.serve_process import fresh_database_url
 
 
 def run(options: Options, accounts: Accounts, _: ChangeFactory, meter: CpuMeter) -> Ran:

@@ -14,9 +14,9 @@ from ledgerd.audit import audit
 from ledgerd.bench.cpu import CpuMeter, Watched, backend_processes, descendants
 from ledgerd.bench.driver import Measurement
 from ledgerd.bench.workload import Accounts, ChangeFactory
+from ledgerd.launch.serve_process import ServerProcess, production_env, services
 from ledgerd.store import Store, open_store
 from ledgerd.store.sharded import ShardedStore
-from ledgerd.testing.serve_process import ServerProcess, production_env, services
 
 
 @dataclass

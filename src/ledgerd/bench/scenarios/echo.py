@@ -13,7 +13,7 @@ from ledgerd.bench.cpu import CpuMeter, Watched
 from ledgerd.bench.scenarios.calls import drive, single_changes
 from ledgerd.bench.scenarios.common import Options, Ran
 from ledgerd.bench.workload import Accounts, ChangeFactory
-from ledgerd.testing.serve_process import free_port
+from ledgerd.launch.serve_process import free_port
 
 
 def run(options: Options, _: Accounts, factory: ChangeFactory, meter: CpuMeter) -> Ran:

@@ -22,7 +22,7 @@ from ledgerd.bench.scenarios.common import (
     watched,
 )
 from ledgerd.bench.workload import Accounts, ChangeFactory
-from ledgerd.testing.serve_process import ServerProcess
+from ledgerd.launch.serve_process import ServerProcess
 from ledgerd.v1 import balance_pb2 as pb
 
 
