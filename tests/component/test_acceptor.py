@@ -6,10 +6,12 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ledgerd.domain.model import ChangeRequest, ChangeStatus, ChangeType
+from ledgerd.errors import StoreUnavailable
 from ledgerd.outbox.acceptor import Acceptor
 from ledgerd.runtime.supervisor import Supervisor
 from ledgerd.store.sqlite import SqliteStore
@@ -110,3 +112,57 @@ def test_commits_of_one_span_share_a_publish_group_closed_once_idle(store: Sqlit
     assert closed == [committed[0], committed[2]]  # the last one at stop
     groups = {u.group_id for u in store.find_unsent(created_before_ms=2**62, limit=10)}
     assert groups == {committed[0], committed[2]}  # one row each, nothing deleted them
+
+
+class _CommitThenLoseConnection(SqliteStore):
+    """Commits the second acceptance, then raises as a connection lost at COMMIT would."""
+
+    calls = 0
+
+    def accept_requests(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        result = super().accept_requests(*args, **kwargs)
+        if self.calls == 2:
+            raise StoreUnavailable("mysql 2013: Lost connection to server during query")
+        return result
+
+
+def test_a_failed_commit_into_an_open_group_leaves_the_group_for_the_sweep(
+    tmp_path: Path,
+) -> None:
+    """A commit into the open publish group fails after its rows were committed: nobody
+    hands those rows to the relay, so the group is abandoned (never closed, so the relay
+    never deletes it) and the sweep's query still finds the row; the next commit opens a
+    new group. (A MariaDB restart mid-load left such a row PENDING for ever.)"""
+    store = _CommitThenLoseConnection(tmp_path / "store.sqlite")
+    store.migrate()
+    committed: list[str] = []
+    closed: list[str] = []
+    abandoned: list[str] = []
+
+    async def main() -> None:
+        acceptor = Acceptor(
+            store,
+            on_committed=lambda _requests, _at_ms, group: committed.append(group),
+            on_group_closed=closed.append,
+            on_group_abandoned=abandoned.append,
+            group_span_s=60,
+        )
+        supervisor = Supervisor()
+        supervisor.add_task("acceptor", acceptor.run, wake=acceptor.begin_stop)
+        supervisor.start()
+        try:
+            await acceptor.accept([_deposit("handed-off")])
+            with pytest.raises(StoreUnavailable):
+                await acceptor.accept([_deposit("orphan")])
+            assert abandoned == [committed[0]] and closed == []
+            await acceptor.accept([_deposit("after")])
+            assert committed[1] != committed[0]
+        finally:
+            await asyncio.wait_for(supervisor.stop_all(), timeout=10)
+            acceptor.close()
+
+    asyncio.run(main())
+    assert committed[0] not in closed
+    unsent = {u.stored.request.request_id: u.group_id for u in store.find_unsent(2**62, 10)}
+    assert unsent["orphan"] == committed[0]  # the group row is there: the sweep sends it

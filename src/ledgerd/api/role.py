@@ -62,6 +62,7 @@ def declare_api(parts: Parts) -> None:
         backends.store,
         on_committed=relay.accepted if relay is not None else None,
         on_group_closed=relay.close_group if relay is not None else None,
+        on_group_abandoned=relay.abandon_group if relay is not None else None,
         batch_max_rows=settings.accept_batch_max_rows,
         queue_max_changes=settings.accept_queue_max_changes,
     )

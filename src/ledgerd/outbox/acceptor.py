@@ -57,6 +57,7 @@ class Acceptor:
         *,
         on_committed: OnCommitted | None = None,
         on_group_closed: OnGroupClosed | None = None,
+        on_group_abandoned: OnGroupClosed | None = None,
         batch_max_rows: int = 10_000,
         queue_max_changes: int = 200_000,
         group_span_s: float = 0.5,
@@ -64,6 +65,7 @@ class Acceptor:
         self._store = store
         self._on_committed = on_committed
         self._on_group_closed = on_group_closed
+        self._on_group_abandoned = on_group_abandoned
         # With on_group_closed, one publish group spans the commits of up to group_span_s:
         # its publish_groups row is written once and deleted once, not per commit.
         self._group_span_s = group_span_s
@@ -184,21 +186,26 @@ class Acceptor:
         ):
             self._close_group()
         group_id = self._group_id or f"{self._group_prefix}-{next(self._group_numbers)}"
-        for attempt in range(_RACE_RETRIES):
-            now_ms = int(time.time() * 1000)
-            try:
-                self._store.accept_requests(
-                    request_ids,
-                    choose_new,
-                    now_ms,
-                    group_id,
-                    new_group=group_id != self._group_id,
-                )
-                break
-            except TransientStoreError:
-                # Another process inserted one of these ids after our read: read again.
-                if attempt == _RACE_RETRIES - 1:
-                    raise
+        try:
+            for attempt in range(_RACE_RETRIES):
+                now_ms = int(time.time() * 1000)
+                try:
+                    self._store.accept_requests(
+                        request_ids,
+                        choose_new,
+                        now_ms,
+                        group_id,
+                        new_group=group_id != self._group_id,
+                    )
+                    break
+                except TransientStoreError:
+                    # Another process inserted one of these ids after our read: read again.
+                    if attempt == _RACE_RETRIES - 1:
+                        raise
+        except Exception:
+            if group_id == self._group_id:
+                self._abandon_group()
+            raise
         metrics.ACCEPT_COMMIT_ROWS.observe(len(inserted))
         metrics.ACCEPTED_CHANGES.inc(len(inserted))
         if inserted and self._on_committed is not None:
@@ -222,6 +229,15 @@ class Acceptor:
     def _wake_to_close(self) -> None:
         self._close_timer = None
         self._wake.set()
+
+    def _abandon_group(self) -> None:
+        """A commit into the open group failed, perhaps after its rows were committed (a
+        connection lost at COMMIT): nobody hands those rows to the relay, so the group's row
+        must stay for the sweep, which publishes what it finds in a group that still exists.
+        The relay forgets the group without deleting it; the next commit opens a new one."""
+        if self._group_id is not None and self._on_group_abandoned is not None:
+            self._on_group_abandoned(self._group_id)
+        self._group_id = None
 
     def _close_group(self) -> None:
         """No later commit adds to the open group (called between commits only)."""

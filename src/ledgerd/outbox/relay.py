@@ -225,6 +225,13 @@ class Relay:
                 self._groups_done.append(group_id)
         self._work.set()
 
+    def abandon_group(self, group_id: str) -> None:
+        """The group may hold rows never handed off (a commit into it failed after all):
+        never delete it, so the sweep publishes them; its messages queued still go out."""
+        with self._lock:
+            self._groups_open.discard(group_id)
+            self._group_unreported.pop(group_id, None)
+
     def run_until_idle(self, timeout_s: float = 30.0, *, sweep_min_age_s: float = 0.0) -> None:
         """Publish and sweep until nothing is left to send (tests, and shutdown)."""
         deadline = time.monotonic() + timeout_s
