@@ -14,7 +14,6 @@ from pathlib import Path
 import grpc
 
 from ledgerd.bench.cpu import CpuMeter
-from ledgerd.bench.driver import Measurement
 from ledgerd.bench.progress import Progress
 from ledgerd.bench.scenarios.calls import CHANNEL_OPTIONS, SERVICE
 from ledgerd.bench.scenarios.common import (
@@ -25,6 +24,7 @@ from ledgerd.bench.scenarios.common import (
     stack_env,
     start_server,
     store_url,
+    watch_counter,
     watched,
 )
 from ledgerd.bench.workload import Accounts, ChangeFactory
@@ -96,7 +96,7 @@ def run(options: Options, _: Accounts, factory: ChangeFactory, meter: CpuMeter) 
         profiler = _profile(options, consumers[0])
         meter.start(watched(consumers))
         applied_before = _applied(consumers)
-        measured = _watch_applied(consumers, total)
+        measured = watch_counter(lambda: _applied(consumers), total, "apply")
         meter.stop(int(_applied(consumers) - applied_before))
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
@@ -159,25 +159,3 @@ def _profile(options: Options, server: ServerProcess) -> subprocess.Popen[bytes]
 def _applied(consumers: Sequence[ServerProcess]) -> float:
     """Changes decided (applied or rejected) by the consumers so far."""
     return sum(consumer.metric("ledgerd_changes_total") for consumer in consumers)
-
-
-def _watch_applied(consumers: Sequence[ServerProcess], total: int) -> Measurement:
-    """Poll the consumers' applied count; the rate from the first change to the last."""
-    first = last = None
-    applied = 0.0
-    deadline = time.monotonic() + 900
-    shown = Progress("apply")
-    while applied < total and time.monotonic() < deadline:
-        applied = _applied(consumers)
-        now = time.monotonic()
-        if applied and first is None:
-            first = (now, applied)
-        last = (now, applied)
-        shown.update(f"{applied:,.0f} / {total:,} applied")
-        time.sleep(0.2)
-    shown.finish(f"{applied:,.0f} / {total:,} applied")
-    measured = Measurement()
-    if first is not None and last is not None and last[0] > first[0]:
-        measured.operations = int(last[1] - first[1])
-        measured.elapsed_s = last[0] - first[0]
-    return measured

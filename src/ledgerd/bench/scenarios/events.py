@@ -8,7 +8,6 @@ import time
 import grpc
 
 from ledgerd.bench.cpu import CpuMeter
-from ledgerd.bench.driver import Measurement
 from ledgerd.bench.progress import Progress
 from ledgerd.bench.scenarios.calls import CHANNEL_OPTIONS, SERVICE
 from ledgerd.bench.scenarios.common import (
@@ -19,6 +18,7 @@ from ledgerd.bench.scenarios.common import (
     stack_env,
     start_server,
     store_url,
+    watch_counter,
     watched,
 )
 from ledgerd.bench.workload import Accounts, ChangeFactory
@@ -77,7 +77,9 @@ def run(options: Options, _: Accounts, factory: ChangeFactory, meter: CpuMeter) 
         ).start(timeout_s=60)
         meter.start(watched([publisher]))
         published_before = int(publisher.metric("ledgerd_events_published_total"))
-        measured = _watch_rate(publisher, "ledgerd_events_published_total", applied, "events")
+        measured = watch_counter(
+            lambda: publisher.metric("ledgerd_events_published_total"), applied, "events"
+        )
         published = int(publisher.metric("ledgerd_events_published_total"))
         meter.stop(published - published_before)
         figures = {"events": applied, "published": published, "settled": published == applied}
@@ -86,26 +88,3 @@ def run(options: Options, _: Accounts, factory: ChangeFactory, meter: CpuMeter) 
         if publisher is not None:
             publisher.stop(timeout_s=120)
         loader.stop(timeout_s=120)
-
-
-def _watch_rate(server: ServerProcess, metric: str, total: int, label: str) -> Measurement:
-    """Poll a counter of ``server`` until ``total``; the rate from its first change to the
-    last."""
-    first = last = None
-    count = 0.0
-    deadline = time.monotonic() + 900
-    shown = Progress(label)
-    while count < total and time.monotonic() < deadline:
-        count = server.metric(metric)
-        now = time.monotonic()
-        if count and first is None:
-            first = (now, count)
-        last = (now, count)
-        shown.update(f"{count:,.0f} / {total:,}")
-        time.sleep(0.2)
-    shown.finish(f"{count:,.0f} / {total:,}")
-    measured = Measurement()
-    if first is not None and last is not None and last[0] > first[0]:
-        measured.operations = int(last[1] - first[1])
-        measured.elapsed_s = last[0] - first[0]
-    return measured
