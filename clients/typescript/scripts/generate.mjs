@@ -1,0 +1,50 @@
+// Generates src/gen/ (TypeScript, then compiled with the rest by tsc) from the shipped proto,
+// proto/ledgerd/v1/balance.proto, and the google.rpc status protos the server's error details
+// use. The compiler is grpcio-tools' protoc (a Python wheel, no binary download); the plugin
+// is @bufbuild/protoc-gen-es from the lock file. Generated at every build, never committed:
+// an RPC added to the proto is in the next build, and nothing can drift from the proto.
+//
+// LEDGERD_PYTHON names the Python with grpcio-tools and googleapis-common-protos installed
+// (the Makefile passes the project's venv); default: ../../.venv/bin/python, then python3.
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const packageDir = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const repoDir = resolve(packageDir, "../..");
+const outDir = join(packageDir, "src/gen");
+
+function python() {
+  if (process.env.LEDGERD_PYTHON) return process.env.LEDGERD_PYTHON;
+  const venv = join(repoDir, ".venv/bin/python");
+  return existsSync(venv) ? venv : "python3";
+}
+
+const py = python();
+// Where googleapis-common-protos keeps google/rpc/*.proto: two levels above its module.
+const googleapisDir = execFileSync(
+  py,
+  ["-c", "import os, google.rpc.status_pb2 as m; print(os.path.dirname(os.path.dirname(os.path.dirname(m.__file__))))"],
+  { encoding: "utf8" },
+).trim();
+
+rmSync(outDir, { recursive: true, force: true });
+mkdirSync(outDir, { recursive: true });
+const plugin = join(packageDir, "node_modules/.bin/protoc-gen-es");
+execFileSync(
+  py,
+  [
+    "-m", "grpc_tools.protoc",
+    `--plugin=protoc-gen-es=${plugin}`,
+    `--es_out=${outDir}`,
+    // .js import specifiers in the .ts output, so that tsc's ESM output runs in Node as is.
+    "--es_opt=target=ts,import_extension=js",
+    `-I${join(repoDir, "proto")}`,
+    `-I${googleapisDir}`,
+    "ledgerd/v1/balance.proto",
+    "google/rpc/status.proto",
+    "google/rpc/error_details.proto",
+  ],
+  { stdio: "inherit" },
+);
