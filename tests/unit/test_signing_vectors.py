@@ -10,8 +10,13 @@ from typing import Any
 import pytest
 from google.protobuf import json_format
 
-from ledgerd.api.auth import MAX_NONCE_CHARS, MIN_NONCE_CHARS
-from ledgerd.signing import SIGNATURE_HEADER, Signer, canonical_string
+from ledgerd.signing import (
+    MAX_NONCE_CHARS,
+    MIN_NONCE_CHARS,
+    SIGNATURE_HEADER,
+    Signer,
+    canonical_string,
+)
 from ledgerd.v1 import balance_pb2 as pb
 
 VECTORS_PATH = Path(__file__).resolve().parents[2] / "clients" / "signing-vectors.json"

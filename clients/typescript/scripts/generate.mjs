@@ -23,11 +23,20 @@ function python() {
 
 const py = python();
 // Where googleapis-common-protos keeps google/rpc/*.proto: two levels above its module.
-const googleapisDir = execFileSync(
-  py,
-  ["-c", "import os, google.rpc.status_pb2 as m; print(os.path.dirname(os.path.dirname(os.path.dirname(m.__file__))))"],
-  { encoding: "utf8" },
-).trim();
+let googleapisDir;
+try {
+  googleapisDir = execFileSync(
+    py,
+    ["-c", "import grpc_tools, os, google.rpc.status_pb2 as m; print(os.path.dirname(os.path.dirname(os.path.dirname(m.__file__))))"],
+    { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] },
+  ).trim();
+} catch (error) {
+  console.error(
+    `${py} lacks grpcio-tools or googleapis-common-protos (${String(error.stderr).trim().split("\n").pop()}); ` +
+      "set LEDGERD_PYTHON to the project's venv Python (make test-typescript does)",
+  );
+  process.exit(1);
+}
 
 rmSync(outDir, { recursive: true, force: true });
 mkdirSync(outDir, { recursive: true });

@@ -32,7 +32,7 @@ import {
   type ClientReadableStream,
   type ServiceError,
 } from "@grpc/grpc-js";
-import { isServiceError, LedgerdRpcError } from "./errors.js";
+import { isServiceError, LedgerdRpcError, RETRIABLE_CODES } from "./errors.js";
 import { backoffMs, CallDeadline, DEFAULT_RETRY, type RetryPolicy } from "./retry.js";
 import { Signer } from "./signing.js";
 import {
@@ -214,7 +214,7 @@ export class LedgerdClient {
         if (!isServiceError(error)) throw error;
         const waitMs = backoffMs(this.retry, attempt);
         const final =
-          !(error.code === Status.UNAVAILABLE || error.code === Status.DEADLINE_EXCEEDED || error.code === Status.RESOURCE_EXHAUSTED) ||
+          !RETRIABLE_CODES.has(error.code) ||
           attempt >= this.retry.attempts - 1 ||
           !deadline.allowsRetry(waitMs, performance.now());
         if (final) throw LedgerdRpcError.fromServiceError(error);
