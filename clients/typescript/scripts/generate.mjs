@@ -6,19 +6,30 @@
 //
 // LEDGERD_PYTHON names the Python with grpcio-tools and googleapis-common-protos installed
 // (the Makefile passes the project's venv); default: ../../.venv/bin/python, then python3.
+// Every .proto under proto/ is compiled, so a file the API grows into is generated too.
+// LEDGERD_PROTO_DIR and LEDGERD_GEN_DIR point elsewhere (the test of a grown proto uses them).
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, rmSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const packageDir = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const repoDir = resolve(packageDir, "../..");
-const outDir = join(packageDir, "src/gen");
+const protoDir = resolve(process.env.LEDGERD_PROTO_DIR ?? join(repoDir, "proto"));
+const outDir = resolve(process.env.LEDGERD_GEN_DIR ?? join(packageDir, "src/gen"));
 
 function python() {
   if (process.env.LEDGERD_PYTHON) return process.env.LEDGERD_PYTHON;
   const venv = join(repoDir, ".venv/bin/python");
   return existsSync(venv) ? venv : "python3";
+}
+
+/** Every .proto under `dir`, relative to it, sorted (the same command on every machine). */
+function protoFiles(dir) {
+  return readdirSync(dir, { recursive: true })
+    .filter((name) => name.endsWith(".proto"))
+    .map((name) => relative(dir, join(dir, name)))
+    .sort();
 }
 
 const py = python();
@@ -49,9 +60,9 @@ execFileSync(
     `--es_out=${outDir}`,
     // .js import specifiers in the .ts output, so that tsc's ESM output runs in Node as is.
     "--es_opt=target=ts,import_extension=js",
-    `-I${join(repoDir, "proto")}`,
+    `-I${protoDir}`,
     `-I${googleapisDir}`,
-    "ledgerd/v1/balance.proto",
+    ...protoFiles(protoDir),
     "google/rpc/status.proto",
     "google/rpc/error_details.proto",
   ],

@@ -365,6 +365,9 @@ export class MessageStream<T> implements AsyncIterable<T> {
   private cancelled = false;
 
   constructor(private readonly call: ClientReadableStream<T>) {
+    // An error while nobody iterates (a cancel, the stream's deadline) must not crash the
+    // process as an unhandled 'error' event; the iterator still sees it (the stream keeps it).
+    call.on("error", () => {});
     this.positioned = new Promise((resolve, reject) => {
       const onError = (error: ServiceError): void => reject(LedgerdRpcError.fromServiceError(error));
       call.once("error", onError);
