@@ -46,8 +46,10 @@ test-slow: $(INSTALLED_MYSQL)
 	$(BIN)/pytest -q --durations=30 -m slow
 
 # The TypeScript client (clients/typescript): its packages from the lock file, generated from
-# the proto by the venv's grpcio-tools, tested with Node's runner against a ledgerd it starts.
-test-typescript: $(INSTALLED)
+# the proto by the venv's grpcio-tools, tested with Node's runner against a ledgerd it starts
+# on each stack (the production one on the services of scripts/services).
+test-typescript: $(INSTALLED_MYSQL)
+	scripts/services up
 	cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error \
 		&& LEDGERD_PYTHON=$(abspath $(BIN)/python) npm run --silent build \
 		&& LEDGERD_PYTHON=$(abspath $(BIN)/python) npm test

@@ -75,6 +75,8 @@ export interface ClientOptions {
 export interface CallOptions {
   /** This call's attempt timeout, instead of the client's. */
   timeoutMs?: number;
+  /** This call's deadline across retries, instead of the client's. */
+  deadlineMs?: number;
 }
 
 export interface ChangeOptions {
@@ -205,7 +207,7 @@ export class LedgerdClient {
     const path = methodPath(method);
     const body = toBinary(method.input, create(method.input, request));
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
-    const deadline = CallDeadline.after(this.deadlineMs, performance.now());
+    const deadline = CallDeadline.after(options.deadlineMs ?? this.deadlineMs, performance.now());
     for (let attempt = 0; ; attempt++) {
       try {
         const answer = await this.unary(path, body, deadline.attemptTimeoutMs(timeoutMs, performance.now()));

@@ -1,11 +1,14 @@
-// A `ledgerd serve` child process for the tests: the embedded stack (SQLite, embedded log,
-// memory cache) in a fresh data directory, on free ports, with request signing on (a key
-// file), as src/ledgerd/launch/serve_process.py starts one for the Python tests.
+// A `ledgerd serve` child process for the tests, on free ports with request signing on (a
+// key file), as src/ledgerd/launch/serve_process.py starts one for the Python tests. Stack
+// "embedded": SQLite, the embedded log and the memory cache in a fresh data directory;
+// "production": MariaDB, Kafka and Redis of scripts/services, with a database, topics, group
+// and cache prefix of its own (ledgerd.launch.serve_process.production_env); the database
+// is dropped at stop.
 //
 // LEDGERD_PYTHON names the Python that has ledgerd installed (the Makefile passes the venv's);
 // default: the repository's .venv, then python3. PYTHONPATH passes through, so a checkout's
 // sources can be tested with another checkout's venv.
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -56,9 +59,10 @@ export class LedgerdServer {
   }
 
   /** Start a server and wait until a signed HealthCheck answers SERVING. */
-  static async start({ env = {}, clientOptions = {}, timeoutMs = 60_000 } = {}) {
+  static async start({ stack = "embedded", env = {}, clientOptions = {}, timeoutMs = 60_000 } = {}) {
     const dataDir = mkdtempSync(join(tmpdir(), "ledgerd-ts-"));
-    const server = new LedgerdServer(dataDir, await freePort(), await freePort(), env);
+    const stackEnv = stack === "production" ? productionEnv() : {};
+    const server = new LedgerdServer(dataDir, await freePort(), await freePort(), { ...stackEnv, ...env });
     server.launch();
     try {
       await server.waitServing(clientOptions, timeoutMs);
@@ -138,7 +142,26 @@ export class LedgerdServer {
       clearTimeout(timer);
     }
     rmSync(this.dataDir, { recursive: true, force: true });
+    if (this.extraEnv.LEDGERD_STORE_URL) dropDatabase(this.extraEnv.LEDGERD_STORE_URL);
   }
+}
+
+/** The settings of a server on the real services, isolated from every other one. */
+function productionEnv() {
+  const code = "import json; from ledgerd.launch.serve_process import production_env; print(json.dumps(production_env()))";
+  return JSON.parse(execFileSync(python(), ["-c", code], { encoding: "utf8" }));
+}
+
+function dropDatabase(url) {
+  const code = [
+    "import sys, MySQLdb",
+    "from ledgerd.store.mysql import MysqlUrl",
+    "u = MysqlUrl.parse(sys.argv[1])",
+    "c = MySQLdb.connect(host=u.host, port=u.port, user=u.user, password=u.password)",
+    "c.cursor().execute(f'DROP DATABASE IF EXISTS `{u.database}`')",
+    "c.close()",
+  ].join("\n");
+  execFileSync(python(), ["-c", code, url], { stdio: ["ignore", "ignore", "inherit"] });
 }
 
 let nextUser = BigInt(Date.now() % 1_000_000) * 1000n + BigInt(process.pid % 1000);
