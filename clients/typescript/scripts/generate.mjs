@@ -38,7 +38,10 @@ let googleapisDir;
 try {
   googleapisDir = execFileSync(
     py,
-    ["-c", "import grpc_tools, os, google.rpc.status_pb2 as m; print(os.path.dirname(os.path.dirname(os.path.dirname(m.__file__))))"],
+    [
+      "-c",
+      "import grpc_tools, os, google.rpc.status_pb2 as m; print(os.path.dirname(os.path.dirname(os.path.dirname(m.__file__))))",
+    ],
     { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] },
   ).trim();
 } catch (error) {
@@ -55,7 +58,8 @@ const plugin = join(packageDir, "node_modules/.bin/protoc-gen-es");
 execFileSync(
   py,
   [
-    "-m", "grpc_tools.protoc",
+    "-m",
+    "grpc_tools.protoc",
     `--plugin=protoc-gen-es=${plugin}`,
     `--es_out=${outDir}`,
     // .js import specifiers in the .ts output, so that tsc's ESM output runs in Node as is.

@@ -107,7 +107,8 @@ const CHANNEL_OPTIONS: ChannelOptions = {
 };
 
 // grpc-js passes these bytes through as they are: what was signed is what is sent.
-const passBytes = (body: Uint8Array): Buffer => Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+const passBytes = (body: Uint8Array): Buffer =>
+  Buffer.from(body.buffer, body.byteOffset, body.byteLength);
 const keepBytes = (body: Buffer): Buffer => body;
 
 export function methodPath(method: { parent: { typeName: string }; name: string }): string {
@@ -117,7 +118,8 @@ export function methodPath(method: { parent: { typeName: string }; name: string 
 export function changeType(value: ChangeTypeLike): ChangeType {
   if (typeof value === "number") return value;
   const found = (ChangeType as unknown as Record<string, number | string>)[value.toUpperCase()];
-  if (typeof found !== "number") throw new RangeError(`unknown change type ${JSON.stringify(value)}`);
+  if (typeof found !== "number")
+    throw new RangeError(`unknown change type ${JSON.stringify(value)}`);
   return found;
 }
 
@@ -177,7 +179,8 @@ export class LedgerdClient {
     if ((options.keyId === undefined) !== (options.secret === undefined)) {
       throw new TypeError("keyId and secret go together");
     }
-    this.signer = options.keyId && options.secret ? new Signer(options.keyId, options.secret) : undefined;
+    this.signer =
+      options.keyId && options.secret ? new Signer(options.keyId, options.secret) : undefined;
     this.timeoutMs = options.timeoutMs ?? 10_000;
     this.deadlineMs = options.deadlineMs;
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
@@ -210,7 +213,11 @@ export class LedgerdClient {
     const deadline = CallDeadline.after(options.deadlineMs ?? this.deadlineMs, performance.now());
     for (let attempt = 0; ; attempt++) {
       try {
-        const answer = await this.unary(path, body, deadline.attemptTimeoutMs(timeoutMs, performance.now()));
+        const answer = await this.unary(
+          path,
+          body,
+          deadline.attemptTimeoutMs(timeoutMs, performance.now()),
+        );
         return fromBinary(method.output, answer);
       } catch (error) {
         if (!isServiceError(error)) throw error;
@@ -250,7 +257,10 @@ export class LedgerdClient {
   }
 
   async getBalance(userId: Uint64, currency = ""): Promise<Balance[]> {
-    const answer = await this.call(BalanceService.method.getBalance, { userId: uint64(userId), currency });
+    const answer = await this.call(BalanceService.method.getBalance, {
+      userId: uint64(userId),
+      currency,
+    });
     return answer.balances;
   }
 
@@ -261,7 +271,10 @@ export class LedgerdClient {
     amount: string,
     options: ChangeOptions = {},
   ): Promise<ChangeResult> {
-    return this.call(BalanceService.method.changeBalance, changeRequest(type, userId, currency, amount, options));
+    return this.call(
+      BalanceService.method.changeBalance,
+      changeRequest(type, userId, currency, amount, options),
+    );
   }
 
   /** ChangeBalances (at most 10 000); `atomic`: one user's changes, applied all or none.
@@ -270,7 +283,12 @@ export class LedgerdClient {
     changes: readonly MessageInitShape<typeof ChangeBalanceRequestSchema>[],
     options: { wait?: boolean; atomic?: boolean } = {},
   ): Promise<ChangeResult[]> {
-    const items = changes.map((change) => create(ChangeBalanceRequestSchema, { ...change, requestId: change.requestId || randomUUID() }));
+    const items = changes.map((change) =>
+      create(ChangeBalanceRequestSchema, {
+        ...change,
+        requestId: change.requestId || randomUUID(),
+      }),
+    );
     const answer = await this.call(BalanceService.method.changeBalances, {
       changes: items,
       wait: options.wait ?? false,
@@ -302,7 +320,12 @@ export class LedgerdClient {
     return this.call(BalanceService.method.getChange, { requestId });
   }
 
-  async journal(userId: Uint64, currency: string, afterVersion: Uint64 = 0, limit = 100): Promise<JournalEntry[]> {
+  async journal(
+    userId: Uint64,
+    currency: string,
+    afterVersion: Uint64 = 0,
+    limit = 100,
+  ): Promise<JournalEntry[]> {
     const answer = await this.call(BalanceService.method.listJournal, {
       userId: uint64(userId),
       currency,
@@ -355,7 +378,8 @@ export class LedgerdClient {
 }
 
 function requireTransfer(transfer: Transfer | undefined): Transfer {
-  if (transfer === undefined) throw new LedgerdRpcError(Status.INTERNAL, "answer without a transfer", new Metadata());
+  if (transfer === undefined)
+    throw new LedgerdRpcError(Status.INTERNAL, "answer without a transfer", new Metadata());
   return transfer;
 }
 
@@ -371,7 +395,8 @@ export class MessageStream<T> implements AsyncIterable<T> {
     // process as an unhandled 'error' event; the iterator still sees it (the stream keeps it).
     call.on("error", () => {});
     this.positioned = new Promise((resolve, reject) => {
-      const onError = (error: ServiceError): void => reject(LedgerdRpcError.fromServiceError(error));
+      const onError = (error: ServiceError): void =>
+        reject(LedgerdRpcError.fromServiceError(error));
       call.once("error", onError);
       call.once("metadata", () => {
         call.off("error", onError);

@@ -10,10 +10,7 @@
 import { anyUnpack } from "@bufbuild/protobuf/wkt";
 import { fromBinary } from "@bufbuild/protobuf";
 import { Metadata, status as Status, type ServiceError } from "@grpc/grpc-js";
-import {
-  BadRequestSchema,
-  ErrorInfoSchema,
-} from "./gen/google/rpc/error_details_pb.js";
+import { BadRequestSchema, ErrorInfoSchema } from "./gen/google/rpc/error_details_pb.js";
 import { StatusSchema, type Status as RpcStatus } from "./gen/google/rpc/status_pb.js";
 
 export const DETAILS_TRAILER = "grpc-status-details-bin";
@@ -95,12 +92,9 @@ export class LedgerdRpcError extends Error {
 
   /** The error of a failed grpc-js call, with its trailers decoded. */
   static fromServiceError(error: ServiceError): LedgerdRpcError {
-    return new LedgerdRpcError(
-      error.code,
-      error.details ?? "",
-      error.metadata ?? new Metadata(),
-      { cause: error },
-    );
+    return new LedgerdRpcError(error.code, error.details ?? "", error.metadata ?? new Metadata(), {
+      cause: error,
+    });
   }
 }
 

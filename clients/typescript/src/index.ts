@@ -15,7 +15,12 @@ export {
   type TransferOptions,
   type Uint64,
 } from "./client.js";
-export { LedgerdRpcError, RETRIABLE_CODES, DETAILS_TRAILER, type FieldViolation } from "./errors.js";
+export {
+  LedgerdRpcError,
+  RETRIABLE_CODES,
+  DETAILS_TRAILER,
+  type FieldViolation,
+} from "./errors.js";
 export { backoffMs, CallDeadline, DEFAULT_RETRY, type RetryPolicy } from "./retry.js";
 export {
   Signer,

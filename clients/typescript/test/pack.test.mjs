@@ -44,31 +44,60 @@ test("the npm pack tarball installs into a fresh project, imports and type-check
   const workDir = mkdtempSync(join(tmpdir(), "ledgerd-ts-pack-"));
   try {
     const [packed] = JSON.parse(
-      execFileSync("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", workDir], { cwd: packageDir, encoding: "utf8" }),
+      execFileSync("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", workDir], {
+        cwd: packageDir,
+        encoding: "utf8",
+      }),
     );
     const files = packed.files.map((f) => f.path);
     assert.ok(files.includes("README.md"));
     assert.ok(files.includes("dist/index.js") && files.includes("dist/index.d.ts"));
     assert.ok(files.includes("dist/gen/ledgerd/v1/balance_pb.js"));
-    assert.deepEqual(files.filter((f) => f.startsWith("src/") || f.startsWith("test/")), []);
+    assert.deepEqual(
+      files.filter((f) => f.startsWith("src/") || f.startsWith("test/")),
+      [],
+    );
 
     const project = join(workDir, "consumer");
     execFileSync("mkdir", [project]);
-    writeFileSync(join(project, "package.json"), JSON.stringify({ name: "consumer", private: true, type: "module" }));
+    writeFileSync(
+      join(project, "package.json"),
+      JSON.stringify({ name: "consumer", private: true, type: "module" }),
+    );
     execFileSync(
       "npm",
-      ["install", "--no-audit", "--no-fund", "--prefer-offline", "--ignore-scripts", join(workDir, packed.filename)],
+      [
+        "install",
+        "--no-audit",
+        "--no-fund",
+        "--prefer-offline",
+        "--ignore-scripts",
+        join(workDir, packed.filename),
+      ],
       { cwd: project, stdio: "ignore" },
     );
     writeFileSync(join(project, "consumer.mjs"), CONSUMER_MJS);
-    const out = JSON.parse(execFileSync(process.execPath, ["consumer.mjs"], { cwd: project, encoding: "utf8" }));
+    const out = JSON.parse(
+      execFileSync(process.execPath, ["consumer.mjs"], { cwd: project, encoding: "utf8" }),
+    );
     assert.ok(out.rpcs.includes("ChangeBalance") && out.rpcs.includes("TailEvents"));
     assert.match(out.signature, /^[0-9a-f]{64}$/);
 
     writeFileSync(join(project, "consumer.ts"), CONSUMER_TS);
     execFileSync(
       process.execPath,
-      [tsc, "--noEmit", "--strict", "--module", "nodenext", "--moduleResolution", "nodenext", "--target", "es2022", "consumer.ts"],
+      [
+        tsc,
+        "--noEmit",
+        "--strict",
+        "--module",
+        "nodenext",
+        "--moduleResolution",
+        "nodenext",
+        "--target",
+        "es2022",
+        "consumer.ts",
+      ],
       { cwd: project, encoding: "utf8" },
     );
   } finally {

@@ -29,7 +29,10 @@ test("an RPC added to the proto is generated and type-checks through client.call
     assert.ok(proto.includes("service BalanceService {"));
     writeFileSync(
       protoPath,
-      proto.replace("service BalanceService {", "service BalanceService {\n  rpc ProbeGrowth(ProbeGrowthRequest) returns (ProbeGrowthResponse);") +
+      proto.replace(
+        "service BalanceService {",
+        "service BalanceService {\n  rpc ProbeGrowth(ProbeGrowthRequest) returns (ProbeGrowthResponse);",
+      ) +
         "\nmessage ProbeGrowthRequest {\n  string text = 1;\n  uint32 count = 2;\n}\nmessage ProbeGrowthResponse {\n  string text = 1;\n  uint32 count = 2;\n}\n",
     );
     cpSync(join(packageDir, "src"), join(workDir, "src"), {
@@ -37,17 +40,29 @@ test("an RPC added to the proto is generated and type-checks through client.call
       filter: (source) => !source.includes(`${join("src", "gen")}`),
     });
     execFileSync(process.execPath, [join(packageDir, "scripts/generate.mjs")], {
-      env: { ...process.env, LEDGERD_PROTO_DIR: join(workDir, "proto"), LEDGERD_GEN_DIR: join(workDir, "src/gen") },
+      env: {
+        ...process.env,
+        LEDGERD_PROTO_DIR: join(workDir, "proto"),
+        LEDGERD_GEN_DIR: join(workDir, "src/gen"),
+      },
       stdio: ["ignore", "ignore", "inherit"],
     });
     writeFileSync(join(workDir, "src/probe.ts"), PROBE_TS);
     writeFileSync(
       join(workDir, "tsconfig.json"),
-      JSON.stringify({ extends: "../tsconfig.json", compilerOptions: { rootDir: "src", noEmit: true }, include: ["src"] }),
+      JSON.stringify({
+        extends: "../tsconfig.json",
+        compilerOptions: { rootDir: "src", noEmit: true },
+        include: ["src"],
+      }),
     );
-    execFileSync(process.execPath, [join(packageDir, "node_modules/typescript/bin/tsc"), "-p", join(workDir, "tsconfig.json")], {
-      encoding: "utf8",
-    });
+    execFileSync(
+      process.execPath,
+      [join(packageDir, "node_modules/typescript/bin/tsc"), "-p", join(workDir, "tsconfig.json")],
+      {
+        encoding: "utf8",
+      },
+    );
   } finally {
     rmSync(workDir, { recursive: true, force: true });
   }

@@ -26,7 +26,13 @@ for (const vector of vectors) {
     assert.ok(schema, vector.request_type);
     const body = toBinary(schema, fromJson(schema, vector.request));
     assert.equal(Buffer.from(body).toString("hex"), vector.body_hex);
-    const canonical = canonicalString(vector.method, vector.key_id, vector.timestamp_ms, vector.nonce, body);
+    const canonical = canonicalString(
+      vector.method,
+      vector.key_id,
+      vector.timestamp_ms,
+      vector.nonce,
+      body,
+    );
     assert.equal(canonical, vector.canonical);
     const headers = Object.fromEntries(
       new Signer(vector.key_id, vector.secret).headers(vector.method, body, {

@@ -4,7 +4,15 @@ import { test } from "node:test";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { anyPack } from "@bufbuild/protobuf/wkt";
 import { Metadata } from "@grpc/grpc-js";
-import { backoffMs, CallDeadline, changeRequest, ChangeType, DEFAULT_RETRY, LedgerdRpcError, Status } from "../dist/index.js";
+import {
+  backoffMs,
+  CallDeadline,
+  changeRequest,
+  ChangeType,
+  DEFAULT_RETRY,
+  LedgerdRpcError,
+  Status,
+} from "../dist/index.js";
 import { BadRequestSchema, ErrorInfoSchema } from "../dist/gen/google/rpc/error_details_pb.js";
 import { StatusSchema } from "../dist/gen/google/rpc/status_pb.js";
 
@@ -24,7 +32,10 @@ test("an attempt gets at most what is left of the deadline, and no retry past it
 });
 
 test("the backoff doubles from 100 ms up to 2 s, as the Python client's", () => {
-  assert.deepEqual([0, 1, 2, 3, 4, 5].map((a) => backoffMs(DEFAULT_RETRY, a)), [100, 200, 400, 800, 1600, 2000]);
+  assert.deepEqual(
+    [0, 1, 2, 3, 4, 5].map((a) => backoffMs(DEFAULT_RETRY, a)),
+    [100, 200, 400, 800, 1600, 2000],
+  );
 });
 
 test("the status details trailer becomes reason, metadata and field violations", () => {
@@ -32,8 +43,20 @@ test("the status details trailer becomes reason, metadata and field violations",
     code: Status.INVALID_ARGUMENT,
     message: "amount: must be greater than zero",
     details: [
-      anyPack(ErrorInfoSchema, create(ErrorInfoSchema, { reason: "INVALID_FIELD", domain: "ledgerd", metadata: { field_violations: "1" } })),
-      anyPack(BadRequestSchema, create(BadRequestSchema, { fieldViolations: [{ field: "amount", description: "must be greater than zero" }] })),
+      anyPack(
+        ErrorInfoSchema,
+        create(ErrorInfoSchema, {
+          reason: "INVALID_FIELD",
+          domain: "ledgerd",
+          metadata: { field_violations: "1" },
+        }),
+      ),
+      anyPack(
+        BadRequestSchema,
+        create(BadRequestSchema, {
+          fieldViolations: [{ field: "amount", description: "must be greater than zero" }],
+        }),
+      ),
     ],
   });
   const trailers = new Metadata();
@@ -41,8 +64,13 @@ test("the status details trailer becomes reason, metadata and field violations",
   const error = new LedgerdRpcError(Status.INVALID_ARGUMENT, status.message, trailers);
   assert.equal(error.reason, "INVALID_FIELD");
   assert.deepEqual(error.metadata, { field_violations: "1" });
-  assert.deepEqual(error.fieldViolations, [{ field: "amount", description: "must be greater than zero" }]);
-  assert.equal(error.message, "INVALID_ARGUMENT (INVALID_FIELD): amount: must be greater than zero");
+  assert.deepEqual(error.fieldViolations, [
+    { field: "amount", description: "must be greater than zero" },
+  ]);
+  assert.equal(
+    error.message,
+    "INVALID_ARGUMENT (INVALID_FIELD): amount: must be greater than zero",
+  );
   // Details of another status (a proxy replaced the code) are not believed.
   const replaced = new LedgerdRpcError(Status.UNAVAILABLE, "upstream gone", trailers);
   assert.equal(replaced.reason, "");

@@ -45,7 +45,11 @@ export function liveSuite(stack) {
     test("a deposit with wait is APPLIED, then reads back from GetBalance, ListJournal and GetChange", async () => {
       const user = newUser();
       const requestId = `ts-${randomUUID()}`;
-      const result = await client.change("DEPOSIT", user, "USD", "10.5", { requestId, wait: true, memo: "café" });
+      const result = await client.change("DEPOSIT", user, "USD", "10.5", {
+        requestId,
+        wait: true,
+        memo: "café",
+      });
       assert.equal(result.status, ChangeStatus.APPLIED);
       assert.equal(result.duplicate, false);
       assert.equal(result.balance.available, "10.5");
@@ -61,7 +65,11 @@ export function liveSuite(stack) {
       );
       const change = await client.getChange(requestId);
       assert.equal(change.status, ChangeStatus.APPLIED);
-      const again = await client.change(ChangeType.DEPOSIT, user, "USD", "10.5", { requestId, wait: true, memo: "café" });
+      const again = await client.change(ChangeType.DEPOSIT, user, "USD", "10.5", {
+        requestId,
+        wait: true,
+        memo: "café",
+      });
       assert.equal(again.duplicate, true);
       assert.equal((await client.getBalance(user, "USD"))[0].available, "10.5");
     });
@@ -90,14 +98,25 @@ export function liveSuite(stack) {
       const error = await rpcError(client.change("DEPOSIT", newUser(), "USD", "-1"));
       assert.equal(error.code, Status.INVALID_ARGUMENT);
       assert.equal(error.reason, "INVALID_FIELD");
-      assert.deepEqual(error.fieldViolations.map((v) => v.field), ["amount"]);
+      assert.deepEqual(
+        error.fieldViolations.map((v) => v.field),
+        ["amount"],
+      );
       const batch = await rpcError(
         client.changeMany([
-          { userId: newUser(), currency: "USD", type: ChangeType.DEPOSIT, amount: "1.0000000000000000001" },
+          {
+            userId: newUser(),
+            currency: "USD",
+            type: ChangeType.DEPOSIT,
+            amount: "1.0000000000000000001",
+          },
           { userId: newUser(), currency: "usd", type: ChangeType.DEPOSIT, amount: "1" },
         ]),
       );
-      assert.deepEqual(batch.fieldViolations.map((v) => v.field), ["changes[0].amount", "changes[1].currency"]);
+      assert.deepEqual(
+        batch.fieldViolations.map((v) => v.field),
+        ["changes[0].amount", "changes[1].currency"],
+      );
       assert.ok(batch.fieldViolations.every((v) => v.description.length > 0));
     });
 
@@ -108,7 +127,10 @@ export function liveSuite(stack) {
       try {
         const refused = await rpcError(unsigned.getBalance(newUser(), "USD"));
         assert.equal(refused.code, Status.UNAUTHENTICATED);
-        assert.equal((await previous.change("DEPOSIT", newUser(), "EUR", "1", { wait: true })).status, ChangeStatus.APPLIED);
+        assert.equal(
+          (await previous.change("DEPOSIT", newUser(), "EUR", "1", { wait: true })).status,
+          ChangeStatus.APPLIED,
+        );
         assert.equal((await reader.getBalance(newUser(), "USD"))[0].version, 0n);
         const denied = await rpcError(reader.change("DEPOSIT", newUser(), "USD", "1"));
         assert.equal(denied.code, Status.PERMISSION_DENIED);
@@ -124,7 +146,11 @@ export function liveSuite(stack) {
       const [from, to] = [newUser(), newUser()];
       await client.change("DEPOSIT", from, "BTC", "3", { wait: true });
       const requestId = `ts-${randomUUID()}`;
-      const transfer = await client.transfer(from, to, "BTC", "1.25", { requestId, wait: true, memo: "rent" });
+      const transfer = await client.transfer(from, to, "BTC", "1.25", {
+        requestId,
+        wait: true,
+        memo: "rent",
+      });
       assert.equal(transfer.status, ChangeStatus.APPLIED);
       assert.equal(transfer.fromBalance.available, "1.75");
       assert.equal(transfer.toBalance.available, "1.25");
@@ -142,14 +168,18 @@ export function liveSuite(stack) {
         ],
         { wait: true, atomic: true },
       );
-      assert.deepEqual(atomic.map((r) => r.status), [ChangeStatus.APPLIED, ChangeStatus.APPLIED]);
+      assert.deepEqual(
+        atomic.map((r) => r.status),
+        [ChangeStatus.APPLIED, ChangeStatus.APPLIED],
+      );
     });
 
     test("TailEvents is an async iterator of the changes applied after it is positioned", async () => {
       const user = newUser();
       const stream = await client.tailEvents();
       const requestIds = [`ts-${randomUUID()}`, `ts-${randomUUID()}`];
-      for (const requestId of requestIds) await client.change("DEPOSIT", user, "JPY", "5", { requestId, wait: true });
+      for (const requestId of requestIds)
+        await client.change("DEPOSIT", user, "JPY", "5", { requestId, wait: true });
       const seen = [];
       for await (const event of stream) {
         if (event.entry.userId !== user) continue;
@@ -188,12 +218,20 @@ export function liveSuite(stack) {
       assert.equal(health.components.store, "ok");
       const kinds = new Set(BalanceService.methods.map((m) => m.methodKind));
       // The client serves unary and server-streaming RPCs; a new kind would need code here.
-      assert.deepEqual([...kinds].filter((k) => k !== "unary" && k !== "server_streaming"), []);
+      assert.deepEqual(
+        [...kinds].filter((k) => k !== "unary" && k !== "server_streaming"),
+        [],
+      );
     });
 
     test("a lost answer is retried with the same request: applied once, answered as a duplicate", async () => {
-      const proxy = await startProxy(server.target, (attempt) => (attempt === 0 ? "forward-then-unavailable" : "forward"));
-      const through = new LedgerdClient(proxy.target, { ...KEYS.app, retry: { firstBackoffMs: 20 } });
+      const proxy = await startProxy(server.target, (attempt) =>
+        attempt === 0 ? "forward-then-unavailable" : "forward",
+      );
+      const through = new LedgerdClient(proxy.target, {
+        ...KEYS.app,
+        retry: { firstBackoffMs: 20 },
+      });
       try {
         const user = newUser();
         const result = await through.change("DEPOSIT", user, "USD", "7", { wait: true });
@@ -211,7 +249,9 @@ export function liveSuite(stack) {
     });
 
     test("retries stop at the call's deadline, and a non-retriable error is not retried", async () => {
-      const proxy = await startProxy(server.target, (_attempt, call) => (call.path.endsWith("/GetBalance") ? "unavailable" : "forward"));
+      const proxy = await startProxy(server.target, (_attempt, call) =>
+        call.path.endsWith("/GetBalance") ? "unavailable" : "forward",
+      );
       const through = new LedgerdClient(proxy.target, {
         ...KEYS.app,
         deadlineMs: 1200,
@@ -222,21 +262,40 @@ export function liveSuite(stack) {
         const error = await rpcError(through.getBalance(newUser(), "USD"));
         const elapsedMs = performance.now() - started;
         // The last attempt gets only what is left of the deadline: it may run out first.
-        assert.ok([Status.UNAVAILABLE, Status.DEADLINE_EXCEEDED].includes(error.code), error.message);
+        assert.ok(
+          [Status.UNAVAILABLE, Status.DEADLINE_EXCEEDED].includes(error.code),
+          error.message,
+        );
         assert.equal(error.retriable, true);
         // Backoffs of 50, 100, 200, 200... ms: several attempts fit, far from the 100 allowed.
-        assert.ok(proxy.attempts.length >= 3 && proxy.attempts.length < 20, `${proxy.attempts.length} attempts`);
+        assert.ok(
+          proxy.attempts.length >= 3 && proxy.attempts.length < 20,
+          `${proxy.attempts.length} attempts`,
+        );
         // The deadline ends the call; the slack is for a loaded machine (each attempt is quick).
         assert.ok(elapsedMs < 1200 + 600, `took ${elapsedMs} ms`);
         const beforeShort = proxy.attempts.length;
         const shortStarted = performance.now();
         const short = await rpcError(
-          through.call(BalanceService.method.getBalance, { userId: newUser(), currency: "USD" }, { deadlineMs: 200 }),
+          through.call(
+            BalanceService.method.getBalance,
+            { userId: newUser(), currency: "USD" },
+            { deadlineMs: 200 },
+          ),
         );
-        assert.ok([Status.UNAVAILABLE, Status.DEADLINE_EXCEEDED].includes(short.code), short.message);
-        assert.ok(performance.now() - shortStarted < 200 + 600, "a call's own deadline wins over the client's");
+        assert.ok(
+          [Status.UNAVAILABLE, Status.DEADLINE_EXCEEDED].includes(short.code),
+          short.message,
+        );
+        assert.ok(
+          performance.now() - shortStarted < 200 + 600,
+          "a call's own deadline wins over the client's",
+        );
         // Backoffs of 50 and 100 ms: at most three attempts start within 200 ms.
-        assert.ok(proxy.attempts.length - beforeShort <= 3, `${proxy.attempts.length - beforeShort} attempts`);
+        assert.ok(
+          proxy.attempts.length - beforeShort <= 3,
+          `${proxy.attempts.length - beforeShort} attempts`,
+        );
         const before = proxy.attempts.length;
         const invalid = await rpcError(through.change("DEPOSIT", newUser(), "USD", "0"));
         assert.equal(invalid.code, Status.INVALID_ARGUMENT);

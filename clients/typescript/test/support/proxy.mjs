@@ -31,7 +31,11 @@ export async function startProxy(target, decide) {
     Object.entries(service).map(([name, definition]) => [
       name,
       (call, callback) => {
-        const attempt = { path: definition.path, body: Buffer.from(call.request), metadata: call.metadata.getMap() };
+        const attempt = {
+          path: definition.path,
+          body: Buffer.from(call.request),
+          metadata: call.metadata.getMap(),
+        };
         attempts.push(attempt);
         const decision = decide(attempts.length - 1, attempt);
         if (decision === "unavailable") {
@@ -39,20 +43,30 @@ export async function startProxy(target, decide) {
           return;
         }
         const forwarded = call.metadata.clone();
-        upstream.makeUnaryRequest(definition.path, same, same, call.request, forwarded, { deadline: call.getDeadline() }, (error, answer) => {
-          if (decision === "forward-then-unavailable") {
-            callback({ code: status.UNAVAILABLE, details: "proxy: answer lost" });
-          } else {
-            callback(error, answer);
-          }
-        });
+        upstream.makeUnaryRequest(
+          definition.path,
+          same,
+          same,
+          call.request,
+          forwarded,
+          { deadline: call.getDeadline() },
+          (error, answer) => {
+            if (decision === "forward-then-unavailable") {
+              callback({ code: status.UNAVAILABLE, details: "proxy: answer lost" });
+            } else {
+              callback(error, answer);
+            }
+          },
+        );
       },
     ]),
   );
   const server = new Server();
   server.addService(service, handlers);
   const port = await new Promise((resolve, reject) =>
-    server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
+    server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (error, bound) =>
+      error ? reject(error) : resolve(bound),
+    ),
   );
   return {
     target: `127.0.0.1:${port}`,

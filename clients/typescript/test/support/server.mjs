@@ -59,10 +59,18 @@ export class LedgerdServer {
   }
 
   /** Start a server and wait until a signed HealthCheck answers SERVING. */
-  static async start({ stack = "embedded", env = {}, clientOptions = {}, timeoutMs = 60_000 } = {}) {
+  static async start({
+    stack = "embedded",
+    env = {},
+    clientOptions = {},
+    timeoutMs = 60_000,
+  } = {}) {
     const dataDir = mkdtempSync(join(tmpdir(), "ledgerd-ts-"));
     const stackEnv = stack === "production" ? productionEnv() : {};
-    const server = new LedgerdServer(dataDir, await freePort(), await freePort(), { ...stackEnv, ...env });
+    const server = new LedgerdServer(dataDir, await freePort(), await freePort(), {
+      ...stackEnv,
+      ...env,
+    });
     server.launch();
     try {
       await server.waitServing(clientOptions, timeoutMs);
@@ -79,7 +87,9 @@ export class LedgerdServer {
     // Settings come only from here: a LEDGERD_* variable of the caller's shell (say, from
     // `eval "$(scripts/services env)"`) must not turn this into another stack.
     const inherited = Object.fromEntries(
-      Object.entries(process.env).filter(([k]) => !k.startsWith("LEDGERD_") || k.startsWith("LEDGERD_TEST_")),
+      Object.entries(process.env).filter(
+        ([k]) => !k.startsWith("LEDGERD_") || k.startsWith("LEDGERD_TEST_"),
+      ),
     );
     const log = openSync(this.logPath, "a");
     this.child = spawn(python(), ["-m", "ledgerd.cli", "serve"], {
@@ -93,7 +103,9 @@ export class LedgerdServer {
       },
       stdio: ["ignore", log, log],
     });
-    this.exited = new Promise((resolveExit) => this.child.once("exit", (code, signal) => resolveExit(code ?? signal)));
+    this.exited = new Promise((resolveExit) =>
+      this.child.once("exit", (code, signal) => resolveExit(code ?? signal)),
+    );
   }
 
   client(options = {}) {
@@ -109,14 +121,17 @@ export class LedgerdServer {
     try {
       for (;;) {
         // An early exit fails at once, with the server's own words.
-        if (exitCode !== undefined) throw new Error(`ledgerd exited (${exitCode}):\n${this.logTail()}`);
+        if (exitCode !== undefined)
+          throw new Error(`ledgerd exited (${exitCode}):\n${this.logTail()}`);
         try {
           if ((await client.health()).status === 1) return;
         } catch (error) {
           last = error;
         }
         if (performance.now() > deadline) {
-          throw new Error(`ledgerd not serving on ${this.target} (${last ?? ""}):\n${this.logTail()}`);
+          throw new Error(
+            `ledgerd not serving on ${this.target} (${last ?? ""}):\n${this.logTail()}`,
+          );
         }
         await sleep(50);
       }
@@ -148,7 +163,8 @@ export class LedgerdServer {
 
 /** The settings of a server on the real services, isolated from every other one. */
 function productionEnv() {
-  const code = "import json; from ledgerd.launch.serve_process import production_env; print(json.dumps(production_env()))";
+  const code =
+    "import json; from ledgerd.launch.serve_process import production_env; print(json.dumps(production_env()))";
   return JSON.parse(execFileSync(python(), ["-c", code], { encoding: "utf8" }));
 }
 
