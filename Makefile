@@ -11,7 +11,7 @@ SERVICE_LOCK := requirements/service.txt
 DEV_LOCK := requirements/dev.txt
 PIP_INSTALL := $(BIN)/pip install --quiet --disable-pip-version-check
 
-.PHONY: run test test-slow test-unit lint format proto lock services-up services-down bench clean
+.PHONY: run test test-slow test-unit test-typescript lint format proto lock services-up services-down bench clean
 
 # The locked dependencies, then ledgerd itself without resolving anything again.
 $(INSTALLED): pyproject.toml $(DEV_LOCK)
@@ -32,7 +32,7 @@ $(INSTALLED_MYSQL): $(INSTALLED) $(SERVICE_LOCK)
 # slow scenarios (pytest marker `slow`: they restart the shared services; `make test-slow`).
 # `services prune`: the Kafka topics earlier runs left (idle an hour), so that the broker's
 # next start does not load them all (README: The production stack).
-test: $(INSTALLED_MYSQL)
+test: $(INSTALLED_MYSQL) test-typescript
 	scripts/services up
 	scripts/services prune
 	scripts/install-ops-tools
@@ -44,6 +44,15 @@ test-slow: $(INSTALLED_MYSQL)
 	scripts/services up
 	scripts/services prune
 	$(BIN)/pytest -q --durations=30 -m slow
+
+# The TypeScript client (clients/typescript): its packages from the lock file, generated from
+# the proto by the venv's grpcio-tools, tested with Node's runner against a ledgerd it starts
+# on each stack (the production one on the services of scripts/services).
+test-typescript: $(INSTALLED_MYSQL)
+	scripts/services up
+	cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error \
+		&& LEDGERD_PYTHON=$(abspath $(BIN)/python) npm run --silent build \
+		&& LEDGERD_PYTHON=$(abspath $(BIN)/python) npm test
 
 test-unit: $(INSTALLED)
 	$(BIN)/pytest -q tests/unit

@@ -1,0 +1,4 @@
+// The live suite (test/support/live-suite.mjs) on the embedded stack.
+import { liveSuite } from "./support/live-suite.mjs";
+
+liveSuite("embedded");
