@@ -761,10 +761,12 @@ class SqlStore:
     def journal_version_before(self, user_id: int, currency: str, before_ms: int) -> int:
         account = [user_id - self._off, currency]
         with self._dialect.autocommit() as session:
-            # Index only (journal_account_time): the account's entries from that moment on.
+            # The planner walks the cheaper side of the moment (docs/api.md, *Time*): the
+            # account's versions from its first (journal_account, stops at the answer), or
+            # its entries from the moment on (journal_account_time, index only).
             found = session.query(
-                "SELECT MIN(version) FROM journal"
-                " WHERE user_id = ? AND currency = ? AND applied_at_ms >= ?",
+                "SELECT version FROM journal WHERE user_id = ? AND currency = ?"
+                " AND applied_at_ms >= ? ORDER BY version LIMIT 1",
                 [*account, before_ms],
             )
             if found and found[0][0] is not None:
