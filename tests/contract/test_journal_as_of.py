@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from ledgerd.domain.amounts import SCALE
-from ledgerd.domain.model import Balance, ChangeRequest, ChangeType, JournalEntry
+from ledgerd.domain.model import Account, Balance, ChangeRequest, ChangeType, JournalEntry
+from ledgerd.history import JournalHistory, parse_page_token
 from ledgerd.store.base import BatchCommit, PartitionClaim, Store
 
 USER = 7
@@ -73,3 +75,40 @@ def test_an_entry_stamped_earlier_than_one_before_it_counts_from_that_ones_momen
     assert store.journal_version_before(USER, "USD", 5000) == 1
     assert store.journal_version_before(USER, "USD", 5001) == 3
     assert store.journal_version_before(USER, "USD", 6001) == 4
+
+
+def statement(
+    store: Store, from_ms: int, to_ms: int, page_size: int
+) -> tuple[Balance, list[JournalEntry], Balance]:
+    """Every page of the statement through ``JournalHistory``, as the API reads it."""
+    history = JournalHistory(store)
+    account = Account(USER, "USD")
+    page = asyncio.run(history.statement(account, from_ms, to_ms, page_size, None))
+    entries = list(page.entries)
+    while page.next_page_token:
+        continued = parse_page_token(page.next_page_token, USER, "USD", from_ms, to_ms)
+        page = asyncio.run(history.statement(account, from_ms, to_ms, page_size, continued))
+        entries += page.entries
+    return page.opening.balance, entries, page.closing.balance
+
+
+def test_statements_add_up_exactly_across_a_clock_that_went_back(store: Store) -> None:
+    """Versions 1..6 stamped 1000, 2000, 5000, 4000 (a failover to a slower clock), 6000,
+    7000: over every range of those moments, in pages of 1 and 4, the entries are the
+    versions between the opening's and the closing's, and opening + entries = closing."""
+    journal_at(store, [1000, 2000, 5000, 4000, 6000, 7000])
+    moments = [0, 1000, 1500, 4000, 4500, 5000, 5001, 6000, 7001]
+    for from_ms in moments:
+        for to_ms in (m for m in moments if m > from_ms):
+            for page_size in (1, 4):
+                opening, entries, closing = statement(store, from_ms, to_ms, page_size)
+                assert [e.version for e in entries] == list(
+                    range(opening.version + 1, closing.version + 1)
+                )
+                assert opening.available + sum(e.amount for e in entries) == closing.available
+                # No entry stamped at or after the end (an earlier stamp may come late).
+                assert all(e.applied_at_ms < to_ms for e in entries)
+    _, entries, _ = statement(store, 4000, 5000, 10)
+    assert entries == []  # version 4 (4000) comes after version 3 (5000): from 5000 on
+    _, entries, _ = statement(store, 5000, 5001, 10)
+    assert [e.version for e in entries] == [3, 4]

@@ -108,9 +108,7 @@ def test_a_statement_across_pages_adds_up_from_opening_to_closing(
             )
         whole = client.statement(user, "USD", from_ms, to_ms)
     assert len(pages) == (len(wanted) + 1) // 2 and len(pages) >= 2
-    assert {(p.opening.version, p.closing.version) for p in pages} == {
-        (wanted[0] - 1, wanted[-1])
-    }
+    assert {(p.opening.version, p.closing.version) for p in pages} == {(wanted[0] - 1, wanted[-1])}
     listed = [e for p in pages for e in p.entries]
     assert [e.version for e in listed] == wanted == [e.version for e in whole.entries]
     total = Decimal(pages[0].opening.available) + sum(Decimal(e.amount) for e in listed)
