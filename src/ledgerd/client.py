@@ -43,6 +43,7 @@ __all__ = [
     "LedgerdClient",
     "LedgerdRpcError",
     "RetryPolicy",
+    "Statement",
     "change_request",
     "transfer_request",
 ]
@@ -64,11 +65,45 @@ _RESPONSES: dict[str, type[Message]] = {
     "HealthCheck": pb.HealthCheckResponse,
     "Transfer": pb.TransferResponse,
     "GetTransfer": pb.GetTransferResponse,
+    "GetStatement": pb.GetStatementResponse,
 }
 _CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", 16 << 20),
     ("grpc.max_receive_message_length", 16 << 20),
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """A whole statement: every page's entries, in version order, between its balances."""
+
+    opening: pb.Balance
+    closing: pb.Balance
+    entries: Sequence[pb.JournalEntry]
+    opening_applied_at_unix_ms: int
+    closing_applied_at_unix_ms: int
+
+    @classmethod
+    def of(cls, pages: Sequence[pb.GetStatementResponse]) -> Statement:
+        first = pages[0]
+        return cls(
+            first.opening,
+            first.closing,
+            [entry for page in pages for entry in page.entries],
+            first.opening_applied_at_unix_ms,
+            first.closing_applied_at_unix_ms,
+        )
+
+
+def _as_of_request(
+    user_id: int, currency: str, as_of_unix_ms: int | None, as_of_version: int | None
+) -> pb.GetBalanceRequest:
+    request = pb.GetBalanceRequest(user_id=user_id, currency=currency)
+    if as_of_unix_ms is not None:
+        request.as_of_unix_ms = as_of_unix_ms
+    if as_of_version is not None:
+        request.as_of_version = as_of_version
+    return request
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,6 +376,58 @@ class LedgerdClient(_Base):
         result: pb.HealthCheckResponse = self.call("HealthCheck", pb.HealthCheckRequest())
         return result
 
+    def balance_as_of(
+        self,
+        user_id: int,
+        currency: str = "",
+        *,
+        as_of_unix_ms: int | None = None,
+        as_of_version: int | None = None,
+    ) -> pb.GetBalanceResponse:
+        """GetBalance from the journal, as of a moment (inclusive) or a version; the answer's
+        ``as_of`` says when each balance's entry was applied."""
+        request = _as_of_request(user_id, currency, as_of_unix_ms, as_of_version)
+        answer: pb.GetBalanceResponse = self.call("GetBalance", request)
+        return answer
+
+    def statement_page(
+        self,
+        user_id: int,
+        currency: str,
+        from_unix_ms: int,
+        to_unix_ms: int,
+        *,
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> pb.GetStatementResponse:
+        """One page of GetStatement over [from_unix_ms, to_unix_ms)."""
+        request = pb.GetStatementRequest(
+            user_id=user_id, currency=currency, from_unix_ms=from_unix_ms,
+            to_unix_ms=to_unix_ms, page_size=page_size, page_token=page_token,
+        )  # fmt: skip
+        answer: pb.GetStatementResponse = self.call("GetStatement", request)
+        return answer
+
+    def statement(
+        self, user_id: int, currency: str, from_unix_ms: int, to_unix_ms: int, page_size: int = 0
+    ) -> Statement:
+        """The whole statement over [from_unix_ms, to_unix_ms), every page read."""
+        pages = [
+            self.statement_page(user_id, currency, from_unix_ms, to_unix_ms, page_size=page_size)
+        ]
+        while pages[-1].next_page_token:
+            pages.append(
+                self.statement_page(
+                    user_id,
+                    currency,
+                    from_unix_ms,
+                    to_unix_ms,
+                    page_size=page_size,
+                    page_token=pages[-1].next_page_token,
+                )
+            )
+        return Statement.of(pages)
+
     def tail_events(
         self, *, from_beginning: bool = False, limit: int = 0, timeout_s: float | None = None
     ) -> EventStream:
@@ -507,6 +594,58 @@ class AsyncLedgerdClient(_Base):
     async def health(self) -> pb.HealthCheckResponse:
         result: pb.HealthCheckResponse = await self.call("HealthCheck", pb.HealthCheckRequest())
         return result
+
+    async def balance_as_of(
+        self,
+        user_id: int,
+        currency: str = "",
+        *,
+        as_of_unix_ms: int | None = None,
+        as_of_version: int | None = None,
+    ) -> pb.GetBalanceResponse:
+        """As ``LedgerdClient.balance_as_of``."""
+        request = _as_of_request(user_id, currency, as_of_unix_ms, as_of_version)
+        answer: pb.GetBalanceResponse = await self.call("GetBalance", request)
+        return answer
+
+    async def statement_page(
+        self,
+        user_id: int,
+        currency: str,
+        from_unix_ms: int,
+        to_unix_ms: int,
+        *,
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> pb.GetStatementResponse:
+        request = pb.GetStatementRequest(
+            user_id=user_id, currency=currency, from_unix_ms=from_unix_ms,
+            to_unix_ms=to_unix_ms, page_size=page_size, page_token=page_token,
+        )  # fmt: skip
+        answer: pb.GetStatementResponse = await self.call("GetStatement", request)
+        return answer
+
+    async def statement(
+        self, user_id: int, currency: str, from_unix_ms: int, to_unix_ms: int, page_size: int = 0
+    ) -> Statement:
+        """The whole statement over [from_unix_ms, to_unix_ms), every page read."""
+        pages = [
+            await self.statement_page(
+                user_id, currency, from_unix_ms, to_unix_ms, page_size=page_size
+            )
+        ]
+        while pages[-1].next_page_token:
+            pages.append(
+                await self.statement_page(
+                    user_id,
+                    currency,
+                    from_unix_ms,
+                    to_unix_ms,
+                    page_size=page_size,
+                    page_token=pages[-1].next_page_token,
+                )
+            )
+        return Statement.of(pages)
 
     async def tail_events(
         self, *, from_beginning: bool = False, limit: int = 0, timeout_s: float | None = None

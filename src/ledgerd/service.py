@@ -19,6 +19,7 @@ from ledgerd.domain.model import (
     StoredRequest,
 )
 from ledgerd.errors import RequestNotFound
+from ledgerd.history import JournalHistory
 from ledgerd.outbox.acceptor import Acceptor
 from ledgerd.outcomes import OutcomeHub
 from ledgerd.reads import AnswerWriteBack, BalanceReads
@@ -58,6 +59,8 @@ class LedgerService:
         self._wait_poll_interval_s = wait_poll_interval_s
         self._write_back = AnswerWriteBack(store, cache, fence)
         self._reads = BalanceReads(store, cache, self._write_back)
+        # As-of balances and statements: journal reads beside the live path.
+        self.history = JournalHistory(store)
 
     # -- reads ----------------------------------------------------------------
     async def get_balances(self, user_id: int, currency: str | None) -> Sequence[Balance]:

@@ -111,6 +111,9 @@ SCHEMAS = DOCUMENT["components"]["schemas"]
         ("TransferRequest", pb.TransferRequest),
         ("Transfer", pb.Transfer),
         ("TransferResponse", pb.TransferResponse),
+        ("Balances", pb.GetBalanceResponse),
+        ("BalanceAsOf", pb.BalanceAsOf),
+        ("Statement", pb.GetStatementResponse),
     ],
 )
 def test_schemas_have_every_field_of_their_message(schema: str, message: Any) -> None:

@@ -214,3 +214,9 @@ def test_a_read_key_may_get_a_transfer_but_not_make_one(
     else:
         with pytest.raises(PermissionDenied):
             auth.verify(SERVICE + method, call, BODY)
+
+
+def test_a_read_key_may_get_a_statement(auth: Verifier) -> None:
+    """GetStatement is a read: the read scope is enough."""
+    call = signed("reader", "read-secret", SERVICE + "GetStatement")
+    assert auth.verify(SERVICE + "GetStatement", call, BODY) is KEYS["reader"]

@@ -40,6 +40,7 @@ READ_METHODS = frozenset(
         "HealthCheck",
         "GetTransfer",
         "TailEvents",
+        "GetStatement",
     )
 )
 SCOPES = frozenset({"read", "write"})

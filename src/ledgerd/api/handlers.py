@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator
 
+from ledgerd.api import history_handlers
 from ledgerd.api.convert import (
     answer_to_proto,
     balance_to_proto,
@@ -41,6 +42,8 @@ class Handlers:
         self._events = events
 
     async def get_balance(self, request: pb.GetBalanceRequest) -> pb.GetBalanceResponse:
+        if history_handlers.is_as_of(request):
+            return await history_handlers.get_balance_as_of(self._service.history, request)
         fields = FieldChecks()
         user_id = fields.check(validate_user_id, request.user_id, 0)
         currency = (
@@ -108,6 +111,9 @@ class Handlers:
         fields.raise_if_any()
         entries = await self._service.list_journal(user_id, currency, request.after_version, limit)
         return pb.ListJournalResponse(entries=[journal_to_proto(e) for e in entries])
+
+    async def get_statement(self, request: pb.GetStatementRequest) -> pb.GetStatementResponse:
+        return await history_handlers.get_statement(self._service.history, request)
 
     async def health_check(self, _: pb.HealthCheckRequest) -> pb.HealthCheckResponse:
         health = await self._health()

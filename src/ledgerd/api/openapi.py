@@ -407,3 +407,76 @@ DOCUMENT: dict[str, Any] = {
         },
     },
 }
+
+# Balances as of a moment or a version, and statements (docs/api.md, *Time*): added to the
+# document here, in one block.
+_MOMENT_PARAMETER = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
+_MOMENT = {"type": "string", "pattern": "^[0-9]{1,19}$", "description": "Unix ms, as text"}
+DOCUMENT["paths"]["/v1/balances/{user_id}"]["get"]["parameters"] += [
+    {
+        **_query_param("as_of_unix_ms", _MOMENT_PARAMETER),
+        "description": "the balances right after every change applied at or before this"
+        " moment (Unix ms), from the journal; not with as_of_version",
+    },
+    {
+        **_query_param("as_of_version", {"type": "integer", "minimum": 0, "maximum": 2**64 - 1}),
+        "description": "the balance right after the account's change of this version (the"
+        " latest when it has fewer), from the journal; needs currency",
+    },
+]
+DOCUMENT["paths"]["/v1/statements/{user_id}/{currency}"] = {
+    "get": _operation(
+        "GetStatement",
+        _ref("Statement"),
+        400,
+        429,
+        parameters=[
+            _path_param("user_id", _ID_PARAMETER),
+            _path_param("currency", _CURRENCY),
+            {**_query_param("from_unix_ms", _MOMENT_PARAMETER), "description": "inclusive"},
+            {
+                **_query_param("to_unix_ms", _MOMENT_PARAMETER),
+                "description": "exclusive, greater than from_unix_ms",
+            },
+            {
+                **_query_param(
+                    "page_size", {"type": "integer", "minimum": 0, "maximum": 2**32 - 1}
+                ),
+                "description": "entries per page; 0 or absent: 100; more than 1000: 1000",
+            },
+            {
+                **_query_param("page_token", {"type": "string"}),
+                "description": "next_page_token of the previous page, with the same other"
+                " parameters",
+            },
+        ],
+    )
+}
+DOCUMENT["components"]["schemas"]["Balances"]["properties"]["as_of"] = _ref("BalanceAsOf")
+DOCUMENT["components"]["schemas"].update(
+    {
+        "BalanceAsOf": {
+            "type": "object",
+            "description": "on an as-of answer only: what it was asked for, and when each"
+            " balance's journal entry was applied (0: untouched then)",
+            "properties": {
+                "as_of_unix_ms": _MOMENT,
+                "as_of_version": _UINT64,
+                "applied_at_unix_ms": {"type": "array", "items": _MOMENT},
+            },
+        },
+        "Statement": {
+            "type": "object",
+            "description": "one page of an account's statement over [from, to): closing ="
+            " opening + the entries of every page, version by version",
+            "properties": {
+                "opening": _ref("Balance"),
+                "closing": _ref("Balance"),
+                "entries": {"type": "array", "items": _ref("JournalEntry")},
+                "next_page_token": {"type": "string", "description": "absent on the last page"},
+                "opening_applied_at_unix_ms": _MOMENT,
+                "closing_applied_at_unix_ms": _MOMENT,
+            },
+        },
+    }
+)

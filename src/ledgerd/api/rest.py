@@ -58,6 +58,8 @@ from ledgerd.v1 import balance_pb2 as pb
 log = structlog.get_logger(__name__)
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
+# The largest moment (Unix ms) a query may give: the journal's BIGINT.
+INT64_MAX = 2**63 - 1
 # How often a streaming call looks whether its client is still there.
 _HANG_UP_CHECK_S = 0.5
 TIMEOUT_HEADER = "x-ledgerd-timeout-ms"
@@ -125,6 +127,7 @@ class RestGateway:
             ("GET", "/v1/health", "HealthCheck", self._health),
             ("POST", "/v1/transfers", "Transfer", self._transfer),
             ("GET", "/v1/transfers/{request_id}", "GetTransfer", self._get_transfer),
+            ("GET", "/v1/statements/{user_id}/{currency}", "GetStatement", self._get_statement),
         ]
         for method, path, rpc, operation in routes:
             app.router.add_route(method, path, self._endpoint(rpc, operation, f"{method} {path}"))
@@ -261,6 +264,8 @@ class RestGateway:
     async def _get_balance(self, request: web.Request) -> Message:
         currency = request.query.get("currency", "")
         message = pb.GetBalanceRequest(user_id=path_integer(request, "user_id"), currency=currency)
+        if "as_of_unix_ms" in request.query or "as_of_version" in request.query:
+            _as_of_query(request, message)
         return await self._handlers.get_balance(message)
 
     async def _change_balance(self, request: web.Request) -> Message:
@@ -299,6 +304,30 @@ class RestGateway:
 
     async def _health(self, _: web.Request) -> Message:
         return await self._handlers.health_check(pb.HealthCheckRequest())
+
+    async def _get_statement(self, request: web.Request) -> Message:
+        message = pb.GetStatementRequest(
+            user_id=path_integer(request, "user_id"),
+            currency=request.match_info["currency"],
+            from_unix_ms=query_integer(request, "from_unix_ms", maximum=INT64_MAX),
+            to_unix_ms=query_integer(request, "to_unix_ms", maximum=INT64_MAX),
+            page_size=query_integer(request, "page_size", maximum=UINT32_MAX),
+            page_token=request.query.get("page_token", ""),
+        )
+        request["message"] = message  # for the access log
+        return await self._handlers.get_statement(message)
+
+
+def _as_of_query(request: web.Request, message: pb.GetBalanceRequest) -> None:
+    """GetBalance's as-of query parameters, those given (both: the handler refuses them).
+
+    Raises:
+        InvalidArgument: a parameter is not an integer in range.
+    """
+    if "as_of_unix_ms" in request.query:
+        message.as_of_unix_ms = query_integer(request, "as_of_unix_ms", maximum=INT64_MAX)
+    if "as_of_version" in request.query:
+        message.as_of_version = query_integer(request, "as_of_version")
 
 
 async def _stream_until_gone(

@@ -68,6 +68,11 @@ class BalanceServicer(pb_grpc.BalanceServiceServicer):
     ) -> pb.ListJournalResponse:
         return await _serve("ListJournal", context, lambda: self._handlers.list_journal(request))
 
+    async def GetStatement(
+        self, request: pb.GetStatementRequest, context: Context
+    ) -> pb.GetStatementResponse:
+        return await _serve("GetStatement", context, lambda: self._handlers.get_statement(request))
+
     async def HealthCheck(
         self, request: pb.HealthCheckRequest, context: Context
     ) -> pb.HealthCheckResponse:

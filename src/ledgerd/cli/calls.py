@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from ledgerd.cli import exit_codes
 from ledgerd.cli.exit_codes import CommandFailed, ExitCode
-from ledgerd.cli.parsing import Commands, add_command, int_in_range, positive_float
+from ledgerd.cli.parsing import Commands, add_command, int_in_range, moment, positive_float
 from ledgerd.errors import InvalidArgument
 from ledgerd.settings import ClientSettings, SettingsError
 
@@ -49,6 +49,7 @@ def add_commands(commands: Commands) -> None:
     balance.add_argument(
         "currency", nargs="?", default="", help="one currency, e.g. USD (default: every one)"
     )
+    _add_as_of(balance)
 
     change = add_command(
         commands,
@@ -226,10 +227,29 @@ def _add_user(parser: argparse.ArgumentParser) -> None:
 def cmd_balance(args: argparse.Namespace) -> int:
     from ledgerd.v1 import balance_pb2 as pb
 
-    _print(
-        _call(args, "GetBalance", pb.GetBalanceRequest(user_id=args.user, currency=args.currency))
-    )
+    request = pb.GetBalanceRequest(user_id=args.user, currency=args.currency)
+    if args.as_of is not None:
+        request.as_of_unix_ms = args.as_of
+    if args.as_of_version is not None:
+        request.as_of_version = args.as_of_version
+    _print(_call(args, "GetBalance", request))
     return ExitCode.OK
+
+
+def _add_as_of(balance: argparse.ArgumentParser) -> None:
+    """``balance``'s options to read from the journal instead (docs/api.md, *Time*)."""
+    balance.add_argument(
+        "--as-of",
+        type=moment,
+        metavar="TIME",
+        help="as of this moment, included: Unix ms or ISO 8601 (UTC when no offset is given)",
+    )
+    balance.add_argument(
+        "--as-of-version",
+        type=int_in_range(0, UINT64_MAX),
+        metavar="VERSION",
+        help="right after this version of the account (needs CURRENCY)",
+    )
 
 
 def cmd_change(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ import argparse
 import copy
 import math
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
 Handler = Callable[[argparse.Namespace], int]
@@ -82,3 +83,25 @@ def int_in_range(low: int, high: int | None = None) -> Callable[[str], int]:
 
 
 positive_int = int_in_range(1)
+
+# The largest moment (Unix ms) the API takes: the journal's signed 64-bit times.
+MAX_UNIX_MS = 2**63 - 1
+
+
+def moment(text: str) -> int:
+    """An argument type: Unix milliseconds, or an ISO 8601 date or time (UTC if no offset)."""
+    if text.isdigit():
+        value = int(text)
+    else:
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"not Unix milliseconds nor an ISO 8601 time: {text!r}"
+            ) from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        value = int(parsed.timestamp() * 1000)
+    if not 0 <= value <= MAX_UNIX_MS:
+        raise argparse.ArgumentTypeError(f"must be from 1970 on, not {text}")
+    return value

@@ -330,6 +330,16 @@ class Store(Protocol):
     def get_journal_entries(self, request_ids: Collection[str]) -> Mapping[str, JournalEntry]:
         """The journal entries written by these requests, by request_id."""
 
+    def journal_version_before(self, user_id: int, currency: str, before_ms: int) -> int:
+        """The account's version just before the moment ``before_ms``: the version below its
+        first entry applied at or after that moment, or its latest version when there is
+        none (0: untouched then).
+
+        A cut in version order, so balances and statements built on it add up exactly: an
+        entry stamped earlier than one before it (a consumer that took the partition over
+        with a slower clock) counts from that earlier entry's moment on.
+        """
+
     def scan_events(self, partition: int, after_seq: int, limit: int) -> Sequence[JournalEntry]:
         """The partition's journal entries with event_seq > after_seq, in event_seq order
         (entries journaled before schema 5 have event_seq 0 and are never listed)."""

@@ -328,6 +328,10 @@ class ShardedStore:
         shard = self._shards[self.shard_of_user(user_id)]
         return shard.get_journal(user_id, currency, after_version, limit)
 
+    def journal_version_before(self, user_id: int, currency: str, before_ms: int) -> int:
+        shard = self._shards[self.shard_of_user(user_id)]
+        return shard.journal_version_before(user_id, currency, before_ms)
+
     def get_journal_entries(self, request_ids: Collection[str]) -> Mapping[str, JournalEntry]:
         if not request_ids:
             return {}

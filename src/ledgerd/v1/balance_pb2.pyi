@@ -71,18 +71,24 @@ class Balance(_message.Message):
     def __init__(self, user_id: _Optional[int] = ..., currency: _Optional[str] = ..., available: _Optional[str] = ..., frozen: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class GetBalanceRequest(_message.Message):
-    __slots__ = ("user_id", "currency")
+    __slots__ = ("user_id", "currency", "as_of_unix_ms", "as_of_version")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_VERSION_FIELD_NUMBER: _ClassVar[int]
     user_id: int
     currency: str
-    def __init__(self, user_id: _Optional[int] = ..., currency: _Optional[str] = ...) -> None: ...
+    as_of_unix_ms: int
+    as_of_version: int
+    def __init__(self, user_id: _Optional[int] = ..., currency: _Optional[str] = ..., as_of_unix_ms: _Optional[int] = ..., as_of_version: _Optional[int] = ...) -> None: ...
 
 class GetBalanceResponse(_message.Message):
-    __slots__ = ("balances",)
+    __slots__ = ("balances", "as_of")
     BALANCES_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
     balances: _containers.RepeatedCompositeFieldContainer[Balance]
-    def __init__(self, balances: _Optional[_Iterable[_Union[Balance, _Mapping]]] = ...) -> None: ...
+    as_of: BalanceAsOf
+    def __init__(self, balances: _Optional[_Iterable[_Union[Balance, _Mapping]]] = ..., as_of: _Optional[_Union[BalanceAsOf, _Mapping]] = ...) -> None: ...
 
 class ChangeBalanceRequest(_message.Message):
     __slots__ = ("request_id", "user_id", "currency", "type", "amount", "wait", "memo")
@@ -302,3 +308,45 @@ class TailEventsResponse(_message.Message):
     EVENT_FIELD_NUMBER: _ClassVar[int]
     event: BalanceEvent
     def __init__(self, event: _Optional[_Union[BalanceEvent, _Mapping]] = ...) -> None: ...
+
+class BalanceAsOf(_message.Message):
+    __slots__ = ("as_of_unix_ms", "as_of_version", "applied_at_unix_ms")
+    AS_OF_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_VERSION_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    as_of_unix_ms: int
+    as_of_version: int
+    applied_at_unix_ms: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, as_of_unix_ms: _Optional[int] = ..., as_of_version: _Optional[int] = ..., applied_at_unix_ms: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class GetStatementRequest(_message.Message):
+    __slots__ = ("user_id", "currency", "from_unix_ms", "to_unix_ms", "page_size", "page_token")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    FROM_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    TO_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    currency: str
+    from_unix_ms: int
+    to_unix_ms: int
+    page_size: int
+    page_token: str
+    def __init__(self, user_id: _Optional[int] = ..., currency: _Optional[str] = ..., from_unix_ms: _Optional[int] = ..., to_unix_ms: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class GetStatementResponse(_message.Message):
+    __slots__ = ("opening", "closing", "entries", "next_page_token", "opening_applied_at_unix_ms", "closing_applied_at_unix_ms")
+    OPENING_FIELD_NUMBER: _ClassVar[int]
+    CLOSING_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    OPENING_APPLIED_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    CLOSING_APPLIED_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    opening: Balance
+    closing: Balance
+    entries: _containers.RepeatedCompositeFieldContainer[JournalEntry]
+    next_page_token: str
+    opening_applied_at_unix_ms: int
+    closing_applied_at_unix_ms: int
+    def __init__(self, opening: _Optional[_Union[Balance, _Mapping]] = ..., closing: _Optional[_Union[Balance, _Mapping]] = ..., entries: _Optional[_Iterable[_Union[JournalEntry, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., opening_applied_at_unix_ms: _Optional[int] = ..., closing_applied_at_unix_ms: _Optional[int] = ...) -> None: ...

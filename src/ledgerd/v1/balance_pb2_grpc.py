@@ -79,6 +79,11 @@ class BalanceServiceStub:
                 request_serializer=ledgerd_dot_v1_dot_balance__pb2.TailEventsRequest.SerializeToString,
                 response_deserializer=ledgerd_dot_v1_dot_balance__pb2.TailEventsResponse.FromString,
                 _registered_method=True)
+        self.GetStatement = channel.unary_unary(
+                '/ledgerd.v1.BalanceService/GetStatement',
+                request_serializer=ledgerd_dot_v1_dot_balance__pb2.GetStatementRequest.SerializeToString,
+                response_deserializer=ledgerd_dot_v1_dot_balance__pb2.GetStatementResponse.FromString,
+                _registered_method=True)
 
 
 class BalanceServiceServicer:
@@ -149,6 +154,14 @@ class BalanceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetStatement(self, request, context):
+        """An account's statement over [from, to): the opening balance, every entry, the closing
+        balance; paged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BalanceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -196,6 +209,11 @@ def add_BalanceServiceServicer_to_server(servicer, server):
                     servicer.TailEvents,
                     request_deserializer=ledgerd_dot_v1_dot_balance__pb2.TailEventsRequest.FromString,
                     response_serializer=ledgerd_dot_v1_dot_balance__pb2.TailEventsResponse.SerializeToString,
+            ),
+            'GetStatement': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStatement,
+                    request_deserializer=ledgerd_dot_v1_dot_balance__pb2.GetStatementRequest.FromString,
+                    response_serializer=ledgerd_dot_v1_dot_balance__pb2.GetStatementResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -441,6 +459,33 @@ class BalanceService:
             '/ledgerd.v1.BalanceService/TailEvents',
             ledgerd_dot_v1_dot_balance__pb2.TailEventsRequest.SerializeToString,
             ledgerd_dot_v1_dot_balance__pb2.TailEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStatement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledgerd.v1.BalanceService/GetStatement',
+            ledgerd_dot_v1_dot_balance__pb2.GetStatementRequest.SerializeToString,
+            ledgerd_dot_v1_dot_balance__pb2.GetStatementResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -758,6 +758,26 @@ class SqlStore:
         with self._dialect.autocommit() as session:
             return self._select_journal(session, list(request_ids))
 
+    def journal_version_before(self, user_id: int, currency: str, before_ms: int) -> int:
+        account = [user_id - self._off, currency]
+        with self._dialect.autocommit() as session:
+            # The planner walks the cheaper side of the moment (docs/api.md, *Time*): the
+            # account's versions from its first (journal_account, stops at the answer), or
+            # its entries from the moment on (journal_account_time, index only).
+            found = session.query(
+                "SELECT version FROM journal WHERE user_id = ? AND currency = ?"
+                " AND applied_at_ms >= ? ORDER BY version LIMIT 1",
+                [*account, before_ms],
+            )
+            if found and found[0][0] is not None:
+                return int(found[0][0]) - 1
+            # None from then on: the latest, the last key of the account's range.
+            found = session.query(
+                "SELECT MAX(version) FROM journal WHERE user_id = ? AND currency = ?", account
+            )
+        latest = found[0][0] if found else None
+        return 0 if latest is None else int(latest)
+
     def scan_events(self, partition: int, after_seq: int, limit: int) -> Sequence[JournalEntry]:
         with self._dialect.autocommit() as session:
             found = session.query(

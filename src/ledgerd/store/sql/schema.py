@@ -410,7 +410,25 @@ _V8 = Migration(
         ],
     },
 )
-MIGRATIONS: Sequence[Migration] = (*_MIGRATIONS_TO_V4, _V5, _V6, _V7, _V8)
+# Balances as of a moment and statements (docs/api.md, *Time*) look for an account's first
+# entry applied at or after a time: the account's entries by applied_at_ms, with version in
+# the index so the lookup reads the index alone. Without it that lookup walks the account's
+# entries in version order from its first one, reading each row for its time.
+_V9 = Migration(
+    9,
+    "the journal by account and applied time",
+    by_dialect={
+        "sqlite": [
+            "CREATE INDEX IF NOT EXISTS journal_account_time"
+            " ON journal (user_id, currency, applied_at_ms, version)"
+        ],
+        "mysql": [
+            "ALTER TABLE journal ADD INDEX IF NOT EXISTS journal_account_time"
+            " (user_id, currency, applied_at_ms, version)"
+        ],
+    },
+)
+MIGRATIONS: Sequence[Migration] = (*_MIGRATIONS_TO_V4, _V5, _V6, _V7, _V8, _V9)
 
 LATEST_VERSION = MIGRATIONS[-1].version
 # The first version with the shard_identity table.

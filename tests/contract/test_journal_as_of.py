@@ -1,0 +1,114 @@
+"""The journal as of a moment (``Store.journal_version_before``), on every store backend."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from ledgerd.domain.amounts import SCALE
+from ledgerd.domain.model import Account, Balance, ChangeRequest, ChangeType, JournalEntry
+from ledgerd.history import JournalHistory, parse_page_token
+from ledgerd.store.base import BatchCommit, PartitionClaim, Store
+
+USER = 7
+
+
+def journal_at(store: Store, applied_at_ms: Sequence[int], currency: str = "USD") -> None:
+    """One deposit of 1 per stamp, versions 1.. in the given order, committed in one batch."""
+    requests = [
+        ChangeRequest(f"{currency}-{n}", USER, currency, ChangeType.DEPOSIT, SCALE, "")
+        for n in range(len(applied_at_ms))
+    ]
+    store.accept_requests(
+        [r.request_id for r in requests],
+        lambda stored: [r for r in requests if r.request_id not in stored],
+        1000,
+    )
+    entries = [
+        JournalEntry(
+            r.request_id, USER, currency, r.type, r.amount, (n + 1) * SCALE, 0, n + 1, at_ms, ""
+        )
+        for n, (r, at_ms) in enumerate(zip(requests, applied_at_ms, strict=True))
+    ]
+    claim = store.claim_partition("t", 0)
+    count = len(entries)
+    store.commit_batch(
+        BatchCommit(
+            [PartitionClaim("t", 0, claim.epoch, claim.next_offset + count)],
+            [Balance(USER, currency, count * SCALE, 0, count)],
+            entries,
+            [],
+            max(applied_at_ms),
+        )
+    )
+
+
+def test_version_before_a_moment_is_the_last_entry_applied_before_it(store: Store) -> None:
+    """Before the first entry: 0; between two entries: the earlier; at an entry's moment:
+    the one before it (the moment is excluded); after the last: the latest."""
+    journal_at(store, [1000, 2000, 2000, 3000])
+    before = [store.journal_version_before(USER, "USD", at_ms) for at_ms in range(999, 3003)]
+    assert before[0] == before[1] == 0  # 999 and 1000
+    assert store.journal_version_before(USER, "USD", 1001) == 1
+    assert store.journal_version_before(USER, "USD", 2000) == 1
+    assert store.journal_version_before(USER, "USD", 2001) == 3
+    assert store.journal_version_before(USER, "USD", 3000) == 3
+    assert store.journal_version_before(USER, "USD", 3001) == 4
+    assert store.journal_version_before(USER, "USD", 2**63 - 1) == 4
+    assert before == sorted(before)  # never goes back as the moment moves on
+
+
+def test_an_untouched_account_is_at_version_zero_at_every_moment(store: Store) -> None:
+    """No entry of the account (another currency has some): 0, whatever the moment."""
+    journal_at(store, [1000])
+    assert store.journal_version_before(USER, "EUR", 5000) == 0
+    assert store.journal_version_before(USER + 1, "USD", 5000) == 0
+
+
+def test_an_entry_stamped_earlier_than_one_before_it_counts_from_that_ones_moment(
+    store: Store,
+) -> None:
+    """A consumer that took over with a slower clock stamped version 3 before version 2: the
+    cut stays in version order, so version 3 is not before the moment version 2 was."""
+    journal_at(store, [1000, 5000, 4000, 6000])
+    assert store.journal_version_before(USER, "USD", 4500) == 1
+    assert store.journal_version_before(USER, "USD", 5000) == 1
+    assert store.journal_version_before(USER, "USD", 5001) == 3
+    assert store.journal_version_before(USER, "USD", 6001) == 4
+
+
+def statement(
+    store: Store, from_ms: int, to_ms: int, page_size: int
+) -> tuple[Balance, list[JournalEntry], Balance]:
+    """Every page of the statement through ``JournalHistory``, as the API reads it."""
+    history = JournalHistory(store)
+    account = Account(USER, "USD")
+    page = asyncio.run(history.statement(account, from_ms, to_ms, page_size, None))
+    entries = list(page.entries)
+    while page.next_page_token:
+        continued = parse_page_token(page.next_page_token, USER, "USD", from_ms, to_ms)
+        page = asyncio.run(history.statement(account, from_ms, to_ms, page_size, continued))
+        entries += page.entries
+    return page.opening.balance, entries, page.closing.balance
+
+
+def test_statements_add_up_exactly_across_a_clock_that_went_back(store: Store) -> None:
+    """Versions 1..6 stamped 1000, 2000, 5000, 4000 (a failover to a slower clock), 6000,
+    7000: over every range of those moments, in pages of 1 and 4, the entries are the
+    versions between the opening's and the closing's, and opening + entries = closing."""
+    journal_at(store, [1000, 2000, 5000, 4000, 6000, 7000])
+    moments = [0, 1000, 1500, 4000, 4500, 5000, 5001, 6000, 7001]
+    for from_ms in moments:
+        for to_ms in (m for m in moments if m > from_ms):
+            for page_size in (1, 4):
+                opening, entries, closing = statement(store, from_ms, to_ms, page_size)
+                assert [e.version for e in entries] == list(
+                    range(opening.version + 1, closing.version + 1)
+                )
+                assert opening.available + sum(e.amount for e in entries) == closing.available
+                # No entry stamped at or after the end (an earlier stamp may come late).
+                assert all(e.applied_at_ms < to_ms for e in entries)
+    _, entries, _ = statement(store, 4000, 5000, 10)
+    assert entries == []  # version 4 (4000) comes after version 3 (5000): from 5000 on
+    _, entries, _ = statement(store, 5000, 5001, 10)
+    assert [e.version for e in entries] == [3, 4]
