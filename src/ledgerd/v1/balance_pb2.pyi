@@ -19,6 +19,9 @@ class ChangeType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TRANSFER_OUT_FROZEN: _ClassVar[ChangeType]
     TRANSFER_IN: _ClassVar[ChangeType]
     TRANSFER_RETURN: _ClassVar[ChangeType]
+    LOCK_DEBITS: _ClassVar[ChangeType]
+    LOCK_FULL: _ClassVar[ChangeType]
+    UNLOCK: _ClassVar[ChangeType]
 
 class ChangeStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -35,6 +38,13 @@ class RejectReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     INSUFFICIENT_AVAILABLE: _ClassVar[RejectReason]
     INSUFFICIENT_FROZEN: _ClassVar[RejectReason]
     AMOUNT_OVERFLOW: _ClassVar[RejectReason]
+    ACCOUNT_LOCKED: _ClassVar[RejectReason]
+
+class AccountLock(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ACCOUNT_LOCK_NONE: _ClassVar[AccountLock]
+    ACCOUNT_LOCK_DEBITS: _ClassVar[AccountLock]
+    ACCOUNT_LOCK_FULL: _ClassVar[AccountLock]
 CHANGE_TYPE_UNSPECIFIED: ChangeType
 DEPOSIT: ChangeType
 WITHDRAW: ChangeType
@@ -45,6 +55,9 @@ TRANSFER_OUT: ChangeType
 TRANSFER_OUT_FROZEN: ChangeType
 TRANSFER_IN: ChangeType
 TRANSFER_RETURN: ChangeType
+LOCK_DEBITS: ChangeType
+LOCK_FULL: ChangeType
+UNLOCK: ChangeType
 CHANGE_STATUS_UNSPECIFIED: ChangeStatus
 PENDING: ChangeStatus
 SENT: ChangeStatus
@@ -55,20 +68,26 @@ REJECT_REASON_UNSPECIFIED: RejectReason
 INSUFFICIENT_AVAILABLE: RejectReason
 INSUFFICIENT_FROZEN: RejectReason
 AMOUNT_OVERFLOW: RejectReason
+ACCOUNT_LOCKED: RejectReason
+ACCOUNT_LOCK_NONE: AccountLock
+ACCOUNT_LOCK_DEBITS: AccountLock
+ACCOUNT_LOCK_FULL: AccountLock
 
 class Balance(_message.Message):
-    __slots__ = ("user_id", "currency", "available", "frozen", "version")
+    __slots__ = ("user_id", "currency", "available", "frozen", "version", "lock")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     CURRENCY_FIELD_NUMBER: _ClassVar[int]
     AVAILABLE_FIELD_NUMBER: _ClassVar[int]
     FROZEN_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    LOCK_FIELD_NUMBER: _ClassVar[int]
     user_id: int
     currency: str
     available: str
     frozen: str
     version: int
-    def __init__(self, user_id: _Optional[int] = ..., currency: _Optional[str] = ..., available: _Optional[str] = ..., frozen: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+    lock: AccountLock
+    def __init__(self, user_id: _Optional[int] = ..., currency: _Optional[str] = ..., available: _Optional[str] = ..., frozen: _Optional[str] = ..., version: _Optional[int] = ..., lock: _Optional[_Union[AccountLock, str]] = ...) -> None: ...
 
 class GetBalanceRequest(_message.Message):
     __slots__ = ("user_id", "currency")
@@ -302,3 +321,45 @@ class TailEventsResponse(_message.Message):
     EVENT_FIELD_NUMBER: _ClassVar[int]
     event: BalanceEvent
     def __init__(self, event: _Optional[_Union[BalanceEvent, _Mapping]] = ...) -> None: ...
+
+class LockAccountRequest(_message.Message):
+    __slots__ = ("request_id", "user_id", "currency", "lock", "memo", "wait")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    LOCK_FIELD_NUMBER: _ClassVar[int]
+    MEMO_FIELD_NUMBER: _ClassVar[int]
+    WAIT_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    user_id: int
+    currency: str
+    lock: AccountLock
+    memo: str
+    wait: bool
+    def __init__(self, request_id: _Optional[str] = ..., user_id: _Optional[int] = ..., currency: _Optional[str] = ..., lock: _Optional[_Union[AccountLock, str]] = ..., memo: _Optional[str] = ..., wait: _Optional[bool] = ...) -> None: ...
+
+class LockAccountResponse(_message.Message):
+    __slots__ = ("result",)
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    result: ChangeResult
+    def __init__(self, result: _Optional[_Union[ChangeResult, _Mapping]] = ...) -> None: ...
+
+class UnlockAccountRequest(_message.Message):
+    __slots__ = ("request_id", "user_id", "currency", "memo", "wait")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    MEMO_FIELD_NUMBER: _ClassVar[int]
+    WAIT_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    user_id: int
+    currency: str
+    memo: str
+    wait: bool
+    def __init__(self, request_id: _Optional[str] = ..., user_id: _Optional[int] = ..., currency: _Optional[str] = ..., memo: _Optional[str] = ..., wait: _Optional[bool] = ...) -> None: ...
+
+class UnlockAccountResponse(_message.Message):
+    __slots__ = ("result",)
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    result: ChangeResult
+    def __init__(self, result: _Optional[_Union[ChangeResult, _Mapping]] = ...) -> None: ...

@@ -618,7 +618,7 @@ class SqlStore:
             upsert = dialect.on_conflict_update(
                 ["user_id", "currency"],
                 ", ".join(
-                    f"{c} = {dialect.excluded(c)}" for c in ("available", "frozen", "version")
+                    f"{c} = {dialect.excluded(c)}" for c in ("available", "frozen", "version", "lock_scope")
                 ),
             )
             for statement in statements.upsert_balances(batch.balances, dialect, upsert):

@@ -30,7 +30,7 @@ REJECTION_AS_REQUEST = (
 )
 # The outbox columns after REQUEST_COLUMNS that only the sweep reads.
 UNSENT_COLUMNS = "attempts, updated_at_ms, created_at_ms, group_id, atomic_group, atomic_leg"
-BALANCE_COLUMNS = "user_id, currency, available, frozen, version"
+BALANCE_COLUMNS = "user_id, currency, available, frozen, version, lock_scope"
 JOURNAL_COLUMNS = (
     "request_id, user_id, currency, type, amount, available_after, frozen_after,"
     " version, applied_at_ms, memo, transfer_id, counterparty_user_id, partition_id, event_seq"
@@ -67,6 +67,7 @@ def balance(row: Row, user_offset: int) -> Balance:
         parse_decimal(row[2]),
         parse_decimal(row[3]),
         int(row[4]),
+        int(row[5]),
     )
 
 

@@ -410,7 +410,21 @@ _V8 = Migration(
         ],
     },
 )
-MIGRATIONS: Sequence[Migration] = (*_MIGRATIONS_TO_V4, _V5, _V6, _V7, _V8)
+# Locked accounts (docs/api.md, "Locked accounts"): an account's AccountLock value (0: not
+# locked), set by its lock changes in the consumer's batch transaction like its amounts.
+# Version 10: step 9 belongs to another change.
+_V10 = Migration(
+    10,
+    "account locks",
+    by_dialect={
+        "sqlite": ["ALTER TABLE balances ADD COLUMN lock_scope INTEGER NOT NULL DEFAULT 0"],
+        "mysql": [
+            "ALTER TABLE balances ADD COLUMN IF NOT EXISTS lock_scope TINYINT UNSIGNED NOT NULL"
+            " DEFAULT 0"
+        ],
+    },
+)
+MIGRATIONS: Sequence[Migration] = (*_MIGRATIONS_TO_V4, _V5, _V6, _V7, _V8, _V10)
 
 LATEST_VERSION = MIGRATIONS[-1].version
 # The first version with the shard_identity table.

@@ -95,7 +95,7 @@ def upsert_balances(balances: Sequence[Balance], enc: Encoding, upsert: str) -> 
     for chunk in chunks(ordered, ROWS_PER_STATEMENT):
         values = ",".join(
             f"({b.user_id - off},{key(b.currency)},{amount(b.available)},"
-            f"{amount(b.frozen)},{b.version})"
+            f"{amount(b.frozen)},{b.version},{b.lock})"
             for b in chunk
         )
         yield f"INSERT INTO balances ({BALANCE_COLUMNS}) VALUES {values} {upsert}"
