@@ -75,10 +75,11 @@ def test_request_inserts_are_sorted_chunked_and_encoded_per_engine() -> None:
     assert sql[0].index("'r00000'") < sql[0].index("'r00001'")
     pending_ = int(ChangeStatus.PENDING)
     assert (
-        f"('r00000',{5 - 2**63},'USD',1,'1','m',{pending_},7,7,'g-1','',{-(2**63)},'',0)" in sql[0]
+        f"('r00000',{5 - 2**63},'USD',1,'1','m',{pending_},7,7,'g-1','',{-(2**63)},'',0,'')"
+        in sql[0]
     )
     native = next(statements.insert_requests(requests[:1], 7, None, NativeEncoding(), plain_text))
-    assert native.endswith(f"('r{count - 1:05d}',5,'USD',1,1,'m',{pending_},7,7,NULL,'',0,'',0)")
+    assert native.endswith(f"('r{count - 1:05d}',5,'USD',1,1,'m',{pending_},7,7,NULL,'',0,'',0,'')")
 
 
 def test_balance_upserts_end_with_the_dialect_clause_in_key_order() -> None:

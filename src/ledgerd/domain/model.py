@@ -47,6 +47,7 @@ CLIENT_CHANGE_TYPES = (
     ChangeType.SPEND_FROZEN,
 )
 
+
 class AccountLock(enum.IntEnum):
     """What a locked account refuses; wire values of ``ledgerd.v1.AccountLock``.
 
@@ -112,7 +113,8 @@ class ChangeRequest:
     """A validated request to change one account. ``amount`` is in scaled units.
 
     A transfer leg names its transfer (``transfer_id``, the transfer's request id) and the
-    other user (``counterparty_user_id``). The legs of an atomic ChangeBalances share
+    other user (``counterparty_user_id``). A lock change (``ChangeType.is_lock_change``)
+    has amount 0. The legs of an atomic ChangeBalances share
     ``atomic_group`` (the first leg's request id) and are numbered by ``atomic_leg``.
     """
 
@@ -126,6 +128,9 @@ class ChangeRequest:
     counterparty_user_id: int = 0
     atomic_group: str = ""
     atomic_leg: int = 0
+    # Who asked for a lock change: the signing key id (empty with signing off, and for
+    # every other change). Not a field of the change: a retry by another key is the same.
+    actor: str = ""
 
     @property
     def account(self) -> Account:
@@ -201,6 +206,8 @@ class JournalEntry:
     # 0 for entries read without it, and for entries journaled before schema 5.
     partition: int = 0
     event_seq: int = 0
+    # A lock change's ``ChangeRequest.actor``; empty for every other entry.
+    actor: str = ""
 
     def as_stored_request(self) -> StoredRequest:
         """The APPLIED request this entry records (its outbox row may be gone)."""

@@ -43,6 +43,7 @@ def event_of(entry: JournalEntry) -> pb.BalanceEvent:
             memo=entry.memo,
             transfer_id=entry.transfer_id,
             counterparty_user_id=entry.counterparty_user_id,
+            actor=entry.actor,
         ),
         partition=entry.partition,
         sequence=entry.event_seq,
@@ -69,6 +70,7 @@ def encode_event(entry: JournalEntry) -> tuple[bytes, bytes, tuple[tuple[str, by
         and entry.applied_at_ms
         and (memo or not (transfer_id or counterparty))
         and (transfer_id or not counterparty)
+        and not entry.actor
     ):
         # A client's change (a transfer leg with a memo too): its fields at their default,
         # if any, are the last ones, so number order is the printer's order. A transfer
@@ -82,7 +84,7 @@ def encode_event(entry: JournalEntry) -> tuple[bytes, bytes, tuple[tuple[str, by
             f' "frozen_after": "{format_amount(frozen) if frozen else 0}",'
             f' "version": "{entry.version}", "applied_at_unix_ms": "{entry.applied_at_ms}",'
             f' "memo": {_text(memo)}, "transfer_id": {_text(transfer_id)},'
-            f' "counterparty_user_id": "{counterparty}"}}'
+            f' "counterparty_user_id": "{counterparty}", "actor": ""}}'
         )
         if entry.partition:  # the common case, as one string
             value = (
@@ -116,6 +118,7 @@ def _entry_fields(entry: JournalEntry) -> list[tuple[str, bool]]:
         (f'"memo": {_text(entry.memo)}', not entry.memo),
         (f'"transfer_id": {_text(entry.transfer_id)}', not entry.transfer_id),
         (f'"counterparty_user_id": "{entry.counterparty_user_id}"', not entry.counterparty_user_id),
+        (f'"actor": {_text(entry.actor)}', not entry.actor),
     ]
 
 

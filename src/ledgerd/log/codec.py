@@ -27,6 +27,7 @@ from ledgerd.domain.validation import (
     validate_change_type,
     validate_leg,
     validate_lock_change,
+    validate_memo,
     validate_request_id,
 )
 from ledgerd.errors import InvalidArgument, PoisonMessage
@@ -67,6 +68,8 @@ class ChangeMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     # The group's id is the first leg's request id. (A ledgerd older than schema 5 ignores
     # this field: upgrade every consumer before the API accepts atomic batches.)
     more_legs: list[LegMessage] | None = None
+    # A lock change's actor (the signing key id); left out of every other message.
+    actor: str | msgspec.UnsetType = msgspec.UNSET
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +118,7 @@ def encode_change(
             ]
             if more_legs
             else None,
+            actor=request.actor or msgspec.UNSET,
         )
     )
 
@@ -188,10 +192,12 @@ def _lock_change(message: ChangeMessage) -> ChangeRequest:
         raise InvalidArgument("more_legs", "a lock change is never part of an atomic group")
     if message.amount != "0":
         raise InvalidArgument("amount", 'a lock change has amount "0"')
-    return validate_lock_change(
+    change = validate_lock_change(
         request_id=message.request_id, user_id=message.user_id, currency=message.currency,
         change_type=message.type, memo=message.memo,
     )  # fmt: skip
+    actor = message.actor if isinstance(message.actor, str) else ""
+    return dataclasses.replace(change, actor=validate_memo(actor)) if actor else change
 
 
 def _change(

@@ -170,7 +170,7 @@ class ListJournalRequest(_message.Message):
     def __init__(self, user_id: _Optional[int] = ..., currency: _Optional[str] = ..., after_version: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class JournalEntry(_message.Message):
-    __slots__ = ("request_id", "user_id", "currency", "type", "amount", "available_after", "frozen_after", "version", "applied_at_unix_ms", "memo", "transfer_id", "counterparty_user_id")
+    __slots__ = ("request_id", "user_id", "currency", "type", "amount", "available_after", "frozen_after", "version", "applied_at_unix_ms", "memo", "transfer_id", "counterparty_user_id", "actor")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     CURRENCY_FIELD_NUMBER: _ClassVar[int]
@@ -183,6 +183,7 @@ class JournalEntry(_message.Message):
     MEMO_FIELD_NUMBER: _ClassVar[int]
     TRANSFER_ID_FIELD_NUMBER: _ClassVar[int]
     COUNTERPARTY_USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     user_id: int
     currency: str
@@ -195,7 +196,8 @@ class JournalEntry(_message.Message):
     memo: str
     transfer_id: str
     counterparty_user_id: int
-    def __init__(self, request_id: _Optional[str] = ..., user_id: _Optional[int] = ..., currency: _Optional[str] = ..., type: _Optional[_Union[ChangeType, str]] = ..., amount: _Optional[str] = ..., available_after: _Optional[str] = ..., frozen_after: _Optional[str] = ..., version: _Optional[int] = ..., applied_at_unix_ms: _Optional[int] = ..., memo: _Optional[str] = ..., transfer_id: _Optional[str] = ..., counterparty_user_id: _Optional[int] = ...) -> None: ...
+    actor: str
+    def __init__(self, request_id: _Optional[str] = ..., user_id: _Optional[int] = ..., currency: _Optional[str] = ..., type: _Optional[_Union[ChangeType, str]] = ..., amount: _Optional[str] = ..., available_after: _Optional[str] = ..., frozen_after: _Optional[str] = ..., version: _Optional[int] = ..., applied_at_unix_ms: _Optional[int] = ..., memo: _Optional[str] = ..., transfer_id: _Optional[str] = ..., counterparty_user_id: _Optional[int] = ..., actor: _Optional[str] = ...) -> None: ...
 
 class ListJournalResponse(_message.Message):
     __slots__ = ("entries",)
