@@ -99,15 +99,18 @@ def random_batch(rng: random.Random) -> tuple[list[LogRecord], dict[Account, Bal
             available = rng.choice([0, rng.randint(0, 20) * SCALE, MAX_SCALED])
             frozen = rng.choice([0, rng.randint(0, 20) * SCALE, MAX_SCALED])
             version = rng.choice([0, rng.randint(1, 100)])
-            balances[Account(user, currency)] = Balance(user, currency, available, frozen, version)
+            lock = rng.choice([0, 0, 0, 1, 2])  # AccountLock: some accounts locked
+            balances[Account(user, currency)] = Balance(
+                user, currency, available, frozen, version, lock
+            )
     already_final = {rid for rid in ids if rng.random() < 0.1}
     return records, balances, already_final
 
 
 @pytest.mark.parametrize("seed", range(300))
 def test_column_path_decides_as_the_general_path(seed: int) -> None:
-    """On random batches of client changes, the column path gives the general path's
-    balances, journal, rejections, outcomes, counts, checks and SQL text."""
+    """On random batches of client changes (some accounts locked), the column path gives
+    the general path's balances, journal, rejections, outcomes, counts, checks and SQL text."""
     rng = random.Random(seed)
     records, balances, already_final = random_batch(rng)
 
