@@ -68,6 +68,7 @@ def journal_to_proto(entry: JournalEntry) -> pb.JournalEntry:
         transfer_id=entry.transfer_id,
         counterparty_user_id=entry.counterparty_user_id,
         actor=entry.actor,
+        lock_after=entry.lock_after,  # type: ignore[arg-type]
     )
 
 

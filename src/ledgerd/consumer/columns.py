@@ -344,7 +344,7 @@ def decide_columns(  # noqa: PLR0912, PLR0915
             journal.append(
                 (
                     request_id, user_id, currency, kind, amount, available, frozen, version,
-                    applied_at_ms, memo, "", 0, partition, seq,
+                    applied_at_ms, memo, "", 0, partition, seq, "", lock,
                 )
             )  # fmt: skip
             outcomes.append((request_id, _APPLIED, _NO_REASON))

@@ -208,6 +208,8 @@ class JournalEntry:
     event_seq: int = 0
     # A lock change's ``ChangeRequest.actor``; empty for every other entry.
     actor: str = ""
+    # The account's lock right after the change (an ``AccountLock`` value).
+    lock_after: int = 0
 
     def as_stored_request(self) -> StoredRequest:
         """The APPLIED request this entry records (its outbox row may be gone)."""
@@ -220,8 +222,9 @@ class JournalEntry:
     @property
     def balance_after(self) -> Balance:
         return Balance(
-            self.user_id, self.currency, self.available_after, self.frozen_after, self.version
-        )
+            self.user_id, self.currency, self.available_after, self.frozen_after, self.version,
+            self.lock_after,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

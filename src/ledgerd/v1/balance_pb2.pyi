@@ -170,7 +170,7 @@ class ListJournalRequest(_message.Message):
     def __init__(self, user_id: _Optional[int] = ..., currency: _Optional[str] = ..., after_version: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class JournalEntry(_message.Message):
-    __slots__ = ("request_id", "user_id", "currency", "type", "amount", "available_after", "frozen_after", "version", "applied_at_unix_ms", "memo", "transfer_id", "counterparty_user_id", "actor")
+    __slots__ = ("request_id", "user_id", "currency", "type", "amount", "available_after", "frozen_after", "version", "applied_at_unix_ms", "memo", "transfer_id", "counterparty_user_id", "actor", "lock_after")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     CURRENCY_FIELD_NUMBER: _ClassVar[int]
@@ -184,6 +184,7 @@ class JournalEntry(_message.Message):
     TRANSFER_ID_FIELD_NUMBER: _ClassVar[int]
     COUNTERPARTY_USER_ID_FIELD_NUMBER: _ClassVar[int]
     ACTOR_FIELD_NUMBER: _ClassVar[int]
+    LOCK_AFTER_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     user_id: int
     currency: str
@@ -197,7 +198,8 @@ class JournalEntry(_message.Message):
     transfer_id: str
     counterparty_user_id: int
     actor: str
-    def __init__(self, request_id: _Optional[str] = ..., user_id: _Optional[int] = ..., currency: _Optional[str] = ..., type: _Optional[_Union[ChangeType, str]] = ..., amount: _Optional[str] = ..., available_after: _Optional[str] = ..., frozen_after: _Optional[str] = ..., version: _Optional[int] = ..., applied_at_unix_ms: _Optional[int] = ..., memo: _Optional[str] = ..., transfer_id: _Optional[str] = ..., counterparty_user_id: _Optional[int] = ..., actor: _Optional[str] = ...) -> None: ...
+    lock_after: AccountLock
+    def __init__(self, request_id: _Optional[str] = ..., user_id: _Optional[int] = ..., currency: _Optional[str] = ..., type: _Optional[_Union[ChangeType, str]] = ..., amount: _Optional[str] = ..., available_after: _Optional[str] = ..., frozen_after: _Optional[str] = ..., version: _Optional[int] = ..., applied_at_unix_ms: _Optional[int] = ..., memo: _Optional[str] = ..., transfer_id: _Optional[str] = ..., counterparty_user_id: _Optional[int] = ..., actor: _Optional[str] = ..., lock_after: _Optional[_Union[AccountLock, str]] = ...) -> None: ...
 
 class ListJournalResponse(_message.Message):
     __slots__ = ("entries",)

@@ -33,7 +33,8 @@ UNSENT_COLUMNS = "attempts, updated_at_ms, created_at_ms, group_id, atomic_group
 BALANCE_COLUMNS = "user_id, currency, available, frozen, version, lock_scope"
 JOURNAL_COLUMNS = (
     "request_id, user_id, currency, type, amount, available_after, frozen_after,"
-    " version, applied_at_ms, memo, transfer_id, counterparty_user_id, partition_id, event_seq"
+    " version, applied_at_ms, memo, transfer_id, counterparty_user_id, partition_id, event_seq,"
+    " lock_after"
 )
 # With the actor of a lock change (schema 10): what reads the journal, and what writes
 # entries decided by the general path. A client change's rows (the column path) leave it
@@ -93,5 +94,6 @@ def journal_entry(row: Row, user_offset: int) -> JournalEntry:
         int(row[11]) + user_offset,  # counterparty_user_id
         int(row[12]),  # partition
         int(row[13]),  # event_seq
-        row[14] if len(row) > 14 else "",  # actor (JOURNAL_ACTOR_COLUMNS)
+        row[15] if len(row) > 15 else "",  # actor (JOURNAL_ACTOR_COLUMNS)
+        int(row[14]),  # lock_after
     )

@@ -412,9 +412,10 @@ _V8 = Migration(
 )
 # Locked accounts (docs/api.md, "Locked accounts"): an account's AccountLock value (0: not
 # locked), set by its lock changes in the consumer's batch transaction like its amounts;
-# and who asked for a lock change (the signing key id), carried from the outbox row to
-# its journal entry. Both default, so existing rows need no rewrite (MariaDB adds such
-# columns in place). Version 10: step 9 belongs to another change.
+# each journal entry's lock right after it; and who asked for a lock change (the signing
+# key id), carried from the outbox row to its journal entry. All default, so existing
+# rows need no rewrite (MariaDB adds such columns in place). Version 10: step 9 belongs
+# to another change.
 _V10 = Migration(
     10,
     "account locks",
@@ -423,6 +424,7 @@ _V10 = Migration(
             "ALTER TABLE balances ADD COLUMN lock_scope INTEGER NOT NULL DEFAULT 0",
             "ALTER TABLE change_requests ADD COLUMN actor TEXT NOT NULL DEFAULT ''",
             "ALTER TABLE journal ADD COLUMN actor TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE journal ADD COLUMN lock_after INTEGER NOT NULL DEFAULT 0",
         ],
         "mysql": [
             "ALTER TABLE balances ADD COLUMN IF NOT EXISTS lock_scope TINYINT UNSIGNED NOT NULL"
@@ -431,6 +433,8 @@ _V10 = Migration(
             " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL DEFAULT ''",
             "ALTER TABLE journal ADD COLUMN IF NOT EXISTS actor VARCHAR(256)"
             " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL DEFAULT ''",
+            "ALTER TABLE journal ADD COLUMN IF NOT EXISTS lock_after TINYINT UNSIGNED NOT NULL"
+            " DEFAULT 0",
         ],
     },
 )

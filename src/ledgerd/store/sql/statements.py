@@ -116,7 +116,7 @@ def insert_journal(
             f"{amount(e.amount)},{amount(e.available_after)},"
             f"{amount(e.frozen_after)},{e.version},{e.applied_at_ms},"
             f"{text(e.memo)},{key(e.transfer_id)},{e.counterparty_user_id - off},"
-            f"{e.partition},{e.event_seq}"
+            f"{e.partition},{e.event_seq},{e.lock_after}"
             + ((f",{text(e.actor)})" if e.actor else f",{_EMPTY})") if with_actor else ")")
             for e in chunk
         )
@@ -131,6 +131,7 @@ def journal_values(e: JournalEntry, enc: Encoding) -> list[object]:
         format_amount(e.amount), format_amount(e.available_after),
         format_amount(e.frozen_after), e.version, e.applied_at_ms, e.memo,
         e.transfer_id, e.counterparty_user_id - enc.user_offset, e.partition, e.event_seq,
+        e.lock_after,
     ]  # fmt: skip
 
 
@@ -143,10 +144,10 @@ def insert_journal_rows(
         values = ",".join(
             f"({key(rid)},{user - off},{key(cur)},{int(kind)},{amount(amt)},{amount(avail)},"
             f"{amount(frozen)},{version},{at_ms},{text(memo)},{key(transfer)},"
-            f"{other - off},{partition},{seq})"
+            f"{other - off},{partition},{seq},{lock})"
             for (
                 rid, user, cur, kind, amt, avail, frozen, version, at_ms, memo, transfer, other,
-                partition, seq,
+                partition, seq, _, lock,
             ) in chunk
         )  # fmt: skip
         yield f"INSERT INTO journal ({JOURNAL_COLUMNS}) VALUES " + values
@@ -158,7 +159,7 @@ def journal_row_values(row: JournalRow, enc: Encoding) -> list[object]:
     return [
         row[0], row[1] - off, row[2], int(row[3]), format_amount(row[4]),
         format_amount(row[5]), format_amount(row[6]), row[7], row[8], row[9], row[10],
-        row[11] - off, row[12], row[13],
+        row[11] - off, row[12], row[13], row[15],
     ]  # fmt: skip
 
 
