@@ -34,15 +34,26 @@ def test_a_lock_over_rest_refuses_a_withdrawal_and_shows_in_the_balance(rest: st
     assert (status, answer["result"]["status"]) == (200, "APPLIED")
 
 
-def test_a_write_key_gets_403_from_post_locks(signed_rest: str) -> None:
-    """POST /v1/locks needs the admin scope: a write key gets PERMISSION_DENIED."""
-    writer = Signer("writer", "rest-secret")
+def test_post_locks_needs_the_admin_scope_and_names_the_key(signed_rest: str) -> None:
+    """POST /v1/locks: a write key gets PERMISSION_DENIED; an admin key's lock applies and
+    its journal entry names the key as the actor."""
+    user = new_user()
     body = {
-        "request_id": new_request_id("lock"), "user_id": str(new_user()), "currency": "USD",
-        "lock": "ACCOUNT_LOCK_FULL",
+        "request_id": new_request_id("lock"), "user_id": str(user), "currency": "USD",
+        "lock": "ACCOUNT_LOCK_FULL", "wait": True,
     }  # fmt: skip
     raw = json.dumps(body).encode()
+    writer, ops = Signer("writer", "rest-secret"), Signer("ops", "rest-ops")
     headers = signed_headers(writer, "POST", "/v1/locks", raw)
     status, error = http(signed_rest, "POST", "/v1/locks", body, headers=headers)
     assert (status, error["code"]) == (403, "PERMISSION_DENIED")
     assert error_info(error)["metadata"] == {"key_id": "writer", "scope": "admin"}
+    headers = signed_headers(ops, "POST", "/v1/locks", raw)
+    status, answer = http(signed_rest, "POST", "/v1/locks", body, headers=headers)
+    assert (status, answer["result"]["status"]) == (200, "APPLIED")
+    path = f"/v1/journal/{user}/USD"
+    status, journal = http(signed_rest, "GET", path, headers=signed_headers(ops, "GET", path, b""))
+    (entry,) = journal["entries"]
+    assert (entry["type"], entry["actor"], entry["lock_after"]) == (
+        "LOCK_FULL", "ops", "ACCOUNT_LOCK_FULL",
+    )  # fmt: skip
