@@ -66,6 +66,8 @@ _RESPONSES: dict[str, type[Message]] = {
     "Transfer": pb.TransferResponse,
     "GetTransfer": pb.GetTransferResponse,
     "GetStatement": pb.GetStatementResponse,
+    "LockAccount": pb.LockAccountResponse,
+    "UnlockAccount": pb.UnlockAccountResponse,
 }
 _CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", 16 << 20),
@@ -182,6 +184,45 @@ def transfer_request(
         from_frozen=from_frozen,
         wait=wait,
         memo=memo,
+    )
+
+
+def lock_request(
+    user_id: int,
+    currency: str,
+    lock: str | int,
+    *,
+    request_id: str | None = None,
+    wait: bool = False,
+    memo: str = "",
+) -> pb.LockAccountRequest:
+    """A LockAccountRequest (``lock``: "debits", "full" or an AccountLock value) with a fresh
+    request_id unless one is given."""
+    scope = f"ACCOUNT_LOCK_{lock.upper()}" if isinstance(lock, str) else pb.AccountLock.Name(lock)
+    return pb.LockAccountRequest(
+        request_id=request_id or str(uuid.uuid4()),
+        user_id=user_id,
+        currency=currency,
+        lock=scope,
+        memo=memo,
+        wait=wait,
+    )
+
+
+def unlock_request(
+    user_id: int,
+    currency: str,
+    *,
+    request_id: str | None = None,
+    wait: bool = False,
+    memo: str = "",
+) -> pb.UnlockAccountRequest:
+    return pb.UnlockAccountRequest(
+        request_id=request_id or str(uuid.uuid4()),
+        user_id=user_id,
+        currency=currency,
+        memo=memo,
+        wait=wait,
     )
 
 
@@ -363,6 +404,34 @@ class LedgerdClient(_Base):
     def get_change(self, request_id: str) -> pb.ChangeResult:
         result: pb.ChangeResult = self.call("GetChange", pb.GetChangeRequest(request_id=request_id))
         return result
+
+    def lock_account(
+        self,
+        user_id: int,
+        currency: str,
+        lock: str | int,
+        *,
+        request_id: str | None = None,
+        wait: bool = False,
+        memo: str = "",
+    ) -> pb.ChangeResult:
+        """LockAccount (``lock``: "debits" or "full"); needs an ``admin`` key when signing."""
+        request = lock_request(user_id, currency, lock, request_id=request_id, wait=wait, memo=memo)
+        answer: pb.LockAccountResponse = self.call("LockAccount", request)
+        return answer.result
+
+    def unlock_account(
+        self,
+        user_id: int,
+        currency: str,
+        *,
+        request_id: str | None = None,
+        wait: bool = False,
+        memo: str = "",
+    ) -> pb.ChangeResult:
+        request = unlock_request(user_id, currency, request_id=request_id, wait=wait, memo=memo)
+        answer: pb.UnlockAccountResponse = self.call("UnlockAccount", request)
+        return answer.result
 
     def journal(
         self, user_id: int, currency: str, after_version: int = 0, limit: int = 100
@@ -582,6 +651,33 @@ class AsyncLedgerdClient(_Base):
             "GetChange", pb.GetChangeRequest(request_id=request_id)
         )
         return result
+
+    async def lock_account(
+        self,
+        user_id: int,
+        currency: str,
+        lock: str | int,
+        *,
+        request_id: str | None = None,
+        wait: bool = False,
+        memo: str = "",
+    ) -> pb.ChangeResult:
+        request = lock_request(user_id, currency, lock, request_id=request_id, wait=wait, memo=memo)
+        answer: pb.LockAccountResponse = await self.call("LockAccount", request)
+        return answer.result
+
+    async def unlock_account(
+        self,
+        user_id: int,
+        currency: str,
+        *,
+        request_id: str | None = None,
+        wait: bool = False,
+        memo: str = "",
+    ) -> pb.ChangeResult:
+        request = unlock_request(user_id, currency, request_id=request_id, wait=wait, memo=memo)
+        answer: pb.UnlockAccountResponse = await self.call("UnlockAccount", request)
+        return answer.result
 
     async def journal(
         self, user_id: int, currency: str, after_version: int = 0, limit: int = 100

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import pytest
 from store_contract_support import sharded_mysql_store
@@ -15,6 +16,7 @@ from ledgerd.audit import AuditReport, audit, audit_shards
 from ledgerd.domain.amounts import SCALE
 from ledgerd.domain.model import (
     Account,
+    AccountLock,
     Balance,
     ChangeRequest,
     ChangeType,
@@ -61,6 +63,7 @@ class Consumer:
             request.request_id, request.user_id, request.currency, request.type,
             request.amount, after.available, after.frozen, after.version, APPLIED_AT_MS,
             request.memo, request.transfer_id, request.counterparty_user_id,
+            lock_after=after.lock,
         )  # fmt: skip
 
 
@@ -207,3 +210,23 @@ def test_a_credit_whose_debit_never_committed_is_found_on_shards(sharded: Sharde
         sharded, lambda: consumer.apply(transfer("T", 10).credit())
     )
     assert "transfer T: a credit without its debit" in report.problems
+
+
+def test_locks_replay_clean_and_a_stored_lock_the_journal_does_not_explain_is_found(
+    consumer: Consumer,
+) -> None:
+    """A debit lock, a deposit under it and an unlock replay to the stored balance (no
+    problem); a balance whose stored lock differs from the replayed one is a finding."""
+    lock = ChangeRequest("l1", SOURCE, "USD", ChangeType.LOCK_DEBITS, 0, "review")
+    consumer.apply(lock)
+    consumer.apply(deposit("d2", SOURCE, 5))
+    assert audited(consumer.store).ok
+    consumer.apply(ChangeRequest("u1", SOURCE, "USD", ChangeType.UNLOCK, 0))
+    assert audited(consumer.store).ok
+    unlocked = consumer.balances[Account(SOURCE, "USD")]
+    consumer.store.commit_batch(
+        BatchCommit([], [replace(unlocked, lock=AccountLock.FULL)], [], [], APPLIED_AT_MS)
+    )
+    report = audited(consumer.store)
+    assert not report.ok
+    assert any("lock" in problem for problem in report.problems), report.problems

@@ -12,7 +12,9 @@ from ledgerd.domain.model import Balance, ChangeType, JournalEntry
 from ledgerd.errors import TransientStoreError
 from ledgerd.store.base import BatchCommit, PartitionClaim
 from ledgerd.store.sql.core import SqlStore
+from ledgerd.store.sql.rows import JOURNAL_COLUMNS
 from ledgerd.store.sql.schema import LATEST_VERSION, MIGRATIONS
+from ledgerd.store.sql.statements import journal_values
 
 TOPIC = "balance-changes"
 JOURNAL_STEP = 8
@@ -39,6 +41,16 @@ def commit(store: SqlStore, next_offset: int, journal: list[JournalEntry]) -> No
     )
 
 
+def journal_at_schema_7(store: SqlStore, journal: list[JournalEntry]) -> None:
+    """Rows as a schema 7 store wrote them (without the columns of later steps)."""
+    columns = JOURNAL_COLUMNS.removesuffix(", lock_after")
+    marks = ",".join("?" * (columns.count(",") + 1))
+    with store.dialect.autocommit() as session:
+        for e in journal:
+            values = journal_values(e, store.dialect)[:-1]  # all but lock_after
+            session.execute(f"INSERT INTO journal ({columns}) VALUES ({marks})", values)
+
+
 def entry_ids(store: SqlStore) -> dict[str, int]:
     with store.dialect.autocommit() as session:
         found = session.query("SELECT request_id, entry_id FROM journal")
@@ -53,7 +65,7 @@ def test_a_schema_7_journal_keeps_every_row_and_read(blank_db: BlankDatabase) ->
     assert MIGRATIONS[JOURNAL_STEP - 1].version == JOURNAL_STEP
     store.apply_migrations(MIGRATIONS[: JOURNAL_STEP - 1])
     old = [entry("a1", 1, 1, 1), entry("b1", 2, 1, 2), entry("a2", 1, 2, 3)]
-    commit(store, 3, old)
+    journal_at_schema_7(store, old)
     assert store.apply_migrations().after == LATEST_VERSION
     assert store.get_journal(1, "USD", 0, 10) == [old[0], old[2]]
     assert store.get_journal_entries(["a1", "b1", "zz"]) == {"a1": old[0], "b1": old[1]}

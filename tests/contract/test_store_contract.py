@@ -568,7 +568,7 @@ def test_a_batch_committed_as_rows_reads_back_as_its_objects(store: Store) -> No
     journal_rows: list[JournalRow] = [
         (
             "d.1", MAX_USER, "USD", ChangeType.DEPOSIT, MAX_SCALED, MAX_SCALED, 0, 1, 5000,
-            "it's \\ é", "", 0, 1, 9 * LEGS_PER_MESSAGE + 1,
+            "it's \\ é", "", 0, 1, 9 * LEGS_PER_MESSAGE + 1, "", 0,
         )
     ]  # fmt: skip
     rejection_rows: list[RejectionRow] = [

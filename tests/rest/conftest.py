@@ -11,6 +11,7 @@ from harness import ServerProcess, free_port
 KEYS = {
     "writer": {"secrets": ["rest-secret"], "scopes": ["read", "write"]},
     "reader": {"secrets": ["rest-read"], "scopes": ["read"]},
+    "ops": {"secrets": ["rest-ops"], "scopes": ["read", "admin"]},
 }
 
 

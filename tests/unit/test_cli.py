@@ -116,6 +116,8 @@ def test_version_comes_from_the_package_metadata(capsys: pytest.CaptureFixture[s
         ),
         (["change", "transfer_in", "2", "USD", "1"], "invalid choice: 'transfer_in'"),
         (["get-transfer"], "the following arguments are required: request_id"),
+        (["lock", "2", "USD"], "the following arguments are required: --scope"),
+        (["lock", "2", "USD", "--scope", "all"], "argument --scope: invalid choice: 'all'"),
     ],
 )
 def test_bad_arguments_exit_2_naming_the_argument(

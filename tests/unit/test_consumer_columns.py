@@ -99,15 +99,18 @@ def random_batch(rng: random.Random) -> tuple[list[LogRecord], dict[Account, Bal
             available = rng.choice([0, rng.randint(0, 20) * SCALE, MAX_SCALED])
             frozen = rng.choice([0, rng.randint(0, 20) * SCALE, MAX_SCALED])
             version = rng.choice([0, rng.randint(1, 100)])
-            balances[Account(user, currency)] = Balance(user, currency, available, frozen, version)
+            lock = rng.choice([0, 0, 0, 1, 2])  # AccountLock: some accounts locked
+            balances[Account(user, currency)] = Balance(
+                user, currency, available, frozen, version, lock
+            )
     already_final = {rid for rid in ids if rng.random() < 0.1}
     return records, balances, already_final
 
 
 @pytest.mark.parametrize("seed", range(300))
 def test_column_path_decides_as_the_general_path(seed: int) -> None:
-    """On random batches of client changes, the column path gives the general path's
-    balances, journal, rejections, outcomes, counts, checks and SQL text."""
+    """On random batches of client changes (some accounts locked), the column path gives
+    the general path's balances, journal, rejections, outcomes, counts, checks and SQL text."""
     rng = random.Random(seed)
     records, balances, already_final = random_batch(rng)
 
@@ -249,7 +252,8 @@ def test_a_message_is_taken_as_a_column_exactly_when_the_general_path_accepts_it
     request_id: str, user_id: int, currency: str, change_type: int, amount: str, memo: str
 ) -> None:
     """Any field values: the column path takes a client change iff the general path finds
-    it valid (not poison), with the same values."""
+    it valid (not poison), with the same values; a valid lock change (type 10) is the
+    general path's alone."""
     value = plain(
         request_id, user_id=user_id, currency=currency, type=change_type, amount=amount,
         memo=memo, accepted_at_ms=NOW_MS,
@@ -257,7 +261,8 @@ def test_a_message_is_taken_as_a_column_exactly_when_the_general_path_accepts_it
     records = [signed(value)]
     general = sort_batch(records, SIGNER, now_ms=NOW_MS, trust_window_ms=WINDOW_MS)
     columns = sort_columns(records, SIGNER, now_ms=NOW_MS, trust_window_ms=WINDOW_MS)
-    assert (columns is not None) == (not general.poison)
+    is_lock_change = change_type == ChangeType.LOCK_DEBITS
+    assert (columns is not None) == (not general.poison and not is_lock_change)
     if columns is not None:
         ((_, change),) = general.changes
         assert (

@@ -127,6 +127,10 @@ _NET_EFFECT = {
     ChangeType.TRANSFER_OUT_FROZEN: -1,
     ChangeType.FREEZE: 0,
     ChangeType.UNFREEZE: 0,
+    # A lock change moves no money, and a locked account's refusals change nothing.
+    ChangeType.LOCK_DEBITS: 0,
+    ChangeType.LOCK_FULL: 0,
+    ChangeType.UNLOCK: 0,
 }
 
 

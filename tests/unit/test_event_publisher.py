@@ -11,7 +11,7 @@ import pytest
 from google.protobuf import json_format
 
 from ledgerd.domain.amounts import MAX_SCALED
-from ledgerd.domain.model import LEGS_PER_MESSAGE, ChangeType, JournalEntry
+from ledgerd.domain.model import LEGS_PER_MESSAGE, AccountLock, ChangeType, JournalEntry
 from ledgerd.errors import LogUnavailable, PoisonMessage
 from ledgerd.events.codec import SCHEMA, SCHEMA_HEADER, decode_event, encode_event, event_of
 from ledgerd.events.handoff import CommittedJournal, HandOffQueue
@@ -254,7 +254,8 @@ def test_the_fast_encoding_is_protobufs_json_byte_for_byte(change_type: ChangeTy
         1_700_000_000_123, 'memo "é" \\ \n\t\x01 \u2028 ✓ 😀 </script>', "t-1", 9,
         partition=1023, event_seq=2**63 + 5,
     )  # fmt: skip
-    for entry in (bare, full):
+    locked = replace(full, actor="ops-key", lock_after=AccountLock.DEBITS)
+    for entry in (bare, full, locked):
         _, value, _ = encode_event(entry)
         assert value == protobuf_json(entry)
 
@@ -262,7 +263,7 @@ def test_the_fast_encoding_is_protobufs_json_byte_for_byte(change_type: ChangeTy
 # The fields that may hold their default (0 or ""), which protobuf prints last.
 DEFAULTABLE = (
     "request_id", "user_id", "currency", "version", "applied_at_ms", "memo", "transfer_id",
-    "counterparty_user_id", "partition", "event_seq",
+    "counterparty_user_id", "partition", "event_seq", "actor", "lock_after",
 )  # fmt: skip
 
 
@@ -271,7 +272,7 @@ def test_fields_at_their_default_come_last_as_protobuf_prints_them() -> None:
     bytes are json_format's: defaults after the other fields, each group in number order."""
     entry = JournalEntry(
         "r-7", 42, "EUR", ChangeType.TRANSFER_OUT, 5, 10**18, 0, 2, 1_700_000_000_000,
-        "m", "t-7", 43, partition=1, event_seq=9,
+        "m", "t-7", 43, partition=1, event_seq=9, actor="k", lock_after=int(AccountLock.FULL),
     )  # fmt: skip
     for defaults in range(2 ** len(DEFAULTABLE)):
         zeroed = {

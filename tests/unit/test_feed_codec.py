@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ledgerd.domain.amounts import MAX_SCALED
-from ledgerd.domain.model import Balance
+from ledgerd.domain.model import AccountLock, Balance
 from ledgerd.errors import PoisonMessage
 from ledgerd.log.codec import (
     FEED_RECORD_BALANCES_MAX,
@@ -47,15 +47,24 @@ def test_the_two_formats_differ_in_their_first_byte() -> None:
     balances = [Balance(7, "USD", 15 * 10**17, 0, 3), Balance(8, "EUR", 10**18, 2 * 10**18, 1)]
     batch = encode_balances(balances)
     assert json.loads(batch) == [
-        "balances", [7, 8], ["USD", "EUR"], ["1.5", "1"], ["0", "2"], [3, 1]
+        "balances", [7, 8], ["USD", "EUR"], ["1.5", "1"], ["0", "2"], [3, 1], None
     ]  # fmt: skip
     assert encode_balance(balances[0]).startswith(b"{")
 
 
 def test_fields_appended_by_a_newer_producer_are_ignored() -> None:
     """A batch record with more columns than this reader knows still decodes."""
-    value = b'["balances",[7],["USD"],["1.5"],["0"],[3],["later"]]'
+    value = b'["balances",[7],["USD"],["1.5"],["0"],[3],null,["later"]]'
     assert decode_balances(value) == [Balance(7, "USD", 15 * 10**17, 0, 3)]
+
+
+def test_locks_travel_with_their_balances_and_older_records_read_unlocked() -> None:
+    """A record with a locked balance carries every balance's lock; a record written before
+    locks existed (five columns) reads as unlocked."""
+    balances = [Balance(7, "USD", 1, 0, 3, lock=AccountLock.FULL), Balance(8, "USD", 2, 0, 1)]
+    assert decode_balances(encode_balances(balances)) == balances
+    old = b'["balances",[7],["USD"],["1.5"],["0"],[3]]'
+    assert decode_balances(old)[0].lock == AccountLock.NONE
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import pytest
 
 from ledgerd.domain.amounts import SCALE
 from ledgerd.domain.model import (
+    AccountLock,
     Balance,
     ChangeRequest,
     ChangeStatus,
@@ -74,10 +75,11 @@ def test_request_inserts_are_sorted_chunked_and_encoded_per_engine() -> None:
     assert sql[0].index("'r00000'") < sql[0].index("'r00001'")
     pending_ = int(ChangeStatus.PENDING)
     assert (
-        f"('r00000',{5 - 2**63},'USD',1,'1','m',{pending_},7,7,'g-1','',{-(2**63)},'',0)" in sql[0]
+        f"('r00000',{5 - 2**63},'USD',1,'1','m',{pending_},7,7,'g-1','',{-(2**63)},'',0,'')"
+        in sql[0]
     )
     native = next(statements.insert_requests(requests[:1], 7, None, NativeEncoding(), plain_text))
-    assert native.endswith(f"('r{count - 1:05d}',5,'USD',1,1,'m',{pending_},7,7,NULL,'',0,'',0)")
+    assert native.endswith(f"('r{count - 1:05d}',5,'USD',1,1,'m',{pending_},7,7,NULL,'',0,'',0,'')")
 
 
 def test_balance_upserts_end_with_the_dialect_clause_in_key_order() -> None:
@@ -119,8 +121,8 @@ def test_rows_map_back_through_the_user_offset() -> None:
     assert rows.stored_request(debit, offset).request == ChangeRequest(
         "t1", 7, "USD", ChangeType.TRANSFER_OUT, SCALE, "", "t1", 2**64 - 1
     )
-    assert rows.balance((0, "EUR", "2", "0.1", 4), 0) == Balance(
-        0, "EUR", 2 * SCALE, SCALE // 10, 4
+    assert rows.balance((0, "EUR", "2", "0.1", 4, 2), 0) == Balance(
+        0, "EUR", 2 * SCALE, SCALE // 10, 4, AccountLock.FULL
     )
     entry = JournalEntry("r1", 3, "USD", ChangeType.DEPOSIT, SCALE, SCALE, 0, 1, 5, "")
     values = statements.journal_values(entry, TextEncoding())
@@ -141,8 +143,10 @@ def test_the_migration_plan_runs_missing_steps_and_refuses_unknown_ones() -> Non
 
 
 def test_migrations_are_numbered_in_order_and_cover_both_engines() -> None:
-    """Versions count up from 1 without gaps; every step says what each engine runs."""
-    assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
+    """Versions count up from 1 without gaps (a database at N never runs a step numbered
+    below N); every step says what each engine runs."""
+    versions = [m.version for m in MIGRATIONS]
+    assert versions == list(range(1, len(versions) + 1))
     shared = Migration(9, "both", ("CREATE TABLE x (y INTEGER)",))
     assert shared.statements("sqlite") == shared.statements("mysql")
     for step in MIGRATIONS:

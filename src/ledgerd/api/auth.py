@@ -3,6 +3,8 @@
 Keys come as JSON (``LEDGERD_HMAC_KEYS`` or the file in ``LEDGERD_HMAC_KEYS_FILE``):
 ``{"<key id>": {"secrets": ["<newest>", "<previous>"], "scopes": ["read", "write"]}}``.
 Several secrets per key allow rotation without downtime. With no keys, signing is off.
+Scopes: ``read`` (the read methods), ``write`` (every other method but the admin ones),
+``admin`` (LockAccount, UnlockAccount); a key without ``scopes`` has read and write.
 """
 
 from __future__ import annotations
@@ -43,7 +45,11 @@ READ_METHODS = frozenset(
         "GetStatement",
     )
 )
-SCOPES = frozenset({"read", "write"})
+# The methods that need ``admin`` (and only it: a ``write`` key may not lock an account).
+ADMIN_METHODS = frozenset(SERVICE_PREFIX + name for name in ("LockAccount", "UnlockAccount"))
+SCOPES = frozenset({"read", "write", "admin"})
+# The scopes of a key that names none.
+DEFAULT_SCOPES = ("read", "write")
 WINDOW_MS = 30_000
 _TIMESTAMP = re.compile(r"[0-9]{1,16}", re.ASCII)
 
@@ -75,7 +81,7 @@ def parse_keys(text: str) -> dict[str, ApiKey]:
         if not isinstance(spec, dict):
             raise ValueError(f"key {key_id!r}: must be an object")
         secrets_ = spec.get("secrets")
-        scopes = spec.get("scopes", ["read", "write"])
+        scopes = spec.get("scopes", list(DEFAULT_SCOPES))
         if (
             not isinstance(secrets_, list)
             or not secrets_
@@ -83,7 +89,7 @@ def parse_keys(text: str) -> dict[str, ApiKey]:
         ):
             raise ValueError(f"key {key_id!r}: secrets must be a non-empty list of strings")
         if not isinstance(scopes, list) or not set(scopes) <= SCOPES or not scopes:
-            raise ValueError(f"key {key_id!r}: scopes must be a list of read, write")
+            raise ValueError(f"key {key_id!r}: scopes must be a list of read, write, admin")
         keys[key_id] = ApiKey(key_id, tuple(secrets_), frozenset(scopes))
     return keys
 
@@ -171,7 +177,7 @@ class Authenticator:
         # Only a correctly signed request may spend a nonce (no denial by guessing).
         if not await self._nonces.first_use(key_id, nonce, ttl_s=2 * self._window_ms // 1000 + 1):
             raise Unauthenticated("replayed")
-        needed = "read" if (scope_method or method) in READ_METHODS else "write"
+        needed = _scope_of(scope_method or method)
         if needed not in key.scopes:
             raise PermissionDenied(
                 f"key {key_id} may not call {method.rsplit('/', 1)[-1]}",
@@ -179,3 +185,10 @@ class Authenticator:
                 scope=needed,
             )
         return key
+
+
+def _scope_of(method: str) -> str:
+    """The scope a method needs: ``write`` unless it is a read or an admin method."""
+    if method in READ_METHODS:
+        return "read"
+    return "admin" if method in ADMIN_METHODS else "write"

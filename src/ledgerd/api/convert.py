@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from ledgerd.domain.amounts import format_amount
-from ledgerd.domain.model import Balance, ChangeRequest, ChangeType, JournalEntry
-from ledgerd.domain.validation import validate_change, validate_transfer
+from ledgerd.domain.model import AccountLock, Balance, ChangeRequest, ChangeType, JournalEntry
+from ledgerd.domain.validation import (
+    MAX_MEMO_CHARS,
+    validate_change,
+    validate_lock_change,
+    validate_transfer,
+)
+from ledgerd.errors import FieldViolation, InvalidArgument
 from ledgerd.service import ChangeAnswer
 from ledgerd.transfers import TransferAnswer
 from ledgerd.v1 import balance_pb2 as pb
@@ -29,6 +37,7 @@ def balance_to_proto(balance: Balance) -> pb.Balance:
         available=format_amount(balance.available),
         frozen=format_amount(balance.frozen),
         version=balance.version,
+        lock=balance.lock,  # type: ignore[arg-type]  # AccountLock values are the wire values
     )
 
 
@@ -58,6 +67,8 @@ def journal_to_proto(entry: JournalEntry) -> pb.JournalEntry:
         memo=entry.memo,
         transfer_id=entry.transfer_id,
         counterparty_user_id=entry.counterparty_user_id,
+        actor=entry.actor,
+        lock_after=entry.lock_after,  # type: ignore[arg-type]
     )
 
 
@@ -94,3 +105,48 @@ def transfer_to_proto(answer: TransferAnswer) -> pb.Transfer:
     if answer.to_balance is not None:
         transfer.to_balance.CopyFrom(balance_to_proto(answer.to_balance))
     return transfer
+
+
+def lock_from_proto(message: pb.LockAccountRequest, actor: str) -> ChangeRequest:
+    """The lock change a LockAccount asks for, made by ``actor`` (the signing key id).
+
+    Raises:
+        InvalidArgument: every malformed field, and a lock other than DEBITS or FULL.
+    """
+    lock_type = _LOCK_TYPES.get(message.lock)
+    violations: list[FieldViolation] = []
+    try:
+        change = _lock_change(message, lock_type or ChangeType.LOCK_DEBITS)
+    except InvalidArgument as exc:
+        violations.extend(exc.violations)
+    if lock_type is None:
+        violations.append(
+            FieldViolation("lock", "must be ACCOUNT_LOCK_DEBITS or ACCOUNT_LOCK_FULL")
+        )
+    if violations:
+        raise InvalidArgument.of(violations)
+    return dataclasses.replace(change, actor=actor[:MAX_MEMO_CHARS])
+
+
+def unlock_from_proto(message: pb.UnlockAccountRequest, actor: str) -> ChangeRequest:
+    """Raises: InvalidArgument: a malformed field, by name."""
+    change = _lock_change(message, ChangeType.UNLOCK)
+    return dataclasses.replace(change, actor=actor[:MAX_MEMO_CHARS])
+
+
+_LOCK_TYPES = {
+    int(AccountLock.DEBITS): ChangeType.LOCK_DEBITS,
+    int(AccountLock.FULL): ChangeType.LOCK_FULL,
+}
+
+
+def _lock_change(
+    message: pb.LockAccountRequest | pb.UnlockAccountRequest, change_type: ChangeType
+) -> ChangeRequest:
+    return validate_lock_change(
+        request_id=message.request_id,
+        user_id=message.user_id,
+        currency=message.currency,
+        change_type=change_type,
+        memo=message.memo,
+    )

@@ -13,8 +13,10 @@ from ledgerd.api.convert import (
     balance_to_proto,
     change_from_proto,
     journal_to_proto,
+    lock_from_proto,
     transfer_from_proto,
     transfer_to_proto,
+    unlock_from_proto,
 )
 from ledgerd.domain.model import ChangeRequest
 from ledgerd.domain.validation import (
@@ -121,6 +123,21 @@ class Handlers:
             pb.HealthCheckResponse.SERVING if health.serving else pb.HealthCheckResponse.NOT_SERVING
         )
         return pb.HealthCheckResponse(status=status, components=dict(health.components))
+
+    async def lock_account(
+        self, request: pb.LockAccountRequest, deadline: float | None, actor: str = ""
+    ) -> pb.LockAccountResponse:
+        """A lock change through the outbox, like any change; ``actor`` is the signing key id."""
+        change = lock_from_proto(request, actor)
+        (answer,) = await self._service.change([change], wait=request.wait, deadline=deadline)
+        return pb.LockAccountResponse(result=answer_to_proto(answer))
+
+    async def unlock_account(
+        self, request: pb.UnlockAccountRequest, deadline: float | None, actor: str = ""
+    ) -> pb.UnlockAccountResponse:
+        change = unlock_from_proto(request, actor)
+        (answer,) = await self._service.change([change], wait=request.wait, deadline=deadline)
+        return pb.UnlockAccountResponse(result=answer_to_proto(answer))
 
     def end_streams(self) -> None:
         """End the open TailEvents calls (a stopping server does not wait for them)."""

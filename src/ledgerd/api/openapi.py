@@ -480,3 +480,57 @@ DOCUMENT["components"]["schemas"].update(
         },
     }
 )
+
+# -- locked accounts (LockAccount, UnlockAccount): added in one place ----------------------
+LOCK_TYPE_NAMES = ("LOCK_DEBITS", "LOCK_FULL", "UNLOCK")
+_ACCOUNT_LOCK = {
+    "type": "string",
+    "enum": ["ACCOUNT_LOCK_NONE", "ACCOUNT_LOCK_DEBITS", "ACCOUNT_LOCK_FULL"],
+    "description": "what the account refuses: nothing, debits (WITHDRAW, FREEZE, SPEND_FROZEN,"
+    " transfers out) or every change (a transfer's return aside)",
+}
+
+
+def _add_locks(document: dict[str, Any]) -> None:
+    """The lock RPCs' paths and schemas, and the lock fields of existing schemas."""
+    schemas = document["components"]["schemas"]
+    journal_type = {**_JOURNAL_TYPE, "enum": [*_JOURNAL_TYPE["enum"], *LOCK_TYPE_NAMES]}
+    schemas["JournalEntry"]["properties"]["type"] = journal_type
+    reason = {**_REASON, "enum": [*_REASON["enum"], "ACCOUNT_LOCKED"]}
+    for name in ("ChangeResult", "Transfer"):
+        schemas[name]["properties"]["reject_reason"] = reason
+    schemas["Balance"]["properties"]["lock"] = _ACCOUNT_LOCK
+    schemas["JournalEntry"]["properties"]["actor"] = {
+        "type": "string",
+        "description": "who asked for a lock change: the signing key id, when signing is on",
+    }
+    schemas["JournalEntry"]["properties"]["lock_after"] = _ACCOUNT_LOCK
+    account = {"request_id": _REQUEST_ID, "user_id": _USER_ID, "currency": _CURRENCY}
+    schemas["LockAccountRequest"] = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["request_id", "user_id", "currency", "lock"],
+        "properties": {
+            **account,
+            "lock": {"type": "string", "enum": ["ACCOUNT_LOCK_DEBITS", "ACCOUNT_LOCK_FULL"]},
+            "memo": _MEMO,
+            "wait": {"type": "boolean"},
+        },
+    }
+    schemas["UnlockAccountRequest"] = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["request_id", "user_id", "currency"],
+        "properties": {**account, "memo": _MEMO, "wait": {"type": "boolean"}},
+    }
+    schemas["LockResult"] = {"type": "object", "properties": {"result": _ref("ChangeResult")}}
+    for path, operation_id, body in (
+        ("/v1/locks", "LockAccount", "LockAccountRequest"),
+        ("/v1/unlocks", "UnlockAccount", "UnlockAccountRequest"),
+    ):
+        post = _operation(operation_id, _ref("LockResult"), 409, 429, body=body)
+        post["description"] = "needs a key with the admin scope when signing is on"
+        document["paths"][path] = {"post": post}
+
+
+_add_locks(DOCUMENT)

@@ -128,6 +128,8 @@ class RestGateway:
             ("POST", "/v1/transfers", "Transfer", self._transfer),
             ("GET", "/v1/transfers/{request_id}", "GetTransfer", self._get_transfer),
             ("GET", "/v1/statements/{user_id}/{currency}", "GetStatement", self._get_statement),
+            ("POST", "/v1/locks", "LockAccount", self._lock_account),
+            ("POST", "/v1/unlocks", "UnlockAccount", self._unlock_account),
         ]
         for method, path, rpc, operation in routes:
             app.router.add_route(method, path, self._endpoint(rpc, operation, f"{method} {path}"))
@@ -301,6 +303,22 @@ class RestGateway:
         message = pb.GetTransferRequest(request_id=request.match_info["request_id"])
         request["message"] = message  # for the access log
         return await self._handlers.get_transfer(message)
+
+    async def _lock_account(self, request: web.Request) -> Message:
+        message = parse_body(request["body"], pb.LockAccountRequest())
+        request["message"] = message  # for the access log
+        return await self._handlers.lock_account(message, _deadline(request), self._actor(request))
+
+    async def _unlock_account(self, request: web.Request) -> Message:
+        message = parse_body(request["body"], pb.UnlockAccountRequest())
+        request["message"] = message  # for the access log
+        return await self._handlers.unlock_account(
+            message, _deadline(request), self._actor(request)
+        )
+
+    def _actor(self, request: web.Request) -> str:
+        """The key that signed the call (verified); empty with signing off."""
+        return request.headers.get(KEY_ID_HEADER, "") if self._auth.enabled else ""
 
     async def _health(self, _: web.Request) -> Message:
         return await self._handlers.health_check(pb.HealthCheckRequest())

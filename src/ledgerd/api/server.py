@@ -48,7 +48,7 @@ class GrpcServer:
             ],
         )
         self._handlers = Handlers(service, health_source, events)
-        servicer = BalanceServicer(self._handlers)
+        servicer = BalanceServicer(self._handlers, signed=authenticator.enabled)
         # Every service goes through the gatekeeper, so every call is counted and logged;
         # only BalanceService's calls are checked.
         gatekeeper = Gatekeeper(

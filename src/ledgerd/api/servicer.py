@@ -15,6 +15,7 @@ import structlog
 from ledgerd.api.errors import abort, status_of
 from ledgerd.api.handlers import Handlers
 from ledgerd.errors import LedgerError
+from ledgerd.signing import KEY_ID_HEADER
 from ledgerd.v1 import balance_pb2 as pb
 from ledgerd.v1 import balance_pb2_grpc as pb_grpc
 
@@ -27,8 +28,9 @@ Context = grpc.aio.ServicerContext[Any, Any]
 class BalanceServicer(pb_grpc.BalanceServiceServicer):
     """Maps each RPC onto the handlers; every LedgerError becomes its status and details."""
 
-    def __init__(self, handlers: Handlers) -> None:
+    def __init__(self, handlers: Handlers, *, signed: bool = False) -> None:
         self._handlers = handlers
+        self._signed = signed  # calls are verified: a call's key id names who made it
 
     async def GetBalance(
         self, request: pb.GetBalanceRequest, context: Context
@@ -77,6 +79,34 @@ class BalanceServicer(pb_grpc.BalanceServiceServicer):
         self, request: pb.HealthCheckRequest, context: Context
     ) -> pb.HealthCheckResponse:
         return await _serve("HealthCheck", context, lambda: self._handlers.health_check(request))
+
+    async def LockAccount(
+        self, request: pb.LockAccountRequest, context: Context
+    ) -> pb.LockAccountResponse:
+        deadline, actor = _deadline(context), self._actor(context)
+        return await _serve(
+            "LockAccount", context, lambda: self._handlers.lock_account(request, deadline, actor)
+        )
+
+    async def UnlockAccount(
+        self, request: pb.UnlockAccountRequest, context: Context
+    ) -> pb.UnlockAccountResponse:
+        deadline, actor = _deadline(context), self._actor(context)
+        return await _serve(
+            "UnlockAccount",
+            context,
+            lambda: self._handlers.unlock_account(request, deadline, actor),
+        )
+
+    def _actor(self, context: Context) -> str:
+        """The key that signed the call (the gatekeeper verified it); empty with signing off,
+        where a key id header proves nothing."""
+        if not self._signed:
+            return ""
+        for key, value in context.invocation_metadata() or ():
+            if key == KEY_ID_HEADER:
+                return value if isinstance(value, str) else value.decode(errors="replace")
+        return ""
 
     async def TailEvents(
         self, request: pb.TailEventsRequest, context: Context

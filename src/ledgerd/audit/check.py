@@ -387,15 +387,23 @@ def _replay(report: AuditReport, replayed: dict[Account, Balance], entry: Journa
         entry.frozen_after,
     ):
         report.problem(f"{account} v{entry.version}: amounts after differ from the replay")
+    # A journaled change applied, so it passed the lock the replay has reached: a debit
+    # journaled under a debit lock shows as "not applicable" above.
+    lock = result.balance.lock if isinstance(result, Applied) else before.lock
     replayed[account] = Balance(
-        entry.user_id, entry.currency, entry.available_after, entry.frozen_after, entry.version
-    )
+        entry.user_id, entry.currency, entry.available_after, entry.frozen_after, entry.version,
+        lock,
+    )  # fmt: skip
 
 
 def _check_balance(report: AuditReport, balance: Balance, replay: Balance | None) -> None:
     expected = replay or Balance(balance.user_id, balance.currency)
     if balance.available < 0 or balance.frozen < 0:
         report.problem(f"{balance.account}: negative balance")
+    if balance.lock != expected.lock:
+        report.problem(
+            f"{balance.account}: lock {balance.lock} but the journal replays to {expected.lock}"
+        )
     if (balance.available, balance.frozen, balance.version) != (
         expected.available,
         expected.frozen,

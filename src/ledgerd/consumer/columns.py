@@ -11,6 +11,10 @@ order of ``JournalEntry``'s and ``Rejection``'s fields, which the store formats 
 SQL in one pass. Objects are made per touched account (its ``Balance``), not per
 change.
 
+A locked account is decided here too (its lock travels with its amounts and is looked
+at per change only when set); a lock change itself is not a client change, so it
+takes the general path.
+
 Anything else (a transfer leg, an atomic group, an unsigned or badly signed
 message, one that does not decode or validate here, a retry that checks every
 message) makes ``sort_columns`` return None, and the whole batch takes the general
@@ -42,6 +46,7 @@ from ledgerd.domain.model import (
     RejectReason,
     RequestOutcome,
 )
+from ledgerd.domain.rules import refused_by_lock
 from ledgerd.domain.validation import MAX_MEMO_CHARS, MAX_USER_ID
 from ledgerd.log.base import LogRecord
 from ledgerd.log.signing import MAC_HEADER, MessageSigner
@@ -96,6 +101,7 @@ _NO_REASON = RejectReason.NONE
 _INSUFFICIENT_AVAILABLE = RejectReason.INSUFFICIENT_AVAILABLE
 _INSUFFICIENT_FROZEN = RejectReason.INSUFFICIENT_FROZEN
 _AMOUNT_OVERFLOW = RejectReason.AMOUNT_OVERFLOW
+_ACCOUNT_LOCKED = RejectReason.ACCOUNT_LOCKED
 
 
 @dataclass(slots=True)
@@ -264,7 +270,7 @@ class ColumnDecision:
         self.outcomes = Materialized(self.outcome_rows, outcome)
 
 
-# An account's amounts while a batch is decided: [available, frozen, version].
+# An account's amounts while a batch is decided: [available, frozen, version, lock].
 Amounts = list[int]
 AccountKey = tuple[int, str]
 
@@ -307,8 +313,12 @@ def decide_columns(  # noqa: PLR0912, PLR0915
         amounts = state.get(key)
         if amounts is None:
             known = balances[key]
-            amounts = state[key] = [known.available, known.frozen, known.version]
-        available, frozen, version = amounts
+            amounts = state[key] = [known.available, known.frozen, known.version, known.lock]
+        available, frozen, version, lock = amounts
+        if lock and refused_by_lock(lock, kind):
+            rejections.append((request_id, user_id, currency, kind, amount, memo, _ACCOUNT_LOCKED))
+            outcomes.append((request_id, _REJECTED, _ACCOUNT_LOCKED))
+            continue
         if kind is deposit:
             available += amount
         elif kind is withdraw:
@@ -334,7 +344,7 @@ def decide_columns(  # noqa: PLR0912, PLR0915
             journal.append(
                 (
                     request_id, user_id, currency, kind, amount, available, frozen, version,
-                    applied_at_ms, memo, "", 0, partition, seq,
+                    applied_at_ms, memo, "", 0, partition, seq, "", lock,
                 )
             )  # fmt: skip
             outcomes.append((request_id, _APPLIED, _NO_REASON))
@@ -343,8 +353,8 @@ def decide_columns(  # noqa: PLR0912, PLR0915
         outcomes.append((request_id, _REJECTED, reason))
     new_balances: dict[Account, Balance] = {}
     for key in changed:
-        available, frozen, version = state[key]
-        new_balances[Account(*key)] = Balance(key[0], key[1], available, frozen, version)
+        available, frozen, version, lock = state[key]
+        new_balances[Account(*key)] = Balance(key[0], key[1], available, frozen, version, lock)
     return ColumnDecision(
         new_balances, DecidedRows(journal, rejections), outcomes, duplicates, len(journal),
         len(rejections),

@@ -134,7 +134,8 @@ def _journal(
         JournalEntry(
             leg.request_id, leg.user_id, leg.currency, leg.type, leg.amount,
             balance.available, balance.frozen, balance.version, applied_at_ms, leg.memo,
-            leg.transfer_id, leg.counterparty_user_id, position[0], position[1],
+            leg.transfer_id, leg.counterparty_user_id, position[0], position[1], leg.actor,
+            balance.lock,
         )
     )  # fmt: skip
     decision.outcomes.append(RequestOutcome(leg.request_id, ChangeStatus.APPLIED))

@@ -19,10 +19,19 @@ class ChangeType(enum.IntEnum):
     TRANSFER_OUT_FROZEN = 7
     TRANSFER_IN = 8
     TRANSFER_RETURN = 9
+    # An account's lock (``AccountLock``), set by LockAccount / UnlockAccount: amount 0,
+    # always applied (a lock never blocks the next lock change), one version like any change.
+    LOCK_DEBITS = 10
+    LOCK_FULL = 11
+    UNLOCK = 12
 
     @property
     def is_transfer_leg(self) -> bool:
-        return self >= ChangeType.TRANSFER_OUT
+        return ChangeType.TRANSFER_OUT <= self <= ChangeType.TRANSFER_RETURN
+
+    @property
+    def is_lock_change(self) -> bool:
+        return self >= ChangeType.LOCK_DEBITS
 
     @property
     def is_transfer_debit(self) -> bool:
@@ -37,6 +46,30 @@ CLIENT_CHANGE_TYPES = (
     ChangeType.UNFREEZE,
     ChangeType.SPEND_FROZEN,
 )
+
+
+class AccountLock(enum.IntEnum):
+    """What a locked account refuses; wire values of ``ledgerd.v1.AccountLock``.
+
+    ``DEBITS`` refuses every change that takes money out of the account or out of reach
+    of its owner's spending (WITHDRAW, FREEZE, SPEND_FROZEN, TRANSFER_OUT,
+    TRANSFER_OUT_FROZEN); credits and UNFREEZE still apply. ``FULL`` refuses every
+    change but a transfer's return (the account's own money coming back).
+    """
+
+    NONE = 0
+    DEBITS = 1
+    FULL = 2
+
+
+# The lock each lock change sets.
+LOCK_SET_BY = {
+    ChangeType.LOCK_DEBITS: AccountLock.DEBITS,
+    ChangeType.LOCK_FULL: AccountLock.FULL,
+    ChangeType.UNLOCK: AccountLock.NONE,
+}
+LOCK_CHANGE_TYPES = tuple(LOCK_SET_BY)
+
 # The request ids of a transfer's later legs: the transfer's id and a suffix that no client
 # request id can have ("~" is outside their alphabet), so they never collide.
 CREDIT_SUFFIX = "~in"
@@ -64,6 +97,7 @@ class RejectReason(enum.IntEnum):
     INSUFFICIENT_AVAILABLE = 1
     INSUFFICIENT_FROZEN = 2
     AMOUNT_OVERFLOW = 3
+    ACCOUNT_LOCKED = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +113,8 @@ class ChangeRequest:
     """A validated request to change one account. ``amount`` is in scaled units.
 
     A transfer leg names its transfer (``transfer_id``, the transfer's request id) and the
-    other user (``counterparty_user_id``). The legs of an atomic ChangeBalances share
+    other user (``counterparty_user_id``). A lock change (``ChangeType.is_lock_change``)
+    has amount 0. The legs of an atomic ChangeBalances share
     ``atomic_group`` (the first leg's request id) and are numbered by ``atomic_leg``.
     """
 
@@ -93,6 +128,9 @@ class ChangeRequest:
     counterparty_user_id: int = 0
     atomic_group: str = ""
     atomic_leg: int = 0
+    # Who asked for a lock change: the signing key id (empty with signing off, and for
+    # every other change). Not a field of the change: a retry by another key is the same.
+    actor: str = ""
 
     @property
     def account(self) -> Account:
@@ -132,13 +170,15 @@ MAX_ATOMIC_LEGS = 100
 
 @dataclass(frozen=True, slots=True)
 class Balance:
-    """An account's amounts (scaled units) and its version (count of applied changes)."""
+    """An account's amounts (scaled units), its version (count of applied changes) and
+    its lock (an ``AccountLock`` value)."""
 
     user_id: int
     currency: str
     available: int = 0
     frozen: int = 0
     version: int = 0
+    lock: int = 0
 
     @property
     def account(self) -> Account:
@@ -166,6 +206,10 @@ class JournalEntry:
     # 0 for entries read without it, and for entries journaled before schema 5.
     partition: int = 0
     event_seq: int = 0
+    # A lock change's ``ChangeRequest.actor``; empty for every other entry.
+    actor: str = ""
+    # The account's lock right after the change (an ``AccountLock`` value).
+    lock_after: int = 0
 
     def as_stored_request(self) -> StoredRequest:
         """The APPLIED request this entry records (its outbox row may be gone)."""
@@ -178,8 +222,9 @@ class JournalEntry:
     @property
     def balance_after(self) -> Balance:
         return Balance(
-            self.user_id, self.currency, self.available_after, self.frozen_after, self.version
-        )
+            self.user_id, self.currency, self.available_after, self.frozen_after, self.version,
+            self.lock_after,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

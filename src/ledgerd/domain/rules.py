@@ -5,7 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ledgerd.domain.amounts import MAX_SCALED
-from ledgerd.domain.model import Balance, ChangeRequest, ChangeType, RejectReason
+from ledgerd.domain.model import (
+    LOCK_SET_BY,
+    AccountLock,
+    Balance,
+    ChangeRequest,
+    ChangeType,
+    RejectReason,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,12 +32,43 @@ class Rejected:
 # Types that only add to available, and types that only take from it.
 _CREDITS = frozenset((ChangeType.DEPOSIT, ChangeType.TRANSFER_IN, ChangeType.TRANSFER_RETURN))
 _DEBITS = frozenset((ChangeType.WITHDRAW, ChangeType.TRANSFER_OUT))
+# What a debit lock refuses: every change that takes from available or frozen except
+# UNFREEZE, which keeps the money in the account (and available is locked too).
+LOCKED_BY_DEBIT_LOCK = frozenset(
+    (
+        ChangeType.WITHDRAW,
+        ChangeType.FREEZE,
+        ChangeType.SPEND_FROZEN,
+        ChangeType.TRANSFER_OUT,
+        ChangeType.TRANSFER_OUT_FROZEN,
+    )
+)
+# What a full lock lets through: a transfer's return brings the account's own money back
+# (refusing it would leave the amount in flight for ever).
+PASSES_FULL_LOCK = frozenset((ChangeType.TRANSFER_RETURN,))
+
+
+def refused_by_lock(lock: int, kind: ChangeType) -> bool:
+    """Whether an account locked so refuses a change of this type (lock changes never)."""
+    if lock == AccountLock.DEBITS:
+        return kind in LOCKED_BY_DEBIT_LOCK
+    return lock == AccountLock.FULL and kind not in PASSES_FULL_LOCK and not kind.is_lock_change
 
 
 def apply_change(balance: Balance, change: ChangeRequest) -> Applied | Rejected:
     """Apply one change to the account's balance, or say why it cannot be applied."""
     available, frozen, amount = balance.available, balance.frozen, change.amount
     kind = change.type
+    lock = balance.lock
+    if lock and refused_by_lock(lock, kind):
+        return Rejected(RejectReason.ACCOUNT_LOCKED)
+    if kind.is_lock_change:
+        return Applied(
+            Balance(
+                balance.user_id, balance.currency, available, frozen, balance.version + 1,
+                LOCK_SET_BY[kind],
+            )
+        )  # fmt: skip
     if kind in _CREDITS:
         available += amount
     elif kind in _DEBITS:
@@ -50,5 +88,5 @@ def apply_change(balance: Balance, change: ChangeRequest) -> Applied | Rejected:
     if available > MAX_SCALED or frozen > MAX_SCALED:
         return Rejected(RejectReason.AMOUNT_OVERFLOW)
     return Applied(
-        Balance(balance.user_id, balance.currency, available, frozen, balance.version + 1)
+        Balance(balance.user_id, balance.currency, available, frozen, balance.version + 1, lock)
     )

@@ -11,6 +11,7 @@ from ledgerd.domain.amounts import parse_amount
 from ledgerd.domain.model import (
     CLIENT_CHANGE_TYPES,
     CREDIT_SUFFIX,
+    LOCK_CHANGE_TYPES,
     MAX_ATOMIC_LEGS,
     RETURN_SUFFIX,
     ChangeRequest,
@@ -147,6 +148,36 @@ def validate_change(
     )
     fields.raise_if_any()
     return change
+
+
+_LOCK_TYPES = frozenset(LOCK_CHANGE_TYPES)
+
+
+def validate_lock_change(
+    *, request_id: str, user_id: int, currency: str, change_type: int, memo: str
+) -> ChangeRequest:
+    """A lock change (LOCK_DEBITS, LOCK_FULL, UNLOCK): an account and a memo, no amount.
+
+    Raises:
+        InvalidArgument: every malformed field, by name.
+    """
+    fields = FieldChecks()
+    change = ChangeRequest(
+        request_id=fields.check(validate_request_id, request_id, ""),
+        user_id=fields.check(validate_user_id, user_id, 0),
+        currency=fields.check(validate_currency, currency, ""),
+        type=fields.check(_lock_type, change_type, ChangeType.UNLOCK),
+        amount=0,
+        memo=fields.check(validate_memo, memo, ""),
+    )
+    fields.raise_if_any()
+    return change
+
+
+def _lock_type(value: int) -> ChangeType:
+    if value not in _LOCK_TYPES:
+        raise InvalidArgument("type", "must be LOCK_DEBITS, LOCK_FULL or UNLOCK")
+    return ChangeType(value)
 
 
 def validate_transfer(

@@ -13,7 +13,7 @@ from json.encoder import encode_basestring_ascii
 from google.protobuf import json_format
 
 from ledgerd.domain.amounts import format_amount
-from ledgerd.domain.model import ChangeType, JournalEntry
+from ledgerd.domain.model import AccountLock, ChangeType, JournalEntry
 from ledgerd.errors import PoisonMessage
 from ledgerd.v1 import balance_pb2 as pb
 
@@ -25,6 +25,7 @@ _HEADERS = ((SCHEMA_HEADER, SCHEMA.encode()),)
 _text = encode_basestring_ascii
 # A dict lookup: cheaper than the enum's ``name`` property, once per event.
 _TYPE_NAMES = {change_type: change_type.name for change_type in ChangeType}
+_LOCK_NAMES = {int(lock): pb.AccountLock.Name(int(lock)) for lock in AccountLock}
 
 
 def event_of(entry: JournalEntry) -> pb.BalanceEvent:
@@ -43,6 +44,8 @@ def event_of(entry: JournalEntry) -> pb.BalanceEvent:
             memo=entry.memo,
             transfer_id=entry.transfer_id,
             counterparty_user_id=entry.counterparty_user_id,
+            actor=entry.actor,
+            lock_after=entry.lock_after,  # type: ignore[arg-type]
         ),
         partition=entry.partition,
         sequence=entry.event_seq,
@@ -69,6 +72,8 @@ def encode_event(entry: JournalEntry) -> tuple[bytes, bytes, tuple[tuple[str, by
         and entry.applied_at_ms
         and (memo or not (transfer_id or counterparty))
         and (transfer_id or not counterparty)
+        and not entry.actor
+        and not entry.lock_after
     ):
         # A client's change (a transfer leg with a memo too): its fields at their default,
         # if any, are the last ones, so number order is the printer's order. A transfer
@@ -82,7 +87,8 @@ def encode_event(entry: JournalEntry) -> tuple[bytes, bytes, tuple[tuple[str, by
             f' "frozen_after": "{format_amount(frozen) if frozen else 0}",'
             f' "version": "{entry.version}", "applied_at_unix_ms": "{entry.applied_at_ms}",'
             f' "memo": {_text(memo)}, "transfer_id": {_text(transfer_id)},'
-            f' "counterparty_user_id": "{counterparty}"}}'
+            f' "counterparty_user_id": "{counterparty}", "actor": "",'
+            ' "lock_after": "ACCOUNT_LOCK_NONE"}'
         )
         if entry.partition:  # the common case, as one string
             value = (
@@ -116,6 +122,8 @@ def _entry_fields(entry: JournalEntry) -> list[tuple[str, bool]]:
         (f'"memo": {_text(entry.memo)}', not entry.memo),
         (f'"transfer_id": {_text(entry.transfer_id)}', not entry.transfer_id),
         (f'"counterparty_user_id": "{entry.counterparty_user_id}"', not entry.counterparty_user_id),
+        (f'"actor": {_text(entry.actor)}', not entry.actor),
+        (f'"lock_after": "{_LOCK_NAMES[entry.lock_after]}"', not entry.lock_after),
     ]
 
 

@@ -13,13 +13,21 @@ from dataclasses import dataclass
 import msgspec
 
 from ledgerd.domain.amounts import format_amount, parse_decimal
-from ledgerd.domain.model import MAX_ATOMIC_LEGS, Balance, ChangeRequest, ChangeType
+from ledgerd.domain.model import (
+    LOCK_CHANGE_TYPES,
+    MAX_ATOMIC_LEGS,
+    Balance,
+    ChangeRequest,
+    ChangeType,
+)
 from ledgerd.domain.validation import (
     validate_any_change_type,
     validate_any_request_id,
     validate_change,
     validate_change_type,
     validate_leg,
+    validate_lock_change,
+    validate_memo,
     validate_request_id,
 )
 from ledgerd.errors import InvalidArgument, PoisonMessage
@@ -60,6 +68,8 @@ class ChangeMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     # The group's id is the first leg's request id. (A ledgerd older than schema 5 ignores
     # this field: upgrade every consumer before the API accepts atomic batches.)
     more_legs: list[LegMessage] | None = None
+    # A lock change's actor (the signing key id); left out of every other message.
+    actor: str | msgspec.UnsetType = msgspec.UNSET
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +118,7 @@ def encode_change(
             ]
             if more_legs
             else None,
+            actor=request.actor or msgspec.UNSET,
         )
     )
 
@@ -155,6 +166,8 @@ def _legs(message: ChangeMessage) -> tuple[ChangeRequest, ...]:
         if message.more_legs:
             raise InvalidArgument("more_legs", "a transfer leg is never part of an atomic group")
         return (validate_leg(leg),)
+    if message.type in _LOCK_TYPE_NUMBERS:
+        return (_lock_change(message),)
     # The hot path: a client's change, checked as the API checked it (a transfer leg's type
     # without its transfer is refused here).
     first = _change(message, message.user_id)
@@ -168,6 +181,23 @@ def _legs(message: ChangeMessage) -> tuple[ChangeRequest, ...]:
         leg = _change(more, first.user_id)
         legs.append(dataclasses.replace(leg, atomic_group=group, atomic_leg=index))
     return tuple(legs)
+
+
+_LOCK_TYPE_NUMBERS = frozenset(int(kind) for kind in LOCK_CHANGE_TYPES)
+
+
+def _lock_change(message: ChangeMessage) -> ChangeRequest:
+    """A lock change: alone in its message, amount "0"."""
+    if message.more_legs:
+        raise InvalidArgument("more_legs", "a lock change is never part of an atomic group")
+    if message.amount != "0":
+        raise InvalidArgument("amount", 'a lock change has amount "0"')
+    change = validate_lock_change(
+        request_id=message.request_id, user_id=message.user_id, currency=message.currency,
+        change_type=message.type, memo=message.memo,
+    )  # fmt: skip
+    actor = message.actor if isinstance(message.actor, str) else ""
+    return dataclasses.replace(change, actor=validate_memo(actor)) if actor else change
 
 
 def _change(
@@ -214,6 +244,9 @@ class BalanceBatchMessage(
     available: list[str]
     frozen: list[str]
     versions: list[int]
+    # Each balance's AccountLock value; null when no balance of the record is locked (and
+    # missing in records of older writers), so unlocked accounts cost no list.
+    locks: list[int] | None = None
 
 
 # A feed record's balances at most: ~150 bytes each at the widest (20-digit user id and
@@ -248,6 +281,7 @@ def encode_balances(balances: Sequence[Balance]) -> bytes:
             [format_amount(b.available) for b in balances],
             [format_amount(b.frozen) for b in balances],
             [b.version for b in balances],
+            [b.lock for b in balances] if any(b.lock for b in balances) else None,
         )
     )
 
@@ -267,10 +301,16 @@ def decode_balances(value: bytes) -> list[Balance]:
             message.versions,
         )  # fmt: skip
         # strict: columns of different lengths raise ValueError (poison), not a short batch.
-        return [
+        balances = [
             Balance(user, currency, parse_decimal(available), parse_decimal(frozen), version)
             for user, currency, available, frozen, version in zip(*columns, strict=True)
         ]
+        if message.locks is not None:
+            balances = [
+                dataclasses.replace(balance, lock=lock)
+                for balance, lock in zip(balances, message.locks, strict=True)
+            ]
+        return balances
     except (msgspec.DecodeError, ValueError) as exc:
         raise PoisonMessage(f"undecodable balance batch: {exc}") from exc
 

@@ -52,7 +52,9 @@ class DeadLettered:
 
 
 # A journal entry as a tuple of ``JournalEntry``'s fields, in their order.
-JournalRow = tuple[str, int, str, ChangeType, int, int, int, int, int, str, str, int, int, int]
+JournalRow = tuple[
+    str, int, str, ChangeType, int, int, int, int, int, str, str, int, int, int, str, int
+]
 # A client change's rejection: request_id, user_id, currency, type, amount, memo, reason.
 RejectionRow = tuple[str, int, str, ChangeType, int, str, RejectReason]
 

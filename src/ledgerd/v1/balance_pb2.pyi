@@ -19,6 +19,9 @@ class ChangeType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TRANSFER_OUT_FROZEN: _ClassVar[ChangeType]
     TRANSFER_IN: _ClassVar[ChangeType]
     TRANSFER_RETURN: _ClassVar[ChangeType]
+    LOCK_DEBITS: _ClassVar[ChangeType]
+    LOCK_FULL: _ClassVar[ChangeType]
+    UNLOCK: _ClassVar[ChangeType]
 
 class ChangeStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -35,6 +38,13 @@ class RejectReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     INSUFFICIENT_AVAILABLE: _ClassVar[RejectReason]
     INSUFFICIENT_FROZEN: _ClassVar[RejectReason]
     AMOUNT_OVERFLOW: _ClassVar[RejectReason]
+    ACCOUNT_LOCKED: _ClassVar[RejectReason]
+
+class AccountLock(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ACCOUNT_LOCK_NONE: _ClassVar[AccountLock]
+    ACCOUNT_LOCK_DEBITS: _ClassVar[AccountLock]
+    ACCOUNT_LOCK_FULL: _ClassVar[AccountLock]
 CHANGE_TYPE_UNSPECIFIED: ChangeType
 DEPOSIT: ChangeType
 WITHDRAW: ChangeType
@@ -45,6 +55,9 @@ TRANSFER_OUT: ChangeType
 TRANSFER_OUT_FROZEN: ChangeType
 TRANSFER_IN: ChangeType
 TRANSFER_RETURN: ChangeType
+LOCK_DEBITS: ChangeType
+LOCK_FULL: ChangeType
+UNLOCK: ChangeType
 CHANGE_STATUS_UNSPECIFIED: ChangeStatus
 PENDING: ChangeStatus
 SENT: ChangeStatus
@@ -55,20 +68,26 @@ REJECT_REASON_UNSPECIFIED: RejectReason
 INSUFFICIENT_AVAILABLE: RejectReason
 INSUFFICIENT_FROZEN: RejectReason
 AMOUNT_OVERFLOW: RejectReason
+ACCOUNT_LOCKED: RejectReason
+ACCOUNT_LOCK_NONE: AccountLock
+ACCOUNT_LOCK_DEBITS: AccountLock
+ACCOUNT_LOCK_FULL: AccountLock
 
 class Balance(_message.Message):
-    __slots__ = ("user_id", "currency", "available", "frozen", "version")
+    __slots__ = ("user_id", "currency", "available", "frozen", "version", "lock")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     CURRENCY_FIELD_NUMBER: _ClassVar[int]
     AVAILABLE_FIELD_NUMBER: _ClassVar[int]
     FROZEN_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    LOCK_FIELD_NUMBER: _ClassVar[int]
     user_id: int
     currency: str
     available: str
     frozen: str
     version: int
-    def __init__(self, user_id: _Optional[int] = ..., currency: _Optional[str] = ..., available: _Optional[str] = ..., frozen: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+    lock: AccountLock
+    def __init__(self, user_id: _Optional[int] = ..., currency: _Optional[str] = ..., available: _Optional[str] = ..., frozen: _Optional[str] = ..., version: _Optional[int] = ..., lock: _Optional[_Union[AccountLock, str]] = ...) -> None: ...
 
 class GetBalanceRequest(_message.Message):
     __slots__ = ("user_id", "currency", "as_of_unix_ms", "as_of_version")
@@ -157,7 +176,7 @@ class ListJournalRequest(_message.Message):
     def __init__(self, user_id: _Optional[int] = ..., currency: _Optional[str] = ..., after_version: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class JournalEntry(_message.Message):
-    __slots__ = ("request_id", "user_id", "currency", "type", "amount", "available_after", "frozen_after", "version", "applied_at_unix_ms", "memo", "transfer_id", "counterparty_user_id")
+    __slots__ = ("request_id", "user_id", "currency", "type", "amount", "available_after", "frozen_after", "version", "applied_at_unix_ms", "memo", "transfer_id", "counterparty_user_id", "actor", "lock_after")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     CURRENCY_FIELD_NUMBER: _ClassVar[int]
@@ -170,6 +189,8 @@ class JournalEntry(_message.Message):
     MEMO_FIELD_NUMBER: _ClassVar[int]
     TRANSFER_ID_FIELD_NUMBER: _ClassVar[int]
     COUNTERPARTY_USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    LOCK_AFTER_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     user_id: int
     currency: str
@@ -182,7 +203,9 @@ class JournalEntry(_message.Message):
     memo: str
     transfer_id: str
     counterparty_user_id: int
-    def __init__(self, request_id: _Optional[str] = ..., user_id: _Optional[int] = ..., currency: _Optional[str] = ..., type: _Optional[_Union[ChangeType, str]] = ..., amount: _Optional[str] = ..., available_after: _Optional[str] = ..., frozen_after: _Optional[str] = ..., version: _Optional[int] = ..., applied_at_unix_ms: _Optional[int] = ..., memo: _Optional[str] = ..., transfer_id: _Optional[str] = ..., counterparty_user_id: _Optional[int] = ...) -> None: ...
+    actor: str
+    lock_after: AccountLock
+    def __init__(self, request_id: _Optional[str] = ..., user_id: _Optional[int] = ..., currency: _Optional[str] = ..., type: _Optional[_Union[ChangeType, str]] = ..., amount: _Optional[str] = ..., available_after: _Optional[str] = ..., frozen_after: _Optional[str] = ..., version: _Optional[int] = ..., applied_at_unix_ms: _Optional[int] = ..., memo: _Optional[str] = ..., transfer_id: _Optional[str] = ..., counterparty_user_id: _Optional[int] = ..., actor: _Optional[str] = ..., lock_after: _Optional[_Union[AccountLock, str]] = ...) -> None: ...
 
 class ListJournalResponse(_message.Message):
     __slots__ = ("entries",)
@@ -350,3 +373,45 @@ class GetStatementResponse(_message.Message):
     opening_applied_at_unix_ms: int
     closing_applied_at_unix_ms: int
     def __init__(self, opening: _Optional[_Union[Balance, _Mapping]] = ..., closing: _Optional[_Union[Balance, _Mapping]] = ..., entries: _Optional[_Iterable[_Union[JournalEntry, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., opening_applied_at_unix_ms: _Optional[int] = ..., closing_applied_at_unix_ms: _Optional[int] = ...) -> None: ...
+
+class LockAccountRequest(_message.Message):
+    __slots__ = ("request_id", "user_id", "currency", "lock", "memo", "wait")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    LOCK_FIELD_NUMBER: _ClassVar[int]
+    MEMO_FIELD_NUMBER: _ClassVar[int]
+    WAIT_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    user_id: int
+    currency: str
+    lock: AccountLock
+    memo: str
+    wait: bool
+    def __init__(self, request_id: _Optional[str] = ..., user_id: _Optional[int] = ..., currency: _Optional[str] = ..., lock: _Optional[_Union[AccountLock, str]] = ..., memo: _Optional[str] = ..., wait: _Optional[bool] = ...) -> None: ...
+
+class LockAccountResponse(_message.Message):
+    __slots__ = ("result",)
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    result: ChangeResult
+    def __init__(self, result: _Optional[_Union[ChangeResult, _Mapping]] = ...) -> None: ...
+
+class UnlockAccountRequest(_message.Message):
+    __slots__ = ("request_id", "user_id", "currency", "memo", "wait")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    MEMO_FIELD_NUMBER: _ClassVar[int]
+    WAIT_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    user_id: int
+    currency: str
+    memo: str
+    wait: bool
+    def __init__(self, request_id: _Optional[str] = ..., user_id: _Optional[int] = ..., currency: _Optional[str] = ..., memo: _Optional[str] = ..., wait: _Optional[bool] = ...) -> None: ...
+
+class UnlockAccountResponse(_message.Message):
+    __slots__ = ("result",)
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    result: ChangeResult
+    def __init__(self, result: _Optional[_Union[ChangeResult, _Mapping]] = ...) -> None: ...

@@ -84,6 +84,16 @@ class BalanceServiceStub:
                 request_serializer=ledgerd_dot_v1_dot_balance__pb2.GetStatementRequest.SerializeToString,
                 response_deserializer=ledgerd_dot_v1_dot_balance__pb2.GetStatementResponse.FromString,
                 _registered_method=True)
+        self.LockAccount = channel.unary_unary(
+                '/ledgerd.v1.BalanceService/LockAccount',
+                request_serializer=ledgerd_dot_v1_dot_balance__pb2.LockAccountRequest.SerializeToString,
+                response_deserializer=ledgerd_dot_v1_dot_balance__pb2.LockAccountResponse.FromString,
+                _registered_method=True)
+        self.UnlockAccount = channel.unary_unary(
+                '/ledgerd.v1.BalanceService/UnlockAccount',
+                request_serializer=ledgerd_dot_v1_dot_balance__pb2.UnlockAccountRequest.SerializeToString,
+                response_deserializer=ledgerd_dot_v1_dot_balance__pb2.UnlockAccountResponse.FromString,
+                _registered_method=True)
 
 
 class BalanceServiceServicer:
@@ -162,6 +172,22 @@ class BalanceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def LockAccount(self, request, context):
+        """Locks an account (docs/api.md, "Locked accounts"): a change through the same pipeline as
+        every other, so it takes effect exactly between the changes accepted before and after
+        it. Needs the `admin` scope when signing is on.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnlockAccount(self, request, context):
+        """Lifts an account's lock (any scope). Needs the `admin` scope when signing is on.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BalanceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -214,6 +240,16 @@ def add_BalanceServiceServicer_to_server(servicer, server):
                     servicer.GetStatement,
                     request_deserializer=ledgerd_dot_v1_dot_balance__pb2.GetStatementRequest.FromString,
                     response_serializer=ledgerd_dot_v1_dot_balance__pb2.GetStatementResponse.SerializeToString,
+            ),
+            'LockAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.LockAccount,
+                    request_deserializer=ledgerd_dot_v1_dot_balance__pb2.LockAccountRequest.FromString,
+                    response_serializer=ledgerd_dot_v1_dot_balance__pb2.LockAccountResponse.SerializeToString,
+            ),
+            'UnlockAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnlockAccount,
+                    request_deserializer=ledgerd_dot_v1_dot_balance__pb2.UnlockAccountRequest.FromString,
+                    response_serializer=ledgerd_dot_v1_dot_balance__pb2.UnlockAccountResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -486,6 +522,60 @@ class BalanceService:
             '/ledgerd.v1.BalanceService/GetStatement',
             ledgerd_dot_v1_dot_balance__pb2.GetStatementRequest.SerializeToString,
             ledgerd_dot_v1_dot_balance__pb2.GetStatementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LockAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledgerd.v1.BalanceService/LockAccount',
+            ledgerd_dot_v1_dot_balance__pb2.LockAccountRequest.SerializeToString,
+            ledgerd_dot_v1_dot_balance__pb2.LockAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnlockAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledgerd.v1.BalanceService/UnlockAccount',
+            ledgerd_dot_v1_dot_balance__pb2.UnlockAccountRequest.SerializeToString,
+            ledgerd_dot_v1_dot_balance__pb2.UnlockAccountResponse.FromString,
             options,
             channel_credentials,
             insecure,

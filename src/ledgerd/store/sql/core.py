@@ -37,6 +37,7 @@ from ledgerd.store.sql.dialect import Dialect, Row, Session
 from ledgerd.store.sql.migrate import SchemaChange, current_version, migrate
 from ledgerd.store.sql.rows import (
     BALANCE_COLUMNS,
+    JOURNAL_ACTOR_COLUMNS,
     JOURNAL_COLUMNS,
     REJECTION_AS_REQUEST,
     REQUEST_COLUMNS,
@@ -335,7 +336,7 @@ class SqlStore:
     def _select_journal(self, session: Session, ids: Sequence[str]) -> dict[str, JournalEntry]:
         return {
             row[0]: rows.journal_entry(row, self._off)
-            for row in _rows_by_request_id(session, "journal", JOURNAL_COLUMNS, ids)
+            for row in _rows_by_request_id(session, "journal", JOURNAL_ACTOR_COLUMNS, ids)
         }
 
     def get_requests(self, request_ids: Collection[str]) -> Mapping[str, StoredRequest]:
@@ -399,7 +400,7 @@ class SqlStore:
         found.sort(key=lambda row: (int(row[12]), row[14], int(row[15])))
         return [
             UnsentRequest(
-                rows.stored_request(row, self._off, row[14], int(row[15])),
+                rows.stored_request(row, self._off, row[14], int(row[15]), row[16]),
                 int(row[10]),
                 int(row[11]),
                 int(row[12]),
@@ -618,7 +619,8 @@ class SqlStore:
             upsert = dialect.on_conflict_update(
                 ["user_id", "currency"],
                 ", ".join(
-                    f"{c} = {dialect.excluded(c)}" for c in ("available", "frozen", "version")
+                    f"{c} = {dialect.excluded(c)}"
+                    for c in ("available", "frozen", "version", "lock_scope")
                 ),
             )
             for statement in statements.upsert_balances(batch.balances, dialect, upsert):
@@ -648,12 +650,17 @@ class SqlStore:
         here); from its rows when the consumer decided it as rows."""
         dialect, decided = self._dialect, batch.rows
         if dialect.bulk_load and batch.journal:
-            journal = (
-                [statements.journal_values(e, dialect) for e in batch.journal]
-                if decided is None
-                else [statements.journal_row_values(row, dialect) for row in decided.journal]
-            )
-            dialect.bulk_insert(session, "journal", JOURNAL_COLUMNS, journal)
+            columns = JOURNAL_COLUMNS
+            if decided is None:
+                journal = [statements.journal_values(e, dialect) for e in batch.journal]
+                if any(e.actor for e in batch.journal):
+                    columns = JOURNAL_ACTOR_COLUMNS
+                    journal = [
+                        [*row, e.actor] for row, e in zip(journal, batch.journal, strict=True)
+                    ]
+            else:
+                journal = [statements.journal_row_values(row, dialect) for row in decided.journal]
+            dialect.bulk_insert(session, "journal", columns, journal)
         elif decided is None:
             yield from statements.insert_journal(batch.journal, dialect, session.text)
         else:
@@ -741,7 +748,7 @@ class SqlStore:
     ) -> Sequence[JournalEntry]:
         with self._dialect.autocommit() as session:
             found = session.query(
-                f"SELECT {JOURNAL_COLUMNS} FROM journal WHERE user_id = ? AND currency = ?"
+                f"SELECT {JOURNAL_ACTOR_COLUMNS} FROM journal WHERE user_id = ? AND currency = ?"
                 " AND version > ? ORDER BY version LIMIT ?",
                 [
                     user_id - self._off,
@@ -781,8 +788,8 @@ class SqlStore:
     def scan_events(self, partition: int, after_seq: int, limit: int) -> Sequence[JournalEntry]:
         with self._dialect.autocommit() as session:
             found = session.query(
-                f"SELECT {JOURNAL_COLUMNS} FROM journal WHERE partition_id = ? AND event_seq > ?"
-                " ORDER BY event_seq LIMIT ?",
+                f"SELECT {JOURNAL_ACTOR_COLUMNS} FROM journal"
+                " WHERE partition_id = ? AND event_seq > ? ORDER BY event_seq LIMIT ?",
                 [partition, after_seq, limit],
             )
         return [rows.journal_entry(row, self._off) for row in found]
@@ -830,7 +837,7 @@ class SqlStore:
             params = [user_id, user_id, after[1], after[2]]  # a range scan: see scan_balances
         with self._dialect.autocommit() as session:
             found = session.query(
-                f"SELECT {JOURNAL_COLUMNS} FROM journal {condition}"
+                f"SELECT {JOURNAL_ACTOR_COLUMNS} FROM journal {condition}"
                 " ORDER BY user_id, currency, version LIMIT ?",
                 [*params, limit],
             )

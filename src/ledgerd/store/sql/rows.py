@@ -29,18 +29,23 @@ REJECTION_AS_REQUEST = (
     " reject_reason, transfer_id, counterparty_user_id"
 )
 # The outbox columns after REQUEST_COLUMNS that only the sweep reads.
-UNSENT_COLUMNS = "attempts, updated_at_ms, created_at_ms, group_id, atomic_group, atomic_leg"
-BALANCE_COLUMNS = "user_id, currency, available, frozen, version"
+UNSENT_COLUMNS = "attempts, updated_at_ms, created_at_ms, group_id, atomic_group, atomic_leg, actor"
+BALANCE_COLUMNS = "user_id, currency, available, frozen, version, lock_scope"
 JOURNAL_COLUMNS = (
     "request_id, user_id, currency, type, amount, available_after, frozen_after,"
-    " version, applied_at_ms, memo, transfer_id, counterparty_user_id, partition_id, event_seq"
+    " version, applied_at_ms, memo, transfer_id, counterparty_user_id, partition_id, event_seq,"
+    " lock_after"
 )
+# With the actor of a lock change (schema 10): what reads the journal, and what writes
+# entries decided by the general path. A client change's rows (the column path) leave it
+# to its default, ''.
+JOURNAL_ACTOR_COLUMNS = f"{JOURNAL_COLUMNS}, actor"
 # Stored type numbers to their ChangeType, looked up without the enum's call machinery.
 _CHANGE_TYPES = {int(change_type): change_type for change_type in ChangeType}
 
 
 def stored_request(
-    row: Row, user_offset: int, atomic_group: str = "", atomic_leg: int = 0
+    row: Row, user_offset: int, atomic_group: str = "", atomic_leg: int = 0, actor: str = ""
 ) -> StoredRequest:
     return StoredRequest(
         ChangeRequest(
@@ -54,6 +59,7 @@ def stored_request(
             counterparty_user_id=int(row[9]) + user_offset,
             atomic_group=atomic_group,
             atomic_leg=atomic_leg,
+            actor=actor,
         ),
         ChangeStatus(row[6]),
         RejectReason(row[7]),
@@ -67,6 +73,7 @@ def balance(row: Row, user_offset: int) -> Balance:
         parse_decimal(row[2]),
         parse_decimal(row[3]),
         int(row[4]),
+        int(row[5]),
     )
 
 
@@ -87,4 +94,6 @@ def journal_entry(row: Row, user_offset: int) -> JournalEntry:
         int(row[11]) + user_offset,  # counterparty_user_id
         int(row[12]),  # partition
         int(row[13]),  # event_seq
+        row[15] if len(row) > 15 else "",  # actor (JOURNAL_ACTOR_COLUMNS)
+        int(row[14]),  # lock_after
     )

@@ -428,7 +428,34 @@ _V9 = Migration(
         ],
     },
 )
-MIGRATIONS: Sequence[Migration] = (*_MIGRATIONS_TO_V4, _V5, _V6, _V7, _V8, _V9)
+# Locked accounts (docs/api.md, "Locked accounts"): an account's AccountLock value (0: not
+# locked), set by its lock changes in the consumer's batch transaction like its amounts;
+# each journal entry's lock right after it; and who asked for a lock change (the signing
+# key id), carried from the outbox row to its journal entry. All default, so existing
+# rows need no rewrite (MariaDB adds such columns in place).
+_V10 = Migration(
+    10,
+    "account locks",
+    by_dialect={
+        "sqlite": [
+            "ALTER TABLE balances ADD COLUMN lock_scope INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE change_requests ADD COLUMN actor TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE journal ADD COLUMN actor TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE journal ADD COLUMN lock_after INTEGER NOT NULL DEFAULT 0",
+        ],
+        "mysql": [
+            "ALTER TABLE balances ADD COLUMN IF NOT EXISTS lock_scope TINYINT UNSIGNED NOT NULL"
+            " DEFAULT 0",
+            "ALTER TABLE change_requests ADD COLUMN IF NOT EXISTS actor VARCHAR(256)"
+            " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL DEFAULT ''",
+            "ALTER TABLE journal ADD COLUMN IF NOT EXISTS actor VARCHAR(256)"
+            " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL DEFAULT ''",
+            "ALTER TABLE journal ADD COLUMN IF NOT EXISTS lock_after TINYINT UNSIGNED NOT NULL"
+            " DEFAULT 0",
+        ],
+    },
+)
+MIGRATIONS: Sequence[Migration] = (*_MIGRATIONS_TO_V4, _V5, _V6, _V7, _V8, _V9, _V10)
 
 LATEST_VERSION = MIGRATIONS[-1].version
 # The first version with the shard_identity table.

@@ -18,7 +18,7 @@ from ledgerd.domain.amounts import format_amount
 from ledgerd.domain.model import Balance, ChangeRequest, ChangeStatus, JournalEntry, Rejection
 from ledgerd.store.base import JournalRow, RejectionRow
 from ledgerd.store.sql.dialect import Encoding
-from ledgerd.store.sql.rows import BALANCE_COLUMNS, JOURNAL_COLUMNS
+from ledgerd.store.sql.rows import BALANCE_COLUMNS, JOURNAL_ACTOR_COLUMNS, JOURNAL_COLUMNS
 
 # Rows per multi-row INSERT, and keys per IN list.
 ROWS_PER_STATEMENT = 1000
@@ -28,6 +28,8 @@ T = TypeVar("T")
 TextLiteral = Callable[[str], str]
 
 # Client ids' alphabet, and "~" of the ids ledgerd gives a transfer's later legs.
+# The literal of an empty text column (most actors).
+_EMPTY = "''"
 _SAFE_TEXT = re.compile(r"[A-Za-z0-9._:~-]*", re.ASCII)
 
 
@@ -78,13 +80,13 @@ def insert_requests(
             f"({key(r.request_id)},{r.user_id - off},{key(r.currency)},{int(r.type)},"
             f"{amount(r.amount)},{text(r.memo)},{pending},{now_ms},{now_ms},{group},"
             f"{key(r.transfer_id)},{r.counterparty_user_id - off},{key(r.atomic_group)},"
-            f"{r.atomic_leg})"
+            f"{r.atomic_leg},{text(r.actor) if r.actor else _EMPTY})"
             for r in chunk
         )
         yield (
             "INSERT INTO change_requests (request_id, user_id, currency, type, amount,"
             " memo, status, created_at_ms, updated_at_ms, group_id, transfer_id,"
-            " counterparty_user_id, atomic_group, atomic_leg) VALUES " + values
+            " counterparty_user_id, atomic_group, atomic_leg, actor) VALUES " + values
         )
 
 
@@ -95,7 +97,7 @@ def upsert_balances(balances: Sequence[Balance], enc: Encoding, upsert: str) -> 
     for chunk in chunks(ordered, ROWS_PER_STATEMENT):
         values = ",".join(
             f"({b.user_id - off},{key(b.currency)},{amount(b.available)},"
-            f"{amount(b.frozen)},{b.version})"
+            f"{amount(b.frozen)},{b.version},{b.lock})"
             for b in chunk
         )
         yield f"INSERT INTO balances ({BALANCE_COLUMNS}) VALUES {values} {upsert}"
@@ -104,17 +106,22 @@ def upsert_balances(balances: Sequence[Balance], enc: Encoding, upsert: str) -> 
 def insert_journal(
     journal: Sequence[JournalEntry], enc: Encoding, text: TextLiteral
 ) -> Iterator[str]:
+    """The journal's INSERTs; the actor column only in a statement with a lock change's
+    actor (the others leave it to its default: the same text as ``insert_journal_rows``)."""
     off, amount = enc.user_offset, amount_literal(enc)
     for chunk in chunks(journal, ROWS_PER_STATEMENT):
+        with_actor = any(e.actor for e in chunk)
         values = ",".join(
             f"({key(e.request_id)},{e.user_id - off},{key(e.currency)},{int(e.type)},"
             f"{amount(e.amount)},{amount(e.available_after)},"
             f"{amount(e.frozen_after)},{e.version},{e.applied_at_ms},"
             f"{text(e.memo)},{key(e.transfer_id)},{e.counterparty_user_id - off},"
-            f"{e.partition},{e.event_seq})"
+            f"{e.partition},{e.event_seq},{e.lock_after}"
+            + ((f",{text(e.actor)})" if e.actor else f",{_EMPTY})") if with_actor else ")")
             for e in chunk
         )
-        yield f"INSERT INTO journal ({JOURNAL_COLUMNS}) VALUES " + values
+        columns = JOURNAL_ACTOR_COLUMNS if with_actor else JOURNAL_COLUMNS
+        yield f"INSERT INTO journal ({columns}) VALUES " + values
 
 
 def journal_values(e: JournalEntry, enc: Encoding) -> list[object]:
@@ -124,6 +131,7 @@ def journal_values(e: JournalEntry, enc: Encoding) -> list[object]:
         format_amount(e.amount), format_amount(e.available_after),
         format_amount(e.frozen_after), e.version, e.applied_at_ms, e.memo,
         e.transfer_id, e.counterparty_user_id - enc.user_offset, e.partition, e.event_seq,
+        e.lock_after,
     ]  # fmt: skip
 
 
@@ -136,10 +144,10 @@ def insert_journal_rows(
         values = ",".join(
             f"({key(rid)},{user - off},{key(cur)},{int(kind)},{amount(amt)},{amount(avail)},"
             f"{amount(frozen)},{version},{at_ms},{text(memo)},{key(transfer)},"
-            f"{other - off},{partition},{seq})"
+            f"{other - off},{partition},{seq},{lock})"
             for (
                 rid, user, cur, kind, amt, avail, frozen, version, at_ms, memo, transfer, other,
-                partition, seq,
+                partition, seq, _, lock,
             ) in chunk
         )  # fmt: skip
         yield f"INSERT INTO journal ({JOURNAL_COLUMNS}) VALUES " + values
@@ -151,7 +159,7 @@ def journal_row_values(row: JournalRow, enc: Encoding) -> list[object]:
     return [
         row[0], row[1] - off, row[2], int(row[3]), format_amount(row[4]),
         format_amount(row[5]), format_amount(row[6]), row[7], row[8], row[9], row[10],
-        row[11] - off, row[12], row[13],
+        row[11] - off, row[12], row[13], row[15],
     ]  # fmt: skip
 
 
