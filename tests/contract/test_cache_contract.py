@@ -120,6 +120,19 @@ def test_newer_version_replaces_the_cached_balance(cache: BalanceCache) -> None:
     assert cached(cache, Account(user, "USD")) == balance(user, 2, 20)
 
 
+def test_a_cached_balance_keeps_its_lock_and_loses_it_with_the_unlock(
+    cache: BalanceCache,
+) -> None:
+    """A balance's lock is cached with its amounts: GetBalance from the cache shows it, and
+    the unlock's newer version clears it."""
+    user = next(_users)
+    locked = Balance(user, "USD", 10, 0, 2, lock=2)
+    cache.put_many([balance(user, 1, 10), locked], create=True)
+    assert cached(cache, Account(user, "USD")) == locked
+    cache.put_many([Balance(user, "USD", 10, 0, 3, lock=0)], create=True)
+    assert cached(cache, Account(user, "USD")) == Balance(user, "USD", 10, 0, 3)
+
+
 def test_older_version_never_overwrites_a_newer_one(cache: BalanceCache) -> None:
     """A late put of a lower or equal version leaves the newer cached balance."""
     user = next(_users)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import grpc
 from e2e_support import balance_of, change, new_request_id, new_user
 from harness.waiting import wait_for
 
@@ -13,7 +12,7 @@ from ledgerd.v1 import balance_pb2 as pb
 from ledgerd.v1 import balance_pb2_grpc as pb_grpc
 
 if TYPE_CHECKING:
-    from conftest import SharedServers
+    pass
 
 Stub = pb_grpc.BalanceServiceStub
 
@@ -71,16 +70,20 @@ def test_a_fully_locked_account_rejects_deposits_too(stub: Stub) -> None:
     assert (deposit.status, deposit.reject_reason) == (pb.REJECTED, pb.ACCOUNT_LOCKED)
 
 
-def test_get_balance_shows_the_lock(shared_servers: SharedServers) -> None:
-    """GetBalance answers the account's lock (embedded stack: the Redis cache of the
-    production stacks does not keep the lock yet, see docs/api.md)."""
-    server = shared_servers.of("embedded")
-    with grpc.insecure_channel(server.target) as channel:
-        stub = pb_grpc.BalanceServiceStub(channel)
-        user = new_user()
-        lock = pb.LockAccountRequest(
-            request_id=new_request_id("lock"), user_id=user, currency="USD",
-            lock=pb.ACCOUNT_LOCK_FULL, wait=True,
-        )  # fmt: skip
-        assert stub.LockAccount(lock, timeout=10).result.status == pb.APPLIED
-        wait_for(lambda: balance_of(stub, user).lock, pb.ACCOUNT_LOCK_FULL, 10, "GetBalance")
+def test_get_balance_shows_the_lock_and_its_end(stub: Stub) -> None:
+    """GetBalance answers the account's lock, from the cache of every stack (Redis on the
+    production ones), and no lock once the unlock applied."""
+    user = new_user()
+    stub.ChangeBalance(change(user, pb.DEPOSIT, "5", wait=True), timeout=10)
+    wait_for(lambda: balance_of(stub, user).version, 1, 10, "GetBalance before the lock")
+    lock = pb.LockAccountRequest(
+        request_id=new_request_id("lock"), user_id=user, currency="USD",
+        lock=pb.ACCOUNT_LOCK_FULL, wait=True,
+    )  # fmt: skip
+    assert stub.LockAccount(lock, timeout=10).result.status == pb.APPLIED
+    wait_for(lambda: balance_of(stub, user).lock, pb.ACCOUNT_LOCK_FULL, 10, "GetBalance")
+    unlock = pb.UnlockAccountRequest(
+        request_id=new_request_id("unlock"), user_id=user, currency="USD", wait=True
+    )
+    assert stub.UnlockAccount(unlock, timeout=10).result.status == pb.APPLIED
+    wait_for(lambda: balance_of(stub, user).lock, pb.ACCOUNT_LOCK_NONE, 10, "GetBalance")

@@ -74,14 +74,14 @@ from ledgerd.errors import CacheUnavailable
 NEGATIVE_ENTRY_TTL_S = 600
 # KEYS[1] = the negative-entry counter, then the account hashes; ARGV[1] = '1' to create
 # entries Redis lacks, ARGV[2] = negative entries allowed per NEGATIVE_ENTRY_TTL_S, then
-# available, frozen, version for each account in turn. One call writes a whole batch:
+# available, frozen, version, lock for each account in turn. One call writes a whole batch:
 # per-key round trips cost more than the writes.
 _LAST_WRITE_WINS = """
 local create = ARGV[1] == '1'
 local written = 0
 for i = 2, #KEYS do
   local key = KEYS[i]
-  local base = (i - 2) * 3 + 2
+  local base = (i - 2) * 4 + 2
   local version = tonumber(ARGV[base + 3])
   local current = redis.call('HGET', key, 'version')
   local write = false
@@ -100,7 +100,7 @@ for i = 2, #KEYS do
   end
   if write then
     redis.call('HSET', key, 'available', ARGV[base + 1], 'frozen', ARGV[base + 2],
-               'version', ARGV[base + 3])
+               'version', ARGV[base + 3], 'lock', ARGV[base + 4])
     if version == 0 then
       redis.call('EXPIRE', key, NEGATIVE_ENTRY_TTL_S)
     elseif current == '0' then
@@ -117,7 +117,7 @@ _READ = """-- ledgerd balance read, key prefix {prefix}
 if redis.call('EXISTS', KEYS[2]) == 0 then
   return 0
 end
-return redis.call('HMGET', KEYS[1], 'available', 'frozen', 'version')
+return redis.call('HMGET', KEYS[1], 'available', 'frozen', 'version', 'lock')
 """
 # KEYS[1] = the full-sync marker, KEYS[2] = the serving lease; ARGV[1] = its milliseconds.
 # The first lease after a full sync: only if no FLUSHDB took the marker during the sync.
@@ -363,7 +363,7 @@ def _reply_balance(account: Account, reply: object) -> Balance | None:
     if not isinstance(reply, list):  # 0: no serving lease
         metrics.CACHE_NOT_READY_READS.inc()
         return None
-    available, frozen, version = reply
+    available, frozen, version, lock = reply
     if version is None or available is None or frozen is None:
         return None
     return Balance(
@@ -372,6 +372,9 @@ def _reply_balance(account: Account, reply: object) -> Balance | None:
         parse_decimal(str(available)),
         parse_decimal(str(frozen)),
         int(str(version)),
+        # A hash written before locks existed has none: unlocked (a lock change gives the
+        # account a new version, so its hash is written again).
+        int(str(lock)) if lock is not None else 0,
     )
 
 
@@ -462,5 +465,6 @@ def _write(
                 format_amount(balance.available),
                 format_amount(balance.frozen),
                 balance.version,
+                balance.lock,
             ]
         script(keys=[absent_count_key, *(key_of(b.account) for b in chunk)], args=args)
