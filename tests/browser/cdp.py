@@ -49,6 +49,9 @@ class Browser:
                 "--headless=new",
                 "--no-sandbox",  # CI runs as root, where the sandbox refuses to start
                 "--disable-gpu",
+                # Screenshots lay the page out again without a viewport: with no scrollbar
+                # its width stays the same.
+                "--hide-scrollbars",
                 "--disable-dev-shm-usage",
                 "--no-first-run",
                 "--no-default-browser-check",

@@ -33,6 +33,10 @@ function num(value) {
   return { text: value === null || value === undefined ? "–" : Number(value).toLocaleString("en"), cls: "num" };
 }
 
+function ident(value) {
+  return { text: String(value), cls: "num" };
+}
+
 function age(seconds) {
   if (seconds === null || seconds === undefined) return "none";
   if (seconds < 120) return seconds.toFixed(1) + " s";
@@ -174,7 +178,7 @@ function fields(object, keys) {
 }
 
 function balanceRows(balances) {
-  return balances.filter(Boolean).map((b) => [num(b.user_id), b.currency, { text: b.available, cls: "num" }, { text: b.frozen, cls: "num" }, num(b.version)]);
+  return balances.filter(Boolean).map((b) => [ident(b.user_id), b.currency, { text: b.available, cls: "num" }, { text: b.frozen, cls: "num" }, num(b.version)]);
 }
 
 const BALANCE_HEADERS = ["user", "currency", "available", "frozen", "version"];
@@ -245,7 +249,7 @@ function followEvents() {
     const e = JSON.parse(message.data);
     const tr = el("tr");
     for (const cell of [new Date(Number(e.applied_at_unix_ms)).toLocaleTimeString(), num(e.partition), e.request_id,
-      num(e.user_id), e.currency, e.type, { text: e.amount, cls: "num" }, { text: e.available_after, cls: "num" },
+      ident(e.user_id), e.currency, e.type, { text: e.amount, cls: "num" }, { text: e.available_after, cls: "num" },
       { text: e.frozen_after, cls: "num" }, num(e.version), e.memo]) {
       tr.append(typeof cell === "object" ? el("td", cell.text, cell.cls) : el("td", cell));
     }
