@@ -196,9 +196,8 @@ async def serve(settings: Settings) -> int:
 
     app = Ledgerd.build(settings, backends, auth, tls, on_down=on_down)
     # Every process serves the operator's page on its operations port (docs/operations.md).
-    probes = ProbeServer(
-        settings.metrics_addr, app.health.check, console_routes(app.parts, app.health.check)
-    )
+    console = console_routes(app.parts, app.health.check) if settings.console else None
+    probes = ProbeServer(settings.metrics_addr, app.health.check, console)
     loop = asyncio.get_running_loop()
     if settings.api_worker_index:
 

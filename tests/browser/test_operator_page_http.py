@@ -7,6 +7,7 @@ import json
 import urllib.error
 import urllib.request
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -94,3 +95,15 @@ def test_overview_is_shared_by_viewers_within_a_second(server: ServerProcess) ->
     first = _json(server, "/console/api/overview")[1]
     second = _json(server, "/console/api/overview")[1]
     assert first["process"]["now_ms"] == second["process"]["now_ms"]
+
+
+def test_console_off_leaves_only_the_probes_and_metrics(tmp_path: Path) -> None:
+    """LEDGERD_CONSOLE=false: the page and its endpoints are 404; the probes answer."""
+    server = ServerProcess(tmp_path / "no-page", {"LEDGERD_CONSOLE": "false"}).start()
+    try:
+        for path in ("/", "/console/console.js", "/console/api/overview"):
+            assert _get(server, path)[0] == 404, path
+        for path in ("/metrics", "/healthz", "/readyz"):
+            assert _get(server, path)[0] == 200, path
+    finally:
+        server.stop()
