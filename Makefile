@@ -36,6 +36,7 @@ test: $(INSTALLED_MYSQL) test-typescript
 	scripts/services up
 	scripts/services prune
 	scripts/install-ops-tools
+	scripts/install-browser
 	$(BIN)/pytest -q --durations=30 -m "not slow"
 
 # The slow scenarios alone (tests/reliability and the Redis restart of tests/integration),

@@ -17,6 +17,7 @@ from ledgerd.api.role import (
     tls_material,
 )
 from ledgerd.cache.role import declare_cache_updater
+from ledgerd.console.web import console_routes
 from ledgerd.consumer.role import declare_consumer
 from ledgerd.events.role import declare_event_publisher
 from ledgerd.log.signing import MessageSigner
@@ -194,7 +195,9 @@ async def serve(settings: Settings) -> int:
             stopping.set()
 
     app = Ledgerd.build(settings, backends, auth, tls, on_down=on_down)
-    probes = ProbeServer(settings.metrics_addr, app.health.check)
+    # Every process serves the operator's page on its operations port (docs/operations.md).
+    console = console_routes(app.parts, app.health.check) if settings.console else None
+    probes = ProbeServer(settings.metrics_addr, app.health.check, console)
     loop = asyncio.get_running_loop()
     if settings.api_worker_index:
 

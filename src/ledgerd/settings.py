@@ -47,6 +47,9 @@ class Settings(BaseSettings):
 
     grpc_addr: str = "0.0.0.0:50051"
     metrics_addr: str = "0.0.0.0:9091"
+    # The operator's page at / of metrics_addr (docs/operations.md): its lookups show
+    # balances, so turn it off where the port is reachable by more than operators.
+    console: bool = True
     # The REST/JSON gateway (off while empty), e.g. 0.0.0.0:8080.
     http_addr: str = ""
     # Its connections (docs/deploy.md, "Limits"): at most this many per process (then 429

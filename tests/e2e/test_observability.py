@@ -229,13 +229,14 @@ def test_metrics_have_no_created_series(after_calls: dict[str, Any]) -> None:
 def test_the_operations_port_answers_404_off_its_paths(
     observed: tuple[ServerProcess, str],
 ) -> None:
-    """/metrics, /healthz, /readyz answer; any other path is 404."""
+    """/metrics, /healthz, /readyz and the operator's page (/ and its files) answer; any
+    other path is 404."""
     server, _ = observed
     base = f"http://127.0.0.1:{server.metrics_port}"
-    for path in ("/metrics", "/healthz", "/readyz"):
+    for path in ("/metrics", "/healthz", "/readyz", "/", "/console/console.js"):
         with urllib.request.urlopen(base + path, timeout=5) as answer:
             assert answer.status == 200, path
-    for path in ("/", "/metrics/", "/metrics/x", "/favicon.ico", "/debug"):
+    for path in ("/metrics/", "/metrics/x", "/favicon.ico", "/debug", "/console/x.js"):
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(base + path, timeout=5)
         assert refused.value.code == 404, path

@@ -53,6 +53,16 @@ def test_wheel_holds_the_package_its_license_and_proto_and_nothing_else(built: B
     assert [n for n in names if any(part in n for part in junk)] == []
 
 
+def test_wheel_carries_the_operator_page(built: Built) -> None:
+    """The page's files are package data: an installed ledgerd serves ``/`` offline."""
+    names = built.wheel_names()
+    for name in ("index.html", "console.css", "console.js"):
+        assert f"ledgerd/console/static/{name}" in names
+    assert '<script src="/console/console.js"' in built.wheel_text(
+        "ledgerd/console/static/index.html"
+    )
+
+
 def test_wheel_metadata_states_the_license_and_dependency_ranges(built: Built) -> None:
     """SPDX license expression and file; runtime dependencies as ranges, never ``==``."""
     dist_info = next(name.split("/")[0] for name in built.wheel_names() if ".dist-info/" in name)
