@@ -58,7 +58,10 @@ def test_every_process_serves_the_page_and_shows_its_own_part(
     assert on_worker["process"]["roles"] == ["relay", "consumer", "cache_updater"]
     assert {row["owner"] for row in on_api["partitions"]["rows"]} == {"a consumer process"}
     assert all(row["owned_here"] for row in on_worker["partitions"]["rows"])
-    assert on_api["leader_locks"] == []
+    # Leader locks come from the store: the API process names the worker as the holder.
     assert {lock["name"] for lock in on_worker["leader_locks"] if lock["held_here"]} >= {"outbox"}
+    outbox_on_api = next(lock for lock in on_api["leader_locks"] if lock["name"] == "outbox")
+    assert not outbox_on_api["held_here"]
+    assert f":{worker.process.pid}:" in outbox_on_api["holder"]
     assert on_api["audit"] == {"ran": False}
     wait_until(lambda: _overview(worker)["audit"].get("ok"), 10.0, "the worker's audit")

@@ -29,6 +29,7 @@ from ledgerd.store.base import (
     BatchCommit,
     DecidedRows,
     JournalRow,
+    LeaderLockRow,
     LockToken,
     PartitionClaim,
     RejectionRow,
@@ -459,6 +460,24 @@ def test_renewal_keeps_the_lock_and_release_frees_it(
     assert store.acquire_lock("jobs", "b", ttl_ms=400) is None
     store.release_lock(token)
     assert store.acquire_lock("jobs", "b", ttl_ms=400) == epoch + 1
+
+
+def test_leader_locks_list_each_holder_and_its_time_left(
+    clocked_store: Store, clock: FakeClock
+) -> None:
+    """The operators' listing: every lock by name, its owner and epoch, and the time left by
+    the store's clock (none once it expired)."""
+    store = clocked_store
+    jobs = store.acquire_lock("jobs", "host:1:a", ttl_ms=1000)
+    sweep = store.acquire_lock("sweep", "host:2:b", ttl_ms=5000)
+    assert jobs is not None and sweep is not None
+    clock.advance(400)
+    assert store.leader_locks() == [
+        LeaderLockRow("jobs", "host:1:a", jobs, 600),
+        LeaderLockRow("sweep", "host:2:b", sweep, 4600),
+    ]
+    clock.advance(600)
+    assert store.leader_locks()[0].expires_in_ms <= 0
 
 
 def test_an_expired_lock_fences_cleanup_and_cannot_be_renewed(

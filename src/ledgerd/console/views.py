@@ -19,12 +19,14 @@ from typing import Any
 
 from prometheus_client import REGISTRY
 
+from ledgerd.constants import CACHE_FENCE
 from ledgerd.consumer.worker import BatchConsumer
 from ledgerd.domain.amounts import format_amount
 from ledgerd.domain.model import Balance, ChangeStatus, JournalEntry, RejectReason, StoredRequest
 from ledgerd.errors import LedgerError
 from ledgerd.log.base import LogRecord
 from ledgerd.runtime.health import Health
+from ledgerd.store.base import LeaderLockRow
 from ledgerd.transfers import read_transfer
 from ledgerd.wiring.parts import Parts
 
@@ -88,7 +90,6 @@ class Console:
                         "components": dict(health.components),
                     },
                     **pipeline,
-                    "leader_locks": self._leader_locks(),
                     "audit": _audit(),
                 }
                 self._overview_at_s = time.monotonic()
@@ -126,6 +127,7 @@ class Console:
         answer["partitions"] = _guarded(self._partitions)
         answer["outbox"] = _guarded(self._outbox)
         answer["dlq"] = _guarded(self._dlq)
+        answer["leader_locks"] = self._leader_locks()
         cutoff = time.time() - HISTORY_KEPT_S
         while self._history and self._history[0][0] < cutoff:
             self._history.popleft()
@@ -224,18 +226,37 @@ class Console:
         }
 
     def _leader_locks(self) -> list[JSON]:
-        rows = []
-        for name, elector in sorted(self._parts.electors.items()):
-            token = elector.token
-            rows.append(
-                {
-                    "name": name,
-                    "held_here": token is not None,
-                    "epoch": token.epoch if token is not None else None,
-                    "holder": f"this process (pid {os.getpid()})" if token else "another process",
-                }
+        """Every leader lock in the store with its holder (any process: the owner names
+        host and pid), marked where this process holds it; the read fence's row is not a
+        lock and stays out. Without the store, only this process's own electors."""
+        held = {
+            name: elector.token
+            for name, elector in self._parts.electors.items()
+            if elector.token is not None
+        }
+        shown: list[tuple[str, LeaderLockRow | None]]
+        try:
+            rows = self._parts.backends.store.leader_locks()
+        except LedgerError:
+            shown = [(name, None) for name in sorted(self._parts.electors)]
+        else:
+            shown = [(row.name, row) for row in rows if row.name != CACHE_FENCE]
+        answer: list[JSON] = []
+        for name, row in shown:
+            token = held.get(name)
+            if token is not None:
+                holder = f"this process (pid {os.getpid()})"
+            elif row is None:
+                holder = "another process"
+            elif row.expires_in_ms > 0 and row.owner:
+                holder = row.owner
+            else:
+                holder = "nobody (free)"
+            epoch = token.epoch if token is not None else (row.epoch if row else None)
+            answer.append(
+                {"name": name, "held_here": token is not None, "epoch": epoch, "holder": holder}
             )
-        return rows
+        return answer
 
     # -- lookups -----------------------------------------------------------------
     async def account(self, user_id: int, currency: str | None) -> JSON:

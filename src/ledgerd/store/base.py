@@ -127,6 +127,17 @@ class LockToken:
 
 
 @dataclass(frozen=True, slots=True)
+class LeaderLockRow:
+    """A leader lock (or read fence) as the store holds it, for operators: who has it and
+    for how much longer, by the database clock (``expires_in_ms`` <= 0: free to take)."""
+
+    name: str
+    owner: str
+    epoch: int
+    expires_in_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class ShardIdentity:
     """A database's place in the shard map, as ``migrate`` records it in the database."""
 
@@ -273,6 +284,9 @@ class Store(Protocol):
 
     def release_lock(self, token: LockToken) -> None:
         """Give the lock up now, if still held by this token."""
+
+    def leader_locks(self) -> list[LeaderLockRow]:
+        """Every leader lock and read fence row, by name (the operator's page shows them)."""
 
     # -- read fences: a leader_locks row whose epoch is a generation and whose expiry is a
     # read lease (``ledgerd.cache.fence``) -----------------------------------------------

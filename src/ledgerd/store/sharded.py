@@ -42,6 +42,7 @@ from ledgerd.errors import Fenced, TransientStoreError
 from ledgerd.store.base import (
     BatchCommit,
     ChooseNew,
+    LeaderLockRow,
     LockToken,
     PartitionClaim,
     RecordFailure,
@@ -248,6 +249,9 @@ class ShardedStore:
 
     def release_lock(self, token: LockToken) -> None:
         self._shards[0].release_lock(token)
+
+    def leader_locks(self) -> list[LeaderLockRow]:
+        return self._shards[0].leader_locks()
 
     def raise_fence(self, name: str) -> int:
         return self._shards[0].raise_fence(name)

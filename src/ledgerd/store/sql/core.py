@@ -26,6 +26,7 @@ from ledgerd.errors import Fenced, StoreUnavailable
 from ledgerd.store.base import (
     BatchCommit,
     ChooseNew,
+    LeaderLockRow,
     LockToken,
     PartitionClaim,
     RecordFailure,
@@ -506,6 +507,14 @@ class SqlStore:
                 [ttl_ms, token.name, token.owner, token.epoch],
             )
         return renewed == 1
+
+    def leader_locks(self) -> list[LeaderLockRow]:
+        now = self._now_ms()
+        with self._dialect.autocommit() as session:
+            rows = session.query(
+                f"SELECT name, owner, epoch, expires_at_ms - {now} FROM leader_locks ORDER BY name"
+            )
+        return [LeaderLockRow(str(n), str(o), int(e), int(left)) for n, o, e, left in rows]
 
     def release_lock(self, token: LockToken) -> None:
         with self._dialect.autocommit() as session:
