@@ -36,6 +36,7 @@ import { isServiceError, LedgerdRpcError, RETRIABLE_CODES } from "./errors.js";
 import { backoffMs, CallDeadline, DEFAULT_RETRY, type RetryPolicy } from "./retry.js";
 import { Signer } from "./signing.js";
 import {
+  AccountLock,
   BalanceService,
   ChangeType,
   type Balance,
@@ -43,18 +44,29 @@ import {
   type ChangeBalanceRequest,
   ChangeBalanceRequestSchema,
   type ChangeResult,
+  type GetBalanceResponse,
+  type GetStatementResponse,
   type HealthCheckResponse,
   type JournalEntry,
+  LockAccountRequestSchema,
+  type LockAccountRequest,
   type TailEventsResponse,
   type Transfer,
   TransferRequestSchema,
   type TransferRequest,
+  UnlockAccountRequestSchema,
+  type UnlockAccountRequest,
 } from "./gen/ledgerd/v1/balance_pb.js";
 
 /** A uint64 as the generated messages hold it (bigint); numbers must be safe integers. */
 export type Uint64 = bigint | number;
+/** An int64 (a moment in Unix ms) as the generated messages hold it (bigint), or a number. */
+export type Int64 = bigint | number;
 /** A change type as the enum or its name ("DEPOSIT", case-insensitive). */
 export type ChangeTypeLike = ChangeType | keyof typeof ChangeType | string;
+/** A lock as the enum (AccountLock.DEBITS), its name ("debits", "full") or the proto's name
+ * ("ACCOUNT_LOCK_DEBITS"), any case: what the Python client's `lock_account` takes. */
+export type AccountLockLike = AccountLock | "debits" | "full" | string;
 
 export interface ClientOptions {
   /** Key id and secret, to sign every request (both or neither). */
@@ -92,6 +104,35 @@ export interface TransferOptions extends ChangeOptions {
   fromFrozen?: boolean;
 }
 
+/** GetBalance as of a moment or a version, read from the journal (docs/api.md); one of them. */
+export interface AsOfOptions {
+  /** The balances after every change applied at or before this moment (Unix ms, inclusive). */
+  asOfUnixMs?: Int64;
+  /** The balance right after the account's change of this version (needs a currency). */
+  asOfVersion?: Uint64;
+}
+
+export interface StatementOptions {
+  /** Entries per page (0: the server's 100; at most 1000). */
+  pageSize?: number;
+}
+
+export interface StatementPageOptions extends StatementOptions {
+  /** The previous page's `nextPageToken` ("" for the first page). */
+  pageToken?: string;
+}
+
+/** A whole statement over [fromUnixMs, toUnixMs): every page's entries, in version order,
+ * between its balances (opening + the entries = closing). */
+export interface Statement {
+  opening: Balance;
+  closing: Balance;
+  entries: JournalEntry[];
+  /** When the opening's / closing's entry was applied (0: none). */
+  openingAppliedAtUnixMs: bigint;
+  closingAppliedAtUnixMs: bigint;
+}
+
 export interface TailOptions {
   /** From the oldest event kept, instead of only those published after the call starts. */
   fromBeginning?: boolean;
@@ -125,6 +166,52 @@ export function changeType(value: ChangeTypeLike): ChangeType {
 
 function uint64(value: Uint64): bigint {
   return typeof value === "bigint" ? value : BigInt(value); // BigInt(1.5) throws RangeError
+}
+
+function int64(value: Int64): bigint {
+  return typeof value === "bigint" ? value : BigInt(value);
+}
+
+export function accountLock(value: AccountLockLike): AccountLock {
+  if (typeof value === "number") return value;
+  // The generated enum drops the proto's common prefix (AccountLock.DEBITS); the proto's own
+  // name (ACCOUNT_LOCK_DEBITS) is accepted too.
+  const name = value.toUpperCase().replace(/^ACCOUNT_LOCK_/, "");
+  const found = (AccountLock as unknown as Record<string, number | string>)[name];
+  if (typeof found !== "number") throw new RangeError(`unknown lock ${JSON.stringify(value)}`);
+  return found;
+}
+
+/** A LockAccountRequest with a fresh request_id unless one is given. */
+export function lockRequest(
+  userId: Uint64,
+  currency: string,
+  lock: AccountLockLike,
+  options: ChangeOptions = {},
+): LockAccountRequest {
+  return create(LockAccountRequestSchema, {
+    requestId: options.requestId || randomUUID(),
+    userId: uint64(userId),
+    currency,
+    lock: accountLock(lock),
+    wait: options.wait ?? false,
+    memo: options.memo ?? "",
+  });
+}
+
+/** An UnlockAccountRequest with a fresh request_id unless one is given. */
+export function unlockRequest(
+  userId: Uint64,
+  currency: string,
+  options: ChangeOptions = {},
+): UnlockAccountRequest {
+  return create(UnlockAccountRequestSchema, {
+    requestId: options.requestId || randomUUID(),
+    userId: uint64(userId),
+    currency,
+    wait: options.wait ?? false,
+    memo: options.memo ?? "",
+  });
 }
 
 /** A ChangeBalanceRequest with a fresh request_id unless one is given (for changeMany). */
@@ -256,12 +343,89 @@ export class LedgerdClient {
     return metadata;
   }
 
-  async getBalance(userId: Uint64, currency = ""): Promise<Balance[]> {
-    const answer = await this.call(BalanceService.method.getBalance, {
+  /** The balances (live, or as of a moment or version with `asOf`; `balanceAsOf` also gives
+   * when each as-of balance's entry was applied). */
+  async getBalance(userId: Uint64, currency = "", asOf: AsOfOptions = {}): Promise<Balance[]> {
+    return (await this.balanceAsOf(userId, currency, asOf)).balances;
+  }
+
+  /** GetBalance's whole answer: as of a moment (inclusive) or a version, its `asOf` says when
+   * each balance's entry was applied; with neither option, a live read (no `asOf`). */
+  async balanceAsOf(
+    userId: Uint64,
+    currency = "",
+    asOf: AsOfOptions = {},
+  ): Promise<GetBalanceResponse> {
+    return this.call(BalanceService.method.getBalance, {
       userId: uint64(userId),
       currency,
+      // Unset stays unset: a present 0 is an as-of read of the very beginning.
+      asOfUnixMs: asOf.asOfUnixMs === undefined ? undefined : int64(asOf.asOfUnixMs),
+      asOfVersion: asOf.asOfVersion === undefined ? undefined : uint64(asOf.asOfVersion),
     });
-    return answer.balances;
+  }
+
+  /** One page of GetStatement over [fromUnixMs, toUnixMs). */
+  async statementPage(
+    userId: Uint64,
+    currency: string,
+    fromUnixMs: Int64,
+    toUnixMs: Int64,
+    options: StatementPageOptions = {},
+  ): Promise<GetStatementResponse> {
+    return this.call(BalanceService.method.getStatement, {
+      userId: uint64(userId),
+      currency,
+      fromUnixMs: int64(fromUnixMs),
+      toUnixMs: int64(toUnixMs),
+      pageSize: options.pageSize ?? 0,
+      pageToken: options.pageToken ?? "",
+    });
+  }
+
+  /** Every page of a statement, one call each, as they are read (`for await`). */
+  async *statementPages(
+    userId: Uint64,
+    currency: string,
+    fromUnixMs: Int64,
+    toUnixMs: Int64,
+    options: StatementOptions = {},
+  ): AsyncGenerator<GetStatementResponse, void, undefined> {
+    let pageToken = "";
+    do {
+      const page = await this.statementPage(userId, currency, fromUnixMs, toUnixMs, {
+        ...options,
+        pageToken,
+      });
+      yield page;
+      pageToken = page.nextPageToken;
+    } while (pageToken);
+  }
+
+  /** The whole statement over [fromUnixMs, toUnixMs), every page read. */
+  async statement(
+    userId: Uint64,
+    currency: string,
+    fromUnixMs: Int64,
+    toUnixMs: Int64,
+    options: StatementOptions = {},
+  ): Promise<Statement> {
+    let first: GetStatementResponse | undefined;
+    const entries: JournalEntry[] = [];
+    for await (const page of this.statementPages(userId, currency, fromUnixMs, toUnixMs, options)) {
+      first ??= page;
+      entries.push(...page.entries);
+    }
+    // Every page carries the same opening and closing (the token pins the versions).
+    if (first?.opening === undefined || first.closing === undefined)
+      throw new LedgerdRpcError(Status.INTERNAL, "statement without its balances", new Metadata());
+    return {
+      opening: first.opening,
+      closing: first.closing,
+      entries,
+      openingAppliedAtUnixMs: first.openingAppliedAtUnixMs,
+      closingAppliedAtUnixMs: first.closingAppliedAtUnixMs,
+    };
   }
 
   async change(
@@ -309,6 +473,30 @@ export class LedgerdClient {
     const request = transferRequest(fromUserId, toUserId, currency, amount, options);
     const answer = await this.call(BalanceService.method.transfer, request);
     return requireTransfer(answer.transfer);
+  }
+
+  /** LockAccount (`lock`: "debits", "full" or an AccountLock); needs an `admin` key when
+   * signing is on. Retried with the same request_id like a change. */
+  async lockAccount(
+    userId: Uint64,
+    currency: string,
+    lock: AccountLockLike,
+    options: ChangeOptions = {},
+  ): Promise<ChangeResult> {
+    const request = lockRequest(userId, currency, lock, options);
+    const answer = await this.call(BalanceService.method.lockAccount, request);
+    return requireResult(answer.result);
+  }
+
+  /** UnlockAccount; needs an `admin` key when signing is on. Retried like a change. */
+  async unlockAccount(
+    userId: Uint64,
+    currency: string,
+    options: ChangeOptions = {},
+  ): Promise<ChangeResult> {
+    const request = unlockRequest(userId, currency, options);
+    const answer = await this.call(BalanceService.method.unlockAccount, request);
+    return requireResult(answer.result);
   }
 
   async getTransfer(requestId: string): Promise<Transfer> {
@@ -381,6 +569,12 @@ function requireTransfer(transfer: Transfer | undefined): Transfer {
   if (transfer === undefined)
     throw new LedgerdRpcError(Status.INTERNAL, "answer without a transfer", new Metadata());
   return transfer;
+}
+
+function requireResult(result: ChangeResult | undefined): ChangeResult {
+  if (result === undefined)
+    throw new LedgerdRpcError(Status.INTERNAL, "answer without a result", new Metadata());
+  return result;
 }
 
 /** The messages of one server-streaming call, as an async iterator; `cancel()` ends it, and

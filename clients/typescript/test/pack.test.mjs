@@ -15,7 +15,7 @@ const tsc = join(packageDir, "node_modules/typescript/bin/tsc");
 
 const CONSUMER_TS = `
 import { BalanceService, ChangeStatus, LedgerdClient, LedgerdRpcError, Status } from "@ledgerd/client";
-import type { Balance, ChangeResult } from "@ledgerd/client";
+import type { AccountLock, Balance, ChangeResult, Statement } from "@ledgerd/client";
 
 export async function deposit(client: LedgerdClient): Promise<string> {
   const result: ChangeResult = await client.change("DEPOSIT", 42n, "USD", "10.5", { wait: true });
@@ -29,6 +29,15 @@ export async function deposit(client: LedgerdClient): Promise<string> {
     }
   }
   return result.status === ChangeStatus.APPLIED ? balances[0].available : String(health.status);
+}
+
+export async function review(client: LedgerdClient): Promise<AccountLock> {
+  const asOf = await client.getBalance(42n, "USD", { asOfUnixMs: 1, asOfVersion: undefined });
+  const statement: Statement = await client.statement(42n, "USD", 0, 1n, { pageSize: 10 });
+  for await (const page of client.statementPages(42n, "USD", 0, 1)) page.entries.at(0)?.amount;
+  const locked = await client.lockAccount(42n, "USD", "debits", { memo: statement.closing.available });
+  await client.unlockAccount(42n, "USD", { wait: true });
+  return locked.balance?.lock ?? asOf[0].lock;
 }
 `;
 

@@ -5,13 +5,17 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { anyPack } from "@bufbuild/protobuf/wkt";
 import { Metadata } from "@grpc/grpc-js";
 import {
+  accountLock,
+  AccountLock,
   backoffMs,
   CallDeadline,
   changeRequest,
   ChangeType,
   DEFAULT_RETRY,
   LedgerdRpcError,
+  lockRequest,
   Status,
+  unlockRequest,
 } from "../dist/index.js";
 import { BadRequestSchema, ErrorInfoSchema } from "../dist/gen/google/rpc/error_details_pb.js";
 import { StatusSchema } from "../dist/gen/google/rpc/status_pb.js";
@@ -86,4 +90,23 @@ test("changeRequest takes a type by name in any case and makes a fresh request i
   assert.equal(b.requestId, "mine");
   assert.throws(() => changeRequest("GIVE", 5, "USD", "1"), RangeError);
   assert.throws(() => changeRequest("DEPOSIT", 1.5, "USD", "1"), RangeError);
+});
+
+test("a lock is named short or in full, any case, as the Python client's lock_account takes it", () => {
+  assert.equal(accountLock("debits"), AccountLock.DEBITS);
+  assert.equal(accountLock("FULL"), AccountLock.FULL);
+  assert.equal(accountLock("account_lock_debits"), AccountLock.DEBITS);
+  assert.equal(accountLock(AccountLock.FULL), AccountLock.FULL);
+  assert.throws(() => accountLock("sealed"), RangeError);
+});
+
+test("lockRequest and unlockRequest make a fresh request id unless one is given", () => {
+  const request = lockRequest(7, "USD", "full", { memo: "why", wait: true });
+  assert.equal(request.userId, 7n);
+  assert.equal(request.lock, AccountLock.FULL);
+  assert.deepEqual([request.memo, request.wait], ["why", true]);
+  assert.match(request.requestId, /^[0-9a-f-]{36}$/);
+  assert.notEqual(lockRequest(7, "USD", "full").requestId, request.requestId);
+  assert.equal(unlockRequest(7n, "USD", { requestId: "u-1" }).requestId, "u-1");
+  assert.match(unlockRequest(7n, "USD").requestId, /^[0-9a-f-]{36}$/);
 });

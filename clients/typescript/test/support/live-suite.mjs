@@ -3,7 +3,9 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import {
+  AccountLock,
   BalanceService,
   ChangeStatus,
   ChangeType,
@@ -27,6 +29,32 @@ async function rpcError(promise) {
     return error;
   }
   assert.fail("the call succeeded");
+}
+
+/** A decimal string as an integer of 10^-18 units, for exact sums. */
+function units(decimal) {
+  const [whole, fraction = ""] = decimal.split(".");
+  return BigInt(whole) * 10n ** 18n + BigInt(fraction.padEnd(18, "0"));
+}
+
+/** Waits until this machine's clock (the server's) is past `unixMs`, so that a change
+ * applied from now on is stamped later than one stamped `unixMs`. */
+async function clockPast(unixMs) {
+  const deadline = performance.now() + 5000;
+  while (BigInt(Date.now()) <= unixMs) {
+    assert.ok(performance.now() < deadline, "the clock did not move");
+    await sleep(1);
+  }
+}
+
+/** A deposit with wait, APPLIED, and the moment its journal entry was applied. */
+async function depositApplied(user, currency, amount) {
+  const result = await client.change("DEPOSIT", user, currency, amount, { wait: true });
+  assert.equal(result.status, ChangeStatus.APPLIED);
+  const version = result.balance.version;
+  const [entry] = await client.journal(user, currency, version - 1n, 1);
+  assert.equal(entry.version, version);
+  return entry.appliedAtUnixMs;
 }
 
 /** The live tests, against a server on `stack` ("embedded" or "production") they start. */
@@ -210,6 +238,146 @@ export function liveSuite(stack) {
         })(),
       );
       assert.equal(error.code, Status.DEADLINE_EXCEEDED);
+    });
+
+    test("an as-of read between two deposits sees the first only, by moment and by version", async () => {
+      const user = newUser();
+      const first = await depositApplied(user, "USD", "10");
+      await clockPast(first);
+      const second = await depositApplied(user, "USD", "2.5");
+      assert.ok(second > first);
+      const atFirst = await client.balanceAsOf(user, "USD", { asOfUnixMs: first });
+      assert.deepEqual(
+        atFirst.balances.map((b) => [b.available, b.version]),
+        [["10", 1n]],
+      );
+      assert.equal(atFirst.asOf.asOfUnixMs, first);
+      assert.deepEqual(atFirst.asOf.appliedAtUnixMs, [first]);
+      const [beforeAny] = await client.getBalance(user, "USD", { asOfUnixMs: first - 1n });
+      assert.deepEqual([beforeAny.available, beforeAny.version], ["0", 0n]);
+      const [byVersion] = await client.getBalance(user, "USD", { asOfVersion: 1 });
+      assert.deepEqual([byVersion.available, byVersion.version], ["10", 1n]);
+      const [now] = await client.getBalance(user, "USD", { asOfUnixMs: second });
+      assert.deepEqual([now.available, now.version], ["12.5", 2n]);
+      const live = await client.balanceAsOf(user, "USD");
+      assert.equal(live.asOf, undefined, "a live read has no as_of");
+      assert.equal(live.balances[0].available, "12.5");
+    });
+
+    test("a statement over several pages: opening + its entries = closing", async () => {
+      const user = newUser();
+      const opened = await depositApplied(user, "EUR", "100");
+      await clockPast(opened);
+      const from = await depositApplied(user, "EUR", "0.5");
+      for (const amount of ["20", "3.25"])
+        await client.change("DEPOSIT", user, "EUR", amount, { wait: true });
+      const spent = await client.change("WITHDRAW", user, "EUR", "7.125", { wait: true });
+      assert.equal(spent.status, ChangeStatus.APPLIED);
+      const [last] = await client.journal(user, "EUR", spent.balance.version - 1n, 1);
+      const to = last.appliedAtUnixMs + 1n;
+      const first = await client.statementPage(user, "EUR", from, to, { pageSize: 2 });
+      assert.equal(first.entries.length, 2);
+      assert.notEqual(first.nextPageToken, "");
+      let pages = 0;
+      for await (const page of client.statementPages(user, "EUR", from, to, { pageSize: 2 })) {
+        pages += 1;
+        assert.equal(page.closing.version, first.closing.version, "every page, one closing");
+      }
+      assert.equal(pages, 2);
+      const statement = await client.statement(user, "EUR", from, to, { pageSize: 2 });
+      assert.deepEqual([statement.opening.available, statement.opening.version], ["100", 1n]);
+      assert.equal(statement.openingAppliedAtUnixMs, opened);
+      assert.deepEqual(
+        statement.entries.map((e) => e.version),
+        [2n, 3n, 4n, 5n],
+      );
+      const sign = { [ChangeType.DEPOSIT]: 1n, [ChangeType.WITHDRAW]: -1n };
+      const sum = statement.entries.reduce(
+        (total, e) => total + sign[e.type] * units(e.amount),
+        units(statement.opening.available),
+      );
+      assert.equal(sum, units(statement.closing.available));
+      assert.deepEqual([statement.closing.available, statement.closing.version], ["116.625", 5n]);
+    });
+
+    test("a lock makes a withdrawal REJECTED with ACCOUNT_LOCKED until the unlock", async () => {
+      const admin = new LedgerdClient(server.target, KEYS.admin);
+      try {
+        const user = newUser();
+        await client.change("DEPOSIT", user, "USD", "5", { wait: true });
+        const requestId = `ts-${randomUUID()}`;
+        const locked = await admin.lockAccount(user, "USD", "debits", {
+          requestId,
+          wait: true,
+          memo: "fraud review",
+        });
+        assert.equal(locked.status, ChangeStatus.APPLIED);
+        assert.equal(locked.balance.lock, AccountLock.DEBITS);
+        const again = await admin.lockAccount(user, "USD", AccountLock.DEBITS, {
+          requestId,
+          wait: true,
+          memo: "fraud review",
+        });
+        assert.equal(again.duplicate, true, "the same request id is the same lock");
+        const refused = await client.change("WITHDRAW", user, "USD", "1", { wait: true });
+        assert.equal(refused.status, ChangeStatus.REJECTED);
+        assert.equal(refused.rejectReason, RejectReason.ACCOUNT_LOCKED);
+        const credit = await client.change("DEPOSIT", user, "USD", "1", { wait: true });
+        assert.equal(credit.status, ChangeStatus.APPLIED, "a debit lock still takes credits");
+        const unlocked = await admin.unlockAccount(user, "USD", { wait: true });
+        assert.equal(unlocked.status, ChangeStatus.APPLIED);
+        assert.equal(unlocked.balance.lock, AccountLock.NONE);
+        const paid = await client.change("WITHDRAW", user, "USD", "1", { wait: true });
+        assert.equal(paid.status, ChangeStatus.APPLIED);
+        assert.equal(paid.balance.available, "5");
+        const entries = await client.journal(user, "USD");
+        const lockEntry = entries.find((e) => e.requestId === requestId);
+        assert.equal(lockEntry.type, ChangeType.LOCK_DEBITS);
+        assert.equal(lockEntry.actor, KEYS.admin.keyId);
+      } finally {
+        admin.close();
+      }
+    });
+
+    test("a write key gets PERMISSION_DENIED (SCOPE_MISSING) on LockAccount, an admin key does not", async () => {
+      const admin = new LedgerdClient(server.target, KEYS.admin);
+      try {
+        const user = newUser();
+        const denied = await rpcError(client.lockAccount(user, "USD", "full", { wait: true }));
+        assert.equal(denied.code, Status.PERMISSION_DENIED);
+        assert.equal(denied.reason, "SCOPE_MISSING");
+        const deniedUnlock = await rpcError(client.unlockAccount(user, "USD"));
+        assert.equal(deniedUnlock.code, Status.PERMISSION_DENIED);
+        const locked = await admin.lockAccount(user, "USD", "full", { wait: true });
+        assert.equal(locked.status, ChangeStatus.APPLIED);
+        assert.equal(locked.balance.lock, AccountLock.FULL);
+        const [balance] = await admin.getBalance(user, "USD");
+        assert.equal(balance.version, 1n);
+      } finally {
+        admin.close();
+      }
+    });
+
+    test("a lost LockAccount answer is retried with the same request: one lock, a duplicate", async () => {
+      const proxy = await startProxy(server.target, (attempt) =>
+        attempt === 0 ? "forward-then-unavailable" : "forward",
+      );
+      const through = new LedgerdClient(proxy.target, {
+        ...KEYS.admin,
+        retry: { firstBackoffMs: 20 },
+      });
+      try {
+        const user = newUser();
+        const result = await through.lockAccount(user, "USD", "debits", { wait: true });
+        assert.equal(result.status, ChangeStatus.APPLIED);
+        assert.equal(result.duplicate, true);
+        assert.equal(proxy.attempts.length, 2);
+        assert.ok(proxy.attempts[0].body.equals(proxy.attempts[1].body));
+        assert.equal((await client.journal(user, "USD")).length, 1);
+      } finally {
+        through.close();
+        proxy.close();
+      }
     });
 
     test("call() reaches an RPC by its generated descriptor; the proto has no RPC kind the client lacks", async () => {

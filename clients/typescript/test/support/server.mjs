@@ -24,10 +24,13 @@ export const KEYS = {
   // Signed with the key's previous secret: still accepted during a rotation.
   appPrevious: { keyId: "app", secret: "s3cret-old" },
   reader: { keyId: "reader", secret: "r3ad" },
+  // LockAccount / UnlockAccount need `admin`, which `write` does not include.
+  admin: { keyId: "admin", secret: "4dm1n" },
 };
 const KEYS_FILE = {
   app: { secrets: ["s3cret-new", "s3cret-old"], scopes: ["read", "write"] },
   reader: { secrets: ["r3ad"], scopes: ["read"] },
+  admin: { secrets: ["4dm1n"], scopes: ["read", "admin"] },
 };
 
 export function python() {
