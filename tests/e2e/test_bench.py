@@ -87,7 +87,9 @@ def test_apply_on_two_shards_with_two_consumers_drains_and_audits(tmp_path: Path
     """--shards 2 --consumers 2: the preloaded log is applied by two consumer processes
     into two database shards, every change once (the audit of both shards passes)."""
     result, _ = bench(
-        tmp_path, "--scenario", "apply", "--apply-changes", "4000", "--batch", "500",
+        # Enough changes that most are left when both consumers serve: each applies from its
+        # own start, and the measurement opens when the slower one serves.
+        tmp_path, "--scenario", "apply", "--apply-changes", "30000", "--batch", "1000",
         "--shards", "2", "--consumers", "2", "--partitions", "4",
     )  # fmt: skip
     parameters = result["parameters"]

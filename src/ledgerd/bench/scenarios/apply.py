@@ -94,10 +94,21 @@ def run(options: Options, _: Accounts, factory: ChangeFactory, meter: CpuMeter) 
         for process in consumers:
             process.wait_serving(timeout_s=60)
         profiler = _profile(options, consumers[0])
+        # The window opens once every consumer serves, leaving out their start (imports cost
+        # more CPU than a small load). A consumer applies from its own start, though, so a
+        # load smaller than what one applies while the others start is gone before the
+        # window opens: measuring nothing is refused below rather than reported as a figure.
         meter.start(watched(consumers))
         applied_before = _applied(consumers)
         measured = watch_counter(lambda: _applied(consumers), total, "apply")
-        meter.stop(int(_applied(consumers) - applied_before))
+        in_window = int(_applied(consumers) - applied_before)
+        meter.stop(in_window)
+        if in_window < total // 10:
+            raise RuntimeError(
+                f"only {in_window:,} of {total:,} changes were applied after the consumers"
+                " started, too few to measure: the rest before the measurement began (a larger"
+                " --apply-changes)"
+            )
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
             profiler.wait()
