@@ -69,6 +69,7 @@ def journal_to_proto(entry: JournalEntry) -> pb.JournalEntry:
         counterparty_user_id=entry.counterparty_user_id,
         actor=entry.actor,
         lock_after=entry.lock_after,  # type: ignore[arg-type]
+        hold_id=entry.hold_id,
     )
 
 

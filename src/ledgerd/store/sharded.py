@@ -29,6 +29,7 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 from functools import partial
 from typing import Any, TypeVar
 
+from ledgerd.domain.holds import Hold
 from ledgerd.domain.model import (
     Account,
     Balance,
@@ -270,6 +271,21 @@ class ShardedStore:
             found.update(part)
         return found
 
+    def load_holds(self, holds: Collection[tuple[int, str]]) -> Mapping[str, Hold]:
+        by_shard = self._by_user_shard((user_id, (user_id, hold_id)) for user_id, hold_id in holds)
+        found: dict[str, Hold] = {}
+        for part in self._each_part(by_shard, lambda shard, wanted: shard.load_holds(wanted)):
+            found.update(part)
+        return found
+
+    def due_holds(self, now_ms: int, limit: int) -> Sequence[Hold]:
+        due = [hold for part in self._each(lambda s: s.due_holds(now_ms, limit)) for hold in part]
+        return sorted(due, key=lambda hold: hold.expires_at_ms)
+
+    def scan_holds(self, after: str | None, limit: int) -> Sequence[Hold]:
+        pages = self._each(lambda shard: shard.scan_holds(after, limit))
+        return _first(pages, limit, lambda hold: hold.hold_id)
+
     def commit_batch(self, batch: BatchCommit) -> None:
         self._each_part(self.split_batch(batch), lambda shard, part: shard.commit_batch(part))
 
@@ -282,6 +298,7 @@ class ShardedStore:
         balances = self._by_user_shard((b.user_id, b) for b in batch.balances)
         journal = self._by_user_shard((e.user_id, e) for e in batch.journal)
         rejections = self._by_user_shard((r.request.user_id, r) for r in batch.rejections)
+        holds = self._by_user_shard((h.user_id, h) for h in batch.holds)
         # A follow-up goes to the outbox of the shard whose decision sent it (the user it
         # names as counterparty), in that shard's transaction.
         follow_ups = self._by_user_shard((f.counterparty_user_id, f) for f in batch.follow_ups)
@@ -292,7 +309,7 @@ class ShardedStore:
         cleared = defaultdict(list)
         for partition in batch.cleared_failures:
             cleared[self.shard_of_partition(partition)].append(partition)
-        touched = set(positions) | set(balances) | set(journal) | set(rejections)
+        touched = set(positions) | set(balances) | set(journal) | set(rejections) | set(holds)
         return {
             shard: BatchCommit(
                 positions[shard],
@@ -304,6 +321,7 @@ class ShardedStore:
                 batch.follow_up_group if shard in follow_ups else None,
                 dead_letters.get(shard, []),
                 cleared.get(shard, []),
+                holds=holds.get(shard, []),
             )
             for shard in touched | set(follow_ups)
         }
