@@ -42,6 +42,7 @@ READ_METHODS = frozenset(
         "HealthCheck",
         "GetTransfer",
         "TailEvents",
+        "GetHold",
     )
 )
 # The methods that need ``admin`` (and only it: a ``write`` key may not lock an account).

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ledgerd.domain.holds import Hold, HoldApplied, apply_hold_change
 from ledgerd.domain.model import (
     Account,
     Balance,
@@ -16,7 +17,6 @@ from ledgerd.domain.model import (
     RejectReason,
     RequestOutcome,
 )
-from ledgerd.domain.holds import Hold, HoldApplied, apply_hold_change
 from ledgerd.domain.rules import Applied, apply_change
 
 # Where a change's journal entry stands in its partition's event stream: (partition, seq).
@@ -49,6 +49,7 @@ def decide_batch(
     balances: Mapping[Account, Balance],
     applied_at_ms: int,
     positions: Sequence[EventPosition] | None = None,
+    *,
     holds: Mapping[str, Hold] | None = None,
 ) -> BatchDecision:
     """Apply changes in order to a copy of ``balances``.
@@ -84,7 +85,8 @@ def decide_batch(
         decided.add(change.request_id)
         account = change.account
         if change.hold_id:
-            _decide_hold(decision, change, balances, holds or {}, where[index - 1], applied_at_ms)
+            before = decision.balances.get(account) or balances[account]
+            _decide_hold(decision, change, before, holds or {}, where[index - 1], applied_at_ms)
             continue
         result = apply_change(decision.balances.get(account) or balances[account], change)
         if isinstance(result, Applied):
@@ -130,10 +132,10 @@ class _Groups:
             _journal(decision, leg, balance, position, self.applied_at_ms)
 
 
-def _decide_hold(
+def _decide_hold(  # noqa: PLR0917  # the hot loop's values, passed as they are
     decision: BatchDecision,
     change: ChangeRequest,
-    balances: Mapping[Account, Balance],
+    before: Balance,
     holds: Mapping[str, Hold],
     position: EventPosition,
     applied_at_ms: int,
@@ -142,9 +144,7 @@ def _decide_hold(
     account = change.account
     hold_id = change.hold_id
     hold = decision.holds.get(hold_id) or holds.get(hold_id)
-    result = apply_hold_change(
-        decision.balances.get(account) or balances[account], hold, change, applied_at_ms
-    )
+    result = apply_hold_change(before, hold, change, applied_at_ms)
     if not isinstance(result, HoldApplied):
         _reject(decision, [change], result.reason)
         return

@@ -296,7 +296,7 @@ class BatchConsumer:
         holds = self._holds_named(requests)
         try:
             decision = decide_batch(
-                requests, already_final, balances, now_ms, event_positions, holds
+                requests, already_final, balances, now_ms, event_positions, holds=holds
             )
         except LedgerError:
             raise

@@ -84,34 +84,52 @@ def apply_hold_change(
     if balance.lock and refused_by_lock(balance.lock, kind):
         return Rejected(RejectReason.ACCOUNT_LOCKED)
     if kind is ChangeType.HOLD:
-        result = _amounts(balance, change, ChangeType.FREEZE, change.amount)
-        if isinstance(result, Rejected):
-            return result
-        opened = Hold(
-            change.request_id, change.user_id, change.currency, change.amount, 0,
-            HoldState.OPEN, change.expires_at_ms, now_ms, now_ms,
-        )  # fmt: skip
-        return HoldApplied(result, opened, change.amount)
+        return _open(balance, change, now_ms)
     if hold is None or hold.user_id != change.user_id or hold.currency != change.currency:
         return Rejected(RejectReason.HOLD_NOT_FOUND)
     if kind is ChangeType.HOLD_CAPTURE:
-        refused = _CAPTURE_REFUSED.get(hold.state)
-        if refused is None and change.amount > hold.remaining:
-            refused = RejectReason.HOLD_OVER_CAPTURE
-        if refused is not None:
-            return Rejected(refused)
-        # To the holder's spend, or (to another user) a transfer's debit from frozen.
-        as_type = ChangeType.SPEND_FROZEN
-        if change.counterparty_user_id:
-            as_type = ChangeType.TRANSFER_OUT_FROZEN
-        result = _amounts(balance, change, as_type, change.amount)
-        if isinstance(result, Rejected):
-            return result
-        captured = hold.captured + change.amount
-        state = HoldState.CAPTURED if captured == hold.amount else HoldState.OPEN
-        after = dataclasses.replace(hold, captured=captured, state=state, updated_at_ms=now_ms)
-        return HoldApplied(result, after, change.amount)
-    # HOLD_RELEASE, HOLD_EXPIRE: the remainder back to available.
+        return _capture(balance, hold, change, now_ms)
+    return _release(balance, hold, change, now_ms)
+
+
+def _open(balance: Balance, change: ChangeRequest, now_ms: int) -> HoldApplied | Rejected:
+    """A HOLD: a FREEZE, and a new open hold."""
+    result = _amounts(balance, change, ChangeType.FREEZE, change.amount)
+    if isinstance(result, Rejected):
+        return result
+    opened = Hold(
+        change.request_id, change.user_id, change.currency, change.amount, 0,
+        HoldState.OPEN, change.expires_at_ms, now_ms, now_ms,
+    )  # fmt: skip
+    return HoldApplied(result, opened, change.amount)
+
+
+def _capture(
+    balance: Balance, hold: Hold, change: ChangeRequest, now_ms: int
+) -> HoldApplied | Rejected:
+    """Part or all of an open hold: to the holder's spend (SPEND_FROZEN) or, naming another
+    user, as a transfer's debit from frozen (TRANSFER_OUT_FROZEN)."""
+    refused = _CAPTURE_REFUSED.get(hold.state)
+    if refused is None and change.amount > hold.remaining:
+        refused = RejectReason.HOLD_OVER_CAPTURE
+    if refused is not None:
+        return Rejected(refused)
+    as_type = (
+        ChangeType.TRANSFER_OUT_FROZEN if change.counterparty_user_id else ChangeType.SPEND_FROZEN
+    )
+    result = _amounts(balance, change, as_type, change.amount)
+    if isinstance(result, Rejected):
+        return result
+    captured = hold.captured + change.amount
+    state = HoldState.CAPTURED if captured == hold.amount else HoldState.OPEN
+    after = dataclasses.replace(hold, captured=captured, state=state, updated_at_ms=now_ms)
+    return HoldApplied(result, after, change.amount)
+
+
+def _release(
+    balance: Balance, hold: Hold, change: ChangeRequest, now_ms: int
+) -> HoldApplied | Rejected:
+    """HOLD_RELEASE or HOLD_EXPIRE: the open hold's remainder back to available (UNFREEZE)."""
     refused = _RELEASE_REFUSED.get(hold.state)
     if refused is not None:
         return Rejected(refused)
@@ -119,7 +137,7 @@ def apply_hold_change(
     result = _amounts(balance, change, ChangeType.UNFREEZE, remainder)
     if isinstance(result, Rejected):
         return result
-    state = HoldState.EXPIRED if kind is ChangeType.HOLD_EXPIRE else HoldState.RELEASED
+    state = HoldState.EXPIRED if change.type is ChangeType.HOLD_EXPIRE else HoldState.RELEASED
     after = dataclasses.replace(hold, state=state, updated_at_ms=now_ms)
     return HoldApplied(result, after, remainder)
 

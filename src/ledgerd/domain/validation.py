@@ -348,18 +348,7 @@ def validate_hold_change(
             fields.violations.append(
                 FieldViolation("hold_id", "a HOLD's hold id is its request id: leave it empty")
             )
-        if (expires_at_ms > 0) == (timeout_ms > 0):
-            fields.violations.append(
-                FieldViolation("expires_at_unix_ms", "a HOLD needs exactly one of"
-                               " expires_at_unix_ms and timeout_ms")
-            )  # fmt: skip
-        expiry = expires_at_ms if expires_at_ms > 0 else now_ms + timeout_ms
-        if expires_at_ms > 0 and not now_ms < expiry <= now_ms + MAX_HOLD_MS:
-            fields.violations.append(
-                FieldViolation("expires_at_unix_ms", "must be in the future, within a year")
-            )
-        if timeout_ms > MAX_HOLD_MS:
-            fields.violations.append(FieldViolation("timeout_ms", "must be at most a year"))
+        expiry = _hold_expiry(fields, expires_at_ms, timeout_ms, now_ms)
         change = dataclasses.replace(change, hold_id=rid, expires_at_ms=expiry)
     else:
         if expires_at_ms or timeout_ms:
@@ -376,9 +365,7 @@ def validate_hold_change(
             fields.violations.append(FieldViolation("to_user_id", "must differ from user_id"))
         else:
             destination = fields.check(_named("to_user_id", validate_user_id), to_user_id, 0)
-            change = dataclasses.replace(
-                change, transfer_id=rid, counterparty_user_id=destination
-            )
+            change = dataclasses.replace(change, transfer_id=rid, counterparty_user_id=destination)
     fields.raise_if_any()
     return change
 
@@ -399,12 +386,12 @@ def validate_hold_leg(change: ChangeRequest) -> ChangeRequest:
         InvalidArgument: they do not (the message was not made by ledgerd).
     """
     kind = change.type
-    if kind is ChangeType.HOLD:
-        if change.hold_id != change.request_id or change.expires_at_ms <= 0:
-            raise InvalidArgument("hold_id", "a HOLD is its own hold, with an expiry")
-    elif kind is ChangeType.HOLD_EXPIRE:
-        if change.request_id != change.hold_id + EXPIRE_SUFFIX:
-            raise InvalidArgument("request_id", "a hold's expiry is its hold's id and ~expire")
+    if kind is ChangeType.HOLD and (
+        change.hold_id != change.request_id or change.expires_at_ms <= 0
+    ):
+        raise InvalidArgument("hold_id", "a HOLD is its own hold, with an expiry")
+    if kind is ChangeType.HOLD_EXPIRE and change.request_id != change.hold_id + EXPIRE_SUFFIX:
+        raise InvalidArgument("request_id", "a hold's expiry is its hold's id and ~expire")
     if change.transfer_id and (
         kind is not ChangeType.HOLD_CAPTURE or change.transfer_id != change.request_id
     ):
@@ -414,3 +401,23 @@ def validate_hold_leg(change: ChangeRequest) -> ChangeRequest:
     if kind is not ChangeType.HOLD:
         _named_id("hold_id")(change.hold_id)
     return change
+
+
+def _hold_expiry(fields: FieldChecks, expires_at_ms: int, timeout_ms: int, now_ms: int) -> int:
+    """A HOLD's expiry (Unix ms): exactly one of the two, in the future, within a year."""
+    if (expires_at_ms > 0) == (timeout_ms > 0):
+        fields.violations.append(
+            FieldViolation(
+                "expires_at_unix_ms",
+                "a HOLD needs exactly one of expires_at_unix_ms and timeout_ms",
+            )
+        )
+    if timeout_ms > MAX_HOLD_MS:
+        fields.violations.append(FieldViolation("timeout_ms", "must be at most a year"))
+    if expires_at_ms <= 0:
+        return now_ms + timeout_ms
+    if not now_ms < expires_at_ms <= now_ms + MAX_HOLD_MS:
+        fields.violations.append(
+            FieldViolation("expires_at_unix_ms", "must be in the future, within a year")
+        )
+    return expires_at_ms

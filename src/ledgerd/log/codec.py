@@ -223,9 +223,12 @@ def _hold_change(message: ChangeMessage) -> ChangeRequest:
     expires = message.expires_at_ms if isinstance(message.expires_at_ms, int) else 0
     return validate_hold_leg(
         dataclasses.replace(
-            change, hold_id=hold_id, expires_at_ms=expires, transfer_id=message.transfer_id,
+            change,
+            hold_id=hold_id,
+            expires_at_ms=expires,
+            transfer_id=message.transfer_id,
             counterparty_user_id=message.counterparty_user_id,
-        )  # fmt: skip
+        )
     )
 
 

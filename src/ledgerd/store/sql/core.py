@@ -403,7 +403,7 @@ class SqlStore:
         return [
             UnsentRequest(
                 rows.stored_request(
-                    row, self._off, row[15], int(row[16]), row[17], int(row[18] or 0)
+                    row, self._off, row[15], int(row[16]), row[17], expires_at_ms=int(row[18] or 0)
                 ),
                 int(row[11]),
                 int(row[12]),
@@ -664,7 +664,8 @@ class SqlStore:
                 hold_upsert = dialect.on_conflict_update(
                     ["hold_id"],
                     ", ".join(
-                        f"{c} = {dialect.excluded(c)}" for c in ("captured", "state", "updated_at_ms")
+                        f"{c} = {dialect.excluded(c)}"
+                        for c in ("captured", "state", "updated_at_ms")
                     ),
                 )
                 for statement in statements.upsert_holds(batch.holds, dialect, hold_upsert):

@@ -58,6 +58,7 @@ def stored_request(
     atomic_group: str = "",
     atomic_leg: int = 0,
     actor: str = "",
+    *,
     expires_at_ms: int = 0,
 ) -> StoredRequest:
     return StoredRequest(

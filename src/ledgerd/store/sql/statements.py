@@ -126,11 +126,7 @@ def insert_journal(
             f"{amount(e.frozen_after)},{e.version},{e.applied_at_ms},"
             f"{text(e.memo)},{key(e.transfer_id)},{e.counterparty_user_id - off},"
             f"{e.partition},{e.event_seq},{e.lock_after}"
-            + (
-                f",{text(e.actor) if e.actor else _EMPTY},{key(e.hold_id)})"
-                if with_actor
-                else ")"
-            )
+            + (f",{text(e.actor) if e.actor else _EMPTY},{key(e.hold_id)})" if with_actor else ")")
             for e in chunk
         )
         columns = JOURNAL_ACTOR_COLUMNS if with_actor else JOURNAL_COLUMNS
