@@ -58,6 +58,10 @@ P = TypeVar("P")
 _THREADS_PER_SHARD = 8
 
 
+# Publish groups whose shards ``accept_requests`` remembers (the open ones are a few).
+_GROUPS_REMEMBERED = 64
+
+
 class ShardedStore:
     """The Store interface over ``shards`` (shard 0 first), routing by partition."""
 
@@ -71,9 +75,10 @@ class ShardedStore:
         )
         for shard in self._shards[1:]:
             shard.fence_locks_with(self._shards[0])
-        # The publish group each shard last wrote a row for (one acceptor per process, on
-        # one thread, calls accept_requests).
-        self._groups_written: dict[int, str] = {}
+        # The shards each recent publish group has its row in. By group, not one group per
+        # shard: the acceptor's open group spans acceptances while the hold expiry sweep
+        # accepts rows of its own groups in between (on another thread).
+        self._groups_written: dict[str, set[int]] = {}
 
     @property
     def shards(self) -> Sequence[SqlStore]:
@@ -150,8 +155,13 @@ class ShardedStore:
         existing = self.get_requests(request_ids)
         new = choose_new(existing)
         by_shard = self._by_user_shard((request.user_id, request) for request in new)
-        if new_group:
-            self._groups_written.clear()
+        written: set[int] = set()
+        if group_id is not None:
+            # The least recently used group is forgotten first.
+            remembered = self._groups_written.pop(group_id, set())
+            written = self._groups_written[group_id] = set() if new_group else remembered
+            while len(self._groups_written) > _GROUPS_REMEMBERED:
+                del self._groups_written[next(iter(self._groups_written))]
 
         def insert(shard_index: int, rows: Sequence[ChangeRequest]) -> None:
             def only_if_still_new(found: Mapping[str, StoredRequest]) -> Sequence[ChangeRequest]:
@@ -161,7 +171,7 @@ class ShardedStore:
 
             # A group spanning acceptances has its row in each shard that took rows of it,
             # written with the first of them there.
-            first_here = self._groups_written.get(shard_index) != group_id
+            first_here = shard_index not in written
             self._shards[shard_index].accept_requests(
                 [r.request_id for r in rows],
                 only_if_still_new,
@@ -169,8 +179,7 @@ class ShardedStore:
                 group_id,
                 new_group=first_here,
             )
-            if group_id is not None:
-                self._groups_written[shard_index] = group_id
+            written.add(shard_index)
 
         self._run([partial(insert, index, rows) for index, rows in sorted(by_shard.items())])
         return existing
