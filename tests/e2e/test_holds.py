@@ -4,13 +4,22 @@ racing the expiry is decided by their order in the log, and both sides agree on 
 
 from __future__ import annotations
 
+import json
+from typing import TYPE_CHECKING
+
 import grpc
 import pytest
 from e2e_support import balance_of, change, new_request_id, new_user
 from harness.waiting import wait_for
 
+from ledgerd.cli import main
+from ledgerd.cli.exit_codes import ExitCode
+from ledgerd.client import LedgerdClient
 from ledgerd.v1 import balance_pb2 as pb
 from ledgerd.v1 import balance_pb2_grpc as pb_grpc
+
+if TYPE_CHECKING:
+    from conftest import SharedServers
 
 Stub = pb_grpc.BalanceServiceStub
 
@@ -148,3 +157,26 @@ def test_a_client_cannot_send_an_expiry_or_a_hold_in_an_atomic_batch(stub: Stub)
     with pytest.raises(grpc.RpcError) as refused:
         stub.ChangeBalances(atomic, timeout=10)
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+
+
+def test_the_client_and_the_cli_place_capture_release_and_get_a_hold(
+    shared_servers: SharedServers, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """LedgerdClient.hold / capture_hold / get_hold, then `ledgerd hold release` and
+    `ledgerd hold get` (exit 0, the hold as JSON); a second release exits 3 (REJECTED)."""
+    server = shared_servers.of("embedded")  # the commands do not depend on the stack
+    user = new_user()
+    with LedgerdClient(server.target) as client:
+        assert client.change("DEPOSIT", user, "USD", "9", wait=True).status == pb.APPLIED
+        hold_id = client.hold(user, "USD", "6", timeout_ms=60_000, wait=True).request_id
+        assert client.capture_hold(user, "USD", hold_id, "2", wait=True).status == pb.APPLIED
+        assert client.get_hold(user, hold_id).remaining == "4"
+    release = ["hold", "release", str(user), "USD", hold_id, "--wait", "--addr", server.target]
+    assert main(release) == ExitCode.OK
+    capsys.readouterr()
+    assert main(["hold", "get", str(user), hold_id, "--addr", server.target]) == ExitCode.OK
+    shown = json.loads(capsys.readouterr().out)["hold"]
+    assert (shown["captured"], shown["remaining"], shown["state"]) == (
+        "2", "0", "HOLD_STATE_RELEASED",
+    )  # fmt: skip
+    assert main(release) == ExitCode.REJECTED
