@@ -4,6 +4,8 @@ and its rejection; the expiry sweep sends each expiry once, whoever sweeps."""
 
 from __future__ import annotations
 
+from ledgerd.audit import audit
+from ledgerd.consumer.decide import decide_batch
 from ledgerd.domain.amounts import SCALE
 from ledgerd.domain.holds import Hold, HoldState
 from ledgerd.domain.model import (
@@ -16,7 +18,7 @@ from ledgerd.domain.model import (
     Rejection,
     RejectReason,
 )
-from ledgerd.outbox.expiry import HoldExpirySweep
+from ledgerd.outbox.expiry import HoldExpirySweep, expiry_of
 from ledgerd.store.base import BatchCommit, PartitionClaim, Store
 
 USER = 1  # partition 0 of the test stores' partitions
@@ -105,3 +107,70 @@ def test_the_expiry_sweep_sends_each_expiry_once_whoever_sweeps(store: Store) ->
     )  # fmt: skip
     follower = HoldExpirySweep(store, lambda: False, 1.0, clock_ms=lambda: 5000)
     assert follower.run_once() == 0
+
+
+def _apply(store: Store, changes: list[ChangeRequest], at_ms: int) -> None:
+    """Decide the changes as the consumer does (against the store) and commit the batch."""
+    accounts = {change.account for change in changes}
+    stored = store.load_balances(accounts)
+    balances = {a: stored.get(a) or Balance(a.user_id, a.currency) for a in accounts}
+    named = {(c.user_id, c.hold_id) for c in changes if c.hold_id}
+    decision = decide_batch(changes, set(), balances, at_ms, holds=store.load_holds(named))
+    store.commit_batch(
+        BatchCommit(
+            [], list(decision.balances.values()), decision.journal, decision.rejections, at_ms,
+            holds=list(decision.holds.values()),
+        )
+    )  # fmt: skip
+    for credit in decision.follow_ups:
+        _apply(store, [credit], at_ms)
+
+
+def _deposit(rid: str, user: int, amount: int) -> ChangeRequest:
+    return ChangeRequest(rid, user, "USD", ChangeType.DEPOSIT, amount)
+
+
+def _hold_of(rid: str, user: int, amount: int, expires_at_ms: int) -> ChangeRequest:
+    return ChangeRequest(
+        rid, user, "USD", ChangeType.HOLD, amount, hold_id=rid, expires_at_ms=expires_at_ms
+    )
+
+
+def test_the_audit_accepts_holds_captured_to_another_user_expired_and_open(
+    store: Store,
+) -> None:
+    """A hold captured in part to another user (a transfer across shards when sharded),
+    one expired, one open and not overdue: the journal replays, money and transfers add
+    up, the holds are counted."""
+    _apply(store, [_deposit("d1", USER, 10 * SCALE)], 1000)
+    _apply(
+        store,
+        [
+            _hold_of("h1", USER, 4 * SCALE, 2000), _hold_of("h2", USER, 3 * SCALE, 2000),
+            _hold_of("h3", USER, 2 * SCALE, 90_000),
+            ChangeRequest(
+                "pay", USER, "USD", ChangeType.HOLD_CAPTURE, SCALE, transfer_id="pay",
+                counterparty_user_id=OTHER, hold_id="h1",
+            ),
+            ChangeRequest("s1", USER, "USD", ChangeType.HOLD_CAPTURE, SCALE, hold_id="h2"),
+        ],
+        1500,
+    )  # fmt: skip
+    _apply(store, [expiry_of(h) for h in store.due_holds(3000, 10)], 3000)
+    report = audit(store, now_ms=4000, max_in_flight_s=60)
+    assert report.problems == []
+    assert (report.holds, report.open_holds) == (3, 1)
+    assert store.get_balances(OTHER, "USD")[0].available == SCALE
+    assert store.get_balances(USER, "USD")[0].frozen == 2 * SCALE  # h3 alone
+
+
+def test_the_audit_reports_an_overdue_hold_and_holds_beyond_frozen(store: Store) -> None:
+    """An open hold past its expiry plus the bound is reported, and so is an account whose
+    frozen amount (a client's UNFREEZE took it) is less than its open holds."""
+    _apply(store, [_deposit("d1", USER, 10 * SCALE)], 1000)
+    _apply(store, [_hold_of("h1", USER, 4 * SCALE, 2000)], 1500)
+    _apply(store, [ChangeRequest("u1", USER, "USD", ChangeType.UNFREEZE, 3 * SCALE)], 1600)
+    report = audit(store, now_ms=2000 + 61_000, max_in_flight_s=60)
+    assert report.problem_count == 2, report.problems
+    assert "hold h1" in report.problems[0] and "past its expiry" in report.problems[0]
+    assert "open holds of 4 but frozen 1" in report.problems[1]

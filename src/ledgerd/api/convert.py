@@ -6,7 +6,7 @@ import dataclasses
 import time
 
 from ledgerd.domain.amounts import format_amount
-from ledgerd.domain.holds import Hold
+from ledgerd.domain.holds import Hold, plain_type
 from ledgerd.domain.model import AccountLock, Balance, ChangeRequest, ChangeType, JournalEntry
 from ledgerd.domain.validation import (
     MAX_MEMO_CHARS,
@@ -115,7 +115,7 @@ def transfer_to_proto(answer: TransferAnswer) -> pb.Transfer:
         to_user_id=debit.counterparty_user_id,
         currency=debit.currency,
         amount=format_amount(debit.amount),
-        from_frozen=debit.type is ChangeType.TRANSFER_OUT_FROZEN,
+        from_frozen=plain_type(debit.type, debit.transfer_id) is ChangeType.TRANSFER_OUT_FROZEN,
         memo=debit.memo,
     )
     if answer.from_balance is not None:

@@ -12,7 +12,7 @@ from ledgerd.cli.parsing import Commands, add_command
 def add_commands(commands: Commands) -> None:
     target = _target_options()
     hold = add_command(commands, "hold", "holds: place, capture, release, get", None)
-    verbs = hold.add_subparsers(dest="hold_command", required=True, metavar="VERB")
+    verbs = hold.add_subparsers(dest="hold_command", required=True, metavar="VERB", help="one of:")
     get = add_command(
         verbs, "get", "show a hold: amount, captured, remaining, state and expiry", cmd_get,
         parents=[target], epilog="exit status: 0 found, 1 error (NOT_FOUND: no such hold)",

@@ -152,3 +152,22 @@ def _amounts(
     if isinstance(result, Rejected):
         return result
     return dataclasses.replace(result.balance, lock=balance.lock)
+
+
+# What each hold change amounts to, for readers of the journal that know the plain types
+# (the audit's replay, its money sums and transfer legs).
+_PLAIN_TYPES = {
+    ChangeType.HOLD: ChangeType.FREEZE,
+    ChangeType.HOLD_CAPTURE: ChangeType.SPEND_FROZEN,
+    ChangeType.HOLD_RELEASE: ChangeType.UNFREEZE,
+    ChangeType.HOLD_EXPIRE: ChangeType.UNFREEZE,
+}
+
+
+def plain_type(kind: ChangeType, transfer_id: str = "") -> ChangeType:
+    """The plain change a journal entry's type amounts to: a hold change's FREEZE,
+    SPEND_FROZEN (a capture naming a transfer: TRANSFER_OUT_FROZEN) or UNFREEZE; any other
+    type as it is."""
+    if kind is ChangeType.HOLD_CAPTURE and transfer_id:
+        return ChangeType.TRANSFER_OUT_FROZEN
+    return _PLAIN_TYPES.get(kind, kind)
