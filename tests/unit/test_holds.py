@@ -264,3 +264,38 @@ def test_malformed_hold_changes_name_the_field(fields: dict[str, object], field:
     with pytest.raises(InvalidArgument) as refused:
         _client(**fields)
     assert field in [v.field for v in refused.value.violations]
+
+
+class _CountingStore:
+    """The store part BalanceMemory reads holds from, counting the reads."""
+
+    def __init__(self, holds: dict[str, Hold]) -> None:
+        self.holds = holds
+        self.reads = 0
+
+    def load_holds(self, wanted: set[tuple[int, str]]) -> dict[str, Hold]:
+        self.reads += 1
+        return {h: self.holds[h] for _, h in wanted if h in self.holds}
+
+
+def test_the_consumer_keeps_open_holds_in_memory_until_they_close_or_reset() -> None:
+    """An open hold read once is served from memory; a committed change of it replaces it,
+    a closed one is forgotten (read again from the store), and a reset forgets it too."""
+    from ledgerd.consumer.memory import BalanceMemory
+
+    store = _CountingStore({"h1": open_hold()})
+    memory = BalanceMemory(100)
+    wanted = {"h1": (0, USER)}
+    assert memory.view_holds(wanted, store) == {"h1": open_hold()}  # type: ignore[arg-type]
+    assert memory.view_holds(wanted, store) == {"h1": open_hold()}  # type: ignore[arg-type]
+    assert store.reads == 1
+    partition_of = {Account(USER, "EUR"): 0}
+    captured = open_hold(captured=10)
+    memory.remember_holds([captured], partition_of)
+    assert memory.view_holds(wanted, store) == {"h1": captured}  # type: ignore[arg-type]
+    memory.remember_holds([open_hold(state=HoldState.RELEASED)], partition_of)
+    memory.view_holds(wanted, store)  # type: ignore[arg-type]
+    assert store.reads == 2
+    memory.reset([0])
+    memory.view_holds(wanted, store)  # type: ignore[arg-type]
+    assert store.reads == 3

@@ -293,7 +293,7 @@ class BatchConsumer:
             for record, change in batch.changes
         ]
         balances = self._memory.view(partition_of, self._store)
-        holds = self._holds_named(requests)
+        holds = self._holds_named(requests, partition_of)
         try:
             decision = decide_batch(
                 requests, already_final, balances, now_ms, event_positions, holds=holds
@@ -318,15 +318,17 @@ class BatchConsumer:
             time.perf_counter(), group,
         )  # fmt: skip
 
-    def _holds_named(self, requests: Sequence[ChangeRequest]) -> Mapping[str, Hold]:
-        """The stored holds the batch's captures, releases and expiries name: read from the
-        store (the truth, committed by this partition's writer) once per batch that has any."""
+    def _holds_named(
+        self, requests: Sequence[ChangeRequest], partition_of: Mapping[Account, int]
+    ) -> Mapping[str, Hold]:
+        """The committed holds the batch's captures, releases and expiries name: from memory,
+        else from the store (one read per batch that misses any)."""
         wanted = {
-            (change.user_id, change.hold_id)
+            change.hold_id: (partition_of[change.account], change.user_id)
             for change in requests
             if change.hold_id and change.type is not ChangeType.HOLD
         }
-        return self._store.load_holds(wanted) if wanted else {}
+        return self._memory.view_holds(wanted, self._store) if wanted else {}
 
     def _decide_columns(self, records: Sequence[LogRecord], batch: ColumnBatch) -> _Decided:
         """``_decide`` of a column batch (no poison, no transfer, nothing unsigned)."""
@@ -555,6 +557,8 @@ class BatchConsumer:
             request_ids = [row[0] for row in decision.outcome_rows]
         else:
             request_ids = [o.request_id for o in decision.outcomes]
+        if isinstance(decision, BatchDecision) and decision.holds:
+            self._memory.remember_holds(decision.holds.values(), decided.partition_of)
         self._publisher.publish(decision.balances, decided.partition_of, request_ids)
         self._publisher.journaled(
             decided.records, decided.positions, decision.journal,
