@@ -26,11 +26,15 @@ def _expiries_sent(process: ServerProcess) -> float:
     return process.metric("ledgerd_hold_expiries_sent_total")
 
 
-def test_expiries_survive_kills_of_the_consumer_and_the_leader(deployment: Deployment) -> None:
+def test_expiries_survive_kills_of_the_consumer_and_the_leader(
+    deployment_on_shards: Deployment,
+) -> None:
     """Holds expiring over several seconds; while the leader sweeps, SIGKILL it (the other
     contender takes over and sweeps the same holds) and SIGKILL the consumer mid-batch
     (restarted). Every hold ends EXPIRED with exactly one HOLD_EXPIRE in its account's
-    journal, every frozen amount back to available, and the audit passes."""
+    journal, every frozen amount back to available, and the audit passes; on one database
+    and on two shards."""
+    deployment = deployment_on_shards
     api = deployment.start("api", relay=False, consumer=False)
     consumer = deployment.start("consumer", COMMIT_DELAY, api=False, relay=False)
     contenders = [deployment.start(name, SWEEP, **RELAY_ONLY) for name in ("lead-a", "lead-b")]
