@@ -114,6 +114,14 @@ def test_a_closed_hold_refuses_with_the_reason_it_closed(
     assert apply_hold_change(funded(40, 60), closed, change, NOW_MS) == Rejected(reason)
 
 
+def test_an_expiry_releases_at_most_what_is_frozen_and_always_closes_the_hold() -> None:
+    """A client's UNFREEZE took 50 of a 60 hold's frozen money: the expiry releases the 10
+    left (its journal amount) and the hold is EXPIRED, never stuck open."""
+    result = applied(apply_hold_change(funded(90, 10), open_hold(), expiry_of(open_hold()), 1))
+    assert (result.amount, result.balance.available, result.balance.frozen) == (10, 100, 0)
+    assert result.hold.state is HoldState.EXPIRED
+
+
 def test_over_capture_is_rejected() -> None:
     """Capturing more than remains is HOLD_OVER_CAPTURE."""
     assert apply_hold_change(

@@ -129,11 +129,18 @@ def _capture(
 def _release(
     balance: Balance, hold: Hold, change: ChangeRequest, now_ms: int
 ) -> HoldApplied | Rejected:
-    """HOLD_RELEASE or HOLD_EXPIRE: the open hold's remainder back to available (UNFREEZE)."""
+    """HOLD_RELEASE or HOLD_EXPIRE: the open hold's remainder back to available (UNFREEZE).
+
+    An expiry releases at most the account's frozen amount (a client's UNFREEZE or
+    SPEND_FROZEN may have taken some of the hold's) and always closes the hold: it is sent
+    once, so a refused one would leave the hold open, and the sweep finding it, for ever.
+    """
     refused = _RELEASE_REFUSED.get(hold.state)
     if refused is not None:
         return Rejected(refused)
     remainder = hold.remaining
+    if change.type is ChangeType.HOLD_EXPIRE:
+        remainder = min(remainder, balance.frozen)
     result = _amounts(balance, change, ChangeType.UNFREEZE, remainder)
     if isinstance(result, Rejected):
         return result
