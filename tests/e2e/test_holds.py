@@ -4,6 +4,7 @@ racing the expiry is decided by their order in the log, and both sides agree on 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import TYPE_CHECKING
 
@@ -14,7 +15,7 @@ from harness.waiting import wait_for
 
 from ledgerd.cli import main
 from ledgerd.cli.exit_codes import ExitCode
-from ledgerd.client import LedgerdClient
+from ledgerd.client import AsyncLedgerdClient, LedgerdClient
 from ledgerd.v1 import balance_pb2 as pb
 from ledgerd.v1 import balance_pb2_grpc as pb_grpc
 
@@ -163,7 +164,8 @@ def test_the_client_and_the_cli_place_capture_release_and_get_a_hold(
     shared_servers: SharedServers, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """LedgerdClient.hold / capture_hold / get_hold, then `ledgerd hold release` and
-    `ledgerd hold get` (exit 0, the hold as JSON); a second release exits 3 (REJECTED)."""
+    `ledgerd hold get` (exit 0, the hold as JSON); a second release exits 3 (REJECTED);
+    AsyncLedgerdClient.get_hold reads it too."""
     server = shared_servers.of("embedded")  # the commands do not depend on the stack
     user = new_user()
     with LedgerdClient(server.target) as client:
@@ -180,3 +182,9 @@ def test_the_client_and_the_cli_place_capture_release_and_get_a_hold(
         "2", "0", "HOLD_STATE_RELEASED",
     )  # fmt: skip
     assert main(release) == ExitCode.REJECTED
+
+    async def read_async() -> pb.Hold:
+        async with AsyncLedgerdClient(server.target) as client:
+            return await client.get_hold(user, hold_id)
+
+    assert asyncio.run(read_async()).state == pb.HOLD_STATE_RELEASED
