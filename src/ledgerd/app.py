@@ -21,7 +21,7 @@ from ledgerd.console.web import console_routes
 from ledgerd.consumer.role import declare_consumer
 from ledgerd.events.role import declare_event_publisher
 from ledgerd.log.signing import MessageSigner
-from ledgerd.outbox.role import declare_audit, declare_relay
+from ledgerd.outbox.role import declare_audit, declare_hold_expiry, declare_relay
 from ledgerd.runtime.health import HealthChecker, Roles
 from ledgerd.runtime.probes import ProbeServer
 from ledgerd.runtime.supervisor import (
@@ -65,6 +65,7 @@ ROLES: tuple[Role, ...] = (
         ),
         declare_relay,
     ),
+    Role("hold_expiry", lambda parts: parts.settings.start_relay, declare_hold_expiry),
     # An in-process cache is written by the consumer directly.
     Role(
         "cache_updater",

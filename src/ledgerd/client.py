@@ -68,6 +68,7 @@ _RESPONSES: dict[str, type[Message]] = {
     "GetStatement": pb.GetStatementResponse,
     "LockAccount": pb.LockAccountResponse,
     "UnlockAccount": pb.UnlockAccountResponse,
+    "GetHold": pb.GetHoldResponse,
 }
 _CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", 16 << 20),
@@ -224,6 +225,64 @@ def unlock_request(
         memo=memo,
         wait=wait,
     )
+
+
+def hold_request(
+    user_id: int,
+    currency: str,
+    amount: str,
+    *,
+    timeout_ms: int = 0,
+    expires_at_unix_ms: int = 0,
+    request_id: str | None = None,
+    wait: bool = False,
+    memo: str = "",
+) -> pb.ChangeBalanceRequest:
+    """A HOLD (exactly one of ``timeout_ms`` and ``expires_at_unix_ms``); its request id is
+    the hold's id."""
+    request = change_request(
+        "HOLD", user_id, currency, amount, request_id=request_id, wait=wait, memo=memo
+    )
+    request.timeout_ms = timeout_ms
+    request.expires_at_unix_ms = expires_at_unix_ms
+    return request
+
+
+def capture_request(
+    user_id: int,
+    currency: str,
+    hold_id: str,
+    amount: str,
+    *,
+    to_user_id: int = 0,
+    request_id: str | None = None,
+    wait: bool = False,
+    memo: str = "",
+) -> pb.ChangeBalanceRequest:
+    """A HOLD_CAPTURE of ``amount`` from the hold; ``to_user_id`` credits that user."""
+    request = change_request(
+        "HOLD_CAPTURE", user_id, currency, amount, request_id=request_id, wait=wait, memo=memo
+    )
+    request.hold_id = hold_id
+    request.to_user_id = to_user_id
+    return request
+
+
+def release_request(
+    user_id: int,
+    currency: str,
+    hold_id: str,
+    *,
+    request_id: str | None = None,
+    wait: bool = False,
+    memo: str = "",
+) -> pb.ChangeBalanceRequest:
+    """A HOLD_RELEASE: what remains of the hold back to available."""
+    request = change_request(
+        "HOLD_RELEASE", user_id, currency, "", request_id=request_id, wait=wait, memo=memo
+    )
+    request.hold_id = hold_id
+    return request
 
 
 def _channel_credentials(tls_root_cert: bytes | None, tls: bool) -> grpc.ChannelCredentials | None:
@@ -404,6 +463,39 @@ class LedgerdClient(_Base):
     def get_change(self, request_id: str) -> pb.ChangeResult:
         result: pb.ChangeResult = self.call("GetChange", pb.GetChangeRequest(request_id=request_id))
         return result
+
+    def hold(self, user_id: int, currency: str, amount: str, **options: Any) -> pb.ChangeResult:
+        """HOLD (``hold_request``'s options: ``timeout_ms`` or ``expires_at_unix_ms``, ...);
+        the answer's request_id is the hold's id."""
+        result: pb.ChangeResult = self.call(
+            "ChangeBalance", hold_request(user_id, currency, amount, **options)
+        )
+        return result
+
+    def capture_hold(
+        self, user_id: int, currency: str, hold_id: str, amount: str, **options: Any
+    ) -> pb.ChangeResult:
+        """HOLD_CAPTURE (``capture_request``'s options: ``to_user_id``, ...)."""
+        result: pb.ChangeResult = self.call(
+            "ChangeBalance", capture_request(user_id, currency, hold_id, amount, **options)
+        )
+        return result
+
+    def release_hold(
+        self, user_id: int, currency: str, hold_id: str, **options: Any
+    ) -> pb.ChangeResult:
+        """HOLD_RELEASE: what remains of the hold back to available."""
+        result: pb.ChangeResult = self.call(
+            "ChangeBalance", release_request(user_id, currency, hold_id, **options)
+        )
+        return result
+
+    def get_hold(self, user_id: int, hold_id: str) -> pb.Hold:
+        """The hold as last applied (NOT_FOUND until its HOLD applied)."""
+        answer: pb.GetHoldResponse = self.call(
+            "GetHold", pb.GetHoldRequest(user_id=user_id, hold_id=hold_id)
+        )
+        return answer.hold
 
     def lock_account(
         self,
@@ -639,6 +731,40 @@ class AsyncLedgerdClient(_Base):
         )  # fmt: skip
         answer: pb.TransferResponse = await self.call("Transfer", request)
         return answer.transfer
+
+    async def hold(
+        self, user_id: int, currency: str, amount: str, **options: Any
+    ) -> pb.ChangeResult:
+        """HOLD (``hold_request``'s options: ``timeout_ms`` or ``expires_at_unix_ms``, ...);
+        the answer's request_id is the hold's id."""
+        result: pb.ChangeResult = await self.call(
+            "ChangeBalance", hold_request(user_id, currency, amount, **options)
+        )
+        return result
+
+    async def capture_hold(
+        self, user_id: int, currency: str, hold_id: str, amount: str, **options: Any
+    ) -> pb.ChangeResult:
+        """HOLD_CAPTURE (``capture_request``'s options: ``to_user_id``, ...)."""
+        result: pb.ChangeResult = await self.call(
+            "ChangeBalance", capture_request(user_id, currency, hold_id, amount, **options)
+        )
+        return result
+
+    async def release_hold(
+        self, user_id: int, currency: str, hold_id: str, **options: Any
+    ) -> pb.ChangeResult:
+        """HOLD_RELEASE: what remains of the hold back to available."""
+        result: pb.ChangeResult = await self.call(
+            "ChangeBalance", release_request(user_id, currency, hold_id, **options)
+        )
+        return result
+
+    async def get_hold(self, user_id: int, hold_id: str) -> pb.Hold:
+        answer: pb.GetHoldResponse = await self.call(
+            "GetHold", pb.GetHoldRequest(user_id=user_id, hold_id=hold_id)
+        )
+        return answer.hold
 
     async def get_transfer(self, request_id: str) -> pb.Transfer:
         answer: pb.GetTransferResponse = await self.call(

@@ -148,6 +148,10 @@ AUDIT_TRANSFERS_IN_FLIGHT = Gauge(
 AUDIT_LAST_RUN = Gauge(
     "ledgerd_audit_last_run_timestamp_seconds", "When the last periodic audit finished (Unix time)."
 )
+HOLDS_EXPIRED = Counter(
+    "ledgerd_hold_expiries_sent_total",
+    "Hold expiries (HOLD_EXPIRE) the leader's sweep accepted into the outbox.",
+)
 COMPONENT_FAILURES = Counter(
     "ledgerd_component_failures_total",
     "Unexpected exceptions of supervised components (each one is followed by a restart).",

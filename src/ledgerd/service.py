@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from ledgerd.cache.base import BalanceCache
 from ledgerd.cache.fence import CacheFence
+from ledgerd.domain.holds import Hold
 from ledgerd.domain.model import (
     Account,
     Balance,
@@ -85,6 +86,18 @@ class LedgerService:
         return await asyncio.to_thread(
             self._store.get_journal, user_id, currency, after_version, limit
         )
+
+    async def get_hold(self, user_id: int, hold_id: str) -> Hold:
+        """The hold as its partition's consumer last committed it.
+
+        Raises: RequestNotFound: the user has no hold with this id (yet: a HOLD just
+            accepted reads as not found until it is applied).
+        """
+        found = await asyncio.to_thread(self._store.load_holds, {(user_id, hold_id)})
+        hold = found.get(hold_id)
+        if hold is None or hold.user_id != user_id:
+            raise RequestNotFound(hold_id)
+        return hold
 
     async def get_change(self, request_id: str) -> ChangeAnswer:
         """Raises: RequestNotFound: no such request."""

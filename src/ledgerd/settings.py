@@ -134,6 +134,10 @@ class Settings(BaseSettings):
     # The audit reports a transfer debited this long ago and neither credited nor
     # returned (a stuck credit): longer than the sweep's delay and a consumer's restart.
     audit_max_in_flight_s: float = Field(300.0, gt=0)
+    # The leader looks for holds past their expiry this often and sends their expiries (at
+    # most this many a round); an expiry applies about one interval after it is due.
+    hold_sweep_interval_s: float = Field(1.0, gt=0)
+    hold_sweep_batch_max: int = Field(1000, ge=1)
 
     # Cache updater: it writes each poll of the cache feed at once (one feed consumer per
     # process, no worker threads on a timer; the Kafka group shares partitions between

@@ -13,6 +13,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ledgerd.domain.holds import plain_type
 from ledgerd.domain.model import (
     CREDIT_SUFFIX,
     RETURN_SUFFIX,
@@ -53,7 +54,11 @@ def read_transfer(store: Store, transfer_id: str, duplicate: bool = False) -> Tr
     ids = leg_ids(transfer_id)
     stored = store.get_requests(ids)
     debit = stored.get(transfer_id)
-    if debit is None or not debit.request.type.is_transfer_debit:
+    # A capture of a hold to another user is a transfer too (its debit from frozen).
+    if (
+        debit is None
+        or not plain_type(debit.request.type, debit.request.transfer_id).is_transfer_debit
+    ):
         return None
     applied = [rid for rid in ids if rid in stored and stored[rid].status is ChangeStatus.APPLIED]
     entries = store.get_journal_entries(applied) if applied else {}

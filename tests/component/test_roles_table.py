@@ -36,12 +36,14 @@ def names_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 def test_every_role_declares_its_components_in_start_order(names_for: Any) -> None:
-    """One process with every role: leader lock, audit, relay, event publisher, consumer,
-    acceptor, then the listeners (whose loop is grpc-health) last."""
+    """One process with every role: leader lock, audit, relay, the hold expiry sweep (which
+    hands the relay what it sends), event publisher, consumer, acceptor, then the listeners
+    (whose loop is grpc-health) last."""
     assert names_for() == [
         "leader:outbox",
         "audit",
         "relay",
+        "hold-expiry",
         "events",
         "consumer",
         "acceptor",
@@ -57,9 +59,10 @@ def test_a_consumer_process_hands_credits_to_a_relay_but_runs_no_audit(names_for
 
 
 def test_the_audit_job_runs_with_the_relay_role(names_for: Any) -> None:
-    """Relay role alone: the outbox lock, the audit job it gates, and the relay."""
+    """Relay role alone: the outbox lock, the audit job it gates, the relay, and the hold
+    expiry sweep (gated by the same lock)."""
     names = names_for(start_api=False, start_consumer=False)
-    assert names == ["leader:outbox", "audit", "relay"]
+    assert names == ["leader:outbox", "audit", "relay", "hold-expiry"]
 
 
 def test_an_api_only_process_runs_a_relay_for_its_own_rows(names_for: Any) -> None:

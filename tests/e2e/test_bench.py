@@ -135,3 +135,17 @@ def test_apply_large_applies_on_a_prefilled_journal_and_audits(tmp_path: Path) -
     assert 0 < applied <= 2000  # the rest rejected (insufficient funds)
     assert cpu_per_op(result)["ledgerd consumer+cache"] > 0
     assert "journal prefill" in stderr
+
+
+def test_hold_settles_every_hold_and_reports_cpu_per_change(tmp_path: Path) -> None:
+    """`--scenario hold`: holds captured at once or left to expire; every expiry applied
+    (settled), the audit clean, CPU per change over the client changes and the expiries."""
+    result, _ = bench(
+        tmp_path, "--scenario", "hold", "--stack", "embedded", "--accounts", "200",
+        "--concurrency", "4",
+    )  # fmt: skip
+    assert (result["scenario"], result["unit"]) == ("hold", "changes/s")
+    assert result["settled"] is True and result["audit"]["ok"]  # type: ignore[index]
+    assert result["client_changes"] > 0 and result["expired_holds"] > 0
+    assert result["cpu"]["operations"] == result["client_changes"] + result["expired_holds"]
+    assert cpu_per_op(result)

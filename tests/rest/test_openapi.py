@@ -122,10 +122,14 @@ def test_schemas_have_every_field_of_their_message(schema: str, message: Any) ->
 
 
 def test_change_types_a_client_sends_exclude_the_transfer_legs() -> None:
-    """Requests take the client types (SPEND_FROZEN included); the journal shows every type."""
+    """Requests take the client types (SPEND_FROZEN and the hold changes a client sends
+    included); the journal shows every type."""
     every_type = [v.name for v in pb.ChangeType.DESCRIPTOR.values if v.number != 0]
     sent = SCHEMAS["ChangeRequest"]["properties"]["type"]["enum"]
-    assert sent == ["DEPOSIT", "WITHDRAW", "FREEZE", "UNFREEZE", "SPEND_FROZEN"]
+    assert sent == [
+        "DEPOSIT", "WITHDRAW", "FREEZE", "UNFREEZE", "SPEND_FROZEN", "HOLD", "HOLD_CAPTURE",
+        "HOLD_RELEASE",
+    ]  # fmt: skip
     assert SCHEMAS["JournalEntry"]["properties"]["type"]["enum"] == every_type
 
 

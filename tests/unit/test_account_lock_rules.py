@@ -70,10 +70,16 @@ def test_a_debit_lock_lets_credits_and_unfreeze_apply(kind: ChangeType) -> None:
 
 
 @pytest.mark.parametrize(
-    "kind", [k for k in ChangeType if not k.is_lock_change and k is not ChangeType.TRANSFER_RETURN]
+    "kind",
+    [
+        k
+        for k in ChangeType
+        if not k.is_lock_change and k not in (ChangeType.TRANSFER_RETURN, ChangeType.HOLD_EXPIRE)
+    ],
 )
 def test_a_full_lock_rejects_every_change_of_money(kind: ChangeType) -> None:
-    """Every change but a transfer's return is ACCOUNT_LOCKED under a full lock."""
+    """Every change but a transfer's return and a hold's expiry is ACCOUNT_LOCKED under a
+    full lock."""
     assert apply_change(funded(AccountLock.FULL), change(kind)) == Rejected(
         RejectReason.ACCOUNT_LOCKED
     )

@@ -247,7 +247,8 @@ def protobuf_json(entry: JournalEntry) -> bytes:
 @pytest.mark.parametrize("change_type", list(ChangeType))
 def test_the_fast_encoding_is_protobufs_json_byte_for_byte(change_type: ChangeType) -> None:
     """encode_event's hand-built JSON has the very bytes of json_format's, for every change
-    type, with the optional fields set (a transfer leg, a memo to escape) and left empty."""
+    type, with the optional fields set (a transfer leg, a memo to escape, a lock, a hold) and
+    left empty."""
     bare = JournalEntry("r-1", 1, "USD", change_type, 1, 0, 0, 1, 1, partition=2, event_seq=1)
     full = JournalEntry(
         "t-1~in", 2**64 - 1, "BTC", change_type, 15 * 10**17, 2**100, MAX_SCALED, 3,
@@ -255,7 +256,8 @@ def test_the_fast_encoding_is_protobufs_json_byte_for_byte(change_type: ChangeTy
         partition=1023, event_seq=2**63 + 5,
     )  # fmt: skip
     locked = replace(full, actor="ops-key", lock_after=AccountLock.DEBITS)
-    for entry in (bare, full, locked):
+    held = replace(full, hold_id="h-1")
+    for entry in (bare, full, locked, held):
         _, value, _ = encode_event(entry)
         assert value == protobuf_json(entry)
 
@@ -263,7 +265,7 @@ def test_the_fast_encoding_is_protobufs_json_byte_for_byte(change_type: ChangeTy
 # The fields that may hold their default (0 or ""), which protobuf prints last.
 DEFAULTABLE = (
     "request_id", "user_id", "currency", "version", "applied_at_ms", "memo", "transfer_id",
-    "counterparty_user_id", "partition", "event_seq", "actor", "lock_after",
+    "counterparty_user_id", "partition", "event_seq", "actor", "lock_after", "hold_id",
 )  # fmt: skip
 
 
@@ -273,6 +275,7 @@ def test_fields_at_their_default_come_last_as_protobuf_prints_them() -> None:
     entry = JournalEntry(
         "r-7", 42, "EUR", ChangeType.TRANSFER_OUT, 5, 10**18, 0, 2, 1_700_000_000_000,
         "m", "t-7", 43, partition=1, event_seq=9, actor="k", lock_after=int(AccountLock.FULL),
+        hold_id="h-7",
     )  # fmt: skip
     for defaults in range(2 ** len(DEFAULTABLE)):
         zeroed = {

@@ -75,11 +75,13 @@ def test_request_inserts_are_sorted_chunked_and_encoded_per_engine() -> None:
     assert sql[0].index("'r00000'") < sql[0].index("'r00001'")
     pending_ = int(ChangeStatus.PENDING)
     assert (
-        f"('r00000',{5 - 2**63},'USD',1,'1','m',{pending_},7,7,'g-1','',{-(2**63)},'',0,'')"
+        f"('r00000',{5 - 2**63},'USD',1,'1','m',{pending_},7,7,'g-1','',{-(2**63)},'',0,'','',0)"
         in sql[0]
     )
     native = next(statements.insert_requests(requests[:1], 7, None, NativeEncoding(), plain_text))
-    assert native.endswith(f"('r{count - 1:05d}',5,'USD',1,1,'m',{pending_},7,7,NULL,'',0,'',0,'')")
+    assert native.endswith(
+        f"('r{count - 1:05d}',5,'USD',1,1,'m',{pending_},7,7,NULL,'',0,'',0,'','',0)"
+    )
 
 
 def test_balance_upserts_end_with_the_dialect_clause_in_key_order() -> None:
@@ -111,13 +113,13 @@ def test_rejections_are_one_multi_row_insert_with_the_request_fields() -> None:
 def test_rows_map_back_through_the_user_offset() -> None:
     """Stored rows decode to the domain values the statements encoded."""
     offset = 2**63
-    stored = ("r1", 2**64 - 1 - offset, "USD", 1, "1.5", "memo", 2, 0, "", -offset)
+    stored = ("r1", 2**64 - 1 - offset, "USD", 1, "1.5", "memo", 2, 0, "", -offset, "")
     request = rows.stored_request(stored, offset)
     assert request == StoredRequest(
         ChangeRequest("r1", 2**64 - 1, "USD", ChangeType.DEPOSIT, 3 * SCALE // 2, "memo"),
         ChangeStatus(2),
     )
-    debit = ("t1", 7 - offset, "USD", 6, "1", "", 1, 0, "t1", 2**64 - 1 - offset)
+    debit = ("t1", 7 - offset, "USD", 6, "1", "", 1, 0, "t1", 2**64 - 1 - offset, "")
     assert rows.stored_request(debit, offset).request == ChangeRequest(
         "t1", 7, "USD", ChangeType.TRANSFER_OUT, SCALE, "", "t1", 2**64 - 1
     )

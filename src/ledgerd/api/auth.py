@@ -43,6 +43,7 @@ READ_METHODS = frozenset(
         "GetTransfer",
         "TailEvents",
         "GetStatement",
+        "GetHold",
     )
 )
 # The methods that need ``admin`` (and only it: a ``write`` key may not lock an account).

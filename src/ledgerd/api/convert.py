@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 
 from ledgerd.domain.amounts import format_amount
+from ledgerd.domain.holds import Hold, plain_type
 from ledgerd.domain.model import AccountLock, Balance, ChangeRequest, ChangeType, JournalEntry
 from ledgerd.domain.validation import (
     MAX_MEMO_CHARS,
+    is_hold_type,
     validate_change,
+    validate_hold_change,
     validate_lock_change,
     validate_transfer,
 )
@@ -18,8 +22,21 @@ from ledgerd.transfers import TransferAnswer
 from ledgerd.v1 import balance_pb2 as pb
 
 
-def change_from_proto(message: pb.ChangeBalanceRequest) -> ChangeRequest:
-    """Raises: InvalidArgument: a malformed field, by name."""
+def change_from_proto(message: pb.ChangeBalanceRequest, now_ms: int = 0) -> ChangeRequest:
+    """``now_ms``: acceptance time, a HOLD's ``timeout_ms`` counts from it.
+
+    Raises: InvalidArgument: a malformed field, by name.
+    """
+    if is_hold_type(message.type):
+        return validate_hold_change(
+            request_id=message.request_id, user_id=message.user_id, currency=message.currency,
+            change_type=message.type, amount=message.amount, memo=message.memo,
+            hold_id=message.hold_id, expires_at_ms=message.expires_at_unix_ms,
+            timeout_ms=message.timeout_ms, to_user_id=message.to_user_id,
+            now_ms=now_ms or int(time.time() * 1000),
+        )  # fmt: skip
+    if message.hold_id or message.expires_at_unix_ms or message.timeout_ms or message.to_user_id:
+        raise InvalidArgument("hold_id", "only a hold change names a hold, an expiry or to_user_id")
     return validate_change(
         request_id=message.request_id,
         user_id=message.user_id,
@@ -69,6 +86,7 @@ def journal_to_proto(entry: JournalEntry) -> pb.JournalEntry:
         counterparty_user_id=entry.counterparty_user_id,
         actor=entry.actor,
         lock_after=entry.lock_after,  # type: ignore[arg-type]
+        hold_id=entry.hold_id,
     )
 
 
@@ -97,7 +115,7 @@ def transfer_to_proto(answer: TransferAnswer) -> pb.Transfer:
         to_user_id=debit.counterparty_user_id,
         currency=debit.currency,
         amount=format_amount(debit.amount),
-        from_frozen=debit.type is ChangeType.TRANSFER_OUT_FROZEN,
+        from_frozen=plain_type(debit.type, debit.transfer_id) is ChangeType.TRANSFER_OUT_FROZEN,
         memo=debit.memo,
     )
     if answer.from_balance is not None:
@@ -149,4 +167,17 @@ def _lock_change(
         currency=message.currency,
         change_type=change_type,
         memo=message.memo,
+    )
+
+
+def hold_to_proto(hold: Hold) -> pb.Hold:
+    return pb.Hold(
+        hold_id=hold.hold_id,
+        user_id=hold.user_id,
+        currency=hold.currency,
+        amount=format_amount(hold.amount),
+        captured=format_amount(hold.captured),
+        remaining=format_amount(hold.remaining),
+        state=int(hold.state),  # type: ignore[arg-type]  # HoldState values are the wire values
+        expires_at_unix_ms=hold.expires_at_ms,
     )

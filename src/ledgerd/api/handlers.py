@@ -12,6 +12,7 @@ from ledgerd.api.convert import (
     answer_to_proto,
     balance_to_proto,
     change_from_proto,
+    hold_to_proto,
     journal_to_proto,
     lock_from_proto,
     transfer_from_proto,
@@ -80,6 +81,13 @@ class Handlers:
             return pb.ChangeBalancesResponse()
         if request.atomic:
             validate_atomic(changes)
+            holds = [
+                FieldViolation(f"changes[{index}].type", "a hold change is never atomic")
+                for index, change in enumerate(changes)
+                if change.hold_id
+            ]
+            if holds:
+                raise InvalidArgument.of(holds)
             if len(changes) > 1:
                 # One group, named by its first leg, published as one message.
                 group = changes[0].request_id
@@ -100,6 +108,14 @@ class Handlers:
     async def get_transfer(self, request: pb.GetTransferRequest) -> pb.GetTransferResponse:
         answer = await self._service.get_transfer(validate_request_id(request.request_id))
         return pb.GetTransferResponse(transfer=transfer_to_proto(answer))
+
+    async def get_hold(self, request: pb.GetHoldRequest) -> pb.GetHoldResponse:
+        fields = FieldChecks()
+        user_id = fields.check(validate_user_id, request.user_id, 0)
+        hold_id = fields.check(_hold_id, request.hold_id, "")
+        fields.raise_if_any()
+        hold = await self._service.get_hold(user_id, hold_id)
+        return pb.GetHoldResponse(hold=hold_to_proto(hold))
 
     async def get_change(self, request: pb.GetChangeRequest) -> pb.ChangeResult:
         answer = await self._service.get_change(validate_request_id(request.request_id))
@@ -160,3 +176,10 @@ class Handlers:
         )
         async for event in events:
             yield pb.TailEventsResponse(event=event)
+
+
+def _hold_id(value: str) -> str:
+    try:
+        return validate_request_id(value)
+    except InvalidArgument:
+        raise InvalidArgument("hold_id", "must be 1-64 characters of A-Z a-z 0-9 . _ : -") from None

@@ -534,3 +534,89 @@ def _add_locks(document: dict[str, Any]) -> None:
 
 
 _add_locks(DOCUMENT)
+
+
+# -- holds (docs/api.md, "Holds"): added in one place ----------------------------------------
+CLIENT_HOLD_TYPE_NAMES = ("HOLD", "HOLD_CAPTURE", "HOLD_RELEASE")
+HOLD_REASON_NAMES = (
+    "HOLD_NOT_FOUND",
+    "HOLD_RELEASED",
+    "HOLD_EXPIRED",
+    "HOLD_OVER_CAPTURE",
+    "HOLD_CAPTURED",
+)
+_HOLD_STATE = {
+    "type": "string",
+    "enum": ["HOLD_STATE_OPEN", "HOLD_STATE_CAPTURED", "HOLD_STATE_RELEASED", "HOLD_STATE_EXPIRED"],
+}
+_UNIX_MS = {"type": "string", "pattern": "^-?[0-9]{1,19}$", "description": "Unix ms, as text"}
+
+
+def _add_holds(document: dict[str, Any]) -> None:
+    """GetHold's path and schemas, and the hold fields of ChangeBalance and the journal."""
+    schemas = document["components"]["schemas"]
+    change = schemas["ChangeRequest"]
+    change["required"] = ["request_id", "user_id", "currency", "type"]
+    change["properties"]["amount"] = {
+        **_POSITIVE_AMOUNT,
+        "description": "required, except for HOLD_RELEASE (which releases what remains)",
+    }
+    change["properties"]["type"] = {
+        **_CHANGE_TYPE,
+        "enum": [*_CHANGE_TYPE["enum"], *CLIENT_HOLD_TYPE_NAMES],
+    }
+    change["properties"]["hold_id"] = {
+        **_REQUEST_ID,
+        "description": "HOLD_CAPTURE, HOLD_RELEASE: the hold (its HOLD's request_id)",
+    }
+    change["properties"]["expires_at_unix_ms"] = {
+        **_UNIX_MS,
+        "description": "HOLD: when it expires (or timeout_ms; exactly one)",
+    }
+    change["properties"]["timeout_ms"] = {
+        "type": "integer", "minimum": 0, "maximum": 2**32 - 1,
+        "description": "HOLD: expires this long after acceptance (or expires_at_unix_ms)",
+    }  # fmt: skip
+    change["properties"]["to_user_id"] = {
+        **_USER_ID,
+        "description": "HOLD_CAPTURE: credit this user instead of spending (a transfer)",
+    }
+    journal = schemas["JournalEntry"]["properties"]
+    journal["type"] = {
+        **journal["type"],
+        "enum": [*journal["type"]["enum"], *CLIENT_HOLD_TYPE_NAMES, "HOLD_EXPIRE"],
+    }
+    journal["hold_id"] = {"type": "string", "description": "the hold of a HOLD* entry"}
+    for name in ("ChangeResult", "Transfer"):
+        reason = schemas[name]["properties"]["reject_reason"]
+        schemas[name]["properties"]["reject_reason"] = {
+            **reason,
+            "enum": [*reason["enum"], *HOLD_REASON_NAMES],
+        }
+    schemas["Hold"] = {
+        "type": "object",
+        "properties": {
+            "hold_id": {"type": "string"},
+            "user_id": _UINT64,
+            "currency": _CURRENCY,
+            "amount": _AMOUNT,
+            "captured": _AMOUNT,
+            "remaining": _AMOUNT,
+            "state": _HOLD_STATE,
+            "expires_at_unix_ms": _UNIX_MS,
+        },
+    }
+    schemas["HoldResponse"] = {"type": "object", "properties": {"hold": _ref("Hold")}}
+    document["paths"]["/v1/holds/{user_id}/{hold_id}"] = {
+        "get": _operation(
+            "GetHold",
+            _ref("HoldResponse"),
+            400,
+            404,
+            429,
+            parameters=[_path_param("user_id", _ID_PARAMETER), _path_param("hold_id", _REQUEST_ID)],
+        )
+    }
+
+
+_add_holds(DOCUMENT)

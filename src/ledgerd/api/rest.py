@@ -130,6 +130,7 @@ class RestGateway:
             ("GET", "/v1/statements/{user_id}/{currency}", "GetStatement", self._get_statement),
             ("POST", "/v1/locks", "LockAccount", self._lock_account),
             ("POST", "/v1/unlocks", "UnlockAccount", self._unlock_account),
+            ("GET", "/v1/holds/{user_id}/{hold_id}", "GetHold", self._get_hold),
         ]
         for method, path, rpc, operation in routes:
             app.router.add_route(method, path, self._endpoint(rpc, operation, f"{method} {path}"))
@@ -303,6 +304,12 @@ class RestGateway:
         message = pb.GetTransferRequest(request_id=request.match_info["request_id"])
         request["message"] = message  # for the access log
         return await self._handlers.get_transfer(message)
+
+    async def _get_hold(self, request: web.Request) -> Message:
+        message = pb.GetHoldRequest(
+            user_id=path_integer(request, "user_id"), hold_id=request.match_info["hold_id"]
+        )
+        return await self._handlers.get_hold(message)
 
     async def _lock_account(self, request: web.Request) -> Message:
         message = parse_body(request["body"], pb.LockAccountRequest())

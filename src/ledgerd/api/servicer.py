@@ -62,6 +62,9 @@ class BalanceServicer(pb_grpc.BalanceServiceServicer):
     ) -> pb.GetTransferResponse:
         return await _serve("GetTransfer", context, lambda: self._handlers.get_transfer(request))
 
+    async def GetHold(self, request: pb.GetHoldRequest, context: Context) -> pb.GetHoldResponse:
+        return await _serve("GetHold", context, lambda: self._handlers.get_hold(request))
+
     async def GetChange(self, request: pb.GetChangeRequest, context: Context) -> pb.ChangeResult:
         return await _serve("GetChange", context, lambda: self._handlers.get_change(request))
 

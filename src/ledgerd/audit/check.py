@@ -7,6 +7,10 @@ rejected. Outbox rows without an outcome (PENDING/SENT/FAILED) are "in
 flight", not errors; rows written before schema 3 that recorded their own
 outcome must agree with the journal.
 
+Per hold: the open holds of an account add up to at most its frozen amount, and no hold
+is still open ``max_in_flight_s`` past its expiry (the sweep sends its expiry within a
+second or so; past the bound it is lost or stuck).
+
 Over the whole store, money is conserved per currency (``audit.money``) and every
 transfer's legs match (``audit.transfers``); transfers in flight are counted, and one in
 flight for longer than ``max_in_flight_s`` is reported (a stuck credit).
@@ -21,6 +25,7 @@ on the total, since a transfer's legs live in the shards of its two users.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -31,6 +36,7 @@ from typing import TypeVar
 from ledgerd.audit.money import Conservation
 from ledgerd.audit.transfers import TransferBook, TransferSummary
 from ledgerd.domain.amounts import format_amount
+from ledgerd.domain.holds import HoldState, plain_type
 from ledgerd.domain.model import (
     CREDIT_SUFFIX,
     Account,
@@ -39,9 +45,15 @@ from ledgerd.domain.model import (
     ChangeStatus,
     JournalEntry,
 )
-from ledgerd.domain.rules import Applied, apply_change
+from ledgerd.domain.rules import Applied, apply_change, refused_by_lock
 from ledgerd.store.base import Store
-from ledgerd.store.scan import iter_balances, iter_journal, iter_rejections, iter_requests
+from ledgerd.store.scan import (
+    iter_balances,
+    iter_holds,
+    iter_journal,
+    iter_rejections,
+    iter_requests,
+)
 from ledgerd.store.sharded import ShardedStore
 
 MAX_REPORTED = 20
@@ -55,6 +67,8 @@ class AuditReport:
     accounts: int = 0
     journal_entries: int = 0
     rejections: int = 0
+    holds: int = 0
+    open_holds: int = 0
     requests: Counter[str] = field(default_factory=Counter)  # every request, by status
     outbox_rows: Counter[str] = field(default_factory=Counter)  # rows left, by outbox status
     problems: list[str] = field(default_factory=list)
@@ -88,6 +102,8 @@ class AuditReport:
             "ok": self.ok,
             "accounts": self.accounts,
             "journal_entries": self.journal_entries,
+            "holds": self.holds,
+            "open_holds": self.open_holds,
             "requests": dict(self.requests),
             "in_flight": self.in_flight,
             "outbox_rows": dict(self.outbox_rows),
@@ -107,6 +123,8 @@ class AuditReport:
         rows = [
             ("accounts", f"{self.accounts:,}"),
             ("journal entries", f"{self.journal_entries:,}"),
+            ("holds", f"{self.holds:,}"),
+            ("holds open", f"{self.open_holds:,}"),
             *((f"requests {name}", f"{count:,}") for name, count in sorted(self.requests.items())),
             ("requests in flight", f"{self.in_flight:,}"),
             ("outbox rows", f"{sum(self.outbox_rows.values()):,}"),
@@ -155,8 +173,9 @@ def audit(
     transfers in flight at ``now_ms`` (default: when the audit starts)."""
     started_ms = _wall_clock_ms() if now_ms is None else now_ms
     money, book = Conservation(), TransferBook()
+    overdue = _HoldBound(started_ms, int(max_in_flight_s * 1000))
     with store.snapshot():
-        report = _audit(store, progress or _quiet, lambda _: True, money, book)
+        report = _audit(store, progress or _quiet, lambda _: True, money, book, overdue)
     # A sharded store takes its shards' snapshots one after the other.
     later_looks = list(store.shards) if isinstance(store, ShardedStore) else []
     _check_money(
@@ -220,7 +239,10 @@ def audit_shards(
     for shard_id, (where, store) in enumerate(shards):
         belongs = partial(_in_shard, shard_of_user, shard_id)
         with store.snapshot():
-            report = _audit(store, progress or _quiet, belongs, money, book)
+            report = _audit(
+                store, progress or _quiet, belongs, money, book,
+                _HoldBound(started_ms, int(max_in_flight_s * 1000)),
+            )  # fmt: skip
         audits.append(ShardAudit(shard_id, where, report))
     total = _total(audits)
     later_looks = [store for _, store in shards]
@@ -247,6 +269,8 @@ def _total(audits: Sequence[ShardAudit]) -> AuditReport:
         total.accounts += report.accounts
         total.journal_entries += report.journal_entries
         total.rejections += report.rejections
+        total.holds += report.holds
+        total.open_holds += report.open_holds
         total.requests.update(report.requests)
         total.outbox_rows.update(report.outbox_rows)
         for problem in report.problems:
@@ -317,11 +341,25 @@ def _look_again(book: TransferBook, stores: Sequence[Store]) -> None:
     book.add_found_later(debits, refused)
 
 
-def _audit(
-    store: Store, progress: Progress, belongs: Belongs, money: Conservation, book: TransferBook
+@dataclass(frozen=True)
+class _HoldBound:
+    """When the audit runs, and how long past its expiry a hold may still be open."""
+
+    now_ms: int
+    overdue_ms: int
+
+
+def _audit(  # noqa: PLR0917  # the audit's parts, passed down as they are
+    store: Store,
+    progress: Progress,
+    belongs: Belongs,
+    money: Conservation,
+    book: TransferBook,
+    bound: _HoldBound,
 ) -> AuditReport:
     report = AuditReport()
     placement = _Placement(report, belongs)
+    held = _open_holds(store, progress, report, placement, bound)
     journaled: Counter[str] = Counter()
     replayed: dict[Account, Balance] = {}
     for entry in _counted(iter_journal(store), "journal entries", progress):
@@ -336,8 +374,8 @@ def _audit(
         placement.check(balance.user_id, "a balance")
         money.add_balance(balance)
         _check_balance(report, balance, replayed.pop(balance.account, None))
-    for account in replayed:
-        report.problem(f"{account}: journal entries but no balance row")
+        _check_held(report, balance, held.pop(balance.account, 0))
+    _report_without_balance(report, replayed, held)
     for request_id, count in journaled.items():
         if count > 1:
             report.problem(f"request {request_id}: {count} journal entries")
@@ -369,6 +407,33 @@ def _audit(
     return report
 
 
+def _open_holds(
+    store: Store,
+    progress: Progress,
+    report: AuditReport,
+    placement: _Placement,
+    bound: _HoldBound,
+) -> dict[Account, int]:
+    """What the open holds of each account still hold; reports a hold open past its
+    expiry plus the bound."""
+    held: dict[Account, int] = {}
+    for hold in _counted(iter_holds(store), "holds", progress):
+        report.holds += 1
+        placement.check(hold.user_id, "a hold")
+        if hold.state is not HoldState.OPEN:
+            continue
+        report.open_holds += 1
+        account = Account(hold.user_id, hold.currency)
+        held[account] = held.get(account, 0) + hold.remaining
+        overdue_ms = bound.now_ms - hold.expires_at_ms
+        if overdue_ms > bound.overdue_ms:
+            report.problem(
+                f"hold {hold.hold_id} of {account}: still open {overdue_ms // 1000} s past its"
+                " expiry (its HOLD_EXPIRE was never sent or never applied)"
+            )
+    return held
+
+
 def _replay(report: AuditReport, replayed: dict[Account, Balance], entry: JournalEntry) -> None:
     account = Account(entry.user_id, entry.currency)
     before = replayed.get(account) or Balance(entry.user_id, entry.currency)
@@ -376,10 +441,19 @@ def _replay(report: AuditReport, replayed: dict[Account, Balance], entry: Journa
         report.problem(f"{account}: version {entry.version} follows {before.version}")
     if entry.available_after < 0 or entry.frozen_after < 0:
         report.problem(f"{account} v{entry.version}: negative amount after the change")
+    # A hold change replays as the plain change it amounts to; its lock rules are the hold
+    # change's own (an expiry passes a full lock), checked on its type first.
+    kind = plain_type(entry.type, entry.transfer_id)
+    plain = before
+    if kind is not entry.type:
+        if before.lock and refused_by_lock(before.lock, entry.type):
+            report.problem(f"{account} v{entry.version}: journaled change was not applicable")
+        plain = dataclasses.replace(before, lock=0)
     result = apply_change(
-        before,
-        ChangeRequest(entry.request_id, entry.user_id, entry.currency, entry.type, entry.amount),
+        plain, ChangeRequest(entry.request_id, entry.user_id, entry.currency, kind, entry.amount)
     )
+    if isinstance(result, Applied) and kind is not entry.type:
+        result = Applied(dataclasses.replace(result.balance, lock=before.lock))
     if not isinstance(result, Applied):
         report.problem(f"{account} v{entry.version}: journaled change was not applicable")
     elif (result.balance.available, result.balance.frozen) != (
@@ -394,6 +468,25 @@ def _replay(report: AuditReport, replayed: dict[Account, Balance], entry: Journa
         entry.user_id, entry.currency, entry.available_after, entry.frozen_after, entry.version,
         lock,
     )  # fmt: skip
+
+
+def _report_without_balance(
+    report: AuditReport, replayed: Iterable[Account], held: Iterable[Account]
+) -> None:
+    """Accounts the journal or open holds name and the balances do not."""
+    for account in replayed:
+        report.problem(f"{account}: journal entries but no balance row")
+    for account in held:
+        report.problem(f"{account}: open holds but no balance row")
+
+
+def _check_held(report: AuditReport, balance: Balance, open_amount: int) -> None:
+    """The open holds of an account are part of its frozen amount."""
+    if open_amount > balance.frozen:
+        report.problem(
+            f"{balance.account}: open holds of {format_amount(open_amount)} but frozen"
+            f" {format_amount(balance.frozen)}"
+        )
 
 
 def _check_balance(report: AuditReport, balance: Balance, replay: Balance | None) -> None:

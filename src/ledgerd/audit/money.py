@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 
 from ledgerd.domain.amounts import format_amount
+from ledgerd.domain.holds import plain_type
 from ledgerd.domain.model import Balance, ChangeType, JournalEntry
 
 
@@ -68,7 +69,7 @@ class Conservation:
 
     def add_entry(self, entry: JournalEntry) -> None:
         totals = self.currencies[entry.currency]
-        kind, amount = entry.type, entry.amount
+        kind, amount = plain_type(entry.type, entry.transfer_id), entry.amount
         if kind is ChangeType.DEPOSIT:
             totals.deposits += amount
         elif kind is ChangeType.WITHDRAW:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from ledgerd.domain.amounts import format_amount
+from ledgerd.domain.holds import plain_type
 from ledgerd.domain.model import (
     CREDIT_SUFFIX,
     RETURN_SUFFIX,
@@ -151,7 +152,9 @@ class TransferBook:
     def add_entry(self, entry: JournalEntry, problem: Problem) -> None:
         """Record a journal entry if it is a leg; report a leg that names no transfer, or
         the wrong request id, and a change of another type that names one."""
-        kind, transfer_id, request_id = entry.type, entry.transfer_id, entry.request_id
+        # A capture of a hold to another user is that transfer's debit.
+        transfer_id, request_id = entry.transfer_id, entry.request_id
+        kind = plain_type(entry.type, transfer_id)
         if not kind.is_transfer_leg:
             if transfer_id:
                 problem(f"request {request_id}: a {kind.name} names transfer {transfer_id}")
@@ -199,7 +202,8 @@ class TransferBook:
         """Debits (by transfer id) and refused credits (transfer ids) found after the scan:
         committed after their shard's snapshot, before a later leg in a later one."""
         for transfer_id, entry in debits.items():
-            if entry.type.is_transfer_debit and entry.transfer_id == transfer_id:
+            debit = plain_type(entry.type, entry.transfer_id).is_transfer_debit
+            if debit and entry.transfer_id == transfer_id:
                 self.transfers[transfer_id].debits += (Leg.of(entry),)
                 self.found_later[entry.currency] += entry.amount
         for transfer_id in refused:

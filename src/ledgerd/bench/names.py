@@ -12,6 +12,7 @@ SCENARIOS = [
     "memory",
     "transfer",
     "events",
+    "hold",
 ]
 
 # Scenarios bound by the API's per-call cost: measured with each count of API worker

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from importlib import metadata
 
-from ledgerd.cli import benchmark, calls, events, locks, operations, server, statements
+from ledgerd.cli import benchmark, calls, events, holds, locks, operations, server, statements
 from ledgerd.cli.exit_codes import EPILOG, CommandFailed, ExitCode
 from ledgerd.cli.parsing import HelpFormatter
 from ledgerd.errors import LedgerError, MissingExtra
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", help="one of:"
     )
-    for group in (server, operations, calls, statements, locks, events, benchmark):
+    for group in (server, operations, calls, statements, locks, holds, events, benchmark):
         group.add_commands(commands)
     return parser
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ledgerd.domain.holds import Hold, HoldApplied, apply_hold_change
 from ledgerd.domain.model import (
     Account,
     Balance,
@@ -35,6 +36,8 @@ class BatchDecision:
     follow_ups: list[ChangeRequest] = field(default_factory=list)
     # Returns refused too (the source's balance would overflow): the amount stays in flight.
     stuck_returns: list[ChangeRequest] = field(default_factory=list)
+    # The holds the batch opened or changed, by hold id, as they stand after it.
+    holds: dict[str, Hold] = field(default_factory=dict)
     duplicates: int = 0
     applied: int = 0
     rejected: int = 0
@@ -46,6 +49,8 @@ def decide_batch(
     balances: Mapping[Account, Balance],
     applied_at_ms: int,
     positions: Sequence[EventPosition] | None = None,
+    *,
+    holds: Mapping[str, Hold] | None = None,
 ) -> BatchDecision:
     """Apply changes in order to a copy of ``balances``.
 
@@ -55,6 +60,7 @@ def decide_batch(
     account the changes touch (zeros for new accounts). Consecutive changes of one
     ``atomic_group`` (one message) are one unit: all applied, or all rejected with the
     reason of the first that failed. ``positions`` gives each change's event position.
+    ``holds`` must hold every stored hold the batch's hold changes name.
     """
     decision = BatchDecision()
     decided: set[str] = set()
@@ -78,6 +84,10 @@ def decide_batch(
             continue
         decided.add(change.request_id)
         account = change.account
+        if change.hold_id:
+            before = decision.balances.get(account) or balances[account]
+            _decide_hold(decision, change, before, holds or {}, where[index - 1], applied_at_ms)
+            continue
         result = apply_change(decision.balances.get(account) or balances[account], change)
         if isinstance(result, Applied):
             decision.balances[account] = result.balance
@@ -120,6 +130,39 @@ class _Groups:
         decision.balances.update(after)
         for leg, balance, position in zip(legs, leg_balances, positions, strict=True):
             _journal(decision, leg, balance, position, self.applied_at_ms)
+
+
+def _decide_hold(  # noqa: PLR0917  # the hot loop's values, passed as they are
+    decision: BatchDecision,
+    change: ChangeRequest,
+    before: Balance,
+    holds: Mapping[str, Hold],
+    position: EventPosition,
+    applied_at_ms: int,
+) -> None:
+    """A hold change (``ledgerd.domain.holds``): its account, its hold and its entry."""
+    account = change.account
+    hold_id = change.hold_id
+    hold = decision.holds.get(hold_id) or holds.get(hold_id)
+    result = apply_hold_change(before, hold, change, applied_at_ms)
+    if not isinstance(result, HoldApplied):
+        _reject(decision, [change], result.reason)
+        return
+    decision.balances[account] = result.balance
+    decision.holds[hold_id] = result.hold
+    balance = result.balance
+    decision.journal.append(
+        JournalEntry(
+            change.request_id, change.user_id, change.currency, change.type, result.amount,
+            balance.available, balance.frozen, balance.version, applied_at_ms, change.memo,
+            change.transfer_id, change.counterparty_user_id, position[0], position[1],
+            change.actor, balance.lock, hold_id,
+        )
+    )  # fmt: skip
+    decision.outcomes.append(RequestOutcome(change.request_id, ChangeStatus.APPLIED))
+    decision.applied += 1
+    if change.transfer_id:  # a capture to another user: the credit, as a transfer's
+        decision.follow_ups.append(change.credit())
 
 
 def _journal(

@@ -1,14 +1,17 @@
-"""Committed balances of the partitions this consumer owns, kept between batches.
+"""Committed balances and open holds of the partitions this consumer owns, kept between
+batches.
 
 The store stays the truth: memory only saves reading it again. It holds what
 the store committed, never more, so after anything that leaves the outcome of
 a commit in doubt a partition's memory is reset and reloads from the store.
+Only open holds are kept (a change naming a closed one reads it from the store).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from ledgerd.domain.holds import Hold, HoldState
 from ledgerd.domain.model import Account, Balance
 from ledgerd.store.base import Store
 
@@ -23,6 +26,8 @@ class BalanceMemory:
     def __init__(self, max_accounts: int) -> None:
         self._max_accounts = max_accounts
         self._by_partition: dict[int, dict[AccountKey, Balance]] = {}
+        # Open holds by hold id, per partition (bounded by ``max_accounts`` too).
+        self._holds: dict[int, dict[str, Hold]] = {}
 
     def get(self, partition: int, account: Account) -> Balance | None:
         """The committed balance, if the partition is owned and the account held."""
@@ -33,11 +38,13 @@ class BalanceMemory:
         """Owned partitions whose memory is empty from now on (reloaded from the store)."""
         for partition in partitions:
             self._by_partition[partition] = {}
+            self._holds[partition] = {}
 
     def drop(self, partitions: Iterable[int]) -> None:
         """Partitions no longer owned."""
         for partition in partitions:
             self._by_partition.pop(partition, None)
+            self._holds.pop(partition, None)
 
     def view(self, partition_of: Mapping[Account, int], store: Store) -> dict[Account, Balance]:
         """Balances of the accounts (in their partitions): memory, else the store, else zeros."""
@@ -84,3 +91,37 @@ class BalanceMemory:
             state = self._by_partition[partition]
             while len(state) > cap:
                 del state[next(iter(state))]
+
+    def view_holds(self, wanted: Mapping[str, tuple[int, int]], store: Store) -> dict[str, Hold]:
+        """The holds named (hold id -> (partition, holder's user id)): memory, else the
+        store (an open one read there is kept); a hold stored nowhere is left out."""
+        found: dict[str, Hold] = {}
+        missing: set[tuple[int, str]] = set()
+        for hold_id, (partition, user_id) in wanted.items():
+            known = self._holds.setdefault(partition, {}).get(hold_id)
+            if known is not None:
+                found[hold_id] = known
+            else:
+                missing.add((user_id, hold_id))
+        if missing:
+            loaded = store.load_holds(missing)
+            for hold_id, hold in loaded.items():
+                found[hold_id] = hold
+                partition, user_id = wanted[hold_id]
+                # Kept in its holder's partition only (another user naming it is refused).
+                if hold.state is HoldState.OPEN and hold.user_id == user_id:
+                    self._holds[partition][hold_id] = hold
+        return found
+
+    def remember_holds(self, holds: Iterable[Hold], partition_of: Mapping[Account, int]) -> None:
+        """Take committed holds: open ones are kept, closed ones forgotten."""
+        cap = max(1, self._max_accounts // max(1, len(self._holds)))
+        for hold in holds:
+            partition = partition_of[Account(hold.user_id, hold.currency)]
+            state = self._holds.setdefault(partition, {})
+            if hold.state is HoldState.OPEN:
+                state[hold.hold_id] = hold
+                while len(state) > cap:
+                    del state[next(iter(state))]
+            else:
+                state.pop(hold.hold_id, None)

@@ -55,7 +55,8 @@ from ledgerd.consumer.memory import BalanceMemory
 from ledgerd.consumer.provenance import SortedBatch, settle_checks, sort_batch
 from ledgerd.consumer.publish import CommitPublisher, OnCommitted
 from ledgerd.consumer.writer import BatchWriter
-from ledgerd.domain.model import LEGS_PER_MESSAGE, Account, Balance, ChangeRequest
+from ledgerd.domain.holds import Hold
+from ledgerd.domain.model import LEGS_PER_MESSAGE, Account, Balance, ChangeRequest, ChangeType
 from ledgerd.domain.partitioning import partition_for_user
 from ledgerd.errors import DecisionFailed, Fenced, LedgerError, StoreRejected
 from ledgerd.log.base import EventLog, LogRecord
@@ -292,8 +293,11 @@ class BatchConsumer:
             for record, change in batch.changes
         ]
         balances = self._memory.view(partition_of, self._store)
+        holds = self._holds_named(requests, partition_of)
         try:
-            decision = decide_batch(requests, already_final, balances, now_ms, event_positions)
+            decision = decide_batch(
+                requests, already_final, balances, now_ms, event_positions, holds=holds
+            )
         except LedgerError:
             raise
         except Exception as exc:  # a bug, or a message no rule expected: find the record
@@ -313,6 +317,18 @@ class BatchConsumer:
             records, decision, partition_of, self._intake.positions(records), now_ms,
             time.perf_counter(), group,
         )  # fmt: skip
+
+    def _holds_named(
+        self, requests: Sequence[ChangeRequest], partition_of: Mapping[Account, int]
+    ) -> Mapping[str, Hold]:
+        """The committed holds the batch's captures, releases and expiries name: from memory,
+        else from the store (one read per batch that misses any)."""
+        wanted = {
+            change.hold_id: (partition_of[change.account], change.user_id)
+            for change in requests
+            if change.hold_id and change.type is not ChangeType.HOLD
+        }
+        return self._memory.view_holds(wanted, self._store) if wanted else {}
 
     def _decide_columns(self, records: Sequence[LogRecord], batch: ColumnBatch) -> _Decided:
         """``_decide`` of a column batch (no poison, no transfer, nothing unsigned)."""
@@ -541,6 +557,8 @@ class BatchConsumer:
             request_ids = [row[0] for row in decision.outcome_rows]
         else:
             request_ids = [o.request_id for o in decision.outcomes]
+        if isinstance(decision, BatchDecision) and decision.holds:
+            self._memory.remember_holds(decision.holds.values(), decided.partition_of)
         self._publisher.publish(decision.balances, decided.partition_of, request_ids)
         self._publisher.journaled(
             decided.records, decided.positions, decision.journal,

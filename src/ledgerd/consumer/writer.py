@@ -45,6 +45,7 @@ class BatchWriter:
             follow_up_group=follow_up_group,
             cleared_failures=cleared_failures,
             rows=decision.rows if isinstance(decision, ColumnDecision) else None,
+            holds=list(decision.holds.values()) if isinstance(decision, BatchDecision) else (),
         )
         # Fault drills wait for this note to pause or kill the process mid-batch.
         failpoints.hit(

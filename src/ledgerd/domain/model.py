@@ -24,6 +24,16 @@ class ChangeType(enum.IntEnum):
     LOCK_DEBITS = 10
     LOCK_FULL = 11
     UNLOCK = 12
+    # Holds (``ledgerd.domain.holds``): a HOLD's request id is its hold's id; the others
+    # name the hold (``ChangeRequest.hold_id``). HOLD_EXPIRE is made by the expiry sweep.
+    HOLD = 13
+    HOLD_CAPTURE = 14
+    HOLD_RELEASE = 15
+    HOLD_EXPIRE = 16
+
+    @property
+    def is_hold_change(self) -> bool:
+        return self >= ChangeType.HOLD
 
     @property
     def is_transfer_leg(self) -> bool:
@@ -31,7 +41,7 @@ class ChangeType(enum.IntEnum):
 
     @property
     def is_lock_change(self) -> bool:
-        return self >= ChangeType.LOCK_DEBITS
+        return ChangeType.LOCK_DEBITS <= self <= ChangeType.UNLOCK
 
     @property
     def is_transfer_debit(self) -> bool:
@@ -69,6 +79,12 @@ LOCK_SET_BY = {
     ChangeType.UNLOCK: AccountLock.NONE,
 }
 LOCK_CHANGE_TYPES = tuple(LOCK_SET_BY)
+# What a client may send to ChangeBalance(s) about holds (never in an atomic group).
+CLIENT_HOLD_TYPES = (ChangeType.HOLD, ChangeType.HOLD_CAPTURE, ChangeType.HOLD_RELEASE)
+HOLD_CHANGE_TYPES = (*CLIENT_HOLD_TYPES, ChangeType.HOLD_EXPIRE)
+# The request id of a hold's expiry: the hold's id and a suffix no client id can have, so
+# every sweep (any leader, after any crash) sends the same request and it applies once.
+EXPIRE_SUFFIX = "~expire"
 
 # The request ids of a transfer's later legs: the transfer's id and a suffix that no client
 # request id can have ("~" is outside their alphabet), so they never collide.
@@ -98,6 +114,11 @@ class RejectReason(enum.IntEnum):
     INSUFFICIENT_FROZEN = 2
     AMOUNT_OVERFLOW = 3
     ACCOUNT_LOCKED = 4
+    HOLD_NOT_FOUND = 5
+    HOLD_RELEASED = 6
+    HOLD_EXPIRED = 7
+    HOLD_OVER_CAPTURE = 8
+    HOLD_CAPTURED = 9
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,21 +152,32 @@ class ChangeRequest:
     # Who asked for a lock change: the signing key id (empty with signing off, and for
     # every other change). Not a field of the change: a retry by another key is the same.
     actor: str = ""
+    # A hold change's hold (a HOLD's own request id), and a HOLD's expiry (Unix ms).
+    hold_id: str = ""
+    expires_at_ms: int = 0
 
     @property
     def account(self) -> Account:
         return Account(self.user_id, self.currency)
 
     def same_fields(self, other: ChangeRequest) -> bool:
-        """Whether a retry carries the same change (request_id aside)."""
+        """Whether a retry carries the same change (request_id aside).
+
+        A HOLD's expiry is left out (a retry with a timeout computes another instant), and
+        so is a release's amount (the journal records the remainder it released).
+        """
         return (
             self.user_id == other.user_id
             and self.currency == other.currency
             and self.type == other.type
-            and self.amount == other.amount
+            and (
+                self.amount == other.amount
+                or self.type in (ChangeType.HOLD_RELEASE, ChangeType.HOLD_EXPIRE)
+            )
             and self.memo == other.memo
             and self.transfer_id == other.transfer_id
             and self.counterparty_user_id == other.counterparty_user_id
+            and self.hold_id == other.hold_id
         )
 
     def credit(self) -> ChangeRequest:
@@ -210,12 +242,14 @@ class JournalEntry:
     actor: str = ""
     # The account's lock right after the change (an ``AccountLock`` value).
     lock_after: int = 0
+    # A hold change's hold (``ChangeRequest.hold_id``); empty for every other entry.
+    hold_id: str = ""
 
     def as_stored_request(self) -> StoredRequest:
         """The APPLIED request this entry records (its outbox row may be gone)."""
         request = ChangeRequest(
             self.request_id, self.user_id, self.currency, self.type, self.amount, self.memo,
-            self.transfer_id, self.counterparty_user_id,
+            self.transfer_id, self.counterparty_user_id, hold_id=self.hold_id,
         )  # fmt: skip
         return StoredRequest(request, ChangeStatus.APPLIED)
 

@@ -32,8 +32,10 @@ class Rejected:
 # Types that only add to available, and types that only take from it.
 _CREDITS = frozenset((ChangeType.DEPOSIT, ChangeType.TRANSFER_IN, ChangeType.TRANSFER_RETURN))
 _DEBITS = frozenset((ChangeType.WITHDRAW, ChangeType.TRANSFER_OUT))
+_FROM_FROZEN = frozenset((ChangeType.SPEND_FROZEN, ChangeType.TRANSFER_OUT_FROZEN))
 # What a debit lock refuses: every change that takes from available or frozen except
-# UNFREEZE, which keeps the money in the account (and available is locked too).
+# UNFREEZE and a hold's release or expiry, which keep the money in the account (and
+# available is locked too). A HOLD is a FREEZE, a capture a SPEND_FROZEN or a transfer out.
 LOCKED_BY_DEBIT_LOCK = frozenset(
     (
         ChangeType.WITHDRAW,
@@ -41,11 +43,14 @@ LOCKED_BY_DEBIT_LOCK = frozenset(
         ChangeType.SPEND_FROZEN,
         ChangeType.TRANSFER_OUT,
         ChangeType.TRANSFER_OUT_FROZEN,
+        ChangeType.HOLD,
+        ChangeType.HOLD_CAPTURE,
     )
 )
 # What a full lock lets through: a transfer's return brings the account's own money back
-# (refusing it would leave the amount in flight for ever).
-PASSES_FULL_LOCK = frozenset((ChangeType.TRANSFER_RETURN,))
+# (refusing it would leave the amount in flight for ever), and a hold's expiry, which the
+# sweep sends once under one request id (refused, the hold would stay open for ever).
+PASSES_FULL_LOCK = frozenset((ChangeType.TRANSFER_RETURN, ChangeType.HOLD_EXPIRE))
 
 
 def refused_by_lock(lock: int, kind: ChangeType) -> bool:
@@ -79,8 +84,10 @@ def apply_change(balance: Balance, change: ChangeRequest) -> Applied | Rejected:
     elif kind is ChangeType.UNFREEZE:
         frozen -= amount
         available += amount
-    else:  # SPEND_FROZEN, TRANSFER_OUT_FROZEN
+    elif kind in _FROM_FROZEN:
         frozen -= amount
+    else:  # a hold change: ``ledgerd.domain.holds.apply_hold_change`` decides it
+        raise ValueError(f"{kind.name} is decided with its hold")
     if available < 0:
         return Rejected(RejectReason.INSUFFICIENT_AVAILABLE)
     if frozen < 0:

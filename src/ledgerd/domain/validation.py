@@ -3,6 +3,7 @@ with several bad fields hears of all of them at once (``FieldChecks``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -10,7 +11,9 @@ from typing import TypeVar
 from ledgerd.domain.amounts import parse_amount
 from ledgerd.domain.model import (
     CLIENT_CHANGE_TYPES,
+    CLIENT_HOLD_TYPES,
     CREDIT_SUFFIX,
+    EXPIRE_SUFFIX,
     LOCK_CHANGE_TYPES,
     MAX_ATOMIC_LEGS,
     RETURN_SUFFIX,
@@ -69,6 +72,14 @@ def validate_any_request_id(request_id: str) -> str:
             validate_request_id(request_id[: -len(suffix)])
             return request_id
     return validate_request_id(request_id)
+
+
+def validate_expire_request_id(request_id: str) -> str:
+    """A hold expiry's request id: the hold's id (a client request id) and ``~expire``."""
+    if not request_id.endswith(EXPIRE_SUFFIX):
+        raise InvalidArgument("request_id", "a hold's expiry is its hold's id and ~expire")
+    validate_request_id(request_id[: -len(EXPIRE_SUFFIX)])
+    return request_id
 
 
 def validate_user_id(user_id: int) -> int:
@@ -279,3 +290,134 @@ def validate_journal_limit(limit: int) -> int:
     if not 1 <= limit <= MAX_JOURNAL_LIMIT:
         raise InvalidArgument("limit", f"must be between 1 and {MAX_JOURNAL_LIMIT}")
     return limit
+
+
+_CLIENT_HOLD_TYPES = frozenset(CLIENT_HOLD_TYPES)
+# The longest a hold may last: a year. Longer is more likely a unit mistake (s for ms).
+MAX_HOLD_MS = 366 * 24 * 3600 * 1000
+
+
+def is_hold_type(value: int) -> bool:
+    """Whether a ChangeBalance's type asks for a hold change (``validate_hold_change``)."""
+    return value in _CLIENT_HOLD_TYPES
+
+
+def validate_hold_change(
+    *,
+    request_id: str,
+    user_id: int,
+    currency: str,
+    change_type: int,
+    amount: str,
+    memo: str,
+    hold_id: str,
+    expires_at_ms: int,
+    timeout_ms: int,
+    to_user_id: int,
+    now_ms: int,
+) -> ChangeRequest:
+    """A HOLD, HOLD_CAPTURE or HOLD_RELEASE from a client.
+
+    A HOLD's hold id is its request id, its expiry ``expires_at_ms`` or ``now_ms`` plus
+    ``timeout_ms`` (exactly one, in the future, within ``MAX_HOLD_MS``). A capture names
+    its hold and an amount, and may credit ``to_user_id`` instead of spending (a transfer
+    whose id is the capture's request id). A release names its hold and no amount.
+
+    Raises:
+        InvalidArgument: every malformed field, by name.
+    """
+    fields = FieldChecks()
+    kind = ChangeType(change_type)
+    rid = fields.check(validate_request_id, request_id, "")
+    user = fields.check(validate_user_id, user_id, 0)
+    change = ChangeRequest(
+        request_id=rid,
+        user_id=user,
+        currency=fields.check(validate_currency, currency, ""),
+        type=kind,
+        amount=0,
+        memo=fields.check(validate_memo, memo, ""),
+    )
+    if kind is ChangeType.HOLD_RELEASE:
+        if amount not in ("", "0"):
+            fields.violations.append(FieldViolation("amount", "a release has no amount"))
+    else:
+        change = dataclasses.replace(change, amount=fields.check(parse_amount, amount, 0))
+    if kind is ChangeType.HOLD:
+        if hold_id not in ("", request_id):
+            fields.violations.append(
+                FieldViolation("hold_id", "a HOLD's hold id is its request id: leave it empty")
+            )
+        expiry = _hold_expiry(fields, expires_at_ms, timeout_ms, now_ms)
+        change = dataclasses.replace(change, hold_id=rid, expires_at_ms=expiry)
+    else:
+        if expires_at_ms or timeout_ms:
+            fields.violations.append(
+                FieldViolation("expires_at_unix_ms", "only a HOLD has an expiry")
+            )
+        change = dataclasses.replace(
+            change, hold_id=fields.check(_named_id("hold_id"), hold_id, "")
+        )
+    if to_user_id:
+        if kind is not ChangeType.HOLD_CAPTURE:
+            fields.violations.append(FieldViolation("to_user_id", "only a capture has one"))
+        elif to_user_id == user:
+            fields.violations.append(FieldViolation("to_user_id", "must differ from user_id"))
+        else:
+            destination = fields.check(_named("to_user_id", validate_user_id), to_user_id, 0)
+            change = dataclasses.replace(change, transfer_id=rid, counterparty_user_id=destination)
+    fields.raise_if_any()
+    return change
+
+
+def _named_id(field: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if _REQUEST_ID.fullmatch(value) is None:
+            raise InvalidArgument(field, "must be 1-64 characters of A-Z a-z 0-9 . _ : -")
+        return value
+
+    return check
+
+
+def validate_hold_leg(change: ChangeRequest) -> ChangeRequest:
+    """A hold change read from the log: its fields agree with its type.
+
+    Raises:
+        InvalidArgument: they do not (the message was not made by ledgerd).
+    """
+    kind = change.type
+    if kind is ChangeType.HOLD and (
+        change.hold_id != change.request_id or change.expires_at_ms <= 0
+    ):
+        raise InvalidArgument("hold_id", "a HOLD is its own hold, with an expiry")
+    if kind is ChangeType.HOLD_EXPIRE and change.request_id != change.hold_id + EXPIRE_SUFFIX:
+        raise InvalidArgument("request_id", "a hold's expiry is its hold's id and ~expire")
+    if change.transfer_id and (
+        kind is not ChangeType.HOLD_CAPTURE or change.transfer_id != change.request_id
+    ):
+        raise InvalidArgument("transfer_id", "only a capture to another user names a transfer")
+    if change.counterparty_user_id == change.user_id:
+        raise InvalidArgument("counterparty_user_id", "must differ from user_id")
+    if kind is not ChangeType.HOLD:
+        _named_id("hold_id")(change.hold_id)
+    return change
+
+
+def _hold_expiry(fields: FieldChecks, expires_at_ms: int, timeout_ms: int, now_ms: int) -> int:
+    """A HOLD's expiry (Unix ms): exactly one of the two, in the future, within a year."""
+    if (expires_at_ms > 0) == (timeout_ms > 0):
+        fields.violations.append(
+            FieldViolation(
+                "expires_at_unix_ms",
+                "a HOLD needs exactly one of expires_at_unix_ms and timeout_ms",
+            )
+        )
+    if timeout_ms > MAX_HOLD_MS:
+        fields.violations.append(FieldViolation("timeout_ms", "must be at most a year"))
+    if expires_at_ms <= 0:
+        return now_ms + timeout_ms
+    if not now_ms < expires_at_ms <= now_ms + MAX_HOLD_MS:
+        fields.violations.append(
+            FieldViolation("expires_at_unix_ms", "must be in the future, within a year")
+        )
+    return expires_at_ms

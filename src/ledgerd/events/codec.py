@@ -46,6 +46,7 @@ def event_of(entry: JournalEntry) -> pb.BalanceEvent:
             counterparty_user_id=entry.counterparty_user_id,
             actor=entry.actor,
             lock_after=entry.lock_after,  # type: ignore[arg-type]
+            hold_id=entry.hold_id,
         ),
         partition=entry.partition,
         sequence=entry.event_seq,
@@ -74,6 +75,7 @@ def encode_event(entry: JournalEntry) -> tuple[bytes, bytes, tuple[tuple[str, by
         and (transfer_id or not counterparty)
         and not entry.actor
         and not entry.lock_after
+        and not entry.hold_id
     ):
         # A client's change (a transfer leg with a memo too): its fields at their default,
         # if any, are the last ones, so number order is the printer's order. A transfer
@@ -88,7 +90,7 @@ def encode_event(entry: JournalEntry) -> tuple[bytes, bytes, tuple[tuple[str, by
             f' "version": "{entry.version}", "applied_at_unix_ms": "{entry.applied_at_ms}",'
             f' "memo": {_text(memo)}, "transfer_id": {_text(transfer_id)},'
             f' "counterparty_user_id": "{counterparty}", "actor": "",'
-            ' "lock_after": "ACCOUNT_LOCK_NONE"}'
+            ' "lock_after": "ACCOUNT_LOCK_NONE", "hold_id": ""}'
         )
         if entry.partition:  # the common case, as one string
             value = (
@@ -124,6 +126,7 @@ def _entry_fields(entry: JournalEntry) -> list[tuple[str, bool]]:
         (f'"counterparty_user_id": "{entry.counterparty_user_id}"', not entry.counterparty_user_id),
         (f'"actor": {_text(entry.actor)}', not entry.actor),
         (f'"lock_after": "{_LOCK_NAMES[entry.lock_after]}"', not entry.lock_after),
+        (f'"hold_id": {_text(entry.hold_id)}', not entry.hold_id),
     ]
 
 

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import msgspec
 
-from ledgerd.domain.amounts import format_amount, parse_decimal
+from ledgerd.domain.amounts import format_amount, parse_amount, parse_decimal
 from ledgerd.domain.model import (
+    HOLD_CHANGE_TYPES,
     LOCK_CHANGE_TYPES,
     MAX_ATOMIC_LEGS,
     Balance,
@@ -25,10 +26,14 @@ from ledgerd.domain.validation import (
     validate_any_request_id,
     validate_change,
     validate_change_type,
+    validate_currency,
+    validate_expire_request_id,
+    validate_hold_leg,
     validate_leg,
     validate_lock_change,
     validate_memo,
     validate_request_id,
+    validate_user_id,
 )
 from ledgerd.errors import InvalidArgument, PoisonMessage
 
@@ -70,6 +75,9 @@ class ChangeMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     more_legs: list[LegMessage] | None = None
     # A lock change's actor (the signing key id); left out of every other message.
     actor: str | msgspec.UnsetType = msgspec.UNSET
+    # A hold change's hold, and a HOLD's expiry (Unix ms); left out of every other message.
+    hold_id: str | msgspec.UnsetType = msgspec.UNSET
+    expires_at_ms: int | msgspec.UnsetType = msgspec.UNSET
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +127,8 @@ def encode_change(
             if more_legs
             else None,
             actor=request.actor or msgspec.UNSET,
+            hold_id=request.hold_id or msgspec.UNSET,
+            expires_at_ms=request.expires_at_ms or msgspec.UNSET,
         )
     )
 
@@ -156,6 +166,8 @@ def decode_message(value: bytes) -> DecodedChange:
 
 def _legs(message: ChangeMessage) -> tuple[ChangeRequest, ...]:
     """The message's changes, validated; the legs of an atomic group name it and their place."""
+    if message.type in _HOLD_TYPE_NUMBERS:
+        return (_hold_change(message),)
     if message.transfer_id or message.counterparty_user_id:
         leg = dataclasses.replace(
             _change(message, message.user_id, check_type=validate_any_change_type,
@@ -184,6 +196,43 @@ def _legs(message: ChangeMessage) -> tuple[ChangeRequest, ...]:
 
 
 _LOCK_TYPE_NUMBERS = frozenset(int(kind) for kind in LOCK_CHANGE_TYPES)
+_HOLD_TYPE_NUMBERS = frozenset(int(kind) for kind in HOLD_CHANGE_TYPES)
+
+
+def _hold_change(message: ChangeMessage) -> ChangeRequest:
+    """A hold change: alone in its message; its fields agree with its type."""
+    if message.more_legs:
+        raise InvalidArgument("more_legs", "a hold change is never part of an atomic group")
+    check_id = (
+        validate_expire_request_id
+        if message.type == ChangeType.HOLD_EXPIRE
+        else validate_request_id
+    )
+    if message.type in _NO_AMOUNT_TYPES:  # the consumer decides the remainder
+        if message.amount != "0":
+            raise InvalidArgument("amount", 'a release or expiry has amount "0"')
+        amount = 0
+    else:
+        amount = parse_amount(message.amount)
+    change = ChangeRequest(
+        check_id(message.request_id), validate_user_id(message.user_id),
+        validate_currency(message.currency), ChangeType(message.type), amount,
+        validate_memo(message.memo),
+    )  # fmt: skip
+    hold_id = message.hold_id if isinstance(message.hold_id, str) else ""
+    expires = message.expires_at_ms if isinstance(message.expires_at_ms, int) else 0
+    return validate_hold_leg(
+        dataclasses.replace(
+            change,
+            hold_id=hold_id,
+            expires_at_ms=expires,
+            transfer_id=message.transfer_id,
+            counterparty_user_id=message.counterparty_user_id,
+        )
+    )
+
+
+_NO_AMOUNT_TYPES = frozenset((int(ChangeType.HOLD_RELEASE), int(ChangeType.HOLD_EXPIRE)))
 
 
 def _lock_change(message: ChangeMessage) -> ChangeRequest:

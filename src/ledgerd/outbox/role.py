@@ -4,6 +4,7 @@ while this process holds the outbox lock) and, with the relay role, the audit jo
 from __future__ import annotations
 
 from ledgerd.audit.job import AuditJob
+from ledgerd.outbox.expiry import HoldExpirySweep
 from ledgerd.outbox.relay import Relay
 from ledgerd.runtime.leader import OUTBOX_LOCK
 from ledgerd.runtime.supervisor import Child
@@ -46,3 +47,19 @@ def declare_relay(parts: Parts) -> None:
     )
     parts.supervisor.add(Child("relay", thread=relay.run, has_work=relay.has_work, wake=relay.wake))
     parts.offer(relay)
+
+
+def declare_hold_expiry(parts: Parts) -> None:
+    """The hold expiry sweep, run by whichever relay-role process holds the outbox lock; it
+    hands what it accepts to this process's relay (declared before it)."""
+    settings = parts.settings
+    leader = parts.elector(OUTBOX_LOCK)
+    relay = parts.find(Relay)
+    sweep = HoldExpirySweep(
+        parts.backends.store,
+        leader.is_leader,
+        settings.hold_sweep_interval_s,
+        hand_off=relay.hand_off if relay is not None else None,
+        batch_max=settings.hold_sweep_batch_max,
+    )
+    parts.supervisor.add(Child(sweep.name, thread=sweep.run, has_work=sweep.has_work))

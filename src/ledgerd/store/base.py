@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
+from ledgerd.domain.holds import Hold
 from ledgerd.domain.model import (
     Account,
     Balance,
@@ -104,6 +105,8 @@ class BatchCommit:
     # The journal and rejections as rows, when the consumer decided them so: a store may
     # write these instead of reading the objects (which are then made for nothing).
     rows: DecidedRows | None = None
+    # The holds the batch opened or changed, as they stand after it (``holds`` table).
+    holds: Sequence[Hold] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +314,16 @@ class Store(Protocol):
 
     def load_balances(self, accounts: Collection[Account]) -> Mapping[Account, Balance]:
         """Stored balances of the accounts that have one."""
+
+    def load_holds(self, holds: Collection[tuple[int, str]]) -> Mapping[str, Hold]:
+        """The stored holds among (holder user id, hold id) pairs, by hold id."""
+
+    def due_holds(self, now_ms: int, limit: int) -> Sequence[Hold]:
+        """Open holds whose expiry is at or before ``now_ms``, the earliest first (at most
+        ``limit``; a sharded store: at most ``limit`` per shard)."""
+
+    def scan_holds(self, after: str | None, limit: int) -> Sequence[Hold]:
+        """Every hold, by hold id, after ``after`` (the audit's pass)."""
 
     def commit_batch(self, batch: BatchCommit) -> None:
         """Write balances, journal, rejections and partition offsets atomically.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ledgerd.domain.holds import Hold
 from ledgerd.domain.model import Account, Balance, JournalEntry, StoredRequest
 from ledgerd.store.base import Store
 
@@ -37,3 +38,10 @@ def iter_rejections(store: Store, page_rows: int = PAGE_ROWS) -> Iterator[Stored
     while page := store.scan_rejections(after, page_rows):
         yield from page
         after = page[-1].request.request_id
+
+
+def iter_holds(store: Store, page_rows: int = PAGE_ROWS) -> Iterator[Hold]:
+    after: str | None = None
+    while page := store.scan_holds(after, page_rows):
+        yield from page
+        after = page[-1].hold_id

@@ -29,6 +29,7 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 from functools import partial
 from typing import Any, TypeVar
 
+from ledgerd.domain.holds import Hold
 from ledgerd.domain.model import (
     Account,
     Balance,
@@ -58,6 +59,10 @@ P = TypeVar("P")
 _THREADS_PER_SHARD = 8
 
 
+# Publish groups whose shards ``accept_requests`` remembers (the open ones are a few).
+_GROUPS_REMEMBERED = 64
+
+
 class ShardedStore:
     """The Store interface over ``shards`` (shard 0 first), routing by partition."""
 
@@ -71,9 +76,10 @@ class ShardedStore:
         )
         for shard in self._shards[1:]:
             shard.fence_locks_with(self._shards[0])
-        # The publish group each shard last wrote a row for (one acceptor per process, on
-        # one thread, calls accept_requests).
-        self._groups_written: dict[int, str] = {}
+        # The shards each recent publish group has its row in. By group, not one group per
+        # shard: the acceptor's open group spans acceptances while the hold expiry sweep
+        # accepts rows of its own groups in between (on another thread).
+        self._groups_written: dict[str, set[int]] = {}
 
     @property
     def shards(self) -> Sequence[SqlStore]:
@@ -150,8 +156,13 @@ class ShardedStore:
         existing = self.get_requests(request_ids)
         new = choose_new(existing)
         by_shard = self._by_user_shard((request.user_id, request) for request in new)
-        if new_group:
-            self._groups_written.clear()
+        written: set[int] = set()
+        if group_id is not None:
+            # The least recently used group is forgotten first.
+            remembered = self._groups_written.pop(group_id, set())
+            written = self._groups_written[group_id] = set() if new_group else remembered
+            while len(self._groups_written) > _GROUPS_REMEMBERED:
+                del self._groups_written[next(iter(self._groups_written))]
 
         def insert(shard_index: int, rows: Sequence[ChangeRequest]) -> None:
             def only_if_still_new(found: Mapping[str, StoredRequest]) -> Sequence[ChangeRequest]:
@@ -161,7 +172,7 @@ class ShardedStore:
 
             # A group spanning acceptances has its row in each shard that took rows of it,
             # written with the first of them there.
-            first_here = self._groups_written.get(shard_index) != group_id
+            first_here = shard_index not in written
             self._shards[shard_index].accept_requests(
                 [r.request_id for r in rows],
                 only_if_still_new,
@@ -169,8 +180,7 @@ class ShardedStore:
                 group_id,
                 new_group=first_here,
             )
-            if group_id is not None:
-                self._groups_written[shard_index] = group_id
+            written.add(shard_index)
 
         self._run([partial(insert, index, rows) for index, rows in sorted(by_shard.items())])
         return existing
@@ -274,6 +284,21 @@ class ShardedStore:
             found.update(part)
         return found
 
+    def load_holds(self, holds: Collection[tuple[int, str]]) -> Mapping[str, Hold]:
+        by_shard = self._by_user_shard((user_id, (user_id, hold_id)) for user_id, hold_id in holds)
+        found: dict[str, Hold] = {}
+        for part in self._each_part(by_shard, lambda shard, wanted: shard.load_holds(wanted)):
+            found.update(part)
+        return found
+
+    def due_holds(self, now_ms: int, limit: int) -> Sequence[Hold]:
+        due = [hold for part in self._each(lambda s: s.due_holds(now_ms, limit)) for hold in part]
+        return sorted(due, key=lambda hold: hold.expires_at_ms)
+
+    def scan_holds(self, after: str | None, limit: int) -> Sequence[Hold]:
+        pages = self._each(lambda shard: shard.scan_holds(after, limit))
+        return _first(pages, limit, lambda hold: hold.hold_id)
+
     def commit_batch(self, batch: BatchCommit) -> None:
         self._each_part(self.split_batch(batch), lambda shard, part: shard.commit_batch(part))
 
@@ -286,6 +311,7 @@ class ShardedStore:
         balances = self._by_user_shard((b.user_id, b) for b in batch.balances)
         journal = self._by_user_shard((e.user_id, e) for e in batch.journal)
         rejections = self._by_user_shard((r.request.user_id, r) for r in batch.rejections)
+        holds = self._by_user_shard((h.user_id, h) for h in batch.holds)
         # A follow-up goes to the outbox of the shard whose decision sent it (the user it
         # names as counterparty), in that shard's transaction.
         follow_ups = self._by_user_shard((f.counterparty_user_id, f) for f in batch.follow_ups)
@@ -296,7 +322,7 @@ class ShardedStore:
         cleared = defaultdict(list)
         for partition in batch.cleared_failures:
             cleared[self.shard_of_partition(partition)].append(partition)
-        touched = set(positions) | set(balances) | set(journal) | set(rejections)
+        touched = set(positions) | set(balances) | set(journal) | set(rejections) | set(holds)
         return {
             shard: BatchCommit(
                 positions[shard],
@@ -308,6 +334,7 @@ class ShardedStore:
                 batch.follow_up_group if shard in follow_ups else None,
                 dead_letters.get(shard, []),
                 cleared.get(shard, []),
+                holds=holds.get(shard, []),
             )
             for shard in touched | set(follow_ups)
         }

@@ -22,6 +22,10 @@ class ChangeType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LOCK_DEBITS: _ClassVar[ChangeType]
     LOCK_FULL: _ClassVar[ChangeType]
     UNLOCK: _ClassVar[ChangeType]
+    HOLD: _ClassVar[ChangeType]
+    HOLD_CAPTURE: _ClassVar[ChangeType]
+    HOLD_RELEASE: _ClassVar[ChangeType]
+    HOLD_EXPIRE: _ClassVar[ChangeType]
 
 class ChangeStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -39,12 +43,25 @@ class RejectReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     INSUFFICIENT_FROZEN: _ClassVar[RejectReason]
     AMOUNT_OVERFLOW: _ClassVar[RejectReason]
     ACCOUNT_LOCKED: _ClassVar[RejectReason]
+    HOLD_NOT_FOUND: _ClassVar[RejectReason]
+    HOLD_RELEASED: _ClassVar[RejectReason]
+    HOLD_EXPIRED: _ClassVar[RejectReason]
+    HOLD_OVER_CAPTURE: _ClassVar[RejectReason]
+    HOLD_CAPTURED: _ClassVar[RejectReason]
 
 class AccountLock(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     ACCOUNT_LOCK_NONE: _ClassVar[AccountLock]
     ACCOUNT_LOCK_DEBITS: _ClassVar[AccountLock]
     ACCOUNT_LOCK_FULL: _ClassVar[AccountLock]
+
+class HoldState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    HOLD_STATE_UNSPECIFIED: _ClassVar[HoldState]
+    HOLD_STATE_OPEN: _ClassVar[HoldState]
+    HOLD_STATE_CAPTURED: _ClassVar[HoldState]
+    HOLD_STATE_RELEASED: _ClassVar[HoldState]
+    HOLD_STATE_EXPIRED: _ClassVar[HoldState]
 CHANGE_TYPE_UNSPECIFIED: ChangeType
 DEPOSIT: ChangeType
 WITHDRAW: ChangeType
@@ -58,6 +75,10 @@ TRANSFER_RETURN: ChangeType
 LOCK_DEBITS: ChangeType
 LOCK_FULL: ChangeType
 UNLOCK: ChangeType
+HOLD: ChangeType
+HOLD_CAPTURE: ChangeType
+HOLD_RELEASE: ChangeType
+HOLD_EXPIRE: ChangeType
 CHANGE_STATUS_UNSPECIFIED: ChangeStatus
 PENDING: ChangeStatus
 SENT: ChangeStatus
@@ -69,9 +90,19 @@ INSUFFICIENT_AVAILABLE: RejectReason
 INSUFFICIENT_FROZEN: RejectReason
 AMOUNT_OVERFLOW: RejectReason
 ACCOUNT_LOCKED: RejectReason
+HOLD_NOT_FOUND: RejectReason
+HOLD_RELEASED: RejectReason
+HOLD_EXPIRED: RejectReason
+HOLD_OVER_CAPTURE: RejectReason
+HOLD_CAPTURED: RejectReason
 ACCOUNT_LOCK_NONE: AccountLock
 ACCOUNT_LOCK_DEBITS: AccountLock
 ACCOUNT_LOCK_FULL: AccountLock
+HOLD_STATE_UNSPECIFIED: HoldState
+HOLD_STATE_OPEN: HoldState
+HOLD_STATE_CAPTURED: HoldState
+HOLD_STATE_RELEASED: HoldState
+HOLD_STATE_EXPIRED: HoldState
 
 class Balance(_message.Message):
     __slots__ = ("user_id", "currency", "available", "frozen", "version", "lock")
@@ -110,7 +141,7 @@ class GetBalanceResponse(_message.Message):
     def __init__(self, balances: _Optional[_Iterable[_Union[Balance, _Mapping]]] = ..., as_of: _Optional[_Union[BalanceAsOf, _Mapping]] = ...) -> None: ...
 
 class ChangeBalanceRequest(_message.Message):
-    __slots__ = ("request_id", "user_id", "currency", "type", "amount", "wait", "memo")
+    __slots__ = ("request_id", "user_id", "currency", "type", "amount", "wait", "memo", "hold_id", "expires_at_unix_ms", "timeout_ms", "to_user_id")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     CURRENCY_FIELD_NUMBER: _ClassVar[int]
@@ -118,6 +149,10 @@ class ChangeBalanceRequest(_message.Message):
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
     WAIT_FIELD_NUMBER: _ClassVar[int]
     MEMO_FIELD_NUMBER: _ClassVar[int]
+    HOLD_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    TO_USER_ID_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     user_id: int
     currency: str
@@ -125,7 +160,11 @@ class ChangeBalanceRequest(_message.Message):
     amount: str
     wait: bool
     memo: str
-    def __init__(self, request_id: _Optional[str] = ..., user_id: _Optional[int] = ..., currency: _Optional[str] = ..., type: _Optional[_Union[ChangeType, str]] = ..., amount: _Optional[str] = ..., wait: _Optional[bool] = ..., memo: _Optional[str] = ...) -> None: ...
+    hold_id: str
+    expires_at_unix_ms: int
+    timeout_ms: int
+    to_user_id: int
+    def __init__(self, request_id: _Optional[str] = ..., user_id: _Optional[int] = ..., currency: _Optional[str] = ..., type: _Optional[_Union[ChangeType, str]] = ..., amount: _Optional[str] = ..., wait: _Optional[bool] = ..., memo: _Optional[str] = ..., hold_id: _Optional[str] = ..., expires_at_unix_ms: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., to_user_id: _Optional[int] = ...) -> None: ...
 
 class ChangeResult(_message.Message):
     __slots__ = ("request_id", "status", "reject_reason", "balance", "duplicate")
@@ -176,7 +215,7 @@ class ListJournalRequest(_message.Message):
     def __init__(self, user_id: _Optional[int] = ..., currency: _Optional[str] = ..., after_version: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class JournalEntry(_message.Message):
-    __slots__ = ("request_id", "user_id", "currency", "type", "amount", "available_after", "frozen_after", "version", "applied_at_unix_ms", "memo", "transfer_id", "counterparty_user_id", "actor", "lock_after")
+    __slots__ = ("request_id", "user_id", "currency", "type", "amount", "available_after", "frozen_after", "version", "applied_at_unix_ms", "memo", "transfer_id", "counterparty_user_id", "actor", "lock_after", "hold_id")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     CURRENCY_FIELD_NUMBER: _ClassVar[int]
@@ -191,6 +230,7 @@ class JournalEntry(_message.Message):
     COUNTERPARTY_USER_ID_FIELD_NUMBER: _ClassVar[int]
     ACTOR_FIELD_NUMBER: _ClassVar[int]
     LOCK_AFTER_FIELD_NUMBER: _ClassVar[int]
+    HOLD_ID_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     user_id: int
     currency: str
@@ -205,7 +245,8 @@ class JournalEntry(_message.Message):
     counterparty_user_id: int
     actor: str
     lock_after: AccountLock
-    def __init__(self, request_id: _Optional[str] = ..., user_id: _Optional[int] = ..., currency: _Optional[str] = ..., type: _Optional[_Union[ChangeType, str]] = ..., amount: _Optional[str] = ..., available_after: _Optional[str] = ..., frozen_after: _Optional[str] = ..., version: _Optional[int] = ..., applied_at_unix_ms: _Optional[int] = ..., memo: _Optional[str] = ..., transfer_id: _Optional[str] = ..., counterparty_user_id: _Optional[int] = ..., actor: _Optional[str] = ..., lock_after: _Optional[_Union[AccountLock, str]] = ...) -> None: ...
+    hold_id: str
+    def __init__(self, request_id: _Optional[str] = ..., user_id: _Optional[int] = ..., currency: _Optional[str] = ..., type: _Optional[_Union[ChangeType, str]] = ..., amount: _Optional[str] = ..., available_after: _Optional[str] = ..., frozen_after: _Optional[str] = ..., version: _Optional[int] = ..., applied_at_unix_ms: _Optional[int] = ..., memo: _Optional[str] = ..., transfer_id: _Optional[str] = ..., counterparty_user_id: _Optional[int] = ..., actor: _Optional[str] = ..., lock_after: _Optional[_Union[AccountLock, str]] = ..., hold_id: _Optional[str] = ...) -> None: ...
 
 class ListJournalResponse(_message.Message):
     __slots__ = ("entries",)
@@ -415,3 +456,37 @@ class UnlockAccountResponse(_message.Message):
     RESULT_FIELD_NUMBER: _ClassVar[int]
     result: ChangeResult
     def __init__(self, result: _Optional[_Union[ChangeResult, _Mapping]] = ...) -> None: ...
+
+class Hold(_message.Message):
+    __slots__ = ("hold_id", "user_id", "currency", "amount", "captured", "remaining", "state", "expires_at_unix_ms")
+    HOLD_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    CAPTURED_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    hold_id: str
+    user_id: int
+    currency: str
+    amount: str
+    captured: str
+    remaining: str
+    state: HoldState
+    expires_at_unix_ms: int
+    def __init__(self, hold_id: _Optional[str] = ..., user_id: _Optional[int] = ..., currency: _Optional[str] = ..., amount: _Optional[str] = ..., captured: _Optional[str] = ..., remaining: _Optional[str] = ..., state: _Optional[_Union[HoldState, str]] = ..., expires_at_unix_ms: _Optional[int] = ...) -> None: ...
+
+class GetHoldRequest(_message.Message):
+    __slots__ = ("user_id", "hold_id")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    HOLD_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    hold_id: str
+    def __init__(self, user_id: _Optional[int] = ..., hold_id: _Optional[str] = ...) -> None: ...
+
+class GetHoldResponse(_message.Message):
+    __slots__ = ("hold",)
+    HOLD_FIELD_NUMBER: _ClassVar[int]
+    hold: Hold
+    def __init__(self, hold: _Optional[_Union[Hold, _Mapping]] = ...) -> None: ...

@@ -94,6 +94,11 @@ class BalanceServiceStub:
                 request_serializer=ledgerd_dot_v1_dot_balance__pb2.UnlockAccountRequest.SerializeToString,
                 response_deserializer=ledgerd_dot_v1_dot_balance__pb2.UnlockAccountResponse.FromString,
                 _registered_method=True)
+        self.GetHold = channel.unary_unary(
+                '/ledgerd.v1.BalanceService/GetHold',
+                request_serializer=ledgerd_dot_v1_dot_balance__pb2.GetHoldRequest.SerializeToString,
+                response_deserializer=ledgerd_dot_v1_dot_balance__pb2.GetHoldResponse.FromString,
+                _registered_method=True)
 
 
 class BalanceServiceServicer:
@@ -188,6 +193,14 @@ class BalanceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetHold(self, request, context):
+        """A hold's state (docs/api.md, "Holds"): amount, captured, remaining, state and expiry, as
+        of the last batch its partition's consumer committed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BalanceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -250,6 +263,11 @@ def add_BalanceServiceServicer_to_server(servicer, server):
                     servicer.UnlockAccount,
                     request_deserializer=ledgerd_dot_v1_dot_balance__pb2.UnlockAccountRequest.FromString,
                     response_serializer=ledgerd_dot_v1_dot_balance__pb2.UnlockAccountResponse.SerializeToString,
+            ),
+            'GetHold': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetHold,
+                    request_deserializer=ledgerd_dot_v1_dot_balance__pb2.GetHoldRequest.FromString,
+                    response_serializer=ledgerd_dot_v1_dot_balance__pb2.GetHoldResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -576,6 +594,33 @@ class BalanceService:
             '/ledgerd.v1.BalanceService/UnlockAccount',
             ledgerd_dot_v1_dot_balance__pb2.UnlockAccountRequest.SerializeToString,
             ledgerd_dot_v1_dot_balance__pb2.UnlockAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetHold(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledgerd.v1.BalanceService/GetHold',
+            ledgerd_dot_v1_dot_balance__pb2.GetHoldRequest.SerializeToString,
+            ledgerd_dot_v1_dot_balance__pb2.GetHoldResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -16,6 +16,7 @@ from ledgerd.bench.scenarios import (
     changes,
     echo,
     events,
+    hold,
     memory,
     read,
     transfer,
@@ -73,6 +74,7 @@ def run(options: Options) -> dict[str, Any]:
         "memory": memory.run,
         "transfer": transfer.run,
         "events": events.run,
+        "hold": hold.run,
     }
     if options.scenario not in runners:
         raise ValueError(f"unknown scenario {options.scenario!r}; one of {', '.join(SCENARIOS)}")

@@ -14,6 +14,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
 
+from ledgerd.domain.holds import Hold, HoldState
 from ledgerd.domain.model import (
     Account,
     Balance,
@@ -38,6 +39,7 @@ from ledgerd.store.sql.dialect import Dialect, Row, Session
 from ledgerd.store.sql.migrate import SchemaChange, current_version, migrate
 from ledgerd.store.sql.rows import (
     BALANCE_COLUMNS,
+    HOLD_COLUMNS,
     JOURNAL_ACTOR_COLUMNS,
     JOURNAL_COLUMNS,
     REJECTION_AS_REQUEST,
@@ -385,9 +387,9 @@ class SqlStore:
         with self._dialect.autocommit() as session:
             found = session.query(" UNION ALL ".join(scans), [created_before_ms, limit, limit])
             # The oldest of both scans (each already holds at most ``limit``).
-            found = sorted(found, key=lambda row: int(row[12]))[:limit]
+            found = sorted(found, key=lambda row: int(row[13]))[:limit]
             # The legs of an atomic group go out as one message: the limit must not cut one.
-            groups = sorted({row[14] for row in found if row[14]} - {""})
+            groups = sorted({row[15] for row in found if row[15]} - {""})
             seen = {row[0] for row in found}
             for chunk in chunks(groups, KEYS_PER_STATEMENT):
                 found += [
@@ -398,14 +400,16 @@ class SqlStore:
                     )
                     if row[0] not in seen
                 ]
-        found.sort(key=lambda row: (int(row[12]), row[14], int(row[15])))
+        found.sort(key=lambda row: (int(row[13]), row[15], int(row[16])))
         return [
             UnsentRequest(
-                rows.stored_request(row, self._off, row[14], int(row[15]), row[16]),
-                int(row[10]),
+                rows.stored_request(
+                    row, self._off, row[15], int(row[16]), row[17], expires_at_ms=int(row[18] or 0)
+                ),
                 int(row[11]),
                 int(row[12]),
-                row[13],
+                int(row[13]),
+                row[14],
             )
             for row in found
         ]
@@ -604,6 +608,35 @@ class SqlStore:
                     found[balance.account] = balance
         return found
 
+    def load_holds(self, holds: Collection[tuple[int, str]]) -> Mapping[str, Hold]:
+        wanted = sorted({hold_id for _, hold_id in holds})
+        found: dict[str, Hold] = {}
+        with self._dialect.autocommit() as session:
+            for chunk in chunks(wanted, KEYS_PER_STATEMENT):
+                for row in session.query(
+                    f"SELECT {HOLD_COLUMNS} FROM holds WHERE hold_id IN ({keys(chunk)})"
+                ):
+                    hold = rows.hold(row, self._off)
+                    found[hold.hold_id] = hold
+        return found
+
+    def due_holds(self, now_ms: int, limit: int) -> Sequence[Hold]:
+        with self._dialect.autocommit() as session:
+            found = session.query(
+                f"SELECT {HOLD_COLUMNS} FROM holds WHERE state = ? AND expires_at_ms <= ?"
+                " ORDER BY expires_at_ms LIMIT ?",
+                [int(HoldState.OPEN), now_ms, limit],
+            )
+        return [rows.hold(row, self._off) for row in found]
+
+    def scan_holds(self, after: str | None, limit: int) -> Sequence[Hold]:
+        with self._dialect.autocommit() as session:
+            found = session.query(
+                f"SELECT {HOLD_COLUMNS} FROM holds WHERE hold_id > ? ORDER BY hold_id LIMIT ?",
+                [after or "", limit],
+            )
+        return [rows.hold(row, self._off) for row in found]
+
     def commit_batch(self, batch: BatchCommit) -> None:
         dialect = self._dialect
         with dialect.transaction() as session:
@@ -636,6 +669,16 @@ class SqlStore:
                 session.execute(statement)
             for statement in self._journal_and_rejections(session, batch):
                 session.execute(statement)
+            if batch.holds:
+                hold_upsert = dialect.on_conflict_update(
+                    ["hold_id"],
+                    ", ".join(
+                        f"{c} = {dialect.excluded(c)}"
+                        for c in ("captured", "state", "updated_at_ms")
+                    ),
+                )
+                for statement in statements.upsert_holds(batch.holds, dialect, hold_upsert):
+                    session.execute(statement)
             if batch.follow_ups:
                 # A transfer's next leg, in the outbox of the shard that decided the one
                 # before, in the same transaction: exactly one credit per applied debit.
@@ -662,10 +705,11 @@ class SqlStore:
             columns = JOURNAL_COLUMNS
             if decided is None:
                 journal = [statements.journal_values(e, dialect) for e in batch.journal]
-                if any(e.actor for e in batch.journal):
+                if any(e.actor or e.hold_id for e in batch.journal):
                     columns = JOURNAL_ACTOR_COLUMNS
                     journal = [
-                        [*row, e.actor] for row, e in zip(journal, batch.journal, strict=True)
+                        [*row, e.actor, e.hold_id]
+                        for row, e in zip(journal, batch.journal, strict=True)
                     ]
             else:
                 journal = [statements.journal_row_values(row, dialect) for row in decided.journal]

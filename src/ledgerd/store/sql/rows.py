@@ -8,6 +8,7 @@ DECIMAL columns are read as text, never as float).
 from __future__ import annotations
 
 from ledgerd.domain.amounts import parse_decimal
+from ledgerd.domain.holds import Hold, HoldState
 from ledgerd.domain.model import (
     Balance,
     ChangeRequest,
@@ -21,15 +22,18 @@ from ledgerd.store.sql.dialect import Row
 
 REQUEST_COLUMNS = (
     "request_id, user_id, currency, type, amount, memo, status, reject_reason, transfer_id,"
-    " counterparty_user_id"
+    " counterparty_user_id, hold_id"
 )
 # A rejection record read in the shape of an outbox row (its status is REJECTED).
 REJECTION_AS_REQUEST = (
     f"request_id, user_id, currency, type, amount, memo, {int(ChangeStatus.REJECTED)},"
-    " reject_reason, transfer_id, counterparty_user_id"
+    " reject_reason, transfer_id, counterparty_user_id, hold_id"
 )
 # The outbox columns after REQUEST_COLUMNS that only the sweep reads.
-UNSENT_COLUMNS = "attempts, updated_at_ms, created_at_ms, group_id, atomic_group, atomic_leg, actor"
+UNSENT_COLUMNS = (
+    "attempts, updated_at_ms, created_at_ms, group_id, atomic_group, atomic_leg, actor,"
+    " hold_expires_at_ms"
+)
 BALANCE_COLUMNS = "user_id, currency, available, frozen, version, lock_scope"
 JOURNAL_COLUMNS = (
     "request_id, user_id, currency, type, amount, available_after, frozen_after,"
@@ -39,13 +43,23 @@ JOURNAL_COLUMNS = (
 # With the actor of a lock change (schema 10): what reads the journal, and what writes
 # entries decided by the general path. A client change's rows (the column path) leave it
 # to its default, ''.
-JOURNAL_ACTOR_COLUMNS = f"{JOURNAL_COLUMNS}, actor"
+JOURNAL_ACTOR_COLUMNS = f"{JOURNAL_COLUMNS}, actor, hold_id"
+HOLD_COLUMNS = (
+    "hold_id, user_id, currency, amount, captured, state, expires_at_ms, created_at_ms,"
+    " updated_at_ms"
+)
 # Stored type numbers to their ChangeType, looked up without the enum's call machinery.
 _CHANGE_TYPES = {int(change_type): change_type for change_type in ChangeType}
 
 
 def stored_request(
-    row: Row, user_offset: int, atomic_group: str = "", atomic_leg: int = 0, actor: str = ""
+    row: Row,
+    user_offset: int,
+    atomic_group: str = "",
+    atomic_leg: int = 0,
+    actor: str = "",
+    *,
+    expires_at_ms: int = 0,
 ) -> StoredRequest:
     return StoredRequest(
         ChangeRequest(
@@ -60,6 +74,8 @@ def stored_request(
             atomic_group=atomic_group,
             atomic_leg=atomic_leg,
             actor=actor,
+            hold_id=row[10],
+            expires_at_ms=expires_at_ms,
         ),
         ChangeStatus(row[6]),
         RejectReason(row[7]),
@@ -96,4 +112,19 @@ def journal_entry(row: Row, user_offset: int) -> JournalEntry:
         int(row[13]),  # event_seq
         row[15] if len(row) > 15 else "",  # actor (JOURNAL_ACTOR_COLUMNS)
         int(row[14]),  # lock_after
+        row[16] if len(row) > 16 else "",  # hold_id (JOURNAL_ACTOR_COLUMNS)
+    )
+
+
+def hold(row: Row, user_offset: int) -> Hold:
+    return Hold(
+        row[0],
+        int(row[1]) + user_offset,
+        row[2],
+        parse_decimal(row[3]),
+        parse_decimal(row[4]),
+        HoldState(row[5]),
+        int(row[6]),
+        int(row[7]),
+        int(row[8]),
     )

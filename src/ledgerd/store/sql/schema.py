@@ -455,7 +455,57 @@ _V10 = Migration(
         ],
     },
 )
-MIGRATIONS: Sequence[Migration] = (*_MIGRATIONS_TO_V4, _V5, _V6, _V7, _V8, _V9, _V10)
+# Holds (docs/api.md, "Holds"): each hold as its partition's consumer last committed it, in
+# the batch's transaction (so it lives in its holder's shard); ``holds_due`` answers the
+# expiry sweep (open holds by expiry) without a scan. A hold change's hold travels on its
+# outbox row (with a HOLD's expiry), its journal entry and its rejection.
+_V11 = Migration(
+    11,
+    "holds",
+    by_dialect={
+        "sqlite": [
+            """CREATE TABLE IF NOT EXISTS holds (
+                hold_id TEXT PRIMARY KEY,
+                user_id INTEGER NOT NULL,
+                currency TEXT NOT NULL,
+                amount TEXT NOT NULL,
+                captured TEXT NOT NULL,
+                state INTEGER NOT NULL,
+                expires_at_ms INTEGER NOT NULL,
+                created_at_ms INTEGER NOT NULL,
+                updated_at_ms INTEGER NOT NULL
+            ) WITHOUT ROWID""",
+            "CREATE INDEX IF NOT EXISTS holds_due ON holds (state, expires_at_ms)",
+            "ALTER TABLE change_requests ADD COLUMN hold_id TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE change_requests ADD COLUMN hold_expires_at_ms INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE journal ADD COLUMN hold_id TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE rejections ADD COLUMN hold_id TEXT NOT NULL DEFAULT ''",
+        ],
+        "mysql": [
+            f"""CREATE TABLE IF NOT EXISTS holds (
+                hold_id VARCHAR(64) {_ASCII} NOT NULL,
+                user_id BIGINT UNSIGNED NOT NULL,
+                currency VARCHAR(16) {_ASCII} NOT NULL,
+                amount DECIMAL(38,18) NOT NULL,
+                captured DECIMAL(38,18) NOT NULL,
+                state TINYINT UNSIGNED NOT NULL,
+                expires_at_ms BIGINT NOT NULL,
+                created_at_ms BIGINT NOT NULL,
+                updated_at_ms BIGINT NOT NULL,
+                PRIMARY KEY (hold_id),
+                KEY holds_due (state, expires_at_ms)
+            ) ENGINE=InnoDB""",
+            f"ALTER TABLE change_requests ADD COLUMN IF NOT EXISTS hold_id VARCHAR(64) {_ASCII}"
+            " NOT NULL DEFAULT '',"
+            " ADD COLUMN IF NOT EXISTS hold_expires_at_ms BIGINT NOT NULL DEFAULT 0",
+            f"ALTER TABLE journal ADD COLUMN IF NOT EXISTS hold_id VARCHAR(64) {_ASCII}"
+            " NOT NULL DEFAULT ''",
+            f"ALTER TABLE rejections ADD COLUMN IF NOT EXISTS hold_id VARCHAR(64) {_ASCII}"
+            " NOT NULL DEFAULT ''",
+        ],
+    },
+)
+MIGRATIONS: Sequence[Migration] = (*_MIGRATIONS_TO_V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11)
 
 LATEST_VERSION = MIGRATIONS[-1].version
 # The first version with the shard_identity table.

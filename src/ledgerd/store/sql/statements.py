@@ -15,10 +15,16 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
 from ledgerd.domain.amounts import format_amount
+from ledgerd.domain.holds import Hold
 from ledgerd.domain.model import Balance, ChangeRequest, ChangeStatus, JournalEntry, Rejection
 from ledgerd.store.base import JournalRow, RejectionRow
 from ledgerd.store.sql.dialect import Encoding
-from ledgerd.store.sql.rows import BALANCE_COLUMNS, JOURNAL_ACTOR_COLUMNS, JOURNAL_COLUMNS
+from ledgerd.store.sql.rows import (
+    BALANCE_COLUMNS,
+    HOLD_COLUMNS,
+    JOURNAL_ACTOR_COLUMNS,
+    JOURNAL_COLUMNS,
+)
 
 # Rows per multi-row INSERT, and keys per IN list.
 ROWS_PER_STATEMENT = 1000
@@ -80,13 +86,15 @@ def insert_requests(
             f"({key(r.request_id)},{r.user_id - off},{key(r.currency)},{int(r.type)},"
             f"{amount(r.amount)},{text(r.memo)},{pending},{now_ms},{now_ms},{group},"
             f"{key(r.transfer_id)},{r.counterparty_user_id - off},{key(r.atomic_group)},"
-            f"{r.atomic_leg},{text(r.actor) if r.actor else _EMPTY})"
+            f"{r.atomic_leg},{text(r.actor) if r.actor else _EMPTY},{key(r.hold_id)},"
+            f"{r.expires_at_ms})"
             for r in chunk
         )
         yield (
             "INSERT INTO change_requests (request_id, user_id, currency, type, amount,"
             " memo, status, created_at_ms, updated_at_ms, group_id, transfer_id,"
-            " counterparty_user_id, atomic_group, atomic_leg, actor) VALUES " + values
+            " counterparty_user_id, atomic_group, atomic_leg, actor, hold_id,"
+            " hold_expires_at_ms) VALUES " + values
         )
 
 
@@ -106,18 +114,19 @@ def upsert_balances(balances: Sequence[Balance], enc: Encoding, upsert: str) -> 
 def insert_journal(
     journal: Sequence[JournalEntry], enc: Encoding, text: TextLiteral
 ) -> Iterator[str]:
-    """The journal's INSERTs; the actor column only in a statement with a lock change's
-    actor (the others leave it to its default: the same text as ``insert_journal_rows``)."""
+    """The journal's INSERTs; the actor and hold_id columns only in a statement with a lock
+    change's actor or a hold change (the others leave them to their defaults: the same text
+    as ``insert_journal_rows``)."""
     off, amount = enc.user_offset, amount_literal(enc)
     for chunk in chunks(journal, ROWS_PER_STATEMENT):
-        with_actor = any(e.actor for e in chunk)
+        with_actor = any(e.actor or e.hold_id for e in chunk)
         values = ",".join(
             f"({key(e.request_id)},{e.user_id - off},{key(e.currency)},{int(e.type)},"
             f"{amount(e.amount)},{amount(e.available_after)},"
             f"{amount(e.frozen_after)},{e.version},{e.applied_at_ms},"
             f"{text(e.memo)},{key(e.transfer_id)},{e.counterparty_user_id - off},"
             f"{e.partition},{e.event_seq},{e.lock_after}"
-            + ((f",{text(e.actor)})" if e.actor else f",{_EMPTY})") if with_actor else ")")
+            + (f",{text(e.actor) if e.actor else _EMPTY},{key(e.hold_id)})" if with_actor else ")")
             for e in chunk
         )
         columns = JOURNAL_ACTOR_COLUMNS if with_actor else JOURNAL_COLUMNS
@@ -187,16 +196,22 @@ def insert_rejections(
     """The batch's rejection records (a request that already has one fails the statement)."""
     off, amount = enc.user_offset, amount_literal(enc)
     for chunk in chunks(rejections, ROWS_PER_STATEMENT):
+        # The hold_id column only in a statement with a hold change (the others leave it to
+        # its default: the same text as ``insert_rejection_rows``).
+        with_hold = any(r.request.hold_id for r in chunk)
         values = ",".join(
             f"({key(r.request.request_id)},{r.request.user_id - off},{key(r.request.currency)},"
             f"{int(r.request.type)},{amount(r.request.amount)},{text(r.request.memo)},"
             f"{int(r.reason)},{decided_at_ms},{key(r.request.transfer_id)},"
-            f"{r.request.counterparty_user_id - off})"
+            f"{r.request.counterparty_user_id - off}"
+            + (f",{key(r.request.hold_id)})" if with_hold else ")")
             for r in chunk
         )
         yield (
             "INSERT INTO rejections (request_id, user_id, currency, type, amount, memo,"
-            " reject_reason, decided_at_ms, transfer_id, counterparty_user_id) VALUES " + values
+            " reject_reason, decided_at_ms, transfer_id, counterparty_user_id"
+            + (", hold_id) VALUES " if with_hold else ") VALUES ")
+            + values
         )
 
 
@@ -211,3 +226,17 @@ def update_unsent(request_ids: Iterable[str], assignments: str) -> Iterator[str]
             f"UPDATE change_requests SET {assignments}"
             f" WHERE request_id IN ({keys(chunk)}) AND status IN ({unsent})"
         )
+
+
+def upsert_holds(holds: Sequence[Hold], enc: Encoding, upsert: str) -> Iterator[str]:
+    """Multi-row upserts of holds as a batch leaves them; ``upsert``: the conflict clause."""
+    off, amount = enc.user_offset, amount_literal(enc)
+    ordered = sorted(holds, key=lambda h: h.hold_id)
+    for chunk in chunks(ordered, ROWS_PER_STATEMENT):
+        values = ",".join(
+            f"({key(h.hold_id)},{h.user_id - off},{key(h.currency)},{amount(h.amount)},"
+            f"{amount(h.captured)},{int(h.state)},{h.expires_at_ms},{h.created_at_ms},"
+            f"{h.updated_at_ms})"
+            for h in chunk
+        )
+        yield f"INSERT INTO holds ({HOLD_COLUMNS}) VALUES {values} {upsert}"
