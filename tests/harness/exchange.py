@@ -1,5 +1,6 @@
 """A client-side exchange load (deposits, withdrawals, freezes, transfers from available
-and from frozen funds, atomic settlements) and the model of its outcomes.
+and from frozen funds, atomic settlements, holds captured, released or left to expire) and
+the model of its outcomes.
 
 Clients retry a call that failed with a transient status with the same request id, on
 the next API process, as a real client would, until it is answered or the load stops
@@ -14,7 +15,7 @@ import random
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -38,6 +39,9 @@ TRANSIENT = frozenset(
     {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED}
 )
 CALL_TIMEOUT_S = 5.0
+# Holds expire within a few seconds, so that many expire (by the leader's sweep) while
+# processes are killed, and some are captured or released first.
+HOLD_TIMEOUT_MS = (300, 4000)
 FINAL = (pb.APPLIED, pb.REJECTED)
 
 Message = pb.ChangeBalanceRequest | pb.ChangeBalancesRequest | pb.TransferRequest
@@ -71,6 +75,8 @@ class ExchangeLoad:
     unanswered: list[Operation] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)  # transient failures, by code
     refused: list[str] = field(default_factory=list)  # non-transient answers: test bugs
+    # (holder, hold id, currency) of every HOLD acknowledged: what later calls capture
+    holds: list[tuple[int, str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
@@ -130,6 +136,9 @@ class ExchangeLoad:
                 continue
             with self._lock:
                 self.acknowledged.append(operation)
+                message = operation.message
+                if isinstance(message, pb.ChangeBalanceRequest) and message.type == pb.HOLD:
+                    self.holds.append((message.user_id, message.request_id, message.currency))
             return
         with self._lock:
             self.unanswered.append(operation)
@@ -144,7 +153,7 @@ class ExchangeLoad:
             return Operation(_change(user, pb.WITHDRAW, rng.randint(1, 40), currency))
         if roll < 0.4:
             return Operation(_change(user, pb.FREEZE, rng.randint(1, 50), currency))
-        if roll < 0.8:
+        if roll < 0.75:
             others = [u for u in self.users if u != user]
             to_user = self.whale if rng.random() < 0.1 else rng.choice(others)
             return Operation(
@@ -158,6 +167,8 @@ class ExchangeLoad:
                     wait=rng.random() < 0.3,
                 )
             )
+        if roll < 0.9:
+            return self._hold_operation(rng, user, currency)
         legs = [
             _change(user, pb.SPEND_FROZEN, rng.randint(1, 30), SETTLE_SPENT),
             _change(user, pb.DEPOSIT, rng.randint(1, 30), SETTLE_PAID),
@@ -165,6 +176,28 @@ class ExchangeLoad:
         return Operation(
             pb.ChangeBalancesRequest(changes=legs, atomic=True, wait=rng.random() < 0.3)
         )
+
+    def _hold_operation(self, rng: random.Random, user: int, currency: str) -> Operation:
+        """A new hold, or a capture (to the holder's spend or paid to another user) or a
+        release of a hold placed earlier, which may have expired meanwhile."""
+        with self._lock:
+            placed = rng.choice(self.holds) if self.holds else None
+        if placed is None or rng.random() < 0.4:
+            hold = _change(user, pb.HOLD, rng.randint(1, 40), currency)
+            hold.timeout_ms = rng.randint(*HOLD_TIMEOUT_MS)
+            return Operation(hold)
+        holder, hold_id, held_currency = placed
+        if rng.random() < 0.7:
+            capture = _change(holder, pb.HOLD_CAPTURE, rng.randint(1, 15), held_currency)
+            capture.hold_id = hold_id
+            if rng.random() < 0.4:
+                capture.to_user_id = rng.choice([u for u in self.users if u != holder])
+            return Operation(capture)
+        release = pb.ChangeBalanceRequest(
+            request_id=new_request_id("r"), user_id=holder, currency=held_currency,
+            type=pb.HOLD_RELEASE, hold_id=hold_id,
+        )  # fmt: skip
+        return Operation(release)
 
     def retry_unanswered(self, stub: pb_grpc.BalanceServiceStub) -> None:
         """Send every unanswered call again with its request ids, as a client would."""
@@ -277,9 +310,27 @@ class ExchangeModel:
     transfers_returned: int = 0
     transfers_refused: int = 0  # the debit refused: nothing moved
     settlements: int = 0
+    captures: int = 0  # holds captured (in part or in full), to the holder's spend or paid
+    captures_paid: int = 0  # of them, paid to another user (a transfer, for the audit)
+    releases: int = 0
+    expiries: int = 0  # HOLD_EXPIRE entries: the leader's sweep, never a client
+    _returned: Mapping[str, HoldReturn] = field(default_factory=dict)
     broken_atomicity: list[str] = field(default_factory=list)
 
-    def replay(self, operations: Sequence[Operation], outcomes: Outcomes) -> ExchangeModel:
+    def replay(
+        self,
+        operations: Sequence[Operation],
+        outcomes: Outcomes,
+        returned: Mapping[str, HoldReturn] | None = None,
+    ) -> ExchangeModel:
+        """The balances after ``operations`` as their ``outcomes`` say; ``returned``: the
+        journal's releases and expiries of holds by request id (what a release gives back
+        is the hold's remainder then, which only the log's order decides)."""
+        self._returned = returned or {}
+        for expiry in self._returned.values():
+            if expiry.type == pb.HOLD_EXPIRE:
+                self.expiries += 1
+                self._give_back(expiry)
         for operation in operations:
             message = operation.message
             if isinstance(message, pb.TransferRequest):
@@ -297,7 +348,7 @@ class ExchangeModel:
         return self
 
     def _change(self, change: pb.ChangeBalanceRequest) -> None:
-        key, amount = (change.user_id, change.currency), Decimal(change.amount)
+        key, amount = (change.user_id, change.currency), Decimal(change.amount or 0)
         if change.type == pb.DEPOSIT:
             self.available[key] += amount
         elif change.type == pb.WITHDRAW:
@@ -307,8 +358,25 @@ class ExchangeModel:
             self.frozen[key] += amount
         elif change.type == pb.SPEND_FROZEN:
             self.frozen[key] -= amount
+        elif change.type == pb.HOLD:
+            self.available[key] -= amount
+            self.frozen[key] += amount
+        elif change.type == pb.HOLD_CAPTURE:
+            self.captures += 1
+            self.frozen[key] -= amount
+            if change.to_user_id:  # paid to another user, as a transfer's credit
+                self.captures_paid += 1
+                self.available[(change.to_user_id, change.currency)] += amount
+        elif change.type == pb.HOLD_RELEASE:
+            self.releases += 1
+            self._give_back(self._returned[change.request_id])
         else:
             raise AssertionError(f"the load sends no {change.type}")
+
+    def _give_back(self, entry: HoldReturn) -> None:
+        key = (entry.user_id, entry.currency)
+        self.frozen[key] -= entry.amount
+        self.available[key] += entry.amount
 
     def _transfer(self, request: pb.TransferRequest, outcome: pb.Transfer) -> None:
         source = (request.from_user_id, request.currency)
@@ -325,3 +393,50 @@ class ExchangeModel:
         else:  # the credit refused: the amount is back in the source's available
             self.transfers_returned += 1
             self.available[source] += amount
+
+
+@dataclass(frozen=True)
+class HoldReturn:
+    """A journal entry that gave a hold's remainder back to available: a client's
+    HOLD_RELEASE or the sweep's HOLD_EXPIRE."""
+
+    request_id: str
+    hold_id: str
+    user_id: int
+    currency: str
+    type: int
+    amount: Decimal
+
+
+def hold_returns(
+    stub: pb_grpc.BalanceServiceStub, accounts: Sequence[tuple[int, str]]
+) -> dict[str, HoldReturn]:
+    """Every release and expiry in the journals of ``accounts``, by request id."""
+    found: dict[str, HoldReturn] = {}
+    for user, currency in accounts:
+        after = 0
+        while True:
+            page = stub.ListJournal(
+                pb.ListJournalRequest(user_id=user, currency=currency, after_version=after,
+                                      limit=1000),
+                timeout=CALL_TIMEOUT_S,
+            ).entries  # fmt: skip
+            for entry in page:
+                if entry.type in (pb.HOLD_RELEASE, pb.HOLD_EXPIRE):
+                    found[entry.request_id] = HoldReturn(
+                        entry.request_id, entry.hold_id, user, currency, entry.type,
+                        Decimal(entry.amount),
+                    )  # fmt: skip
+            if len(page) < 1000:
+                break
+            after = page[-1].version
+    return found
+
+
+def holds_of(operations: Sequence[Operation]) -> list[tuple[int, str]]:
+    """(holder, hold id) of every HOLD among ``operations``."""
+    return [
+        (op.message.user_id, op.message.request_id)
+        for op in operations
+        if isinstance(op.message, pb.ChangeBalanceRequest) and op.message.type == pb.HOLD
+    ]

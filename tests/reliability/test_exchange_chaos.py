@@ -1,8 +1,10 @@
 """Exchange operations under SIGKILL: transfers (from available and from frozen funds,
 some refused by the destination and returned), atomic settlements, deposits,
-withdrawals and freezes, while API, relay and consumer processes are killed at random
+withdrawals and freezes, holds (captured, paid to another user, released, or expired by
+the leader's sweep), while API, relay and consumer processes are killed at random
 moments. Once quiet, the audit finds nothing and nothing in flight, every acknowledged
-call is final, and the balances clients read are the model of the outcomes."""
+call is final, every hold has ended once, and the balances clients read are the model
+of the outcomes."""
 
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ from harness.exchange import (
     ExchangeModel,
     Operation,
     Outcomes,
+    hold_returns,
+    holds_of,
 )
 from harness.load import balance_of, change, new_user
 from reliability_support import HOLDING
@@ -70,9 +74,18 @@ def test_exchange_load_while_processes_are_killed(deployment_on_shards: Deployme
         load.retry_unanswered(stub)
         operations = seeded + load.acknowledged
         outcomes = Outcomes.read(stub, operations, timeout_s=180)  # every call final
-        model = ExchangeModel().replay(operations, outcomes)
+        placed = [h for h in holds_of(operations) if outcomes.changes[h[1]].status == pb.APPLIED]
+        wait_until(
+            lambda: all(hold_state(stub, *h) != pb.HOLD_STATE_OPEN for h in placed),
+            120,
+            "every hold captured in full, released or expired",
+            ignoring=(grpc.RpcError,),
+            interval_s=0.5,
+        )
         report = wait_quiet(fronts[0])
         accounts = [(u, c) for u in [*users, whale] for c in CURRENCIES]
+        returned = hold_returns(stub, accounts)
+        model = ExchangeModel().replay(operations, outcomes, returned)
         expected = {a: (model.available[a], model.frozen[a]) for a in accounts}
         # Reads may come from the cache, which trails the store a little.
         wait_for(
@@ -87,16 +100,23 @@ def test_exchange_load_while_processes_are_killed(deployment_on_shards: Deployme
         f"calls {len(operations)}, transient failures {dict(load.errors)}, kills"
         f" {dict(killed)}, transfers credited {model.transfers_credited}, returned"
         f" {model.transfers_returned}, refused {model.transfers_refused}, settlements"
-        f" {model.settlements}, audit {report['transfers']}"
+        f" {model.settlements}, holds {len(placed)} (captures {model.captures}, paid"
+        f" {model.captures_paid}, releases {model.releases}, expiries {model.expiries}),"
+        f" audit {report['transfers']}"
     )
     assert model.broken_atomicity == []
+    # Each hold gave its remainder back at most once (a release or the sweep's expiry).
+    ended = Counter(entry.hold_id for entry in returned.values())
+    assert [hold for hold, times in ended.items() if times > 1] == []
+    assert model.expiries > 0 and model.captures > 0 and model.releases > 0
     # The load exercised what it is about.
     assert model.transfers_credited > 20 and model.transfers_returned > 0
     assert model.settlements > 0
     assert report["ok"], report["problems"]
     assert report["in_flight"] == 0
     assert report["transfers"]["in_flight"] == 0
-    assert report["transfers"]["count"] == model.transfers_credited + model.transfers_returned
+    paid = model.transfers_credited + model.transfers_returned + model.captures_paid
+    assert report["transfers"]["count"] == paid
     assert report["journal_entries"] == report["requests"].get("APPLIED", 0)
     for currency in CURRENCIES:
         held = sum(sum(expected[(u, currency)]) for u in [*users, whale])
@@ -139,3 +159,8 @@ def wait_quiet(api: ServerProcess, timeout_s: float = 180.0) -> dict[str, Any]:
 
 def amounts(balance: pb.Balance) -> tuple[Decimal, Decimal]:
     return Decimal(balance.available), Decimal(balance.frozen)
+
+
+def hold_state(stub: pb_grpc.BalanceServiceStub, holder: int, hold_id: str) -> int:
+    request = pb.GetHoldRequest(user_id=holder, hold_id=hold_id)
+    return int(stub.GetHold(request, timeout=5).hold.state)
