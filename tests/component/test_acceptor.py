@@ -30,9 +30,11 @@ def store(tmp_path: Path) -> SqliteStore:
     return made
 
 
-def run_with_acceptor(store: SqliteStore, scenario: Scenario) -> None:
+def run_with_acceptor(store: SqliteStore, scenario: Scenario, **options: Any) -> None:
+    """``scenario`` against a supervised Acceptor(store, **options), stopped after it."""
+
     async def main() -> None:
-        acceptor = Acceptor(store)
+        acceptor = Acceptor(store, **options)
         supervisor = Supervisor()
         supervisor.add_task("acceptor", acceptor.run, wake=acceptor.begin_stop)
         supervisor.start()
@@ -84,31 +86,24 @@ def test_commits_of_one_span_share_a_publish_group_closed_once_idle(store: Sqlit
     committed: list[str] = []
     closed: list[str] = []
 
-    async def main() -> None:
-        acceptor = Acceptor(
-            store,
-            on_committed=lambda _requests, _at_ms, group: committed.append(group),
-            on_group_closed=closed.append,
-            group_span_s=0.3,
-        )
-        supervisor = Supervisor()
-        supervisor.add_task("acceptor", acceptor.run, wake=acceptor.begin_stop)
-        supervisor.start()
-        try:
-            await acceptor.accept([_deposit("one")])
-            await acceptor.accept([_deposit("two")])
-            assert committed[0] == committed[1] and closed == []
-            deadline = asyncio.get_running_loop().time() + 10
-            while not closed and asyncio.get_running_loop().time() < deadline:
-                await asyncio.sleep(0.01)
-            assert closed == [committed[0]]
-            await acceptor.accept([_deposit("three")])
-            assert committed[2] != committed[0]
-        finally:
-            await asyncio.wait_for(supervisor.stop_all(), timeout=10)
-            acceptor.close()
+    async def scenario(acceptor: Acceptor) -> None:
+        await acceptor.accept([_deposit("one")])
+        await acceptor.accept([_deposit("two")])
+        assert committed[0] == committed[1] and closed == []
+        deadline = asyncio.get_running_loop().time() + 10
+        while not closed and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        assert closed == [committed[0]]
+        await acceptor.accept([_deposit("three")])
+        assert committed[2] != committed[0]
 
-    asyncio.run(main())
+    run_with_acceptor(
+        store,
+        scenario,
+        on_committed=lambda _requests, _at_ms, group: committed.append(group),
+        on_group_closed=closed.append,
+        group_span_s=0.3,
+    )
     assert closed == [committed[0], committed[2]]  # the last one at stop
     groups = {u.group_id for u in store.find_unsent(created_before_ms=2**62, limit=10)}
     assert groups == {committed[0], committed[2]}  # one row each, nothing deleted them
@@ -140,29 +135,22 @@ def test_a_failed_commit_into_an_open_group_leaves_the_group_for_the_sweep(
     closed: list[str] = []
     abandoned: list[str] = []
 
-    async def main() -> None:
-        acceptor = Acceptor(
-            store,
-            on_committed=lambda _requests, _at_ms, group: committed.append(group),
-            on_group_closed=closed.append,
-            on_group_abandoned=abandoned.append,
-            group_span_s=60,
-        )
-        supervisor = Supervisor()
-        supervisor.add_task("acceptor", acceptor.run, wake=acceptor.begin_stop)
-        supervisor.start()
-        try:
-            await acceptor.accept([_deposit("handed-off")])
-            with pytest.raises(StoreUnavailable):
-                await acceptor.accept([_deposit("orphan")])
-            assert abandoned == [committed[0]] and closed == []
-            await acceptor.accept([_deposit("after")])
-            assert committed[1] != committed[0]
-        finally:
-            await asyncio.wait_for(supervisor.stop_all(), timeout=10)
-            acceptor.close()
+    async def scenario(acceptor: Acceptor) -> None:
+        await acceptor.accept([_deposit("handed-off")])
+        with pytest.raises(StoreUnavailable):
+            await acceptor.accept([_deposit("orphan")])
+        assert abandoned == [committed[0]] and closed == []
+        await acceptor.accept([_deposit("after")])
+        assert committed[1] != committed[0]
 
-    asyncio.run(main())
+    run_with_acceptor(
+        store,
+        scenario,
+        on_committed=lambda _requests, _at_ms, group: committed.append(group),
+        on_group_closed=closed.append,
+        on_group_abandoned=abandoned.append,
+        group_span_s=60,
+    )
     assert committed[0] not in closed
     unsent = {u.stored.request.request_id: u.group_id for u in store.find_unsent(2**62, 10)}
     assert unsent["orphan"] == committed[0]  # the group row is there: the sweep sends it

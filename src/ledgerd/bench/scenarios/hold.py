@@ -9,7 +9,6 @@ sweep's HOLD_EXPIREs together) includes the whole life of a hold.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 import random
@@ -19,18 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledgerd.bench.cpu import CpuMeter
-from ledgerd.bench.pipeline import PipelineProbe, follow_to_the_end
-from ledgerd.bench.scenarios.calls import drive
 from ledgerd.bench.scenarios.common import (
     Options,
     Ran,
     server_store,
     settle_and_audit,
-    start_deployment,
-    stop_all,
-    watched,
 )
-from ledgerd.bench.transfers import CURRENCY, SERVICE, fund
+from ledgerd.bench.scenarios.funded import drive_and_follow, funded_deployment
+from ledgerd.bench.transfers import CURRENCY, SERVICE
 from ledgerd.bench.workload import Accounts, ChangeFactory
 from ledgerd.store.base import Store
 from ledgerd.v1 import balance_pb2 as pb
@@ -114,39 +109,19 @@ def run(options: Options, _: Accounts, __: ChangeFactory, meter: CpuMeter) -> Ra
     """Users funded first, then hold units for ``duration_s``; followed until every change
     applied and every expiring hold expired, then audited (open holds within frozen, none
     overdue)."""
-    servers = start_deployment(options, "hold")
-    server = servers[0]
-    probe: PipelineProbe | None = None
-    try:
-        probe = PipelineProbe(server.env, server.data_dir)
-        users = min(options.accounts, 10_000)
-        asyncio.run(fund(server.target, users))
-        if not probe.wait_for_outcomes(timeout_s=300):
-            raise RuntimeError("the funding deposits did not all apply within 300 s")
-        factory = HoldFactory(users)
-        probe.consumer_lag()
-        meter.start(watched(servers))
-        measured = asyncio.run(
-            drive(options, server.target, hold_calls(factory), "hold", options.concurrency)
-        )
-        end_to_end = follow_to_the_end(
-            probe,
-            accepted=measured.operations,
-            load_started_at_s=measured.started_at_s,
-            load_elapsed_s=measured.elapsed_s,
-        )
+    with funded_deployment(options, "hold") as deployment:
+        factory = HoldFactory(deployment.users)
+        calls = hold_calls(factory)
+        measured, end_to_end = drive_and_follow(options, deployment, calls, "hold", meter)
+        server = deployment.server
         # The expiries come due EXPIRE_MS after the last hold, then take a sweep round.
         settled = _wait_expired(server_store(server), timeout_s=120)
         meter.stop(measured.operations + factory.expiring)
         figures = {
             **end_to_end.as_dict(),
-            "users": users,
+            "users": deployment.users,
             "client_changes": measured.operations,
             "expired_holds": factory.expiring,
             "settled": settled,
         }
         return Ran(measured, settle_and_audit(server_store(server)), figures)
-    finally:
-        if probe is not None:
-            probe.close()
-        stop_all(servers)

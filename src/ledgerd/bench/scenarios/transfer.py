@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from ledgerd.bench.cpu import CpuMeter
-from ledgerd.bench.pipeline import PipelineProbe, follow_to_the_end
-from ledgerd.bench.scenarios.calls import drive
-from ledgerd.bench.scenarios.common import (
-    Options,
-    Ran,
-    server_store,
-    settle_and_audit,
-    start_deployment,
-    stop_all,
-    watched,
-)
-from ledgerd.bench.transfers import TransferFactory, count_applied, fund, transfer_calls
+from ledgerd.bench.scenarios.common import Options, Ran, server_store, settle_and_audit
+from ledgerd.bench.scenarios.funded import drive_and_follow, funded_deployment
+from ledgerd.bench.transfers import TransferFactory, count_applied, transfer_calls
 from ledgerd.bench.workload import Accounts, ChangeFactory
 
 
@@ -24,37 +13,16 @@ def run(options: Options, _: Accounts, __: ChangeFactory, meter: CpuMeter) -> Ra
     """Users funded first (applied before the clock starts), then Transfer calls between
     random pairs, followed until every transfer's credit applied (both legs, each on its
     user's partition), then audited; a sample is checked APPLIED through GetTransfer."""
-    servers = start_deployment(options, "transfer")
-    server = servers[0]
-    probe: PipelineProbe | None = None
-    try:
-        probe = PipelineProbe(server.env, server.data_dir)
-        users = min(options.accounts, 10_000)
-        asyncio.run(fund(server.target, users))
-        if not probe.wait_for_outcomes(timeout_s=300):
-            raise RuntimeError("the funding deposits did not all apply within 300 s")
-        factory = TransferFactory(users)
-        probe.consumer_lag()  # connects to the log now, not in the moment the load stops
+    with funded_deployment(options, "transfer") as deployment:
+        factory = TransferFactory(deployment.users)
         calls = transfer_calls(factory)
-        meter.start(watched(servers))
-        measured = asyncio.run(
-            drive(options, server.target, calls, "transfer", options.concurrency)
-        )
-        end_to_end = follow_to_the_end(
-            probe,
-            accepted=measured.operations,
-            load_started_at_s=measured.started_at_s,
-            load_elapsed_s=measured.elapsed_s,
-        )
+        measured, end_to_end = drive_and_follow(options, deployment, calls, "transfer", meter)
         meter.stop(measured.operations)
         sample = factory.sample()
+        server = deployment.server
         figures = {
             **end_to_end.as_dict(),
-            "users": users,
+            "users": deployment.users,
             "sampled_applied": f"{count_applied(server.target, sample)}/{len(sample)}",
         }
         return Ran(measured, settle_and_audit(server_store(server)), figures)
-    finally:
-        if probe is not None:
-            probe.close()
-        stop_all(servers)
