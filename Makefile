@@ -30,8 +30,9 @@ $(INSTALLED_MYSQL): $(INSTALLED) $(SERVICE_LOCK)
 
 # Installs and starts MariaDB, Redis and Kafka (scripts/services), then every suite but the
 # slow scenarios (pytest marker `slow`: they restart the shared services; `make test-slow`).
-# `services prune`: the Kafka topics earlier runs left (idle an hour), so that the broker's
-# next start does not load them all (README: The production stack).
+# `services prune`: the Kafka topics, Redis keys and databases earlier runs left (idle an
+# hour), so that the broker's next start does not load them all and the disk does not fill
+# (README: The production stack).
 test: $(INSTALLED_MYSQL) test-typescript
 	scripts/services up
 	scripts/services prune

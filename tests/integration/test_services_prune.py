@@ -1,18 +1,25 @@
-"""`scripts/services prune`: the Kafka topics tests and benchmarks left behind go, the rest
-stays. On a second broker of the script's own (its state in a temporary directory, on free
-ports), since pruning the shared one would race every other test's topics."""
+"""`scripts/services prune`: the Kafka topics, Redis keys and databases tests and benchmarks
+left behind go, the rest stays. Kafka on a second broker of the script's own (its state in a
+temporary directory, on free ports), since pruning the shared one would race every other
+test's topics; Redis and MariaDB on the shared servers, in a namespace of the test's own."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import MySQLdb
 import pytest
+import redis
 from confluent_kafka.admin import AdminClient, NewTopic
 from harness import REPO_ROOT, free_port, wait_for, wait_until
+from harness import services as shared_services
+
+from ledgerd.store.mysql import MysqlUrl
 
 SCRIPT = str(REPO_ROOT / "scripts" / "services")
 TWO_HOURS_S = 2 * 3600
@@ -98,3 +105,54 @@ def test_prune_deletes_idle_tagged_topics_and_keeps_the_rest(
 
 def topic_of(segment: Path) -> str:
     return segment.parent.name.rsplit("-", 1)[0]  # the directory is TOPIC-PARTITION
+
+
+def test_prune_drops_idle_test_databases_and_redis_keys_and_keeps_the_rest() -> None:
+    """Databases named like a test's and Redis keys under a test's prefix go once idle for
+    MINUTES; fresh ones stay at 60, and other names stay whatever MINUTES says."""
+    tag = uuid.uuid4().hex[:10]
+    namespace = {
+        **os.environ,
+        "LEDGERD_SERVICES_PRUNE_DB_PREFIX": f"ledgerd_pt{tag}_",
+        "LEDGERD_SERVICES_PRUNE_KEY_PATTERN": f"ledgerd-pt{tag}-*",
+    }
+    pruned_db, other_db = f"ledgerd_pt{tag}_a", f"ledgerd_po{tag}_b"
+    pruned_keys = [f"ledgerd-pt{tag}-x:balance:{i}:USD" for i in range(3)]
+    other_key = f"ledgerd-po{tag}-x:balance:1:USD"
+    cache = redis.Redis.from_url(shared_services.redis_url())  # where servers leave keys
+    server = MysqlUrl.parse(
+        os.environ.get("LEDGERD_TEST_MYSQL_URL", "mysql://ledgerd:ledgerd@127.0.0.1:3306") + "/x"
+    )
+    db = MySQLdb.connect(
+        host=server.host, port=server.port, user=server.user, password=server.password
+    )
+    try:
+        for name in (pruned_db, other_db):
+            db.cursor().execute(f"CREATE DATABASE `{name}`")
+            db.cursor().execute(f"CREATE TABLE `{name}`.t (i INT)")
+        for key in [*pruned_keys, other_key]:
+            cache.set(key, "1")
+
+        services(namespace, "prune", "60", "redis", "mariadb")
+        assert databases(db, tag) == {pruned_db, other_db}  # all fresh
+        assert cache.exists(*pruned_keys, other_key) == 4
+
+        said = services(namespace, "prune", "0", "redis", "mariadb")
+
+        assert "dropping 1 test databases idle for 0 min" in said
+        assert "deleting the keys of 1 test prefixes idle for 0 min" in said
+        assert databases(db, tag) == {other_db}
+        assert cache.exists(*pruned_keys) == 0
+        assert cache.exists(other_key) == 1
+    finally:
+        for name in (pruned_db, other_db):
+            db.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
+        db.close()
+        cache.delete(*pruned_keys, other_key)
+        cache.close()
+
+
+def databases(db: MySQLdb.Connection, tag: str) -> set[str]:
+    cursor = db.cursor()
+    cursor.execute(f"SHOW DATABASES LIKE 'ledgerd_p_{tag}%'")
+    return {row[0] for row in cursor.fetchall()}
