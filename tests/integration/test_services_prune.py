@@ -140,7 +140,7 @@ def test_prune_drops_idle_test_databases_and_redis_keys_and_keeps_the_rest() -> 
         said = services(namespace, "prune", "0", "redis", "mariadb")
 
         assert "dropping 1 test databases idle for 0 min" in said
-        assert "deleting the keys of 1 test prefixes idle for 0 min" in said
+        assert "deleting the keys of 1 test prefixes unused for 0 min" in said
         assert databases(db, tag) == {other_db}
         assert cache.exists(*pruned_keys) == 0
         assert cache.exists(other_key) == 1
