@@ -19,7 +19,7 @@ from ledgerd.errors import CacheUnavailable
 from ledgerd.events.handoff import CommittedJournal, CommittedSpan
 from ledgerd.log.base import LogRecord
 from ledgerd.outcomes import OutcomeHub
-from ledgerd.store.base import PartitionClaim
+from ledgerd.store.base import JournalRow, PartitionClaim
 
 # Told what each commit journaled (the event publisher's ``hand_off``); must not block.
 OnCommitted = Callable[[CommittedJournal], None]
@@ -68,13 +68,15 @@ class CommitPublisher:
         entries: Sequence[JournalEntry],
         *,
         complete: bool,
+        rows: Sequence[JournalRow] | None = None,
     ) -> None:
         """Hand a commit's journal entries on, in commit order: the commit applied
         ``records`` and moved its partitions to ``positions``. ``complete``: no request of
-        the batch was decided before (see ``CommittedJournal.complete``)."""
+        the batch was decided before (see ``CommittedJournal.complete``); ``rows``: the
+        entries as rows, where the batch has them."""
         if self._on_committed is not None:
             self._on_committed(
-                CommittedJournal(committed_spans(records, positions), entries, complete)
+                CommittedJournal(committed_spans(records, positions), entries, complete, rows)
             )
 
     def republish(

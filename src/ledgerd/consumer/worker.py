@@ -563,6 +563,7 @@ class BatchConsumer:
         self._publisher.journaled(
             decided.records, decided.positions, decision.journal,
             complete=not decision.duplicates,
+            rows=decision.rows.journal if isinstance(decision, ColumnDecision) else None,
         )  # fmt: skip
         self._intake.committed(decided.positions)
         self._forget_failures(decided.positions)
