@@ -73,12 +73,7 @@ def encode_event(entry: JournalEntry) -> tuple[bytes, bytes, tuple[tuple[str, by
         )  # fmt: skip
         if common is not None:
             return common
-    body = _message(_entry_fields(entry))
-    sequence = f'"sequence": "{entry.event_seq}"'
-    if entry.partition or not entry.event_seq:
-        value = f'{{"entry": {body}, "partition": {entry.partition}, {sequence}}}'
-    else:
-        value = f'{{"entry": {body}, {sequence}, "partition": 0}}'
+    value = _event_value(_message(_entry_fields(entry)), entry.partition, entry.event_seq)
     return str(entry.user_id).encode(), value.encode(), _HEADERS
 
 
@@ -107,17 +102,15 @@ def _encode_common(  # noqa: PLR0917 - a journal row's fields, in its order
     actor: str,
     lock_after: int,
 ) -> tuple[bytes, bytes, tuple[tuple[str, bytes], ...]] | None:
-    """The record of a client's change (a transfer leg with a memo too) in a partition
-    other than 0, or None for any other entry (``encode_event`` writes those); an entry
-    without a hold. Its fields at their default, if any, are the last ones, so number
-    order is the printer's order."""
+    """The record of a client's change (a transfer leg with a memo too), or None for any
+    other entry (``encode_event`` writes those); an entry without a hold. Its fields at
+    their default, if any, are the last ones, so number order is the printer's order."""
     if not (
         request_id
         and user_id
         and currency
         and version
         and applied_at_ms
-        and partition
         and (memo or not (transfer_id or counterparty))
         and (transfer_id or not counterparty)
         and not actor
@@ -125,9 +118,8 @@ def _encode_common(  # noqa: PLR0917 - a journal row's fields, in its order
     ):
         return None
     user = str(user_id)
-    # One string: the constant parts are joined at compile time.
-    value = (
-        f'{{"entry": {{"request_id": {_text(request_id)}, "user_id": "{user}",'
+    body = (
+        f'{{"request_id": {_text(request_id)}, "user_id": "{user}",'
         f' "currency": {_text(currency)}, "type": "{_TYPE_NAMES[change_type]}",'
         f' "amount": "{format_amount(amount)}",'
         f' "available_after": "{format_amount(available_after)}",'
@@ -135,10 +127,16 @@ def _encode_common(  # noqa: PLR0917 - a journal row's fields, in its order
         f' "version": "{version}", "applied_at_unix_ms": "{applied_at_ms}",'
         f' "memo": {_text(memo)}, "transfer_id": {_text(transfer_id)},'
         f' "counterparty_user_id": "{counterparty}", "actor": "",'
-        ' "lock_after": "ACCOUNT_LOCK_NONE", "hold_id": ""},'
-        f' "partition": {partition}, "sequence": "{event_seq}"}}'
+        ' "lock_after": "ACCOUNT_LOCK_NONE", "hold_id": ""}'
     )
-    return user.encode(), value.encode(), _HEADERS
+    return user.encode(), _event_value(body, partition, event_seq).encode(), _HEADERS
+
+
+def _event_value(body: str, partition: int, event_seq: int) -> str:
+    """The event around its entry's JSON: partition 0 is a default, printed last."""
+    if partition or not event_seq:
+        return f'{{"entry": {body}, "partition": {partition}, "sequence": "{event_seq}"}}'
+    return f'{{"entry": {body}, "sequence": "{event_seq}", "partition": 0}}'
 
 
 def _entry_fields(entry: JournalEntry) -> list[tuple[str, bool]]:
