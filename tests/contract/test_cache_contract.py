@@ -30,6 +30,7 @@ from ledgerd.api.nonces import MemoryNonceCache, RedisNonceCache
 from ledgerd.cache.base import AsyncBalanceReader, BalanceCache
 from ledgerd.cache.memory import MemoryCache
 from ledgerd.cache.redis import NEGATIVE_ENTRY_TTL_S, RedisCache
+from ledgerd.domain.amounts import format_amount
 from ledgerd.domain.model import Account, Balance
 from ledgerd.errors import CacheUnavailable
 
@@ -244,6 +245,40 @@ def test_redis_negative_entries_expire_and_real_balances_do_not(redis_cache: Red
         assert admin.ttl(redis_cache.balance_key(account)) == -1  # no expiry
     finally:
         admin.close()
+
+
+def test_redis_feed_rows_write_the_hash_fields_balances_write(redis_cache: RedisCache) -> None:
+    """put_feed_rows (the cache updater's rows, amounts as text) leaves each hash with the
+    very fields put_many leaves for the same balances, raises only (an older version is
+    ignored, an absent account is not created) and writes more than one script call holds."""
+    users = [next(_users) for _ in range(1203)]
+    balances = [
+        Balance(user, "USD", user * 10**17 + 5, (user % 3) * 10**18, 4, user % 2) for user in users
+    ]
+    admin = redis.Redis.from_url(redis_url())
+    other = fresh_prefix()
+    expected = RedisCache(redis_url(), prefix=other)
+    try:
+        for cache in (redis_cache, expected):
+            cache.put_many([Balance(user, "USD", 0, 0, 1) for user in users[:-1]], create=True)
+        expected.put_many(balances)
+        rows = [
+            (b.user_id, b.currency, format_amount(b.available), format_amount(b.frozen),
+             b.version, b.lock)
+            for b in balances
+        ]  # fmt: skip
+        redis_cache.put_feed_rows(rows)
+        for balance in balances:
+            account = balance.account
+            written = admin.hgetall(redis_cache.balance_key(account))
+            assert written == admin.hgetall(expected.balance_key(account))
+        assert not admin.exists(redis_cache.balance_key(Account(users[-1], "USD")))
+        redis_cache.put_feed_rows([(users[0], "USD", "1", "0", 3, 0)])  # older: ignored
+        assert admin.hget(redis_cache.balance_key(Account(users[0], "USD")), "version") == b"4"
+    finally:
+        admin.close()
+        expected.close()
+        delete_prefix(other)
 
 
 def test_redis_negative_entries_are_bounded_per_period() -> None:

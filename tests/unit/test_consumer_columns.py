@@ -150,6 +150,37 @@ def test_column_path_decides_as_the_general_path(seed: int) -> None:
         ]
 
 
+@pytest.mark.parametrize("seed", range(100))
+def test_accounts_stored_nowhere_are_decided_from_zeros(seed: int) -> None:
+    """Left out of the balances handed in (memory and store hold nothing for them), accounts
+    start at zeros: the decision is the one made with their zero balances given; the changed
+    balances come with the partition of each, and by account as the general path has them."""
+    rng = random.Random(seed)
+    records, balances, already_final = random_batch(rng)
+    for account in list(balances)[::2]:
+        balances[account] = Balance(account.user_id, account.currency)
+    columns = sort_columns(records, SIGNER, now_ms=NOW_MS, trust_window_ms=WINDOW_MS)
+    assert columns is not None
+    final = already_final & columns.check
+    keyed = {(a.user_id, a.currency): b for a, b in balances.items()}
+    stored = {key: b for key, b in keyed.items() if b != Balance(*key)}
+    given = decide_columns(columns, final, keyed, APPLIED_AT_MS)
+    decided = decide_columns(columns, final, stored, APPLIED_AT_MS)
+    assert decided.changed == given.changed
+    assert decided.balances == given.balances
+    assert list(decided.balances.values()) == decided.changed
+    assert decided.rows == given.rows and decided.outcome_rows == given.outcome_rows
+    # (This random log puts an account's changes in either partition; a real one never.)
+    partitions: dict[tuple[int, str], set[int]] = {}
+    for user, currency, partition in zip(
+        columns.user_ids, columns.currencies, columns.partitions, strict=True
+    ):
+        partitions.setdefault((user, currency), set()).add(partition)
+    assert len(decided.changed_partitions) == len(decided.changed)
+    for balance, partition in zip(decided.changed, decided.changed_partitions, strict=True):
+        assert partition in partitions[balance.user_id, balance.currency]
+
+
 def plain(request_id: str = "a", **fields: object) -> bytes:
     message = {
         "request_id": request_id, "user_id": 7, "currency": "EUR", "type": 1, "amount": "1.5",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import astuple, replace
 from typing import Any, cast
 
 import pytest
@@ -13,11 +13,18 @@ from google.protobuf import json_format
 from ledgerd.domain.amounts import MAX_SCALED
 from ledgerd.domain.model import LEGS_PER_MESSAGE, AccountLock, ChangeType, JournalEntry
 from ledgerd.errors import LogUnavailable, PoisonMessage
-from ledgerd.events.codec import SCHEMA, SCHEMA_HEADER, decode_event, encode_event, event_of
+from ledgerd.events.codec import (
+    SCHEMA,
+    SCHEMA_HEADER,
+    decode_event,
+    encode_event,
+    encode_event_row,
+    event_of,
+)
 from ledgerd.events.handoff import CommittedJournal, HandOffQueue
 from ledgerd.events.publisher import EventPublisher, PublisherConfig
 from ledgerd.log.base import DeliveryCallback, EventLog, LogRecord
-from ledgerd.store.base import Store
+from ledgerd.store.base import JournalRow, Store
 
 TOPIC = "balance-events"
 
@@ -287,6 +294,47 @@ def test_fields_at_their_default_come_last_as_protobuf_prints_them() -> None:
         assert value == protobuf_json(replace(entry, **zeroed)), sorted(zeroed)
 
 
+def row_of(entry: JournalEntry) -> JournalRow:
+    """The journal row of an entry without a hold (rows have no hold id)."""
+    assert not entry.hold_id
+    return cast(JournalRow, astuple(entry)[:16])
+
+
+def test_a_journal_row_is_encoded_as_its_entry_byte_for_byte() -> None:
+    """encode_event_row gives the record encode_event gives for the row's entry, whichever
+    fields hold their default (the fast path for a client's change, the general one else)."""
+    entry = JournalEntry(
+        "r-7", 42, "EUR", ChangeType.TRANSFER_OUT, 5, 10**18, 0, 2, 1_700_000_000_000,
+        'm "é"', "t-7", 43, partition=1, event_seq=9, actor="k",
+        lock_after=int(AccountLock.FULL),
+    )  # fmt: skip
+    names = [name for name in DEFAULTABLE if name != "hold_id"]
+    for defaults in range(2 ** len(names)):
+        zeroed = {
+            name: type(getattr(entry, name))()
+            for bit, name in enumerate(names)
+            if defaults >> bit & 1
+        }
+        changed = replace(entry, **zeroed)
+        assert encode_event_row(row_of(changed)) == encode_event(changed), sorted(zeroed)
+    for change_type in ChangeType:
+        client = JournalEntry("r-1", 1, "USD", change_type, 1, 0, 3, 1, 1, partition=2, event_seq=1)
+        assert encode_event_row(row_of(client)) == encode_event(client)
+
+
+class Untouchable(Sequence[JournalEntry]):
+    """Entries a hand-off holds as rows too: the publisher must not make them."""
+
+    def __init__(self, count: int) -> None:
+        self._count = count
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index: Any) -> Any:
+        raise AssertionError("an entry was made from rows")
+
+
 # -- hand-offs: publishing from the commits the consumer hands over ----------------------
 
 
@@ -371,6 +419,23 @@ def test_commits_handed_off_are_published_without_reading_the_journal_or_flushin
     events.run_until_idle()  # burst mode: one journal check, then a flush
     assert journal.reads == 2
     assert log.sequences(0) == all_sequences(journal, 0)
+
+
+def test_a_hand_off_with_rows_publishes_them_as_its_entries_without_making_entries() -> None:
+    """A commit handed off as rows (the consumer's column path) publishes the records its
+    entries would, in order, and no entry object is made for them."""
+    journal, log = CommitJournal(), CountingLog()
+    events = handing_publisher(journal, log, {0})
+    events.run_once(check_journal=False)
+    for applied, rejected in ((3, 0), (2, 4), (5, 1)):
+        committed = journal.commit(0, applied, rejected)
+        rows = [row_of(entry) for entry in committed.entries]
+        events.hand_off(replace(committed, entries=Untouchable(len(rows)), rows=rows))
+        events.run_once(check_journal=False)
+    assert journal.reads == 1
+    events.run_until_idle()
+    expected = [encode_event(entry) for entry in journal.entries[0]]
+    assert [(r.key, r.value, r.headers) for r in log.records[0]] == expected
 
 
 def test_a_gap_in_the_hand_offs_is_read_from_the_journal_without_repeats_or_skips() -> None:

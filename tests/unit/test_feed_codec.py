@@ -7,12 +7,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledgerd.domain.amounts import MAX_SCALED
+from ledgerd.domain.amounts import MAX_SCALED, format_amount
 from ledgerd.domain.model import AccountLock, Balance
 from ledgerd.errors import PoisonMessage
 from ledgerd.log.codec import (
     FEED_RECORD_BALANCES_MAX,
     decode_balance,
+    decode_balance_rows,
     decode_balances,
     encode_balance,
     encode_balances,
@@ -85,6 +86,50 @@ def test_undecodable_records_are_poison(value: bytes) -> None:
     """Bytes that are neither format, ragged columns and bad amounts raise PoisonMessage."""
     with pytest.raises(PoisonMessage):
         decode_balances(value)
+    with pytest.raises(PoisonMessage):
+        decode_balance_rows(value)
+
+
+def _as_rows(balances: list[Balance]) -> list[tuple[int, str, str, str, int, int]]:
+    return [
+        (b.user_id, b.currency, format_amount(b.available), format_amount(b.frozen), b.version,
+         b.lock)
+        for b in balances
+    ]  # fmt: skip
+
+
+@given(st.lists(_balances, max_size=20), st.booleans())
+def test_feed_rows_hold_the_balances_with_their_amounts_as_format_amount_writes_them(
+    balances: list[Balance], lock_first: bool
+) -> None:
+    """decode_balance_rows gives, row for row, what decode_balances gives, each amount as the
+    text format_amount makes of it (what the cache stores), old single records included."""
+    if balances and lock_first:
+        balances[0] = Balance(balances[0].user_id, balances[0].currency, lock=AccountLock.FULL)
+    record = encode_balances(balances)
+    assert decode_balance_rows(record) == _as_rows(decode_balances(record)) == _as_rows(balances)
+    for balance in balances[:2]:  # the old format has no lock: it reads unlocked
+        old = encode_balance(balance)
+        assert decode_balance_rows(old) == _as_rows([decode_balance(old)])
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        ("1.50", "0"),
+        ("007", "0.0"),
+        ("1.000000000000000000", "00"),
+        ("0.1234567890123456789", "12"),  # more fraction digits than the scale
+        ("-5", "1"),
+    ],
+)
+def test_feed_rows_rewrite_amounts_not_in_canonical_form_as_before(texts: tuple[str, str]) -> None:
+    """A record whose amounts are not format_amount's text (no ledgerd writes one) gives rows
+    with the text the balance path would have written: format_amount of the parsed amount."""
+    available, frozen = texts
+    value = f'["balances",[7,8],["USD","USD"],["2","{available}"],["{frozen}","0"],[3,4]]'
+    record = value.encode()
+    assert decode_balance_rows(record) == _as_rows(decode_balances(record))
 
 
 def test_a_full_record_at_the_widest_fits_kafkas_default_message_size() -> None:

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import hiredis
 import redis
@@ -70,6 +70,7 @@ from ledgerd.constants import (
 from ledgerd.domain.amounts import format_amount, parse_decimal
 from ledgerd.domain.model import Account, Balance
 from ledgerd.errors import CacheUnavailable
+from ledgerd.log.codec import FeedRow
 
 NEGATIVE_ENTRY_TTL_S = 600
 # KEYS[1] = the negative-entry counter, then the account hashes; ARGV[1] = '1' to create
@@ -271,6 +272,29 @@ class RedisCache:
                 create=create,
                 negative_entries_max=self._negative_entries_max,
             )
+        except RedisError as exc:
+            raise self._trip(exc) from exc
+
+    def put_feed_rows(self, rows: Sequence[FeedRow]) -> None:
+        """``put_many`` (without ``create``) of the cache feed's rows, one per account, as
+        decoded (``decode_balance_rows``): their text goes to Redis as it is.
+
+        Raises:
+            CacheUnavailable: Redis cannot be reached or refused the write (full).
+        """
+        script, prefix = self._write_script, self._balance_prefix
+        try:
+            for start in range(0, len(rows), _KEYS_PER_CALL):
+                keys: list[str] = [self._absent_count_key]
+                args: list[str | int] = ["0", self._negative_entries_max]
+                key, arg = keys.append, args.extend
+                # One pass over the rows: a key and the four values of each.
+                for user_id, currency, available, frozen, version, lock in rows[
+                    start : start + _KEYS_PER_CALL
+                ]:
+                    key(f"{prefix}{user_id}:{currency}")
+                    arg((available, frozen, version, lock))
+                script(keys=keys, args=args)
         except RedisError as exc:
             raise self._trip(exc) from exc
 

@@ -26,16 +26,18 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import structlog
 
 from ledgerd import metrics
 from ledgerd.cache.base import BalanceCache
 from ledgerd.cache.fence import CacheFence
+from ledgerd.domain.amounts import parse_decimal
 from ledgerd.domain.model import Balance
 from ledgerd.errors import CacheUnavailable, LedgerError, PoisonMessage
 from ledgerd.log.base import EventLog, LogRecord
-from ledgerd.log.codec import decode_balances
+from ledgerd.log.codec import FeedRow, decode_balance_rows
 from ledgerd.runtime.supervisor import Lifeline
 from ledgerd.support import failpoints
 
@@ -49,35 +51,49 @@ MayRunSingletons = Callable[[], bool]
 _FULL_SYNC_BATCH = 1000
 
 
+@runtime_checkable
+class FeedRowSink(Protocol):
+    """A cache that takes the feed's rows as decoded (``RedisCache``): no ``Balance`` made."""
+
+    def put_feed_rows(self, rows: Sequence[FeedRow]) -> None: ...
+
+
 @dataclass
 class _Batch:
     """Balances polled from the feed and not yet written, with the offsets to commit after."""
 
-    balances: dict[tuple[int, str], Balance] = field(default_factory=dict)  # by user, currency
+    rows: dict[tuple[int, str], FeedRow] = field(default_factory=dict)  # by user, currency
     next_offsets: dict[int, int] = field(default_factory=dict)
     decoded: int = 0  # balances the records held, before keeping the newest per account
 
     def add(self, records: Sequence[LogRecord]) -> None:
+        next_offsets, rows = self.next_offsets, self.rows
         for record in records:
-            self.next_offsets[record.partition] = max(
-                self.next_offsets.get(record.partition, 0), record.offset + 1
-            )
+            partition = record.partition
+            next_offsets[partition] = max(next_offsets.get(partition, 0), record.offset + 1)
             try:
                 # A batch record, or a single balance from a producer older than batches.
-                decoded = decode_balances(record.value)
+                decoded = decode_balance_rows(record.value)
             except PoisonMessage as exc:
                 # The feed is derived data: the full sync repairs what a bad record lacks.
                 metrics.CACHE_FEED_POISON.inc()
                 log.warning("cache feed record skipped", error=str(exc), offset=record.offset)
                 continue
             self.decoded += len(decoded)
-            balances = self.balances
-            for balance in decoded:
+            for row in decoded:
                 # A plain tuple key: cheaper to build than an Account, for every balance fed.
-                account = (balance.user_id, balance.currency)
-                queued = balances.get(account)
-                if queued is None or queued.version < balance.version:
-                    balances[account] = balance
+                account = (row[0], row[1])
+                queued = rows.get(account)
+                if queued is None or queued[4] < row[4]:
+                    rows[account] = row
+
+    def balances(self) -> list[Balance]:
+        """The rows as ``Balance`` objects (for a cache that takes only those)."""
+        return [
+            Balance(user_id, currency, parse_decimal(available), parse_decimal(frozen), version,
+                    lock)
+            for user_id, currency, available, frozen, version, lock in self.rows.values()
+        ]  # fmt: skip
 
 
 class CacheUpdater:
@@ -102,6 +118,8 @@ class CacheUpdater:
         lease_ttl_s: float = 3.0,
     ) -> None:
         self._cache = cache
+        # The feed's rows go to a cache that takes them as they are, else as balances.
+        self._put_rows = cache.put_feed_rows if isinstance(cache, FeedRowSink) else None
         self._log = event_log
         self._topic = topic
         self._group_id = group_id
@@ -174,7 +192,10 @@ class CacheUpdater:
             )
         batch = self._pending
         try:
-            self._cache.put_many(batch.balances.values())
+            if self._put_rows is not None:
+                self._put_rows(list(batch.rows.values()))
+            else:
+                self._cache.put_many(batch.balances())
         except CacheUnavailable as exc:
             if self._feed_healthy:
                 log.warning("cache unavailable; holding the feed until it answers", error=str(exc))
@@ -183,7 +204,7 @@ class CacheUpdater:
             raise
         self._pending = None
         self._consumer.commit(batch.next_offsets)
-        metrics.CACHE_UPDATES.inc(len(batch.balances))
+        metrics.CACHE_UPDATES.inc(len(batch.rows))
         if not self._feed_healthy:
             log.info("cache available again; scheduling a full sync")
             self._feed_healthy = True

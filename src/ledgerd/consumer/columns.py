@@ -246,10 +246,12 @@ def outcome(row: tuple[str, ChangeStatus, RejectReason]) -> RequestOutcome:
 
 @dataclass(slots=True)
 class ColumnDecision:
-    """What a column batch changes; reads like ``BatchDecision`` (its journal, rejections
-    and outcomes are made from the rows when read), and carries the rows themselves."""
+    """What a column batch changes; reads like ``BatchDecision`` (its balances by account,
+    journal, rejections and outcomes are made when read), and carries the plain values
+    themselves: the changed balances with their partitions, and the rows."""
 
-    balances: dict[Account, Balance]
+    changed: list[Balance]  # each account applied to, in order of its first change
+    changed_partitions: list[int]  # the partition of each
     rows: DecidedRows
     outcome_rows: list[tuple[str, ChangeStatus, RejectReason]]
     duplicates: int
@@ -263,6 +265,14 @@ class ColumnDecision:
     # A client's changes send nothing on: kept for the reader of either decision.
     follow_ups: tuple[ChangeRequest, ...] = ()
     stuck_returns: tuple[ChangeRequest, ...] = ()
+    _balances: dict[Account, Balance] | None = field(init=False, default=None)
+
+    @property
+    def balances(self) -> dict[Account, Balance]:
+        """The changed balances by account (made on first use: the consumer uses ``changed``)."""
+        if self._balances is None:
+            self._balances = {Account(b.user_id, b.currency): b for b in self.changed}
+        return self._balances
 
     def __post_init__(self) -> None:
         self.journal = Materialized(self.rows.journal, journal_entry)
@@ -289,13 +299,13 @@ def decide_columns(  # noqa: PLR0912, PLR0915
     applied_at_ms: int,
 ) -> ColumnDecision:
     """``decide_batch`` for a column batch (client changes, one leg each): the same
-    balances, journal, rejections, outcomes and counts. ``balances`` holds every
-    account of the batch (``accounts_of``)."""
+    balances, journal, rejections, outcomes and counts. ``balances`` holds the accounts
+    of the batch (``accounts_of``) that have a balance; the others start at zeros."""
     journal: list[JournalRow] = []
     rejections: list[RejectionRow] = []
     outcomes: list[tuple[str, ChangeStatus, RejectReason]] = []
     state: dict[AccountKey, Amounts] = {}
-    changed: dict[AccountKey, None] = {}  # applied to, in order of the first change
+    changed: dict[AccountKey, int] = {}  # applied to, in order of the first change -> partition
     decided: set[str] = set()
     duplicates = 0
     deposit, withdraw = ChangeType.DEPOSIT, ChangeType.WITHDRAW
@@ -312,8 +322,12 @@ def decide_columns(  # noqa: PLR0912, PLR0915
         key = (user_id, currency)
         amounts = state.get(key)
         if amounts is None:
-            known = balances[key]
-            amounts = state[key] = [known.available, known.frozen, known.version, known.lock]
+            known = balances.get(key)
+            amounts = state[key] = (
+                [0, 0, 0, 0]  # stored nowhere yet
+                if known is None
+                else [known.available, known.frozen, known.version, known.lock]
+            )
         available, frozen, version, lock = amounts
         if lock and refused_by_lock(lock, kind):
             rejections.append((request_id, user_id, currency, kind, amount, memo, _ACCOUNT_LOCKED))
@@ -340,7 +354,7 @@ def decide_columns(  # noqa: PLR0912, PLR0915
         else:
             version += 1
             amounts[0], amounts[1], amounts[2] = available, frozen, version
-            changed[key] = None
+            changed[key] = partition
             journal.append(
                 (
                     request_id, user_id, currency, kind, amount, available, frozen, version,
@@ -351,11 +365,10 @@ def decide_columns(  # noqa: PLR0912, PLR0915
             continue
         rejections.append((request_id, user_id, currency, kind, amount, memo, reason))
         outcomes.append((request_id, _REJECTED, reason))
-    new_balances: dict[Account, Balance] = {}
-    for key in changed:
-        available, frozen, version, lock = state[key]
-        new_balances[Account(*key)] = Balance(key[0], key[1], available, frozen, version, lock)
+    new_balances = [
+        Balance(user_id, currency, *state[user_id, currency]) for user_id, currency in changed
+    ]
     return ColumnDecision(
-        new_balances, DecidedRows(journal, rejections), outcomes, duplicates, len(journal),
-        len(rejections),
+        new_balances, list(changed.values()), DecidedRows(journal, rejections), outcomes,
+        duplicates, len(journal), len(rejections),
     )  # fmt: skip

@@ -11,7 +11,7 @@ cache entries stale until the cache's full sync.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import structlog
 
@@ -42,9 +42,12 @@ class CacheFeed:
     ) -> None:
         """Queue each partition's balances as one record (or a few, for a very large batch);
         delivery is reported by later ``poll`` calls."""
+        self.publish_balances(list(balances.values()), [partition_of[a] for a in balances])
+
+    def publish_balances(self, balances: Sequence[Balance], partitions: Sequence[int]) -> None:
+        """``publish`` of balances with their partitions, in the same order."""
         by_partition: dict[int, list[Balance]] = {}
-        for account, balance in balances.items():
-            partition = partition_of[account]
+        for balance, partition in zip(balances, partitions, strict=True):
             found = by_partition.get(partition)
             if found is None:
                 by_partition[partition] = [balance]

@@ -9,7 +9,7 @@ Only open holds are kept (a change naming a closed one reads it from the store).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from ledgerd.domain.holds import Hold, HoldState
 from ledgerd.domain.model import Account, Balance
@@ -49,14 +49,16 @@ class BalanceMemory:
     def view(self, partition_of: Mapping[Account, int], store: Store) -> dict[Account, Balance]:
         """Balances of the accounts (in their partitions): memory, else the store, else zeros."""
         keys = {(a.user_id, a.currency): p for a, p in partition_of.items()}
-        return {Account(*key): balance for key, balance in self.view_keys(keys, store).items()}
+        view = self.view_keys(keys, store)
+        return {Account(*key): view.get(key) or Balance(*key) for key in keys}
 
     def view_keys(
         self, partition_of: Mapping[AccountKey, int], store: Store
     ) -> dict[AccountKey, Balance]:
-        """``view`` by (user_id, currency)."""
+        """``view`` by (user_id, currency), leaving out the accounts stored nowhere (their
+        balance is zeros: the caller makes none per new account)."""
         view: dict[AccountKey, Balance] = {}
-        missing: list[AccountKey] = []
+        missing: list[Account] = []
         by_partition = self._by_partition
         for key, partition in partition_of.items():
             state = by_partition.get(partition)
@@ -66,12 +68,11 @@ class BalanceMemory:
             if known is not None:
                 view[key] = known
             else:
-                missing.append(key)
+                missing.append(Account(*key))
         if missing:
-            accounts = {key: Account(*key) for key in missing}
-            loaded = store.load_balances(set(accounts.values()))
-            for key, account in accounts.items():
-                view[key] = loaded.get(account) or Balance(*key)
+            # Keyed again by tuple from the balances found: no Account hashed per lookup.
+            for balance in store.load_balances(missing).values():
+                view[balance.user_id, balance.currency] = balance
         return view
 
     def remember(
@@ -79,16 +80,19 @@ class BalanceMemory:
     ) -> None:
         """Take committed balances, then forget the oldest-loaded accounts past the cap
         (they reload from the store when touched again)."""
-        touched: set[int] = set()
-        for account, balance in balances.items():
-            partition = partition_of[account]
-            self._by_partition.setdefault(partition, {})[(account.user_id, account.currency)] = (
-                balance
-            )
-            touched.add(partition)
-        cap = max(1, self._max_accounts // max(1, len(self._by_partition)))
-        for partition in touched:
-            state = self._by_partition[partition]
+        self.remember_balances(list(balances.values()), [partition_of[a] for a in balances])
+
+    def remember_balances(self, balances: Sequence[Balance], partitions: Sequence[int]) -> None:
+        """``remember`` of balances with their partitions, in the same order."""
+        by_partition = self._by_partition
+        for balance, partition in zip(balances, partitions, strict=True):
+            state = by_partition.get(partition)
+            if state is None:
+                state = by_partition[partition] = {}
+            state[balance.user_id, balance.currency] = balance
+        cap = max(1, self._max_accounts // max(1, len(by_partition)))
+        for partition in set(partitions):
+            state = by_partition[partition]
             while len(state) > cap:
                 del state[next(iter(state))]
 

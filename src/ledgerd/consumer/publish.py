@@ -19,7 +19,7 @@ from ledgerd.errors import CacheUnavailable
 from ledgerd.events.handoff import CommittedJournal, CommittedSpan
 from ledgerd.log.base import LogRecord
 from ledgerd.outcomes import OutcomeHub
-from ledgerd.store.base import PartitionClaim
+from ledgerd.store.base import JournalRow, PartitionClaim
 
 # Told what each commit journaled (the event publisher's ``hand_off``); must not block.
 OnCommitted = Callable[[CommittedJournal], None]
@@ -52,12 +52,25 @@ class CommitPublisher:
         request_ids: Sequence[str],
     ) -> None:
         """Tell every follower about a committed batch; never raises for a cache outage."""
+        self.publish_balances(
+            list(balances.values()), [partition_of[a] for a in balances], request_ids
+        )
+
+    def publish_balances(
+        self, balances: Sequence[Balance], partitions: Sequence[int], request_ids: Sequence[str]
+    ) -> None:
+        """``publish`` of balances with their partitions, in the same order (one each)."""
         # Just committed by the partition's one writer: the current balances, which may
         # create cache entries.
-        self._to_sink(balances, create=True)
-        self._memory.remember(balances, partition_of)
+        if self._sink is not None:
+            try:
+                self._sink.put_many(balances, create=True)
+            except CacheUnavailable as exc:
+                # The cache catches up from later batches and its full sync.
+                log.warning("cache update failed", error=str(exc))
+        self._memory.remember_balances(balances, partitions)
         if self._feed is not None:
-            self._feed.publish(balances, partition_of)
+            self._feed.publish_balances(balances, partitions)
         if self._outcomes is not None:
             self._outcomes.publish(request_ids)
 
@@ -68,13 +81,15 @@ class CommitPublisher:
         entries: Sequence[JournalEntry],
         *,
         complete: bool,
+        rows: Sequence[JournalRow] | None = None,
     ) -> None:
         """Hand a commit's journal entries on, in commit order: the commit applied
         ``records`` and moved its partitions to ``positions``. ``complete``: no request of
-        the batch was decided before (see ``CommittedJournal.complete``)."""
+        the batch was decided before (see ``CommittedJournal.complete``); ``rows``: the
+        entries as rows, where the batch has them."""
         if self._on_committed is not None:
             self._on_committed(
-                CommittedJournal(committed_spans(records, positions), entries, complete)
+                CommittedJournal(committed_spans(records, positions), entries, complete, rows)
             )
 
     def republish(

@@ -343,15 +343,11 @@ class BatchConsumer:
             raise
         except Exception as exc:  # a bug: the general path finds the record
             raise DecisionFailed(f"deciding raised {type(exc).__name__}: {exc}") from exc
-        # Only the accounts the batch changed: what publishing reads (a retry, which would
-        # read the others, decides by the general path).
-        partition_of = {
-            account: accounts[account.user_id, account.currency] for account in decision.balances
-        }
+        # Publishing reads the decision's changed balances and their partitions (a retry,
+        # which reads partition_of, decides by the general path).
         return _Decided(
-            records, decision, partition_of, self._intake.positions(records), now_ms,
-            time.perf_counter(),
-        )  # fmt: skip
+            records, decision, {}, self._intake.positions(records), now_ms, time.perf_counter()
+        )
 
     def _begin(self, records: Sequence[LogRecord], batch: SortedBatch | ColumnBatch) -> None:
         try:
@@ -559,10 +555,16 @@ class BatchConsumer:
             request_ids = [o.request_id for o in decision.outcomes]
         if isinstance(decision, BatchDecision) and decision.holds:
             self._memory.remember_holds(decision.holds.values(), decided.partition_of)
-        self._publisher.publish(decision.balances, decided.partition_of, request_ids)
+        if isinstance(decision, ColumnDecision):
+            self._publisher.publish_balances(
+                decision.changed, decision.changed_partitions, request_ids
+            )
+        else:
+            self._publisher.publish(decision.balances, decided.partition_of, request_ids)
         self._publisher.journaled(
             decided.records, decided.positions, decision.journal,
             complete=not decision.duplicates,
+            rows=decision.rows.journal if isinstance(decision, ColumnDecision) else None,
         )  # fmt: skip
         self._intake.committed(decided.positions)
         self._forget_failures(decided.positions)

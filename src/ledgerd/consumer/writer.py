@@ -37,7 +37,11 @@ class BatchWriter:
         """
         batch = BatchCommit(
             positions=positions,
-            balances=list(decision.balances.values()),
+            balances=(
+                decision.changed
+                if isinstance(decision, ColumnDecision)
+                else list(decision.balances.values())
+            ),
             journal=decision.journal,
             rejections=decision.rejections,
             applied_at_ms=applied_at_ms,

@@ -15,6 +15,7 @@ from google.protobuf import json_format
 from ledgerd.domain.amounts import format_amount
 from ledgerd.domain.model import AccountLock, ChangeType, JournalEntry
 from ledgerd.errors import PoisonMessage
+from ledgerd.store.base import JournalRow
 from ledgerd.v1 import balance_pb2 as pb
 
 SCHEMA_HEADER = "schema"
@@ -63,49 +64,79 @@ def encode_event(entry: JournalEntry) -> tuple[bytes, bytes, tuple[tuple[str, by
     their default value (0, "") after all the others; text is escaped as ``json.dumps``
     escapes it by default (non-ASCII as ``\\u`` escapes).
     """
-    memo, transfer_id, counterparty = entry.memo, entry.transfer_id, entry.counterparty_user_id
-    user = str(entry.user_id)
-    if (
-        entry.request_id
-        and entry.user_id
-        and entry.currency
-        and entry.version
-        and entry.applied_at_ms
+    if not entry.hold_id:
+        common = _encode_common(
+            entry.request_id, entry.user_id, entry.currency, entry.type, entry.amount,
+            entry.available_after, entry.frozen_after, entry.version, entry.applied_at_ms,
+            entry.memo, entry.transfer_id, entry.counterparty_user_id, entry.partition,
+            entry.event_seq, entry.actor, entry.lock_after,
+        )  # fmt: skip
+        if common is not None:
+            return common
+    value = _event_value(_message(_entry_fields(entry)), entry.partition, entry.event_seq)
+    return str(entry.user_id).encode(), value.encode(), _HEADERS
+
+
+def encode_event_row(row: JournalRow) -> tuple[bytes, bytes, tuple[tuple[str, bytes], ...]]:
+    """``encode_event`` of ``JournalEntry(*row)``, without making the entry where the row
+    is a client's change (the consumer's column path journals those)."""
+    common = _encode_common(*row)
+    return common if common is not None else encode_event(JournalEntry(*row))
+
+
+def _encode_common(  # noqa: PLR0917 - a journal row's fields, in its order
+    request_id: str,
+    user_id: int,
+    currency: str,
+    change_type: ChangeType,
+    amount: int,
+    available_after: int,
+    frozen_after: int,
+    version: int,
+    applied_at_ms: int,
+    memo: str,
+    transfer_id: str,
+    counterparty: int,
+    partition: int,
+    event_seq: int,
+    actor: str,
+    lock_after: int,
+) -> tuple[bytes, bytes, tuple[tuple[str, bytes], ...]] | None:
+    """The record of a client's change (a transfer leg with a memo too), or None for any
+    other entry (``encode_event`` writes those); an entry without a hold. Its fields at
+    their default, if any, are the last ones, so number order is the printer's order."""
+    if not (
+        request_id
+        and user_id
+        and currency
+        and version
+        and applied_at_ms
         and (memo or not (transfer_id or counterparty))
         and (transfer_id or not counterparty)
-        and not entry.actor
-        and not entry.lock_after
-        and not entry.hold_id
+        and not actor
+        and not lock_after
     ):
-        # A client's change (a transfer leg with a memo too): its fields at their default,
-        # if any, are the last ones, so number order is the printer's order. A transfer
-        # leg without memo takes the general path below.
-        frozen = entry.frozen_after
-        body = (
-            f'{{"request_id": {_text(entry.request_id)}, "user_id": "{user}",'
-            f' "currency": {_text(entry.currency)}, "type": "{_TYPE_NAMES[entry.type]}",'
-            f' "amount": "{format_amount(entry.amount)}",'
-            f' "available_after": "{format_amount(entry.available_after)}",'
-            f' "frozen_after": "{format_amount(frozen) if frozen else 0}",'
-            f' "version": "{entry.version}", "applied_at_unix_ms": "{entry.applied_at_ms}",'
-            f' "memo": {_text(memo)}, "transfer_id": {_text(transfer_id)},'
-            f' "counterparty_user_id": "{counterparty}", "actor": "",'
-            ' "lock_after": "ACCOUNT_LOCK_NONE", "hold_id": ""}'
-        )
-        if entry.partition:  # the common case, as one string
-            value = (
-                f'{{"entry": {body}, "partition": {entry.partition},'
-                f' "sequence": "{entry.event_seq}"}}'
-            )
-            return user.encode(), value.encode(), _HEADERS
-    else:
-        body = _message(_entry_fields(entry))
-    sequence = f'"sequence": "{entry.event_seq}"'
-    if entry.partition or not entry.event_seq:
-        value = f'{{"entry": {body}, "partition": {entry.partition}, {sequence}}}'
-    else:
-        value = f'{{"entry": {body}, {sequence}, "partition": 0}}'
-    return user.encode(), value.encode(), _HEADERS
+        return None
+    user = str(user_id)
+    body = (
+        f'{{"request_id": {_text(request_id)}, "user_id": "{user}",'
+        f' "currency": {_text(currency)}, "type": "{_TYPE_NAMES[change_type]}",'
+        f' "amount": "{format_amount(amount)}",'
+        f' "available_after": "{format_amount(available_after)}",'
+        f' "frozen_after": "{format_amount(frozen_after) if frozen_after else 0}",'
+        f' "version": "{version}", "applied_at_unix_ms": "{applied_at_ms}",'
+        f' "memo": {_text(memo)}, "transfer_id": {_text(transfer_id)},'
+        f' "counterparty_user_id": "{counterparty}", "actor": "",'
+        ' "lock_after": "ACCOUNT_LOCK_NONE", "hold_id": ""}'
+    )
+    return user.encode(), _event_value(body, partition, event_seq).encode(), _HEADERS
+
+
+def _event_value(body: str, partition: int, event_seq: int) -> str:
+    """The event around its entry's JSON: partition 0 is a default, printed last."""
+    if partition or not event_seq:
+        return f'{{"entry": {body}, "partition": {partition}, "sequence": "{event_seq}"}}'
+    return f'{{"entry": {body}, "sequence": "{event_seq}", "partition": 0}}'
 
 
 def _entry_fields(entry: JournalEntry) -> list[tuple[str, bool]]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ledgerd import metrics
 from ledgerd.domain.model import JournalEntry
+from ledgerd.store.base import JournalRow
 
 # (partition, the first log offset a commit applied, the partition's next offset after it)
 CommittedSpan = tuple[int, int, int]
@@ -31,6 +32,9 @@ class CommittedJournal:
     # the batch met requests already decided: a commit that failed ambiguously (and was
     # retried) may have journaled some of them, and only the journal has those.
     complete: bool = True
+    # The same entries as rows in ``JournalEntry``'s field order (the consumer's column
+    # path), published without making the entries; None where only the entries exist.
+    rows: Sequence[JournalRow] | None = None
 
 
 class HandOffQueue:

@@ -37,23 +37,31 @@ published.
 
 from __future__ import annotations
 
+import operator
 import threading
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
 from ledgerd import metrics
 from ledgerd.domain.model import LEGS_PER_MESSAGE, JournalEntry
 from ledgerd.errors import LedgerError, LogUnavailable
-from ledgerd.events.codec import decode_event, encode_event
+from ledgerd.events.codec import decode_event, encode_event, encode_event_row
 from ledgerd.events.handoff import CommittedJournal, HandOffQueue
 from ledgerd.log.base import EventLog, LogProducer
 from ledgerd.runtime.supervisor import Lifeline
-from ledgerd.store.base import Store
+from ledgerd.store.base import JournalRow, Store
 
 log = structlog.get_logger(__name__)
+
+# (partition, event_seq) of a journal row, of a journal entry: C-level getters.
+_ROW_POSITION: Callable[[JournalRow], tuple[int, int]] = operator.itemgetter(12, 13)
+_ENTRY_POSITION: Callable[[JournalEntry], tuple[int, int]] = operator.attrgetter(
+    "partition", "event_seq"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,25 +260,42 @@ class EventPublisher:
                 self._fall_behind(partition, next_offset)
         if not live or not committed.entries:
             return 0
-        entries = committed.entries
-        lag_s = (now_ms - entries[0].applied_at_ms) / 1000  # a commit's entries share it
+        rows = committed.rows
+        applied_at_ms = rows[0][8] if rows is not None else committed.entries[0].applied_at_ms
+        lag_s = (now_ms - applied_at_ms) / 1000  # a commit's entries share it
         for partition in live:
             lags.setdefault(partition, lag_s)
+        # The rows where the commit has them: no entry is made to publish them.
+        if rows is not None:
+            queued = self._queue(rows, encode_event_row, _ROW_POSITION, live)
+        else:
+            queued = self._queue(committed.entries, encode_event, _ENTRY_POSITION, live)
+        cursors.update(live)
+        self._queued += queued
+        return queued
+
+    def _queue(
+        self,
+        items: Sequence[Any],
+        encode: Callable[[Any], tuple[bytes, bytes, tuple[tuple[str, bytes], ...]]],
+        position: Callable[[Any], tuple[int, int]],
+        live: dict[int, int],
+    ) -> int:
+        """Publish the items (entries, or rows: ``encode`` and ``position`` read their kind)
+        of the ``live`` partitions past each one's cursor there; returns the records queued."""
         publish, topic, delivered = self._producer.publish, self._config.topic, self._on_delivery
         queued = 0
-        for entry in entries:
-            partition = entry.partition
+        for item in items:
+            partition, event_seq = position(item)
             last = live.get(partition)
             # Not live: another partition's, or one falling behind. Up to the cursor: queued
             # already (read from the journal before its hand-off was taken).
-            if last is None or entry.event_seq <= last:
+            if last is None or event_seq <= last:
                 continue
-            key, value, headers = encode_event(entry)
+            key, value, headers = encode(item)
             publish(topic, key, value, partition=partition, headers=headers, on_delivery=delivered)
-            live[partition] = entry.event_seq
+            live[partition] = event_seq
             queued += 1
-        cursors.update(live)
-        self._queued += queued
         return queued
 
     def _fall_behind(self, partition: int, committed_below: int) -> None:
