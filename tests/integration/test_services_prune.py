@@ -133,17 +133,17 @@ def test_prune_drops_idle_test_databases_and_redis_keys_and_keeps_the_rest() -> 
         for key in [*pruned_keys, other_key]:
             cache.set(key, "1")
 
-        services(namespace, "prune", "60", "redis", "mariadb")
-        assert databases(db, tag) == {pruned_db, other_db}  # all fresh
-        assert cache.exists(*pruned_keys, other_key) == 4
+        said = services(namespace, "prune", "60", "redis", "mariadb")
+        assert databases(db, tag) == {pruned_db, other_db}, said  # all fresh
+        assert cache.exists(*pruned_keys, other_key) == 4, said
 
         said = services(namespace, "prune", "0", "redis", "mariadb")
 
         assert "dropping 1 test databases idle for 0 min" in said
         assert "deleting the keys of 1 test prefixes unused for 0 min" in said
-        assert databases(db, tag) == {other_db}
-        assert cache.exists(*pruned_keys) == 0
-        assert cache.exists(other_key) == 1
+        assert databases(db, tag) == {other_db}, said
+        assert cache.exists(*pruned_keys) == 0, said
+        assert cache.exists(other_key) == 1, said
     finally:
         for name in (pruned_db, other_db):
             db.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
