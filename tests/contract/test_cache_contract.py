@@ -345,6 +345,34 @@ def test_redis_reads_issued_together_leave_as_one_script_call(redis_cache: Redis
     assert b"".join(written).count(b"EVALSHA") == 1
 
 
+def test_redis_read_issued_after_its_batch_left_goes_in_the_next_one(
+    redis_cache: RedisCache,
+) -> None:
+    """A read never joins a batch already written (its reply could predate the read): one
+    issued after the batch left goes out in the next write, alone."""
+    vouch(redis_cache)
+    first, second = next(_users), next(_users)
+    redis_cache.put_many([balance(first, 1, 1), balance(second, 2, 2)], create=True)
+
+    async def scenario(reader: AsyncBalanceReader) -> tuple[list[Balance | None], list[bytes]]:
+        await reader.get(Account(first, "USD"))  # connects
+        written = _record_writes(reader)
+        early = asyncio.ensure_future(reader.get(Account(first, "USD")))
+        for _ in range(10):  # loop turns until its batch has left (the next turn's end)
+            if written:
+                break
+            await asyncio.sleep(0)
+        assert len(written) == 1
+        late = asyncio.ensure_future(reader.get(Account(second, "USD")))
+        return list(await asyncio.gather(early, late)), written
+
+    found, written = on_reader(redis_cache, scenario)
+    assert found == [balance(first, 1, 1), balance(second, 2, 2)]
+    assert len(written) == 2
+    assert [w.count(b"EVALSHA") for w in written] == [1, 1]
+    assert f":{second}:".encode() not in written[0]
+
+
 def test_redis_reads_batched_together_all_miss_once_the_lease_is_gone(
     redis_cache: RedisCache,
 ) -> None:
