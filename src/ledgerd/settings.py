@@ -150,8 +150,10 @@ class Settings(BaseSettings):
     # Negative entries (reads of accounts without a balance) Redis may create per 10 minutes.
     cache_negative_entries_max: int = Field(50_000, ge=0)
     # Under load, reads leave for Redis at most once per this gap, together (what Redis
-    # and the socket calls cost follows writes, not reads); 0: at each loop turn.
-    cache_read_write_gap_ms: float = Field(2.0, ge=0, le=50)
+    # and the socket calls cost follows writes, not reads); 0: at each loop turn. An idle
+    # connection writes at once. 6 ms, not 2: with two API workers each sees half the
+    # reads, and 2 ms left about two a write (read bench, docs/architecture.md §1).
+    cache_read_write_gap_ms: float = Field(6.0, ge=0, le=50)
     cache_key_prefix: str = "ledgerd:"
 
     # Request signing (docs/architecture.md section 5): off while no keys are configured.

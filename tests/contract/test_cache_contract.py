@@ -336,6 +336,95 @@ def test_a_cancelled_read_does_not_shift_the_replies_of_others(cache: BalanceCac
     assert on_reader(cache, read_all) == [*expected, balance(users[0], 1)]
 
 
+def _record_writes(reader: AsyncBalanceReader) -> list[bytes]:
+    """What the Redis reader's connection writes from now on (it must be connected)."""
+    connection = reader._connection._connection  # type: ignore[attr-defined]
+    transport = connection._transport
+    written: list[bytes] = []
+    write = transport.write
+
+    def recorded(data: bytes) -> None:
+        written.append(bytes(data))
+        write(data)
+
+    transport.write = recorded
+    return written
+
+
+def test_redis_reads_issued_together_leave_as_one_script_call(redis_cache: RedisCache) -> None:
+    """Reads issued in one loop turn cost Redis one EVALSHA (one lease check), not one
+    each, and still each get their own account: present, absent or a negative entry."""
+    vouch(redis_cache)
+    users = [next(_users) for _ in range(40)]
+    redis_cache.put_many(
+        [
+            balance(u, 0) if i % 5 == 0 else balance(u, i, i)
+            for i, u in enumerate(users)
+            if i % 2 == 0
+        ],
+        create=True,
+    )
+
+    async def read_all(reader: AsyncBalanceReader) -> tuple[list[Balance | None], list[bytes]]:
+        await reader.get(Account(users[0], "USD"))  # connects
+        written = _record_writes(reader)
+        found = list(await asyncio.gather(*(reader.get(Account(u, "USD")) for u in users)))
+        return found, written
+
+    found, written = on_reader(redis_cache, read_all)
+    expected = [
+        (balance(u, 0) if i % 5 == 0 else balance(u, i, i)) if i % 2 == 0 else None
+        for i, u in enumerate(users)
+    ]
+    assert found == expected
+    assert b"".join(written).count(b"EVALSHA") == 1
+
+
+def test_redis_read_issued_after_its_batch_left_goes_in_the_next_one(
+    redis_cache: RedisCache,
+) -> None:
+    """A read never joins a batch already written (its reply could predate the read): one
+    issued after the batch left goes out in the next write, alone."""
+    vouch(redis_cache)
+    first, second = next(_users), next(_users)
+    redis_cache.put_many([balance(first, 1, 1), balance(second, 2, 2)], create=True)
+
+    async def scenario(reader: AsyncBalanceReader) -> tuple[list[Balance | None], list[bytes]]:
+        await reader.get(Account(first, "USD"))  # connects
+        written = _record_writes(reader)
+        early = asyncio.ensure_future(reader.get(Account(first, "USD")))
+        for _ in range(10):  # loop turns until its batch has left (the next turn's end)
+            if written:
+                break
+            await asyncio.sleep(0)
+        assert len(written) == 1
+        late = asyncio.ensure_future(reader.get(Account(second, "USD")))
+        return list(await asyncio.gather(early, late)), written
+
+    found, written = on_reader(redis_cache, scenario)
+    assert found == [balance(first, 1, 1), balance(second, 2, 2)]
+    assert len(written) == 2
+    assert [w.count(b"EVALSHA") for w in written] == [1, 1]
+    assert f":{second}:".encode() not in written[0]
+
+
+def test_redis_reads_batched_together_all_miss_once_the_lease_is_gone(
+    redis_cache: RedisCache,
+) -> None:
+    """The lease checked once for a batch answers every read of it: without a lease, all
+    of them read as misses, though Redis holds their entries."""
+    vouch(redis_cache)
+    users = [next(_users) for _ in range(10)]
+    redis_cache.put_many([balance(u, 3, 3) for u in users], create=True)
+    with redis.Redis.from_url(redis_url()) as client:
+        client.delete(redis_cache.serving_key)
+
+    async def read_all(reader: AsyncBalanceReader) -> list[Balance | None]:
+        return list(await asyncio.gather(*(reader.get(Account(u, "USD")) for u in users)))
+
+    assert on_reader(redis_cache, read_all) == [None] * len(users)
+
+
 def test_redis_reader_reconnects_after_losing_its_connection(redis_cache: RedisCache) -> None:
     """A connection killed under the reader fails that read as CacheUnavailable; once the
     breaker's pause is over, the next read connects again and is served."""

@@ -26,7 +26,7 @@ replaces a real balance, and the account's first real balance replaces it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from typing import Protocol
 
 from ledgerd.domain.model import Account, Balance
@@ -61,12 +61,14 @@ class FullSync(Protocol):
 class AsyncBalanceReader(Protocol):
     """The read path of a cache for one event loop: create, use and close it on that loop."""
 
-    async def get(self, account: Account) -> Balance | None:
+    def get(self, account: Account) -> Awaitable[Balance | None]:
         """The cached balance (version 0 for a negative entry), or None when not cached or
-        the cache is not ready.
+        the cache is not ready. An awaitable, not necessarily a coroutine: a read that joins
+        a pipelined batch costs one future, no task or coroutine frame.
 
         Raises:
-            CacheUnavailable: the cache cannot be reached (readers fall back to the store).
+            CacheUnavailable: the cache cannot be reached (readers fall back to the store);
+                raised by the call or by the await.
         """
 
     async def close(self) -> None: ...

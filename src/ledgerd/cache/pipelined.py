@@ -24,6 +24,12 @@ at a time, against about 6 µs here with the same hiredis parser
 (docs/architecture.md §6). This module does only what the read path needs:
 commands are packed by the caller (``pack``), replies parsed by hiredis.
 
+A caller that sends many small commands of one kind (the balance reads) can
+send them as one ``Batch`` instead: an object that callers join while it waits
+in the queue and that builds its single command only when its write leaves
+(``command``), then takes that command's reply. Redis then runs one command per
+write rather than one per caller, and the loop settles one reply.
+
 Failures are ``CacheUnavailable``: refused or lost connection, no reply
 within ``timeout_s`` (the connection is then dropped, so a late reply can
 never be taken for another command's). Error replies (such as NOSCRIPT) are
@@ -35,7 +41,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Any
+from typing import Any, Protocol
 
 import hiredis
 from redis.connection import parse_url
@@ -43,6 +49,22 @@ from redis.connection import parse_url
 from ledgerd.errors import CacheUnavailable
 
 Reply = Any  # str, int, None, a list of replies, or hiredis.ReplyError
+
+
+class Batch(Protocol):
+    """Callers' requests sent as one command: built when its write leaves, answered by one
+    reply (or failed as a whole)."""
+
+    def command(self) -> bytes:
+        """The command, packed; called once, when the write leaves (callers can no longer
+        join after this)."""
+        ...
+
+    def done(self) -> bool: ...
+
+    def set_result(self, reply: Reply) -> None: ...
+
+    def set_exception(self, exc: BaseException) -> None: ...
 
 
 def pack(*args: str | int) -> bytes:
@@ -95,6 +117,22 @@ class PipelinedRedis:
             connection = await self._connect()
         return await connection.send(command)
 
+    def live(self) -> _Connection | None:
+        """The connection on the running loop if it is up (then ``send_batch`` to it), else
+        None (then ``connected``)."""
+        connection = self._connection
+        if connection is None or connection.lost or connection.loop is not _running_loop():
+            return None
+        return connection
+
+    async def connected(self) -> _Connection:
+        """A live connection on the running loop, connecting if needed.
+
+        Raises:
+            CacheUnavailable: cannot connect.
+        """
+        return self.live() or await self._connect()
+
     async def _connect(self) -> _Connection:
         if self._closed:
             raise CacheUnavailable(f"{self._name}: closed")
@@ -146,8 +184,8 @@ class _Connection(asyncio.Protocol):
         self._flush_due = False  # a _flush is scheduled
         self._reader = hiredis.Reader(encoding="utf-8")
         self._transport: asyncio.Transport | None = None
-        self._unsent: list[bytes] = []
-        self._owed: deque[asyncio.Future[Reply]] = deque()  # in flight first, then unsent
+        self._unsent: list[bytes | Batch] = []
+        self._owed: deque[asyncio.Future[Reply] | Batch] = deque()  # in flight, then unsent
         self._in_flight = 0  # replies owed for the write that is out
         self.loop = asyncio.get_running_loop()
         self.lost = False
@@ -171,6 +209,17 @@ class _Connection(asyncio.Protocol):
         self._owed.append(future)
         return future
 
+    def send_batch(self, batch: Batch) -> None:
+        """Queue ``batch`` for the next write (callers may join it until it leaves); it gets
+        its reply, or ``CacheUnavailable``, through ``set_result`` / ``set_exception``."""
+        if self.lost:
+            batch.set_exception(CacheUnavailable(f"{self._name}: connection lost"))
+            return
+        if not self._unsent and not self._in_flight:
+            self._schedule_flush()
+        self._unsent.append(batch)
+        self._owed.append(batch)
+
     def _schedule_flush(self) -> None:
         if self._flush_due:
             return
@@ -187,14 +236,16 @@ class _Connection(asyncio.Protocol):
         if self.lost or not self._unsent or self._transport is None or self._in_flight:
             return
         self._last_write_at = self.loop.time()
-        self._transport.write(b"".join(self._unsent))
+        self._transport.write(
+            b"".join(c if isinstance(c, bytes) else c.command() for c in self._unsent)
+        )
         self._in_flight = len(self._unsent)
         self._unsent.clear()
         # Replies come in order: when the last one of this write is in, all are.
         last = self._owed[-1]
         self.loop.call_later(self._timeout_s, self._give_up_unless_done, last)
 
-    def _give_up_unless_done(self, last: asyncio.Future[Reply]) -> None:
+    def _give_up_unless_done(self, last: asyncio.Future[Reply] | Batch) -> None:
         if not last.done() and not self.lost:
             self._fail(f"no reply within {self._timeout_s} s")
 

@@ -47,9 +47,11 @@ fill Redis; the first real balance written over one removes the expiry.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any
 
 import hiredis
 import redis
@@ -59,7 +61,7 @@ from redis.exceptions import NoScriptError, RedisError
 from redis.retry import Retry
 
 from ledgerd import metrics
-from ledgerd.cache.pipelined import PipelinedRedis, pack_arg, pack_head
+from ledgerd.cache.pipelined import PipelinedRedis, Reply, pack_arg
 from ledgerd.constants import (
     DEFAULT_REDIS_PREFIX,
     REDIS_ABSENT_COUNT_KEY,
@@ -112,13 +114,19 @@ for i = 2, #KEYS do
 end
 return written
 """.replace("NEGATIVE_ENTRY_TTL_S", str(NEGATIVE_ENTRY_TTL_S))
-# KEYS[1] = the account, KEYS[2] = the serving lease. The first line makes the SHA differ
-# per deployment (see the module docstring). 0: not serving.
+# KEYS[1] = the serving lease, then the accounts. The first line makes the SHA differ per
+# deployment (see the module docstring). 0: not serving; else each account's fields in turn.
+# One call reads every account of a pipelined write: Redis's cost follows commands, and the
+# lease is checked once for all of them, atomically with their reads.
 _READ = """-- ledgerd balance read, key prefix {prefix}
-if redis.call('EXISTS', KEYS[2]) == 0 then
+if redis.call('EXISTS', KEYS[1]) == 0 then
   return 0
 end
-return redis.call('HMGET', KEYS[1], 'available', 'frozen', 'version', 'lock')
+local found = {{}}
+for i = 2, #KEYS do
+  found[i - 1] = redis.call('HMGET', KEYS[i], 'available', 'frozen', 'version', 'lock')
+end
+return found
 """
 # KEYS[1] = the full-sync marker, KEYS[2] = the serving lease; ARGV[1] = its milliseconds.
 # The first lease after a full sync: only if no FLUSHDB took the marker during the sync.
@@ -216,14 +224,17 @@ class RedisCache:
         self._check_breaker()
         try:
             reply = self._client.evalsha(
-                self._read_sha, 2, self.balance_key(account), self._serving_key
+                self._read_sha, 2, self._serving_key, self.balance_key(account)
             )
         except NoScriptError:
             metrics.CACHE_NOT_READY_READS.inc()
             return None
         except RedisError as exc:
             raise self._trip(exc) from exc
-        return _reply_balance(account, reply)
+        if not isinstance(reply, list):  # 0: no serving lease
+            metrics.CACHE_NOT_READY_READS.inc()
+            return None
+        return _reply_balance(account, reply[0])
 
     def ready(self) -> bool:
         """Whether a full sync has vouched for this Redis instance since it started.
@@ -343,51 +354,129 @@ class RedisCache:
 class RedisBalanceReader:
     """AsyncBalanceReader: the read script by SHA over one pipelined connection.
 
-    Concurrent reads leave together (those of one loop turn, or issued while the
-    previous write is out), and each is sent only after its caller asked, so a
-    reply is never older than its read (a read never joins a write already sent).
+    The reads issued while the previous write is out (or within one loop turn) leave
+    as one script call, ``_ReadBatch``: one command and one lease check for all of
+    them. Each read is sent only after its caller asked, so a reply is never older
+    than its read (a read never joins a batch already sent).
     """
 
     def __init__(self, cache: RedisCache, connection: PipelinedRedis) -> None:
         self._cache = cache
         self._connection = connection
-        # EVALSHA <sha> 2 <key> <lease>: packed once but for the account's key.
-        self._command_head = pack_head(5, "EVALSHA", cache._read_sha, 2)
-        self._command_tail = pack_arg(cache.serving_key.encode())
+        # EVALSHA <sha> <key count> <lease> ...: the parts packed once.
+        self._sha_arg = pack_arg(cache._read_sha.encode())
+        self._lease_arg = pack_arg(cache.serving_key.encode())
+        self._open: _ReadBatch | None = None  # the batch reads still join
 
-    async def get(self, account: Account) -> Balance | None:
+    def get(self, account: Account) -> Awaitable[Balance | None]:
         """The cached balance; None when absent or while Redis holds no serving lease.
 
         Raises:
             CacheUnavailable: Redis cannot be reached.
         """
-        cache = self._cache
-        cache._check_breaker()
-        key = cache.balance_key(account).encode()
+        self._cache._check_breaker()
+        batch = self._open
+        if batch is None or not batch.joinable:
+            connection = self._connection.live()
+            if connection is None:
+                return self._get_connecting(account)
+            batch = self._open = _ReadBatch(self._cache, self._sha_arg, self._lease_arg)
+            connection.send_batch(batch)
+        return batch.join(account)
+
+    async def _get_connecting(self, account: Account) -> Balance | None:
         try:
-            reply = await self._connection.execute(
-                self._command_head + pack_arg(key) + self._command_tail
-            )
+            await self._connection.connected()
         except CacheUnavailable:
-            cache._open_breaker()
+            self._cache._open_breaker()
             raise
-        if isinstance(reply, hiredis.ReplyError):
-            if str(reply).startswith("NOSCRIPT"):
-                metrics.CACHE_NOT_READY_READS.inc()
-                return None
-            raise CacheUnavailable(f"redis: {reply}")
-        return _reply_balance(account, reply)
+        return await self.get(account)
 
     async def close(self) -> None:
         await self._connection.close()
 
 
-def _reply_balance(account: Account, reply: object) -> Balance | None:
-    """The balance a read script reply holds; None when not serving or the hash lacks a field."""
-    if not isinstance(reply, list):  # 0: no serving lease
-        metrics.CACHE_NOT_READY_READS.inc()
-        return None
-    available, frozen, version, lock = reply
+# Reads per script call: Redis runs one call without serving others (about 1.5 µs a key).
+MAX_READS_PER_CALL = 128
+
+
+class _ReadBatch:
+    """Reads that leave as one call of the read script (a ``pipelined.Batch``)."""
+
+    __slots__ = (
+        "_answered",
+        "_cache",
+        "_futures",
+        "_keys",
+        "_lease_arg",
+        "_sha_arg",
+        "accounts",
+        "joinable",
+    )
+
+    def __init__(self, cache: RedisCache, sha_arg: bytes, lease_arg: bytes) -> None:
+        self._cache = cache
+        self._sha_arg = sha_arg
+        self._lease_arg = lease_arg
+        self.accounts: list[Account] = []
+        self._keys: list[bytes] = []
+        self._futures: list[asyncio.Future[Balance | None]] = []
+        self.joinable = True
+        self._answered = False  # its reply (or failure) is in, whether or not callers wait
+
+    def join(self, account: Account) -> asyncio.Future[Balance | None]:
+        future: asyncio.Future[Balance | None] = asyncio.get_running_loop().create_future()
+        self.accounts.append(account)
+        self._keys.append(pack_arg(self._cache.balance_key(account).encode()))
+        self._futures.append(future)
+        if len(self._keys) >= MAX_READS_PER_CALL:
+            self.joinable = False
+        return future
+
+    def command(self) -> bytes:
+        self.joinable = False
+        count = len(self._keys)
+        return b"".join(
+            (
+                b"*%d\r\n$7\r\nEVALSHA\r\n" % (count + 4),
+                self._sha_arg,
+                pack_arg(b"%d" % (count + 1)),
+                self._lease_arg,
+                *self._keys,
+            )
+        )
+
+    def done(self) -> bool:
+        return self._answered
+
+    def set_result(self, reply: Reply) -> None:
+        self.joinable, self._answered = False, True
+        futures, accounts = self._futures, self.accounts
+        if isinstance(reply, list):
+            for account, fields, future in zip(accounts, reply, futures, strict=True):
+                if not future.done():  # a cancelled caller's reply is dropped
+                    future.set_result(_reply_balance(account, fields))
+            return
+        if isinstance(reply, hiredis.ReplyError) and not str(reply).startswith("NOSCRIPT"):
+            self.set_exception(CacheUnavailable(f"redis: {reply}"))
+            return
+        # 0: no serving lease; NOSCRIPT: no full sync has vouched for this instance.
+        metrics.CACHE_NOT_READY_READS.inc(len(futures))
+        for future in futures:
+            if not future.done():
+                future.set_result(None)
+
+    def set_exception(self, exc: BaseException) -> None:
+        self.joinable, self._answered = False, True
+        self._cache._open_breaker()
+        for future in self._futures:
+            if not future.done():
+                future.set_exception(exc)
+
+
+def _reply_balance(account: Account, fields: list[Any]) -> Balance | None:
+    """The balance of one account's fields in a read script reply; None when it lacks one."""
+    available, frozen, version, lock = fields
     if version is None or available is None or frozen is None:
         return None
     return Balance(
