@@ -117,6 +117,10 @@ class LedgerService:
             RequestConflict, Overloaded, StoreUnavailable: from acceptance.
         """
         acceptances = await self._acceptor.accept(requests)
+        if not wait and not any(a.duplicate for a in acceptances):
+            # The common answer (every change new, PENDING), in request order: accept()
+            # answers in the order asked.
+            return [_answer(a.stored, False) for a in acceptances]
         answers = {a.stored.request.request_id: _answer(a.stored, a.duplicate) for a in acceptances}
         duplicates_applied = {
             rid: True

@@ -88,6 +88,24 @@ def test_an_accepted_change_is_pending_then_applied_with_its_balance(rig: Rig) -
     run(rig, scenario)
 
 
+def test_a_batch_without_wait_answers_each_new_change_pending_in_request_order(
+    rig: Rig,
+) -> None:
+    """New changes without wait are answered PENDING, not duplicate, in the order asked
+    (not the order their rows are inserted in)."""
+
+    async def scenario(service: LedgerService, _: Callable[[], None], __: MemoryCache) -> None:
+        asked = [deposit("o-3"), deposit("o-1", user_id=8), deposit("o-2")]
+        answers = await service.change(asked, wait=False, deadline=None)
+        assert [(a.request_id, a.status, a.duplicate) for a in answers] == [
+            ("o-3", ChangeStatus.PENDING, False),
+            ("o-1", ChangeStatus.PENDING, False),
+            ("o-2", ChangeStatus.PENDING, False),
+        ]
+
+    run(rig, scenario)
+
+
 def test_a_retry_is_a_duplicate_and_a_conflict_is_refused(rig: Rig) -> None:
     """The same request again answers duplicate=true; the same id with other fields raises
     RequestConflict and stores nothing new."""

@@ -11,6 +11,7 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from ledgerd.log import kafka
 from ledgerd.log.base import LogRecord
+from ledgerd.outbox.relay import PUBLISH_LINGER_MS
 
 
 class ElectingConsumer:
@@ -125,6 +126,21 @@ def test_a_producer_may_ask_for_its_own_linger(fake_producers: list[FakeProducer
     log.producer(gapless=True, linger_ms=50)
     log.producer()
     assert [made.config["linger.ms"] for made in fake_producers] == [50, 5]
+
+
+def test_a_producer_naming_no_linger_batches_longer_than_the_relay(
+    fake_producers: list[FakeProducer],
+) -> None:
+    """Producers no client waits for (the cache feed) take the log's default linger, which
+    is longer than the relay's: the broker's CPU follows their requests (issue 22)."""
+    log = kafka.KafkaLog("kafka:9092")
+    log.producer()
+    log.producer(linger_ms=PUBLISH_LINGER_MS)
+    assert [made.config["linger.ms"] for made in fake_producers] == [
+        kafka.LINGER_MS,
+        PUBLISH_LINGER_MS,
+    ]
+    assert kafka.LINGER_MS > PUBLISH_LINGER_MS
 
 
 def test_a_fatally_failed_producer_is_replaced_once_its_queue_is_empty(

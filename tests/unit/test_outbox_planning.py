@@ -92,6 +92,16 @@ def test_same_id_in_two_groups_of_one_flush_is_inserted_once() -> None:
     ]
 
 
+def test_a_single_change_reusing_an_id_of_an_earlier_group_with_other_fields_conflicts() -> None:
+    """Two single-change calls of one flush with one id but different fields: the first is
+    inserted, the second fails with a conflict at request_id."""
+    first = request("a", amount=1)
+    to_insert, plans = plan_acceptance([[first], [request("a", amount=2)]], {})
+    assert to_insert == [first]
+    assert plans[0].conflict is None
+    assert str(plans[1].conflict).startswith("request_id:")
+
+
 def test_same_id_with_different_fields_in_one_group_is_a_conflict() -> None:
     """Two items of one group sharing an id but not their fields void the group."""
     to_insert, plans = plan_acceptance([[request("a", amount=1), request("a", amount=2)]], {})

@@ -64,18 +64,23 @@ def _known_warning(record: logging.LogRecord) -> bool:
 _LIBRDKAFKA_LOG.addFilter(_known_warning)
 
 
-# The broker's CPU follows requests, not records (issue 22). Producers wait up to
-# LINGER_MS to fill a request. A consumer's fetch returns as soon as a record is there
+# The broker's CPU follows requests, not records (issue 22). Producers wait up to their
+# linger to fill a request. A consumer's fetch returns as soon as a record is there
 # (FETCH_MIN_BYTES = 1), so under load fetches follow produce requests (at most one per
-# linger), and it waits up to FETCH_WAIT_MAX_MS when nothing comes, so an idle consumer
-# asks twice a second. Measured here (production stack, one `ledgerd serve`, broker CPU):
-# idle, 140 ms of broker CPU a second at 20 ms / 1 MB (every consumer fetching 50 times a
-# second whatever came), 5 ms at 500 ms / 1 byte; under `ledgerd bench` change-single
-# (~1k changes/s) 292 -> 198 µs a change, read 28 -> 1 µs a call (reproduce:
+# linger and partition), and it waits up to FETCH_WAIT_MAX_MS when nothing comes, so an
+# idle consumer asks twice a second. Measured here (production stack, one `ledgerd serve`,
+# broker CPU): idle, 140 ms of broker CPU a second at 20 ms / 1 MB (every consumer fetching
+# 50 times a second whatever came), 5 ms at 500 ms / 1 byte; under `ledgerd bench`
+# change-single (~1k changes/s) 292 -> 198 µs a change, read 28 -> 1 µs a call (reproduce:
 # `ledgerd bench --scenario change-single,read --stack production`). Records reach a
 # consumer at once instead of after up to 20 ms. An earlier measurement that chose 1 MB
 # changed the linger too (5 -> 20 ms): the linger was what counted.
-LINGER_MS = 20
+# LINGER_MS is the default of producers no client waits for (the cache feed; the DLQ
+# flushes each record anyway): ~700 records/s into 3 partitions cost the broker 115 µs a
+# record at 20 ms and 70 at 50 (a producer alone, idle subtracted; librdkafka's own
+# thread 21 -> 7 µs). A producer on a client's path asks for its own linger (the relay:
+# ``ledgerd.outbox.relay.PUBLISH_LINGER_MS``; change events: ``events_linger_ms``).
+LINGER_MS = 100
 FETCH_WAIT_MAX_MS = 500
 FETCH_MIN_BYTES = 1
 

@@ -36,11 +36,21 @@ def plan_acceptance(
     known: dict[str, StoredRequest] = dict(stored)
     to_insert: list[ChangeRequest] = []
     plans: list[GroupPlan] = []
+    pending = ChangeStatus.PENDING
     for group in groups:
+        if len(group) == 1 and group[0].request_id not in known:
+            # The common case (one ChangeBalance, a new id), decided without the general
+            # path's per-group collections: it runs on the acceptor thread per change.
+            request = group[0]
+            accepted = StoredRequest(request, pending)
+            known[request.request_id] = accepted
+            to_insert.append(request)
+            plans.append(GroupPlan([Acceptance(accepted, False)]))
+            continue
         plan, added = _plan_group(group, known)
         plans.append(plan)
         for request in added:
-            known[request.request_id] = StoredRequest(request, ChangeStatus.PENDING)
+            known[request.request_id] = StoredRequest(request, pending)
         to_insert += added
     return to_insert, plans
 

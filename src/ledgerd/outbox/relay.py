@@ -52,6 +52,11 @@ DELETES_PER_SWEEP = 20
 # Publish groups are forgotten no sooner than this, whatever the sweep age (a group
 # commit still in its transaction must not lose its group).
 STALE_GROUP_MIN_AGE_MS = 120_000
+# The relay producer's linger: a ``wait=true`` caller waits for it, and the consumer's
+# fetches follow the requests it makes (one per linger and partition at most). Longer
+# lingers cost the broker less per record (ledgerd.log.kafka) but add to every change's
+# time until applied.
+PUBLISH_LINGER_MS = 20
 # How often the sweep counts the rows in flight for the metrics (a scan of the outbox).
 COUNT_INTERVAL_S = 15.0
 

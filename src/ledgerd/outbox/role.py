@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ledgerd.audit.job import AuditJob
 from ledgerd.outbox.expiry import HoldExpirySweep
-from ledgerd.outbox.relay import Relay
+from ledgerd.outbox.relay import PUBLISH_LINGER_MS, Relay
 from ledgerd.runtime.leader import OUTBOX_LOCK
 from ledgerd.runtime.supervisor import Child
 from ledgerd.wiring.parts import Parts
@@ -32,7 +32,7 @@ def declare_relay(parts: Parts) -> None:
     leader = parts.elector(OUTBOX_LOCK) if settings.start_relay else None
     relay = Relay(
         parts.backends.store,
-        parts.backends.event_log.producer(),
+        parts.backends.event_log.producer(linger_ms=PUBLISH_LINGER_MS),
         parts.signer,
         topic=settings.topic,
         partition_count=settings.partitions,

@@ -82,11 +82,14 @@ def insert_requests(
     group = key(group_id) if group_id is not None else "NULL"
     ordered = sorted(requests, key=lambda r: r.request_id)
     for chunk in chunks(ordered, ROWS_PER_STATEMENT):
+        # Most fields of a plain change are empty: their literal needs no check or escape.
         values = ",".join(
             f"({key(r.request_id)},{r.user_id - off},{key(r.currency)},{int(r.type)},"
-            f"{amount(r.amount)},{text(r.memo)},{pending},{now_ms},{now_ms},{group},"
-            f"{key(r.transfer_id)},{r.counterparty_user_id - off},{key(r.atomic_group)},"
-            f"{r.atomic_leg},{text(r.actor) if r.actor else _EMPTY},{key(r.hold_id)},"
+            f"{amount(r.amount)},{text(r.memo) if r.memo else _EMPTY},{pending},{now_ms},"
+            f"{now_ms},{group},{key(r.transfer_id) if r.transfer_id else _EMPTY},"
+            f"{r.counterparty_user_id - off},"
+            f"{key(r.atomic_group) if r.atomic_group else _EMPTY},{r.atomic_leg},"
+            f"{text(r.actor) if r.actor else _EMPTY},{key(r.hold_id) if r.hold_id else _EMPTY},"
             f"{r.expires_at_ms})"
             for r in chunk
         )
