@@ -66,13 +66,9 @@ def test_key_columns_refuse_what_each_key_refuses_and_a_comma_inside_a_value() -
             list(
                 statements.insert_journal_rows([row, (bad, *row[1:])], NativeEncoding(), plain_text)
             )
+        rejected = ("r-2", 7, bad, ChangeType.WITHDRAW, SCALE, "", RejectReason.NONE)
         with pytest.raises(ValueError, match="unexpected characters"):
-            list(
-                statements.insert_rejection_rows(
-                    [("r-2", 7, bad, ChangeType.WITHDRAW, SCALE, "", RejectReason.INSUFFICIENT_AVAILABLE)],
-                    5, NativeEncoding(), plain_text,
-                )
-            )  # fmt: skip
+            list(statements.insert_rejection_rows([rejected], 5, NativeEncoding(), plain_text))
         with pytest.raises(ValueError, match="unexpected characters"):
             list(statements.upsert_balances([Balance(7, bad)], NativeEncoding(), ""))
 
