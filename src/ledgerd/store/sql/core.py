@@ -594,19 +594,24 @@ class SqlStore:
 
     def load_balances(self, accounts: Collection[Account]) -> Mapping[Account, Balance]:
         found: dict[Account, Balance] = {}
-        wanted = sorted(accounts, key=lambda a: (a.user_id, a.currency))
+        # By currency, a list of user ids each: MariaDB reads ``currency = c AND user_id IN
+        # (...)`` through the primary key at half the cost of a row-value IN list (which
+        # it ranges over one pair at a time), and the user ids need no quoting.
+        users_by_currency: dict[str, list[int]] = {}
+        for account in accounts:
+            users_by_currency.setdefault(account.currency, []).append(account.user_id)
+        statements.check_keys(list(users_by_currency))
         off = self._off
         with self._dialect.autocommit() as session:
-            for chunk in chunks(wanted, KEYS_PER_STATEMENT):
-                statements.check_keys([a.currency for a in chunk])
-                condition = self._dialect.rows_in(
-                    ["user_id", "currency"], [f"({a.user_id - off},'{a.currency}')" for a in chunk]
-                )
-                for row in session.query(
-                    f"SELECT {BALANCE_COLUMNS} FROM balances WHERE {condition}"
-                ):
-                    balance = rows.balance(row, off)
-                    found[balance.account] = balance
+            for currency, users in sorted(users_by_currency.items()):
+                for chunk in chunks(sorted(users), KEYS_PER_STATEMENT):
+                    listed = ",".join(str(user - off) for user in chunk)
+                    for row in session.query(
+                        f"SELECT {BALANCE_COLUMNS} FROM balances"
+                        f" WHERE currency = '{currency}' AND user_id IN ({listed})"
+                    ):
+                        balance = rows.balance(row, off)
+                        found[balance.account] = balance
         return found
 
     def load_holds(self, holds: Collection[tuple[int, str]]) -> Mapping[str, Hold]:
