@@ -37,6 +37,7 @@ from ledgerd.store.base import (
 )
 from ledgerd.store.sql.core import SqlStore
 from ledgerd.store.sql.dialect import Dialect, Row, Session
+from ledgerd.store.sql.statements import KEYS_PER_STATEMENT
 
 MAX_USER = 2**64 - 1
 
@@ -264,6 +265,26 @@ def test_last_applied_at_ms_is_the_newest_journal_entry(store: Store) -> None:
     assert store.last_applied_at_ms() == 9000
     commit(second, 2, 7000)
     assert store.last_applied_at_ms() == 9000
+
+
+def test_decided_requests_spans_several_statements_and_both_outcomes(store: Store) -> None:
+    """More ids than one statement lists, unsorted: exactly those journaled or rejected
+    come back, from either side of a statement's boundary."""
+    journaled, rejected = request(1, amount=5 * SCALE), request(2)
+    claim = store.claim_partition("t", 0)
+    store.commit_batch(
+        BatchCommit(
+            [PartitionClaim("t", 0, claim.epoch, 2)],
+            [Balance(1, "USD", 5 * SCALE, 0, 1)],
+            [entry(journaled, 1, 5 * SCALE)],
+            [Rejection(rejected, RejectReason.INSUFFICIENT_AVAILABLE)],
+            5000,
+        )
+    )
+    unknown = [f"n{i}" for i in range(KEYS_PER_STATEMENT + 10)]
+    asked = [*unknown[:10], "r2", *unknown[10:], "r1"]
+    assert set(store.decided_requests(asked)) == {"r1", "r2"}
+    assert set(store.decided_requests([])) == set()
 
 
 def test_load_balances_returns_exactly_the_accounts_asked_for(store: Store) -> None:

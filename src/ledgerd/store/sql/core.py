@@ -269,15 +269,18 @@ class SqlStore:
     def decided_requests(self, request_ids: Collection[str]) -> Collection[str]:
         decided: set[str] = set()
         with self._dialect.autocommit() as session:
-            # Unsorted: a read locks nothing, and the server orders an IN list itself.
+            # Unsorted: a read locks nothing. The ids once, as a table both lookups join:
+            # MariaDB parsed an IN list written twice at about a third more per id.
             for chunk in chunks(list(request_ids), KEYS_PER_STATEMENT):
-                listed = keys(chunk)
+                statements.check_keys(chunk)
+                listed = "('" + "'),('".join(chunk) + "')"
                 decided.update(
                     row[0]
                     for row in session.query(
-                        f"SELECT request_id FROM journal WHERE request_id IN ({listed})"
+                        f"WITH ids (id) AS (VALUES {listed})"
+                        " SELECT j.request_id FROM ids JOIN journal j ON j.request_id = ids.id"
                         " UNION ALL"
-                        f" SELECT request_id FROM rejections WHERE request_id IN ({listed})"
+                        " SELECT r.request_id FROM ids JOIN rejections r ON r.request_id = ids.id"
                     )
                 )
         return decided
