@@ -37,6 +37,7 @@ from ledgerd.store.base import (
 )
 from ledgerd.store.sql.core import SqlStore
 from ledgerd.store.sql.dialect import Dialect, Row, Session
+from ledgerd.store.sql.statements import KEYS_PER_STATEMENT
 
 MAX_USER = 2**64 - 1
 
@@ -264,6 +265,47 @@ def test_last_applied_at_ms_is_the_newest_journal_entry(store: Store) -> None:
     assert store.last_applied_at_ms() == 9000
     commit(second, 2, 7000)
     assert store.last_applied_at_ms() == 9000
+
+
+def test_decided_requests_spans_several_statements_and_both_outcomes(store: Store) -> None:
+    """More ids than one statement lists, unsorted: exactly those journaled or rejected
+    come back, from either side of a statement's boundary."""
+    journaled, rejected = request(1, amount=5 * SCALE), request(2)
+    claim = store.claim_partition("t", 0)
+    store.commit_batch(
+        BatchCommit(
+            [PartitionClaim("t", 0, claim.epoch, 2)],
+            [Balance(1, "USD", 5 * SCALE, 0, 1)],
+            [entry(journaled, 1, 5 * SCALE)],
+            [Rejection(rejected, RejectReason.INSUFFICIENT_AVAILABLE)],
+            5000,
+        )
+    )
+    unknown = [f"n{i}" for i in range(KEYS_PER_STATEMENT + 10)]
+    asked = [*unknown[:10], "r2", *unknown[10:], "r1"]
+    assert set(store.decided_requests(asked)) == {"r1", "r2"}
+    assert set(store.decided_requests([])) == set()
+
+
+def test_load_balances_returns_exactly_the_accounts_asked_for(store: Store) -> None:
+    """Accounts in several currencies, of users holding other currencies too (not asked
+    for), one at the largest user id: each asked account that has a balance, and no
+    other; an empty ask reads nothing."""
+    top = 2**64 - 1
+    stored = [
+        Balance(user_id, currency, user_id % 1000 * SCALE, 0, 1)
+        for user_id in (1, 2, 3, top)
+        for currency in ("USD", "EUR", "BTC")
+    ]
+    claim = store.claim_partition("t", 0)
+    store.commit_batch(BatchCommit([PartitionClaim("t", 0, claim.epoch, 1)], stored, [], [], 5))
+    asked = [
+        Account(1, "USD"), Account(2, "EUR"), Account(2, "BTC"), Account(top, "EUR"),
+        Account(3, "GBP"), Account(4, "USD"),
+    ]  # fmt: skip
+    by_account = {balance.account: balance for balance in stored}
+    assert store.load_balances(asked) == {a: by_account[a] for a in asked if a in by_account}
+    assert store.load_balances([]) == {}
 
 
 def test_commit_batch_writes_everything_together(store: Store) -> None:

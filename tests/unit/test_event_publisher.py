@@ -511,6 +511,82 @@ def test_a_hand_off_whose_batch_met_decided_requests_reads_the_journal() -> None
     assert log.sequences(0) == all_sequences(journal, 0)
 
 
+class OffsetJournal(CommitJournal):
+    """A ``CommitJournal`` that also answers the consumer's committed offsets (the store's
+    ``partition_offsets``), counting those reads apart."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.offset_reads = 0
+
+    def get_positions(self, topic: str) -> Mapping[int, int]:
+        assert topic == "balance-changes"
+        self.offset_reads += 1
+        return dict(self.next_offsets)
+
+
+def offset_publisher(journal: OffsetJournal, log: FakeLog) -> EventPublisher:
+    events = handing_publisher(journal, log, {0, 1}, source_topic="balance-changes")
+    events.run_once(check_journal=False)  # gained: tails and one journal read each
+    return events
+
+
+def test_the_safety_net_reads_offsets_not_the_journal_when_every_commit_was_handed_off() -> None:
+    """An idle check, with every commit handed off (rejections last among them), reads the
+    committed offsets once and no partition's journal."""
+    journal, log = OffsetJournal(), CountingLog()
+    events = offset_publisher(journal, log)
+    events.hand_off(journal.commit(0, 3, rejected=2))
+    events.hand_off(journal.commit(1, 0, rejected=1))
+    events.run_once(check_journal=False)
+    reads = journal.reads
+    for patient in (False, True, True):
+        assert events.run_once(check_journal=True, patient=patient) == (0, False)
+    assert (journal.reads, journal.offset_reads) == (reads, 3)
+    events.run_until_idle()
+    assert log.sequences(0) == all_sequences(journal, 0)
+
+
+def test_the_safety_net_reads_the_journal_of_a_commit_that_never_handed_off() -> None:
+    """A commit whose hand-off never came, with nothing after it: its committed offset is
+    past what was queued, so the check reads that partition's journal (only that one) and
+    publishes it; a check that finds nothing more reads no journal."""
+    journal, log = OffsetJournal(), CountingLog()
+    events = offset_publisher(journal, log)
+    events.hand_off(journal.commit(0, 2))
+    events.run_once(check_journal=False)
+    journal.commit(0, 3, rejected=1)  # committed, never handed off
+    reads = journal.reads
+    assert events.run_once(check_journal=True) == (3, False)
+    assert journal.reads == reads + 1
+    assert events.run_once(check_journal=True) == (0, False)
+    assert journal.reads == reads + 1
+    events.run_until_idle()
+    assert log.sequences(0) == all_sequences(journal, 0)
+
+
+def test_a_patient_check_waits_one_check_for_a_hand_off_on_its_way() -> None:
+    """The run loop's check: a gap found once may be a commit whose hand-off is on its
+    way; if it comes, nothing is read back from the journal; a gap found again by the next
+    check is read from the journal."""
+    journal, log = OffsetJournal(), CountingLog()
+    events = offset_publisher(journal, log)
+    reads = journal.reads
+    on_its_way = journal.commit(0, 2)
+    assert events.run_once(check_journal=True, patient=True) == (0, False)
+    events.hand_off(on_its_way)
+    assert events.run_once(check_journal=False) == (2, False)
+    assert events.run_once(check_journal=True, patient=True) == (0, False)
+    assert journal.reads == reads
+    journal.commit(1, 4)  # never handed off
+    assert events.run_once(check_journal=True, patient=True) == (0, False)
+    assert events.run_once(check_journal=True, patient=True) == (4, False)
+    assert journal.reads == reads + 1
+    events.run_until_idle()
+    assert log.sequences(0) == all_sequences(journal, 0)
+    assert log.sequences(1) == all_sequences(journal, 1)
+
+
 def test_hand_offs_of_partitions_not_owned_are_left_to_their_owner() -> None:
     """A partition lost (or never owned) is not published from hand-offs; regained, it
     resumes from its tail in the topic and the journal."""

@@ -50,6 +50,29 @@ def test_key_literals_refuse_anything_outside_the_validated_alphabet() -> None:
             statements.key(bad)
 
 
+def test_key_columns_refuse_what_each_key_refuses_and_a_comma_inside_a_value() -> None:
+    """Key lists and the journal, rejection and balance row text check a whole column at
+    once: a bad character anywhere in it is refused, a comma inside a value too (the
+    column's own separator), and a clean column reads as each key would."""
+    assert statements.keys(["a", "b-1", ""]) == "'a','b-1',''"
+    assert statements.keys([]) == ""
+    row = (
+        "r-1", 7, "USD", ChangeType.DEPOSIT, SCALE, SCALE, 0, 1, 5, "", "", 0, 0, 1, "", 0,
+    )  # fmt: skip
+    for bad in ("it's", "a,b", "a b", "é"):
+        with pytest.raises(ValueError, match="unexpected characters"):
+            statements.keys(["ok", bad])
+        with pytest.raises(ValueError, match="unexpected characters"):
+            list(
+                statements.insert_journal_rows([row, (bad, *row[1:])], NativeEncoding(), plain_text)
+            )
+        rejected = ("r-2", 7, bad, ChangeType.WITHDRAW, SCALE, "", RejectReason.NONE)
+        with pytest.raises(ValueError, match="unexpected characters"):
+            list(statements.insert_rejection_rows([rejected], 5, NativeEncoding(), plain_text))
+        with pytest.raises(ValueError, match="unexpected characters"):
+            list(statements.upsert_balances([Balance(7, bad)], NativeEncoding(), ""))
+
+
 def test_sqlite_text_literals_double_quotes_and_refuse_nul() -> None:
     """Free text keeps every character but the quote, which is doubled."""
     assert text_literal('it\'s \\ "q" ✓\n') == "'it''s \\ \"q\" ✓\n'"

@@ -13,9 +13,16 @@ a commit whose hand-off was dropped (the queue is bounded) or never came (an err
 between a commit and its hand-off: the next commit's starts above ``covered``), a batch
 that met requests already decided (an ambiguous commit retried: only the journal has
 what the first attempt journaled), and, as a safety net, every partition when no
-hand-off came for ``poll_interval_s``. Sequences have gaps (the log offset times
-LEGS_PER_MESSAGE plus the leg; rejected changes have no entry), so continuity is told by
-offsets, never by ``event_seq + 1``.
+hand-off came for ``poll_interval_s``. With ``source_topic`` known, that safety net first
+reads the partitions' committed offsets (one small read, not a journal read per
+partition): a partition whose committed offset is at or below ``covered`` has every
+committed entry queued already, and one above it is a gap. The run loop reads the journal
+for a gap only if the next check still finds it (a commit whose hand-off was on its way
+when the offsets were read closes it meanwhile, and is then not read back); a lost
+hand-off is so published at most two poll intervals late, never skipped.
+
+Sequences have gaps (the log offset times LEGS_PER_MESSAGE plus the leg; rejected changes
+have no entry), so continuity is told by offsets, never by ``event_seq + 1``.
 
 What the topic holds is always a prefix of the journal: records of a partition go out in
 journal order through a gapless producer (idempotent, no delivery timeout: see
@@ -71,6 +78,10 @@ class PublisherConfig:
     batch_max_events: int = 5000
     # Without a hand-off for this long, each partition's journal is checked anyway.
     poll_interval_s: float = 0.2
+    # The topic the consumer applies (its offsets in the store say what is committed):
+    # the safety net reads those offsets and the journal only on a gap. None: it reads
+    # every partition's journal.
+    source_topic: str | None = None
     # How long one flush may take before the round fails (and the next one retries).
     flush_timeout_s: float = 30.0
     retry_base_s: float = 0.5
@@ -114,6 +125,9 @@ class EventPublisher:
         # Partitions catching up from the journal -> a log offset below which everything
         # is committed: once a read after the cursor comes back short, it is covered.
         self._behind: dict[int, int] = {}
+        # Partitions whose committed offset (the value) was above ``covered`` at the last
+        # safety-net check: read from the journal if the next check finds them short still.
+        self._suspects: dict[int, int] = {}
         self._woken = threading.Event()
         self._delivery_errors: list[Exception] = []
         self._queued = 0  # records queued since the start
@@ -153,7 +167,7 @@ class EventPublisher:
             # handed off, with nothing committed after it to reveal the gap).
             check_journal = time.monotonic() - self._last_news >= self._config.poll_interval_s
             try:
-                _, more = self.run_once(check_journal=check_journal)
+                _, more = self.run_once(check_journal=check_journal, patient=True)
             except LedgerError as exc:
                 if not exc.retriable:
                     raise
@@ -189,9 +203,11 @@ class EventPublisher:
         return total
 
     # -- one round ------------------------------------------------------------
-    def run_once(self, *, check_journal: bool = True) -> tuple[int, bool]:
+    def run_once(self, *, check_journal: bool = True, patient: bool = False) -> tuple[int, bool]:
         """Publish what the owned partitions committed since their cursors: the hand-offs,
-        and the journal of partitions catching up (of every one with ``check_journal``).
+        and the journal of partitions catching up (of every one with ``check_journal``;
+        with ``source_topic`` set, of those whose committed offset is past what is queued,
+        and with ``patient``, only once a second check finds the same).
         Returns the events queued and whether more is waiting (a partition had more than
         one batch to read, or hand-offs came meanwhile).
 
@@ -201,12 +217,12 @@ class EventPublisher:
             StoreUnavailable: the journal could not be read.
         """
         try:
-            return self._round(check_journal)
+            return self._round(check_journal, patient)
         except LogUnavailable:
             self._forget()  # some records may be in the topic: the tails will say which
             raise
 
-    def _round(self, check_journal: bool) -> tuple[int, bool]:
+    def _round(self, check_journal: bool, patient: bool) -> tuple[int, bool]:
         owned = set(self._owned())
         for partition in set(self._cursors) - owned:
             self._lose(partition)  # whoever gains it reads its tail
@@ -227,8 +243,7 @@ class EventPublisher:
         for partition, next_offset in dropped.items():
             self._fall_behind(partition, next_offset)
         if check_journal:
-            self._behind.update(self._covered)
-            self._covered.clear()
+            self._check_committed(patient)
         read, full = self._catch_up(lags, now_ms)
         if read or self._queued - self._reported > self._config.in_flight_max_events:
             self._flush_all()
@@ -298,6 +313,25 @@ class EventPublisher:
             queued += 1
         return queued
 
+    def _check_committed(self, patient: bool) -> None:
+        """The safety net: make the partitions whose committed entries may not all be
+        queued fall behind (see the module's docstring)."""
+        topic = self._config.source_topic
+        if topic is None:
+            self._behind.update(self._covered)
+            self._covered.clear()
+            return
+        committed = self._store.get_positions(topic)
+        suspects, self._suspects = self._suspects, {}
+        for partition, at in list(self._covered.items()):
+            below = committed.get(partition, 0)
+            if below <= at:
+                continue  # every committed entry is queued
+            if patient and partition not in suspects:
+                self._suspects[partition] = below  # a hand-off may be on its way
+            else:
+                self._fall_behind(partition, below)
+
     def _fall_behind(self, partition: int, committed_below: int) -> None:
         """Read ``partition``'s journal until exhausted: everything below the log offset
         ``committed_below`` is committed and must be published."""
@@ -344,12 +378,14 @@ class EventPublisher:
         del self._cursors[partition]
         self._covered.pop(partition, None)
         self._behind.pop(partition, None)
+        self._suspects.pop(partition, None)
 
     def _forget(self) -> None:
         """Forget every cursor: each partition resumes from its tail in the topic."""
         self._cursors.clear()
         self._covered.clear()
         self._behind.clear()
+        self._suspects.clear()
 
     def _flush_all(self) -> None:
         """Wait until every queued record is delivered or failed.

@@ -26,6 +26,7 @@ def declare_event_publisher(parts: Parts) -> None:
         owned,
         PublisherConfig(
             topic=settings.events_topic,
+            source_topic=settings.topic,
             poll_interval_s=settings.events_poll_interval_ms / 1000,
             linger_ms=settings.events_linger_ms,
         ),

@@ -47,7 +47,7 @@ from ledgerd.store.sql.rows import (
     UNSENT_COLUMNS,
 )
 from ledgerd.store.sql.schema import MIGRATIONS, SHARD_IDENTITY_VERSION, Migration
-from ledgerd.store.sql.statements import KEYS_PER_STATEMENT, chunks, key, keys
+from ledgerd.store.sql.statements import KEYS_PER_STATEMENT, chunks, keys
 
 _PENDING, _SENT, _FAILED = (
     int(ChangeStatus.PENDING),
@@ -269,14 +269,18 @@ class SqlStore:
     def decided_requests(self, request_ids: Collection[str]) -> Collection[str]:
         decided: set[str] = set()
         with self._dialect.autocommit() as session:
-            for chunk in chunks(sorted(request_ids), KEYS_PER_STATEMENT):
-                listed = keys(chunk)
+            # Unsorted: a read locks nothing. The ids once, as a table both lookups join:
+            # MariaDB parsed an IN list written twice at about a third more per id.
+            for chunk in chunks(list(request_ids), KEYS_PER_STATEMENT):
+                statements.check_keys(chunk)
+                listed = "('" + "'),('".join(chunk) + "')"
                 decided.update(
                     row[0]
                     for row in session.query(
-                        f"SELECT request_id FROM journal WHERE request_id IN ({listed})"
+                        f"WITH ids (id) AS (VALUES {listed})"
+                        " SELECT j.request_id FROM ids JOIN journal j ON j.request_id = ids.id"
                         " UNION ALL"
-                        f" SELECT request_id FROM rejections WHERE request_id IN ({listed})"
+                        " SELECT r.request_id FROM ids JOIN rejections r ON r.request_id = ids.id"
                     )
                 )
         return decided
@@ -593,19 +597,24 @@ class SqlStore:
 
     def load_balances(self, accounts: Collection[Account]) -> Mapping[Account, Balance]:
         found: dict[Account, Balance] = {}
-        wanted = sorted(accounts, key=lambda a: (a.user_id, a.currency))
+        # By currency, a list of user ids each: MariaDB reads ``currency = c AND user_id IN
+        # (...)`` through the primary key at half the cost of a row-value IN list (which
+        # it ranges over one pair at a time), and the user ids need no quoting.
+        users_by_currency: dict[str, list[int]] = {}
+        for account in accounts:
+            users_by_currency.setdefault(account.currency, []).append(account.user_id)
+        statements.check_keys(list(users_by_currency))
         off = self._off
         with self._dialect.autocommit() as session:
-            for chunk in chunks(wanted, KEYS_PER_STATEMENT):
-                condition = self._dialect.rows_in(
-                    ["user_id", "currency"],
-                    [f"({a.user_id - off},{key(a.currency)})" for a in chunk],
-                )
-                for row in session.query(
-                    f"SELECT {BALANCE_COLUMNS} FROM balances WHERE {condition}"
-                ):
-                    balance = rows.balance(row, off)
-                    found[balance.account] = balance
+            for currency, users in sorted(users_by_currency.items()):
+                for chunk in chunks(sorted(users), KEYS_PER_STATEMENT):
+                    listed = ",".join(str(user - off) for user in chunk)
+                    for row in session.query(
+                        f"SELECT {BALANCE_COLUMNS} FROM balances"
+                        f" WHERE currency = '{currency}' AND user_id IN ({listed})"
+                    ):
+                        balance = rows.balance(row, off)
+                        found[balance.account] = balance
         return found
 
     def load_holds(self, holds: Collection[tuple[int, str]]) -> Mapping[str, Hold]:

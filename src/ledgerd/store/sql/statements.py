@@ -10,6 +10,7 @@ sorted by primary key so concurrent batches lock in the same order.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
@@ -55,8 +56,33 @@ def key(text: str) -> str:
     return f"'{text}'"
 
 
+# A whole column of keys joined by commas (outside the alphabet): checked in one regex call.
+_SAFE_TEXTS = re.compile(r"[A-Za-z0-9._:~-]*(?:,[A-Za-z0-9._:~-]*)*", re.ASCII)
+
+
+def check_keys(texts: Sequence[str]) -> None:
+    """Check a column of request ids or currencies at once, as ``key`` checks each (the row
+    text then quotes them itself: a regex call per value cost a fifth of a journal row).
+
+    Raises:
+        ValueError: a character outside the validated alphabet.
+    """
+    if not texts:
+        return
+    joined = ",".join(texts)
+    # The count: a comma inside a value would pass the pattern as a separator.
+    if joined.count(",") != len(texts) - 1 or _SAFE_TEXTS.fullmatch(joined) is None:
+        for text in texts:
+            key(text)  # raises for the first bad one
+        raise ValueError("unexpected characters in keys")  # unreachable: key raised
+
+
 def keys(texts: Iterable[str]) -> str:
-    return ",".join(key(text) for text in texts)
+    listed = texts if isinstance(texts, list | tuple) else list(texts)
+    if not listed:
+        return ""
+    check_keys(listed)
+    return "'" + "','".join(listed) + "'"
 
 
 def _quoted_amount(amount: int) -> str:
@@ -101,13 +127,17 @@ def insert_requests(
         )
 
 
+_BALANCE_KEY = operator.attrgetter("user_id", "currency")
+
+
 def upsert_balances(balances: Sequence[Balance], enc: Encoding, upsert: str) -> Iterator[str]:
     """Multi-row upserts of balances; ``upsert`` is the dialect's conflict clause."""
     off, amount = enc.user_offset, amount_literal(enc)
-    ordered = sorted(balances, key=lambda b: (b.user_id, b.currency))
+    ordered = sorted(balances, key=_BALANCE_KEY)
     for chunk in chunks(ordered, ROWS_PER_STATEMENT):
+        check_keys([b.currency for b in chunk])
         values = ",".join(
-            f"({b.user_id - off},{key(b.currency)},{amount(b.available)},"
+            f"({b.user_id - off},'{b.currency}',{amount(b.available)},"
             f"{amount(b.frozen)},{b.version},{b.lock})"
             for b in chunk
         )
@@ -153,9 +183,10 @@ def insert_journal_rows(
     """``insert_journal`` from rows (``JournalEntry``'s fields as a tuple): the same text."""
     off, amount = enc.user_offset, amount_literal(enc)
     for chunk in chunks(journal, ROWS_PER_STATEMENT):
+        _check_columns(chunk, 0, 2, 10)  # request id, currency, transfer id
         values = ",".join(
-            f"({key(rid)},{user - off},{key(cur)},{int(kind)},{amount(amt)},{amount(avail)},"
-            f"{amount(frozen)},{version},{at_ms},{text(memo)},{key(transfer)},"
+            f"('{rid}',{user - off},'{cur}',{int(kind)},{amount(amt)},{amount(avail)},"
+            f"{amount(frozen)},{version},{at_ms},{text(memo)},'{transfer}',"
             f"{other - off},{partition},{seq},{lock})"
             for (
                 rid, user, cur, kind, amt, avail, frozen, version, at_ms, memo, transfer, other,
@@ -163,6 +194,16 @@ def insert_journal_rows(
             ) in chunk
         )  # fmt: skip
         yield f"INSERT INTO journal ({JOURNAL_COLUMNS}) VALUES " + values
+
+
+def _check_columns(rows: Sequence[Sequence[object]], *columns: int) -> None:
+    """``check_keys`` of the rows' text columns at these indexes.
+
+    Raises:
+        ValueError: a character outside the validated alphabet.
+    """
+    for column in columns:
+        check_keys([row[column] for row in rows])  # type: ignore[misc]
 
 
 def journal_row_values(row: JournalRow, enc: Encoding) -> list[object]:
@@ -182,8 +223,9 @@ def insert_rejection_rows(
     off, amount = enc.user_offset, amount_literal(enc)
     no_transfer = f"{key('')},{0 - off}"
     for chunk in chunks(rejections, ROWS_PER_STATEMENT):
+        _check_columns(chunk, 0, 2)  # request id, currency
         values = ",".join(
-            f"({key(rid)},{user - off},{key(cur)},{int(kind)},{amount(amt)},{text(memo)},"
+            f"('{rid}',{user - off},'{cur}',{int(kind)},{amount(amt)},{text(memo)},"
             f"{int(reason)},{decided_at_ms},{no_transfer})"
             for rid, user, cur, kind, amt, memo, reason in chunk
         )
