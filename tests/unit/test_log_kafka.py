@@ -233,3 +233,34 @@ def test_a_consumed_message_becomes_a_record_with_bytes_headers(
     """Each header value reads as bytes (none as empty), the one-header case included."""
     record = kafka._record(FakeMessage(headers))  # type: ignore[arg-type]
     assert record == LogRecord("t", 2, 9, b"k", b"v", expected)
+
+
+class FakeConsumer:
+    """librdkafka's Consumer, keeping the configuration it was made with."""
+
+    made: ClassVar[list[FakeConsumer]] = []
+
+    def __init__(self, config: dict[str, object]) -> None:
+        self.config = config
+        FakeConsumer.made.append(self)
+
+
+def test_a_consumer_asking_to_gather_lets_the_broker_hold_its_fetches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """fetch_wait_ms (the cache updater's: no client waits for it) makes a fetch wait that
+    long for more records; other consumers' fetches answer at the first record (issue 22)."""
+    FakeConsumer.made = []
+    monkeypatch.setattr(kafka, "Consumer", FakeConsumer)
+    log = kafka.KafkaLog("kafka:9092")
+    log.consumer("cache", skip_lost_records=True, fetch_wait_ms=250)
+    log.consumer("changes")
+    gathering, prompt = (made.config for made in FakeConsumer.made)
+    assert (gathering["fetch.wait.max.ms"], gathering["fetch.min.bytes"]) == (
+        250,
+        kafka.GATHER_MIN_BYTES,
+    )
+    assert (prompt["fetch.wait.max.ms"], prompt["fetch.min.bytes"]) == (
+        kafka.FETCH_WAIT_MAX_MS,
+        1,
+    )
