@@ -81,11 +81,9 @@ class Settings(BaseSettings):
     # a log reader, and would otherwise count against max_concurrent_rpcs unbounded.
     events_max_tails: int = Field(32, ge=1, le=10_000)
 
-    # Consumer batching: a batch closes at 200 messages or 50 ms after its first one. With
-    # the relay's 50 ms linger (ledgerd.outbox.relay.PUBLISH_LINGER_MS) a batch gathers
-    # about one produce round of each partition.
+    # Consumer batching: a batch closes at 200 messages or 100 ms after its first one.
     consumer_batch_max_messages: int = Field(200, ge=1, le=100_000)
-    consumer_batch_delay_ms: int = Field(50, ge=0, le=60_000)
+    consumer_batch_delay_ms: int = Field(100, ge=0, le=60_000)
     consumer_poll_timeout_ms: int = Field(1000, ge=1, le=60_000)
     consumer_max_retries: int = Field(3, ge=0, le=100)
     # Times deciding one log record may raise (counted in the store, across restarts)
@@ -149,10 +147,6 @@ class Settings(BaseSettings):
     # How long Redis serves reads without the leader renewing its lease (every second): an
     # answer that could not reach Redis waits at most this long (ledgerd.cache.fence).
     cache_lease_ttl_s: float = Field(3.0, gt=0)
-    # How long Kafka gathers cache feed records before an updater's fetch returns: no client
-    # waits for the feed, and each fetch is a broker request (issue 22). Cached balances lag
-    # the store by up to this much more (a read of a balance not yet cached goes further).
-    cache_feed_fetch_wait_ms: int = Field(250, ge=0, le=10_000)
     # Negative entries (reads of accounts without a balance) Redis may create per 10 minutes.
     cache_negative_entries_max: int = Field(50_000, ge=0)
     # Under load, reads leave for Redis at most once per this gap, together (what Redis

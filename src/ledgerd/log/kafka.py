@@ -83,19 +83,6 @@ _LIBRDKAFKA_LOG.addFilter(_known_warning)
 LINGER_MS = 100
 FETCH_WAIT_MAX_MS = 500
 FETCH_MIN_BYTES = 1
-# fetch.min.bytes of a consumer that asked to gather (``fetch_wait_ms``): more than its
-# topic receives in that time, so its fetch waits the whole of it, unless catching up.
-GATHER_MIN_BYTES = 1 << 20
-# Who asks, during `ledgerd bench --scenario change-single --workers 1` (two servers:
-# api+relay+cache, consumer+cache), counted with librdkafka's statistics (brokers.*.req)
-# of every client, requests a second at ~1,000-1,200 changes/s:
-#   relay Produce 104 (one request per partition and linger: librdkafka 2.16 puts one
-#   partition in a ProduceRequest), intake Fetch 90 (each produce wakes it) + OffsetCommit
-#   12 (one per batch), cache updaters (one per process) Fetch 22 + OffsetCommit 17, cache
-#   feed Produce 22, events Produce 23, ListOffsets 8 (lag report and operator page, asked
-#   per partition twice), health Metadata 1, Heartbeat 1: 300, 0.30 a change. The cache
-#   updaters gathering (``fetch_wait_ms``), group offsets committed once a second, the
-#   ends asked in one request: 0.17 a change (what remains follows the relay's linger).
 
 
 class KafkaLog:
@@ -186,13 +173,7 @@ class KafkaLog:
             }
         )
 
-    def consumer(
-        self, group_id: str, *, skip_lost_records: bool = False, fetch_wait_ms: int = 0
-    ) -> KafkaConsumer:
-        # A consumer no client waits for lets the broker gather records for fetch_wait_ms
-        # (GATHER_MIN_BYTES is more than that ever holds) instead of answering each produce.
-        fetch_wait_max_ms = fetch_wait_ms or self._fetch_wait_max_ms
-        fetch_min_bytes = GATHER_MIN_BYTES if fetch_wait_ms else self._fetch_min_bytes
+    def consumer(self, group_id: str, *, skip_lost_records: bool = False) -> KafkaConsumer:
         return KafkaConsumer(
             {
                 "bootstrap.servers": self._bootstrap,
@@ -205,38 +186,27 @@ class KafkaLog:
                 "session.timeout.ms": self._session_timeout_ms,
                 "heartbeat.interval.ms": max(self._session_timeout_ms // 5, 100),
                 "partition.assignment.strategy": "range",
-                "fetch.wait.max.ms": fetch_wait_max_ms,
-                "fetch.min.bytes": fetch_min_bytes,
+                "fetch.wait.max.ms": self._fetch_wait_max_ms,
+                "fetch.min.bytes": self._fetch_min_bytes,
                 "logger": _LIBRDKAFKA_LOG,
             }
         )
 
     def end_offsets(self, topic: str) -> Mapping[int, int]:
-        # One ListOffsets request for every partition (the "latest" timestamp: the end), not
-        # get_watermark_offsets per partition, which asks twice each (low, then high): the
-        # consumer's lag report and each process's operator page ask every second or two.
-        wanted = [
-            TopicPartition(topic, partition, _LATEST_TIMESTAMP)
-            for partition in range(self.partition_count)
-        ]
         with self._watermarks_lock:
             watermarks = self._watermark_consumer()
             try:
-                # Short: the consumer thread asks this between batches.
-                found = watermarks.offsets_for_times(wanted, timeout=1.0)
+                return {
+                    # Short: the consumer thread asks this between batches.
+                    partition: watermarks.get_watermark_offsets(
+                        TopicPartition(topic, partition), timeout=1.0
+                    )[1]
+                    for partition in range(self.partition_count)
+                }
             except KafkaException as exc:
-                raise LogUnavailable(f"kafka end offsets of {topic}: {exc}") from exc
+                raise LogUnavailable(f"kafka watermarks: {exc}") from exc
             finally:
                 watermarks.poll(0)  # delivers its queued log lines
-        ends: dict[int, int] = {}
-        for found_partition in found:
-            if found_partition.error is not None:
-                raise LogUnavailable(
-                    f"kafka end offset of {topic}[{found_partition.partition}]:"
-                    f" {found_partition.error}"
-                )
-            ends[found_partition.partition] = found_partition.offset
-        return ends
 
     def _watermark_consumer(self) -> Consumer:
         """The consumer that reads watermarks (never subscribes); hold the lock."""
@@ -382,9 +352,6 @@ def _watermark_offsets(consumer: Consumer, topic: str, partition: int) -> tuple[
                 raise
             time.sleep(0.1)
 
-
-# ListOffsets' timestamp for "the offset the next record will get" (Kafka's LATEST_TIMESTAMP).
-_LATEST_TIMESTAMP = -1
 
 # librdkafka's RD_KAFKA_PARTITION_UA: the partitioner chooses.
 _ANY_PARTITION = -1
