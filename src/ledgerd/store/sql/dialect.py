@@ -78,9 +78,6 @@ class Dialect(Encoding, Protocol):
     def delete_first(self, table: str, key: str, where: str, order_by: str) -> str:
         """DELETE the first rows matching ``where`` in ``order_by``; one ``?``: how many."""
 
-    def rows_in(self, columns: Sequence[str], rows: Sequence[str]) -> str:
-        """A condition: ``(columns)`` equals one of the row literals ``(a, b)``."""
-
     # -- connections ------------------------------------------------------------
     def ping(self) -> None:
         """Check the database answers, and would take a write now.

@@ -214,9 +214,6 @@ class MysqlDialect:
     def delete_first(self, table: str, key: str, where: str, order_by: str) -> str:
         return f"DELETE FROM {table} WHERE {where} ORDER BY {order_by} LIMIT ?"
 
-    def rows_in(self, columns: Sequence[str], rows: Sequence[str]) -> str:
-        return f"({', '.join(columns)}) IN ({','.join(rows)})"
-
     # -- connections ------------------------------------------------------------
     def _connect(self, database: str | None = None) -> Any:
         try:

@@ -85,13 +85,6 @@ class SqliteDialect:
             f" (SELECT {key} FROM {table} WHERE {where} ORDER BY {order_by} LIMIT ?)"
         )
 
-    def rows_in(self, columns: Sequence[str], rows: Sequence[str]) -> str:
-        # SQLite compares row values with a subquery, not a list of tuples; over a
-        # bare VALUES list it would scan the table, through this SELECT it
-        # searches the primary key.
-        names = ", ".join(f"column{n}" for n in range(1, len(columns) + 1))
-        return f"({', '.join(columns)}) IN (SELECT {names} FROM (VALUES {','.join(rows)}))"
-
     @contextmanager
     def transaction(self) -> Iterator[SqliteSession]:
         with self._db.write() as connection:
