@@ -326,3 +326,26 @@ def test_a_child_whose_start_failed_is_still_stopped_and_closed() -> None:
     assert "watchdog:start" not in events
     assert "api:run" not in events
     assert events.index("api:stop") < events.index("api:close") < events.index("relay:stop")
+
+
+def test_an_async_sleep_ends_at_its_delay_or_as_soon_as_stop_is_called_from_any_thread() -> None:
+    """sleep_unless_stopping sleeps its delay; stop() from another thread ends it at once
+    (no polling interval to wait out), and a sleep begun after stop returns straight away."""
+
+    async def main() -> tuple[float, float, float]:
+        lifeline = Lifeline("sleeper")
+        started = time.monotonic()
+        await sleep_unless_stopping(lifeline, 0.2)
+        slept_s = time.monotonic() - started
+        threading.Timer(0.1, lifeline.stop).start()
+        started = time.monotonic()
+        await sleep_unless_stopping(lifeline, 60)
+        woken_after_s = time.monotonic() - started
+        started = time.monotonic()
+        await sleep_unless_stopping(lifeline, 60)
+        return slept_s, woken_after_s, time.monotonic() - started
+
+    slept_s, woken_after_s, after_stop_s = asyncio.run(main())
+    assert 0.19 <= slept_s < 1.0
+    assert 0.05 <= woken_after_s < 1.0
+    assert after_stop_s < 0.05

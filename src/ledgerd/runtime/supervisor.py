@@ -24,6 +24,7 @@ what is registered first (what others use) is stopped and closed last.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import threading
 import time
@@ -49,6 +50,10 @@ class Lifeline:
         self._clock = clock
         self._stop = threading.Event()
         self.last_beat = clock()
+        # Coroutines in sleep(), each woken on its own event loop by stop()
+        # (which any thread may call), so that an idle task loop sleeps instead of polling.
+        self._sleepers: dict[asyncio.Future[None], asyncio.AbstractEventLoop] = {}
+        self._sleepers_lock = threading.Lock()
 
     @property
     def stopping(self) -> bool:
@@ -64,6 +69,37 @@ class Lifeline:
 
     def stop(self) -> None:
         self._stop.set()
+        with self._sleepers_lock:
+            sleepers = list(self._sleepers.items())
+        for woken, loop in sleepers:
+            # RuntimeError: its loop is closed, and nobody is left to wake.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, woken)
+
+    async def sleep(self, delay_s: float) -> None:
+        """The asyncio form of ``wait``: sleep up to ``delay_s``, returning early once
+        asked to stop. One timer and one wake-up, not a poll of the stop flag (an idle
+        process's task loops each used to wake 20 times a second to look at it)."""
+        if self._stop.is_set() or delay_s <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        woken: asyncio.Future[None] = loop.create_future()
+        timer = loop.call_later(delay_s, _settle, woken)
+        with self._sleepers_lock:
+            self._sleepers[woken] = loop
+        if self._stop.is_set():  # stop() ran before the registration and did not see it
+            _settle(woken)
+        try:
+            await woken
+        finally:
+            timer.cancel()
+            with self._sleepers_lock:
+                del self._sleepers[woken]
+
+
+def _settle(woken: asyncio.Future[None]) -> None:
+    if not woken.done():
+        woken.set_result(None)
 
 
 class _Returned(RuntimeError):
@@ -420,6 +456,4 @@ class Supervisor:
 
 async def sleep_unless_stopping(lifeline: Lifeline, delay_s: float) -> None:
     """The asyncio form of ``lifeline.wait``: sleep, returning early once asked to stop."""
-    deadline = time.monotonic() + delay_s
-    while not lifeline.stopping and (remaining := deadline - time.monotonic()) > 0:
-        await asyncio.sleep(min(remaining, 0.05))
+    await lifeline.sleep(delay_s)
