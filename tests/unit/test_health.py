@@ -135,3 +135,44 @@ def test_a_read_only_store_does_not_stop_a_cache_updater() -> None:
     health = check(UPDATER_ONLY, store=store_read_only)
     assert health.serving
     assert health.components["store"].startswith("read-only: ")
+
+
+def test_askers_within_the_max_age_share_one_check_and_a_later_one_pings_again() -> None:
+    """Checks begun within max_age_s of the last one, or while one runs, reuse its answer
+    (each check pings every backend); past the age, the backends are pinged again and a
+    change shows."""
+    pings: list[str] = []
+    store_state = {"down": False}
+
+    def store() -> None:
+        pings.append("store")
+        time.sleep(0.05)  # long enough for the concurrent askers to overlap it
+        if store_state["down"]:
+            raise StoreUnavailable("database gone")
+
+    now = [100.0]
+    checker = HealthChecker(
+        API_ONLY,
+        Supervisor(),
+        store_ping=store,
+        log_ping=ok,
+        cache_ping=ok,
+        shared_cache=True,
+        max_age_s=1.0,
+        clock=lambda: now[0],
+    )
+
+    async def main() -> list[Health]:
+        together = await asyncio.gather(checker.check(), checker.check(), checker.check())
+        now[0] += 0.5
+        store_state["down"] = True
+        within_age = await checker.check()
+        now[0] += 0.6
+        past_age = await checker.check()
+        return [*together, within_age, past_age]
+
+    answers = asyncio.run(main())
+    assert pings == ["store", "store"]
+    assert all(answer.serving for answer in answers[:4])
+    assert not answers[4].ready
+    assert answers[4].components["store"] == "unavailable: database gone"

@@ -29,6 +29,7 @@ more calls; the calls that come are served when they only read.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -36,6 +37,10 @@ from ledgerd.errors import LedgerError, StoreReadOnly
 from ledgerd.runtime.supervisor import Supervisor
 
 CHECK_TIMEOUT_S = 2.0
+# How old a served process's health answer may be. Its askers come about once a second
+# each (grpc.health.v1's refresh loop, a parent's probe of its API worker, orchestrators);
+# within a second they share one check instead of pinging every backend each.
+HEALTH_MAX_AGE_S = 1.0
 _READ_ONLY = "read-only: "
 
 # Extra readiness of a role (e.g. the consumer's paused partitions): () → (ok, detail).
@@ -90,6 +95,8 @@ class HealthChecker:
         shared_cache: bool,
         role_probes: Mapping[str, Probe] | None = None,
         info: Mapping[str, Callable[[], str]] | None = None,
+        max_age_s: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._roles = roles
         self._supervisor = supervisor
@@ -97,6 +104,10 @@ class HealthChecker:
         self._shared_cache = shared_cache
         self._role_probes = dict(role_probes or {})
         self._info = dict(info or {})
+        self._max_age_s = max_age_s
+        self._clock = clock
+        self._last: tuple[float, Health] | None = None  # (when its check began, answer)
+        self._running: asyncio.Future[Health] | None = None
 
     def _deciding_roles(self) -> list[str]:
         """The roles whose readiness is this process's readiness."""
@@ -114,6 +125,27 @@ class HealthChecker:
         ]
 
     async def check(self) -> Health:
+        """The process's health: a fresh check, or one begun within ``max_age_s``.
+
+        Several askers share checks: an API worker is asked by its own grpc.health.v1 loop
+        and by its parent's readiness probe, each once a second, and every check pings
+        three backends from threads. Callers that come while a check runs wait for it."""
+        began = self._clock()
+        if self._last is not None and began - self._last[0] < self._max_age_s:
+            return self._last[1]
+        if self._running is None:
+            running = asyncio.ensure_future(self._check_now())
+            running.add_done_callback(lambda _: self._finished(began))
+            self._running = running
+        # Shielded: one caller giving up (a probe's timeout) must not cancel the others'.
+        return await asyncio.shield(self._running)
+
+    def _finished(self, began: float) -> None:
+        running, self._running = self._running, None
+        if running is not None and not running.cancelled() and running.exception() is None:
+            self._last = (began, running.result())
+
+    async def _check_now(self) -> Health:
         components: dict[str, str] = {}
         deciding = self._deciding_roles()
         needed = {backend for role in deciding for backend in _NEEDS[role]}

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, TypeVar, cast
 
 from ledgerd.cache.memory import MemoryCache
 from ledgerd.outcomes import OutcomeHub
-from ledgerd.runtime.health import HealthChecker, Probe, Roles
+from ledgerd.runtime.health import HEALTH_MAX_AGE_S, HealthChecker, Probe, Roles
 from ledgerd.runtime.leader import LeaderElector
 from ledgerd.runtime.supervisor import Child, Supervisor
 
@@ -119,4 +119,5 @@ class Parts:
             shared_cache=self.shared_cache,
             role_probes=self.probes,
             info=info | self.info,
+            max_age_s=HEALTH_MAX_AGE_S,
         )
