@@ -638,3 +638,14 @@ def test_the_hand_off_queue_is_bounded_by_entries_and_keeps_where_drops_end() ->
     assert dropped == {0: 7, 1: 6}
     assert not queue
     assert queue.take() == ([], {})
+
+
+def test_a_currency_that_needs_escaping_is_still_printed_as_protobuf_does() -> None:
+    """The fast path writes a currency unescaped only when it is ASCII letters and digits
+    (the domain's codes); any other text, which the store never holds but a row could,
+    goes through the general printer and stays json_format's bytes."""
+    for currency in ('U"SD', "US\\D", "UŠD", "usd", "U SD"):
+        entry = JournalEntry("r-1", 1, currency, ChangeType.DEPOSIT, 1, 1, 0, 1, 1,
+                             partition=2, event_seq=1)  # fmt: skip
+        assert encode_event_row(row_of(entry)) == encode_event(entry)
+        assert encode_event(entry)[1] == protobuf_json(entry), currency
