@@ -51,6 +51,7 @@ from ledgerd.domain.validation import MAX_MEMO_CHARS, MAX_USER_ID
 from ledgerd.log.base import LogRecord
 from ledgerd.log.signing import MAC_HEADER, MessageSigner
 from ledgerd.store.base import DecidedRows, JournalRow, RejectionRow
+from ledgerd.support.slots import slot_setters
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -281,12 +282,10 @@ class ColumnDecision:
 
 
 _new_object = object.__new__
-_set_user_id = Balance.user_id.__set__  # type: ignore[attr-defined]  # the slots' descriptors
-_set_currency = Balance.currency.__set__  # type: ignore[attr-defined]
-_set_available = Balance.available.__set__  # type: ignore[attr-defined]
-_set_frozen = Balance.frozen.__set__  # type: ignore[attr-defined]
-_set_version = Balance.version.__set__  # type: ignore[attr-defined]
-_set_lock = Balance.lock.__set__  # type: ignore[attr-defined]
+# The slots' descriptors of Balance's fields, in its order.
+_set_user_id, _set_currency, _set_available, _set_frozen, _set_version, _set_lock = slot_setters(
+    Balance, "user_id", "currency", "available", "frozen", "version", "lock"
+)
 
 
 def _balance(  # noqa: PLR0917 - a balance's fields, in its order

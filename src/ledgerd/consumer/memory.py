@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from ledgerd.domain.holds import Hold, HoldState
 from ledgerd.domain.model import Account, Balance
 from ledgerd.store.base import Store
+from ledgerd.support.slots import slot_setters
 
 # An account as (user_id, currency): a plain tuple hashes and compares in C, an
 # ``Account`` in Python, and the column path looks up one per change.
@@ -21,8 +22,7 @@ AccountKey = tuple[int, str]
 
 
 _new_object = object.__new__
-_set_user_id = Account.user_id.__set__  # type: ignore[attr-defined]  # the slots' descriptors
-_set_currency = Account.currency.__set__  # type: ignore[attr-defined]
+_set_user_id, _set_currency = slot_setters(Account, "user_id", "currency")
 
 
 def _account(user_id: int, currency: str) -> Account:
