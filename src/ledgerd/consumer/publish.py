@@ -82,14 +82,18 @@ class CommitPublisher:
         *,
         complete: bool,
         rows: Sequence[JournalRow] | None = None,
+        amount_texts: Sequence[str] | None = None,
     ) -> None:
         """Hand a commit's journal entries on, in commit order: the commit applied
         ``records`` and moved its partitions to ``positions``. ``complete``: no request of
         the batch was decided before (see ``CommittedJournal.complete``); ``rows``: the
-        entries as rows, where the batch has them."""
+        entries as rows, where the batch has them, and ``amount_texts`` their amounts as
+        text, where it has those."""
         if self._on_committed is not None:
             self._on_committed(
-                CommittedJournal(committed_spans(records, positions), entries, complete, rows)
+                CommittedJournal(
+                    committed_spans(records, positions), entries, complete, rows, amount_texts
+                )
             )
 
     def republish(

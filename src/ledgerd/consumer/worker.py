@@ -569,6 +569,9 @@ class BatchConsumer:
             decided.records, decided.positions, decision.journal,
             complete=not decision.duplicates,
             rows=decision.rows.journal if isinstance(decision, ColumnDecision) else None,
+            amount_texts=(
+                decision.journal_amount_texts if isinstance(decision, ColumnDecision) else None
+            ),
         )  # fmt: skip
         self._intake.committed(decided.positions)
         self._forget_failures(decided.positions)

@@ -77,10 +77,13 @@ def encode_event(entry: JournalEntry) -> tuple[bytes, bytes, tuple[tuple[str, by
     return str(entry.user_id).encode(), value.encode(), _HEADERS
 
 
-def encode_event_row(row: JournalRow) -> tuple[bytes, bytes, tuple[tuple[str, bytes], ...]]:
+def encode_event_row(
+    row: JournalRow, amount_text: str = ""
+) -> tuple[bytes, bytes, tuple[tuple[str, bytes], ...]]:
     """``encode_event`` of ``JournalEntry(*row)``, without making the entry where the row
-    is a client's change (the consumer's column path journals those)."""
-    common = _encode_common(*row)
+    is a client's change (the consumer's column path journals those). ``amount_text``,
+    if given, is ``format_amount`` of the row's amount (the change message's text)."""
+    common = _encode_common(*row, amount_text)
     return common if common is not None else encode_event(JournalEntry(*row))
 
 
@@ -101,6 +104,7 @@ def _encode_common(  # noqa: PLR0917 - a journal row's fields, in its order
     event_seq: int,
     actor: str,
     lock_after: int,
+    amount_text: str = "",
 ) -> tuple[bytes, bytes, tuple[tuple[str, bytes], ...]] | None:
     """The record of a client's change (a transfer leg with a memo too), or None for any
     other entry (``encode_event`` writes those); an entry without a hold. Its fields at
@@ -124,7 +128,7 @@ def _encode_common(  # noqa: PLR0917 - a journal row's fields, in its order
     body = (
         f'{{"request_id": {_text(request_id)}, "user_id": "{user}",'
         f' "currency": "{currency}", "type": "{_TYPE_NAMES[change_type]}",'
-        f' "amount": "{format_amount(amount)}",'
+        f' "amount": "{amount_text or format_amount(amount)}",'
         f' "available_after": "{format_amount(available_after)}",'
         f' "frozen_after": "{format_amount(frozen_after) if frozen_after else 0}",'
         f' "version": "{version}", "applied_at_unix_ms": "{applied_at_ms}",'
