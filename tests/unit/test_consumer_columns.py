@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from ledgerd.consumer.columns import accounts_of, decide_columns, sort_columns
 from ledgerd.consumer.decide import decide_batch
 from ledgerd.consumer.provenance import sort_batch
-from ledgerd.domain.amounts import MAX_SCALED, SCALE
+from ledgerd.domain.amounts import MAX_SCALED, SCALE, format_amount
 from ledgerd.domain.model import LEGS_PER_MESSAGE, Account, Balance, ChangeRequest, ChangeType
 from ledgerd.log.base import LogRecord
 from ledgerd.log.codec import encode_change, encode_group
@@ -179,6 +179,41 @@ def test_accounts_stored_nowhere_are_decided_from_zeros(seed: int) -> None:
     assert len(decided.changed_partitions) == len(decided.changed)
     for balance, partition in zip(decided.changed, decided.changed_partitions, strict=True):
         assert partition in partitions[balance.user_id, balance.currency]
+
+
+@pytest.mark.parametrize("seed", range(100))
+def test_each_journal_row_carries_its_amount_as_format_amount_writes_it(seed: int) -> None:
+    """Messages from the outbox have canonical amounts: the decision keeps, for each
+    journal row in order, the message's text, which is format_amount of the row's amount."""
+    rng = random.Random(seed)
+    records, balances, already_final = random_batch(rng)
+    columns = sort_columns(records, SIGNER, now_ms=NOW_MS, trust_window_ms=WINDOW_MS)
+    assert columns is not None
+    keyed = {(a.user_id, a.currency): b for a, b in balances.items()}
+    decided = decide_columns(columns, already_final & columns.check, keyed, APPLIED_AT_MS)
+    assert decided.journal_amount_texts == [format_amount(row[4]) for row in decided.rows.journal]
+
+
+@pytest.mark.parametrize(
+    ("amount", "canonical"),
+    [("1.5", True), ("0.5", True), ("10", True), ("0." + "0" * 17 + "1", True),
+     ("1.50", False), ("1.0", False), ("10.000", False)],
+)  # fmt: skip
+def test_amount_texts_are_kept_only_when_every_one_is_canonical(
+    amount: str, canonical: bool
+) -> None:
+    """A batch whose amounts are all written as format_amount writes them keeps their texts;
+    one valid but non-canonical amount (trailing zeros) is decided all the same, but its
+    batch's amounts are formatted again where text is needed."""
+    batch = sort_columns(
+        [signed(plain("a")), signed(plain("b", amount=amount), 1)], SIGNER, now_ms=NOW_MS,
+        trust_window_ms=WINDOW_MS,
+    )  # fmt: skip
+    assert batch is not None
+    assert batch.amount_texts == (["1.5", amount] if canonical else None)
+    assert format_amount(batch.amounts[0]) == "1.5"
+    decided = decide_columns(batch, set(), {}, APPLIED_AT_MS)
+    assert decided.journal_amount_texts == (["1.5", amount] if canonical else None)
 
 
 def plain(request_id: str = "a", **fields: object) -> bytes:

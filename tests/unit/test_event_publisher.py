@@ -10,7 +10,7 @@ from typing import Any, cast
 import pytest
 from google.protobuf import json_format
 
-from ledgerd.domain.amounts import MAX_SCALED
+from ledgerd.domain.amounts import MAX_SCALED, format_amount
 from ledgerd.domain.model import LEGS_PER_MESSAGE, AccountLock, ChangeType, JournalEntry
 from ledgerd.errors import LogUnavailable, PoisonMessage
 from ledgerd.events.codec import (
@@ -438,6 +438,38 @@ def test_a_hand_off_with_rows_publishes_them_as_its_entries_without_making_entri
     assert [(r.key, r.value, r.headers) for r in log.records[0]] == expected
 
 
+def test_a_hand_off_with_amount_texts_publishes_the_records_its_entries_would() -> None:
+    """Rows handed off with their amounts as text (the column path's, from the messages)
+    publish byte for byte the records of their entries, each once, in order."""
+    journal, log = CommitJournal(), CountingLog()
+    events = handing_publisher(journal, log, {0})
+    events.run_once(check_journal=False)
+    for applied, rejected in ((3, 0), (2, 4), (5, 1)):
+        committed = journal.commit(0, applied, rejected)
+        rows = [row_of(entry) for entry in committed.entries]
+        texts = [format_amount(entry.amount) for entry in committed.entries]
+        events.hand_off(
+            replace(committed, entries=Untouchable(len(rows)), rows=rows, amount_texts=texts)
+        )
+        events.run_once(check_journal=False)
+    assert journal.reads == 1
+    events.run_until_idle()
+    expected = [encode_event(entry) for entry in journal.entries[0]]
+    assert [(r.key, r.value, r.headers) for r in log.records[0]] == expected
+
+
+def test_a_row_with_its_amount_text_is_encoded_as_without_it() -> None:
+    """encode_event_row given format_amount of the row's amount writes the same record
+    as when it formats the amount itself, for every change type and amount shape."""
+    for change_type in ChangeType:
+        for amount in (1, 15 * 10**17, 10**18, MAX_SCALED, 2 * 10**38 - 1):
+            entry = JournalEntry(
+                "r-1", 1, "USD", change_type, amount, 5, 0, 1, 1, partition=2, event_seq=1
+            )
+            row = row_of(entry)
+            assert encode_event_row(row, format_amount(amount)) == encode_event_row(row)
+
+
 def test_a_gap_in_the_hand_offs_is_read_from_the_journal_without_repeats_or_skips() -> None:
     """A commit that was never handed off (its successor starts above what was published)
     is read from the journal, with what followed it, each entry once; later hand-offs are
@@ -638,3 +670,14 @@ def test_the_hand_off_queue_is_bounded_by_entries_and_keeps_where_drops_end() ->
     assert dropped == {0: 7, 1: 6}
     assert not queue
     assert queue.take() == ([], {})
+
+
+def test_a_currency_that_needs_escaping_is_still_printed_as_protobuf_does() -> None:
+    """The fast path writes a currency unescaped only when it is ASCII letters and digits
+    (the domain's codes); any other text, which the store never holds but a row could,
+    goes through the general printer and stays json_format's bytes."""
+    for currency in ('U"SD', "US\\D", "UŠD", "usd", "U SD"):
+        entry = JournalEntry("r-1", 1, currency, ChangeType.DEPOSIT, 1, 1, 0, 1, 1,
+                             partition=2, event_seq=1)  # fmt: skip
+        assert encode_event_row(row_of(entry)) == encode_event(entry)
+        assert encode_event(entry)[1] == protobuf_json(entry), currency

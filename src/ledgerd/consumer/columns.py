@@ -51,6 +51,7 @@ from ledgerd.domain.validation import MAX_MEMO_CHARS, MAX_USER_ID
 from ledgerd.log.base import LogRecord
 from ledgerd.log.signing import MAC_HEADER, MessageSigner
 from ledgerd.store.base import DecidedRows, JournalRow, RejectionRow
+from ledgerd.support.slots import slot_setters
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -93,6 +94,9 @@ def _every(pattern: str) -> Callable[[list[str]], bool]:
 _all_request_ids = _every(r"[A-Za-z0-9._:-]{1,64}")
 _all_currencies = _every(r"[A-Z0-9]{1,16}")
 _all_amounts = _every(r"(?:0|[1-9][0-9]{0,19})(?:\.[0-9]{1,18})?")
+# Valid, and written as ``format_amount`` writes it (no trailing fractional zero): what the
+# outbox publishes. Such a column's text is the journal's amount text as it is.
+_all_canonical_amounts = _every(r"(?:0|[1-9][0-9]{0,19})(?:\.[0-9]{0,17}[1-9])?")
 _CLIENT_TYPE_NUMBERS = frozenset(int(t) for t in CLIENT_CHANGE_TYPES)
 _CHANGE_TYPES = {int(t): t for t in ChangeType}
 _APPLIED = ChangeStatus.APPLIED
@@ -118,6 +122,9 @@ class ColumnBatch:
     event_seqs: list[int] = field(default_factory=list)
     # Request ids whose outcome is read before deciding (resent, or accepted long ago).
     check: set[str] = field(default_factory=set)
+    # Each amount as ``format_amount`` writes it, when every message's is (the events
+    # publish it as it is); None otherwise.
+    amount_texts: list[str] | None = None
 
 
 def sort_columns(
@@ -170,11 +177,12 @@ def sort_columns(
 
 def _valid(batch: ColumnBatch, type_numbers: list[int], amount_texts: list[str]) -> bool:
     """Whether every change passes the API's field checks (``validate_change``), checked
-    a column at a time; fills in the scaled amounts."""
+    a column at a time; fills in the scaled amounts (and keeps their texts if canonical)."""
+    canonical = _all_canonical_amounts(amount_texts)
     if not (
         _all_request_ids(batch.request_ids)
         and _all_currencies(batch.currencies)
-        and _all_amounts(amount_texts)
+        and (canonical or _all_amounts(amount_texts))
         and min(batch.user_ids) > 0
         and max(batch.user_ids) <= MAX_USER_ID
         and _CLIENT_TYPE_NUMBERS.issuperset(type_numbers)
@@ -182,6 +190,8 @@ def _valid(batch: ColumnBatch, type_numbers: list[int], amount_texts: list[str])
         and "\x00" not in "".join(batch.memos)
     ):
         return False
+    if canonical:
+        batch.amount_texts = amount_texts
     amounts = batch.amounts
     for text in amount_texts:
         whole, _, fraction = text.partition(".")
@@ -257,6 +267,9 @@ class ColumnDecision:
     duplicates: int
     applied: int
     rejected: int
+    # The amount of each journal row as ``format_amount`` writes it, where the batch had
+    # them (``ColumnBatch.amount_texts``): the events publish them without formatting.
+    journal_amount_texts: list[str] | None = None
     journal: Materialized[JournalEntry, JournalRow] = field(init=False)
     rejections: Materialized[Rejection, RejectionRow] = field(init=False)
     outcomes: Materialized[RequestOutcome, tuple[str, ChangeStatus, RejectReason]] = field(
@@ -278,6 +291,29 @@ class ColumnDecision:
         self.journal = Materialized(self.rows.journal, journal_entry)
         self.rejections = Materialized(self.rows.rejections, rejection)
         self.outcomes = Materialized(self.outcome_rows, outcome)
+
+
+_new_object = object.__new__
+# The slots' descriptors of Balance's fields, in its order.
+_set_user_id, _set_currency, _set_available, _set_frozen, _set_version, _set_lock = slot_setters(
+    Balance, "user_id", "currency", "available", "frozen", "version", "lock"
+)
+
+
+def _balance(  # noqa: PLR0917 - a balance's fields, in its order
+    user_id: int, currency: str, available: int, frozen: int, version: int, lock: int
+) -> Balance:
+    """``Balance(...)`` by its slots' descriptors: half the cost of the frozen dataclass's
+    ``__init__`` (which sets each field through ``object.__setattr__``), and a batch makes
+    one per account it changes."""
+    balance: Balance = _new_object(Balance)
+    _set_user_id(balance, user_id)
+    _set_currency(balance, currency)
+    _set_available(balance, available)
+    _set_frozen(balance, frozen)
+    _set_version(balance, version)
+    _set_lock(balance, lock)
+    return balance
 
 
 # An account's amounts while a batch is decided: [available, frozen, version, lock].
@@ -310,11 +346,15 @@ def decide_columns(  # noqa: PLR0912, PLR0915
     duplicates = 0
     deposit, withdraw = ChangeType.DEPOSIT, ChangeType.WITHDRAW
     freeze, unfreeze = ChangeType.FREEZE, ChangeType.UNFREEZE
+    texts = batch.amount_texts
+    journal_texts: list[str] = []
     columns = zip(
         batch.request_ids, batch.user_ids, batch.currencies, batch.types, batch.amounts,
-        batch.memos, batch.partitions, batch.event_seqs, strict=True,
+        batch.memos, batch.partitions, batch.event_seqs,
+        batch.request_ids if texts is None else texts,  # kept only if there are texts
+        strict=True,
     )  # fmt: skip
-    for request_id, user_id, currency, kind, amount, memo, partition, seq in columns:
+    for request_id, user_id, currency, kind, amount, memo, partition, seq, text in columns:
         if request_id in decided or request_id in already_final:
             duplicates += 1
             continue
@@ -361,14 +401,15 @@ def decide_columns(  # noqa: PLR0912, PLR0915
                     applied_at_ms, memo, "", 0, partition, seq, "", lock,
                 )
             )  # fmt: skip
+            journal_texts.append(text)
             outcomes.append((request_id, _APPLIED, _NO_REASON))
             continue
         rejections.append((request_id, user_id, currency, kind, amount, memo, reason))
         outcomes.append((request_id, _REJECTED, reason))
     new_balances = [
-        Balance(user_id, currency, *state[user_id, currency]) for user_id, currency in changed
+        _balance(user_id, currency, *state[user_id, currency]) for user_id, currency in changed
     ]
     return ColumnDecision(
         new_balances, list(changed.values()), DecidedRows(journal, rejections), outcomes,
-        duplicates, len(journal), len(rejections),
+        duplicates, len(journal), len(rejections), None if texts is None else journal_texts,
     )  # fmt: skip

@@ -82,14 +82,18 @@ class CommitPublisher:
         *,
         complete: bool,
         rows: Sequence[JournalRow] | None = None,
+        amount_texts: Sequence[str] | None = None,
     ) -> None:
         """Hand a commit's journal entries on, in commit order: the commit applied
         ``records`` and moved its partitions to ``positions``. ``complete``: no request of
         the batch was decided before (see ``CommittedJournal.complete``); ``rows``: the
-        entries as rows, where the batch has them."""
+        entries as rows, where the batch has them, and ``amount_texts`` their amounts as
+        text, where it has those."""
         if self._on_committed is not None:
             self._on_committed(
-                CommittedJournal(committed_spans(records, positions), entries, complete, rows)
+                CommittedJournal(
+                    committed_spans(records, positions), entries, complete, rows, amount_texts
+                )
             )
 
     def republish(
@@ -123,8 +127,8 @@ def committed_spans(
     records: Sequence[LogRecord], positions: Sequence[PartitionClaim]
 ) -> list[CommittedSpan]:
     """(partition, first offset applied, next offset) of each partition a commit moved."""
-    first: dict[int, int] = {}
-    for record in records:
-        if record.offset < first.get(record.partition, record.offset + 1):
-            first[record.partition] = record.offset
+    # A partition's records come in offset order (the intake admits only each partition's
+    # next offset; a retry or an isolated part keeps the order): its first is its oldest.
+    # Read backwards, the first of each partition is the one left in the dict, at C speed.
+    first = {record.partition: record.offset for record in reversed(records)}
     return [(p.partition, first.get(p.partition, p.next_offset), p.next_offset) for p in positions]

@@ -345,9 +345,13 @@ class BatchConsumer:
             raise DecisionFailed(f"deciding raised {type(exc).__name__}: {exc}") from exc
         # Publishing reads the decision's changed balances and their partitions (a retry,
         # which reads partition_of, decides by the general path).
+        # Each partition's last record is its newest (the intake admits only each partition's
+        # next offset): positions need only those, not a look at every record.
+        last_records = list({record.partition: record for record in records}.values())
         return _Decided(
-            records, decision, {}, self._intake.positions(records), now_ms, time.perf_counter()
-        )
+            records, decision, {}, self._intake.positions(last_records), now_ms,
+            time.perf_counter(),
+        )  # fmt: skip
 
     def _begin(self, records: Sequence[LogRecord], batch: SortedBatch | ColumnBatch) -> None:
         try:
@@ -565,6 +569,9 @@ class BatchConsumer:
             decided.records, decided.positions, decision.journal,
             complete=not decision.duplicates,
             rows=decision.rows.journal if isinstance(decision, ColumnDecision) else None,
+            amount_texts=(
+                decision.journal_amount_texts if isinstance(decision, ColumnDecision) else None
+            ),
         )  # fmt: skip
         self._intake.committed(decided.positions)
         self._forget_failures(decided.positions)

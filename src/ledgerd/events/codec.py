@@ -77,10 +77,13 @@ def encode_event(entry: JournalEntry) -> tuple[bytes, bytes, tuple[tuple[str, by
     return str(entry.user_id).encode(), value.encode(), _HEADERS
 
 
-def encode_event_row(row: JournalRow) -> tuple[bytes, bytes, tuple[tuple[str, bytes], ...]]:
+def encode_event_row(
+    row: JournalRow, amount_text: str = ""
+) -> tuple[bytes, bytes, tuple[tuple[str, bytes], ...]]:
     """``encode_event`` of ``JournalEntry(*row)``, without making the entry where the row
-    is a client's change (the consumer's column path journals those)."""
-    common = _encode_common(*row)
+    is a client's change (the consumer's column path journals those). ``amount_text``,
+    if given, is ``format_amount`` of the row's amount (the change message's text)."""
+    common = _encode_common(*row, amount_text)
     return common if common is not None else encode_event(JournalEntry(*row))
 
 
@@ -101,6 +104,7 @@ def _encode_common(  # noqa: PLR0917 - a journal row's fields, in its order
     event_seq: int,
     actor: str,
     lock_after: int,
+    amount_text: str = "",
 ) -> tuple[bytes, bytes, tuple[tuple[str, bytes], ...]] | None:
     """The record of a client's change (a transfer leg with a memo too), or None for any
     other entry (``encode_event`` writes those); an entry without a hold. Its fields at
@@ -108,7 +112,8 @@ def _encode_common(  # noqa: PLR0917 - a journal row's fields, in its order
     if not (
         request_id
         and user_id
-        and currency
+        and currency.isascii()  # the domain's codes, [A-Z0-9]: written unescaped below
+        and currency.isalnum()
         and version
         and applied_at_ms
         and (memo or not (transfer_id or counterparty))
@@ -118,22 +123,33 @@ def _encode_common(  # noqa: PLR0917 - a journal row's fields, in its order
     ):
         return None
     user = str(user_id)
+    # Currency codes are [A-Z0-9]: quoted as they are, no escaping to look for. Most
+    # entries have no memo and no transfer: their empty text is written as it is.
     body = (
         f'{{"request_id": {_text(request_id)}, "user_id": "{user}",'
-        f' "currency": {_text(currency)}, "type": "{_TYPE_NAMES[change_type]}",'
-        f' "amount": "{format_amount(amount)}",'
+        f' "currency": "{currency}", "type": "{_TYPE_NAMES[change_type]}",'
+        f' "amount": "{amount_text or format_amount(amount)}",'
         f' "available_after": "{format_amount(available_after)}",'
         f' "frozen_after": "{format_amount(frozen_after) if frozen_after else 0}",'
         f' "version": "{version}", "applied_at_unix_ms": "{applied_at_ms}",'
-        f' "memo": {_text(memo)}, "transfer_id": {_text(transfer_id)},'
+        f' "memo": {_text(memo) if memo else _EMPTY_TEXT},'
+        f' "transfer_id": {_text(transfer_id) if transfer_id else _EMPTY_TEXT},'
         f' "counterparty_user_id": "{counterparty}", "actor": "",'
         ' "lock_after": "ACCOUNT_LOCK_NONE", "hold_id": ""}'
     )
-    return user.encode(), _event_value(body, partition, event_seq).encode(), _HEADERS
+    if partition or not event_seq:
+        value = f'{{"entry": {body}, "partition": {partition}, "sequence": "{event_seq}"}}'
+    else:
+        value = f'{{"entry": {body}, "sequence": "{event_seq}", "partition": 0}}'
+    return user.encode(), value.encode(), _HEADERS
+
+
+_EMPTY_TEXT = '""'
 
 
 def _event_value(body: str, partition: int, event_seq: int) -> str:
-    """The event around its entry's JSON: partition 0 is a default, printed last."""
+    """The event around its entry's JSON: partition 0 is a default, printed last (written
+    inline, the same, in ``_encode_common``)."""
     if partition or not event_seq:
         return f'{{"entry": {body}, "partition": {partition}, "sequence": "{event_seq}"}}'
     return f'{{"entry": {body}, "sequence": "{event_seq}", "partition": 0}}'

@@ -35,6 +35,9 @@ class CommittedJournal:
     # The same entries as rows in ``JournalEntry``'s field order (the consumer's column
     # path), published without making the entries; None where only the entries exist.
     rows: Sequence[JournalRow] | None = None
+    # Each row's amount as ``format_amount`` writes it (from the change messages), where
+    # the consumer has them; None otherwise (and always without rows).
+    amount_texts: Sequence[str] | None = None
 
 
 class HandOffQueue:

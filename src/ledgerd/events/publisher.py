@@ -281,7 +281,9 @@ class EventPublisher:
         for partition in live:
             lags.setdefault(partition, lag_s)
         # The rows where the commit has them: no entry is made to publish them.
-        if rows is not None:
+        if rows is not None and committed.amount_texts is not None:
+            queued = self._queue_rows(rows, committed.amount_texts, live)
+        elif rows is not None:
             queued = self._queue(rows, encode_event_row, _ROW_POSITION, live)
         else:
             queued = self._queue(committed.entries, encode_event, _ENTRY_POSITION, live)
@@ -308,6 +310,23 @@ class EventPublisher:
             if last is None or event_seq <= last:
                 continue
             key, value, headers = encode(item)
+            publish(topic, key, value, partition=partition, headers=headers, on_delivery=delivered)
+            live[partition] = event_seq
+            queued += 1
+        return queued
+
+    def _queue_rows(
+        self, rows: Sequence[JournalRow], amount_texts: Sequence[str], live: dict[int, int]
+    ) -> int:
+        """``_queue`` of rows with their amounts as text (not formatted again here)."""
+        publish, topic, delivered = self._producer.publish, self._config.topic, self._on_delivery
+        queued = 0
+        for row, amount_text in zip(rows, amount_texts, strict=True):
+            partition, event_seq = row[12], row[13]
+            last = live.get(partition)
+            if last is None or event_seq <= last:  # as in ``_queue``
+                continue
+            key, value, headers = encode_event_row(row, amount_text)
             publish(topic, key, value, partition=partition, headers=headers, on_delivery=delivered)
             live[partition] = event_seq
             queued += 1

@@ -7,6 +7,7 @@ tool; amounts stay decimal strings so no reader rounds them.
 from __future__ import annotations
 
 import dataclasses
+import operator
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -324,16 +325,27 @@ def encode_balance(balance: Balance) -> bytes:
 def encode_balances(balances: Sequence[Balance]) -> bytes:
     """One feed record holding these balances (of one partition; at most
     ``FEED_RECORD_BALANCES_MAX`` of them: the caller splits larger batches)."""
+    locks = list(map(_LOCK, balances))
     return _encoder.encode(
         BalanceBatchMessage(
-            [b.user_id for b in balances],
-            [b.currency for b in balances],
-            [format_amount(b.available) for b in balances],
-            [format_amount(b.frozen) for b in balances],
-            [b.version for b in balances],
-            [b.lock for b in balances] if any(b.lock for b in balances) else None,
+            list(map(_USER_ID, balances)),
+            list(map(_CURRENCY, balances)),
+            [format_amount(available) for available in map(_AVAILABLE, balances)],
+            # Most frozen amounts are 0: its text without a call.
+            [format_amount(frozen) if frozen else "0" for frozen in map(_FROZEN, balances)],
+            list(map(_VERSION, balances)),
+            locks if any(locks) else None,
         )
     )
+
+
+# A balance's fields read by C-level getters, a column at a time.
+_USER_ID = operator.attrgetter("user_id")
+_CURRENCY = operator.attrgetter("currency")
+_AVAILABLE = operator.attrgetter("available")
+_FROZEN = operator.attrgetter("frozen")
+_VERSION = operator.attrgetter("version")
+_LOCK = operator.attrgetter("lock")
 
 
 def decode_balances(value: bytes) -> list[Balance]:
