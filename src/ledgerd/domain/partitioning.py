@@ -28,8 +28,8 @@ def murmur2(data: bytes) -> int:
     unpack = _WORDS[words] if words < len(_WORDS) else struct.Struct(f"<{words}I").unpack_from
     m = _M
     h = _SEED ^ length
-    for k in unpack(data):
-        k = (k * m) & _MASK32
+    for word in unpack(data):
+        k = (word * m) & _MASK32
         k = ((k ^ (k >> 24)) * m) & _MASK32
         h = ((h * m) & _MASK32) ^ k
     tail = length & 3
