@@ -154,3 +154,43 @@ def test_a_failed_commit_into_an_open_group_leaves_the_group_for_the_sweep(
     assert committed[0] not in closed
     unsent = {u.stored.request.request_id: u.group_id for u in store.find_unsent(2**62, 10)}
     assert unsent["orphan"] == committed[0]  # the group row is there: the sweep sends it
+
+
+def test_under_concurrent_load_one_commit_takes_the_callers_of_the_interval(
+    store: SqliteStore,
+) -> None:
+    """After a commit that answered several callers, the next one begins no sooner than
+    commit_interval_s after it: ten callers arriving 10 ms apart within that interval share
+    one commit instead of making one each."""
+    rows: list[int] = []
+
+    async def scenario(acceptor: Acceptor) -> None:
+        await asyncio.gather(*(acceptor.accept([_deposit(f"wave-{i}")]) for i in range(5)))
+
+        async def later(index: int) -> None:
+            await asyncio.sleep(0.01 * index)
+            await acceptor.accept([_deposit(f"trickle-{index}")])
+
+        await asyncio.gather(*(later(i) for i in range(10)))
+
+    run_with_acceptor(
+        store,
+        scenario,
+        on_committed=lambda requests, _at_ms, _group: rows.append(len(requests)),
+        commit_interval_s=1.0,
+    )
+    assert rows == [5, 10]
+
+
+def test_a_lone_caller_is_committed_at_once_whatever_the_interval(store: SqliteStore) -> None:
+    """A sequential caller (each commit answers one caller) never waits for the interval."""
+
+    async def scenario(acceptor: Acceptor) -> None:
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        for index in range(5):
+            await acceptor.accept([_deposit(f"alone-{index}")])
+        assert loop.time() - began < 5.0  # five commits, none waited the 60 s interval
+
+    run_with_acceptor(store, scenario, commit_interval_s=60.0)
+    assert len(store.get_requests([f"alone-{i}" for i in range(5)])) == 5

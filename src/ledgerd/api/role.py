@@ -65,6 +65,7 @@ def declare_api(parts: Parts) -> None:
         on_group_abandoned=relay.abandon_group if relay is not None else None,
         batch_max_rows=settings.accept_batch_max_rows,
         queue_max_changes=settings.accept_queue_max_changes,
+        commit_interval_s=settings.accept_commit_interval_ms / 1000,
     )
     parts.supervisor.add(
         Child(
