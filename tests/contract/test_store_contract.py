@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
+from harness import fresh_mysql_store
 from store_contract_support import BlankDatabase, FakeClock
 
 from ledgerd.consumer.columns import journal_entry, rejection
@@ -36,8 +38,9 @@ from ledgerd.store.base import (
     Store,
 )
 from ledgerd.store.sql.core import SqlStore
-from ledgerd.store.sql.dialect import Dialect, Row, Session
+from ledgerd.store.sql.dialect import Dialect, Outcome, Row, Session
 from ledgerd.store.sql.statements import KEYS_PER_STATEMENT
+from ledgerd.store.sqlite import SqliteStore
 
 MAX_USER = 2**64 - 1
 
@@ -666,6 +669,10 @@ class _RecordingSession:
         self._statements.append(sql)
         return self.inner.query(sql, params)
 
+    def batch(self, sql: Sequence[str], *, commit: bool = False) -> list[Outcome]:
+        self._statements.extend(sql)
+        return self.inner.batch(sql, commit=commit)
+
     def text(self, value: str) -> str:
         return self.inner.text(value)
 
@@ -685,12 +692,6 @@ class _RecordingDialect:
         with self.inner.transaction() as session:
             yield _RecordingSession(session, self.statements)
 
-    def insert_ignoring(
-        self, session: _RecordingSession, insert: str, keys: Sequence[str], rows: int
-    ) -> int:
-        self.statements.append(insert)
-        return self.inner.insert_ignoring(session.inner, insert, keys, rows)
-
 
 def test_new_ids_are_inserted_without_a_read_first(blank_db: BlankDatabase) -> None:
     """On one database, an acceptance of new ids reads nothing before its insert: the
@@ -707,5 +708,74 @@ def test_new_ids_are_inserted_without_a_read_first(blank_db: BlankDatabase) -> N
 
     assert store.accept_requests(["r1", "r2"], choose, 1000, "g-1") == {}
     assert seen == [{}]
-    assert recording.statements[0].startswith("INSERT INTO change_requests")
+    assert recording.statements[0].startswith(
+        ("INSERT INTO change_requests", "INSERT IGNORE INTO change_requests")
+    )
     assert set(store.get_requests(["r1", "r2"])) == {"r1", "r2"}
+
+
+@pytest.fixture(params=["sqlite", "mysql"])
+def sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
+    """A migrated store of the SQL core, on each engine."""
+    if request.param == "sqlite":
+        store = SqliteStore(tmp_path / "store.sqlite")
+        store.migrate()
+        yield store
+        store.close()
+        return
+    with fresh_mysql_store() as backend:
+        assert isinstance(backend, SqlStore)
+        yield backend
+
+
+def _groups(store: SqlStore) -> list[tuple[str, int]]:
+    with store.dialect.autocommit() as session:
+        found = session.query("SELECT group_id, created_at_ms FROM publish_groups ORDER BY 1")
+    return [(str(g), int(t)) for g, t in found]
+
+
+def test_a_batch_reports_what_each_statement_did(sql_store: SqlStore) -> None:
+    """Session.batch answers each statement in order: rows written, rows matched (an
+    UPDATE that changes nothing still matches), a query's rows."""
+    with sql_store.dialect.transaction() as session:
+        outcomes = session.batch(
+            [
+                "INSERT INTO publish_groups (group_id, created_at_ms)"
+                " VALUES ('g-a', 1), ('g-b', 2)",
+                "UPDATE publish_groups SET created_at_ms = 1 WHERE group_id = 'g-a'",
+                "SELECT group_id FROM publish_groups ORDER BY group_id",
+            ]
+        )
+    assert [(o.affected, [tuple(r) for r in o.rows]) for o in outcomes] == [
+        (2, []),
+        (1, []),
+        (2, [("g-a",), ("g-b",)]),
+    ]
+    assert _groups(sql_store) == [("g-a", 1), ("g-b", 2)]
+
+
+def test_a_statement_failing_mid_batch_rolls_the_whole_transaction_back(
+    sql_store: SqlStore,
+) -> None:
+    """A duplicate key in the middle of a batch (COMMIT folded in) raises the transient
+    error it raises today; the statements before it are rolled back, those after it never
+    run, and the next transaction on the store commits normally."""
+    with pytest.raises(TransientStoreError), sql_store.dialect.transaction() as session:
+        session.execute(
+            "INSERT INTO publish_groups (group_id, created_at_ms) VALUES (?, ?)", ["g-0", 0]
+        )
+        session.batch(
+            [
+                "INSERT INTO publish_groups (group_id, created_at_ms) VALUES ('g-a', 1)",
+                "INSERT INTO publish_groups (group_id, created_at_ms) VALUES ('g-a', 2)",
+                "INSERT INTO publish_groups (group_id, created_at_ms) VALUES ('g-c', 3)",
+            ],
+            commit=True,
+        )
+    assert _groups(sql_store) == []
+    with sql_store.dialect.transaction() as session:
+        session.batch(
+            ["INSERT INTO publish_groups (group_id, created_at_ms) VALUES ('g-d', 4)"],
+            commit=True,
+        )
+    assert _groups(sql_store) == [("g-d", 4)]

@@ -10,9 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 Row = Sequence[Any]
+
+
+class Outcome(NamedTuple):
+    """What one statement of ``Session.batch`` did."""
+
+    affected: int  # rows written or matched (UPDATE); rows returned (a query)
+    rows: list[Row]  # a query's rows; empty for any other statement
+    warnings: int  # the engine's warnings for this statement (MySQL; 0 elsewhere)
 
 
 class Session(Protocol):
@@ -28,6 +36,17 @@ class Session(Protocol):
 
     def query(self, sql: str, params: Sequence[object] | None = None) -> list[Row]:
         """The rows of one query (``params`` as in ``execute``)."""
+
+    def batch(self, sql: Sequence[str], *, commit: bool = False) -> list[Outcome]:
+        """Run parameterless statements in order, in as few round trips as the engine
+        allows (MySQL: one multi-statement call), and return what each did.
+
+        The first statement that fails raises (as ``execute`` would) and the ones after
+        it do not run; inside ``transaction`` the whole transaction then rolls back.
+        ``commit``: the transaction commits right after the last statement (on MySQL in
+        the same round trip); only as the block's last call, since nothing after it is
+        part of the transaction.
+        """
 
     def text(self, value: str) -> str:
         """Free text (a memo) as a quoted string literal of this engine."""
@@ -64,13 +83,10 @@ class Dialect(Encoding, Protocol):
     def on_conflict_ignore(self, keys: Sequence[str]) -> str:
         """Appended to an INSERT: on a duplicate ``keys``, keep the existing row."""
 
-    def insert_ignoring(self, session: Session, insert: str, keys: Sequence[str], rows: int) -> int:
-        """Run ``insert`` (an ``INSERT … VALUES`` of ``rows`` rows), skipping the rows whose
-        ``keys`` are taken; returns how many rows it wrote.
-
-        Raises:
-            StoreRejected: the engine altered a value it would refuse in a plain INSERT.
-        """
+    def insert_ignoring(self, insert: str, keys: Sequence[str]) -> str:
+        """``insert`` (an ``INSERT … VALUES``) made to skip the rows whose ``keys`` are
+        taken; its ``Outcome.affected`` is the rows it wrote. When it wrote every row, any
+        warning is a value the engine altered that a plain INSERT would have refused."""
 
     def excluded(self, column: str) -> str:
         """Inside ``on_conflict_update``: the value the INSERT proposed for ``column``."""
@@ -88,7 +104,9 @@ class Dialect(Encoding, Protocol):
         """
 
     def transaction(self) -> AbstractContextManager[Session]:
-        """A read-write transaction, committed on normal exit, rolled back on error.
+        """A read-write transaction, committed on normal exit (unless ``Session.batch``
+        committed it), rolled back on error. It begins with its first statement, in the
+        same round trip.
 
         Raises:
             TransientStoreError: deadlock, lock wait timeout or a duplicate key.

@@ -1,7 +1,12 @@
 """MySQL 8 / MariaDB 10.11+ (driver: mysqlclient), through a bounded connection pool.
 
 Connections are opened with CLIENT.FOUND_ROWS so an UPDATE reports rows
-matched, which the offset compare-and-set relies on. DECIMAL columns are read
+matched, which the offset compare-and-set relies on, and CLIENT.MULTI_STATEMENTS so
+a transaction's statements travel together: START TRANSACTION with the first
+statement, COMMIT with the last where nothing is checked in between (each round
+trip costs about 100 µs of client CPU plus the server's per-command work). Every
+statement sent that way is built from validated literals or escaped by the driver,
+as any statement here is. DECIMAL columns are read
 as text, never as float. The journal can go through ``LOAD DATA LOCAL
 INFILE`` instead of INSERTs (``LEDGERD_MYSQL_LOAD_DATA``).
 """
@@ -30,7 +35,7 @@ from ledgerd.errors import (
     TransientStoreError,
 )
 from ledgerd.store.pool import ConnectionPool
-from ledgerd.store.sql.dialect import Row, Session
+from ledgerd.store.sql.dialect import Outcome, Row, Session
 
 _DEADLOCK, _LOCK_WAIT_TIMEOUT, _DUPLICATE_KEY = 1213, 1205, 1062
 # The server answers but refuses writes: read_only (1290, a replica or a failed-over
@@ -68,6 +73,11 @@ DETERMINISTIC_CODES = frozenset(
     }
 )
 _CONVERSIONS = {**conversions, FIELD_TYPE.NEWDECIMAL: str, FIELD_TYPE.DECIMAL: str}
+# Sent ahead of a transaction's first statement, in its round trip.
+_BEGIN = "START TRANSACTION;"
+# A multi-statement call is cut before it grows past this many bytes (well under the
+# server's max_allowed_packet, 16 MiB by default on MariaDB 10.11 and MySQL 8).
+_PACKET_BYTES = 4 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,21 +140,55 @@ def tsv_field(value: object) -> str:
 
 
 class MysqlSession:
-    __slots__ = ("cursor",)
+    """Statements on one connection. In a transaction, ``begin`` (START TRANSACTION) is
+    sent with the first statement instead of in a round trip of its own."""
 
-    def __init__(self, cursor: Any) -> None:
+    __slots__ = ("begin", "committed", "cursor", "sent")
+
+    def __init__(self, cursor: Any, begin: str = "") -> None:
         self.cursor = cursor
+        self.begin = begin
+        self.sent = False  # anything sent: a transaction may be open
+        self.committed = False  # ``batch(commit=True)`` committed the transaction
+
+    def _send(self, sql: str, params: Sequence[object] | None) -> None:
+        """Send ``sql`` (after ``begin``, once), its first result current."""
+        self.sent = True
+        if not self.begin:
+            self.cursor.execute(sql, params)
+            return
+        begin, self.begin = self.begin, ""
+        # Parameters fill ``%s`` only: the START TRANSACTION text has none.
+        self.cursor.execute(begin + sql, params)
+        self.cursor.nextset()  # past START's result to the statement's (raises if it failed)
 
     def execute(self, sql: str, params: Sequence[object] | None = None) -> int:
-        if params is None:
-            self.cursor.execute(sql)
-        else:
-            self.cursor.execute(_with_format_placeholders(sql), params)
+        if params is not None:
+            sql = _with_format_placeholders(sql)
+        self._send(sql, params)
         return int(self.cursor.rowcount)
 
     def query(self, sql: str, params: Sequence[object] | None = None) -> list[Row]:
         self.execute(sql, params)
         return list(self.cursor.fetchall())
+
+    def batch(self, sql: Sequence[str], *, commit: bool = False) -> list[Outcome]:
+        texts = [*sql, "COMMIT"] if commit else list(sql)
+        outcomes: list[Outcome] = []
+        for packet in _packets(texts):
+            self._send(";".join(packet), None)
+            for index in range(len(packet)):
+                if index:
+                    # The next statement's result; raises that statement's error (the
+                    # server ran none after it).
+                    self.cursor.nextset()
+                cursor = self.cursor
+                rows = list(cursor.fetchall()) if cursor.description is not None else []
+                outcomes.append(Outcome(int(cursor.rowcount), rows, int(cursor.warning_count)))
+        if commit:
+            outcomes.pop()
+            self.committed = True
+        return outcomes
 
     def text(self, value: str) -> str:
         if not value:
@@ -152,6 +196,19 @@ class MysqlSession:
         # The C escaper of the connection, which knows its character set.
         literal: bytes = self.cursor.connection.string_literal(value.encode("utf-8"))
         return literal.decode("utf-8")
+
+
+def _packets(texts: Sequence[str]) -> Iterator[Sequence[str]]:
+    """``texts`` cut into runs of at most ``_PACKET_BYTES`` characters (one statement
+    over it goes alone, as it would by itself)."""
+    start, size = 0, 0
+    for index, text in enumerate(texts):
+        if index > start and size + len(text) > _PACKET_BYTES:
+            yield texts[start:index]
+            start, size = index, 0
+        size += len(text) + 1
+    if start < len(texts):
+        yield texts[start:]
 
 
 class MysqlDialect:
@@ -195,17 +252,13 @@ class MysqlDialect:
         # Not INSERT IGNORE, which would also turn a too-long value into a warning.
         return f"ON DUPLICATE KEY UPDATE {keys[0]} = {keys[0]}"
 
-    def insert_ignoring(self, session: Session, insert: str, keys: Sequence[str], rows: int) -> int:
+    def insert_ignoring(self, insert: str, keys: Sequence[str]) -> str:
         # ON DUPLICATE KEY UPDATE cannot say which rows it skipped: with CLIENT.FOUND_ROWS a
         # row "updated" to itself counts like an inserted one. INSERT IGNORE counts only
         # the rows written, but turns a refused value into a warning as well as a
         # duplicate: when no row was skipped, any warning is such a value.
-        assert isinstance(session, MysqlSession)  # sessions come from this dialect
         assert insert.startswith("INSERT INTO ")
-        written = session.execute("INSERT IGNORE" + insert.removeprefix("INSERT"))
-        if written == rows and session.cursor.connection.warning_count():
-            raise StoreRejected(f"INSERT IGNORE: a value was altered ({insert[:60]}…)")
-        return written
+        return "INSERT IGNORE" + insert.removeprefix("INSERT")
 
     def excluded(self, column: str) -> str:
         # VALUES(): MariaDB has no row alias (MySQL 8.0.19's ``AS new``).
@@ -226,7 +279,7 @@ class MysqlDialect:
                 connect_timeout=max(1, int(self._connect_timeout_s)),
                 charset="utf8mb4",
                 autocommit=True,
-                client_flag=CLIENT.FOUND_ROWS,
+                client_flag=CLIENT.FOUND_ROWS | CLIENT.MULTI_STATEMENTS,
                 conv=_CONVERSIONS,
                 local_infile=self.bulk_load,
             )
@@ -250,13 +303,15 @@ class MysqlDialect:
     def transaction(self) -> Iterator[MysqlSession]:
         try:
             with self._pool.connection() as connection, connection.cursor() as cursor:
-                cursor.execute("START TRANSACTION")
+                session = MysqlSession(cursor, _BEGIN)
                 try:
-                    yield MysqlSession(cursor)
+                    yield session
                 except BaseException:
-                    connection.rollback()
+                    if session.sent:
+                        connection.rollback()
                     raise
-                connection.commit()
+                if session.sent and not session.committed:
+                    connection.commit()
         except MySQLdb.Error as exc:
             raise translate(exc) from exc
 

@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from ledgerd.errors import StoreReadOnly, StoreUnavailable
-from ledgerd.store.sql.dialect import Row, Session
+from ledgerd.store.sql.dialect import Outcome, Row, Session
 from ledgerd.support.sqlite import ThreadConnections
 
 
@@ -41,6 +41,19 @@ class SqliteSession:
 
     def query(self, sql: str, params: Sequence[object] | None = None) -> list[Row]:
         return self._connection.execute(sql, () if params is None else params).fetchall()
+
+    def batch(self, sql: Sequence[str], *, commit: bool = False) -> list[Outcome]:
+        # In-process: no round trips to save. The block's end commits (``commit`` asks
+        # for that and nothing more: the block's last call).
+        outcomes = []
+        for text in sql:
+            cursor = self._connection.execute(text)
+            if cursor.description is None:
+                outcomes.append(Outcome(cursor.rowcount, [], 0))
+            else:
+                rows = cursor.fetchall()
+                outcomes.append(Outcome(len(rows), rows, 0))
+        return outcomes
 
     def text(self, value: str) -> str:
         return text_literal(value)
@@ -71,9 +84,9 @@ class SqliteDialect:
     def on_conflict_ignore(self, keys: Sequence[str]) -> str:
         return f"ON CONFLICT ({', '.join(keys)}) DO NOTHING"
 
-    def insert_ignoring(self, session: Session, insert: str, keys: Sequence[str], rows: int) -> int:
+    def insert_ignoring(self, insert: str, keys: Sequence[str]) -> str:
         # DO NOTHING covers the unique keys only (INSERT OR IGNORE would skip bad rows too).
-        return session.execute(f"{insert} {self.on_conflict_ignore(keys)}")
+        return f"{insert} {self.on_conflict_ignore(keys)}"
 
     def excluded(self, column: str) -> str:
         return f"excluded.{column}"
