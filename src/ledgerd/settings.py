@@ -149,11 +149,6 @@ class Settings(BaseSettings):
     # How long Redis serves reads without the leader renewing its lease (every second): an
     # answer that could not reach Redis waits at most this long (ledgerd.cache.fence).
     cache_lease_ttl_s: float = Field(3.0, gt=0)
-    # How long Kafka gathers cache feed records before an updater's fetch returns: no client
-    # waits for the feed, and each fetch is a broker request (issue 22). Redis lags the store
-    # by up to this much more for changes never answered; an answered version is written
-    # back before its answer (ledgerd.reads), so no read goes back in time. 0: no gathering.
-    cache_feed_fetch_wait_ms: int = Field(250, ge=0, le=10_000)
     # Negative entries (reads of accounts without a balance) Redis may create per 10 minutes.
     cache_negative_entries_max: int = Field(50_000, ge=0)
     # Under load, reads leave for Redis at most once per this gap, together (what Redis

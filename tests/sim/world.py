@@ -153,9 +153,7 @@ class FeedLog:
     def ensure_topics(self, topics: Sequence[str]) -> None:
         return None
 
-    def consumer(
-        self, group_id: str, *, skip_lost_records: bool = False, fetch_wait_ms: int = 0
-    ) -> FeedConsumer:
+    def consumer(self, group_id: str, *, skip_lost_records: bool = False) -> FeedConsumer:
         return FeedConsumer(self)  # nothing is removed from this log: nothing to skip
 
 

@@ -272,27 +272,6 @@ class FakeConsumer:
         return None
 
 
-def test_a_consumer_asking_to_gather_lets_the_broker_hold_its_fetches(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """fetch_wait_ms (the cache updater's: no client waits for it) makes a fetch wait that
-    long for more records; other consumers' fetches answer at the first record (issue 22)."""
-    FakeConsumer.made = []
-    monkeypatch.setattr(kafka, "Consumer", FakeConsumer)
-    log = kafka.KafkaLog("kafka:9092")
-    log.consumer("cache", skip_lost_records=True, fetch_wait_ms=250)
-    log.consumer("changes")
-    gathering, prompt = (made.config for made in FakeConsumer.made)
-    assert (gathering["fetch.wait.max.ms"], gathering["fetch.min.bytes"]) == (
-        250,
-        kafka.GATHER_MIN_BYTES,
-    )
-    assert (prompt["fetch.wait.max.ms"], prompt["fetch.min.bytes"]) == (
-        kafka.FETCH_WAIT_MAX_MS,
-        1,
-    )
-
-
 def test_end_offsets_are_one_request_for_every_partition(monkeypatch: pytest.MonkeyPatch) -> None:
     """The ends of all partitions come from one ListOffsets call at the "latest" timestamp
     (-1), not from watermarks asked per partition, twice each (issue 22)."""

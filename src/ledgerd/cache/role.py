@@ -25,7 +25,6 @@ def declare_cache_updater(parts: Parts) -> None:
         may_run_full_sync=parts.elector(CACHE_SYNC_LOCK).is_leader,
         fence=CacheFence(backends.store),
         lease_ttl_s=settings.cache_lease_ttl_s,
-        fetch_wait_ms=settings.cache_feed_fetch_wait_ms,
     )
     # Closed with the feed, which stops after the sync (registered before it).
     parts.supervisor.add(

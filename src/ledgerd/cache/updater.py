@@ -12,11 +12,7 @@ The offsets written are committed at most every ``commit_interval_s`` (and
 when the feed is idle, the partitions are revoked, or the updater closes), not
 after every write: each commit is a broker request, and the broker's CPU
 follows requests. After a crash the next owner writes up to that interval
-again, which only raises entries to versions they already hold. For the same
-reason the log may gather the feed's records for ``fetch_wait_ms`` before a
-fetch returns: no client waits for the feed (an answered version is written
-back before its answer), so Redis lagging the store that much longer is the
-whole cost.
+again, which only raises entries to versions they already hold.
 
 The leader also runs full syncs from the store: when it starts, periodically,
 when the cache answers again after failures, whenever the cache is not ready
@@ -126,7 +122,6 @@ class CacheUpdater:
         fence: CacheFence | None = None,
         lease_ttl_s: float = 3.0,
         commit_interval_s: float = 1.0,
-        fetch_wait_ms: int = 0,
     ) -> None:
         self._cache = cache
         # The feed's rows go to a cache that takes them as they are, else as balances.
@@ -154,10 +149,7 @@ class CacheUpdater:
         self._lease_refused: str | None = None  # why the cache may not serve, when it may not
         # Derived data: past records retention removed, the feed goes on from the oldest
         # kept, and the periodic full sync repairs what it missed (docs/operations.md).
-        # No client waits for the feed: the log may gather its records for fetch_wait_ms.
-        self._consumer = event_log.consumer(
-            group_id, skip_lost_records=True, fetch_wait_ms=fetch_wait_ms
-        )
+        self._consumer = event_log.consumer(group_id, skip_lost_records=True)
         self._subscribed = False
         self._pending: _Batch | None = None
         # Offsets past balances written to the cache and not yet committed, by partition.

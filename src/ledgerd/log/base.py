@@ -142,15 +142,10 @@ class EventLog(Protocol):
         wait to be sent together, instead of the log's default (a log that writes at
         ``poll``/``flush`` ignores it)."""
 
-    def consumer(
-        self, group_id: str, *, skip_lost_records: bool = False, fetch_wait_ms: int = 0
-    ) -> LogConsumer:
+    def consumer(self, group_id: str, *, skip_lost_records: bool = False) -> LogConsumer:
         """A consumer in ``group_id``. It never skips a record the log no longer holds
         (``gaps`` reports it) unless ``skip_lost_records``: then it moves on to the oldest
-        record still held, for readers of derived data that can repair a gap otherwise.
-        ``fetch_wait_ms``: how long the log may gather records before handing them over
-        (fewer fetches), for a consumer no client waits for; 0: as soon as one is there
-        (a log that reads at ``poll_batch`` ignores it)."""
+        record still held, for readers of derived data that can repair a gap otherwise."""
 
     def partition_identity(self, topic: str, partition: int) -> PartitionIdentity:
         """The partition's topic incarnation and the offsets it holds.

@@ -112,9 +112,7 @@ class EmbeddedLog:
         # linger: records are written at the producer's poll/flush.
         return EmbeddedProducer(self)
 
-    def consumer(
-        self, group_id: str, *, skip_lost_records: bool = False, fetch_wait_ms: int = 0
-    ) -> EmbeddedConsumer:
+    def consumer(self, group_id: str, *, skip_lost_records: bool = False) -> EmbeddedConsumer:
         # Nothing is ever lost here (no retention): there is nothing to skip.
         return EmbeddedConsumer(self, group_id)
 

@@ -83,9 +83,6 @@ _LIBRDKAFKA_LOG.addFilter(_known_warning)
 LINGER_MS = 100
 FETCH_WAIT_MAX_MS = 500
 FETCH_MIN_BYTES = 1
-# fetch.min.bytes of a consumer that asked to gather (``fetch_wait_ms``): more than its
-# topic receives in that time, so its fetch waits the whole of it, unless catching up.
-GATHER_MIN_BYTES = 1 << 20
 
 
 class KafkaLog:
@@ -176,13 +173,7 @@ class KafkaLog:
             }
         )
 
-    def consumer(
-        self, group_id: str, *, skip_lost_records: bool = False, fetch_wait_ms: int = 0
-    ) -> KafkaConsumer:
-        # A consumer no client waits for lets the broker gather records for fetch_wait_ms
-        # (GATHER_MIN_BYTES is more than that ever holds) instead of answering each produce.
-        fetch_wait_max_ms = fetch_wait_ms or self._fetch_wait_max_ms
-        fetch_min_bytes = GATHER_MIN_BYTES if fetch_wait_ms else self._fetch_min_bytes
+    def consumer(self, group_id: str, *, skip_lost_records: bool = False) -> KafkaConsumer:
         return KafkaConsumer(
             {
                 "bootstrap.servers": self._bootstrap,
@@ -195,8 +186,8 @@ class KafkaLog:
                 "session.timeout.ms": self._session_timeout_ms,
                 "heartbeat.interval.ms": max(self._session_timeout_ms // 5, 100),
                 "partition.assignment.strategy": "range",
-                "fetch.wait.max.ms": fetch_wait_max_ms,
-                "fetch.min.bytes": fetch_min_bytes,
+                "fetch.wait.max.ms": self._fetch_wait_max_ms,
+                "fetch.min.bytes": self._fetch_min_bytes,
                 "logger": _LIBRDKAFKA_LOG,
             }
         )
