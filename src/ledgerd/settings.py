@@ -81,9 +81,11 @@ class Settings(BaseSettings):
     # a log reader, and would otherwise count against max_concurrent_rpcs unbounded.
     events_max_tails: int = Field(32, ge=1, le=10_000)
 
-    # Consumer batching: a batch closes at 200 messages or 100 ms after its first one.
+    # Consumer batching: a batch closes at 200 messages or 50 ms after its first one. With
+    # the relay's 50 ms linger (ledgerd.outbox.relay.PUBLISH_LINGER_MS) a batch gathers
+    # about one produce round of each partition.
     consumer_batch_max_messages: int = Field(200, ge=1, le=100_000)
-    consumer_batch_delay_ms: int = Field(100, ge=0, le=60_000)
+    consumer_batch_delay_ms: int = Field(50, ge=0, le=60_000)
     consumer_poll_timeout_ms: int = Field(1000, ge=1, le=60_000)
     consumer_max_retries: int = Field(3, ge=0, le=100)
     # Times deciding one log record may raise (counted in the store, across restarts)

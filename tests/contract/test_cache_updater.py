@@ -232,6 +232,43 @@ def test_offsets_move_only_after_the_cache_write(tmp_path: Path, topic: str) -> 
     log.close()
 
 
+def test_written_offsets_are_committed_once_per_interval_and_when_the_feed_is_idle(
+    tmp_path: Path, topic: str
+) -> None:
+    """A write is not a commit each (a broker request each, issue 22): the offsets past what
+    was written reach the log at most once per commit_interval_s, at once when a poll finds
+    nothing new, and when the updater closes."""
+    log = EmbeddedLog(tmp_path / "log.sqlite", partition_count=3)
+    log.ensure_topics([topic])
+    producer = log.producer()
+
+    def feed(version: int) -> None:
+        producer.publish(topic, b"1", encode_balances([b(1, version)]), partition=0)
+        assert producer.flush(30.0) == 0
+
+    def committed() -> int:
+        return log.consumer(f"g-{topic}").committed(topic, [0])[0]
+
+    cache = MemoryCache()
+    known(cache, 1)
+    made = updater(cache, log, topic, commit_interval_s=3600.0)
+    feed(1)
+    assert made.feed_once(0.0) == 1
+    assert committed() == 1  # the first write: no commit was sent yet
+    feed(2)
+    assert made.feed_once(0.0) == 1
+    assert cache.get(Account(1, "USD")) == b(1, 2)
+    assert committed() == 1  # written; the next commit is not due
+    assert made.feed_once(0.0) == 0
+    assert committed() == 2  # idle: the log's offsets catch up
+    feed(3)
+    assert made.feed_once(0.0) == 1
+    made.close()
+    assert committed() == 3
+    producer.close()
+    log.close()
+
+
 def test_cache_coming_back_triggers_a_full_sync(tmp_path: Path, topic: str) -> None:
     """After a write failure, the next success schedules a full sync from the store."""
     log = EmbeddedLog(tmp_path / "log.sqlite", partition_count=3)

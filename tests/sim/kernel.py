@@ -89,6 +89,7 @@ class Sim:
         self.crash: str | None = None
         self._until = 0.0
         self._stopping = False
+        self._in_callback = False
 
     # -- scheduling -------------------------------------------------------------
     def _push(self, at: float, item: object, wait_id: int = 0) -> None:
@@ -162,7 +163,13 @@ class Sim:
                     continue
                 item.wait_id += 1
                 return item
-            item()
+            self._in_callback = True
+            try:
+                item()
+            except BaseException:  # a failure of the run, not of the task scheduling
+                self.crash = f"callback crashed:\n{traceback.format_exc()}"
+            finally:
+                self._in_callback = False
         return None
 
     def _switch_to(self, task: Task | None) -> None:
@@ -177,6 +184,9 @@ class Sim:
     def _block(self) -> None:
         task = self.current
         assert task is not None, "only a task can wait"
+        # A callback runs on the thread of the task that was scheduling: its wait would
+        # strand that task instead of failing.
+        assert not self._in_callback, "a call_at callback waited"
         following = self._next()
         if following is not task:  # else it runs on at once, without a switch
             self._switch_to(following)

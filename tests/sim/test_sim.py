@@ -161,3 +161,21 @@ def test_store_model_fences_like_sqlite() -> None:
                 got = (sqlite.renew_lock(token, 3000), model.renew_lock(token, 3000))
             assert got[0] == got[1], (op, got)
         sqlite.close()
+
+
+def test_a_callback_that_waits_fails_the_run() -> None:
+    """A ``call_at`` callback that waits is a crash of the run, not a wait that strands the
+    task whose thread was scheduling (how a revoke callback's commit, run from the fault
+    injector, once stopped the consumer model silently)."""
+    sim = Sim()
+    ticks: list[float] = []
+
+    def ticker() -> None:
+        while True:
+            sim.sleep(0.1)
+            ticks.append(sim.now)
+
+    sim.spawn("ticker", ticker)
+    sim.call_at(0.25, lambda: sim.sleep(0.01))
+    sim.run(until=1.0)
+    assert sim.crash is not None and "a call_at callback waited" in sim.crash

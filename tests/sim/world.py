@@ -163,6 +163,7 @@ class FeedConsumer:
         self._positions: dict[int, int] | None = None
         self._assign: Callable[[Sequence[int]], Mapping[int, int]] | None = None
         self._revoke: Callable[[Sequence[int]], None] | None = None
+        self._rebalance_due = False
 
     def subscribe(
         self,
@@ -173,8 +174,18 @@ class FeedConsumer:
         self._assign, self._revoke = on_assign, on_revoke
 
     def rebalance(self) -> None:
-        """The group rebalanced: read again from the committed offsets (a replay)."""
-        if self._positions is not None and self._revoke is not None:
+        """The group rebalanced: the next poll revokes and reads again from the committed
+        offsets (a replay)."""
+        # Served in ``poll_batch``, on the updater's task, as librdkafka serves rebalance
+        # callbacks inside ``poll``: the fault injector is a scheduler callback, which must
+        # not wait, and the updater's revoke callback may (it commits what it wrote). Run
+        # from the injector, that wait ran on whichever task was scheduling and stranded it
+        # (the consumer model stopped: every later change was "never applied").
+        self._rebalance_due = self._positions is not None
+
+    def _serve_rebalance(self) -> None:
+        if self._rebalance_due and self._positions is not None and self._revoke is not None:
+            self._rebalance_due = False
             self._revoke(list(self._positions))
             self._positions = None
 
@@ -184,6 +195,7 @@ class FeedConsumer:
     def poll_batch(self, max_messages: int, timeout_s: float) -> list[LogRecord]:
         log, sim = self._log, self._log.sim
         sim.sleep(log.rng.uniform(0.0005, 0.003))
+        self._serve_rebalance()
         if self._positions is None:
             assert self._assign is not None
             self._positions = dict(self._assign(list(range(log.partitions))))

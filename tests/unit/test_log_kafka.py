@@ -4,11 +4,13 @@ and a producer that failed fatally is replaced once its queue is empty."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import ClassVar
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
+from ledgerd.errors import LogUnavailable
 from ledgerd.log import kafka
 from ledgerd.log.base import LogRecord
 from ledgerd.outbox.relay import PUBLISH_LINGER_MS
@@ -233,3 +235,64 @@ def test_a_consumed_message_becomes_a_record_with_bytes_headers(
     """Each header value reads as bytes (none as empty), the one-header case included."""
     record = kafka._record(FakeMessage(headers))  # type: ignore[arg-type]
     assert record == LogRecord("t", 2, 9, b"k", b"v", expected)
+
+
+@dataclass
+class Found:
+    """A TopicPartition as librdkafka answers it (its ``error`` is read-only there)."""
+
+    partition: int
+    offset: int
+    error: KafkaError | None
+
+
+class FakeConsumer:
+    """librdkafka's Consumer: keeps its configuration and answers ListOffsets."""
+
+    made: ClassVar[list[FakeConsumer]] = []
+
+    def __init__(self, config: dict[str, object]) -> None:
+        self.config = config
+        self.asked: list[list[tuple[str, int, int]]] = []
+        self.ends: dict[int, int | KafkaError] = {}
+        FakeConsumer.made.append(self)
+
+    def offsets_for_times(self, partitions: list[TopicPartition], timeout: float) -> list[Found]:
+        self.asked.append([(tp.topic, tp.partition, tp.offset) for tp in partitions])
+        found = []
+        for tp in partitions:
+            end = self.ends[tp.partition]
+            if isinstance(end, KafkaError):
+                found.append(Found(tp.partition, -1001, end))
+            else:
+                found.append(Found(tp.partition, end, None))
+        return found
+
+    def poll(self, timeout: float) -> None:
+        return None
+
+
+def test_end_offsets_are_one_request_for_every_partition(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ends of all partitions come from one ListOffsets call at the "latest" timestamp
+    (-1), not from watermarks asked per partition, twice each (issue 22)."""
+    FakeConsumer.made = []
+    monkeypatch.setattr(kafka, "Consumer", FakeConsumer)
+    log = kafka.KafkaLog("kafka:9092", partition_count=3)
+    log._watermark_consumer()
+    (watermarks,) = FakeConsumer.made
+    watermarks.ends = {0: 4, 1: 0, 2: 9}
+    assert log.end_offsets("t") == {0: 4, 1: 0, 2: 9}
+    assert watermarks.asked == [[("t", 0, -1), ("t", 1, -1), ("t", 2, -1)]]
+
+
+def test_an_end_offset_the_log_did_not_give_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A partition the answer carries an error for makes end_offsets raise LogUnavailable
+    (retriable), not report an offset it does not know."""
+    FakeConsumer.made = []
+    monkeypatch.setattr(kafka, "Consumer", FakeConsumer)
+    log = kafka.KafkaLog("kafka:9092", partition_count=2)
+    log._watermark_consumer()
+    (watermarks,) = FakeConsumer.made
+    watermarks.ends = {0: 4, 1: KafkaError(KafkaError.LEADER_NOT_AVAILABLE)}
+    with pytest.raises(LogUnavailable):
+        log.end_offsets("t")

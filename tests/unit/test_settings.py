@@ -20,7 +20,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         ("partitions", 3),
         ("consumer_batch_max_messages", 200),
-        ("consumer_batch_delay_ms", 100),
+        ("consumer_batch_delay_ms", 50),
         ("consumer_poll_timeout_ms", 1000),
         ("consumer_max_retries", 3),
         ("db_pool_size", 15),

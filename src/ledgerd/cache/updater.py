@@ -8,6 +8,11 @@ newest version per account, raising entries only: the feed may replay old
 ones), and the group's log offsets are committed only after that write
 succeeded: during a cache outage the batch is retried with backoff (health
 degraded) and nothing is lost, whichever updater owns the partition next.
+The offsets written are committed at most every ``commit_interval_s`` (and
+when the feed is idle, the partitions are revoked, or the updater closes), not
+after every write: each commit is a broker request, and the broker's CPU
+follows requests. After a crash the next owner writes up to that interval
+again, which only raises entries to versions they already hold.
 
 The leader also runs full syncs from the store: when it starts, periodically,
 when the cache answers again after failures, whenever the cache is not ready
@@ -116,6 +121,7 @@ class CacheUpdater:
         readiness_check_interval_s: float = 1.0,
         fence: CacheFence | None = None,
         lease_ttl_s: float = 3.0,
+        commit_interval_s: float = 1.0,
     ) -> None:
         self._cache = cache
         # The feed's rows go to a cache that takes them as they are, else as balances.
@@ -146,6 +152,10 @@ class CacheUpdater:
         self._consumer = event_log.consumer(group_id, skip_lost_records=True)
         self._subscribed = False
         self._pending: _Batch | None = None
+        # Offsets past balances written to the cache and not yet committed, by partition.
+        self._written: dict[int, int] = {}
+        self._commit_interval_s = commit_interval_s
+        self._commit_due = 0.0  # monotonic
         self._feed_healthy = True
         self._sync_healthy = True
         # A fresh process may find a stale or empty cache.
@@ -183,6 +193,7 @@ class CacheUpdater:
         if self._pending is None:
             records = self._consumer.poll_batch(self._records_per_poll, timeout_s)
             if not records:
+                self._commit_written()  # idle: the group's offsets catch up
                 return 0
             polled = len(records)
             self._pending = _Batch()
@@ -203,13 +214,25 @@ class CacheUpdater:
             metrics.CACHE_UPDATE_FAILURES.inc()
             raise
         self._pending = None
-        self._consumer.commit(batch.next_offsets)
+        self._written.update(batch.next_offsets)
+        if time.monotonic() >= self._commit_due:
+            self._commit_written()
         metrics.CACHE_UPDATES.inc(len(batch.rows))
         if not self._feed_healthy:
             log.info("cache available again; scheduling a full sync")
             self._feed_healthy = True
             self.request_full_sync()
         return polled
+
+    def _commit_written(self, partitions: Sequence[int] | None = None) -> None:
+        """Commit the offsets past what was written (of ``partitions``, else all)."""
+        if partitions is None:
+            offsets, self._written = self._written, {}
+            self._commit_due = time.monotonic() + self._commit_interval_s
+        else:
+            offsets = {p: self._written.pop(p) for p in partitions if p in self._written}
+        if offsets:
+            self._consumer.commit(offsets)
 
     def _ensure_subscribed(self) -> None:
         if not self._subscribed:
@@ -230,6 +253,8 @@ class CacheUpdater:
         if self._pending is not None:
             for partition in partitions:
                 self._pending.next_offsets.pop(partition, None)
+        # What was written is ours to commit while the partitions are still ours.
+        self._commit_written(partitions)
         log.info("cache feed partitions revoked", partitions=list(partitions))
 
     # -- full syncs -----------------------------------------------------------
@@ -387,4 +412,5 @@ class CacheUpdater:
 
     def close(self) -> None:
         """Leave the group (after both loops returned); idempotent."""
+        self._commit_written()
         self._consumer.close()

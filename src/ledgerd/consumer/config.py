@@ -11,7 +11,7 @@ class ConsumerConfig:
     dlq_topic: str = "balance-changes-dlq"
     group_id: str = "balance-consumer-group"
     batch_max_messages: int = 200
-    batch_delay_s: float = 0.1
+    batch_delay_s: float = 0.05
     poll_timeout_s: float = 1.0
     max_retries: int = 3
     # Tries of a record whose decision raises before it is dead-lettered (counted durably).

@@ -35,6 +35,9 @@ log = structlog.get_logger(__name__)
 PartitionsChanged = Callable[[Sequence[int]], None]
 
 _LAG_REPORT_INTERVAL_S = 1.0
+# The log's copy of the positions is advisory (lag for Kafka's tools; the store's is the
+# real one): sent at most this often, not after every batch (a broker request each).
+_LOG_COMMIT_INTERVAL_S = 1.0
 
 
 class Intake:
@@ -63,6 +66,9 @@ class Intake:
         self._subscribed = False
         self._next_lag_report = 0.0
         self._lag = 0
+        # Store-committed positions the log has not been told yet (advisory copy).
+        self._uncommitted_in_log: dict[int, int] = {}
+        self._next_log_commit = 0.0
 
     @property
     def owned(self) -> list[int]:
@@ -84,6 +90,7 @@ class Intake:
 
     def close(self) -> None:
         """Leave the group (revoking every partition); idempotent."""
+        self._tell_log(force=True)
         self._consumer.close()
 
     # -- reading --------------------------------------------------------------
@@ -104,6 +111,7 @@ class Intake:
                     break
                 records += more
         self._report_lag()
+        self._tell_log()  # an idle consumer's last positions too
         for partition, offset in self._consumer.gaps().items():
             if partition in self._claims:
                 self._stop(
@@ -129,7 +137,16 @@ class Intake:
     def committed(self, positions: Sequence[PartitionClaim]) -> None:
         """The store committed these positions: remember them, and tell the log (advisory)."""
         self._claims.update({p.partition: p for p in positions})
-        self._consumer.commit({p.partition: p.next_offset for p in positions})
+        self._uncommitted_in_log.update({p.partition: p.next_offset for p in positions})
+        self._tell_log()
+
+    def _tell_log(self, *, force: bool = False) -> None:
+        """Commit the positions to the log if due (or ``force``); advisory."""
+        now = time.monotonic()
+        if self._uncommitted_in_log and (force or now >= self._next_log_commit):
+            offsets, self._uncommitted_in_log = self._uncommitted_in_log, {}
+            self._next_log_commit = now + _LOG_COMMIT_INTERVAL_S
+            self._consumer.commit(offsets)
 
     def rewind(self) -> list[int]:
         """Read every owned partition again from the store's position; returns them.
@@ -176,6 +193,12 @@ class Intake:
         return starts
 
     def _revoked(self, partitions: Sequence[int]) -> None:
+        # Still ours inside the callback: the log hears their last positions.
+        last = {
+            p: self._uncommitted_in_log.pop(p) for p in partitions if p in self._uncommitted_in_log
+        }
+        if last:
+            self._consumer.commit(last)
         for partition in partitions:
             self._claims.pop(partition, None)
             self._paused_until.pop(partition, None)
@@ -202,6 +225,7 @@ class Intake:
         log.warning("batch fenced", partitions=fenced, lost=lost, error=str(exc))
         for partition in lost:
             self._claims.pop(partition, None)
+            self._uncommitted_in_log.pop(partition, None)
             self._forget(partition)
         if lost:
             self._on_lost(lost)

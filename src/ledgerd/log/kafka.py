@@ -193,20 +193,31 @@ class KafkaLog:
         )
 
     def end_offsets(self, topic: str) -> Mapping[int, int]:
+        # One ListOffsets request for every partition (the "latest" timestamp: the end), not
+        # get_watermark_offsets per partition, which asks twice each (low, then high): the
+        # consumer's lag report and each process's operator page ask every second or two.
+        wanted = [
+            TopicPartition(topic, partition, _LATEST_TIMESTAMP)
+            for partition in range(self.partition_count)
+        ]
         with self._watermarks_lock:
             watermarks = self._watermark_consumer()
             try:
-                return {
-                    # Short: the consumer thread asks this between batches.
-                    partition: watermarks.get_watermark_offsets(
-                        TopicPartition(topic, partition), timeout=1.0
-                    )[1]
-                    for partition in range(self.partition_count)
-                }
+                # Short: the consumer thread asks this between batches.
+                found = watermarks.offsets_for_times(wanted, timeout=1.0)
             except KafkaException as exc:
-                raise LogUnavailable(f"kafka watermarks: {exc}") from exc
+                raise LogUnavailable(f"kafka end offsets of {topic}: {exc}") from exc
             finally:
                 watermarks.poll(0)  # delivers its queued log lines
+        ends: dict[int, int] = {}
+        for found_partition in found:
+            if found_partition.error is not None:
+                raise LogUnavailable(
+                    f"kafka end offset of {topic}[{found_partition.partition}]:"
+                    f" {found_partition.error}"
+                )
+            ends[found_partition.partition] = found_partition.offset
+        return ends
 
     def _watermark_consumer(self) -> Consumer:
         """The consumer that reads watermarks (never subscribes); hold the lock."""
@@ -352,6 +363,9 @@ def _watermark_offsets(consumer: Consumer, topic: str, partition: int) -> tuple[
                 raise
             time.sleep(0.1)
 
+
+# ListOffsets' timestamp for "the offset the next record will get" (Kafka's LATEST_TIMESTAMP).
+_LATEST_TIMESTAMP = -1
 
 # librdkafka's RD_KAFKA_PARTITION_UA: the partitioner chooses.
 _ANY_PARTITION = -1
