@@ -421,36 +421,22 @@ def test_commits_handed_off_are_published_without_reading_the_journal_or_flushin
     assert log.sequences(0) == all_sequences(journal, 0)
 
 
-def test_a_hand_off_with_rows_publishes_them_as_its_entries_without_making_entries() -> None:
-    """A commit handed off as rows (the consumer's column path) publishes the records its
-    entries would, in order, and no entry object is made for them."""
+@pytest.mark.parametrize("with_amount_texts", [False, True])
+def test_a_hand_off_with_rows_publishes_them_as_its_entries_without_making_entries(
+    with_amount_texts: bool,
+) -> None:
+    """A commit handed off as rows (the consumer's column path), with or without its
+    amounts as text (taken from the messages), publishes byte for byte the records its
+    entries would, each once, in order, and no entry object is made for them."""
     journal, log = CommitJournal(), CountingLog()
     events = handing_publisher(journal, log, {0})
     events.run_once(check_journal=False)
     for applied, rejected in ((3, 0), (2, 4), (5, 1)):
         committed = journal.commit(0, applied, rejected)
         rows = [row_of(entry) for entry in committed.entries]
-        events.hand_off(replace(committed, entries=Untouchable(len(rows)), rows=rows))
-        events.run_once(check_journal=False)
-    assert journal.reads == 1
-    events.run_until_idle()
-    expected = [encode_event(entry) for entry in journal.entries[0]]
-    assert [(r.key, r.value, r.headers) for r in log.records[0]] == expected
-
-
-def test_a_hand_off_with_amount_texts_publishes_the_records_its_entries_would() -> None:
-    """Rows handed off with their amounts as text (the column path's, from the messages)
-    publish byte for byte the records of their entries, each once, in order."""
-    journal, log = CommitJournal(), CountingLog()
-    events = handing_publisher(journal, log, {0})
-    events.run_once(check_journal=False)
-    for applied, rejected in ((3, 0), (2, 4), (5, 1)):
-        committed = journal.commit(0, applied, rejected)
-        rows = [row_of(entry) for entry in committed.entries]
-        texts = [format_amount(entry.amount) for entry in committed.entries]
-        events.hand_off(
-            replace(committed, entries=Untouchable(len(rows)), rows=rows, amount_texts=texts)
-        )
+        texts = [format_amount(e.amount) for e in committed.entries] if with_amount_texts else None
+        handed = replace(committed, entries=Untouchable(len(rows)), rows=rows)
+        events.hand_off(replace(handed, amount_texts=texts) if texts is not None else handed)
         events.run_once(check_journal=False)
     assert journal.reads == 1
     events.run_until_idle()
