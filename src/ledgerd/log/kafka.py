@@ -372,36 +372,49 @@ _ANY_PARTITION = -1
 
 
 class _Delivered:
-    """A record's delivery report, translated for ``on_delivery`` (slotted: one small
-    object per record, not a closure and its cells)."""
+    """Delivery reports translated for one ``on_delivery`` callback (slotted). A producer
+    keeps the one of the callback it was last given: a caller publishing a run of records
+    with the same callback makes one, not one per record."""
 
     __slots__ = ("_on_delivery", "_producer")
 
-    def __init__(self, producer: KafkaProducer, on_delivery: DeliveryCallback | None) -> None:
+    def __init__(self, producer: KafkaProducer, on_delivery: DeliveryCallback) -> None:
         self._producer = producer
         self._on_delivery = on_delivery
 
     def __call__(self, error: KafkaError | None, _: Message) -> None:
         if error is None:
-            if self._on_delivery is not None:
-                self._on_delivery(None)
+            self._on_delivery(None)
             return
         if error.fatal():
             self._producer.failed_fatally()
-        if self._on_delivery is not None:
-            self._on_delivery(LogUnavailable(f"kafka delivery: {error}"))
+        self._on_delivery(LogUnavailable(f"kafka delivery: {error}"))
 
 
 class KafkaProducer:
-    """LogProducer on confluent_kafka.Producer."""
+    """LogProducer on confluent_kafka.Producer.
+
+    A record published without ``on_delivery`` is queued without a delivery callback:
+    librdkafka then runs no Python for it. A fatal error still reaches the producer
+    (``error_cb``, served by ``poll``/``flush`` like delivery reports), and a gapless
+    producer turns every failure that could leave a gap into a fatal one, so a caller
+    that needs no per-record report learns of loss from ``flush``'s replacement and the
+    topic itself, as before."""
 
     def __init__(self, config: dict[str, Any]) -> None:
-        self._config = config
-        self._producer = Producer(config)
+        self._config = {**config, "error_cb": self._on_error}
+        self._producer = Producer(self._config)
         # Set by a fatal error (e.g. a gapless guarantee broken): librdkafka's producer
         # is then unusable and is replaced once its queue is empty.
         self._fatal = False
         self._closed = False
+        # The last callback and its translator, and the last tuple of headers and its list
+        # (confluent_kafka takes a list, not a tuple): callers repeat both record after
+        # record, so each is made once per run, not once per record.
+        self._callback: DeliveryCallback | None = None
+        self._delivered: _Delivered | None = None
+        self._headers: Sequence[tuple[str, bytes]] = ()
+        self._header_list: list[tuple[str, bytes]] = []
 
     def publish(
         self,
@@ -415,14 +428,30 @@ class KafkaProducer:
     ) -> None:
         if self._closed:
             raise LogUnavailable("producer is closed")
+        # None for either: librdkafka copies no headers, and runs no Python callback.
+        header_list = None
+        if isinstance(headers, list):
+            header_list = headers or None  # read during the call, not kept
+        elif headers:
+            # A tuple cannot change: the list made from it serves while it is repeated.
+            if headers is not self._headers:
+                self._headers, self._header_list = headers, list(headers)
+            header_list = self._header_list
+        delivered = None
+        if on_delivery is not None:
+            delivered, callback = self._delivered, self._callback
+            # Equal, not only the same: ``obj.method`` makes a new bound method each time.
+            if delivered is None or (on_delivery is not callback and on_delivery != callback):
+                delivered = self._delivered = _Delivered(self, on_delivery)
+                self._callback = on_delivery
         try:
             self._producer.produce(
                 topic,
                 value,
                 key,
                 partition=_ANY_PARTITION if partition is None else partition,
-                headers=list(headers),
-                on_delivery=_Delivered(self, on_delivery),
+                headers=header_list,
+                on_delivery=delivered,
             )
         except BufferError as exc:
             raise LogUnavailable("kafka producer queue is full") from exc
@@ -430,6 +459,14 @@ class KafkaProducer:
             if exc.args[0].fatal():
                 self._fatal = True
             raise LogUnavailable(f"kafka produce: {exc}") from exc
+
+    def _on_error(self, error: KafkaError) -> None:
+        """librdkafka's client-level errors (on ``poll``/``flush``). Logged as librdkafka
+        logs them when no callback is set; a fatal one marks the instance failed."""
+        # _FATAL as well: a client that does not unwrap the fatal error hands over that.
+        if error.fatal() or error.code() == KafkaError._FATAL:
+            self._fatal = True
+        _LIBRDKAFKA_LOG.error("producer error: %s", error)
 
     def failed_fatally(self) -> None:
         """A delivery report said the instance failed: the next ``flush`` replaces it."""
