@@ -376,19 +376,19 @@ class _Delivered:
     keeps the one of the callback it was last given: a caller publishing a run of records
     with the same callback makes one, not one per record."""
 
-    __slots__ = ("_on_delivery", "_producer")
+    __slots__ = ("_producer", "on_delivery")
 
     def __init__(self, producer: KafkaProducer, on_delivery: DeliveryCallback) -> None:
         self._producer = producer
-        self._on_delivery = on_delivery
+        self.on_delivery = on_delivery
 
     def __call__(self, error: KafkaError | None, _: Message) -> None:
         if error is None:
-            self._on_delivery(None)
+            self.on_delivery(None)
             return
         if error.fatal():
             self._producer.failed_fatally()
-        self._on_delivery(LogUnavailable(f"kafka delivery: {error}"))
+        self.on_delivery(LogUnavailable(f"kafka delivery: {error}"))
 
 
 class KafkaProducer:
@@ -408,13 +408,12 @@ class KafkaProducer:
         # is then unusable and is replaced once its queue is empty.
         self._fatal = False
         self._closed = False
-        # The last callback and its translator, and the last tuple of headers and its list
+        # The translator of the last callback, and the last tuple of headers with its list
         # (confluent_kafka takes a list, not a tuple): callers repeat both record after
-        # record, so each is made once per run, not once per record.
-        self._callback: DeliveryCallback | None = None
+        # record, so each is made once per run, not once per record. Each is one
+        # attribute, read and replaced whole, should two threads share the producer.
         self._delivered: _Delivered | None = None
-        self._headers: Sequence[tuple[str, bytes]] = ()
-        self._header_list: list[tuple[str, bytes]] = []
+        self._listed: tuple[Sequence[tuple[str, bytes]], list[tuple[str, bytes]]] = ((), [])
 
     def publish(
         self,
@@ -434,16 +433,18 @@ class KafkaProducer:
             header_list = headers or None  # read during the call, not kept
         elif headers:
             # A tuple cannot change: the list made from it serves while it is repeated.
-            if headers is not self._headers:
-                self._headers, self._header_list = headers, list(headers)
-            header_list = self._header_list
+            listed = self._listed
+            if headers is not listed[0]:
+                listed = self._listed = (headers, list(headers))
+            header_list = listed[1]
         delivered = None
         if on_delivery is not None:
-            delivered, callback = self._delivered, self._callback
+            delivered = self._delivered
             # Equal, not only the same: ``obj.method`` makes a new bound method each time.
-            if delivered is None or (on_delivery is not callback and on_delivery != callback):
+            if delivered is None or (
+                on_delivery is not delivered.on_delivery and on_delivery != delivered.on_delivery
+            ):
                 delivered = self._delivered = _Delivered(self, on_delivery)
-                self._callback = on_delivery
         try:
             self._producer.produce(
                 topic,
