@@ -431,12 +431,14 @@ class KafkaProducer:
         header_list = None
         if isinstance(headers, list):
             header_list = headers or None  # read during the call, not kept
-        elif headers:
+        elif isinstance(headers, tuple):
             # A tuple cannot change: the list made from it serves while it is repeated.
             listed = self._listed
             if headers is not listed[0]:
                 listed = self._listed = (headers, list(headers))
-            header_list = listed[1]
+            header_list = listed[1] or None
+        else:
+            header_list = list(headers) or None
         delivered = None
         if on_delivery is not None:
             delivered = self._delivered
