@@ -367,6 +367,9 @@ def _watermark_offsets(consumer: Consumer, topic: str, partition: int) -> tuple[
 # ListOffsets' timestamp for "the offset the next record will get" (Kafka's LATEST_TIMESTAMP).
 _LATEST_TIMESTAMP = -1
 
+# Headers as confluent_kafka takes them.
+_HeaderList = list[tuple[str, str | bytes | None]]
+
 # librdkafka's RD_KAFKA_PARTITION_UA: the partitioner chooses.
 _ANY_PARTITION = -1
 
@@ -413,7 +416,7 @@ class KafkaProducer:
         # record, so each is made once per run, not once per record. Each is one
         # attribute, read and replaced whole, should two threads share the producer.
         self._delivered: _Delivered | None = None
-        self._listed: tuple[Sequence[tuple[str, bytes]], list[tuple[str, bytes]]] = ((), [])
+        self._listed: tuple[Sequence[tuple[str, bytes]], _HeaderList] = ((), [])
 
     def publish(
         self,
@@ -428,7 +431,7 @@ class KafkaProducer:
         if self._closed:
             raise LogUnavailable("producer is closed")
         # None for either: librdkafka copies no headers, and runs no Python callback.
-        header_list = None
+        header_list: _HeaderList | None = None
         if isinstance(headers, list):
             header_list = headers or None  # read during the call, not kept
         elif isinstance(headers, tuple):
