@@ -123,6 +123,32 @@ def test_unpartitioned_publish_uses_kafkas_murmur2_of_the_key(
     assert {r.key: r.partition for r in records} == {k: (murmur2(k) & 0x7FFFFFFF) % 3 for k in keys}
 
 
+def test_each_record_keeps_its_own_headers_and_reports_reach_their_callbacks(
+    event_log: EventLog, topic: str
+) -> None:
+    """Repeated and changing headers (tuples, lists, none) each land with their record;
+    records without a callback are delivered too; every callback gets its own reports."""
+    event_log.ensure_topics([topic])
+    producer = event_log.producer(gapless=True)
+    schema, other = (("schema", b"a"),), (("schema", b"b"), ("x", b"1"))
+    sent = [schema, schema, other, [("mac", b"m")], (), schema]
+    firsts: list[Exception | None] = []
+    seconds: list[Exception | None] = []
+    for i, headers in enumerate(sent):
+        on_delivery = None if i == 4 else firsts.append if i < 3 else seconds.append
+        producer.publish(
+            topic, b"k", f"v{i}".encode(), partition=0, headers=headers, on_delivery=on_delivery
+        )
+    assert producer.flush(30.0) == 0
+    producer.close()
+    assert (firsts, seconds) == ([None] * 3, [None] * 2)
+    consumer, _ = subscribe(event_log, topic)
+    records = read_all(consumer, len(sent))
+    consumer.close()
+    assert [r.value for r in records] == [f"v{i}".encode() for i in range(len(sent))]
+    assert [tuple(r.headers) for r in records] == [tuple(h) for h in sent]
+
+
 def test_ensure_topics_twice_keeps_existing_records(event_log: EventLog, topic: str) -> None:
     """Creating an existing topic again is harmless and loses nothing."""
     event_log.ensure_topics([topic])

@@ -1,5 +1,6 @@
 """The Kafka log's own logic, librdkafka faked: watermark reads wait out a leader election,
-and a producer that failed fatally is replaced once its queue is empty."""
+a producer that failed fatally is replaced once its queue is empty, and publishing makes
+no objects per record that a run of records can share."""
 
 from __future__ import annotations
 
@@ -67,13 +68,14 @@ class FatalError:
 
 class FakeProducer:
     """librdkafka's Producer: queues records; ``fail_fatally`` fails them all the way a
-    fatal error does."""
+    fatal error does (the error callback, then each record's delivery callback)."""
 
     made: ClassVar[list[FakeProducer]] = []
 
     def __init__(self, config: dict[str, object]) -> None:
         self.config = config
         self.queued: list[object] = []
+        self.headers: list[object] = []
         self.purged = False
         FakeProducer.made.append(self)
 
@@ -88,10 +90,13 @@ class FakeProducer:
         **extra: object,
     ) -> None:
         self.queued.append(on_delivery)
+        self.headers.append(headers)
 
     def fail_fatally(self) -> None:
+        self.config["error_cb"](FatalError())  # type: ignore[operator]
         for callback in self.queued:
-            callback(FatalError(), None)  # type: ignore[operator]
+            if callback is not None:
+                callback(FatalError(), None)  # type: ignore[operator]
         self.queued.clear()
 
     def flush(self, timeout: float) -> int:
@@ -173,6 +178,82 @@ def test_a_fatally_failed_producer_fails_what_it_still_holds(
     producer.publish("events", b"k", b"2", partition=0)  # queued on the failed instance
     assert producer.flush(1.0) == 0
     assert first.purged and len(fake_producers) == 2
+
+
+def test_a_fatal_error_without_delivery_callbacks_still_replaces_the_producer(
+    fake_producers: list[FakeProducer],
+) -> None:
+    """Records published without ``on_delivery`` carry no callback; the fatal error reaches
+    the producer through librdkafka's error callback, and the next flush replaces it."""
+    producer = kafka.KafkaLog("kafka:9092").producer(gapless=True)
+    producer.publish("events", b"k", b"1", partition=0)
+    first = fake_producers[0]
+    assert first.queued == [None]
+    first.fail_fatally()
+    assert producer.flush(1.0) == 0
+    assert len(fake_producers) == 2
+    assert fake_producers[1].config["error_cb"] == first.config["error_cb"]
+
+
+@pytest.mark.parametrize(
+    ("code", "replaced"), [(KafkaError._FATAL, True), (KafkaError._ALL_BROKERS_DOWN, False)]
+)
+def test_a_client_error_replaces_the_producer_only_if_fatal(
+    fake_producers: list[FakeProducer],
+    caplog: pytest.LogCaptureFixture,
+    code: int,
+    replaced: bool,
+) -> None:
+    """librdkafka's error callback with _FATAL (the code a client gets when it does not
+    unwrap the fatal error) marks the producer failed; a passing error is only logged."""
+    producer = kafka.KafkaLog("kafka:9092").producer(gapless=True)
+    with caplog.at_level(logging.ERROR, logger="confluent_kafka"):
+        fake_producers[0].config["error_cb"](KafkaError(code))  # type: ignore[operator]
+    assert producer.flush(1.0) == 0
+    assert len(fake_producers) == (2 if replaced else 1)
+    logged = [r.levelno for r in caplog.records if r.name == "confluent_kafka"]
+    assert logged == [logging.ERROR]
+
+
+def test_a_run_of_records_with_one_callback_shares_its_translator(
+    fake_producers: list[FakeProducer],
+) -> None:
+    """The same ``on_delivery`` for many records makes one delivery translator, not one per
+    record; another callback gets its own; each report still reaches its callback."""
+    producer = kafka.KafkaLog("kafka:9092").producer(gapless=True)
+    reports: list[Exception | None] = []
+    others: list[Exception | None] = []
+    for value in (b"1", b"2", b"3"):
+        producer.publish("events", b"k", value, partition=0, on_delivery=reports.append)
+    producer.publish("events", b"k", b"4", partition=0, on_delivery=others.append)
+    producer.publish("events", b"k", b"5", partition=0, on_delivery=reports.append)
+    queued = fake_producers[0].queued
+    assert queued[0] is queued[1] is queued[2]
+    assert len({id(callback) for callback in queued}) == 3
+    for callback in queued:
+        callback(None, None)  # type: ignore[operator]
+    assert (reports, others) == ([None] * 4, [None])
+
+
+def test_headers_are_handed_over_without_a_copy_per_record(
+    fake_producers: list[FakeProducer],
+) -> None:
+    """A tuple of headers repeated record after record becomes one list; a list is passed
+    as it is; no headers are passed as None (librdkafka copies nothing)."""
+    producer = kafka.KafkaLog("kafka:9092").producer()
+    shared = (("schema", b"event"),)
+    signed = [("ledgerd-mac", b"ab")]
+    producer.publish("t", b"k", b"1", partition=0, headers=shared)
+    producer.publish("t", b"k", b"2", partition=0, headers=shared)
+    producer.publish("t", b"k", b"3", partition=0, headers=signed)
+    producer.publish("t", b"k", b"4", partition=0, headers=(("schema", b"other"),))
+    producer.publish("t", b"k", b"5", partition=0)
+    producer.publish("t", b"k", b"6", partition=0, headers=[])
+    sent = fake_producers[0].headers
+    assert sent[0] is sent[1] and sent[0] == [("schema", b"event")]
+    assert sent[2] is signed
+    assert sent[3] == [("schema", b"other")]
+    assert sent[4:] == [None, None]
 
 
 def test_closing_drops_what_the_log_never_took(fake_producers: list[FakeProducer]) -> None:

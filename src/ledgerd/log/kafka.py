@@ -367,41 +367,56 @@ def _watermark_offsets(consumer: Consumer, topic: str, partition: int) -> tuple[
 # ListOffsets' timestamp for "the offset the next record will get" (Kafka's LATEST_TIMESTAMP).
 _LATEST_TIMESTAMP = -1
 
+# Headers as confluent_kafka takes them.
+_HeaderList = list[tuple[str, str | bytes | None]]
+
 # librdkafka's RD_KAFKA_PARTITION_UA: the partitioner chooses.
 _ANY_PARTITION = -1
 
 
 class _Delivered:
-    """A record's delivery report, translated for ``on_delivery`` (slotted: one small
-    object per record, not a closure and its cells)."""
+    """Delivery reports translated for one ``on_delivery`` callback (slotted). A producer
+    keeps the one of the callback it was last given: a caller publishing a run of records
+    with the same callback makes one, not one per record."""
 
-    __slots__ = ("_on_delivery", "_producer")
+    __slots__ = ("_producer", "on_delivery")
 
-    def __init__(self, producer: KafkaProducer, on_delivery: DeliveryCallback | None) -> None:
+    def __init__(self, producer: KafkaProducer, on_delivery: DeliveryCallback) -> None:
         self._producer = producer
-        self._on_delivery = on_delivery
+        self.on_delivery = on_delivery
 
     def __call__(self, error: KafkaError | None, _: Message) -> None:
         if error is None:
-            if self._on_delivery is not None:
-                self._on_delivery(None)
+            self.on_delivery(None)
             return
         if error.fatal():
             self._producer.failed_fatally()
-        if self._on_delivery is not None:
-            self._on_delivery(LogUnavailable(f"kafka delivery: {error}"))
+        self.on_delivery(LogUnavailable(f"kafka delivery: {error}"))
 
 
 class KafkaProducer:
-    """LogProducer on confluent_kafka.Producer."""
+    """LogProducer on confluent_kafka.Producer.
+
+    A record published without ``on_delivery`` is queued without a delivery callback:
+    librdkafka then runs no Python for it. A fatal error still reaches the producer
+    (``error_cb``, served by ``poll``/``flush`` like delivery reports), and a gapless
+    producer turns every failure that could leave a gap into a fatal one, so a caller
+    that needs no per-record report learns of loss from ``flush``'s replacement and the
+    topic itself, as before."""
 
     def __init__(self, config: dict[str, Any]) -> None:
-        self._config = config
-        self._producer = Producer(config)
+        self._config = {**config, "error_cb": self._on_error}
+        self._producer = Producer(self._config)
         # Set by a fatal error (e.g. a gapless guarantee broken): librdkafka's producer
         # is then unusable and is replaced once its queue is empty.
         self._fatal = False
         self._closed = False
+        # The translator of the last callback, and the last tuple of headers with its list
+        # (confluent_kafka takes a list, not a tuple): callers repeat both record after
+        # record, so each is made once per run, not once per record. Each is one
+        # attribute, read and replaced whole, should two threads share the producer.
+        self._delivered: _Delivered | None = None
+        self._listed: tuple[Sequence[tuple[str, bytes]], _HeaderList] = ((), [])
 
     def publish(
         self,
@@ -415,14 +430,34 @@ class KafkaProducer:
     ) -> None:
         if self._closed:
             raise LogUnavailable("producer is closed")
+        # None for either: librdkafka copies no headers, and runs no Python callback.
+        header_list: _HeaderList | None = None
+        if isinstance(headers, list):
+            header_list = headers or None  # read during the call, not kept
+        elif isinstance(headers, tuple):
+            # A tuple cannot change: the list made from it serves while it is repeated.
+            listed = self._listed
+            if headers is not listed[0]:
+                listed = self._listed = (headers, list(headers))
+            header_list = listed[1] or None
+        else:
+            header_list = list(headers) or None
+        delivered = None
+        if on_delivery is not None:
+            delivered = self._delivered
+            # Equal, not only the same: ``obj.method`` makes a new bound method each time.
+            if delivered is None or (
+                on_delivery is not delivered.on_delivery and on_delivery != delivered.on_delivery
+            ):
+                delivered = self._delivered = _Delivered(self, on_delivery)
         try:
             self._producer.produce(
                 topic,
                 value,
                 key,
                 partition=_ANY_PARTITION if partition is None else partition,
-                headers=list(headers),
-                on_delivery=_Delivered(self, on_delivery),
+                headers=header_list,
+                on_delivery=delivered,
             )
         except BufferError as exc:
             raise LogUnavailable("kafka producer queue is full") from exc
@@ -430,6 +465,14 @@ class KafkaProducer:
             if exc.args[0].fatal():
                 self._fatal = True
             raise LogUnavailable(f"kafka produce: {exc}") from exc
+
+    def _on_error(self, error: KafkaError) -> None:
+        """librdkafka's client-level errors (on ``poll``/``flush``). Logged as librdkafka
+        logs them when no callback is set; a fatal one marks the instance failed."""
+        # _FATAL as well: a client that does not unwrap the fatal error hands over that.
+        if error.fatal() or error.code() == KafkaError._FATAL:
+            self._fatal = True
+        _LIBRDKAFKA_LOG.error("producer error: %s", error)
 
     def failed_fatally(self) -> None:
         """A delivery report said the instance failed: the next ``flush`` replaces it."""
