@@ -57,8 +57,9 @@ STALE_GROUP_MIN_AGE_MS = 120_000
 # lingers cost the broker less per record (ledgerd.log.kafka) but add to every change's
 # time until applied. 50 ms with the consumer's batch delay at 50 (was 20 and 100): under
 # change-single the relay's produce requests 87 -> 50 a second and the consumer's fetches
-# 68 -> 46, consumer commits 12.6 -> 18.6 a second; wait=true (8 clients, one process)
-# p50 141-145 -> 124 ms: the consumer's top-up was most of that wait (issue 22).
+# 68 -> 46, consumer commits 12.6 -> 18.6 a second. wait=true (8 clients) p50 measured
+# 141-145 -> 124 ms on a quiet machine and 168 -> 165 ms on a loaded one: no worse, since
+# the consumer's top-up was most of that wait (issue 22).
 PUBLISH_LINGER_MS = 50
 # How often the sweep counts the rows in flight for the metrics (a scan of the outbox).
 COUNT_INTERVAL_S = 15.0
