@@ -22,7 +22,7 @@ def bench(tmp_path: Path, *args: str) -> tuple[Any, str]:
     result = tmp_path / "result.json"
     finished = subprocess.run(
         ledgerd_command("bench", "--duration", "1", "--workdir", str(tmp_path / "work"),
-                        "--idle-window", "0.5", "--json", str(result), *args),
+                        "--idle-window", "0.5", "--warmup", "0.5", "--json", str(result), *args),
         capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert finished.returncode == 0, finished.stderr + finished.stdout

@@ -12,6 +12,7 @@ import pytest
 
 from ledgerd.bench import report, scenarios
 from ledgerd.bench.names import SCENARIOS
+from ledgerd.bench.scenarios import calls
 from ledgerd.cli import build_parser, main
 from ledgerd.cli.benchmark import api_worker_counts
 
@@ -102,8 +103,8 @@ def test_runs_repeat_every_scenario_run_after_run_and_number_the_rows(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """--runs 2 runs the scenario list twice in turn (echo, apply, echo, apply), each row
-    carrying its run number into the JSON; --idle-window and --journal-rows reach the
-    scenarios' options."""
+    carrying its run number into the JSON; --idle-window, --warmup and --journal-rows reach
+    the scenarios' options."""
     seen: list[scenarios.Options] = []
 
     def record(options: scenarios.Options) -> dict[str, Any]:
@@ -115,10 +116,10 @@ def test_runs_repeat_every_scenario_run_after_run_and_number_the_rows(
     monkeypatch.setattr(report, "ratios", lambda results: [])
     result = tmp_path / "runs.json"
     argv = ["--scenario", "echo,apply", "--stack", "embedded", "--workdir", str(tmp_path)]
-    argv += ["--runs", "2", "--idle-window", "0.5", "--journal-rows", "1000"]
+    argv += ["--runs", "2", "--idle-window", "0.5", "--warmup", "1.5", "--journal-rows", "1000"]
     assert main(["bench", *argv, "--json", str(result)]) == 0
     assert [o.scenario for o in seen] == ["echo", "apply", "echo", "apply"]
-    assert {(o.idle_window_s, o.journal_rows) for o in seen} == {(0.5, 1000)}
+    assert {(o.idle_window_s, o.warmup_s, o.journal_rows) for o in seen} == {(0.5, 1.5, 1000)}
     rows = json.loads(result.read_text())
     assert [(r["scenario"], r["run"]) for r in rows] == [
         ("echo", 1), ("apply", 1), ("echo", 2), ("apply", 2),
@@ -146,3 +147,23 @@ def test_apply_large_needs_one_mariadb_journal(
     assert main(["bench", "--stack", "embedded", *workdir]) == 0
     assert seen == [name for name in SCENARIOS if name != "apply-large"]
     assert "skipping apply-large" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("warmup_s", [0.0, 1.5])
+def test_a_warm_up_drives_the_scenarios_own_calls_for_its_seconds_unless_none(
+    monkeypatch: pytest.MonkeyPatch, warmup_s: float
+) -> None:
+    """warm_up runs the measured load's calls, at its concurrency, for --warmup seconds
+    (and nothing at 0); the scenario's own duration is left as it was."""
+    driven: list[tuple[float, str, int]] = []
+
+    async def drive(options: scenarios.Options, target: str, make_call: Any, label: str,
+                    concurrency: int) -> None:  # fmt: skip
+        assert (target, make_call) == ("127.0.0.1:1", "the calls")
+        driven.append((options.duration_s, label, concurrency))
+
+    monkeypatch.setattr(calls, "drive", drive)
+    options = scenarios.Options(scenario="change-single", duration_s=10.0, warmup_s=warmup_s)
+    calls.warm_up(options, "127.0.0.1:1", "the calls", 64)  # type: ignore[arg-type]
+    assert driven == ([(1.5, "warm-up", 64)] if warmup_s else [])
+    assert options.duration_s == 10.0

@@ -325,10 +325,13 @@ def cpu_markdown(results: Sequence[Result]) -> list[str]:
         " Kafka and Redis found by their listening ports; the load generator is not"
         " counted. The backends' idle rate, sampled for a few seconds before each scenario"
         " started its servers, is subtracted; what else uses a shared backend during a"
-        " scenario stays in its figure (the spread over runs shows it). Change scenarios"
-        " are measured until every"
-        " accepted change has an outcome; apply from the consumer's start to its last"
-        " change. x echo: the total over the echo server's CPU per call in the same run."
+        " scenario stays in its figure (the spread over runs shows it). Echo, read and"
+        " the change scenarios first run their own load unmeasured for a few seconds"
+        " (--warmup; a change scenario's then applied): a fresh server's first calls and"
+        " the broker's JIT compiling are start-up costs. Change scenarios are measured"
+        " until every accepted change has an outcome; apply from the consumer's start to"
+        " its last change. x echo: the total over the echo server's CPU per call in the"
+        " same run."
         + (
             f" Each figure is the median of {runs} runs, the lowest and highest in brackets."
             if runs > 1

@@ -75,6 +75,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             partitions=args.partitions,
             events=args.events == "on",
             idle_window_s=args.idle_window,
+            warmup_s=args.warmup,
             journal_rows=args.journal_rows,
         )
         result = scenarios.run(options)
@@ -204,6 +205,13 @@ def _add_bench_arguments(bench: argparse.ArgumentParser) -> None:
         default=1,
         help="run the scenarios this many times (each run in turn); reports give the median"
         " and the spread",
+    )
+    bench.add_argument(
+        "--warmup",
+        type=float,
+        default=3.0,
+        help="seconds of each call scenario's load (echo, read, change-*) run before its"
+        " measured window, then drained; not counted (0: none)",
     )
     bench.add_argument(
         "--idle-window",

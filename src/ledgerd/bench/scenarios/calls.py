@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -41,6 +43,21 @@ async def drive(
     finally:
         for channel in channels:
             await channel.close(None)
+
+
+def warm_up(
+    options: Options,
+    target: str,
+    make_call: Callable[[Any], Callable[[int], Any]],
+    concurrency: int,
+) -> None:
+    """The scenario's own load for ``options.warmup_s``, before its measured window and
+    not counted (nothing when 0). A change scenario waits for these changes' outcomes
+    itself, so that applying them is not billed to the measured ones."""
+    if options.warmup_s <= 0:
+        return
+    warm = dataclasses.replace(options, duration_s=options.warmup_s)
+    asyncio.run(drive(warm, target, make_call, "warm-up", concurrency))
 
 
 def single_changes(factory: ChangeFactory) -> Callable[[Any], Callable[[int], Any]]:

@@ -8,7 +8,7 @@ import asyncio
 from ledgerd.bench.cpu import CpuMeter
 from ledgerd.bench.names import run_label
 from ledgerd.bench.pipeline import PipelineProbe, follow_to_the_end
-from ledgerd.bench.scenarios.calls import batches, drive, single_changes
+from ledgerd.bench.scenarios.calls import batches, drive, single_changes, warm_up
 from ledgerd.bench.scenarios.common import (
     Options,
     Ran,
@@ -20,6 +20,9 @@ from ledgerd.bench.scenarios.common import (
     watched,
 )
 from ledgerd.bench.workload import Accounts, ChangeFactory
+
+# The warm-up's changes are applied before the measured window opens, within this.
+WARMUP_DRAIN_TIMEOUT_S = 300.0
 
 
 def run(options: Options, _: Accounts, factory: ChangeFactory, meter: CpuMeter) -> Ran:
@@ -36,6 +39,9 @@ def run(options: Options, _: Accounts, factory: ChangeFactory, meter: CpuMeter) 
                 batches(factory, options.batch),
                 max(1, min(options.concurrency, 8)),
             )
+        warm_up(options, server.target, calls, concurrency)
+        if not probe.wait_for_outcomes(WARMUP_DRAIN_TIMEOUT_S):
+            raise RuntimeError(f"the warm-up's changes not applied in {WARMUP_DRAIN_TIMEOUT_S} s")
         probe.consumer_lag()  # connects to the log now, not in the moment the load stops
         label = run_label(options.scenario, options.workers)
         meter.start(watched(servers))

@@ -48,6 +48,10 @@ class Options:
     events: bool = True
     # Seconds the backends' idle CPU rate is sampled before the scenario (0: not subtracted).
     idle_window_s: float = 3.0
+    # Seconds of the scenario's own load before its measured window (echo, read, change-*):
+    # a fresh server's first calls, and the broker's JIT compiling its hot paths anew in
+    # each new connection's shape, are start-up costs, not what an operation costs.
+    warmup_s: float = 3.0
     # apply-large: journal rows written straight into the store before the consumer starts.
     journal_rows: int = 5_000_000
 

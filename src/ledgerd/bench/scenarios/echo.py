@@ -10,7 +10,7 @@ import sys
 import time
 
 from ledgerd.bench.cpu import CpuMeter, Watched
-from ledgerd.bench.scenarios.calls import drive, single_changes
+from ledgerd.bench.scenarios.calls import drive, single_changes, warm_up
 from ledgerd.bench.scenarios.common import Options, Ran
 from ledgerd.bench.workload import Accounts, ChangeFactory
 from ledgerd.launch.serve_process import free_port
@@ -23,6 +23,7 @@ def run(options: Options, _: Accounts, factory: ChangeFactory, meter: CpuMeter) 
         _wait_listening(echo, port, timeout_s=30)
         target = f"127.0.0.1:{port}"
         calls = single_changes(factory)
+        warm_up(options, target, calls, options.concurrency)
         meter.start([Watched("echo server", echo.pid)])
         measured = asyncio.run(drive(options, target, calls, "echo", options.concurrency))
         meter.stop(measured.operations)
