@@ -105,7 +105,8 @@ class Settings(BaseSettings):
     accept_batch_max_rows: int = Field(10_000, ge=1, le=1_000_000)
     accept_queue_max_changes: int = Field(200_000, ge=1)
     # Under concurrent load, group commits begin at most this often (0: at once).
-    accept_commit_interval_ms: float = Field(5.0, ge=0, le=1000)
+    # ledgerd.outbox.acceptor.COMMIT_INTERVAL_S says why 20.
+    accept_commit_interval_ms: float = Field(20.0, ge=0, le=1000)
     relay_batch_max_messages: int = Field(10_000, ge=1)
     relay_sweep_interval_s: float = Field(1.0, gt=0)
     # Rows older than this without an outcome are published again (and finished ones are
