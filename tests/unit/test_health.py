@@ -176,3 +176,42 @@ def test_askers_within_the_max_age_share_one_check_and_a_later_one_pings_again()
     assert all(answer.serving for answer in answers[:4])
     assert not answers[4].ready
     assert answers[4].components["store"] == "unavailable: database gone"
+
+
+def test_a_check_still_running_on_another_loop_does_not_hold_up_this_loops_check() -> None:
+    """A check begun on one event loop and not finished there (a loop stopped or closed
+    mid-check) is never awaited from another: that loop runs its own check and answers."""
+    pings: list[str] = []
+    checker = HealthChecker(
+        API_ONLY,
+        Supervisor(),
+        store_ping=lambda: pings.append("store"),
+        log_ping=ok,
+        cache_ping=ok,
+        shared_cache=True,
+    )
+    original = checker._check_now
+    gate = asyncio.Event()
+
+    async def held() -> Health:
+        await gate.wait()
+        return await original()
+
+    async def begin() -> tuple[asyncio.Future[Health], asyncio.Future[Health]]:
+        checker._check_now = held  # type: ignore[method-assign]
+        asking = asyncio.ensure_future(checker.check())
+        await asyncio.sleep(0)
+        checker._check_now = original  # type: ignore[method-assign]
+        assert checker._running is not None
+        return asking, checker._running
+
+    first_loop = asyncio.new_event_loop()
+    try:
+        asking, running = first_loop.run_until_complete(begin())
+        health = asyncio.run(asyncio.wait_for(checker.check(), timeout=5))
+        assert health.serving and pings == ["store"] and not running.done()
+        gate.set()  # the first loop's check ends too, when that loop runs again
+        assert first_loop.run_until_complete(asking).serving
+        assert pings == ["store", "store"]
+    finally:
+        first_loop.close()

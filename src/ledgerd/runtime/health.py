@@ -133,17 +133,22 @@ class HealthChecker:
         began = self._clock()
         if self._last is not None and began - self._last[0] < self._max_age_s:
             return self._last[1]
-        if self._running is None:
-            running = asyncio.ensure_future(self._check_now())
-            running.add_done_callback(lambda _: self._finished(began))
+        loop = asyncio.get_running_loop()
+        running = self._running
+        # A check left unfinished by another event loop (one closed mid-check) can never
+        # be awaited here: this loop starts its own.
+        if running is None or running.get_loop() is not loop:
+            running = loop.create_task(self._check_now())
+            running.add_done_callback(lambda done: self._finished(done, began))
             self._running = running
         # Shielded: one caller giving up (a probe's timeout) must not cancel the others'.
-        return await asyncio.shield(self._running)
+        return await asyncio.shield(running)
 
-    def _finished(self, began: float) -> None:
-        running, self._running = self._running, None
-        if running is not None and not running.cancelled() and running.exception() is None:
-            self._last = (began, running.result())
+    def _finished(self, done: asyncio.Future[Health], began: float) -> None:
+        if self._running is done:
+            self._running = None
+        if not done.cancelled() and done.exception() is None:
+            self._last = (began, done.result())
 
     async def _check_now(self) -> Health:
         components: dict[str, str] = {}
