@@ -65,6 +65,7 @@ from ledgerd.outcomes import OutcomeHub
 from ledgerd.runtime.supervisor import Lifeline
 from ledgerd.store.base import DeadLettered, PartitionClaim, Store
 from ledgerd.support import failpoints
+from ledgerd.support.threadnames import name_os_thread
 
 __all__ = ["BatchConsumer", "ConsumerConfig"]
 
@@ -127,7 +128,9 @@ class BatchConsumer:
         self._publisher = CommitPublisher(cache, self._memory, feed, outcomes, on_committed)
         self._lifeline: Lifeline | None = None
         # One commit at a time, on its own thread, so the next batch is read meanwhile.
-        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="consumer-commit")
+        self._committer = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="consumer-commit", initializer=name_os_thread
+        )
         self._in_flight: _Decided | None = None
         # Partition -> the offset at which a decision failure is counted in the store: the
         # commit that moves past it forgets the count. Read again at every rewind.

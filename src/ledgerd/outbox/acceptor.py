@@ -28,6 +28,7 @@ from ledgerd.outbox.planning import Acceptance, GroupPlan, plan_acceptance
 from ledgerd.runtime.supervisor import Lifeline
 from ledgerd.store.base import Store
 from ledgerd.support import failpoints
+from ledgerd.support.threadnames import name_os_thread
 
 log = structlog.get_logger(__name__)
 
@@ -316,6 +317,7 @@ class _CommitThread:
             self._thread = None
 
     def _main(self) -> None:
+        name_os_thread()
         while (job := self._jobs.get()) is not None:
             loop, done, batch = job
             try:

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from ledgerd import metrics
+from ledgerd.support.threadnames import name_os_thread
 
 log = structlog.get_logger(__name__)
 
@@ -355,6 +356,7 @@ class Supervisor:
     # -- running --------------------------------------------------------------
     def _thread_main(self, component: _Component) -> None:
         assert component.thread_run is not None
+        name_os_thread(component.name)
         lifeline = component.lifeline
         while not lifeline.stopping:
             try:
