@@ -356,7 +356,7 @@ class Supervisor:
     # -- running --------------------------------------------------------------
     def _thread_main(self, component: _Component) -> None:
         assert component.thread_run is not None
-        name_os_thread(component.name)
+        name_os_thread()  # the thread is named after its component
         lifeline = component.lifeline
         while not lifeline.stopping:
             try:

@@ -9,7 +9,6 @@ start; Linux keeps the first 15 bytes. Elsewhere, or without a C library, nothin
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import sys
 import threading
 from collections.abc import Callable
@@ -21,11 +20,14 @@ _NAME_BYTES = 15
 def _load_prctl() -> Callable[..., int] | None:
     if not sys.platform.startswith("linux"):
         return None
+    # The process's own symbols, libc's among them: ``ctypes.util.find_library`` would run
+    # ldconfig in a subprocess at every import (13 ms here). PyDLL keeps the GIL for the
+    # call: a CDLL call releases it, and a thread that let go of it before its first loop
+    # could be stopped (supervisor.stop_all right after start) without ever running.
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    except OSError:
+        prctl: Callable[..., int] = ctypes.PyDLL(None).prctl
+    except (OSError, AttributeError):
         return None
-    prctl: Callable[..., int] = libc.prctl
     return prctl
 
 
