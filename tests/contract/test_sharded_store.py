@@ -51,16 +51,19 @@ def commit_one_each(store: ShardedStore) -> None:
 def test_rows_of_partition_p_exist_only_in_shard_p_mod_2(sharded: ShardedStore) -> None:
     """Balances, journal, rejections, outbox rows and offsets of a partition are in its
     shard and nowhere else."""
-    commit_one_each(sharded)
     zero, one = sharded.shards
+    waiting = [request(30 + p, user=u) for p, u in enumerate((USER_P0, USER_P1, USER_P2))]
+    accept(sharded, waiting)
+    commit_one_each(sharded)
     assert {b.user_id for b in zero.scan_balances(None, 100)} == {USER_P0, USER_P2}
     assert {b.user_id for b in one.scan_balances(None, 100)} == {USER_P1}
     assert {e.user_id for e in zero.scan_journal(None, 100)} == {USER_P0, USER_P2}
     assert {e.user_id for e in one.scan_journal(None, 100)} == {USER_P1}
     assert [r.request.request_id for r in one.scan_rejections(None, 100)] == ["r20"]
     assert zero.scan_rejections(None, 100) == []
-    assert {r.request.user_id for r in zero.scan_requests(None, 100)} == {USER_P0, USER_P2}
-    assert {r.request.user_id for r in one.scan_requests(None, 100)} == {USER_P1}
+    # the outbox rows still waiting (the commit deleted those it decided)
+    assert [r.request.request_id for r in zero.scan_requests(None, 100)] == ["r30", "r32"]
+    assert [r.request.request_id for r in one.scan_requests(None, 100)] == ["r31"]
     assert zero.get_positions("t") == {0: 5, 2: 5}
     assert one.get_positions("t") == {1: 5}
     # and the store reads them back as one

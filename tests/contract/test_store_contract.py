@@ -37,9 +37,10 @@ from ledgerd.store.base import (
     RejectionRow,
     Store,
 )
+from ledgerd.store.sharded import ShardedStore
 from ledgerd.store.sql.core import SqlStore
 from ledgerd.store.sql.dialect import Dialect, Outcome, Row, Session
-from ledgerd.store.sql.statements import KEYS_PER_STATEMENT
+from ledgerd.store.sql.statements import KEYS_PER_STATEMENT, insert_requests
 from ledgerd.store.sqlite import SqliteStore
 
 MAX_USER = 2**64 - 1
@@ -72,6 +73,20 @@ def entry(req: ChangeRequest, version: int, available: int) -> JournalEntry:
         5000,
         req.memo,
     )
+
+
+def leave_rows_as_before(store: Store, requests: Sequence[ChangeRequest], now_ms: int) -> None:
+    """Put decided requests' outbox rows back, as consumers from before commits deleted
+    them left them: for the sweep to find (in the user's shard on a sharded store)."""
+    for req in requests:
+        shard = (
+            store.shards[store.shard_of_user(req.user_id)]
+            if isinstance(store, ShardedStore)
+            else store
+        )
+        assert isinstance(shard, SqlStore)
+        with shard.dialect.autocommit() as session:
+            session.batch(list(insert_requests([req], now_ms, None, shard.dialect, session.text)))
 
 
 def test_migrate_twice_is_harmless(store: Store) -> None:
@@ -124,9 +139,9 @@ def test_an_id_found_by_the_insert_voids_the_rows_inserted_with_it(store: Store)
     assert store.get_requests(["r1"])["r1"].request.memo == "first"
 
 
-def test_rejected_request_is_recognised_after_cleanup(store: Store) -> None:
-    """Once its outbox row is gone, a rejected request id is still taken: accepting it again
-    reads it REJECTED and stores no new outbox row."""
+def test_rejected_request_is_recognised_once_its_row_is_gone(store: Store) -> None:
+    """The commit that rejects a request deletes its outbox row; the id is still taken:
+    accepting it again reads it REJECTED and stores no new outbox row."""
     withdraw = ChangeRequest("r1", 1, "USD", ChangeType.WITHDRAW, SCALE)
     accept(store, [withdraw], now_ms=1000)
     claim = store.claim_partition("t", 0)
@@ -139,9 +154,7 @@ def test_rejected_request_is_recognised_after_cleanup(store: Store) -> None:
             2000,
         )
     )
-    epoch = store.acquire_lock("jobs", "a", ttl_ms=10_000)
-    assert epoch is not None
-    assert store.delete_finished_requests(5000, 100, LockToken("jobs", "a", epoch)) == 1
+    assert store.scan_requests(None, 10) == []
     seen = accept(store, [withdraw], now_ms=9000)
     assert seen == {
         "r1": StoredRequest(withdraw, ChangeStatus.REJECTED, RejectReason.INSUFFICIENT_AVAILABLE)
@@ -409,10 +422,22 @@ def test_journal_pages_by_version(store: Store) -> None:
 
 def test_scans_page_through_everything_in_key_order(store: Store) -> None:
     """scan_balances, scan_journal and scan_requests page by key without gaps or repeats."""
+
+    def pages(scan, key):  # type: ignore[no-untyped-def]
+        seen, after = [], None
+        while page := scan(after, 7):
+            seen += page
+            after = key(page[-1])
+        return seen
+
     reqs = [
         ChangeRequest(f"s{n:03d}", n % 4 + 1, "USD", ChangeType.DEPOSIT, SCALE) for n in range(30)
     ]
     accept(store, reqs)
+    # The outbox rows, before the commit that decides them deletes them.
+    assert [
+        r.request.request_id for r in pages(store.scan_requests, lambda r: r.request.request_id)
+    ] == [r.request_id for r in reqs]
     claim = store.claim_partition("t", 0)
     versions: dict[int, int] = {}
     journal = []
@@ -423,15 +448,6 @@ def test_scans_page_through_everything_in_key_order(store: Store) -> None:
     store.commit_batch(
         BatchCommit([PartitionClaim("t", 0, claim.epoch, 30)], balances, journal, [], 1)
     )
-
-    def pages(scan, key):  # type: ignore[no-untyped-def]
-        seen, after = [], None
-        while page := scan(after, 7):
-            seen += page
-            after = key(page[-1])
-        return seen
-
-    assert len(pages(store.scan_requests, lambda r: r.request.request_id)) == 30
     scanned = pages(store.scan_journal, lambda e: (e.user_id, e.currency, e.version))
     assert [(e.user_id, e.version) for e in scanned] == sorted(
         (e.user_id, e.version) for e in journal
@@ -552,18 +568,22 @@ def test_locks_run_on_the_database_clock_by_default(store: Store) -> None:
 
 
 def test_cleanup_deletes_old_finished_rows_only_under_the_lock(store: Store) -> None:
-    """Finished rows older than the cutoff go; in-flight rows stay; a stale token is fenced."""
+    """Finished rows older than the cutoff go (rows a consumer from before commits deleted
+    them left behind); in-flight rows stay; a stale token is fenced."""
     accept(store, [request(1), request(2), request(3)], now_ms=1000)
     accept(store, [request(4)], now_ms=9000)
     claim = store.claim_partition("t", 0)
     rejections = [Rejection(request(n), RejectReason.INSUFFICIENT_AVAILABLE) for n in (1, 2, 4)]
     store.commit_batch(BatchCommit([PartitionClaim("t", 0, claim.epoch, 3)], [], [], rejections, 1))
+    leave_rows_as_before(store, [request(1), request(2)], now_ms=1000)
+    leave_rows_as_before(store, [request(4)], now_ms=9000)
     epoch = store.acquire_lock("jobs", "a", ttl_ms=10_000)
     assert epoch is not None
     with pytest.raises(Fenced):
         store.delete_finished_requests(5000, 100, LockToken("jobs", "a", epoch + 1))
     assert store.delete_finished_requests(5000, 100, LockToken("jobs", "a", epoch)) == 2
     assert [u.stored.request.request_id for u in store.find_unsent(10_000, 10)] == ["r3"]
+    assert sorted(r.request.request_id for r in store.scan_requests(None, 10)) == ["r3", "r4"]
     # Their rejection records answer for the deleted rows.
     assert store.get_requests(["r1"]) == {
         "r1": StoredRequest(request(1), ChangeStatus.REJECTED, RejectReason.INSUFFICIENT_AVAILABLE)
@@ -571,8 +591,11 @@ def test_cleanup_deletes_old_finished_rows_only_under_the_lock(store: Store) -> 
     assert store.count_unfinished()[ChangeStatus.PENDING] == 1
 
 
-def test_applied_request_is_recognised_from_the_journal_after_cleanup(store: Store) -> None:
-    """Once its outbox row is gone, an applied request reads as APPLIED from its journal entry."""
+def test_applied_request_is_recognised_from_the_journal_once_its_row_is_gone(
+    store: Store,
+) -> None:
+    """The commit that applies a request deletes its outbox row; the request then reads as
+    APPLIED from its journal entry, and accepting it again stores no new row."""
     deposit = request(1, memo="keep")
     accept(store, [deposit], now_ms=1000)
     claim = store.claim_partition("t", 0)
@@ -585,12 +608,37 @@ def test_applied_request_is_recognised_from_the_journal_after_cleanup(store: Sto
             2000,
         )
     )
-    epoch = store.acquire_lock("jobs", "a", ttl_ms=10_000)
-    assert epoch is not None
-    assert store.delete_finished_requests(5000, 100, LockToken("jobs", "a", epoch)) == 1
+    assert store.scan_requests(None, 10) == []
+    assert store.get_requests(["r1"]) == {"r1": StoredRequest(deposit, ChangeStatus.APPLIED)}
     seen = accept(store, [deposit], now_ms=9000)
     assert seen == {"r1": StoredRequest(deposit, ChangeStatus.APPLIED)}
     assert store.scan_requests(None, 10) == []
+
+
+def test_a_commit_deletes_the_outbox_rows_of_what_it_decided_only(store: Store) -> None:
+    """Applied and rejected requests leave the outbox with the commit that records their
+    outcome; a request the batch did not decide keeps its row, and so does a follow-up
+    the batch sends on."""
+    applied, rejected, waiting = request(1), request(2), request(3)
+    accept(store, [applied, rejected, waiting])
+    debit = ChangeRequest("t1", 1, "USD", ChangeType.TRANSFER_OUT, SCALE, "", "t1", 2)
+    claim = store.claim_partition("t", 0)
+    store.commit_batch(
+        BatchCommit(
+            [PartitionClaim("t", 0, claim.epoch, 2)],
+            [Balance(1, "USD", SCALE, 0, 1)],
+            [entry(applied, 1, SCALE)],
+            [Rejection(rejected, RejectReason.INSUFFICIENT_AVAILABLE)],
+            2000,
+            follow_ups=[debit.credit()],
+            follow_up_group="g-follow",
+        )
+    )
+    assert sorted(r.request.request_id for r in store.scan_requests(None, 10)) == [
+        "r3",
+        debit.credit().request_id,
+    ]
+    assert sum(store.count_unfinished().values()) == 2
 
 
 # -- read fences ---------------------------------------------------------------

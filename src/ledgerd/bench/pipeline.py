@@ -100,9 +100,7 @@ class PipelineProbe:
         """
         deadline = time.monotonic() + timeout_s
         # The log first: while it holds unapplied records the answer is "not yet" whatever
-        # the outbox says, and counting the outbox walks every row of it with two outcome
-        # lookups a row (rows stay PENDING until swept): polled 4 times a second over a
-        # 100k-row outbox, the probe's own reads were billed to MariaDB's CPU per change.
+        # the outbox says, and counting the outbox costs a look at every row in flight.
         while (
             not self._log_drained()
             or self.unfinished()

