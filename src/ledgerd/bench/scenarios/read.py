@@ -32,9 +32,7 @@ def run(options: Options, _: Accounts, __: ChangeFactory, meter: CpuMeter) -> Ra
     # One process with every role. GetBalance reads the shared cache (Redis on the
     # production stack), never the consumer's memory: that runs ahead of the cache, and
     # a read through another process must not see an older version afterwards.
-    # The preload's outbox rows are swept at once (not 30 s later, inside the measured
-    # window): deleting them is what the preload's changes cost, not what reads cost.
-    env = {**stack_env(options), **api_env(options), "LEDGERD_RELAY_SWEEP_MIN_AGE_S": "1"}
+    env = {**stack_env(options), **api_env(options)}
     servers = [start_server(options, "read", env)]
     server = servers[0]
     try:
