@@ -27,6 +27,7 @@ from ledgerd.bench.scenarios.common import (
     watch_counter,
     watched,
 )
+from ledgerd.bench.teardown import release
 from ledgerd.bench.workload import Accounts, ChangeFactory
 from ledgerd.launch.serve_process import ServerProcess
 from ledgerd.store import Store
@@ -120,6 +121,7 @@ def run(options: Options, _: Accounts, factory: ChangeFactory, meter: CpuMeter) 
         for process in consumers:
             process.stop(timeout_s=120)
         api.stop(timeout_s=120)
+        release(deployment)
 
 
 def _prefill(url: str, options: Options) -> None:

@@ -14,6 +14,7 @@ from ledgerd.audit import audit
 from ledgerd.bench.cpu import CpuMeter, Watched, backend_processes, descendants
 from ledgerd.bench.driver import Measurement
 from ledgerd.bench.progress import Progress
+from ledgerd.bench.teardown import release
 from ledgerd.bench.workload import Accounts, ChangeFactory
 from ledgerd.launch.serve_process import ServerProcess, production_env, services
 from ledgerd.store import Store, open_store
@@ -190,8 +191,11 @@ def start_deployment(options: Options, name: str) -> list[ServerProcess]:
 
 
 def stop_all(servers: list[ServerProcess]) -> None:
+    """Stop the servers of one deployment, then remove what it left on the backends."""
     for server in servers:
         server.stop(timeout_s=120)
+    if servers:
+        release(servers[0].env)
 
 
 # A counter is read over HTTP from the measured process (its /metrics page), and rendering

@@ -21,6 +21,7 @@ from ledgerd.bench.scenarios.common import (
     watch_counter,
     watched,
 )
+from ledgerd.bench.teardown import release
 from ledgerd.bench.workload import Accounts, ChangeFactory
 from ledgerd.launch.serve_process import ServerProcess
 from ledgerd.v1 import balance_pb2 as pb
@@ -88,3 +89,4 @@ def run(options: Options, _: Accounts, factory: ChangeFactory, meter: CpuMeter) 
         if publisher is not None:
             publisher.stop(timeout_s=120)
         loader.stop(timeout_s=120)
+        release(deployment)

@@ -21,6 +21,7 @@ from ledgerd.bench.scenarios.common import (
     stack_env,
     start_server,
 )
+from ledgerd.bench.teardown import release
 from ledgerd.bench.workload import Accounts, ChangeFactory
 from ledgerd.v1 import balance_pb2 as pb
 
@@ -76,6 +77,7 @@ def run(options: Options, _: Accounts, __: ChangeFactory, ___: CpuMeter) -> Ran:
         after = _rss_bytes(server.process.pid)
     finally:
         server.stop(timeout_s=300)
+        release(server.env)
     measured = Measurement(operations=(after - before) // max(options.memory_accounts, 1), calls=1)
     measured.elapsed_s = 1.0
     audited["rss_bytes"] = after
