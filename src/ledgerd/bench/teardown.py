@@ -89,16 +89,15 @@ def _release_redis(env: Mapping[str, str]) -> None:
 
 
 def _release_databases(env: Mapping[str, str]) -> None:
-    urls = [url for url in env.get("LEDGERD_STORE_SHARDS", "").split(",") if url]
-    if env.get("LEDGERD_STORE_URL"):
-        urls.append(env["LEDGERD_STORE_URL"])
+    named = [*env.get("LEDGERD_STORE_SHARDS", "").split(","), env.get("LEDGERD_STORE_URL", "")]
+    urls = [url for url in named if url.startswith("mysql://")]
+    if not urls:
+        return
+    import MySQLdb
+
+    from ledgerd.store.mysql import MysqlUrl
+
     for url in urls:
-        if not url.startswith("mysql://"):
-            continue
-        import MySQLdb
-
-        from ledgerd.store.mysql import MysqlUrl
-
         parsed = MysqlUrl.parse(url)
         connection: Any = MySQLdb.connect(
             host=parsed.host, port=parsed.port, user=parsed.user, password=parsed.password

@@ -260,6 +260,15 @@ def insert_rejections(
         )
 
 
+def delete_requests(request_ids: Iterable[str]) -> list[str]:
+    """DELETEs of the outbox rows of these ids, in key order: the consumer's commit and the
+    sweep delete rows in the same order, so neither waits on the other in a cycle."""
+    return [
+        f"DELETE FROM change_requests WHERE request_id IN ({keys(chunk)})"
+        for chunk in chunks(sorted(request_ids), KEYS_PER_STATEMENT)
+    ]
+
+
 def update_unsent(request_ids: Iterable[str], assignments: str) -> Iterator[str]:
     """UPDATEs of the rows among the ids still waiting for an outcome (a row that
     recorded its outcome itself, before schema 3, keeps it)."""
