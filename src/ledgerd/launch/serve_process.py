@@ -11,6 +11,7 @@ used, which the server's migration creates.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -18,6 +19,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Self
@@ -25,13 +27,44 @@ from typing import Self
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+# Ports this process handed out lately, each with the few above it (an API worker's
+# metrics listen on the port plus its index): a server launched but not yet listening
+# leaves its port free to a probe, so a second pick must not land on it.
+_HANDED_OUT: deque[int] = deque(maxlen=4096)
+_WORKER_SPAN = 8
+
 
 def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
+    """A TCP port nobody listens on right now, outside the kernel's ephemeral range.
+
+    A port the kernel picks (bind to 0) lies in the range it also gives outgoing
+    connections their local ports from: between this probe and the server's own bind,
+    any client socket nearby (to Kafka, MariaDB, Redis) can take it, and in CI one did.
+    Below that range only listeners take ports.
+    """
+    low, high = _listener_ports()
+    for _ in range(1000):
+        port = random.randrange(low, high - _WORKER_SPAN)  # noqa: S311 (a spread, not a secret)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.extend(range(port, port + _WORKER_SPAN + 1))
         return port
+    raise RuntimeError(f"no free TCP port in {low}-{high - 1}")
+
+
+def _listener_ports() -> tuple[int, int]:
+    """The ports below the ephemeral range (Linux's default is 32768-60999)."""
+    try:
+        ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = 32768
+    high = max(ephemeral_low, 4096)
+    return max(1024, high - 12000), high
 
 
 def ledgerd_command(*args: str) -> list[str]:

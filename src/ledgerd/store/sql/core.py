@@ -727,7 +727,8 @@ class SqlStore:
                 )
             # The decided requests leave the outbox with their outcomes: deleted by key
             # here, their rows never pile up for the sweep to find with two outcome
-            # lookups a row (change-batch over 60 s: 257-351 -> 196 µs a change).
+            # lookups a row (change-batch over 60 s, old tree against new in one sitting:
+            # 226 -> 208 µs a change, MariaDB 117 -> 93).
             writes += statements.delete_requests(_decided_ids(batch))
             # Nothing is checked after the writes: COMMIT goes with them, one round trip.
             session.batch(writes, commit=True)
