@@ -132,3 +132,28 @@ def test_migrate_command_prints_the_version_before_and_after(
     assert f"schema version 1 -> {LATEST_VERSION}" in capsys.readouterr().out
     assert main(["migrate"]) == 0
     assert f"schema version {LATEST_VERSION} -> {LATEST_VERSION}" in capsys.readouterr().out
+
+
+def outbox_indexes(store: SqlStore) -> set[str]:
+    if isinstance(store.dialect, SqliteDialect):
+        sql = (
+            "SELECT name FROM sqlite_master WHERE type = 'index'"
+            " AND tbl_name = 'change_requests' AND name NOT LIKE 'sqlite_%'"
+        )
+    else:
+        sql = (
+            "SELECT DISTINCT index_name FROM information_schema.statistics"
+            " WHERE table_schema = DATABASE() AND table_name = 'change_requests'"
+            " AND index_name <> 'PRIMARY'"
+        )
+    return {str(row[0]) for row in raw(store, sql)}
+
+
+def test_the_outbox_loses_its_status_index_at_version_12(blank_db: BlankDatabase) -> None:
+    """The outbox holds only requests in flight: its status index cost each change an
+    entry written and one purged, and goes at version 12, on both engines."""
+    store = blank_db.open()
+    store.apply_migrations([m for m in MIGRATIONS if m.version <= 11])
+    assert outbox_indexes(store) == {"change_requests_status"}
+    assert store.apply_migrations().after == LATEST_VERSION >= 12
+    assert outbox_indexes(store) == set()

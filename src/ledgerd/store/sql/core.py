@@ -399,24 +399,20 @@ class SqlStore:
             session.batch(list(statements.update_unsent(request_ids, assignments)))
 
     def find_unsent(self, created_before_ms: int, limit: int) -> Sequence[UnsentRequest]:
-        # One index range scan per status instead of an OR that would defeat the status index.
         columns = f"{REQUEST_COLUMNS}, {UNSENT_COLUMNS}"
         pending = (
             f"status = {_PENDING} AND created_at_ms < ? AND (group_id IS NULL OR EXISTS"
             " (SELECT 1 FROM publish_groups g WHERE g.group_id = change_requests.group_id))"
         )
         # A dead-lettered request was in the log (a delivery reported failed may still have
-        # landed): publishing it again would only dead-letter it again.
-        scans = [
-            f"SELECT * FROM (SELECT {columns} FROM change_requests WHERE {condition}"
-            f" AND NOT {_HAS_OUTCOME} AND NOT {_DEAD_LETTERED}"
-            " ORDER BY created_at_ms LIMIT ?) AS unsent"
-            for condition in (pending, f"status = {_FAILED}")
-        ]
+        # landed): publishing it again would only dead-letter it again. One scan of the
+        # rows in flight (the outbox holds no others, and has no status index).
+        scan = (
+            f"SELECT {columns} FROM change_requests WHERE (({pending}) OR status = {_FAILED})"
+            f" AND NOT {_HAS_OUTCOME} AND NOT {_DEAD_LETTERED} ORDER BY created_at_ms LIMIT ?"
+        )
         with self._dialect.autocommit() as session:
-            found = session.query(" UNION ALL ".join(scans), [created_before_ms, limit, limit])
-            # The oldest of both scans (each already holds at most ``limit``).
-            found = sorted(found, key=lambda row: int(row[13]))[:limit]
+            found = session.query(scan, [created_before_ms, limit])
             # The legs of an atomic group go out as one message: the limit must not cut one.
             groups = sorted({row[15] for row in found if row[15]} - {""})
             seen = {row[0] for row in found}
@@ -455,40 +451,29 @@ class SqlStore:
         return counts
 
     def oldest_unfinished_ms(self) -> int | None:
-        oldest: int | None = None
         with self._dialect.autocommit() as session:
-            # Status by status, in (status, created_at_ms) index order: the first row
-            # without an outcome ends each scan.
-            for status in (_PENDING, _SENT, _FAILED):
-                found = session.query(
-                    f"SELECT created_at_ms FROM change_requests WHERE status = {status}"
-                    f" AND NOT {_HAS_OUTCOME} ORDER BY created_at_ms LIMIT 1",
-                    [],
-                )
-                if found and (oldest is None or int(found[0][0]) < oldest):
-                    oldest = int(found[0][0])
-        return oldest
+            found = session.query(
+                "SELECT MIN(created_at_ms) FROM change_requests WHERE status IN (?, ?, ?)"
+                f" AND NOT {_HAS_OUTCOME}",
+                [_PENDING, _SENT, _FAILED],
+            )
+        return None if not found or found[0][0] is None else int(found[0][0])
 
     def delete_finished_requests(self, created_before_ms: int, limit: int, lock: LockToken) -> int:
         # Read the ids first (a consistent read takes no locks), then delete by primary key:
         # a DELETE … WHERE EXISTS would lock the journal and rejection entries it reads,
-        # and the consumer's inserts next to them would wait for the sweep.
-        found: list[str] = []
+        # and the consumer's inserts next to them would wait for the sweep. Only rows an
+        # earlier version left have an outcome: the consumer deletes a row with its outcome.
         with self._dialect.transaction() as session:
             self._check_lock(session, lock)
-            # Status by status, so each scan is a range of the (status, created_at_ms) index.
-            for status in (_PENDING, _SENT, _FAILED, *_FINAL):
-                found += [
-                    row[0]
-                    for row in session.query(
-                        f"SELECT request_id FROM change_requests WHERE status = {status}"
-                        f" AND created_at_ms < ? AND {_HAS_OUTCOME}"
-                        " ORDER BY created_at_ms LIMIT ?",
-                        [created_before_ms, limit - len(found)],
-                    )
-                ]
-                if len(found) >= limit:
-                    break
+            found = [
+                row[0]
+                for row in session.query(
+                    "SELECT request_id FROM change_requests WHERE created_at_ms < ?"
+                    f" AND {_HAS_OUTCOME} ORDER BY created_at_ms LIMIT ?",
+                    [created_before_ms, limit],
+                )
+            ]
             session.batch(statements.delete_requests(found), commit=True)
         return len(found)
 

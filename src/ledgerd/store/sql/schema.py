@@ -505,7 +505,29 @@ _V11 = Migration(
         ],
     },
 )
-MIGRATIONS: Sequence[Migration] = (*_MIGRATIONS_TO_V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11)
+# The outbox holds only requests in flight since the consumer deletes a row with its
+# outcome (schema 11's code): the sweep's scans are short without an index, and the index
+# cost every change an entry to write and one to delete and purge: apply's MariaDB CPU per
+# change was 36 and 33 µs with it, 26 and 27 without (ledgerd bench, same sitting).
+_V12 = Migration(
+    12,
+    "the outbox without its status index",
+    by_dialect={
+        "sqlite": ["DROP INDEX IF EXISTS change_requests_status"],
+        "mysql": ["ALTER TABLE change_requests DROP INDEX IF EXISTS change_requests_status"],
+    },
+)
+MIGRATIONS: Sequence[Migration] = (
+    *_MIGRATIONS_TO_V4,
+    _V5,
+    _V6,
+    _V7,
+    _V8,
+    _V9,
+    _V10,
+    _V11,
+    _V12,
+)
 
 LATEST_VERSION = MIGRATIONS[-1].version
 # The first version with the shard_identity table.
