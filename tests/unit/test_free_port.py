@@ -39,7 +39,7 @@ def test_a_port_someone_listens_on_is_never_picked(monkeypatch: pytest.MonkeyPat
     """In a range of 20 ports where all but one have a listener, the pick is that one."""
     low = free_port()
     monkeypatch.setattr(serve_process, "_listener_ports", lambda: (low, low + 20 + 8))
-    monkeypatch.setattr(serve_process, "_HANDED_OUT", deque(maxlen=4096))
+    monkeypatch.setattr(serve_process, "_RECENT", deque(maxlen=512))
     listeners = []
     try:
         for port in range(low, low + 20):

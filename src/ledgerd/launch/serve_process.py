@@ -27,11 +27,13 @@ from typing import Self
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-# Ports this process handed out lately, each with the few above it (an API worker's
-# metrics listen on the port plus its index): a server launched but not yet listening
-# leaves its port free to a probe, so a second pick must not land on it.
-_HANDED_OUT: deque[int] = deque(maxlen=4096)
+# Ports this process handed out lately: a server launched but not yet listening leaves
+# its port free to a probe, so a later pick must keep clear of it and of the ports its API
+# workers' metrics take (the port plus the worker's index), and they of the pick's.
+_RECENT: deque[int] = deque(maxlen=512)
 _WORKER_SPAN = 8
+# How many ports below the ephemeral range free_port picks from.
+_LISTENER_RANGE = 12000
 
 
 def free_port() -> int:
@@ -45,14 +47,14 @@ def free_port() -> int:
     low, high = _listener_ports()
     for _ in range(1000):
         port = random.randrange(low, high - _WORKER_SPAN)  # noqa: S311 (a spread, not a secret)
-        if port in _HANDED_OUT:
+        if any(abs(port - earlier) <= _WORKER_SPAN for earlier in _RECENT):
             continue
         with socket.socket() as probe:
             try:
                 probe.bind(("127.0.0.1", port))
             except OSError:
                 continue
-        _HANDED_OUT.extend(range(port, port + _WORKER_SPAN + 1))
+        _RECENT.append(port)
         return port
     raise RuntimeError(f"no free TCP port in {low}-{high - 1}")
 
@@ -64,7 +66,7 @@ def _listener_ports() -> tuple[int, int]:
     except (OSError, ValueError, IndexError):
         ephemeral_low = 32768
     high = max(ephemeral_low, 4096)
-    return max(1024, high - 12000), high
+    return max(1024, high - _LISTENER_RANGE), high
 
 
 def ledgerd_command(*args: str) -> list[str]:
