@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ledgerd.runtime.loops import LOOPS
+
 ENV_PREFIX = "LEDGERD_"
 # More API processes than this on one host only add context switches and connections.
 MAX_API_WORKERS = 64
@@ -184,6 +186,9 @@ class Settings(BaseSettings):
     introspection_max_streams: int = Field(100, ge=1)
     introspection_stream_max_life_s: float = Field(300.0, gt=0)
     shutdown_grace_s: float = Field(10.0, ge=0)
+    # The event loop `ledgerd serve` runs on (ledgerd.runtime.loops): "uvloop" (libuv's,
+    # cheaper per call under grpc.aio) or "asyncio" (the standard library's selector loop).
+    event_loop: str = "uvloop"
     log_level: str = "info"
     # The access log, one line per API call (gRPC and REST): "info" writes it at info,
     # "debug" at debug (so only with LEDGERD_LOG_LEVEL=debug), "off" never.
@@ -228,6 +233,13 @@ class Settings(BaseSettings):
     def _known_level(cls, value: str) -> str:
         if value.lower() not in {"debug", "info", "warning", "error"}:
             raise ValueError("must be debug, info, warning or error")
+        return value.lower()
+
+    @field_validator("event_loop")
+    @classmethod
+    def _known_loop(cls, value: str) -> str:
+        if value.lower() not in LOOPS:
+            raise ValueError("must be " + " or ".join(LOOPS))
         return value.lower()
 
     @field_validator("access_log")

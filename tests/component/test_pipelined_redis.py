@@ -93,3 +93,20 @@ def test_without_a_gap_commands_issued_while_a_write_is_out_leave_after_its_repl
     writes, replies = asyncio.run(scenario())
     assert replies == ["first", "0", "1", "2", "3", "4"]
     assert writes == 2
+
+
+def test_the_connection_answers_callers_on_uvloop() -> None:
+    """Servers run on uvloop, whose TCP transport is no asyncio.Transport subclass: the
+    connection takes it all the same (an isinstance check once failed every connect)."""
+    import uvloop
+
+    async def scenario() -> list[str]:
+        redis = PipelinedRedis(services.redis_url(), timeout_s=5.0)
+        try:
+            first = await redis.execute(pack("PING"))
+            rest = await asyncio.gather(*(redis.execute(pack("ECHO", i)) for i in range(5)))
+            return [first, *rest]
+        finally:
+            await redis.close()
+
+    assert uvloop.run(scenario()) == ["PONG", "0", "1", "2", "3", "4"]

@@ -182,3 +182,24 @@ def test_a_bad_access_log_mode_names_the_variable(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("LEDGERD_ACCESS_LOG", "verbose")
     with pytest.raises(SettingsError, match=r"LEDGERD_ACCESS_LOG: .*off, info or debug"):
         load_settings()
+
+
+def test_servers_run_on_uvloop_by_default() -> None:
+    """LEDGERD_EVENT_LOOP defaults to uvloop."""
+    assert load_settings().event_loop == "uvloop"
+
+
+@pytest.mark.parametrize(("value", "loop"), [("asyncio", "asyncio"), ("UVLOOP", "uvloop")])
+def test_the_event_loop_is_read_in_any_case(
+    monkeypatch: pytest.MonkeyPatch, value: str, loop: str
+) -> None:
+    """LEDGERD_EVENT_LOOP takes uvloop or asyncio, in any case."""
+    monkeypatch.setenv("LEDGERD_EVENT_LOOP", value)
+    assert load_settings().event_loop == loop
+
+
+def test_a_bad_event_loop_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another LEDGERD_EVENT_LOOP value stops start-up, naming the variable and the choices."""
+    monkeypatch.setenv("LEDGERD_EVENT_LOOP", "tokio")
+    with pytest.raises(SettingsError, match=r"LEDGERD_EVENT_LOOP: .*uvloop or asyncio"):
+        load_settings()

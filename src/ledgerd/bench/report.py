@@ -335,7 +335,8 @@ def cpu_markdown(results: Sequence[Result]) -> list[str]:
         " Change scenarios are measured"
         " until every accepted change has an outcome; apply from the consumer's start to"
         " its last change. x echo: the total over the echo server's CPU per call in the"
-        " same run."
+        " same run. The echo server runs on the standard asyncio loop, ledgerd's servers"
+        " on their default (LEDGERD_EVENT_LOOP, uvloop)."
         + (
             f" Each figure is the median of {runs} runs, the lowest and highest in brackets."
             if runs > 1

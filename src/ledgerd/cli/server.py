@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 
@@ -43,6 +42,7 @@ def add_commands(commands: Commands) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from ledgerd.api.calls import configure_access_log
     from ledgerd.app import serve
+    from ledgerd.runtime import loops
 
     if args.api_workers is not None:
         # Through the variable, so it is validated like one and the workers inherit it.
@@ -52,7 +52,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level, fields={"api_worker": worker} if worker else None)
     configure_access_log(settings.access_log, settings.log_level)
     try:
-        return asyncio.run(serve(settings))
+        return loops.run(serve(settings), settings.event_loop)
     except MissingExtra:
         raise  # refused as configured, like a bad setting: main's plain line and exit 2
     except LedgerError as exc:
