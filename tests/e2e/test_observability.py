@@ -58,6 +58,9 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerP
             "LEDGERD_ACCESS_LOG": "info",
             "LEDGERD_LOG_LEVEL": "debug",
             "PYTHONDEVMODE": "1",
+            # The standard loop logs in debug mode (its selector, at start): the test sees
+            # the asyncio logger's lines. uvloop, the default, logs there only on errors.
+            "LEDGERD_EVENT_LOOP": "asyncio",
         },
     ).start()
     yield server, f"http://127.0.0.1:{http_port}"
