@@ -721,6 +721,10 @@ class _RecordingSession:
         self._statements.extend(sql)
         return self.inner.batch(sql, commit=commit)
 
+    def execute_rows(self, sql: str, rows: Sequence[Sequence[object]]) -> int:
+        self._statements.append(sql)
+        return self.inner.execute_rows(sql, rows)
+
     def text(self, value: str) -> str:
         return self.inner.text(value)
 
@@ -760,6 +764,83 @@ def test_new_ids_are_inserted_without_a_read_first(blank_db: BlankDatabase) -> N
         ("INSERT INTO change_requests", "INSERT IGNORE INTO change_requests")
     )
     assert set(store.get_requests(["r1", "r2"])) == {"r1", "r2"}
+
+
+class _TextDialect:
+    """SQLite's dialect writing every row as literals, as on MySQL (``binds_rows`` off)."""
+
+    binds_rows = False
+
+    def __init__(self, inner: Dialect) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def _stored_rows(store: SqlStore) -> dict[str, list[Row]]:
+    """Every row of the tables the bound path writes, with each value's SQLite type."""
+    tables = {"change_requests": "request_id", "balances": "user_id, currency", "journal": "1"}
+    found: dict[str, list[Row]] = {}
+    with store.dialect.autocommit() as session:
+        for table, order in tables.items():
+            columns = [row[1] for row in session.query(f"PRAGMA table_info({table})")]
+            typed = ", ".join(f"{c}, typeof({c})" for c in columns)
+            found[table] = session.query(f"SELECT {typed} FROM {table} ORDER BY {order}")
+    return found
+
+
+def test_bound_rows_store_what_the_literal_statements_store(tmp_path: Path) -> None:
+    """SQLite binds the outbox, balance and journal rows to one statement each
+    (``binds_rows``): what it stores, value and type, is what the literal statements
+    (MySQL's path) store, for extreme ids, amounts and free text."""
+    memo = 'it\'s \\ "q" %s ? ✓ 𝄞\n'
+    requests = [
+        ChangeRequest("d.1", MAX_USER, "USD", ChangeType.DEPOSIT, MAX_SCALED, memo),
+        replace(request(2, user=0, amount=1), actor="ops ✓", hold_id="h-1", expires_at_ms=9),
+        ChangeRequest("w:3", 3, "X1", ChangeType.WITHDRAW, 7, "", transfer_id="t~in"),
+    ]
+    journal = [
+        replace(entry(requests[0], 1, MAX_SCALED), partition=2, event_seq=5),
+        replace(entry(requests[1], 4, 1), actor="ops ✓", hold_id="h-1"),
+    ]
+    journal_rows: list[JournalRow] = [
+        ("w:3", 3, "X1", ChangeType.WITHDRAW, 7, 0, 7, 2, 5000, "", "t~in", 9, 1, 3, "", 1),
+    ]
+    dumps = []
+    for binds in (True, False):
+        sqlite = SqliteStore(tmp_path / f"binds-{binds}.sqlite")
+        sqlite.migrate()
+        store = SqlStore(sqlite.dialect if binds else _TextDialect(sqlite.dialect))  # type: ignore[arg-type]
+        assert (
+            store.accept_requests([r.request_id for r in requests], lambda _: requests, 1000, "g-1")
+            == {}
+        )
+        claim = store.claim_partition("t", 0)
+        balances = [Balance(MAX_USER, "USD", MAX_SCALED, 1, 1), Balance(0, "USD", 1, 0, 4, 2)]
+        for batch in (
+            BatchCommit([PartitionClaim("t", 0, claim.epoch, 5)], balances, journal, [], 5000),
+            BatchCommit(
+                [PartitionClaim("t", 0, claim.epoch, 6)],
+                [Balance(3, "X1", 0, 7, 2)],
+                [journal_entry(row) for row in journal_rows],
+                [],
+                6000,
+                rows=DecidedRows(journal_rows, []),
+            ),
+        ):
+            store.commit_batch(batch)
+        assert (
+            store.accept_requests(  # outbox rows that stay
+                ["n.4"], lambda _: [request(4, memo=memo)], 7000, "g-2"
+            )
+            == {}
+        )
+        dumps.append(_stored_rows(store))
+        sqlite.close()
+    bound, literal = dumps
+    assert bound == literal
+    assert [len(rows) for rows in bound.values()] == [1, 3, 3]
 
 
 @pytest.fixture(params=["sqlite", "mysql"])

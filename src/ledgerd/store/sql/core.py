@@ -42,6 +42,7 @@ from ledgerd.store.sql.rows import (
     HOLD_COLUMNS,
     JOURNAL_ACTOR_COLUMNS,
     JOURNAL_COLUMNS,
+    OUTBOX_INSERT_COLUMNS,
     REJECTION_AS_REQUEST,
     REQUEST_COLUMNS,
     UNSENT_COLUMNS,
@@ -236,13 +237,26 @@ class SqlStore:
             _FoundStored: an id is stored; the caller rolls back what was inserted.
             StoreRejected: the engine altered a value it would refuse in a plain INSERT.
         """
-        inserts = [
-            self._dialect.insert_ignoring(statement, ["request_id"])
-            for statement in statements.insert_requests(
-                requests, now_ms, group_id, self._dialect, session.text
+        dialect = self._dialect
+        if dialect.binds_rows:
+            # Bound, in process: the written count is known before the checks run.
+            insert = dialect.insert_ignoring(
+                f"INSERT INTO change_requests ({OUTBOX_INSERT_COLUMNS}) VALUES"
+                f" {statements.placeholders(OUTBOX_INSERT_COLUMNS)}",
+                ["request_id"],
             )
-        ]
-        sizes = [len(chunk) for chunk in chunks(requests, statements.ROWS_PER_STATEMENT)]
+            rows = statements.request_rows(requests, now_ms, group_id, dialect)
+            if session.execute_rows(insert, rows) != len(requests):
+                raise _FoundStored
+            inserts, sizes = [], []
+        else:
+            inserts = [
+                dialect.insert_ignoring(statement, ["request_id"])
+                for statement in statements.insert_requests(
+                    requests, now_ms, group_id, dialect, session.text
+                )
+            ]
+            sizes = [len(chunk) for chunk in chunks(requests, statements.ROWS_PER_STATEMENT)]
         ids = [request.request_id for request in requests]
         # The ids once, as a table both lookups join (as decided_requests): MariaDB 2.4 µs
         # an id against 3.6 for the IN list written twice (new ids, 50k, a private database).
@@ -684,7 +698,16 @@ class SqlStore:
                     for c in ("available", "frozen", "version", "lock_scope")
                 ),
             )
-            writes = list(statements.upsert_balances(batch.balances, dialect, upsert))
+            if not dialect.binds_rows:
+                writes = list(statements.upsert_balances(batch.balances, dialect, upsert))
+            else:
+                writes = []
+                if batch.balances:
+                    session.execute_rows(
+                        f"INSERT INTO balances ({BALANCE_COLUMNS}) VALUES"
+                        f" {statements.placeholders(BALANCE_COLUMNS)} {upsert}",
+                        statements.balance_rows(batch.balances, dialect),
+                    )
             writes += self._journal_and_rejections(session, batch)
             if batch.holds:
                 hold_upsert = dialect.on_conflict_update(
@@ -722,7 +745,7 @@ class SqlStore:
         """The batch's journal and rejection INSERTs (a bulk-loaded journal is written
         here); from its rows when the consumer decided it as rows."""
         dialect, decided = self._dialect, batch.rows
-        if dialect.bulk_load and batch.journal:
+        if (dialect.bulk_load or dialect.binds_rows) and batch.journal:
             columns = JOURNAL_COLUMNS
             if decided is None:
                 journal = [statements.journal_values(e, dialect) for e in batch.journal]
@@ -734,7 +757,13 @@ class SqlStore:
                     ]
             else:
                 journal = [statements.journal_row_values(row, dialect) for row in decided.journal]
-            dialect.bulk_insert(session, "journal", columns, journal)
+            if dialect.bulk_load:
+                dialect.bulk_insert(session, "journal", columns, journal)
+            else:
+                session.execute_rows(
+                    f"INSERT INTO journal ({columns}) VALUES {statements.placeholders(columns)}",
+                    journal,
+                )
         elif decided is None:
             yield from statements.insert_journal(batch.journal, dialect, session.text)
         else:

@@ -3,7 +3,7 @@
 The core (``core.py``) writes every statement once. A dialect contributes the
 engine's value encoding, a few clauses whose syntax differs (upsert, the
 database clock, a limited DELETE, row-value IN lists), how connections and
-transactions are handled, and an optional bulk-load path.
+transactions are handled, an optional bulk-load path, and whether rows are bound.
 """
 
 from __future__ import annotations
@@ -48,6 +48,10 @@ class Session(Protocol):
         part of the transaction.
         """
 
+    def execute_rows(self, sql: str, rows: Sequence[Sequence[object]]) -> int:
+        """Run one statement (``?`` marking each parameter) once for each row of values
+        bound to it; returns the rows it wrote (a skipped conflict writes none)."""
+
     def text(self, value: str) -> str:
         """Free text (a memo) as a quoted string literal of this engine."""
 
@@ -75,6 +79,11 @@ class Dialect(Encoding, Protocol):
     table_exists_sql: str
     # True when ``bulk_insert`` should write the journal instead of INSERT statements.
     bulk_load: bool
+    # True when the hottest multi-row INSERTs (outbox rows, balances, the journal) bind
+    # their rows' values to one statement (``Session.execute_rows``) instead of writing
+    # them as literals: for an engine that compiles each statement text anew, in process,
+    # where a call costs no round trip (SQLite: 7.5 -> 3.2 µs an outbox row).
+    binds_rows: bool
 
     # -- clauses --------------------------------------------------------------
     def on_conflict_update(self, keys: Sequence[str], assignments: str) -> str:

@@ -34,6 +34,12 @@ UNSENT_COLUMNS = (
     "attempts, updated_at_ms, created_at_ms, group_id, atomic_group, atomic_leg, actor,"
     " hold_expires_at_ms"
 )
+# The columns a new outbox row is written with (``statements.insert_requests``).
+OUTBOX_INSERT_COLUMNS = (
+    "request_id, user_id, currency, type, amount, memo, status, created_at_ms,"
+    " updated_at_ms, group_id, transfer_id, counterparty_user_id, atomic_group, atomic_leg,"
+    " actor, hold_id, hold_expires_at_ms"
+)
 BALANCE_COLUMNS = "user_id, currency, available, frozen, version, lock_scope"
 JOURNAL_COLUMNS = (
     "request_id, user_id, currency, type, amount, available_after, frozen_after,"

@@ -55,6 +55,10 @@ class SqliteSession:
                 outcomes.append(Outcome(len(rows), rows, 0))
         return outcomes
 
+    def execute_rows(self, sql: str, rows: Sequence[Sequence[object]]) -> int:
+        # Compiled once (and kept in the connection's statement cache), each row bound.
+        return self._connection.executemany(sql, rows).rowcount
+
     def text(self, value: str) -> str:
         return text_literal(value)
 
@@ -68,6 +72,7 @@ class SqliteDialect:
     locking_read = ""  # BEGIN IMMEDIATE already holds the database's write lock
     table_exists_sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
     bulk_load = False
+    binds_rows = True
 
     def __init__(self, path: Path, busy_timeout_s: float = 30.0) -> None:
         self.path = path

@@ -6,6 +6,10 @@ upsert row by row (10x slower) and per-value escaping through the driver
 against their validated alphabet, which has no quote or backslash; free text
 goes through the session's escaper; numbers are formatted from ints. Rows are
 sorted by primary key so concurrent batches lock in the same order.
+
+Where the dialect binds rows (``Dialect.binds_rows``: SQLite, in process, which
+compiles every statement text anew), the hottest INSERTs go as one statement with
+each row's raw stored values bound instead (``*_rows``): the same stored values.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from ledgerd.store.sql.rows import (
     HOLD_COLUMNS,
     JOURNAL_ACTOR_COLUMNS,
     JOURNAL_COLUMNS,
+    OUTBOX_INSERT_COLUMNS,
 )
 
 # Rows per multi-row INSERT, and keys per IN list.
@@ -95,6 +100,11 @@ def amount_literal(enc: Encoding) -> Callable[[int], str]:
     return _quoted_amount if enc.amount_quote else format_amount
 
 
+def placeholders(columns: str) -> str:
+    """``(?, …)``: one parameter for each of the comma-separated ``columns``."""
+    return "(" + ", ".join("?" * (columns.count(",") + 1)) + ")"
+
+
 def insert_requests(
     requests: Sequence[ChangeRequest],
     now_ms: int,
@@ -119,12 +129,23 @@ def insert_requests(
             f"{r.expires_at_ms})"
             for r in chunk
         )
-        yield (
-            "INSERT INTO change_requests (request_id, user_id, currency, type, amount,"
-            " memo, status, created_at_ms, updated_at_ms, group_id, transfer_id,"
-            " counterparty_user_id, atomic_group, atomic_leg, actor, hold_id,"
-            " hold_expires_at_ms) VALUES " + values
+        yield f"INSERT INTO change_requests ({OUTBOX_INSERT_COLUMNS}) VALUES " + values
+
+
+def request_rows(
+    requests: Sequence[ChangeRequest], now_ms: int, group_id: str | None, enc: Encoding
+) -> list[tuple[object, ...]]:
+    """``insert_requests``'s rows as raw stored values, to bind (``OUTBOX_INSERT_COLUMNS``)."""
+    off, pending = enc.user_offset, int(ChangeStatus.PENDING)
+    return [
+        (
+            r.request_id, r.user_id - off, r.currency, int(r.type), format_amount(r.amount),
+            r.memo, pending, now_ms, now_ms, group_id, r.transfer_id,
+            r.counterparty_user_id - off, r.atomic_group, r.atomic_leg, r.actor, r.hold_id,
+            r.expires_at_ms,
         )
+        for r in sorted(requests, key=lambda r: r.request_id)
+    ]  # fmt: skip
 
 
 _BALANCE_KEY = operator.attrgetter("user_id", "currency")
@@ -142,6 +163,16 @@ def upsert_balances(balances: Sequence[Balance], enc: Encoding, upsert: str) -> 
             for b in chunk
         )
         yield f"INSERT INTO balances ({BALANCE_COLUMNS}) VALUES {values} {upsert}"
+
+
+def balance_rows(balances: Sequence[Balance], enc: Encoding) -> list[tuple[object, ...]]:
+    """``upsert_balances``'s rows as raw stored values, to bind (``BALANCE_COLUMNS``)."""
+    off = enc.user_offset
+    return [
+        (b.user_id - off, b.currency, format_amount(b.available), format_amount(b.frozen),
+         b.version, int(b.lock))
+        for b in sorted(balances, key=_BALANCE_KEY)
+    ]  # fmt: skip
 
 
 def insert_journal(
