@@ -241,9 +241,7 @@ class SqlStore:
         if dialect.binds_rows:
             # Bound, in process: the written count is known before the checks run.
             insert = dialect.insert_ignoring(
-                f"INSERT INTO change_requests ({OUTBOX_INSERT_COLUMNS}) VALUES"
-                f" {statements.placeholders(OUTBOX_INSERT_COLUMNS)}",
-                ["request_id"],
+                statements.bound_insert("change_requests", OUTBOX_INSERT_COLUMNS), ["request_id"]
             )
             rows = statements.request_rows(requests, now_ms, group_id, dialect)
             if session.execute_rows(insert, rows) != len(requests):
@@ -704,8 +702,7 @@ class SqlStore:
                 writes = []
                 if batch.balances:
                     session.execute_rows(
-                        f"INSERT INTO balances ({BALANCE_COLUMNS}) VALUES"
-                        f" {statements.placeholders(BALANCE_COLUMNS)} {upsert}",
+                        statements.bound_insert("balances", BALANCE_COLUMNS, upsert),
                         statements.balance_rows(batch.balances, dialect),
                     )
             writes += self._journal_and_rejections(session, batch)
@@ -745,7 +742,7 @@ class SqlStore:
         """The batch's journal and rejection INSERTs (a bulk-loaded journal is written
         here); from its rows when the consumer decided it as rows."""
         dialect, decided = self._dialect, batch.rows
-        if (dialect.bulk_load or dialect.binds_rows) and batch.journal:
+        if dialect.bulk_load and batch.journal:
             columns = JOURNAL_COLUMNS
             if decided is None:
                 journal = [statements.journal_values(e, dialect) for e in batch.journal]
@@ -757,13 +754,7 @@ class SqlStore:
                     ]
             else:
                 journal = [statements.journal_row_values(row, dialect) for row in decided.journal]
-            if dialect.bulk_load:
-                dialect.bulk_insert(session, "journal", columns, journal)
-            else:
-                session.execute_rows(
-                    f"INSERT INTO journal ({columns}) VALUES {statements.placeholders(columns)}",
-                    journal,
-                )
+            dialect.bulk_insert(session, "journal", columns, journal)
         elif decided is None:
             yield from statements.insert_journal(batch.journal, dialect, session.text)
         else:

@@ -77,12 +77,14 @@ class Dialect(Encoding, Protocol):
     locking_read: str
     # A query with one parameter (a table name) that returns a row if the table exists.
     table_exists_sql: str
-    # True when ``bulk_insert`` should write the journal instead of INSERT statements.
+    # True when ``bulk_insert`` should write the journal instead of INSERT statements
+    # (MySQL: LOAD DATA, when configured; SQLite: its rows bound, always).
     bulk_load: bool
-    # True when the hottest multi-row INSERTs (outbox rows, balances, the journal) bind
-    # their rows' values to one statement (``Session.execute_rows``) instead of writing
-    # them as literals: for an engine that compiles each statement text anew, in process,
-    # where a call costs no round trip (SQLite: 7.5 -> 3.2 µs an outbox row).
+    # True when the hottest multi-row INSERTs (outbox rows, balances; the journal goes
+    # through ``bulk_insert``) bind their rows' values to one statement
+    # (``Session.execute_rows``) instead of writing them as literals: for an engine that
+    # compiles each statement text anew, in process, where a call costs no round trip
+    # (SQLite: 7.5 -> 3.2 µs an outbox row).
     binds_rows: bool
 
     # -- clauses --------------------------------------------------------------

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ledgerd.errors import StoreReadOnly, StoreUnavailable
 from ledgerd.store.sql.dialect import Outcome, Row, Session
+from ledgerd.store.sql.statements import bound_insert
 from ledgerd.support.sqlite import ThreadConnections
 
 
@@ -71,7 +72,8 @@ class SqliteDialect:
     db_now_ms = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
     locking_read = ""  # BEGIN IMMEDIATE already holds the database's write lock
     table_exists_sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
-    bulk_load = False
+    # The journal's bulk path binds its rows (``binds_rows``), no file load.
+    bulk_load = True
     binds_rows = True
 
     def __init__(self, path: Path, busy_timeout_s: float = 30.0) -> None:
@@ -127,7 +129,8 @@ class SqliteDialect:
     def bulk_insert(
         self, session: Session, table: str, columns: str, rows: Sequence[Sequence[object]]
     ) -> None:
-        raise NotImplementedError("SQLite has no bulk load; bulk_load is False")
+        assert isinstance(session, SqliteSession)  # sessions come from this dialect
+        session.execute_rows(bound_insert(table, columns), rows)
 
     def close(self) -> None:
         self._db.close()

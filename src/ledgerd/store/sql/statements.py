@@ -14,6 +14,7 @@ each row's raw stored values bound instead (``*_rows``): the same stored values.
 
 from __future__ import annotations
 
+import functools
 import operator
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -100,9 +101,12 @@ def amount_literal(enc: Encoding) -> Callable[[int], str]:
     return _quoted_amount if enc.amount_quote else format_amount
 
 
-def placeholders(columns: str) -> str:
-    """``(?, …)``: one parameter for each of the comma-separated ``columns``."""
-    return "(" + ", ".join("?" * (columns.count(",") + 1)) + ")"
+@functools.lru_cache(maxsize=16)
+def bound_insert(table: str, columns: str, suffix: str = "") -> str:
+    """``INSERT INTO table (columns) VALUES (?, …) suffix``: one parameter a column, for
+    ``Session.execute_rows`` (built once per statement, not per batch)."""
+    marks = ", ".join("?" * (columns.count(",") + 1))
+    return f"INSERT INTO {table} ({columns}) VALUES ({marks}) {suffix}".rstrip()
 
 
 def insert_requests(
