@@ -132,3 +132,36 @@ def test_acceptor_crash_fails_its_group_and_the_next_group_is_accepted(rig: Rig)
     assert status is ChangeStatus.PENDING
     assert "restarted 1 times" in detail
     assert request.request_id in rig.store.get_requests([request.request_id])
+
+
+def test_an_acceptor_idle_past_the_stall_age_is_judged_from_its_first_request(rig: Rig) -> None:
+    """An acceptor nobody called for longer than stall_after_s is not stalled, and the first
+    request after the quiet spell starts its clock: judged by its last commit's age instead,
+    the first health check before that request's commit returned found it stalled (an API
+    left idle through a bench's 96 s journal prefill exited with the load's first call)."""
+    quiet = Policy(max_restarts=3, restart_window_s=60, stall_after_s=0.2)
+    (request,) = deposits(1, prefix="quiet")
+
+    async def main() -> tuple[bool, bool, str]:
+        acceptor = Acceptor(rig.store)
+        supervisor = Supervisor(quiet)
+        supervisor.add_task(
+            "acceptor", acceptor.run, has_work=acceptor.has_work, wake=acceptor.begin_stop
+        )
+        supervisor.start()
+        try:
+            await asyncio.sleep(0.4)  # twice the stall age, with nothing to do
+            idle_ok = supervisor.health()["acceptor"].ok
+            accepted = asyncio.ensure_future(acceptor.accept([request]))
+            await asyncio.sleep(0)  # the request is queued; its commit has not returned
+            queued = acceptor.has_work()
+            health = supervisor.health()["acceptor"]
+            await asyncio.wait_for(accepted, timeout=10)
+        finally:
+            await supervisor.stop_all()
+            acceptor.close()
+        return idle_ok, queued and health.ok, health.detail
+
+    idle_ok, ok_with_work, detail = asyncio.run(main())
+    assert idle_ok
+    assert ok_with_work, detail

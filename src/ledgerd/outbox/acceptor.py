@@ -92,6 +92,7 @@ class Acceptor:
         self._queued_changes = 0
         self._wake = asyncio.Event()
         self._stopping = False
+        self._lifeline: Lifeline | None = None  # the running flusher's (``run``)
         # One thread: commits are serial anyway, and the next batch gathers meanwhile.
         self._commits = _CommitThread(self._commit)
         # Publish group ids: unique per process start, then counted.
@@ -127,6 +128,11 @@ class Acceptor:
         if self._queued_changes + len(requests) > self._queue_max_changes and self._queue:
             raise Overloaded("too many changes waiting for a commit")
         waiting = _Waiting(requests)
+        if not self._queue and self._lifeline is not None:
+            # Work for an idle flusher: its silence counts from now. An API nobody called for
+            # longer than stall_after_s was otherwise judged stalled by the first health check
+            # after the quiet spell, before its first commit returned, and the process exited.
+            self._lifeline.beat()
         self._queue.append(waiting)
         self._queued_changes += len(requests)
         self._wake.set()
@@ -138,6 +144,7 @@ class Acceptor:
     async def run(self, lifeline: Lifeline) -> None:
         """The flusher: commit whatever is queued, group by group, until asked to stop."""
         loop = asyncio.get_running_loop()
+        self._lifeline = lifeline
         while True:
             lifeline.beat()
             await self._wake.wait()
