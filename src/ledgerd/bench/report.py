@@ -117,14 +117,22 @@ def _run_of(result: Result) -> int:
 def cpu_echo_ratio(results: Sequence[Result], result: Result) -> float | None:
     """A row's total CPU per operation over the echo server's CPU per call, echo measured
     in the same run (the same ``run`` number when the bench repeated the scenarios)."""
-    if result["scenario"] == "echo" or not result.get("cpu"):
+    if result["scenario"] == "echo":
         return None
-    echoes = [r for r in results if r["scenario"] == "echo" and r.get("cpu")]
-    echo = next((r for r in echoes if _run_of(r) == _run_of(result)), None)
-    echo = echo or next(iter(echoes), None)
-    if echo is None or not echo["cpu"]["total_us"]:
+    return _cpu_ratio(result, [r for r in results if r["scenario"] == "echo"])
+
+
+def _cpu_ratio(result: Result, yardsticks: Sequence[Result]) -> float | None:
+    """``result``'s total CPU per operation over that of the yardstick row of its own run
+    (the first one measured when no run matches)."""
+    if not result.get("cpu"):
         return None
-    return float(result["cpu"]["total_us"]) / float(echo["cpu"]["total_us"])
+    measured = [r for r in yardsticks if r.get("cpu")]
+    yardstick = next((r for r in measured if _run_of(r) == _run_of(result)), None)
+    yardstick = yardstick or next(iter(measured), None)
+    if yardstick is None or not yardstick["cpu"]["total_us"]:
+        return None
+    return float(result["cpu"]["total_us"]) / float(yardstick["cpu"]["total_us"])
 
 
 def annotate(results: Sequence[Result]) -> None:
@@ -250,7 +258,9 @@ def cpu_targets(results: Sequence[Result]) -> list[tuple[str, str, str, str, str
     large, empty = groups.get("apply-large"), groups.get("apply")
     if large and empty:
         big = _cpu_spreads(results, large)[0]
-        x_apply = Spread.of([x for r in large if (x := _cpu_apply_ratio(empty, r)) is not None])
+        # Each run against its own run's apply, as x echo: this machine's load moves both
+        # together, so a median over medians can pair a quiet run with a loaded one.
+        x_apply = Spread.of([x for r in large if (x := _cpu_ratio(r, empty)) is not None])
         if big is not None and x_apply is not None:
             rows.append((
                 f"apply-large (journal of {large[0]['parameters'].get('journal_rows', 0):,}"
@@ -260,20 +270,6 @@ def cpu_targets(results: Sequence[Result]) -> list[tuple[str, str, str, str, str
                 "met" if x_apply.median <= APPLY_LARGE_MAX_X_APPLY else "not met",
             ))  # fmt: skip
     return rows
-
-
-def _cpu_apply_ratio(applies: Sequence[Result], large: Result) -> float | None:
-    """An apply-large row's CPU per change over apply's in the same run, as x echo pairs
-    each row with its own run's echo: this machine's load moves both together, so a median
-    over medians can pair a quiet run's figure with a loaded one's."""
-    if not large.get("cpu"):
-        return None
-    measured = [r for r in applies if r.get("cpu") and r["cpu"]["total_us"]]
-    apply = next((r for r in measured if _run_of(r) == _run_of(large)), None)
-    apply = apply or next(iter(measured), None)
-    if apply is None:
-        return None
-    return float(large["cpu"]["total_us"]) / float(apply["cpu"]["total_us"])
 
 
 def ratios(results: Sequence[Result]) -> list[tuple[str, str, str]]:

@@ -172,6 +172,9 @@ def _profile(options: Options, server: ServerProcess) -> subprocess.Popen[bytes]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+_FULL_SYNCS_DONE = 'ledgerd_cache_full_syncs_total{result="done"}'
+
+
 def _wait_first_full_sync(consumers: Sequence[ServerProcess], timeout_s: float) -> None:
     """Until the consumers' leader filled the shared cache from the store once.
 
@@ -188,9 +191,6 @@ def _wait_first_full_sync(consumers: Sequence[ServerProcess], timeout_s: float) 
         if time.monotonic() > deadline:
             raise TimeoutError(f"no cache full sync finished within {timeout_s:g} s")
         time.sleep(0.1)
-
-
-_FULL_SYNCS_DONE = 'ledgerd_cache_full_syncs_total{result="done"}'
 
 
 def _applied(consumers: Sequence[ServerProcess]) -> float:

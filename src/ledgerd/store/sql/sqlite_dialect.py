@@ -129,7 +129,6 @@ class SqliteDialect:
     def bulk_insert(
         self, session: Session, table: str, columns: str, rows: Sequence[Sequence[object]]
     ) -> None:
-        assert isinstance(session, SqliteSession)  # sessions come from this dialect
         session.execute_rows(bound_insert(table, columns), rows)
 
     def close(self) -> None:
