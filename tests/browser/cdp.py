@@ -14,7 +14,9 @@ import asyncio
 import base64
 import itertools
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -66,6 +68,10 @@ class Browser:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            # A group of its own, so that close can end the renderer, GPU and crash
+            # handler children too: they outlive the main process and still write to
+            # the profile (its "Default" folder) while it is being removed.
+            start_new_session=True,
         )
         active = Path(self._profile.name) / "DevToolsActivePort"
         wait_until(
@@ -212,6 +218,7 @@ class Browser:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
+            _end_group(self._process.pid)
             self._profile.cleanup()
 
     async def _disconnect(self) -> None:
@@ -221,3 +228,27 @@ class Browser:
             await self._session.close()
         # Let the receive task see the close.
         await asyncio.sleep(0)
+
+
+def _live_members(group: int) -> list[int]:
+    """Processes of the group that still run (a zombie writes nothing)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid pgrp …: comm may hold spaces, so split after its ")".
+        fields = text[text.rindex(")") + 2 :].split()
+        if int(fields[2]) == group and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+def _end_group(group: int) -> None:
+    """Kill what is left of the browser's process group and wait until none of it runs."""
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    wait_until(lambda: not _live_members(group), 10.0, "chromium's children to exit")
