@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
 import json
 import os
@@ -68,9 +69,9 @@ class Browser:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            # A group of its own, so that close can end the renderer, GPU and crash
-            # handler children too: they outlive the main process and still write to
-            # the profile (its "Default" folder) while it is being removed.
+            # A group of its own, so that close can end the renderer and GPU children
+            # too: they can outlive the main process and still write to the profile
+            # (its "Default" folder) while it is being removed.
             start_new_session=True,
         )
         active = Path(self._profile.name) / "DevToolsActivePort"
@@ -218,7 +219,7 @@ class Browser:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
-            _end_group(self._process.pid)
+            _end_browser(self._process.pid, self._profile.name)
             self._profile.cleanup()
 
     async def _disconnect(self) -> None:
@@ -230,25 +231,28 @@ class Browser:
         await asyncio.sleep(0)
 
 
-def _live_members(group: int) -> list[int]:
-    """Processes of the group that still run (a zombie writes nothing)."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+def _browser_processes(group: int, profile: str) -> list[int]:
+    """The browser's processes that still run: its group, and any process naming the
+    profile in its arguments should one have left the group (a zombie writes nothing).
+    The crash handlers leave the group too, but write to ~/.config, not the profile."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
         try:
-            text = stat.read_text()
+            stat = (proc / "stat").read_text()
+            arguments = (proc / "cmdline").read_bytes()
         except OSError:
             continue
         # pid (comm) state ppid pgrp …: comm may hold spaces, so split after its ")".
-        fields = text[text.rindex(")") + 2 :].split()
-        if int(fields[2]) == group and fields[0] != "Z":
-            members.append(int(stat.parent.name))
-    return members
+        fields = stat[stat.rindex(")") + 2 :].split()
+        ours = int(fields[2]) == group or profile.encode() in arguments
+        if ours and fields[0] != "Z":
+            found.append(int(proc.name))
+    return found
 
 
-def _end_group(group: int) -> None:
-    """Kill what is left of the browser's process group and wait until none of it runs."""
-    try:
-        os.killpg(group, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    wait_until(lambda: not _live_members(group), 10.0, "chromium's children to exit")
+def _end_browser(group: int, profile: str) -> None:
+    """Kill what is left of the browser and wait until none of it runs."""
+    for pid in _browser_processes(group, profile):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not _browser_processes(group, profile), 10.0, "chromium's processes to exit")
