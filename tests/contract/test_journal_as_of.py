@@ -65,16 +65,26 @@ def test_an_untouched_account_is_at_version_zero_at_every_moment(store: Store) -
     assert store.journal_version_before(USER + 1, "USD", 5000) == 0
 
 
-def test_an_entry_stamped_earlier_than_one_before_it_counts_from_that_ones_moment(
-    store: Store,
-) -> None:
-    """A consumer that took over with a slower clock stamped version 3 before version 2: the
-    cut stays in version order, so version 3 is not before the moment version 2 was."""
-    journal_at(store, [1000, 5000, 4000, 6000])
-    assert store.journal_version_before(USER, "USD", 4500) == 1
-    assert store.journal_version_before(USER, "USD", 5000) == 1
-    assert store.journal_version_before(USER, "USD", 5001) == 3
-    assert store.journal_version_before(USER, "USD", 6001) == 4
+def test_an_account_of_many_versions_is_cut_at_every_moment(store: Store) -> None:
+    """300 versions stamped in runs of equal stamps (one batch each): the lookup by halving
+    finds the cut at each moment, an entry's own, between two and past the last."""
+    stamps = [1000 + 10 * (n // 3) for n in range(300)]
+    journal_at(store, stamps)
+    for moment in range(990, stamps[-1] + 12, 5):
+        expected = sum(1 for stamp in stamps if stamp < moment)
+        assert store.journal_version_before(USER, "USD", moment) == expected, moment
+
+
+def test_a_claim_carries_the_newest_stamp_recorded_over_every_partition(store: Store) -> None:
+    """A batch's stamp is recorded with its offsets and never lowered by an older one; the
+    claim of any partition (here one never claimed) carries the newest: its consumer
+    stamps no batch earlier."""
+    assert store.claim_partition("t", 5).stamped_at_ms == 0
+    journal_at(store, [1000, 9000])
+    late = store.claim_partition("t", 0)
+    store.commit_batch(BatchCommit([late], [], [], [], 4000))  # a clock behind, unclamped
+    assert store.claim_partition("t", 3).stamped_at_ms == 9000
+    assert store.claim_partition("t", 0).stamped_at_ms == 9000
 
 
 def statement(
@@ -93,10 +103,12 @@ def statement(
 
 
 def test_statements_add_up_exactly_across_a_clock_that_went_back(store: Store) -> None:
-    """Versions 1..6 stamped 1000, 2000, 5000, 4000 (a failover to a slower clock), 6000,
-    7000: over every range of those moments, in pages of 1 and 4, the entries are the
-    versions between the opening's and the closing's, and opening + entries = closing."""
-    journal_at(store, [1000, 2000, 5000, 4000, 6000, 7000])
+    """Versions 1..6 as a failover to a slower clock journals them: version 4 was applied
+    at 4000 by that clock, after version 3's 5000, so its consumer stamped it 5000 (the
+    newest recorded stamp). Over every range of moments, in pages of 1 and 4, the entries
+    are the versions between the opening's and the closing's, and opening + entries =
+    closing."""
+    journal_at(store, [1000, 2000, 5000, 5000, 6000, 7000])
     moments = [0, 1000, 1500, 4000, 4500, 5000, 5001, 6000, 7001]
     for from_ms in moments:
         for to_ms in (m for m in moments if m > from_ms):
@@ -106,9 +118,8 @@ def test_statements_add_up_exactly_across_a_clock_that_went_back(store: Store) -
                     range(opening.version + 1, closing.version + 1)
                 )
                 assert opening.available + sum(e.amount for e in entries) == closing.available
-                # No entry stamped at or after the end (an earlier stamp may come late).
-                assert all(e.applied_at_ms < to_ms for e in entries)
+                assert all(from_ms <= e.applied_at_ms < to_ms for e in entries)
     _, entries, _ = statement(store, 4000, 5000, 10)
-    assert entries == []  # version 4 (4000) comes after version 3 (5000): from 5000 on
+    assert entries == []
     _, entries, _ = statement(store, 5000, 5001, 10)
     assert [e.version for e in entries] == [3, 4]

@@ -25,6 +25,7 @@ import structlog
 from ledgerd import metrics
 from ledgerd.consumer.config import ConsumerConfig
 from ledgerd.consumer.contiguity import Contiguity, claim_gap
+from ledgerd.consumer.stamps import BatchStamps
 from ledgerd.errors import Fenced, LedgerError
 from ledgerd.log.base import EventLog, LogRecord
 from ledgerd.store.base import PartitionClaim, Store
@@ -51,8 +52,12 @@ class Intake:
         *,
         on_gained: PartitionsChanged,
         on_lost: PartitionsChanged,
+        stamps: BatchStamps | None = None,
     ) -> None:
         self._store = store
+        # What the batches of owned partitions are stamped with: no earlier than any
+        # claim's newest recorded stamp.
+        self.stamps = stamps or BatchStamps()
         self._log = event_log
         self._config = config
         self._on_gained = on_gained
@@ -178,6 +183,7 @@ class Intake:
             identity = self._log.partition_identity(topic, partition)
             claim = self._store.claim_partition(topic, partition, identity.topic_id)
             self._claims[partition] = claim
+            self.stamps.claimed(claim.stamped_at_ms)
             self._contiguity.forget(partition)
             self._unread.discard(partition)
             metrics.PARTITION_GAP.labels(partition=str(partition)).set(0)

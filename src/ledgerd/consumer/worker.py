@@ -285,7 +285,7 @@ class BatchConsumer:
         """Read the doubtful messages' outcomes, decide the batch, dead-letter poison."""
         if isinstance(batch, ColumnBatch):
             return self._decide_columns(records, batch)
-        now_ms = int(time.time() * 1000)
+        now_ms = self._intake.stamps.next()
         already_final = settle_checks(batch, self._store)
         metrics.CONSUMER_CHECKED_MESSAGES.inc(len(batch.check))
         requests = [change for _, change in batch.changes]
@@ -335,7 +335,7 @@ class BatchConsumer:
 
     def _decide_columns(self, records: Sequence[LogRecord], batch: ColumnBatch) -> _Decided:
         """``_decide`` of a column batch (no poison, no transfer, nothing unsigned)."""
-        now_ms = int(time.time() * 1000)
+        now_ms = self._intake.stamps.next()
         already_final = set(self._store.decided_requests(batch.check)) if batch.check else set()
         metrics.CONSUMER_CHECKED_MESSAGES.inc(len(batch.check))
         accounts = accounts_of(batch)
@@ -513,7 +513,7 @@ class BatchConsumer:
         ]
         (position,) = self._intake.positions([record])
         cleared = self._cleared_failures([position])
-        now_ms = int(time.time() * 1000)
+        now_ms = self._intake.stamps.next()
         try:
             self._writer.skip_dead_lettered(position, letters, now_ms, cleared_failures=cleared)
         except StoreRejected as exc:

@@ -37,6 +37,10 @@ class PartitionClaim:
     # The topic incarnation ``next_offset`` was read in (``PartitionIdentity.topic_id``),
     # '' while none is recorded.
     topic_id: str = ""
+    # The newest batch stamp the store has recorded, over every partition, when claimed:
+    # the claimer stamps no batch earlier, so an account's stamps never fall as its
+    # versions rise, even when its partition moves to a consumer whose clock is behind.
+    stamped_at_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,7 +312,8 @@ class Store(Protocol):
 
     # -- consumer -------------------------------------------------------------
     def claim_partition(self, topic: str, partition: int, topic_id: str = "") -> PartitionClaim:
-        """Take ownership of a partition: bump its epoch, return where to resume.
+        """Take ownership of a partition: bump its epoch, return where to resume and the
+        newest stamp recorded (``commit_batch`` records each batch's ``applied_at_ms``).
 
         ``topic_id`` (the log's topic incarnation now) is recorded if the position has
         none yet; the claim returns the recorded one, for the caller to compare.
@@ -367,9 +372,9 @@ class Store(Protocol):
         first entry applied at or after that moment, or its latest version when there is
         none (0: untouched then).
 
-        A cut in version order, so balances and statements built on it add up exactly: an
-        entry stamped earlier than one before it (a consumer that took the partition over
-        with a slower clock) counts from that earlier entry's moment on.
+        A cut in version order, so balances and statements built on it add up exactly. An
+        account's stamps never fall as its versions rise (``PartitionClaim.stamped_at_ms``;
+        schema 13 made the older entries so), which the lookup may rely on.
         """
 
     def scan_events(self, partition: int, after_seq: int, limit: int) -> Sequence[JournalEntry]:

@@ -26,6 +26,7 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, ExitStack, contextmanager
+from dataclasses import replace
 from functools import partial
 from typing import Any, TypeVar
 
@@ -275,7 +276,11 @@ class ShardedStore:
     # -- consumer -------------------------------------------------------------
     def claim_partition(self, topic: str, partition: int, topic_id: str = "") -> PartitionClaim:
         shard = self._shards[self.shard_of_partition(partition)]
-        return shard.claim_partition(topic, partition, topic_id)
+        claim = shard.claim_partition(topic, partition, topic_id)
+        # Over every shard: schema 13 recorded each shard's newest journal stamp in its own
+        # positions, and a partition's accounts keep their entries in their users' shards.
+        newest = max([claim.stamped_at_ms, *self._each(lambda s: s.newest_stamp_ms())])
+        return replace(claim, stamped_at_ms=newest)
 
     def load_balances(self, accounts: Collection[Account]) -> Mapping[Account, Balance]:
         by_shard = self._by_user_shard((account.user_id, account) for account in accounts)
