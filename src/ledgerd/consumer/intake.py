@@ -52,12 +52,11 @@ class Intake:
         *,
         on_gained: PartitionsChanged,
         on_lost: PartitionsChanged,
-        stamps: BatchStamps | None = None,
     ) -> None:
         self._store = store
         # What the batches of owned partitions are stamped with: no earlier than any
         # claim's newest recorded stamp.
-        self.stamps = stamps or BatchStamps()
+        self.stamps = BatchStamps()
         self._log = event_log
         self._config = config
         self._on_gained = on_gained
