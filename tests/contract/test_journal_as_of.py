@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from ledgerd.audit import audit
 from ledgerd.domain.amounts import SCALE
 from ledgerd.domain.model import Account, Balance, ChangeRequest, ChangeType, JournalEntry
 from ledgerd.history import JournalHistory, parse_page_token
@@ -73,6 +74,15 @@ def test_an_account_of_many_versions_is_cut_at_every_moment(store: Store) -> Non
     for moment in range(990, stamps[-1] + 12, 5):
         expected = sum(1 for stamp in stamps if stamp < moment)
         assert store.journal_version_before(USER, "USD", moment) == expected, moment
+
+
+def test_the_audit_reports_a_stamp_that_falls_and_only_within_an_account(store: Store) -> None:
+    """Version 3 stamped before version 2 breaks what reads by time rely on: the audit names
+    it. Another account's earlier stamps, and equal stamps, are no problem."""
+    journal_at(store, [1000, 5000, 5000, 7000], currency="EUR")
+    journal_at(store, [1000, 5000, 4000, 6000])
+    report = audit(store)
+    assert report.problems == [f"{Account(USER, 'USD')} v3: stamped 4000, before v2's 5000"]
 
 
 def test_a_claim_carries_the_newest_stamp_recorded_over_every_partition(store: Store) -> None:

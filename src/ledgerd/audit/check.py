@@ -1,7 +1,8 @@
 """``ledgerd audit``: check the store's invariants, readable on a live system.
 
 Per account: the balance equals the replay of its journal, versions run
-1, 2, 3 … without gaps, and no amount is ever negative. Per request: a
+1, 2, 3 … without gaps, no amount is ever negative, and stamps (``applied_at_ms``)
+never fall as versions rise. Per request: a
 request_id is journaled at most once and is never both journaled and
 rejected. Outbox rows without an outcome (PENDING/SENT/FAILED) are "in
 flight", not errors; rows written before schema 3 that recorded their own
@@ -362,11 +363,14 @@ def _audit(  # noqa: PLR0917  # the audit's parts, passed down as they are
     held = _open_holds(store, progress, report, placement, bound)
     journaled: Counter[str] = Counter()
     replayed: dict[Account, Balance] = {}
+    previous: JournalEntry | None = None
     for entry in _counted(iter_journal(store), "journal entries", progress):
         report.journal_entries += 1
         placement.check(entry.user_id, "journal entries")
         journaled[entry.request_id] += 1
         _replay(report, replayed, entry)
+        _check_stamp(report, previous, entry)
+        previous = entry
         money.add_entry(entry)
         book.add_entry(entry, report.problem)
     for balance in _counted(iter_balances(store), "balances", progress):
@@ -468,6 +472,21 @@ def _replay(report: AuditReport, replayed: dict[Account, Balance], entry: Journa
         entry.user_id, entry.currency, entry.available_after, entry.frozen_after, entry.version,
         lock,
     )  # fmt: skip
+
+
+def _check_stamp(report: AuditReport, previous: JournalEntry | None, entry: JournalEntry) -> None:
+    """An account's stamps never fall as its versions rise: reads by time find a moment by
+    halving its versions (``Store.journal_version_before``). The journal comes in account
+    and version order, so the entry before is the account's previous one, if any."""
+    if (
+        previous is not None
+        and (previous.user_id, previous.currency) == (entry.user_id, entry.currency)
+        and entry.applied_at_ms < previous.applied_at_ms
+    ):
+        report.problem(
+            f"{Account(entry.user_id, entry.currency)} v{entry.version}: stamped"
+            f" {entry.applied_at_ms}, before v{previous.version}'s {previous.applied_at_ms}"
+        )
 
 
 def _report_without_balance(
