@@ -68,8 +68,9 @@ DUPLICATE_MESSAGES = Counter(
 )
 CONSUMER_CHECKED_MESSAGES = Counter(
     "ledgerd_consumer_checked_messages_total",
-    "Log messages whose request outcome was read before deciding them (resent, older than"
-    " the trust window, unsigned, or retried); the rest are applied without a read.",
+    "Log messages whose request outcome was read before deciding them (resent, appended"
+    " later than the trust window after acceptance, unsigned, or retried); the rest are"
+    " applied without a read.",
 )
 DLQ_MESSAGES = Counter(
     "ledgerd_dlq_messages_total",

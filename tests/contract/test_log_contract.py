@@ -157,6 +157,23 @@ def test_ensure_topics_twice_keeps_existing_records(event_log: EventLog, topic: 
     assert event_log.end_offsets(topic)[0] == 1
 
 
+def test_each_record_says_when_the_log_appended_it(event_log: EventLog, topic: str) -> None:
+    """``appended_at_ms``, by the log's clock (the broker's here, on this machine): between
+    the publish and the delivery report, and the same when read again."""
+    event_log.ensure_topics([topic])
+    before_ms = int(time.time() * 1000)
+    publish_all(event_log, topic, [(p, b"x") for p in range(3)])
+    after_ms = int(time.time() * 1000) + 1
+    consumer, _ = subscribe(event_log, topic)
+    records = read_all(consumer, 3)
+    consumer.close()
+    assert len(records) == 3
+    assert all(before_ms <= r.appended_at_ms <= after_ms for r in records)
+    last = event_log.last_record(topic, 0)
+    (first_read,) = [r for r in records if r.partition == 0]
+    assert last is not None and last.appended_at_ms == first_read.appended_at_ms
+
+
 def test_a_poll_returns_once_a_record_is_there_not_when_the_batch_is_full(
     event_log: EventLog, topic: str
 ) -> None:

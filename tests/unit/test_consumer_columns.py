@@ -49,9 +49,11 @@ def record(
     partition: int = 0,
     accepted_at_ms: int = NOW_MS - 100,
     resent: bool = False,
+    appended_at_ms: int = 0,
 ) -> LogRecord:
     value = encode_change(request, accepted_at_ms=accepted_at_ms, resent=resent)
-    return LogRecord("t", partition, offset, b"k", value, tuple(SIGNER.headers(value)))
+    headers = tuple(SIGNER.headers(value))
+    return LogRecord("t", partition, offset, b"k", value, headers, appended_at_ms)
 
 
 def random_amount(rng: random.Random) -> int:
@@ -66,8 +68,8 @@ def random_amount(rng: random.Random) -> int:
 
 
 def random_batch(rng: random.Random) -> tuple[list[LogRecord], dict[Account, Balance], set[str]]:
-    """Records of client changes over a few accounts (repeated ids, resent and old
-    messages among them), the accounts' balances, and request ids decided before."""
+    """Records of client changes over a few accounts (repeated ids, resent, old and late
+    appended messages among them), the accounts' balances, and request ids decided before."""
     users = [rng.randint(1, 2**64 - 1) for _ in range(3)] + [1, 2]
     currencies = ["EUR", "BTC", "X1"]
     records: list[LogRecord] = []
@@ -86,10 +88,15 @@ def random_batch(rng: random.Random) -> tuple[list[LogRecord], dict[Account, Bal
         )  # fmt: skip
         partition = rng.choice([0, 1])
         old = rng.random() < 0.1
+        accepted_at_ms = NOW_MS - WINDOW_MS - 1 if old else NOW_MS - 100
+        # Appended: unknown (0), soon after acceptance, or past the window.
+        appended_at_ms = rng.choice(
+            [0, 0, accepted_at_ms + rng.randint(0, WINDOW_MS), accepted_at_ms + WINDOW_MS + 1]
+        )
         records.append(
             record(
                 request, offsets[partition], partition=partition, resent=rng.random() < 0.1,
-                accepted_at_ms=NOW_MS - WINDOW_MS - 1 if old else NOW_MS - 100,
+                accepted_at_ms=accepted_at_ms, appended_at_ms=appended_at_ms,
             )
         )  # fmt: skip
         offsets[partition] += 1

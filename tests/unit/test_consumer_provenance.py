@@ -25,10 +25,11 @@ def record(
     resent: bool = False,
     signer: MessageSigner | None = SIGNER,
     offset: int = 0,
+    appended_at_ms: int = 0,
 ) -> LogRecord:
     value = encode_change(request, accepted_at_ms=accepted_at_ms, resent=resent)
     headers = tuple(signer.headers(value)) if signer is not None else ()
-    return LogRecord("t", 0, offset, b"7", value, headers=headers)
+    return LogRecord("t", 0, offset, b"7", value, headers, appended_at_ms)
 
 
 class StoredState:
@@ -65,9 +66,34 @@ def test_resent_message_is_checked() -> None:
 
 
 def test_message_older_than_the_trust_window_is_checked() -> None:
-    """An original consumed after the window may come after its resent copy: read its outcome."""
+    """An original consumed after the window, from a log that does not say when it appended
+    it, may come after its resent copy: read its outcome."""
     old = record(change("a"), accepted_at_ms=NOW_MS - WINDOW_MS - 1)
     assert sort(old).check == {"a"}
+
+
+def test_a_first_publication_appended_in_the_window_is_trusted_however_late_it_is_read() -> None:
+    """A consumer draining a backlog an hour old: each message joined the log within the
+    window of its acceptance, before any resent copy could, so it is read first."""
+    hour_ms = 3_600_000
+    accepted = NOW_MS - hour_ms
+    batch = sort(
+        record(change("a"), accepted_at_ms=accepted, appended_at_ms=accepted + 20),
+        record(change("b"), accepted_at_ms=accepted, appended_at_ms=accepted + WINDOW_MS, offset=1),
+    )
+    assert batch.check == set() and len(batch.changes) == 2
+
+
+def test_a_message_appended_later_than_the_window_is_checked_however_soon_it_is_read() -> None:
+    """Appended past the window (a relay that published long after the commit): a resent
+    copy may have joined the log first, whenever the consumer reads this one."""
+    late = record(change("a"), accepted_at_ms=NOW_MS - WINDOW_MS - 2, appended_at_ms=NOW_MS - 1)
+    assert sort(late).check == {"a"}
+
+
+def test_a_resent_copy_is_checked_whenever_it_was_appended() -> None:
+    resent = record(change("a"), resent=True, appended_at_ms=NOW_MS - 90)
+    assert sort(resent).check == {"a"}
 
 
 def test_after_a_failed_commit_every_message_is_checked() -> None:

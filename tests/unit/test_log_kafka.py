@@ -277,8 +277,12 @@ def test_the_experimental_gapless_warning_is_not_logged(caplog: pytest.LogCaptur
 class FakeMessage:
     """A consumed librdkafka message, as far as ``_record`` reads it."""
 
-    def __init__(self, headers: object) -> None:
+    def __init__(self, headers: object, timestamp: tuple[int, int] = (2, 1234)) -> None:
         self._headers = headers
+        self._timestamp = timestamp
+
+    def timestamp(self) -> tuple[int, int]:
+        return self._timestamp
 
     def topic(self) -> str:
         return "t"
@@ -315,7 +319,15 @@ def test_a_consumed_message_becomes_a_record_with_bytes_headers(
 ) -> None:
     """Each header value reads as bytes (none as empty), the one-header case included."""
     record = kafka._record(FakeMessage(headers))  # type: ignore[arg-type]
-    assert record == LogRecord("t", 2, 9, b"k", b"v", expected)
+    assert record == LogRecord("t", 2, 9, b"k", b"v", expected, 1234)
+
+
+@pytest.mark.parametrize("stamp_type", [0, 1])  # none; the producer's CreateTime
+def test_only_the_brokers_stamp_says_when_a_record_was_appended(stamp_type: int) -> None:
+    """A producer's stamp says when it handed the record over, not when it joined the log
+    (a retried send lands later): such a record's append time is unknown, 0."""
+    record = kafka._record(FakeMessage(None, (stamp_type, 1234)))  # type: ignore[arg-type]
+    assert record.appended_at_ms == 0
 
 
 @dataclass

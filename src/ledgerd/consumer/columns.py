@@ -120,7 +120,8 @@ class ColumnBatch:
     memos: list[str] = field(default_factory=list)
     partitions: list[int] = field(default_factory=list)
     event_seqs: list[int] = field(default_factory=list)
-    # Request ids whose outcome is read before deciding (resent, or accepted long ago).
+    # Request ids whose outcome is read before deciding (resent, or appended long after
+    # their acceptance).
     check: set[str] = field(default_factory=set)
     # Each amount as ``format_amount`` writes it, when every message's is (the events
     # publish it as it is); None otherwise.
@@ -144,7 +145,6 @@ def sort_columns(
     type_numbers: list[int] = []
     amount_texts: list[str] = []
     verify = signer.verify_mac
-    oldest_trusted_ms = now_ms - trust_window_ms
     for record in records:
         headers = record.headers
         value = record.value
@@ -158,7 +158,11 @@ def sort_columns(
         if message.more_legs is not None or message.transfer_id or message.counterparty_user_id:
             return None
         request_id = message.request_id
-        if message.resent or message.accepted_at_ms < oldest_trusted_ms:
+        # As ``sort_batch``: by when the log appended it, else by now (provenance).
+        if (
+            message.resent
+            or (record.appended_at_ms or now_ms) - message.accepted_at_ms > trust_window_ms
+        ):
             check.add(request_id)
         request_ids.append(request_id)
         user_ids.append(message.user_id)

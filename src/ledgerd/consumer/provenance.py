@@ -4,14 +4,21 @@ The consumer no longer reads every message's outbox row (that was a row read
 per change). Instead, each message says where it came from, and only the
 doubtful ones are checked against the store:
 
-* **Signed, first publication, accepted recently** (inside ``trust_window_s``):
-  applied as it is. The API process publishes a row right after committing it
-  and the producer never duplicates (idempotent); the sweep republishes a row
-  only once it is older than its sweep age (twice the window by default, which
-  leaves the other half for clock skew between processes). So no earlier copy
-  of such a message can have been decided.
-* **Signed, but resent or older than the window**: an earlier copy may have been
-  decided: the request's outcome is read first, and a decided one is a duplicate.
+* **Signed, first publication, appended soon after its acceptance** (inside
+  ``trust_window_s``): applied as it is. The API process publishes a row right
+  after committing it and the producer never duplicates (idempotent); the sweep
+  republishes a row only once it is older than its sweep age (twice the window
+  by default, which leaves the other half for clock skew between processes).
+  A resent copy therefore joins the log after such a message, in the same
+  partition (a user's partition never changes), and is read after it, flagged.
+  So no earlier copy of such a message can have been decided, however late the
+  consumer reads it: a consumer draining a backlog checks nothing it need not.
+  The log says when it appended a record (``LogRecord.appended_at_ms``: Kafka's
+  LogAppendTime, the embedded log's clock); where it does not, the moment of
+  reading stands in for it (later, so stricter).
+* **Signed, but resent or appended later than the window**: an earlier copy may
+  have been decided: the request's outcome is read first, and a decided one is a
+  duplicate.
 * **Unsigned** (written before messages were signed): must match its outbox row
   field for field, as before; otherwise it is poison.
 * **Signed with another key, or altered**: poison. Nothing the outbox did not
@@ -71,7 +78,11 @@ def sort_batch(
         if signed is None:
             batch.unsigned.update(request_ids)
             batch.check.update(request_ids)
-        elif check_all or decoded.resent or now_ms - decoded.accepted_at_ms > trust_window_ms:
+        elif (
+            check_all
+            or decoded.resent
+            or (record.appended_at_ms or now_ms) - decoded.accepted_at_ms > trust_window_ms
+        ):
             batch.check.update(request_ids)
         batch.changes.extend((record, leg) for leg in decoded.requests)
     return batch

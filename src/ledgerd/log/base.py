@@ -42,6 +42,11 @@ class LogRecord(NamedTuple):
     key: bytes
     value: bytes
     headers: tuple[tuple[str, bytes], ...] = ()
+    # When the log appended it, by the log's clock (Unix ms); 0 when the log does not say
+    # (a Kafka topic that keeps its producers' timestamps). The consumer trusts a first
+    # publication appended soon after its acceptance however late it reads it
+    # (``ledgerd.consumer.provenance``).
+    appended_at_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)

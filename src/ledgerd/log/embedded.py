@@ -36,6 +36,7 @@ _SCHEMA = [
         key BLOB NOT NULL,
         value BLOB NOT NULL,
         headers TEXT NOT NULL,
+        appended_at_ms INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (topic, partition, offset)
     ) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS topics (
@@ -53,7 +54,7 @@ _SCHEMA = [
 ]
 
 _READ_RECORDS = (
-    "SELECT offset, key, value, headers FROM records"
+    "SELECT offset, key, value, headers, appended_at_ms FROM records"
     " WHERE topic = ? AND partition = ? AND offset >= ? ORDER BY offset LIMIT ?"
 )
 
@@ -78,6 +79,11 @@ class EmbeddedLog:
             if "topic_id" not in columns:  # a file from before topic ids
                 connection.execute(
                     "ALTER TABLE topics ADD COLUMN topic_id TEXT NOT NULL DEFAULT ''"
+                )
+            records = {row[1] for row in connection.execute("PRAGMA table_info(records)")}
+            if "appended_at_ms" not in records:  # a file from before append times (0: unknown)
+                connection.execute(
+                    "ALTER TABLE records ADD COLUMN appended_at_ms INTEGER NOT NULL DEFAULT 0"
                 )
             for (topic,) in connection.execute("SELECT topic FROM topics WHERE topic_id = ''"):
                 connection.execute(
@@ -135,7 +141,7 @@ class EmbeddedLog:
 
     def last_record(self, topic: str, partition: int) -> LogRecord | None:
         rows = self._db.read(
-            "SELECT offset, key, value, headers FROM records"
+            "SELECT offset, key, value, headers, appended_at_ms FROM records"
             " WHERE topic = ? AND partition = ? ORDER BY offset DESC LIMIT 1",
             (topic, partition),
         )
@@ -159,14 +165,16 @@ class EmbeddedLog:
         with self._appended:
             ends = dict(self._end_offsets)
             rows = []
+            appended_at_ms = int(time.time() * 1000)
             for topic, partition, key, value, headers, _ in pending:
                 offset = ends.get((topic, partition), 0)
                 ends[(topic, partition)] = offset + 1
-                rows.append((topic, partition, offset, key, value, headers))
+                rows.append((topic, partition, offset, key, value, headers, appended_at_ms))
             with self._db.write() as connection:
                 connection.executemany(
-                    "INSERT INTO records (topic, partition, offset, key, value, headers)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO records"
+                    " (topic, partition, offset, key, value, headers, appended_at_ms)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
             self._end_offsets = ends
@@ -216,7 +224,7 @@ _HEADERS_DECODER = msgspec.json.Decoder(list[tuple[str, str]])
 
 
 def _record(topic: str, partition: int, row: Sequence[Any]) -> LogRecord:
-    """A ``records`` row (offset, key, value, headers) as a LogRecord."""
+    """A ``records`` row (offset, key, value, headers, appended_at_ms) as a LogRecord."""
     return LogRecord(
         topic,
         partition,
@@ -224,6 +232,7 @@ def _record(topic: str, partition: int, row: Sequence[Any]) -> LogRecord:
         bytes(row[1]),
         bytes(row[2]),
         tuple([(name, value.encode()) for name, value in _HEADERS_DECODER.decode(row[3])]),
+        row[4],
     )
 
 

@@ -36,6 +36,7 @@ from typing import Any
 
 import structlog
 from confluent_kafka import (
+    TIMESTAMP_LOG_APPEND_TIME,
     Consumer,
     KafkaError,
     KafkaException,
@@ -44,7 +45,13 @@ from confluent_kafka import (
     TopicCollection,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+)
 
 from ledgerd.errors import LedgerError, LogUnavailable
 from ledgerd.log.base import DeliveryCallback, LogRecord, OnAssign, OnRevoke, PartitionIdentity
@@ -52,6 +59,11 @@ from ledgerd.log.base import DeliveryCallback, LogRecord, OnAssign, OnRevoke, Pa
 log = structlog.get_logger(__name__)
 
 _ADMIN_TIMEOUT_S = 10.0
+# Every topic ledgerd creates: the broker stamps each record when it appends it
+# (``LogRecord.appended_at_ms``).
+_TIMESTAMP_TYPE = "message.timestamp.type"
+_APPEND_TIME = "LogAppendTime"
+_TOPIC_CONFIG = {_TIMESTAMP_TYPE: _APPEND_TIME}
 _LIBRDKAFKA_LOG = logging.getLogger("confluent_kafka")
 
 
@@ -118,9 +130,15 @@ class KafkaLog:
         """
         existing = self._topic_partitions()
         missing = [t for t in topics if t not in existing]
+        self._stamp_appends([t for t in topics if t in existing])
         if missing:
             futures = self._admin.create_topics(
-                [NewTopic(t, self.partition_count, self._replication_factor) for t in missing],
+                [
+                    NewTopic(
+                        t, self.partition_count, self._replication_factor, config=_TOPIC_CONFIG
+                    )
+                    for t in missing
+                ],
                 operation_timeout=_ADMIN_TIMEOUT_S,
             )
             for topic, future in futures.items():
@@ -138,6 +156,52 @@ class KafkaLog:
                     f"topic {topic} has {existing[topic]} partitions,"
                     f" LEDGERD_PARTITIONS is {self.partition_count}"
                 )
+
+    def _stamp_appends(self, topics: Collection[str]) -> None:
+        """Have the broker stamp the records of existing topics (a topic made before ledgerd
+        asked for it keeps its producers' stamps): each record then says when it joined the
+        log. Refused or unanswered, the topic still works: a consumer then reads the outcome
+        of every message it reads late (``ledgerd.consumer.provenance``)."""
+        if not topics:
+            return
+        resources = [ConfigResource(ConfigResource.Type.TOPIC, t) for t in topics]
+        try:
+            described = self._admin.describe_configs(resources, request_timeout=_ADMIN_TIMEOUT_S)
+            stale = [
+                resource
+                for resource, future in described.items()
+                if future.result()[_TIMESTAMP_TYPE].value != _APPEND_TIME
+            ]
+            if not stale:
+                return
+            altered = self._admin.incremental_alter_configs(
+                [
+                    ConfigResource(
+                        ConfigResource.Type.TOPIC,
+                        resource.name,
+                        incremental_configs=[
+                            ConfigEntry(
+                                _TIMESTAMP_TYPE,
+                                _APPEND_TIME,
+                                incremental_operation=AlterConfigOpType.SET,
+                            )
+                        ],
+                    )
+                    for resource in stale
+                ],
+                request_timeout=_ADMIN_TIMEOUT_S,
+            )
+            for future in altered.values():
+                future.result()
+            log.info("topics now stamped by the broker", topics=[r.name for r in stale])
+        except KafkaException as exc:
+            log.warning(
+                "cannot have the broker stamp records: messages read late are checked",
+                topics=list(topics),
+                error=str(exc),
+            )
+        finally:
+            self._admin.poll(0)
 
     def _topic_partitions(self) -> dict[str, int]:
         try:
@@ -556,6 +620,7 @@ _new_tuple = tuple.__new__
 def _record(message: Message) -> LogRecord:
     # Positional, and the headers' common shape taken as it is: once per record consumed.
     raw = message.headers()
+    stamp_type, stamp = message.timestamp()
     return _new_tuple(
         LogRecord,
         (
@@ -565,6 +630,9 @@ def _record(message: Message) -> LogRecord:
             message.key() or b"",
             message.value() or b"",
             _headers(raw) if raw else (),
+            # Only the broker's own stamp says when the record joined the log (a producer's
+            # says when it was handed over, and a retried send lands later).
+            stamp if stamp_type == TIMESTAMP_LOG_APPEND_TIME else 0,
         ),
     )
 
