@@ -22,6 +22,7 @@ from ledgerd.consumer.role import declare_consumer
 from ledgerd.events.role import declare_event_publisher
 from ledgerd.log.signing import MessageSigner
 from ledgerd.outbox.role import declare_audit, declare_hold_expiry, declare_relay
+from ledgerd.runtime.collector import settle_collector
 from ledgerd.runtime.health import HealthChecker, Roles
 from ledgerd.runtime.probes import ProbeServer
 from ledgerd.runtime.supervisor import (
@@ -213,6 +214,7 @@ async def serve(settings: Settings) -> int:
         # Looks at the components every second, so a stall is noticed without a probe asking.
         app.supervisor.add(Child("watchdog", task=_watch(app.supervisor)))
         await app.start()
+        settle_collector()
         await stopping.wait()
         log.info("ledgerd stopping", exit_code=exit_code)
     finally:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 
 from ledgerd.cache.base import BalanceSink
 from ledgerd.cache.memory import MemoryCache
@@ -32,31 +31,12 @@ def consumer_config(settings: Settings, *, feed_topic: str | None = None) -> Con
     )
 
 
-# The collector's first threshold in a process that applies changes. The consumer makes
-# and drops several tracked objects per change (records, rows, balances), so at Python's
-# default of 700 a young collection ran every few dozen changes, and the older
-# generations, which grow with the balances held in memory, were walked again and again:
-# the column path's own Python (view, decide and publish 40 batches of 5,000 changes over
-# 100k accounts, a loop without I/O) took 5.1 s of CPU at 700, 3.7 s at 5,000,
-# 3.4 s at 20,000. The count is of tracked objects made less those freed, so what
-# matters is the peak a batch holds at once: two batches of 5,000 (one committing, one
-# decided) hold some 50-100k. At 20,000 every batch crossed it about twice, each time
-# walking what the batch held (`ledgerd bench --scenario apply`: 109 young and 10 middle
-# collections, 0.83 s of the consumer's CPU, 2.8 µs a change); at 200,000 no batch reaches
-# it (1 collection, 0.07 s). Only cyclic garbage waits longer to be freed: at most this
-# many objects of it.
-GC_YOUNG_THRESHOLD = 200_000
-
-
 def declare_consumer(parts: Parts) -> None:
     """The consumer: writes an in-process cache directly, publishes to the cache feed for
     a shared one (its updater may run in another process), hands a transfer's credits to
     the relay at once rather than leaving them to the sweep, and each commit to the event
     publisher."""
     settings, backends = parts.settings, parts.backends
-    # Process-wide, set where the process is known to apply changes; never lowered.
-    threshold, *older = gc.get_threshold()
-    gc.set_threshold(max(threshold, GC_YOUNG_THRESHOLD), *older)
     sink: BalanceSink | None = backends.cache if isinstance(backends.cache, MemoryCache) else None
     config = consumer_config(
         settings, feed_topic=settings.cache_feed_topic if parts.shared_cache else None
