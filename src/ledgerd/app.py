@@ -214,7 +214,7 @@ async def serve(settings: Settings) -> int:
         # Looks at the components every second, so a stall is noticed without a probe asking.
         app.supervisor.add(Child("watchdog", task=_watch(app.supervisor)))
         await app.start()
-        settle_collector()
+        settle_collector(applies_changes=app.roles.consumer)
         await stopping.wait()
         log.info("ledgerd stopping", exit_code=exit_code)
     finally:
