@@ -5,11 +5,14 @@ no objects per record that a run of records can share."""
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import ClassVar
+from types import SimpleNamespace
+from typing import Any, ClassVar
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from structlog.testing import capture_logs
 
 from ledgerd.errors import LogUnavailable
 from ledgerd.log import kafka
@@ -389,3 +392,81 @@ def test_an_end_offset_the_log_did_not_give_is_an_error(monkeypatch: pytest.Monk
     watermarks.ends = {0: 4, 1: KafkaError(KafkaError.LEADER_NOT_AVAILABLE)}
     with pytest.raises(LogUnavailable):
         log.end_offsets("t")
+
+
+class FakeAdmin:
+    """AdminClient's topic configs: answers ``described`` per topic (a config name to its
+    value, or an error), records the alterations, or refuses them with ``refusal``."""
+
+    def __init__(self, described: dict[str, dict[str, str]], refusal: int | None = None) -> None:
+        self.described = described
+        self.refusal = refusal
+        self.altered: list[tuple[str, str, str]] = []
+
+    @staticmethod
+    def _done(value: object = None, error: Exception | None = None) -> Future[object]:
+        future: Future[object] = Future()
+        if error is None:
+            future.set_result(value)
+        else:
+            future.set_exception(error)
+        return future
+
+    def describe_configs(self, resources: list[Any], **_: object) -> dict[Any, Future[object]]:
+        return {
+            r: self._done({k: SimpleNamespace(value=v) for k, v in self.described[r.name].items()})
+            for r in resources
+        }
+
+    def incremental_alter_configs(
+        self, resources: list[Any], **_: object
+    ) -> dict[Any, Future[object]]:
+        answers = {}
+        for resource in resources:
+            if self.refusal is not None:
+                answers[resource] = self._done(error=KafkaException(KafkaError(self.refusal)))
+                continue
+            for entry in resource.incremental_configs:
+                self.altered.append((resource.name, entry.name, entry.value))
+            answers[resource] = self._done()
+        return answers
+
+    def poll(self, timeout: float) -> int:
+        return 0
+
+
+def stamping_log(admin: FakeAdmin) -> kafka.KafkaLog:
+    log = kafka.KafkaLog("kafka:9092", partition_count=3)
+    log._admin = admin  # type: ignore[assignment]
+    return log
+
+
+def test_existing_topics_stamped_by_producers_are_switched_and_the_others_left() -> None:
+    """A topic whose broker omits the setting counts as not stamped."""
+    admin = FakeAdmin(
+        {
+            "old": {"message.timestamp.type": "CreateTime"},
+            "new": {"message.timestamp.type": "LogAppendTime"},
+            "bare": {},
+        }
+    )
+    stamping_log(admin)._stamp_appends(["old", "new", "bare"])
+    assert sorted(admin.altered) == [
+        ("bare", "message.timestamp.type", "LogAppendTime"),
+        ("old", "message.timestamp.type", "LogAppendTime"),
+    ]
+
+
+def test_a_refused_switch_is_logged_and_the_start_goes_on() -> None:
+    """No AlterConfigs right: the topic still works (a consumer then checks what it reads
+    late), so start does not fail."""
+    admin = FakeAdmin(
+        {"old": {"message.timestamp.type": "CreateTime"}},
+        refusal=KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    )
+    with capture_logs() as logs:
+        stamping_log(admin)._stamp_appends(["old"])
+    assert admin.altered == []
+    (warning,) = [e for e in logs if e["log_level"] == "warning"]
+    assert warning["event"].startswith("cannot have the broker stamp records")
+    assert warning["topics"] == ["old"] and "TOPIC_AUTHORIZATION_FAILED" in warning["error"]

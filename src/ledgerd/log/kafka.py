@@ -167,11 +167,11 @@ class KafkaLog:
         resources = [ConfigResource(ConfigResource.Type.TOPIC, t) for t in topics]
         try:
             described = self._admin.describe_configs(resources, request_timeout=_ADMIN_TIMEOUT_S)
-            stale = [
-                resource
-                for resource, future in described.items()
-                if future.result()[_TIMESTAMP_TYPE].value != _APPEND_TIME
-            ]
+            stale = []
+            for resource, future in described.items():
+                entry = future.result().get(_TIMESTAMP_TYPE)  # None: a broker that omits it
+                if entry is None or entry.value != _APPEND_TIME:
+                    stale.append(resource)
             if not stale:
                 return
             altered = self._admin.incremental_alter_configs(
