@@ -20,7 +20,7 @@ def test_a_consumer_behind_the_recorded_stamp_stamps_its_batches_with_it(rig: Ri
     never fall, and each later batch stamps no earlier than the one before."""
     ahead_ms = int(time.time() * 1000) + HOUR_MS
     claim = rig.store.claim_partition(TOPIC, 2)
-    rig.store.commit_batch(BatchCommit([claim], [], [], [], ahead_ms))
+    rig.store.commit_batch(BatchCommit([claim], [], [], ahead_ms))
     for batch in range(2):
         rig.accept(
             [

@@ -39,9 +39,7 @@ def test_a_lock_and_its_actor_survive_a_commit_and_read_back_everywhere(store: S
         partition=0, event_seq=3 * LEGS_PER_MESSAGE + 1, actor="ops-key",
         lock_after=AccountLock.FULL,
     )  # fmt: skip
-    store.commit_batch(
-        BatchCommit([PartitionClaim("t", 0, claim.epoch, 4)], [locked], [entry], [], 5000)
-    )
+    store.commit_batch(BatchCommit([PartitionClaim("t", 0, claim.epoch, 4)], [entry], [], 5000))
     assert store.load_balances([Account(USER, "USD")]) == {Account(USER, "USD"): locked}
     assert store.get_balances(USER, "USD") == [locked]
     assert store.get_journal(USER, "USD", 0, 10) == [entry]
@@ -50,16 +48,23 @@ def test_a_lock_and_its_actor_survive_a_commit_and_read_back_everywhere(store: S
 
 
 def test_an_unlock_clears_the_stored_lock(store: Store) -> None:
-    """The balances upsert writes the lock as it writes the amounts: NONE replaces FULL."""
+    """The balance's lock is its newest entry's lock after: NONE replaces FULL."""
     claim = store.claim_partition("t", 0)
-    for offset, lock in ((1, AccountLock.FULL), (2, AccountLock.NONE)):
+    changes = (
+        (1, ChangeType.LOCK_FULL, AccountLock.FULL),
+        (2, ChangeType.UNLOCK, AccountLock.NONE),
+    )
+    for version, change, lock in changes:
+        entry = JournalEntry(
+            f"l{version}", USER, "USD", change, 0, 0, 0, version, 5000, lock_after=lock
+        )
         store.commit_batch(
             BatchCommit(
-                [PartitionClaim("t", 0, claim.epoch, offset)],
-                [Balance(USER, "USD", 0, 0, offset, lock)], [], [], 5000,
+                [PartitionClaim("t", 0, claim.epoch, version)],
+                [entry], [], 5000,
             )
         )  # fmt: skip
-    assert store.get_balances(USER, "USD") == [Balance(USER, "USD", 0, 0, 2)]
+        assert store.get_balances(USER, "USD") == [Balance(USER, "USD", 0, 0, version, lock)]
 
 
 def test_client_rows_of_a_locked_account_keep_their_lock_after(store: Store) -> None:
@@ -75,7 +80,6 @@ def test_client_rows_of_a_locked_account_keep_their_lock_after(store: Store) -> 
     store.commit_batch(
         BatchCommit(
             [PartitionClaim("t", 1, claim.epoch, 8)],
-            [Balance(LOCKED_USER, "USD", SCALE, 0, 4, AccountLock.DEBITS)],
             journal, [], 5000, rows=DecidedRows(rows, []),
         )
     )  # fmt: skip
@@ -87,11 +91,18 @@ def test_client_rows_of_a_locked_account_keep_their_lock_after(store: Store) -> 
 def test_accounts_of_an_older_schema_read_unlocked_after_migration_10(
     blank_db: BlankDatabase,
 ) -> None:
-    """A balance stored before step 10 reads as unlocked with its amounts after it."""
+    """A balance stored before step 10 (with its newest journal entry, as the consumer
+    wrote them) reads as unlocked with its amounts after it."""
     store = blank_db.open()
     store.apply_migrations([m for m in MIGRATIONS if m.version < LOCK_STEP])
     user = store.dialect.user_offset
     with store.dialect.autocommit() as session:
+        session.execute(
+            "INSERT INTO journal (request_id, user_id, currency, type, amount,"
+            " available_after, frozen_after, version, applied_at_ms, memo)"
+            " VALUES ('d3', ?, 'USD', 1, '1', '2', '0', 3, 5000, '')",
+            [USER - user],
+        )
         session.execute(
             "INSERT INTO balances (user_id, currency, available, frozen, version)"
             " VALUES (?, 'USD', '2', '0', 3)",

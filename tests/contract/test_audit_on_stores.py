@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 
 import pytest
 from store_contract_support import sharded_mysql_store
@@ -44,11 +43,10 @@ class Consumer:
 
     def apply(self, *requests: ChangeRequest, rejected: ChangeRequest | None = None) -> None:
         entries = [self._entry(r) for r in requests]
-        accounts = {e.user_id: Account(e.user_id, e.currency) for e in entries}
         rejections = [Rejection(rejected, RejectReason.AMOUNT_OVERFLOW)] if rejected else []
         self.store.commit_batch(
             BatchCommit(
-                [], [self.balances[a] for a in accounts.values()], entries, rejections,
+                [], entries, rejections,
                 APPLIED_AT_MS,
             )
         )  # fmt: skip
@@ -212,11 +210,12 @@ def test_a_credit_whose_debit_never_committed_is_found_on_shards(sharded: Sharde
     assert "transfer T: a credit without its debit" in report.problems
 
 
-def test_locks_replay_clean_and_a_stored_lock_the_journal_does_not_explain_is_found(
+def test_locks_replay_clean_and_a_lock_after_the_journal_does_not_explain_is_found(
     consumer: Consumer,
 ) -> None:
-    """A debit lock, a deposit under it and an unlock replay to the stored balance (no
-    problem); a balance whose stored lock differs from the replayed one is a finding."""
+    """A debit lock, a deposit under it and an unlock replay to the balance (no problem);
+    an entry whose lock after differs from the replayed lock (the account's balance, being
+    its newest entry) is a finding."""
     lock = ChangeRequest("l1", SOURCE, "USD", ChangeType.LOCK_DEBITS, 0, "review")
     consumer.apply(lock)
     consumer.apply(deposit("d2", SOURCE, 5))
@@ -224,9 +223,11 @@ def test_locks_replay_clean_and_a_stored_lock_the_journal_does_not_explain_is_fo
     consumer.apply(ChangeRequest("u1", SOURCE, "USD", ChangeType.UNLOCK, 0))
     assert audited(consumer.store).ok
     unlocked = consumer.balances[Account(SOURCE, "USD")]
-    consumer.store.commit_batch(
-        BatchCommit([], [replace(unlocked, lock=AccountLock.FULL)], [], [], APPLIED_AT_MS)
-    )
+    odd = JournalEntry(
+        "d9", SOURCE, "USD", ChangeType.DEPOSIT, SCALE, unlocked.available + SCALE,
+        unlocked.frozen, unlocked.version + 1, APPLIED_AT_MS, lock_after=AccountLock.FULL,
+    )  # fmt: skip
+    consumer.store.commit_batch(BatchCommit([], [odd], [], APPLIED_AT_MS))
     report = audited(consumer.store)
     assert not report.ok
     assert any("lock" in problem for problem in report.problems), report.problems

@@ -64,7 +64,7 @@ class Journal:
             balance = Balance(user_id, "USD", version, 0, version)
         assert balance is not None
         position = PartitionClaim(LEDGER_TOPIC, partition, claim.epoch, self._offsets[partition])
-        self._store.commit_batch(BatchCommit([position], [balance], entries, [], 0))
+        self._store.commit_batch(BatchCommit([position], entries, [], 0))
         self.written.setdefault(partition, []).extend(entries)
         return CommittedJournal([(partition, first, self._offsets[partition])], entries)
 

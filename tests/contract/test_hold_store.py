@@ -34,7 +34,7 @@ def _commit(
     partition: int,
     offset: int,
     holds: list[Hold],
-    entries: tuple[list[Balance], list[JournalEntry], list[Rejection]] = ([], [], []),
+    entries: tuple[list[JournalEntry], list[Rejection]] = ([], []),
 ) -> None:
     claim = store.claim_partition("t", partition)
     position = PartitionClaim("t", partition, claim.epoch, offset)
@@ -72,7 +72,7 @@ def test_a_hold_change_keeps_its_hold_on_the_outbox_row_journal_and_rejection(
         partition=0, event_seq=LEGS_PER_MESSAGE + 1, hold_id="h1",
     )  # fmt: skip
     rejection = Rejection(release, RejectReason.HOLD_RELEASED)
-    _commit(store, 0, 2, [], ([Balance(USER, "USD", 0, 0, 2)], [entry], [rejection]))
+    _commit(store, 0, 2, [], ([entry], [rejection]))
     assert store.get_journal(USER, "USD", 0, 10) == [entry]
     stored = store.get_requests(["c1", "r1"])
     assert stored["c1"].request.hold_id == "h1"
@@ -118,7 +118,7 @@ def _apply(store: Store, changes: list[ChangeRequest], at_ms: int) -> None:
     decision = decide_batch(changes, set(), balances, at_ms, holds=store.load_holds(named))
     store.commit_batch(
         BatchCommit(
-            [], list(decision.balances.values()), decision.journal, decision.rejections, at_ms,
+            [], decision.journal, decision.rejections, at_ms,
             holds=list(decision.holds.values()),
         )
     )  # fmt: skip

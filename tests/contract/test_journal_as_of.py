@@ -36,7 +36,6 @@ def journal_at(store: Store, applied_at_ms: Sequence[int], currency: str = "USD"
     store.commit_batch(
         BatchCommit(
             [PartitionClaim("t", 0, claim.epoch, claim.next_offset + count)],
-            [Balance(USER, currency, count * SCALE, 0, count)],
             entries,
             [],
             max(applied_at_ms),
@@ -92,7 +91,7 @@ def test_a_claim_carries_the_newest_stamp_recorded_over_every_partition(store: S
     assert store.claim_partition("t", 5).stamped_at_ms == 0
     journal_at(store, [1000, 9000])
     late = store.claim_partition("t", 0)
-    store.commit_batch(BatchCommit([late], [], [], [], 4000))  # a clock behind, unclamped
+    store.commit_batch(BatchCommit([late], [], [], 4000))  # a clock behind, unclamped
     assert store.claim_partition("t", 3).stamped_at_ms == 9000
     assert store.claim_partition("t", 0).stamped_at_ms == 9000
 

@@ -42,11 +42,9 @@ def journaled(request: ChangeRequest, version: int, seq: int) -> JournalEntry:
 
 
 def commit(store: Store, epoch: int, next_offset: int, journal: list[JournalEntry]) -> None:
-    last = journal[-1]
     store.commit_batch(
         BatchCommit(
             [PartitionClaim(TOPIC, 0, epoch, next_offset)],
-            [Balance(last.user_id, last.currency, last.available_after, 0, last.version)],
             journal,
             [],
             5000,

@@ -8,7 +8,7 @@ import pytest
 from store_contract_support import BlankDatabase, blank_database
 
 from ledgerd.domain.amounts import SCALE
-from ledgerd.domain.model import Balance, ChangeType, JournalEntry
+from ledgerd.domain.model import ChangeType, JournalEntry
 from ledgerd.errors import TransientStoreError
 from ledgerd.store.base import BatchCommit, PartitionClaim
 from ledgerd.store.sql.core import SqlStore
@@ -29,11 +29,9 @@ def entry(request_id: str, user: int, version: int, seq: int) -> JournalEntry:
 
 def commit(store: SqlStore, next_offset: int, journal: list[JournalEntry]) -> None:
     epoch = store.claim_partition(TOPIC, 0).epoch
-    balances = {(e.user_id, e.currency): e for e in journal}
     store.commit_batch(
         BatchCommit(
             [PartitionClaim(TOPIC, 0, epoch, next_offset)],
-            [Balance(u, c, e.available_after, 0, e.version) for (u, c), e in balances.items()],
             journal,
             [],
             5000,

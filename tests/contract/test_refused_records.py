@@ -18,7 +18,6 @@ from ledgerd.cache.memory import MemoryCache
 from ledgerd.consumer.worker import BatchConsumer, ConsumerConfig
 from ledgerd.domain.amounts import SCALE
 from ledgerd.domain.model import (
-    Balance,
     ChangeRequest,
     ChangeStatus,
     ChangeType,
@@ -103,7 +102,6 @@ def test_a_refused_commit_raises_store_rejected_and_writes_nothing(store: Store)
         store.commit_batch(
             BatchCommit(
                 [PartitionClaim("t", partition, claim.epoch, 1)],
-                [Balance(A, "USD", SCALE, 0, 1)],
                 [journal_entry(change)],
                 [],
                 5000,
@@ -124,7 +122,7 @@ def test_a_dead_lettered_request_reads_failed_until_it_has_an_outcome(store: Sto
     letter = DeadLettered("dead", "t", partition, 0, "store_rejected", "STORE_REJECTED: x")
     store.commit_batch(
         BatchCommit(
-            [PartitionClaim("t", partition, claim.epoch, 1)], [], [], [], 5000,
+            [PartitionClaim("t", partition, claim.epoch, 1)], [], [], 5000,
             dead_letters=[letter],
         )
     )  # fmt: skip
@@ -134,7 +132,6 @@ def test_a_dead_lettered_request_reads_failed_until_it_has_an_outcome(store: Sto
     store.commit_batch(
         BatchCommit(
             [PartitionClaim("t", partition, claim.epoch, 2)],
-            [Balance(A, "USD", SCALE, 0, 1)],
             [journal_entry(change)],
             [],
             6000,
@@ -153,7 +150,7 @@ def test_the_sweep_never_publishes_a_dead_lettered_request_again(store: Store) -
     letter = DeadLettered("dead", "t", partition, 0, "store_rejected", "STORE_REJECTED: x")
     store.commit_batch(
         BatchCommit(
-            [PartitionClaim("t", partition, claim.epoch, 1)], [], [], [], 5000,
+            [PartitionClaim("t", partition, claim.epoch, 1)], [], [], 5000,
             dead_letters=[letter],
         )
     )  # fmt: skip
@@ -174,14 +171,14 @@ def test_record_failures_count_per_record_and_go_once_the_partition_moves_past(
     assert store.count_record_failure("t", partition, 6, "boom", 3000) == 1
     store.commit_batch(
         BatchCommit(
-            [PartitionClaim("t", partition, claim.epoch, 6)], [], [], [], 5000,
+            [PartitionClaim("t", partition, claim.epoch, 6)], [], [], 5000,
             cleared_failures=[partition],
         )
     )  # fmt: skip
     assert store.record_failures("t") == [RecordFailure(partition, 6, 1)]  # not past 6 yet
     store.commit_batch(
         BatchCommit(
-            [PartitionClaim("t", partition, claim.epoch, 7)], [], [], [], 5000,
+            [PartitionClaim("t", partition, claim.epoch, 7)], [], [], 5000,
             cleared_failures=[partition],
         )
     )  # fmt: skip
@@ -237,7 +234,7 @@ def test_a_memo_too_long_for_its_column_is_refused_not_retried() -> None:
         claim = store.claim_partition("t", 0)
         with pytest.raises(StoreRejected) as refused:
             store.commit_batch(
-                BatchCommit([PartitionClaim("t", 0, claim.epoch, 1)], [], [journal_entry(change)],
+                BatchCommit([PartitionClaim("t", 0, claim.epoch, 1)], [journal_entry(change)],
                             [], 5000)
             )  # fmt: skip
         assert refused.value.code == 1406

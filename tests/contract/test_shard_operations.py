@@ -15,7 +15,7 @@ from test_sharded_store import USER_P0, USER_P1, commit_one_each
 from test_store_contract import request
 
 from ledgerd.domain.amounts import SCALE
-from ledgerd.domain.model import Balance, Rejection, RejectReason
+from ledgerd.domain.model import ChangeType, JournalEntry, Rejection, RejectReason
 from ledgerd.store.base import BatchCommit
 from ledgerd.store.mysql import MysqlStore
 from ledgerd.store.sharded import ShardedStore
@@ -67,12 +67,14 @@ def test_audit_reports_each_shard_and_the_total(urls: list[str], sharded: Sharde
 
 def test_audit_finds_rows_in_the_wrong_shard(urls: list[str], sharded: ShardedStore) -> None:
     one = sharded.shards[1]
-    # a balance of partition 0's user written into shard 1 (as a wrong shard list would)
-    one.commit_batch(BatchCommit([], [Balance(USER_P0, "USD", SCALE, 0, 1)], [], [], 5000))
+    # an entry of partition 0's user written into shard 1 (as a wrong shard list would):
+    # its journal entry and so its balance are out of place
+    entry = JournalEntry("w1", USER_P0, "USD", ChangeType.DEPOSIT, SCALE, SCALE, 0, 1, 5000)
+    one.commit_batch(BatchCommit([], [entry], [], 5000))
     done = ledgerd(urls, "audit", "--json")
     assert done.returncode == 1
     report = json.loads(done.stdout)
-    expected = f"user {USER_P0}: a balance in a shard that does not own its partition"
+    expected = f"user {USER_P0}: journal entries in a shard that does not own its partition"
     assert expected in report["shards"][1]["problems"]
     assert f"shard 1: {expected}" in report["problems"]
     assert report["shards"][0]["ok"]
@@ -86,7 +88,7 @@ def test_audit_finds_a_request_decided_in_two_shards(
     zero, one = sharded.shards
     for shard, user in ((zero, USER_P0), (one, USER_P1)):
         rejected = Rejection(request(7, user=user), RejectReason.INSUFFICIENT_AVAILABLE)
-        shard.commit_batch(BatchCommit([], [], [], [rejected], 5000))
+        shard.commit_batch(BatchCommit([], [], [rejected], 5000))
     report = json.loads(ledgerd(urls, "audit", "--json").stdout)
     assert report["shards"][0]["ok"] and report["shards"][1]["ok"]
     assert report["problems"] == ["request r7: outcomes in shards 0 and 1"]

@@ -40,7 +40,6 @@ def commit_one_each(store: ShardedStore) -> None:
     store.commit_batch(
         BatchCommit(
             [PartitionClaim("t", p, claims[p].epoch, 5) for p in users],
-            [Balance(u, "USD", SCALE, 0, 1) for u in users.values()],
             [entry(requests[p], 1, SCALE) for p in users],
             [Rejection(request(20, user=USER_P1), RejectReason.INSUFFICIENT_AVAILABLE)],
             5000,
@@ -90,7 +89,6 @@ def test_a_batch_over_two_shards_commits_each_shard_on_its_own(sharded: ShardedS
         sharded.commit_batch(
             BatchCommit(
                 [PartitionClaim("t", 0, zero.epoch, 3), PartitionClaim("t", 1, stale.epoch, 3)],
-                [Balance(USER_P0, "USD", SCALE, 0, 1), Balance(USER_P1, "USD", SCALE, 0, 1)],
                 [entry(first, 1, SCALE), entry(second, 1, SCALE)],
                 [],
                 5000,

@@ -37,6 +37,7 @@ from ledgerd.store.base import (
     RejectionRow,
     Store,
 )
+from ledgerd.store.scan import iter_balances
 from ledgerd.store.sharded import ShardedStore
 from ledgerd.store.sql.core import SqlStore
 from ledgerd.store.sql.dialect import Dialect, Outcome, Row, Session
@@ -73,6 +74,25 @@ def entry(req: ChangeRequest, version: int, available: int) -> JournalEntry:
         5000,
         req.memo,
     )
+
+
+def journaled(balances: Sequence[Balance]) -> list[JournalEntry]:
+    """A journal entry ending at each balance: what the store keeps of it."""
+    return [
+        JournalEntry(
+            f"j{b.user_id}-{b.currency}-{b.version}",
+            b.user_id,
+            b.currency,
+            ChangeType.DEPOSIT,
+            b.available,
+            b.available,
+            b.frozen,
+            b.version,
+            5000,
+            lock_after=b.lock,
+        )
+        for b in balances
+    ]
 
 
 def leave_rows_as_before(store: Store, requests: Sequence[ChangeRequest], now_ms: int) -> None:
@@ -149,7 +169,6 @@ def test_rejected_request_is_recognised_once_its_row_is_gone(store: Store) -> No
         BatchCommit(
             [PartitionClaim("t", 0, claim.epoch, 1)],
             [],
-            [],
             [Rejection(withdraw, RejectReason.INSUFFICIENT_AVAILABLE)],
             2000,
         )
@@ -200,7 +219,6 @@ def test_relay_status_transitions(store: Store) -> None:
     store.commit_batch(
         BatchCommit(
             [PartitionClaim("t", 0, claim.epoch, 1)],
-            [Balance(1, "USD", SCALE, 0, 1)],
             [entry(request(3), 1, SCALE)],
             [],
             5000,
@@ -259,7 +277,7 @@ def test_claim_partition_bumps_the_epoch_and_keeps_the_offset(store: Store) -> N
     """Each claim gets a higher epoch and resumes at the committed offset."""
     first = store.claim_partition("t", 2)
     assert first.next_offset == 0
-    store.commit_batch(BatchCommit([PartitionClaim("t", 2, first.epoch, 42)], [], [], [], 1))
+    store.commit_batch(BatchCommit([PartitionClaim("t", 2, first.epoch, 42)], [], [], 1))
     second = store.claim_partition("t", 2)
     assert second.epoch > first.epoch and second.next_offset == 42
     assert store.get_positions("t") == {2: 42}
@@ -275,7 +293,7 @@ def test_last_applied_at_ms_is_the_newest_journal_entry(store: Store) -> None:
     def commit(req: ChangeRequest, offset: int, applied_at_ms: int) -> None:
         journal = [replace(entry(req, 1, SCALE), applied_at_ms=applied_at_ms)]
         position = PartitionClaim("t", 0, claim.epoch, offset)
-        store.commit_batch(BatchCommit([position], [], journal, [], applied_at_ms))
+        store.commit_batch(BatchCommit([position], journal, [], applied_at_ms))
 
     commit(first, 1, 9000)
     assert store.last_applied_at_ms() == 9000
@@ -291,7 +309,6 @@ def test_decided_requests_spans_several_statements_and_both_outcomes(store: Stor
     store.commit_batch(
         BatchCommit(
             [PartitionClaim("t", 0, claim.epoch, 2)],
-            [Balance(1, "USD", 5 * SCALE, 0, 1)],
             [entry(journaled, 1, 5 * SCALE)],
             [Rejection(rejected, RejectReason.INSUFFICIENT_AVAILABLE)],
             5000,
@@ -314,7 +331,9 @@ def test_load_balances_returns_exactly_the_accounts_asked_for(store: Store) -> N
         for currency in ("USD", "EUR", "BTC")
     ]
     claim = store.claim_partition("t", 0)
-    store.commit_batch(BatchCommit([PartitionClaim("t", 0, claim.epoch, 1)], stored, [], [], 5))
+    store.commit_batch(
+        BatchCommit([PartitionClaim("t", 0, claim.epoch, 1)], journaled(stored), [], 5)
+    )
     asked = [
         Account(1, "USD"), Account(2, "EUR"), Account(2, "BTC"), Account(top, "EUR"),
         Account(3, "GBP"), Account(4, "USD"),
@@ -332,7 +351,6 @@ def test_commit_batch_writes_everything_together(store: Store) -> None:
     store.commit_batch(
         BatchCommit(
             [PartitionClaim("t", 0, claim.epoch, 7)],
-            [Balance(1, "USD", 5 * SCALE, 0, 1)],
             [entry(deposit, 1, 5 * SCALE)],
             [Rejection(rejected, RejectReason.INSUFFICIENT_AVAILABLE)],
             5000,
@@ -363,7 +381,6 @@ def test_stale_epoch_is_fenced_and_writes_nothing(store: Store) -> None:
         store.commit_batch(
             BatchCommit(
                 [PartitionClaim("t", 1, old.epoch, 9)],
-                [Balance(4, "USD", SCALE, 0, 1)],
                 [entry(request(1, user=4), 1, SCALE)],
                 [Rejection(request(2, user=4), RejectReason.INSUFFICIENT_AVAILABLE)],
                 5000,
@@ -376,20 +393,44 @@ def test_stale_epoch_is_fenced_and_writes_nothing(store: Store) -> None:
     assert store.get_positions("t") == {1: 0}
 
 
-def test_balances_upsert_replaces_amounts_and_version(store: Store) -> None:
-    """A later batch overwrites the account's row (lazy creation, then update)."""
+def test_an_accounts_balance_is_its_newest_journal_entry(store: Store) -> None:
+    """A later batch's entry is the account's balance (none before its first entry), in
+    every read: by account, by user and in the audit's scan."""
     claim = store.claim_partition("t", 0)
+    assert store.load_balances([Account(9, "BTC")]) == {}
+    assert store.get_balances(9, None) == []
     for version in (1, 2):
+        balances = [Balance(9, "BTC", version * SCALE, 3, version)]
         store.commit_batch(
             BatchCommit(
                 [PartitionClaim("t", 0, claim.epoch, version)],
-                [Balance(9, "BTC", version * SCALE, 3, version)],
-                [],
+                journaled(balances),
                 [],
                 1,
             )
         )
-    assert store.get_balances(9, "BTC") == [Balance(9, "BTC", 2 * SCALE, 3, 2)]
+    newest = Balance(9, "BTC", 2 * SCALE, 3, 2)
+    assert store.get_balances(9, "BTC") == store.get_balances(9, None) == [newest]
+    assert store.load_balances([Account(9, "BTC")]) == {Account(9, "BTC"): newest}
+    assert list(iter_balances(store)) == [newest]
+
+
+def test_an_account_with_only_a_refused_change_has_no_balance(store: Store) -> None:
+    """No journal entry, no balance: an account whose only change was refused reads as
+    never changed in every read."""
+    claim = store.claim_partition("t", 0)
+    refused = request(1, user=4)
+    store.commit_batch(
+        BatchCommit(
+            [PartitionClaim("t", 0, claim.epoch, 1)],
+            [],
+            [Rejection(refused, RejectReason.INSUFFICIENT_AVAILABLE)],
+            1,
+        )
+    )
+    assert store.get_balances(4, None) == []
+    assert store.load_balances([Account(4, "USD")]) == {}
+    assert list(iter_balances(store)) == []
 
 
 def test_get_balances_lists_currencies_in_order(store: Store) -> None:
@@ -398,7 +439,9 @@ def test_get_balances_lists_currencies_in_order(store: Store) -> None:
     rows = [Balance(5, c, SCALE, 0, 1) for c in ("USD", "BTC", "EUR")] + [
         Balance(6, "AAA", 1, 0, 1)
     ]
-    store.commit_batch(BatchCommit([PartitionClaim("t", 0, claim.epoch, 1)], rows, [], [], 1))
+    store.commit_batch(
+        BatchCommit([PartitionClaim("t", 0, claim.epoch, 1)], journaled(rows), [], 1)
+    )
     assert [b.currency for b in store.get_balances(5, None)] == ["BTC", "EUR", "USD"]
 
 
@@ -410,7 +453,6 @@ def test_journal_pages_by_version(store: Store) -> None:
     store.commit_batch(
         BatchCommit(
             [PartitionClaim("t", 0, claim.epoch, 5)],
-            [Balance(1, "USD", 5 * SCALE, 0, 5)],
             [entry(r, i + 1, (i + 1) * SCALE) for i, r in enumerate(reqs)],
             [],
             1,
@@ -444,10 +486,7 @@ def test_scans_page_through_everything_in_key_order(store: Store) -> None:
     for r in reqs:
         versions[r.user_id] = versions.get(r.user_id, 0) + 1
         journal.append(entry(r, versions[r.user_id], versions[r.user_id] * SCALE))
-    balances = [Balance(u, "USD", v * SCALE, 0, v) for u, v in versions.items()]
-    store.commit_batch(
-        BatchCommit([PartitionClaim("t", 0, claim.epoch, 30)], balances, journal, [], 1)
-    )
+    store.commit_batch(BatchCommit([PartitionClaim("t", 0, claim.epoch, 30)], journal, [], 1))
     scanned = pages(store.scan_journal, lambda e: (e.user_id, e.currency, e.version))
     assert [(e.user_id, e.version) for e in scanned] == sorted(
         (e.user_id, e.version) for e in journal
@@ -464,7 +503,6 @@ def test_count_unfinished_counts_rows_without_an_outcome(store: Store) -> None:
     store.commit_batch(
         BatchCommit(
             [PartitionClaim("t", 0, claim.epoch, 1)],
-            [],
             [],
             [Rejection(request(1), RejectReason.INSUFFICIENT_AVAILABLE)],
             1,
@@ -574,7 +612,7 @@ def test_cleanup_deletes_old_finished_rows_only_under_the_lock(store: Store) -> 
     accept(store, [request(4)], now_ms=9000)
     claim = store.claim_partition("t", 0)
     rejections = [Rejection(request(n), RejectReason.INSUFFICIENT_AVAILABLE) for n in (1, 2, 4)]
-    store.commit_batch(BatchCommit([PartitionClaim("t", 0, claim.epoch, 3)], [], [], rejections, 1))
+    store.commit_batch(BatchCommit([PartitionClaim("t", 0, claim.epoch, 3)], [], rejections, 1))
     leave_rows_as_before(store, [request(1), request(2)], now_ms=1000)
     leave_rows_as_before(store, [request(4)], now_ms=9000)
     epoch = store.acquire_lock("jobs", "a", ttl_ms=10_000)
@@ -602,7 +640,6 @@ def test_applied_request_is_recognised_from_the_journal_once_its_row_is_gone(
     store.commit_batch(
         BatchCommit(
             [PartitionClaim("t", 0, claim.epoch, 1)],
-            [Balance(1, "USD", SCALE, 0, 1)],
             [entry(deposit, 1, SCALE)],
             [],
             2000,
@@ -626,7 +663,6 @@ def test_a_commit_deletes_the_outbox_rows_of_what_it_decided_only(store: Store) 
     store.commit_batch(
         BatchCommit(
             [PartitionClaim("t", 0, claim.epoch, 2)],
-            [Balance(1, "USD", SCALE, 0, 1)],
             [entry(applied, 1, SCALE)],
             [Rejection(rejected, RejectReason.INSUFFICIENT_AVAILABLE)],
             2000,
@@ -690,7 +726,6 @@ def test_a_batch_committed_as_rows_reads_back_as_its_objects(store: Store) -> No
     store.commit_batch(
         BatchCommit(
             [PartitionClaim("t", 1, claim.epoch, 10)],
-            [Balance(MAX_USER, "USD", MAX_SCALED, 0, 1)],
             journal,
             [rejection(row) for row in rejection_rows],
             5000,
@@ -780,7 +815,7 @@ class _TextDialect:
 
 def _stored_rows(store: SqlStore) -> dict[str, list[Row]]:
     """Every row of the tables the bound path writes, with each value's SQLite type."""
-    tables = {"change_requests": "request_id", "balances": "user_id, currency", "journal": "1"}
+    tables = {"change_requests": "request_id", "journal": "1"}
     found: dict[str, list[Row]] = {}
     with store.dialect.autocommit() as session:
         for table, order in tables.items():
@@ -791,7 +826,7 @@ def _stored_rows(store: SqlStore) -> dict[str, list[Row]]:
 
 
 def test_bound_rows_store_what_the_literal_statements_store(tmp_path: Path) -> None:
-    """SQLite binds the outbox, balance and journal rows to one statement each
+    """SQLite binds the outbox and journal rows to one statement each
     (``binds_rows``): what it stores, value and type, is what the literal statements
     (MySQL's path) store, for extreme ids, amounts and free text."""
     memo = 'it\'s \\ "q" %s ? ✓ 𝄞\n'
@@ -817,12 +852,10 @@ def test_bound_rows_store_what_the_literal_statements_store(tmp_path: Path) -> N
             == {}
         )
         claim = store.claim_partition("t", 0)
-        balances = [Balance(MAX_USER, "USD", MAX_SCALED, 1, 1), Balance(0, "USD", 1, 0, 4, 2)]
         for batch in (
-            BatchCommit([PartitionClaim("t", 0, claim.epoch, 5)], balances, journal, [], 5000),
+            BatchCommit([PartitionClaim("t", 0, claim.epoch, 5)], journal, [], 5000),
             BatchCommit(
                 [PartitionClaim("t", 0, claim.epoch, 6)],
-                [Balance(3, "X1", 0, 7, 2)],
                 [journal_entry(row) for row in journal_rows],
                 [],
                 6000,
@@ -840,7 +873,7 @@ def test_bound_rows_store_what_the_literal_statements_store(tmp_path: Path) -> N
         sqlite.close()
     bound, literal = dumps
     assert bound == literal
-    assert [len(rows) for rows in bound.values()] == [1, 3, 3]
+    assert [len(rows) for rows in bound.values()] == [1, 3]
 
 
 @pytest.fixture(params=["sqlite", "mysql"])

@@ -17,7 +17,7 @@ def request(n: int) -> ChangeRequest:
 
 def move(store: Store, claim: PartitionClaim, next_offset: int) -> None:
     position = PartitionClaim(claim.topic, claim.partition, claim.epoch, next_offset)
-    store.commit_batch(BatchCommit([position], [], [], [], 1))
+    store.commit_batch(BatchCommit([position], [], [], 1))
 
 
 def test_the_first_claim_records_the_topic_id_and_later_ones_keep_it(store: Store) -> None:
@@ -51,7 +51,6 @@ def test_a_commit_never_moves_an_offset_backwards(store: Store) -> None:
             BatchCommit(
                 [PartitionClaim("t", 0, claim.epoch, 4)],
                 [],
-                [],
                 [Rejection(request(1), RejectReason.INSUFFICIENT_AVAILABLE)],
                 1,
             )
@@ -75,7 +74,6 @@ def test_oldest_unfinished_is_the_oldest_row_without_an_outcome_whatever_its_sta
     store.commit_batch(
         BatchCommit(
             [PartitionClaim("t", 0, claim.epoch, 1)],
-            [],
             [],
             [Rejection(request(1), RejectReason.INSUFFICIENT_AVAILABLE)],
             1,

@@ -69,8 +69,6 @@ def test_key_columns_refuse_what_each_key_refuses_and_a_comma_inside_a_value() -
         rejected = ("r-2", 7, bad, ChangeType.WITHDRAW, SCALE, "", RejectReason.NONE)
         with pytest.raises(ValueError, match="unexpected characters"):
             list(statements.insert_rejection_rows([rejected], 5, NativeEncoding(), plain_text))
-        with pytest.raises(ValueError, match="unexpected characters"):
-            list(statements.upsert_balances([Balance(7, bad)], NativeEncoding(), ""))
 
 
 def test_sqlite_text_literals_double_quotes_and_refuse_nul() -> None:
@@ -105,14 +103,6 @@ def test_request_inserts_are_sorted_chunked_and_encoded_per_engine() -> None:
     assert native.endswith(
         f"('r{count - 1:05d}',5,'USD',1,1,'m',{pending_},7,7,NULL,'',0,'',0,'','',0)"
     )
-
-
-def test_balance_upserts_end_with_the_dialect_clause_in_key_order() -> None:
-    """Balances are written in (user, currency) order, the conflict clause appended."""
-    balances = [Balance(2, "EUR", 1, 0, 3), Balance(1, "USD", 2, 0, 1), Balance(1, "BTC", 0, 0, 2)]
-    (sql,) = statements.upsert_balances(balances, NativeEncoding(), "ON CONFLICT")
-    assert sql.index("(1,'BTC'") < sql.index("(1,'USD'") < sql.index("(2,'EUR'")
-    assert sql.endswith(" ON CONFLICT")
 
 
 def test_rejections_are_one_multi_row_insert_with_the_request_fields() -> None:

@@ -18,6 +18,22 @@ from ledgerd.domain.amounts import format_amount, parse_decimal
 from ledgerd.domain.model import Balance, ChangeRequest, ChangeType
 from ledgerd.domain.rules import Applied, apply_change
 
+_BALANCES_TABLE = (
+    "CREATE TABLE IF NOT EXISTS baseline_balances ("
+    " user_id BIGINT UNSIGNED NOT NULL,"
+    " currency VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,"
+    " available DECIMAL(38,18) NOT NULL, frozen DECIMAL(38,18) NOT NULL,"
+    " version BIGINT UNSIGNED NOT NULL, PRIMARY KEY (user_id, currency)) ENGINE=InnoDB"
+)
+
+
+def _create_balances_table(connection: Any) -> None:
+    """The row each change locks: this design's own (ledgerd keeps no balance rows)."""
+    try:
+        connection.cursor().execute(_BALANCES_TABLE)
+    finally:
+        connection.close()
+
 
 def run_baseline(
     url: str, accounts: Accounts, *, threads: int = 8, duration_s: float = 10.0
@@ -29,6 +45,10 @@ def run_baseline(
 
     MysqlStore(url).migrate()
     parsed = MysqlUrl.parse(url)
+    _create_balances_table(MySQLdb.connect(
+        host=parsed.host, port=parsed.port, user=parsed.user, password=parsed.password,
+        database=parsed.database, autocommit=True,
+    ))  # fmt: skip
     measured = Measurement()
     lock = threading.Lock()
     deadline = time.monotonic() + duration_s
@@ -52,12 +72,12 @@ def run_baseline(
             )  # fmt: skip
             try:
                 cursor.execute(
-                    "INSERT IGNORE INTO balances (user_id, currency, available, frozen, version)"
-                    " VALUES (%s, 'USD', 0, 0, 0)",
+                    "INSERT IGNORE INTO baseline_balances"
+                    " (user_id, currency, available, frozen, version) VALUES (%s, 'USD', 0, 0, 0)",
                     (user,),
                 )
                 cursor.execute(
-                    "SELECT available, frozen, version FROM balances"
+                    "SELECT available, frozen, version FROM baseline_balances"
                     " WHERE user_id = %s AND currency = 'USD' FOR UPDATE",
                     (user,),
                 )
@@ -73,7 +93,7 @@ def run_baseline(
                 if isinstance(result, Applied):
                     after = result.balance
                     cursor.execute(
-                        "UPDATE balances SET available = %s, frozen = %s, version = %s"
+                        "UPDATE baseline_balances SET available = %s, frozen = %s, version = %s"
                         " WHERE user_id = %s AND currency = 'USD'",
                         (
                             format_amount(after.available),

@@ -4,7 +4,8 @@ starting point (a journal that outgrew an empty table's costs).
 The rows go in with multi-row INSERTs, not through the pipeline: millions of changes
 through the API would take longer than the measurement. They are a consistent history the
 audit accepts: each of the bench's accounts (users 1..accounts, USD) gets its share of
-the rows as DEPOSITs of 1, versions 1..n, and a balance of n at version n. Their request
+the rows as DEPOSITs of 1, versions 1..n (its balance: n at version n, the newest
+entry's). Their request
 ids run in insertion order, like the time-ordered ids of a real client. They carry no
 event position (event_seq 0, as entries journaled before schema 5), so the event
 publisher leaves them alone.
@@ -48,12 +49,6 @@ def journal_values(rows: int, accounts: int, applied_at_ms: int) -> Iterator[str
             serial += 1
 
 
-def balance_values(rows: int, accounts: int) -> Iterator[str]:
-    """The balance row each account's history ends at."""
-    for user, count in rows_per_account(rows, accounts):
-        yield f"({user},'USD',{count},0,{count})"
-
-
 def _chunks(values: Iterator[str], size: int) -> Iterator[list[str]]:
     chunk: list[str] = []
     for value in values:
@@ -73,8 +68,8 @@ def prefill(
     progress: Callable[[int], None] = lambda _: None,
     rows_per_statement: int = ROWS_PER_STATEMENT,
 ) -> int:
-    """Write ``rows`` journal entries (and the balances they end at) into the migrated,
-    empty MySQL store at ``store_url``; returns the rows written."""
+    """Write ``rows`` journal entries into the migrated, empty MySQL store at
+    ``store_url``; returns the rows written."""
     import MySQLdb
 
     from ledgerd.store.sql.mysql_dialect import MysqlUrl
@@ -99,11 +94,6 @@ def prefill(
             )
             written += len(chunk)
             progress(written)
-        for chunk in _chunks(balance_values(rows, accounts), rows_per_statement):
-            cursor.execute(
-                "INSERT INTO balances (user_id, currency, available, frozen, version) VALUES "
-                + ",".join(chunk)
-            )
         return written
     finally:
         connection.close()

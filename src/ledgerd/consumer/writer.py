@@ -37,11 +37,6 @@ class BatchWriter:
         """
         batch = BatchCommit(
             positions=positions,
-            balances=(
-                decision.changed
-                if isinstance(decision, ColumnDecision)
-                else list(decision.balances.values())
-            ),
             journal=decision.journal,
             rejections=decision.rejections,
             applied_at_ms=applied_at_ms,
@@ -76,7 +71,6 @@ class BatchWriter:
         self._store.commit_batch(
             BatchCommit(
                 positions=[position],
-                balances=[],
                 journal=[],
                 rejections=[],
                 applied_at_ms=applied_at_ms,

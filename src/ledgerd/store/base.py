@@ -86,16 +86,15 @@ class RecordFailure:
 class BatchCommit:
     """Everything one consumer batch writes, committed in one transaction.
 
-    One row per change (its journal entry, or its rejection), one balance row per
-    account, one offset per partition; the decided requests' outbox rows are deleted
-    by key (none is read).
+    One row per change (its journal entry, or its rejection) and one offset per
+    partition; the decided requests' outbox rows are deleted by key (none is read). No
+    balance is written apart: an account's balance is its newest journal entry.
 
     ``positions`` carry each partition's next offset and the epoch the writer
     claimed it with; a stale epoch makes the whole commit fail with ``Fenced``.
     """
 
     positions: Sequence[PartitionClaim]
-    balances: Sequence[Balance]
     journal: Sequence[JournalEntry]
     rejections: Sequence[Rejection]
     applied_at_ms: int
@@ -320,7 +319,7 @@ class Store(Protocol):
         """
 
     def load_balances(self, accounts: Collection[Account]) -> Mapping[Account, Balance]:
-        """Stored balances of the accounts that have one."""
+        """Balances of the accounts that have one: each account's newest journal entry."""
 
     def load_holds(self, holds: Collection[tuple[int, str]]) -> Mapping[str, Hold]:
         """The stored holds among (holder user id, hold id) pairs, by hold id."""

@@ -313,7 +313,6 @@ class ShardedStore:
         positions = defaultdict(list)
         for position in batch.positions:
             positions[self.shard_of_partition(position.partition)].append(position)
-        balances = self._by_user_shard((b.user_id, b) for b in batch.balances)
         journal = self._by_user_shard((e.user_id, e) for e in batch.journal)
         rejections = self._by_user_shard((r.request.user_id, r) for r in batch.rejections)
         holds = self._by_user_shard((h.user_id, h) for h in batch.holds)
@@ -327,11 +326,10 @@ class ShardedStore:
         cleared = defaultdict(list)
         for partition in batch.cleared_failures:
             cleared[self.shard_of_partition(partition)].append(partition)
-        touched = set(positions) | set(balances) | set(journal) | set(rejections) | set(holds)
+        touched = set(positions) | set(journal) | set(rejections) | set(holds)
         return {
             shard: BatchCommit(
                 positions[shard],
-                balances.get(shard, []),
                 journal.get(shard, []),
                 rejections.get(shard, []),
                 batch.applied_at_ms,

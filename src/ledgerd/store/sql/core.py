@@ -165,11 +165,16 @@ class SqlStore:
     def count_rows(self) -> Mapping[str, int]:
         """Rows per table of the data a shard holds (``ledgerd shards``): a full count,
         an operator's command, not a hot path."""
-        tables = ("balances", "journal", "rejections", "change_requests", "partition_offsets")
+        tables = ("journal", "rejections", "change_requests", "partition_offsets")
         with self._dialect.autocommit() as session:
-            return {
+            counts = {
                 table: int(session.query(f"SELECT COUNT(*) FROM {table}")[0][0]) for table in tables
             }
+            # Accounts with a balance: each has journal entries (its newest is the balance).
+            (accounts,) = session.query(
+                "SELECT COUNT(*) FROM (SELECT user_id FROM journal GROUP BY user_id, currency) a"
+            )
+        return {"balances": int(accounts[0]), **counts}
 
     def shard_identity(self) -> ShardIdentity | None:
         """The place in the shard map this database records; None before one is recorded
@@ -654,9 +659,12 @@ class SqlStore:
 
     def load_balances(self, accounts: Collection[Account]) -> Mapping[Account, Balance]:
         found: dict[Account, Balance] = {}
-        # By currency, a list of user ids each: MariaDB reads ``currency = c AND user_id IN
-        # (...)`` through the primary key at half the cost of a row-value IN list (which
-        # it ranges over one pair at a time), and the user ids need no quoting.
+        # Each account's newest journal entry. By currency, a list of user ids each: MariaDB
+        # reads ``currency = c AND user_id IN (...)`` through journal_account at half the
+        # cost of a row-value IN list (which it ranges over one pair at a time), and the user
+        # ids need no quoting. MariaDB's CPU (100,000 accounts of 5 entries; 100 and 5,000
+        # accounts a statement): 5-7 µs an account with no entry, 9-18 with entries, against
+        # 2.4-4.8 from the balance rows this replaced; an account is read once, then kept.
         users_by_currency: dict[str, list[int]] = {}
         for account in accounts:
             users_by_currency.setdefault(account.currency, []).append(account.user_id)
@@ -667,8 +675,7 @@ class SqlStore:
                 for chunk in chunks(sorted(users), KEYS_PER_STATEMENT):
                     listed = ",".join(str(user - off) for user in chunk)
                     for row in session.query(
-                        f"SELECT {BALANCE_COLUMNS} FROM balances"
-                        f" WHERE currency = '{currency}' AND user_id IN ({listed})"
+                        _NEWEST_ENTRIES.format(f"currency = '{currency}' AND user_id IN ({listed})")
                     ):
                         balance = rows.balance(row, off)
                         found[balance.account] = balance
@@ -730,23 +737,8 @@ class SqlStore:
                     )
             if batch.dead_letters or batch.cleared_failures:
                 self._write_dead_letters(session, batch)
-            upsert = dialect.on_conflict_update(
-                ["user_id", "currency"],
-                ", ".join(
-                    f"{c} = {dialect.excluded(c)}"
-                    for c in ("available", "frozen", "version", "lock_scope")
-                ),
-            )
-            if not dialect.binds_rows:
-                writes = list(statements.upsert_balances(batch.balances, dialect, upsert))
-            else:
-                writes = []
-                if batch.balances:
-                    session.execute_rows(
-                        statements.bound_insert("balances", BALANCE_COLUMNS, upsert),
-                        statements.balance_rows(batch.balances, dialect),
-                    )
-            writes += self._journal_and_rejections(session, batch)
+            # No balance row: an account's balance is its newest journal entry.
+            writes = list(self._journal_and_rejections(session, batch))
             if batch.holds:
                 hold_upsert = dialect.on_conflict_update(
                     ["hold_id"],
@@ -869,13 +861,13 @@ class SqlStore:
 
     # -- reads ----------------------------------------------------------------
     def get_balances(self, user_id: int, currency: str | None) -> Sequence[Balance]:
-        sql = f"SELECT {BALANCE_COLUMNS} FROM balances WHERE user_id = ?"
+        where = "user_id = ?"
         params: list[object] = [user_id - self._off]
         if currency is not None:
-            sql += " AND currency = ?"
+            where += " AND currency = ?"
             params.append(currency)
         with self._dialect.autocommit() as session:
-            found = session.query(sql + " ORDER BY currency", params)
+            found = session.query(_NEWEST_ENTRIES.format(where) + " ORDER BY j.currency", params)
         return [rows.balance(row, self._off) for row in found]
 
     def get_journal(
@@ -942,8 +934,11 @@ class SqlStore:
             params = [user_id, user_id, after.currency]
         with self._dialect.autocommit() as session:
             found = session.query(
-                f"SELECT {BALANCE_COLUMNS} FROM balances {condition}"
-                " ORDER BY user_id, currency LIMIT ?",
+                f"SELECT {BALANCE_COLUMNS} FROM journal j JOIN (SELECT user_id, currency,"
+                f" MAX(version) AS version FROM journal {condition}"
+                " GROUP BY user_id, currency ORDER BY user_id, currency LIMIT ?) m"
+                " ON j.user_id = m.user_id AND j.currency = m.currency AND j.version = m.version"
+                " ORDER BY j.user_id, j.currency",
                 [*params, limit],
             )
         return [rows.balance(row, self._off) for row in found]
@@ -979,6 +974,16 @@ class SqlStore:
                 [after or "", limit],
             )
         return [rows.stored_request(row, self._off) for row in found]
+
+
+# An account's balance is its newest journal entry (none: never changed, all zero). The
+# placeholder is the condition on journal rows, naming user_id and currency.
+_NEWEST_ENTRIES = (
+    f"SELECT {BALANCE_COLUMNS}"
+    " FROM journal j JOIN (SELECT user_id, currency, MAX(version) AS version FROM journal"
+    " WHERE {} GROUP BY user_id, currency) m"
+    " ON j.user_id = m.user_id AND j.currency = m.currency AND j.version = m.version"
+)
 
 
 def _rows_by_request_id(

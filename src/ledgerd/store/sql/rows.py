@@ -40,7 +40,10 @@ OUTBOX_INSERT_COLUMNS = (
     " updated_at_ms, group_id, transfer_id, counterparty_user_id, atomic_group, atomic_leg,"
     " actor, hold_id, hold_expires_at_ms"
 )
-BALANCE_COLUMNS = "user_id, currency, available, frozen, version, lock_scope"
+# A balance is its account's newest journal entry (``j``), read as ``balance`` reads a row.
+BALANCE_COLUMNS = (
+    "j.user_id, j.currency, j.available_after, j.frozen_after, j.version, j.lock_after"
+)
 JOURNAL_COLUMNS = (
     "request_id, user_id, currency, type, amount, available_after, frozen_after,"
     " version, applied_at_ms, memo, transfer_id, counterparty_user_id, partition_id, event_seq,"

@@ -15,18 +15,16 @@ each row's raw stored values bound instead (``*_rows``): the same stored values.
 from __future__ import annotations
 
 import functools
-import operator
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
 from ledgerd.domain.amounts import format_amount
 from ledgerd.domain.holds import Hold
-from ledgerd.domain.model import Balance, ChangeRequest, ChangeStatus, JournalEntry, Rejection
+from ledgerd.domain.model import ChangeRequest, ChangeStatus, JournalEntry, Rejection
 from ledgerd.store.base import JournalRow, RejectionRow
 from ledgerd.store.sql.dialect import Encoding
 from ledgerd.store.sql.rows import (
-    BALANCE_COLUMNS,
     HOLD_COLUMNS,
     JOURNAL_ACTOR_COLUMNS,
     JOURNAL_COLUMNS,
@@ -149,33 +147,6 @@ def request_rows(
             r.expires_at_ms,
         )
         for r in sorted(requests, key=lambda r: r.request_id)
-    ]  # fmt: skip
-
-
-_BALANCE_KEY = operator.attrgetter("user_id", "currency")
-
-
-def upsert_balances(balances: Sequence[Balance], enc: Encoding, upsert: str) -> Iterator[str]:
-    """Multi-row upserts of balances; ``upsert`` is the dialect's conflict clause."""
-    off, amount = enc.user_offset, amount_literal(enc)
-    ordered = sorted(balances, key=_BALANCE_KEY)
-    for chunk in chunks(ordered, ROWS_PER_STATEMENT):
-        check_keys([b.currency for b in chunk])
-        values = ",".join(
-            f"({b.user_id - off},'{b.currency}',{amount(b.available)},"
-            f"{amount(b.frozen)},{b.version},{b.lock})"
-            for b in chunk
-        )
-        yield f"INSERT INTO balances ({BALANCE_COLUMNS}) VALUES {values} {upsert}"
-
-
-def balance_rows(balances: Sequence[Balance], enc: Encoding) -> list[tuple[object, ...]]:
-    """``upsert_balances``'s rows as raw stored values, to bind (``BALANCE_COLUMNS``)."""
-    off = enc.user_offset
-    return [
-        (b.user_id - off, b.currency, format_amount(b.available), format_amount(b.frozen),
-         b.version, int(b.lock))
-        for b in sorted(balances, key=_BALANCE_KEY)
     ]  # fmt: skip
 
 
