@@ -663,9 +663,9 @@ class SqlStore:
         # joined to the entry its newest version names. That version is one step down
         # journal_account (ORDER BY version DESC LIMIT 1) however long the history: MAX()
         # with GROUP BY read every entry of an account on MariaDB unless its history was
-        # long (apply-large, 50 entries an account: MariaDB 22 -> 45 µs a change). MariaDB's
-        # CPU (100,000 accounts of 5 entries; 100 and 5,000 accounts a statement): 2-4 µs an
-        # account with no entry, 9-18 with entries, against 1.4-4 and 3-6.6 from the balance
+        # long (apply-large, 50 entries an account: MariaDB 45 µs a change, apply's 22). Its
+        # CPU here (100,000 accounts of 5 entries; 100 and 5,000 a statement): 2-4 µs an
+        # account with no entry, 9-18 with entries, against 1.4-4 and 2.4-6.6 from the balance
         # rows this replaced; an account is read once, then kept.
         users_by_currency: dict[str, list[int]] = {}
         for account in accounts:
