@@ -7,6 +7,7 @@ same MariaDB and workload as ledgerd.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
@@ -18,37 +19,34 @@ from ledgerd.domain.amounts import format_amount, parse_decimal
 from ledgerd.domain.model import Balance, ChangeRequest, ChangeType
 from ledgerd.domain.rules import Applied, apply_change
 
-_BALANCES_TABLE = (
-    "CREATE TABLE IF NOT EXISTS baseline_balances ("
-    " user_id BIGINT UNSIGNED NOT NULL,"
-    " currency VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,"
-    " available DECIMAL(38,18) NOT NULL, frozen DECIMAL(38,18) NOT NULL,"
-    " version BIGINT UNSIGNED NOT NULL, PRIMARY KEY (user_id, currency)) ENGINE=InnoDB"
-)
 
-
-def _create_balances_table(connection: Any) -> None:
-    """The row each change locks: this design's own (ledgerd keeps no balance rows)."""
-    try:
-        connection.cursor().execute(_BALANCES_TABLE)
-    finally:
-        connection.close()
+def balances_table(name: str) -> str:
+    """The row-per-account balance table ledgerd kept until schema 14: the row this
+    design locks (and scripts/measure-journal-write's bookkeeping)."""
+    return (
+        f"CREATE TABLE IF NOT EXISTS {name} ("
+        " user_id BIGINT UNSIGNED NOT NULL,"
+        " currency VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,"
+        " available DECIMAL(38,18) NOT NULL, frozen DECIMAL(38,18) NOT NULL,"
+        " version BIGINT UNSIGNED NOT NULL, PRIMARY KEY (user_id, currency)) ENGINE=InnoDB"
+    )
 
 
 def run_baseline(
     url: str, accounts: Accounts, *, threads: int = 8, duration_s: float = 10.0
 ) -> Measurement:
-    """Changes per second of the row-locking design (schema: ledgerd's own)."""
+    """Changes per second of the row-locking design (ledgerd's journal, its own balance rows)."""
     import MySQLdb
 
     from ledgerd.store.mysql import MysqlStore, MysqlUrl
 
     MysqlStore(url).migrate()
     parsed = MysqlUrl.parse(url)
-    _create_balances_table(MySQLdb.connect(
+    with contextlib.closing(MySQLdb.connect(
         host=parsed.host, port=parsed.port, user=parsed.user, password=parsed.password,
         database=parsed.database, autocommit=True,
-    ))  # fmt: skip
+    )) as setup:  # fmt: skip
+        setup.cursor().execute(balances_table("baseline_balances"))
     measured = Measurement()
     lock = threading.Lock()
     deadline = time.monotonic() + duration_s

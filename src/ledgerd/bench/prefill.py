@@ -4,11 +4,10 @@ starting point (a journal that outgrew an empty table's costs).
 The rows go in with multi-row INSERTs, not through the pipeline: millions of changes
 through the API would take longer than the measurement. They are a consistent history the
 audit accepts: each of the bench's accounts (users 1..accounts, USD) gets its share of
-the rows as DEPOSITs of 1, versions 1..n (its balance: n at version n, the newest
-entry's). Their request
-ids run in insertion order, like the time-ordered ids of a real client. They carry no
-event position (event_seq 0, as entries journaled before schema 5), so the event
-publisher leaves them alone.
+the rows as DEPOSITs of 1, versions 1..n (its balance, the newest entry's: n at version
+n). Their request ids run in insertion order, like the time-ordered ids of a real client.
+They carry no event position (event_seq 0, as entries journaled before schema 5), so the
+event publisher leaves them alone.
 
 Only the columns without a default are named, so columns added later with defaults do
 not break the prefill; a new key shape that needs more must be taught here.

@@ -874,7 +874,11 @@ class SqlStore:
             where += " AND currency = ?"
             params.append(currency)
         with self._dialect.autocommit() as session:
-            found = session.query(_NEWEST_ENTRIES.format(where) + " ORDER BY j.currency", params)
+            found = session.query(
+                _NEWEST_ENTRIES.format(condition=f"WHERE {where}", page="")
+                + " ORDER BY j.currency",
+                params,
+            )
         return [rows.balance(row, self._off) for row in found]
 
     def get_journal(
@@ -941,11 +945,10 @@ class SqlStore:
             params = [user_id, user_id, after.currency]
         with self._dialect.autocommit() as session:
             found = session.query(
-                f"SELECT {BALANCE_COLUMNS} FROM journal j JOIN (SELECT user_id, currency,"
-                f" MAX(version) AS version FROM journal {condition}"
-                " GROUP BY user_id, currency ORDER BY user_id, currency LIMIT ?) m"
-                " ON j.user_id = m.user_id AND j.currency = m.currency AND j.version = m.version"
-                " ORDER BY j.user_id, j.currency",
+                _NEWEST_ENTRIES.format(
+                    condition=condition, page="ORDER BY user_id, currency LIMIT ?"
+                )
+                + " ORDER BY j.user_id, j.currency",
                 [*params, limit],
             )
         return [rows.balance(row, self._off) for row in found]
@@ -983,14 +986,15 @@ class SqlStore:
         return [rows.stored_request(row, self._off) for row in found]
 
 
-# An account's balance is its newest journal entry (none: never changed, all zero). The
-# placeholder is the condition on journal rows, naming user_id and currency. MariaDB finds
-# each account's MAX(version) by a loose index scan when its history is long, else reads
-# its entries: for a user's few currencies (a read that missed the cache) and page scans.
+# An account's balance is its newest journal entry (none: never changed, all zero), for
+# the accounts of ``condition`` (a WHERE clause on journal rows, or none), ``page`` ending
+# the grouped accounts (an ORDER BY and LIMIT, or nothing). MariaDB finds each account's
+# MAX(version) by a loose index scan when its history is long, else reads its entries: for
+# a user's few currencies (a read that missed the cache) and page scans.
 _NEWEST_ENTRIES = (
     f"SELECT {BALANCE_COLUMNS}"
     " FROM journal j JOIN (SELECT user_id, currency, MAX(version) AS version FROM journal"
-    " WHERE {} GROUP BY user_id, currency) m"
+    " {condition} GROUP BY user_id, currency {page}) m"
     " ON j.user_id = m.user_id AND j.currency = m.currency AND j.version = m.version"
 )
 
